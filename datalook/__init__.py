@@ -1,0 +1,1 @@
+"""DataLook: product analytics for SaaS apps."""

@@ -1,0 +1,215 @@
+"""API keys: create (with the 10-key cap), revoke, rotate, and authenticate a Bearer token.
+
+This is the one home of the key model's behaviour; the dashboard, the CLI and /event use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, func, or_, select, update
+
+from . import tokens
+from .extensions import db
+from .models import ApiKey, Site, User, utcnow
+
+MAX_ACTIVE_KEYS = 10
+GRACE_PERIODS = {
+    "now": timedelta(0),
+    "1h": timedelta(hours=1),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+}
+
+
+class KeyError_(ValueError):
+    """A key operation was refused; the message is for the person (page or CLI)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedKey:
+    """A key that was just created, with the plaintext token to show once."""
+
+    key: ApiKey
+    token: str
+
+
+def active_filter(now: datetime):
+    """SQL condition: the key is neither revoked nor past its expiry."""
+    return ApiKey.revoked_at.is_(None) & or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now)
+
+
+def _lock_site(site: Site) -> None:
+    """Serialise key creation per site (row lock on PostgreSQL, write lock on SQLite)."""
+    db.session.execute(
+        update(Site).where(Site.id == site.id).values(key_serial=Site.key_serial + 1)
+    )
+
+
+def _active_count(site: Site, now: datetime) -> int:
+    """Count the site's keys that still authenticate."""
+    return db.session.scalar(
+        select(func.count()).select_from(ApiKey).where(ApiKey.site_id == site.id, active_filter(now))
+    )
+
+
+def _insert_key(site: Site, name: str, user: User | None, rate_limit: str | None) -> CreatedKey:
+    """Add a new key row (inside the caller's transaction) and return its token."""
+    new = tokens.generate()
+    key = ApiKey(
+        site_id=site.id,
+        key_id=new.key_id,
+        name=name,
+        secret_hash=new.secret_hash,
+        created_by_id=user.id if user else None,
+        rate_limit=rate_limit,
+    )
+    db.session.add(key)
+    db.session.flush()
+    return CreatedKey(key=key, token=new.token)
+
+
+def create_key(site: Site, name: str, user: User | None, now: datetime | None = None) -> CreatedKey:
+    """Create a key named `name`; refuse a duplicate active name or an 11th active key."""
+    now = now or utcnow()
+    name = name.strip()
+    if not 1 <= len(name) <= 64:
+        raise KeyError_("The key name must be 1 to 64 characters long.")
+    try:
+        _lock_site(site)
+        if _active_count(site, now) >= MAX_ACTIVE_KEYS:
+            raise KeyError_(
+                f"This site already has {MAX_ACTIVE_KEYS} active keys, the maximum. "
+                "Revoke one first."
+            )
+        duplicate = db.session.scalar(
+            select(ApiKey.id).where(ApiKey.site_id == site.id, ApiKey.name == name, active_filter(now))
+        )
+        if duplicate is not None:
+            raise KeyError_(f"An active key named “{name}” already exists; choose another name.")
+        created = _insert_key(site, name, user, None)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return created
+
+
+def revoke_key(key: ApiKey, now: datetime | None = None) -> None:
+    """Revoke a key; the very next request with it is refused."""
+    if key.revoked_at is None:
+        key.revoked_at = now or utcnow()
+        db.session.commit()
+
+
+def rotate_key(
+    key: ApiKey, expire_old_in: str, user: User | None, now: datetime | None = None
+) -> CreatedKey:
+    """Replace a key by a new one with the same name and limit; the old one expires later."""
+    now = now or utcnow()
+    if expire_old_in not in GRACE_PERIODS:
+        raise KeyError_("Choose when the old key stops working: now, 1h, 24h or 7d.")
+    if not key.is_active(now):
+        raise KeyError_("This key is no longer active; create a new key instead.")
+    site = key.site
+    try:
+        _lock_site(site)
+        grace = GRACE_PERIODS[expire_old_in]
+        if grace:
+            key.expires_at = now + grace
+            # The old key counts toward the cap until it expires.
+            if _active_count(site, now) >= MAX_ACTIVE_KEYS:
+                raise KeyError_(
+                    f"Rotating with a grace period needs a free slot ({MAX_ACTIVE_KEYS} keys are "
+                    "active). Revoke another key first, or rotate with “now”."
+                )
+        else:
+            key.revoked_at = now
+        created = _insert_key(site, key.name, user, key.rate_limit)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return created
+
+
+def set_limit(key: ApiKey, limit: str | None) -> None:
+    """Set a key's own rate limit (already validated), or None for the default."""
+    key.rate_limit = limit
+    db.session.commit()
+
+
+def key_status(key: ApiKey, now: datetime | None = None) -> str:
+    """Describe the key's state for people: active, expires at …, expired, revoked."""
+    now = now or utcnow()
+    if key.revoked_at is not None:
+        return "revoked"
+    if key.expires_at is not None:
+        if key.expires_at <= now:
+            return "expired"
+        return f"expires {key.expires_at:%Y-%m-%d %H:%M} UTC"
+    return "active"
+
+
+# --- authentication of a Bearer token (the /event hot path) --------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticatedKey:
+    """The few facts about a key that an authenticated request needs."""
+
+    id: int
+    key_id: str
+    site_id: int
+    rate_limit: str | None
+
+
+class AuthFailure(Exception):
+    """Authentication failed; `code` is the machine-readable reason."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+_keys = ApiKey.__table__
+# Built once; SQLAlchemy caches its compiled form. Never cached: the row itself, so a
+# revocation is seen by the very next request on every process and every host.
+_LOOKUP = select(
+    _keys.c.id,
+    _keys.c.key_id,
+    _keys.c.site_id,
+    _keys.c.secret_hash,
+    _keys.c.revoked_at,
+    _keys.c.expires_at,
+    _keys.c.rate_limit,
+).where(_keys.c.key_id == bindparam("key_id"))
+
+
+def bearer_token(header: str | None) -> str:
+    """Extract the token from an Authorization header value, or raise AuthFailure."""
+    if header is None or not header.strip():
+        raise AuthFailure("missing_token", "Send the API key as 'Authorization: Bearer dl_live_…'.")
+    scheme, _, credentials = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        raise AuthFailure("malformed_token", "The Authorization header must be 'Bearer <token>'.")
+    return credentials
+
+
+def authenticate(connection, header: str | None, now: datetime) -> AuthenticatedKey:
+    """Check a Bearer header against the database; raise AuthFailure with the reason."""
+    try:
+        parsed = tokens.parse(bearer_token(header))
+    except tokens.MalformedToken as exc:
+        raise AuthFailure("malformed_token", f"The token is malformed: {exc}.") from None
+    row = connection.execute(_LOOKUP, {"key_id": parsed.key_id}).first()
+    # An unknown key and a wrong secret look the same from outside.
+    if row is None or not tokens.secret_matches(parsed.secret, row.secret_hash):
+        raise AuthFailure("invalid_token", "The token is not valid.")
+    if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+        raise AuthFailure("revoked_token", "The token was revoked or has expired.")
+    return AuthenticatedKey(
+        id=row.id, key_id=row.key_id, site_id=row.site_id, rate_limit=row.rate_limit
+    )

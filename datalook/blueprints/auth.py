@@ -1,0 +1,94 @@
+"""Sign up, log in, log out."""
+
+from __future__ import annotations
+
+import functools
+import secrets
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db
+from ..forms import EmptyForm, LoginForm, SignupForm
+from ..models import User
+from ..ratelimits import auth_form_limit
+
+bp = Blueprint("auth", __name__)
+
+
+def _safe_next(target: str | None) -> str:
+    """Return a local redirect target, never another site."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("sites.index")
+
+
+@bp.route("/")
+def home():
+    """Send visitors to their sites, or to sign up."""
+    if current_user.is_authenticated:
+        return redirect(url_for("sites.index"))
+    return redirect(url_for("auth.signup"))
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+@auth_form_limit
+def signup():
+    """Create an account and log it in."""
+    form = SignupForm()
+    if form.validate_on_submit():
+        user = User(email=User.normalise_email(form.email.data))
+        user.set_password(form.password.data)
+        db.session.add(user)
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()
+            form.email.errors.append("An account with this email already exists. Log in instead?")
+        else:
+            login_user(user)
+            flash("Welcome to DataLook! Add your first site to get started.", "success")
+            return redirect(url_for("sites.index"))
+    return render_template("auth/signup.html", form=form), 400 if form.errors else 200
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@auth_form_limit
+def login():
+    """Log in with email and password."""
+    form = LoginForm()
+    if form.validate_on_submit():
+        email = User.normalise_email(form.email.data)
+        user = db.session.scalar(select(User).where(User.email == email))
+        if user is not None and user.check_password(form.password.data):
+            login_user(user)
+            return redirect(_safe_next(request.args.get("next")))
+        if user is None:
+            _equalise_timing(form.password.data)
+        form.password.errors.append("Email or password is incorrect.")
+    return render_template("auth/login.html", form=form), 400 if form.errors else 200
+
+
+@functools.cache
+def _dummy_user() -> User:
+    """Return an unsaved user whose hash is checked when the email is unknown."""
+    user = User()
+    user.set_password(secrets.token_urlsafe(16))
+    return user
+
+
+def _equalise_timing(password: str) -> None:
+    """Spend one bcrypt check so unknown emails cannot be told apart by timing."""
+    _dummy_user().check_password(password)
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout():
+    """Log out (POST only, CSRF-protected)."""
+    if EmptyForm().validate_on_submit():
+        logout_user()
+        flash("You are logged out.", "info")
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,25 @@
+"""Documentation pages and the OpenAPI description of the public API."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, render_template
+
+from .. import openapi, show_once, snippets
+
+bp = Blueprint("docs", __name__)
+
+
+@bp.route("/docs/server-events")
+def server_events():
+    """The server events guide, with placeholder snippets."""
+    return render_template(
+        "docs/server_events.html",
+        event_url=show_once.event_url(),
+        snippets=snippets.render(show_once.event_url(), None),
+    )
+
+
+@bp.route("/openapi.json")
+def openapi_json():
+    """The public API in OpenAPI 3.1."""
+    return jsonify(openapi.document(show_once.event_url().rsplit("/event", 1)[0]))

@@ -1,0 +1,170 @@
+"""POST /event and POST /events: the ingestion API for backends.
+
+JSON in, JSON errors out; no cookies, no session, no CSRF, no CORS. The path of one event:
+authenticate → rate-limit the key → read and validate the body → strip PII → deduplicate →
+commit → 204.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import orjson
+from flask import Blueprint, Response, g, jsonify, request
+from sqlalchemy.exc import DBAPIError
+
+from .. import event_schema, ingest
+from ..apikeys import AuthFailure, authenticate
+from ..errors import ApiError, error_response
+from ..extensions import csrf, db
+from ..models import utcnow
+from ..ratelimits import add_rate_limit_headers, check_failed_auth_budget, event_rate_limit
+from ..usage import counter
+
+bp = Blueprint("events_api", __name__)
+csrf.exempt(bp)
+
+MAX_EVENT_BYTES = 64 * 1024
+MAX_BATCH_BYTES = 1024 * 1024
+MAX_BATCH_EVENTS = 500
+
+
+@bp.before_request
+def _authenticate() -> Response | None:
+    """Authenticate the Bearer token before anything else spends effort on the request."""
+    g.now = utcnow()
+    try:
+        with db.engine.connect() as connection:
+            g.api_key = authenticate(connection, request.headers.get("Authorization"), g.now)
+    except AuthFailure as failure:
+        # A failed attempt spends the client address's budget, never a real key's.
+        limited = check_failed_auth_budget()
+        if limited is not None:
+            return limited
+        return error_response(
+            401,
+            failure.code,
+            failure.message,
+            headers={"WWW-Authenticate": f'Bearer realm="DataLook", error="{_bearer_error(failure.code)}"'},
+        )
+    except DBAPIError:
+        return _unavailable()
+    counter.record(g.api_key.id, g.now)
+    return None
+
+
+def _bearer_error(code: str) -> str:
+    """Map our reason to RFC 6750's error attribute."""
+    return "invalid_request" if code in ("missing_token", "malformed_token") else "invalid_token"
+
+
+@bp.after_request
+def _rate_limit_headers(response: Response) -> Response:
+    """Every API response tells the client where it stands."""
+    return add_rate_limit_headers(response)
+
+
+def _unavailable() -> Response:
+    """503: the database could not take the event; nothing was stored."""
+    return error_response(
+        503,
+        "unavailable",
+        "The event store is busy or unavailable; nothing was stored. Retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
+def _read_json(max_bytes: int) -> object:
+    """Check the content type and size, then parse the body; raise ApiError when unusable."""
+    if request.mimetype != "application/json":
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "Send the event as JSON with 'Content-Type: application/json'.",
+        )
+    # Refused from Content-Length alone, or while streaming a chunked body: never read whole.
+    request.max_content_length = max_bytes
+    raw = request.get_data(cache=False)
+    if not raw.strip():
+        raise ApiError(400, "invalid_json", "The request body is empty; send a JSON object.")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "invalid_json", f"The body is not valid JSON: {str(exc)[:80]}") from None
+
+
+def _store(events: list[event_schema.Event]) -> list[bool]:
+    """Store events durably; a database that cannot take them turns into a 503."""
+    try:
+        return ingest.store(db.engine, g.api_key, events, g.now)
+    except DBAPIError:
+        raise ApiError(
+            503,
+            "unavailable",
+            "The event store is busy or unavailable; nothing was stored. Retry shortly.",
+            headers={"Retry-After": "1"},
+        ) from None
+
+
+def _stripped_header(keys: list[str]) -> str:
+    """List stripped keys in a header-safe form (percent-encoded, comma-separated)."""
+    return ", ".join(quote(key, safe="") for key in keys)
+
+
+@bp.route("/event", methods=["POST"])
+@event_rate_limit
+def post_event() -> Response:
+    """Validate and store one event; 204 once it is committed."""
+    body = _read_json(MAX_EVENT_BYTES)
+    event, problems = event_schema.validate(body, g.now)
+    if event is None:
+        raise ApiError(400, "invalid_request", "The event is not valid; see errors.", problems)
+    warnings = [
+        {"field": f"properties.{key}", "code": "pii_stripped", "message": "removed: looks like personal data"}
+        for key in event.stripped_keys
+    ]
+    if request.args.get("validate") in ("1", "true"):
+        return jsonify({"valid": True, "event": event.as_public_dict(), "warnings": warnings})
+    (duplicate,) = _store([event])
+    response = Response(status=204)
+    del response.headers["Content-Type"]  # 204 has no body, so no type either
+    if duplicate:
+        response.headers["DataLook-Duplicate"] = "true"
+    if event.stripped_keys:
+        response.headers["DataLook-Stripped-Keys"] = _stripped_header(event.stripped_keys)
+    return response
+
+
+@bp.route("/events", methods=["POST"])
+@event_rate_limit
+def post_events() -> Response:
+    """Store a batch of 1–500 events: valid ones in one transaction, errors per index."""
+    body = _read_json(MAX_BATCH_BYTES)
+    if not isinstance(body, dict) or set(body) != {"events"}:
+        raise ApiError(400, "invalid_request", 'The body must be {"events": [ ... ]}.', [
+            {"field": "events", "code": "required", "message": 'send exactly one field, "events"'}
+        ])
+    items = body["events"]
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH_EVENTS:
+        raise ApiError(400, "invalid_request", f"events must be a list of 1 to {MAX_BATCH_EVENTS} events.", [
+            {"field": "events", "code": "invalid_length", "message": f"1 to {MAX_BATCH_EVENTS} events"}
+        ])
+    valid: list[tuple[int, event_schema.Event]] = []
+    errors: list[dict] = []
+    for index, item in enumerate(items):
+        event, problems = event_schema.validate(item, g.now)
+        if event is None:
+            errors.extend({"index": index, **problem} for problem in problems)
+        else:
+            valid.append((index, event))
+    duplicates = _store([event for _, event in valid]) if valid else []
+    return jsonify(
+        {
+            "accepted": duplicates.count(False),
+            "duplicates": duplicates.count(True),
+            "errors": errors,
+            "stripped_keys": [
+                {"index": index, "keys": event.stripped_keys} for index, event in valid if event.stripped_keys
+            ],
+        }
+    )

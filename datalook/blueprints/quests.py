@@ -1,0 +1,67 @@
+"""Onboarding quests, and the "Send events from your backend" quest."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from .. import apikeys, show_once, snippets
+from ..access import owned_site_or_404
+from ..extensions import db
+from ..forms import KeyNameForm
+from ..models import ApiKey, utcnow
+from ..quest_state import quests_for, server_events_done
+
+bp = Blueprint("quests", __name__, url_prefix="/sites/<int:site_id>/quests")
+
+
+@bp.route("/")
+@login_required
+def index(site_id: int):
+    """List the onboarding quests and their state."""
+    site = owned_site_or_404(site_id)
+    return render_template("quests/index.html", site=site, quests=quests_for(site))
+
+
+def _render_quest(site, form, status=200):
+    """Render the quest page: intro and key form, or the wait for the newest key's event."""
+    newest = db.session.scalar(
+        select(ApiKey)
+        .where(ApiKey.site_id == site.id, apikeys.active_filter(utcnow()))
+        .order_by(ApiKey.id.desc())
+        .limit(1)
+    )
+    page = render_template(
+        "quests/server_events.html",
+        site=site,
+        form=form,
+        newest_key=newest,
+        done=server_events_done(site),
+        snippets=snippets.render(show_once.event_url(), None),
+    )
+    return page, status
+
+
+@bp.route("/server-events")
+@login_required
+def server_events(site_id: int):
+    """Explain server events and offer to create a key."""
+    site = owned_site_or_404(site_id)
+    return _render_quest(site, KeyNameForm())
+
+
+@bp.route("/server-events/keys", methods=["POST"])
+@login_required
+def create_key(site_id: int):
+    """Create a key and show its token once, with snippets and the live wait."""
+    site = owned_site_or_404(site_id)
+    form = KeyNameForm()
+    if not form.validate_on_submit():
+        return _render_quest(site, form, 400)
+    try:
+        created = apikeys.create_key(site, form.name.data, current_user)
+    except apikeys.KeyError_ as exc:
+        form.name.errors.append(str(exc))
+        return _render_quest(site, form, 400)
+    return show_once.render(site, created, "Your new API key")

@@ -1,0 +1,187 @@
+"""Command-line interface: `flask users|sites|keys|events ...`.
+
+Every refusal exits non-zero with one line on stderr; `keys create` and `keys rotate`
+print the token alone on stdout so scripts can capture it.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from . import apikeys, exporting
+from .domains import InvalidDomain, normalise_domain
+from .extensions import db
+from .forms import MIN_PASSWORD_LENGTH
+from .models import ApiKey, Site, User
+from .ratelimits import validate_limit
+
+users = AppGroup("users", help="Manage user accounts.")
+sites = AppGroup("sites", help="Manage sites.")
+keys = AppGroup("keys", help="Manage API keys.")
+events = AppGroup("events", help="Read stored events.")
+
+
+def fail(message: str) -> None:
+    """Print a one-line refusal on stderr and exit with status 1."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(1)
+
+
+def _site_by_domain(domain: str) -> Site:
+    """Find the site for a domain as typed, or fail."""
+    try:
+        normal = normalise_domain(domain)
+    except InvalidDomain as exc:
+        fail(str(exc))
+    found = db.session.scalars(select(Site).where(Site.domain == normal)).all()
+    if not found:
+        fail(f"no site {normal!r}")
+    if len(found) > 1:
+        fail(f"several accounts have a site {normal!r}; use the dashboard")
+    return found[0]
+
+
+def _key_by_id(key_id: str) -> ApiKey:
+    """Find a key by its public key_id (the part after dl_live_), or fail."""
+    key = db.session.scalar(select(ApiKey).where(ApiKey.key_id == key_id))
+    if key is None:
+        fail(f"no key {key_id[:40]!r}")
+    return key
+
+
+@users.command("create")
+@click.argument("email")
+@click.option("--password", required=True, help=f"At least {MIN_PASSWORD_LENGTH} characters.")
+def users_create(email: str, password: str) -> None:
+    """Create a user account."""
+    normal = User.normalise_email(email)
+    if "@" not in normal or len(normal) > 254:
+        fail(f"{email[:60]!r} is not an email address")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        fail(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    if password.strip().lower() == normal:
+        fail("the password must not be the email address")
+    user = User(email=normal)
+    user.set_password(password)
+    db.session.add(user)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        fail(f"a user {normal!r} already exists")
+    click.echo(f"Created user {normal}")
+
+
+@sites.command("create")
+@click.argument("domain")
+@click.option("--owner", required=True, help="Email of the owning user.")
+def sites_create(domain: str, owner: str) -> None:
+    """Add a site for a user."""
+    user = db.session.scalar(select(User).where(User.email == User.normalise_email(owner)))
+    if user is None:
+        fail(f"no user {owner[:60]!r}")
+    try:
+        normal = normalise_domain(domain)
+    except InvalidDomain as exc:
+        fail(str(exc))
+    db.session.add(Site(owner_id=user.id, domain=normal))
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        fail(f"{user.email} already has a site {normal!r}")
+    click.echo(f"Created site {normal}")
+
+
+@keys.command("create")
+@click.option("--site", "domain", required=True)
+@click.option("--name", required=True)
+def keys_create(domain: str, name: str) -> None:
+    """Create an API key and print its token (shown only this once)."""
+    site = _site_by_domain(domain)
+    try:
+        created = apikeys.create_key(site, name, None)
+    except apikeys.KeyError_ as exc:
+        fail(str(exc))
+    click.echo(created.token)
+
+
+@keys.command("list")
+@click.option("--site", "domain", required=True)
+def keys_list(domain: str) -> None:
+    """List a site's keys (masked; secrets are never stored)."""
+    site = _site_by_domain(domain)
+    for key in site.api_keys:
+        click.echo(
+            "\t".join(
+                [
+                    key.key_id,
+                    key.name,
+                    apikeys.key_status(key),
+                    key.rate_limit or "default",
+                    f"created {key.created_at:%Y-%m-%d %H:%M}",
+                    f"last used {key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never used",
+                ]
+            )
+        )
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key at once."""
+    key = _key_by_id(key_id)
+    apikeys.revoke_key(key)
+    click.echo(f"Revoked {key.key_id}", err=True)
+
+
+@keys.command("rotate")
+@click.argument("key_id")
+@click.option(
+    "--expire-old-in", type=click.Choice(list(apikeys.GRACE_PERIODS)), default="24h", show_default=True
+)
+def keys_rotate(key_id: str, expire_old_in: str) -> None:
+    """Create a replacement key and print its token; the old one expires as chosen."""
+    key = _key_by_id(key_id)
+    try:
+        created = apikeys.rotate_key(key, expire_old_in, None)
+    except apikeys.KeyError_ as exc:
+        fail(str(exc))
+    click.echo(created.token)
+
+
+@keys.command("set-limit")
+@click.argument("key_id")
+@click.argument("limit")
+def keys_set_limit(key_id: str, limit: str) -> None:
+    """Set a key's rate limit, e.g. "2000 per 10 seconds", or "default"."""
+    key = _key_by_id(key_id)
+    if limit.strip().lower() == "default":
+        apikeys.set_limit(key, None)
+    else:
+        try:
+            apikeys.set_limit(key, validate_limit(limit))
+        except ValueError as exc:
+            fail(str(exc))
+    click.echo(f"{key.key_id}: {key.rate_limit or 'default'}", err=True)
+
+
+@events.command("export")
+@click.option("--site", "domain", required=True)
+def events_export(domain: str) -> None:
+    """Write every stored event of a site as JSON Lines on stdout."""
+    site = _site_by_domain(domain)
+    for line in exporting.export_lines(site.id):
+        click.echo(line)
+
+
+def register(app: Flask) -> None:
+    """Add the command groups to the app's CLI."""
+    for group in (users, sites, keys, events):
+        app.cli.add_command(group)

@@ -1,0 +1,108 @@
+"""Configuration from the environment, validated once at start-up.
+
+Every setting has a safe default for a single-machine `make run`; an invalid value raises
+`ConfigError` with a message meant for an operator, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from limits import parse as parse_limit
+
+
+class ConfigError(RuntimeError):
+    """A configuration value is invalid; the message says which and why."""
+
+
+def _port(environ: Mapping[str, str]) -> int:
+    """Return PORT as a valid TCP port number."""
+    raw = environ.get("PORT", "5000")
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise ConfigError(f"PORT must be a number between 1 and 65535, got {raw[:20]!r}")
+    return int(raw)
+
+
+def _workers(environ: Mapping[str, str]) -> int:
+    """Return WEB_CONCURRENCY as a positive worker count."""
+    raw = environ.get("WEB_CONCURRENCY", "4")
+    if not raw.isdigit() or not 1 <= int(raw) <= 64:
+        raise ConfigError(f"WEB_CONCURRENCY must be a number between 1 and 64, got {raw[:20]!r}")
+    return int(raw)
+
+
+def _database_url(environ: Mapping[str, str], instance_path: Path) -> str:
+    """Return an SQLAlchemy URL; PostgreSQL URLs are pointed at the psycopg 3 driver."""
+    raw = environ.get("DATABASE_URL", "").strip()
+    if not raw:
+        return f"sqlite:///{instance_path / 'datalook.db'}"
+    scheme = raw.partition("://")[0]
+    if scheme in ("postgres", "postgresql"):
+        return "postgresql+psycopg://" + raw.partition("://")[2]
+    if scheme in ("postgresql+psycopg", "sqlite"):
+        return raw
+    raise ConfigError(
+        "DATABASE_URL must start with sqlite:/// or postgresql://, "
+        f"got a URL with scheme {scheme[:20]!r}"
+    )
+
+
+def _public_url(environ: Mapping[str, str]) -> str | None:
+    """Return PUBLIC_URL without a trailing slash, or None to use the request's root URL."""
+    raw = environ.get("PUBLIC_URL", "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"PUBLIC_URL must be an http(s) base URL like https://example.com, got {raw[:80]!r}")
+    return raw.rstrip("/")
+
+
+def _event_limit(environ: Mapping[str, str]) -> str:
+    """Return the default per-key /event limit in flask-limiter syntax."""
+    raw = environ.get("RATELIMIT_EVENT_DEFAULT", "500 per 10 seconds").strip()
+    try:
+        parse_limit(raw)
+    except ValueError:
+        raise ConfigError(
+            f"RATELIMIT_EVENT_DEFAULT must look like '500 per 10 seconds', got {raw[:40]!r}"
+        ) from None
+    return raw
+
+
+def load_secret_key(instance_path: Path) -> str:
+    """Read the secret key from instance/, generating it once (mode 0600) when missing."""
+    path = instance_path / "secret_key"
+    try:
+        # O_EXCL: when several workers start at once, exactly one writes the key.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_text().strip()
+        if len(key) < 32:
+            raise ConfigError(f"{path.name} in the instance folder is too short; delete it to regenerate") from None
+        return key
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def from_environ(environ: Mapping[str, str], instance_path: Path) -> dict:
+    """Build the Flask config mapping from environment variables."""
+    instance_path.mkdir(parents=True, exist_ok=True)
+    secret_key = environ.get("SECRET_KEY", "").strip()
+    if secret_key and len(secret_key) < 32:
+        raise ConfigError("SECRET_KEY must be at least 32 characters long")
+    return {
+        "SECRET_KEY": secret_key or load_secret_key(instance_path),
+        "SQLALCHEMY_DATABASE_URI": _database_url(environ, instance_path),
+        "PUBLIC_URL": _public_url(environ),
+        "RATELIMIT_STORAGE_URI": environ.get("RATELIMIT_STORAGE_URI", "").strip() or None,
+        "RATELIMIT_EVENT_DEFAULT": _event_limit(environ),
+        "HOST": environ.get("HOST", "127.0.0.1"),
+        "PORT": _port(environ),
+        "WEB_CONCURRENCY": _workers(environ),
+    }

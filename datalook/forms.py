@@ -1,0 +1,89 @@
+"""WTForms forms: validation messages are shown next to their field."""
+
+from __future__ import annotations
+
+import re
+
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, RadioField, StringField
+from wtforms.validators import DataRequired, Email, Length, ValidationError
+
+from .domains import InvalidDomain, normalise_domain
+
+MIN_PASSWORD_LENGTH = 10
+
+
+class SignupForm(FlaskForm):
+    """Create an account."""
+
+    email = StringField("Email", validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)])
+    password = PasswordField(
+        "Password",
+        validators=[
+            DataRequired(),
+            Length(min=MIN_PASSWORD_LENGTH, max=200, message="Use at least 10 characters."),
+        ],
+    )
+
+    def validate_password(self, field: PasswordField) -> None:
+        """Refuse a password that is the email address."""
+        if self.email.data and field.data.strip().lower() == self.email.data.strip().lower():
+            raise ValidationError("Your password must not be your email address.")
+
+
+class LoginForm(FlaskForm):
+    """Log in with email and password."""
+
+    email = StringField("Email", validators=[DataRequired(), Length(max=254)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+
+
+class EmptyForm(FlaskForm):
+    """A form with only the CSRF token, for POST-only buttons (log out, revoke)."""
+
+
+class SiteForm(FlaskForm):
+    """Add a site by its domain."""
+
+    domain = StringField("Domain", validators=[DataRequired(), Length(max=300)])
+
+    def validate_domain(self, field: StringField) -> None:
+        """Normalise the domain, or explain why it is not one."""
+        try:
+            field.data = normalise_domain(field.data)
+        except InvalidDomain as exc:
+            raise ValidationError(str(exc)) from None
+
+
+def _strip(value: str | None) -> str | None:
+    """Trim surrounding whitespace from a text input."""
+    return value.strip() if isinstance(value, str) else value
+
+
+class KeyNameForm(FlaskForm):
+    """Name a new API key."""
+
+    name = StringField(
+        "Key name",
+        filters=[_strip],
+        validators=[
+            DataRequired(message="Give the key a name, for example “Production server”."),
+            Length(min=1, max=64, message="Use 1 to 64 characters."),
+        ],
+    )
+
+    def validate_name(self, field: StringField) -> None:
+        """Refuse control characters in names shown on pages and in snippets."""
+        if re.search(r"[\x00-\x1f\x7f]", field.data or ""):
+            raise ValidationError("The name cannot contain control characters.")
+
+
+class RotateForm(FlaskForm):
+    """Rotate a key and choose when the old one stops working."""
+
+    expire_old_in = RadioField(
+        "The old key stops working",
+        choices=[("now", "Now"), ("1h", "In 1 hour"), ("24h", "In 24 hours"), ("7d", "In 7 days")],
+        default="24h",
+        validators=[DataRequired()],
+    )

@@ -1,0 +1,156 @@
+"""SQLAlchemy models: accounts, sites, API keys, events and what is derived from them.
+
+Timestamps are naive UTC everywhere (`utcnow()`), so SQLite and PostgreSQL agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import bcrypt
+from flask_login import UserMixin
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a real BIGINT.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    """Return the current time as naive UTC (the storage convention)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class User(UserMixin, db.Model):
+    """A person who owns sites; logs in with email and password."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    sites: Mapped[list[Site]] = relationship(back_populates="owner", order_by="Site.domain")
+
+    @staticmethod
+    def normalise_email(email: str) -> str:
+        """Return the canonical form used for uniqueness and log-in."""
+        return email.strip().lower()
+
+    def set_password(self, password: str) -> None:
+        """Store a bcrypt hash of the password."""
+        self.password_hash = bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
+
+    def check_password(self, password: str) -> bool:
+        """Check a password against the stored bcrypt hash."""
+        return bcrypt.checkpw(password.encode(), self.password_hash.encode())
+
+
+class Site(db.Model):
+    """A website or app whose events DataLook collects."""
+
+    __tablename__ = "sites"
+    __table_args__ = (UniqueConstraint("owner_id", "domain"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    domain: Mapped[str] = mapped_column(String(253))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Bumped by every key creation: the UPDATE takes a row lock (a write lock on SQLite)
+    # that serialises concurrent creations, so the 10-key cap cannot be raced past.
+    key_serial: Mapped[int] = mapped_column(Integer, default=0)
+
+    owner: Mapped[User] = relationship(back_populates="sites")
+    api_keys: Mapped[list[ApiKey]] = relationship(back_populates="site", order_by="ApiKey.id")
+
+
+class ApiKey(db.Model):
+    """A server-side API key; only the SHA-256 of its secret is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Set when the key was rotated with a grace period: it works until then.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # flask-limiter syntax, e.g. "2000 per 10 seconds"; None means the configured default.
+    rate_limit: Mapped[str | None] = mapped_column(String(64))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    site: Mapped[Site] = relationship(back_populates="api_keys")
+    created_by: Mapped[User | None] = relationship()
+
+    def is_active(self, now: datetime | None = None) -> bool:
+        """Return whether the key authenticates requests at `now`."""
+        now = now or utcnow()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class Event(db.Model):
+    """One stored event. Values are exact: `success_value_micros` is value × 10⁶."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        # Retries with the same event_id are duplicates (NULLs never collide).
+        UniqueConstraint("site_id", "event_id", name="uq_events_site_event_id"),
+        Index("ix_events_site_occurred", "site_id", "occurred_at"),
+        Index("ix_events_key", "api_key_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
+    event_name: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str | None] = mapped_column(String(100))
+    page_path: Mapped[str] = mapped_column(String(2048))
+    # success_user_id when given, else a per-event anonymous id: COUNT(DISTINCT visitor_id).
+    visitor_id: Mapped[str] = mapped_column(String(260))
+    success_user_id: Mapped[str | None] = mapped_column(String(256))
+    success_value_micros: Mapped[int | None] = mapped_column(BigInteger)
+    properties: Mapped[str | None] = mapped_column(Text)  # JSON object, PII keys removed
+    stripped_keys: Mapped[str | None] = mapped_column(Text)  # JSON list of removed key names
+    event_id: Mapped[str | None] = mapped_column(String(64))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime)
+    received_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class SuccessRule(db.Model):
+    """A success rule, registered by the first success event that carries its name."""
+
+    __tablename__ = "success_rules"
+    __table_args__ = (UniqueConstraint("site_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class KeyUsage(db.Model):
+    """Requests per key per hour, flushed in batches from the workers' counters."""
+
+    __tablename__ = "key_usage"
+
+    api_key_id: Mapped[int] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    hour: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer, default=0)

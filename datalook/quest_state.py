@@ -1,0 +1,46 @@
+"""Onboarding quests and their state for a site."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from .extensions import db
+from .models import Event, Site
+
+
+@dataclass(frozen=True)
+class Quest:
+    """One onboarding step shown on the dashboard."""
+
+    slug: str
+    title: str
+    summary: str
+    state: str  # "done", "todo" or "later"
+    endpoint: str | None
+
+
+def server_events_done(site: Site) -> bool:
+    """The backend quest is done once any key of the site has delivered an event."""
+    found = db.session.scalar(
+        select(Event.id).where(Event.site_id == site.id, Event.api_key_id.is_not(None)).limit(1)
+    )
+    return found is not None
+
+
+def quests_for(site: Site) -> list[Quest]:
+    """Return the quests in the order a new site owner should take them."""
+    done = server_events_done(site)
+    return [
+        Quest(
+            "server-events",
+            "Send events from your backend",
+            "Create an API key and post confirmed conversions from your server; ad blockers can't touch it.",
+            "done" if done else "todo",
+            "quests.server_events",
+        ),
+        Quest("browser-sdk", "Add the browser snippet", "Page views and clicks from your web pages.", "later", None),
+        Quest("funnel", "Build your first funnel", "See where visitors drop off on the way to success.", "later", None),
+        Quest("team", "Invite your team", "Share the dashboard with colleagues.", "later", None),
+    ]

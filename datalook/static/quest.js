@@ -1,0 +1,58 @@
+// The quest's live wait: poll the key's status every 2 s until its first event arrives.
+(function () {
+  "use strict";
+
+  function copyToken(button) {
+    var target = document.getElementById(button.getAttribute("data-copy-token"));
+    if (!target || !navigator.clipboard) { return; }
+    navigator.clipboard.writeText(target.textContent.trim()).then(function () {
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = "Copy key"; }, 2000);
+    });
+  }
+
+  document.querySelectorAll("[data-copy-token]").forEach(function (button) {
+    button.addEventListener("click", function () { copyToken(button); });
+  });
+
+  var card = document.querySelector("[data-status-url]");
+  if (!card) { return; }
+  var url = card.getAttribute("data-status-url");
+
+  function text(tag, value, className) {
+    var node = document.createElement(tag);
+    node.textContent = value;
+    if (className) { node.className = className; }
+    return node;
+  }
+
+  function showEvent(body) {
+    var e = body.event;
+    card.classList.remove("waiting");
+    card.classList.add("success-state");
+    card.replaceChildren();
+    card.appendChild(text("h2", "✓ First event received — quest complete"));
+    var list = document.createElement("dl");
+    list.className = "event-details";
+    [["Type", e.event_name], ["Name", e.name || "—"], ["Page path", e.page_path],
+     ["Time", e.timestamp]].forEach(function (pair) {
+      list.appendChild(text("dt", pair[0]));
+      list.appendChild(text("dd", pair[1]));
+    });
+    card.appendChild(list);
+    var link = text("a", "Open the dashboard", "button primary");
+    link.href = body.dashboard_url;
+    card.appendChild(link);
+  }
+
+  function poll() {
+    fetch(url, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (body) {
+        if (body && body.received) { showEvent(body); return; }
+        setTimeout(poll, 2000);
+      })
+      .catch(function () { setTimeout(poll, 4000); });
+  }
+  setTimeout(poll, 1000);
+})();

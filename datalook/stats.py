@@ -1,0 +1,71 @@
+"""Dashboard figures computed from stored events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import distinct, func, select
+
+from .event_schema import format_value
+from .extensions import db
+from .models import Event, SuccessRule
+
+
+@dataclass(frozen=True)
+class Overview:
+    """Headline figures for one site."""
+
+    events: int
+    conversions: int
+    visitors: int
+    revenue: float | int
+
+
+@dataclass(frozen=True)
+class RuleStats:
+    """One success rule with its figures."""
+
+    name: str
+    first_seen_at: datetime
+    last_seen_at: datetime | None
+    count: int
+
+
+def overview(site_id: int) -> Overview:
+    """Count events, conversions, distinct visitors and exact revenue."""
+    total, visitors = db.session.execute(
+        select(func.count(), func.count(distinct(Event.visitor_id))).where(Event.site_id == site_id)
+    ).one()
+    conversions, revenue = db.session.execute(
+        select(func.count(), func.coalesce(func.sum(Event.success_value_micros), 0)).where(
+            Event.site_id == site_id, Event.event_name == "success"
+        )
+    ).one()
+    return Overview(total, conversions, visitors, format_value(int(revenue)) or 0)
+
+
+def success_rules(site_id: int) -> list[RuleStats]:
+    """Return each success rule with its first seen, last seen and count."""
+    counts = (
+        select(Event.name, func.count().label("n"), func.max(Event.occurred_at).label("last"))
+        .where(Event.site_id == site_id, Event.event_name == "success")
+        .group_by(Event.name)
+        .subquery()
+    )
+    rows = db.session.execute(
+        select(SuccessRule.name, SuccessRule.first_seen_at, counts.c.last, counts.c.n)
+        .outerjoin(counts, counts.c.name == SuccessRule.name)
+        .where(SuccessRule.site_id == site_id)
+        .order_by(SuccessRule.first_seen_at)
+    ).all()
+    return [RuleStats(name, first, last, n or 0) for name, first, last, n in rows]
+
+
+def recent_events(site_id: int, limit: int = 20) -> list[Event]:
+    """Return the newest events of a site."""
+    return list(
+        db.session.scalars(
+            select(Event).where(Event.site_id == site_id).order_by(Event.id.desc()).limit(limit)
+        )
+    )
