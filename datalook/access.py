@@ -22,7 +22,9 @@ def owned_site_or_404(site_id: int) -> Site:
 
 def owned_key_or_404(site: Site, key_id: str) -> ApiKey:
     """Return a key of the given (already owned) site, or 404."""
-    key = db.session.scalar(select(ApiKey).where(ApiKey.site_id == site.id, ApiKey.key_id == key_id))
+    key = db.session.scalar(
+        select(ApiKey).where(ApiKey.site_id == site.id, ApiKey.key_id == key_id)
+    )
     if key is None:
         abort(404)
     return key

@@ -50,7 +50,9 @@ def _lock_site(site: Site) -> None:
 def _active_count(site: Site, now: datetime) -> int:
     """Count the site's keys that still authenticate."""
     return db.session.scalar(
-        select(func.count()).select_from(ApiKey).where(ApiKey.site_id == site.id, active_filter(now))
+        select(func.count())
+        .select_from(ApiKey)
+        .where(ApiKey.site_id == site.id, active_filter(now))
     )
 
 
@@ -84,7 +86,9 @@ def create_key(site: Site, name: str, user: User | None, now: datetime | None = 
                 "Revoke one first."
             )
         duplicate = db.session.scalar(
-            select(ApiKey.id).where(ApiKey.site_id == site.id, ApiKey.name == name, active_filter(now))
+            select(ApiKey.id).where(
+                ApiKey.site_id == site.id, ApiKey.name == name, active_filter(now)
+            )
         )
         if duplicate is not None:
             raise KeyError_(f"An active key named “{name}” already exists; choose another name.")

@@ -31,11 +31,16 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     if test_config:
         app.config.update(test_config)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     db.init_app(app)
     migrate.init_app(
-        app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"), render_as_batch=True
+        app,
+        db,
+        directory=str(Path(__file__).resolve().parent.parent / "migrations"),
+        render_as_batch=True,
     )
     database.init_app(app)
     csrf.init_app(app)
@@ -63,7 +68,9 @@ class _HttpsAwareSessionInterface(SecureCookieSessionInterface):
 
     def get_cookie_secure(self, app: Flask) -> bool:
         """Secure when configured, or when this request is HTTPS."""
-        return bool(app.config["SESSION_COOKIE_SECURE"] or (has_request_context() and request.is_secure))
+        return bool(
+            app.config["SESSION_COOKIE_SECURE"] or (has_request_context() and request.is_secure)
+        )
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -126,7 +126,9 @@ def keys_list(domain: str) -> None:
                     apikeys.key_status(key),
                     key.rate_limit or "default",
                     f"created {key.created_at:%Y-%m-%d %H:%M}",
-                    f"last used {key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never used",
+                    f"last used {key.last_used_at:%Y-%m-%d %H:%M}"
+                    if key.last_used_at
+                    else "never used",
                 ]
             )
         )
@@ -144,7 +146,10 @@ def keys_revoke(key_id: str) -> None:
 @keys.command("rotate")
 @click.argument("key_id")
 @click.option(
-    "--expire-old-in", type=click.Choice(list(apikeys.GRACE_PERIODS)), default="24h", show_default=True
+    "--expire-old-in",
+    type=click.Choice(list(apikeys.GRACE_PERIODS)),
+    default="24h",
+    show_default=True,
 )
 def keys_rotate(key_id: str, expire_old_in: str) -> None:
     """Create a replacement key and print its token; the old one expires as chosen."""

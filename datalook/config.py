@@ -58,7 +58,9 @@ def _public_url(environ: Mapping[str, str]) -> str | None:
         return None
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise ConfigError(f"PUBLIC_URL must be an http(s) base URL like https://example.com, got {raw[:80]!r}")
+        raise ConfigError(
+            f"PUBLIC_URL must be an http(s) base URL like https://example.com, got {raw[:80]!r}"
+        )
     return raw.rstrip("/")
 
 
@@ -83,7 +85,9 @@ def load_secret_key(instance_path: Path) -> str:
     except FileExistsError:
         key = path.read_text().strip()
         if len(key) < 32:
-            raise ConfigError(f"{path.name} in the instance folder is too short; delete it to regenerate") from None
+            raise ConfigError(
+                f"{path.name} in the instance folder is too short; delete it to regenerate"
+            ) from None
         return key
     with os.fdopen(fd, "w") as handle:
         handle.write(secrets.token_urlsafe(48))
@@ -106,3 +110,11 @@ def from_environ(environ: Mapping[str, str], instance_path: Path) -> dict:
         "PORT": _port(environ),
         "WEB_CONCURRENCY": _workers(environ),
     }
+
+
+def gunicorn_settings(environ: Mapping[str, str]) -> dict:
+    """Validate the server settings gunicorn needs (HOST, PORT, WEB_CONCURRENCY)."""
+    host = environ.get("HOST", "127.0.0.1").strip()
+    if not host or any(c.isspace() for c in host):
+        raise ConfigError(f"HOST must be an address like 127.0.0.1 or 0.0.0.0, got {host[:40]!r}")
+    return {"host": host, "port": _port(environ), "workers": _workers(environ)}

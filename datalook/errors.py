@@ -91,11 +91,15 @@ def _handle_http_exception(exc: HTTPException) -> Response | tuple[str, int]:
             status, exc.error_code, exc.description, exc.errors, exc.extra_headers, exc.extra
         )
     if wants_json():
-        response = error_response(status, DEFAULT_CODES.get(status, "error"), exc.description or exc.name)
+        response = error_response(
+            status, DEFAULT_CODES.get(status, "error"), exc.description or exc.name
+        )
         if status == 405 and exc.get_response().headers.get("Allow"):
             response.headers["Allow"] = exc.get_response().headers["Allow"]
         return response
-    return render_template("error.html", status=status, title=exc.name, message=exc.description), status
+    return render_template(
+        "error.html", status=status, title=exc.name, message=exc.description
+    ), status
 
 
 def _handle_unexpected(exc: Exception) -> Response | tuple[str, int]:

@@ -119,7 +119,9 @@ def _text(problems: _Problems, name: str, value: object, max_len: int) -> str | 
         problems.add(name, "empty", f"{name} must not be empty")
         return None
     if len(value) > max_len:
-        problems.add(name, "too_long", f"{name} must be at most {max_len} characters, got {len(value)}")
+        problems.add(
+            name, "too_long", f"{name} must be at most {max_len} characters, got {len(value)}"
+        )
         return None
     if _CONTROL.search(value):
         problems.add(name, "control_characters", f"{name} must not contain control characters")
@@ -130,7 +132,9 @@ def _text(problems: _Problems, name: str, value: object, max_len: int) -> str | 
 def _event_name(problems: _Problems, value: object) -> str | None:
     """event_name: exactly one of the four kinds."""
     if not isinstance(value, str):
-        problems.add("event_name", "not_a_string", f"event_name must be a string, got {_type_name(value)}")
+        problems.add(
+            "event_name", "not_a_string", f"event_name must be a string, got {_type_name(value)}"
+        )
         return None
     if value not in EVENT_NAMES:
         problems.add(
@@ -148,7 +152,9 @@ def _page_path(problems: _Problems, value: object) -> str | None:
     if path is None:
         return None
     if not path.startswith("/"):
-        problems.add("page_path", "invalid_path", f"page_path must start with '/'; got {truncate(path)!r}")
+        problems.add(
+            "page_path", "invalid_path", f"page_path must start with '/'; got {truncate(path)!r}"
+        )
         return None
     # Query strings and fragments carry PII and would split one page into many.
     return re.split(r"[?#]", path, maxsplit=1)[0]
@@ -172,7 +178,9 @@ def _value(problems: _Problems, value: object) -> int | None:
     """success_value: a finite number, |v| ≤ 1e12, at most 6 decimals; returns millionths."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         problems.add(
-            "success_value", "not_a_number", f"success_value must be a number, got {_type_name(value)}"
+            "success_value",
+            "not_a_number",
+            f"success_value must be a number, got {_type_name(value)}",
         )
         return None
     if isinstance(value, float) and not math.isfinite(value):
@@ -181,11 +189,15 @@ def _value(problems: _Problems, value: object) -> int | None:
     # repr() of a float is the shortest text that reads back the same: the client's digits.
     exact = Decimal(value) if isinstance(value, int) else Decimal(repr(value))
     if abs(exact) > MAX_VALUE:
-        problems.add("success_value", "out_of_range", "success_value must be between -1e12 and 1e12")
+        problems.add(
+            "success_value", "out_of_range", "success_value must be between -1e12 and 1e12"
+        )
         return None
     scaled = exact * VALUE_SCALE
     if scaled != scaled.to_integral_value():
-        problems.add("success_value", "too_precise", "success_value may have at most 6 decimal places")
+        problems.add(
+            "success_value", "too_precise", "success_value may have at most 6 decimal places"
+        )
         return None
     return int(scaled)
 
@@ -199,18 +211,26 @@ def _properties(problems: _Problems, value: object) -> dict | None:
         return None
     if len(value) > MAX_PROPERTIES:
         problems.add(
-            "properties", "too_many_keys", f"properties may have at most {MAX_PROPERTIES} keys, got {len(value)}"
+            "properties",
+            "too_many_keys",
+            f"properties may have at most {MAX_PROPERTIES} keys, got {len(value)}",
         )
         return None
     ok = True
     for key, item in value.items():
         where = f"properties.{truncate(key, 60)}"
         if not 1 <= len(key) <= MAX_PROPERTY_KEY:
-            problems.add(where, "invalid_key", f"property keys must be 1 to {MAX_PROPERTY_KEY} characters")
+            problems.add(
+                where, "invalid_key", f"property keys must be 1 to {MAX_PROPERTY_KEY} characters"
+            )
             ok = False
         elif isinstance(item, str):
             if len(item) > MAX_PROPERTY_STRING:
-                problems.add(where, "too_long", f"property strings must be at most {MAX_PROPERTY_STRING} characters")
+                problems.add(
+                    where,
+                    "too_long",
+                    f"property strings must be at most {MAX_PROPERTY_STRING} characters",
+                )
                 ok = False
         elif isinstance(item, float) and not math.isfinite(item):
             problems.add(where, "not_finite", "property numbers must be finite")
@@ -240,7 +260,9 @@ def _event_id(problems: _Problems, value: object) -> str | None:
 def _timestamp(problems: _Problems, value: object, now: datetime) -> datetime | None:
     """timestamp: ISO 8601 with a time zone, within 7 days back and 1 hour ahead."""
     if not isinstance(value, str):
-        problems.add("timestamp", "not_a_string", f"timestamp must be a string, got {_type_name(value)}")
+        problems.add(
+            "timestamp", "not_a_string", f"timestamp must be a string, got {_type_name(value)}"
+        )
         return None
     try:
         moment = datetime.fromisoformat(value)
@@ -252,11 +274,15 @@ def _timestamp(problems: _Problems, value: object, now: datetime) -> datetime | 
         )
         return None
     if moment.tzinfo is None:
-        problems.add("timestamp", "missing_timezone", "timestamp must include a time zone (Z or +hh:mm)")
+        problems.add(
+            "timestamp", "missing_timezone", "timestamp must include a time zone (Z or +hh:mm)"
+        )
         return None
     moment = moment.astimezone(UTC).replace(tzinfo=None)
     if moment > now + MAX_FUTURE:
-        problems.add("timestamp", "too_far_in_future", "timestamp may be at most 1 hour in the future")
+        problems.add(
+            "timestamp", "too_far_in_future", "timestamp may be at most 1 hour in the future"
+        )
         return None
     if moment < now - MAX_PAST:
         problems.add("timestamp", "too_old", "timestamp may be at most 7 days in the past")
@@ -274,10 +300,14 @@ def validate(body: object, now: datetime) -> tuple[Event | None, list[dict]]:
     """Return (event, []) for a valid payload or (None, problems); `now` is naive UTC."""
     problems = _Problems()
     if not isinstance(body, dict):
-        problems.add("", "not_an_object", f"the event must be a JSON object, got {_type_name(body)}")
+        problems.add(
+            "", "not_an_object", f"the event must be a JSON object, got {_type_name(body)}"
+        )
         return None, problems.items
     for name in sorted(set(body) - KNOWN_FIELDS):
-        problems.add(truncate(name, 60), "unknown_field", f"unknown field {truncate(name)!r}{_suggest(name)}")
+        problems.add(
+            truncate(name, 60), "unknown_field", f"unknown field {truncate(name)!r}{_suggest(name)}"
+        )
     for name in REQUIRED:
         if name not in body:
             problems.add(name, "required", f"{name} is required")
@@ -287,13 +317,25 @@ def validate(body: object, now: datetime) -> tuple[Event | None, list[dict]]:
     name = None
     if body.get("name") is not None or event_name == "success":
         if body.get("name") is None:
-            problems.add("name", "required", "name (the success rule name) is required when event_name is success")
+            problems.add(
+                "name",
+                "required",
+                "name (the success rule name) is required when event_name is success",
+            )
         else:
             name = _text(problems, "name", body["name"], MAX_NAME)
-    user_id = _user_id(problems, body["success_user_id"]) if body.get("success_user_id") is not None else None
-    value = _value(problems, body["success_value"]) if body.get("success_value") is not None else None
+    user_id = (
+        _user_id(problems, body["success_user_id"])
+        if body.get("success_user_id") is not None
+        else None
+    )
+    value = (
+        _value(problems, body["success_value"]) if body.get("success_value") is not None else None
+    )
     # An optional field sent as null means the same as leaving it out.
-    properties = _properties(problems, body["properties"]) if body.get("properties") is not None else {}
+    properties = (
+        _properties(problems, body["properties"]) if body.get("properties") is not None else {}
+    )
     event_id = _event_id(problems, body["event_id"]) if body.get("event_id") is not None else None
     occurred_at = (
         _timestamp(problems, body["timestamp"], now) if body.get("timestamp") is not None else now

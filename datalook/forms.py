@@ -16,7 +16,9 @@ MIN_PASSWORD_LENGTH = 10
 class SignupForm(FlaskForm):
     """Create an account."""
 
-    email = StringField("Email", validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)])
+    email = StringField(
+        "Email", validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)]
+    )
     password = PasswordField(
         "Password",
         validators=[

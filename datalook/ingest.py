@@ -38,7 +38,9 @@ def _row(key: AuthenticatedKey, event: Event, received_at: datetime) -> dict:
         "visitor_id": event.visitor_id,
         "success_user_id": event.success_user_id,
         "success_value_micros": event.value_micros,
-        "properties": json.dumps(event.properties, separators=(",", ":")) if event.properties else None,
+        "properties": json.dumps(event.properties, separators=(",", ":"))
+        if event.properties
+        else None,
         "stripped_keys": json.dumps(event.stripped_keys) if event.stripped_keys else None,
         "event_id": event.event_id,
         "occurred_at": event.occurred_at,
@@ -46,7 +48,9 @@ def _row(key: AuthenticatedKey, event: Event, received_at: datetime) -> dict:
     }
 
 
-def store(engine: Engine, key: AuthenticatedKey, events: list[Event], received_at: datetime) -> list[bool]:
+def store(
+    engine: Engine, key: AuthenticatedKey, events: list[Event], received_at: datetime
+) -> list[bool]:
     """Store events in one transaction; return, per event, whether it was a duplicate.
 
     Returns only after the commit: an event reported as stored is on disk.
@@ -74,7 +78,9 @@ def store(engine: Engine, key: AuthenticatedKey, events: list[Event], received_a
                 for event_id, index in seen_ids.items():
                     duplicate[index] = event_id not in stored
             if new_rules:
-                connection.execute(insert_ignoring_conflicts(_rules, ["site_id", "name"]), new_rules)
+                connection.execute(
+                    insert_ignoring_conflicts(_rules, ["site_id", "name"]), new_rules
+                )
             if counter.due():
                 pending = counter.write(connection)
     except Exception:
@@ -93,11 +99,15 @@ def _insert_idempotent(connection, rows: list[dict]) -> set[str]:
     return set(connection.execute(stmt, rows).scalars())
 
 
-def _new_rules(key: AuthenticatedKey, events: list[Event], duplicate: list[bool], now: datetime) -> list[dict]:
+def _new_rules(
+    key: AuthenticatedKey, events: list[Event], duplicate: list[bool], now: datetime
+) -> list[dict]:
     """Success rule names this process has not registered yet."""
     names = {
         event.name
         for event, dup in zip(events, duplicate, strict=True)
-        if event.event_name == "success" and not dup and (key.site_id, event.name) not in _known_rules
+        if event.event_name == "success"
+        and not dup
+        and (key.site_id, event.name) not in _known_rules
     }
     return [{"site_id": key.site_id, "name": name, "first_seen_at": now} for name in sorted(names)]

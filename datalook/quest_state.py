@@ -36,11 +36,24 @@ def quests_for(site: Site) -> list[Quest]:
         Quest(
             "server-events",
             "Send events from your backend",
-            "Create an API key and post confirmed conversions from your server; ad blockers can't touch it.",
+            "Create an API key and post confirmed conversions from your server, "
+            "out of reach of ad blockers.",
             "done" if done else "todo",
             "quests.server_events",
         ),
-        Quest("browser-sdk", "Add the browser snippet", "Page views and clicks from your web pages.", "later", None),
-        Quest("funnel", "Build your first funnel", "See where visitors drop off on the way to success.", "later", None),
+        Quest(
+            "browser-sdk",
+            "Add the browser snippet",
+            "Page views and clicks from your web pages.",
+            "later",
+            None,
+        ),
+        Quest(
+            "funnel",
+            "Build your first funnel",
+            "See where visitors drop off on the way to success.",
+            "later",
+            None,
+        ),
         Quest("team", "Invite your team", "Share the dashboard with colleagues.", "later", None),
     ]

@@ -29,9 +29,7 @@ CHECKSUM_LENGTH = 6
 SECRET_LENGTH = RANDOM_LENGTH + CHECKSUM_LENGTH
 TOKEN_LENGTH = len(PREFIX) + KEY_ID_LENGTH + 1 + SECRET_LENGTH
 
-TOKEN_RE = re.compile(
-    rf"^{PREFIX}[A-Za-z0-9]{{{KEY_ID_LENGTH}}}_[A-Za-z0-9]{{{SECRET_LENGTH}}}$"
-)
+TOKEN_RE = re.compile(rf"^{PREFIX}[A-Za-z0-9]{{{KEY_ID_LENGTH}}}_[A-Za-z0-9]{{{SECRET_LENGTH}}}$")
 KEY_ID_RE = re.compile(rf"^[A-Za-z0-9]{{{KEY_ID_LENGTH}}}$")
 
 
@@ -91,7 +89,9 @@ def generate(key_id: str | None = None) -> NewToken:
     random_part = _random_string(RANDOM_LENGTH)
     body = f"{PREFIX}{key_id}_{random_part}"
     secret = random_part + _checksum(body)
-    return NewToken(key_id=key_id, token=f"{body}{_checksum(body)}", secret_hash=hash_secret(secret))
+    return NewToken(
+        key_id=key_id, token=f"{body}{_checksum(body)}", secret_hash=hash_secret(secret)
+    )
 
 
 def parse(raw: str) -> ParsedToken:

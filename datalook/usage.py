@@ -76,8 +76,12 @@ class UsageCounter:
         try:
             for (key_pk, hour), n in counts.items():
                 connection.execute(
-                    upsert(_usage, {"api_key_id": key_pk, "hour": hour, "requests": n},
-                           ["api_key_id", "hour"], {"requests": _usage.c.requests + n})
+                    upsert(
+                        _usage,
+                        {"api_key_id": key_pk, "hour": hour, "requests": n},
+                        ["api_key_id", "hour"],
+                        {"requests": _usage.c.requests + n},
+                    )
                 )
             for key_pk, moment in last_used.items():
                 connection.execute(

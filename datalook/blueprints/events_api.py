@@ -45,7 +45,7 @@ def _authenticate() -> Response | None:
             401,
             failure.code,
             failure.message,
-            headers={"WWW-Authenticate": f'Bearer realm="DataLook", error="{_bearer_error(failure.code)}"'},
+            headers={"WWW-Authenticate": _www_authenticate(failure.code)},
         )
     except DBAPIError:
         return _unavailable()
@@ -53,9 +53,12 @@ def _authenticate() -> Response | None:
     return None
 
 
-def _bearer_error(code: str) -> str:
-    """Map our reason to RFC 6750's error attribute."""
-    return "invalid_request" if code in ("missing_token", "malformed_token") else "invalid_token"
+def _www_authenticate(code: str) -> str:
+    """The RFC 6750 challenge, with its error attribute mapped from our reason."""
+    if code == "missing_token":
+        return 'Bearer realm="DataLook"'
+    error = "invalid_request" if code == "malformed_token" else "invalid_token"
+    return f'Bearer realm="DataLook", error="{error}"'
 
 
 @bp.after_request
@@ -90,7 +93,9 @@ def _read_json(max_bytes: int) -> object:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "invalid_json", f"The body is not valid JSON: {str(exc)[:80]}") from None
+        raise ApiError(
+            400, "invalid_json", f"The body is not valid JSON: {str(exc)[:80]}"
+        ) from None
 
 
 def _store(events: list[event_schema.Event]) -> list[bool]:
@@ -120,7 +125,11 @@ def post_event() -> Response:
     if event is None:
         raise ApiError(400, "invalid_request", "The event is not valid; see errors.", problems)
     warnings = [
-        {"field": f"properties.{key}", "code": "pii_stripped", "message": "removed: looks like personal data"}
+        {
+            "field": f"properties.{key}",
+            "code": "pii_stripped",
+            "message": "removed: looks like personal data",
+        }
         for key in event.stripped_keys
     ]
     if request.args.get("validate") in ("1", "true"):
@@ -141,14 +150,32 @@ def post_events() -> Response:
     """Store a batch of 1–500 events: valid ones in one transaction, errors per index."""
     body = _read_json(MAX_BATCH_BYTES)
     if not isinstance(body, dict) or set(body) != {"events"}:
-        raise ApiError(400, "invalid_request", 'The body must be {"events": [ ... ]}.', [
-            {"field": "events", "code": "required", "message": 'send exactly one field, "events"'}
-        ])
+        raise ApiError(
+            400,
+            "invalid_request",
+            'The body must be {"events": [ ... ]}.',
+            [
+                {
+                    "field": "events",
+                    "code": "required",
+                    "message": 'send exactly one field, "events"',
+                }
+            ],
+        )
     items = body["events"]
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH_EVENTS:
-        raise ApiError(400, "invalid_request", f"events must be a list of 1 to {MAX_BATCH_EVENTS} events.", [
-            {"field": "events", "code": "invalid_length", "message": f"1 to {MAX_BATCH_EVENTS} events"}
-        ])
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"events must be a list of 1 to {MAX_BATCH_EVENTS} events.",
+            [
+                {
+                    "field": "events",
+                    "code": "invalid_length",
+                    "message": f"1 to {MAX_BATCH_EVENTS} events",
+                }
+            ],
+        )
     valid: list[tuple[int, event_schema.Event]] = []
     errors: list[dict] = []
     for index, item in enumerate(items):
@@ -164,7 +191,9 @@ def post_events() -> Response:
             "duplicates": duplicates.count(True),
             "errors": errors,
             "stripped_keys": [
-                {"index": index, "keys": event.stripped_keys} for index, event in valid if event.stripped_keys
+                {"index": index, "keys": event.stripped_keys}
+                for index, event in valid
+                if event.stripped_keys
             ],
         }
     )

@@ -36,5 +36,9 @@ def readyz():
     else:
         checks["rate_limit_storage"] = "ok"
     ready = checks["database"] == "ok"
-    status = "ok" if ready and checks["rate_limit_storage"] == "ok" else ("degraded" if ready else "unavailable")
+    status = (
+        "ok"
+        if ready and checks["rate_limit_storage"] == "ok"
+        else ("degraded" if ready else "unavailable")
+    )
     return jsonify({"status": status, "checks": checks}), 200 if ready else 503

@@ -37,7 +37,9 @@ def _render_index(site, form, status=200):
     counter.flush(db.engine)  # this process's pending counts, so the page is current
     now = utcnow()
     keys = db.session.scalars(
-        select(ApiKey).where(ApiKey.site_id == site.id).order_by(ApiKey.revoked_at.is_not(None), ApiKey.id.desc())
+        select(ApiKey)
+        .where(ApiKey.site_id == site.id)
+        .order_by(ApiKey.revoked_at.is_not(None), ApiKey.id.desc())
     ).all()
     active = sum(1 for key in keys if key.is_active(now))
     return render_template(

@@ -1,0 +1,32 @@
+"""gunicorn settings for `make run`: HOST, PORT and WEB_CONCURRENCY from the environment."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from datalook.config import ConfigError, gunicorn_settings  # noqa: E402
+
+try:
+    _settings = gunicorn_settings(os.environ)
+except ConfigError as exc:
+    sys.stderr.write(f"datalook: configuration error: {exc}\n")
+    sys.exit(2)
+
+bind = f"{_settings['host']}:{_settings['port']}"
+workers = _settings["workers"]
+worker_class = "sync"
+# Workers finish in-flight requests on SIGTERM before exiting (and flush their counters).
+graceful_timeout = 20
+timeout = 30
+accesslog = "-" if os.environ.get("DATALOOK_ACCESS_LOG") else None
+# Load the app once in the master so a broken configuration fails before forking.
+preload_app = False
+
+
+def when_ready(server):
+    """Tell the person who typed `make run` where to go."""
+    host = _settings["host"]
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - display only
+    server.log.info("DataLook is running: open http://%s:%s", shown, _settings["port"])
+    print(f"\n  DataLook is running: open http://{shown}:{_settings['port']}\n", flush=True)

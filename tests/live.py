@@ -1,0 +1,115 @@
+"""A real DataLook server process for tests: started by scripts/serve.sh like `make run`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+FLASK = [sys.executable, "-m", "flask", "--app", "wsgi"]
+
+
+def free_port() -> int:
+    """Ask the kernel for a free TCP port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """gunicorn serving the app on its own instance folder; CLI helpers for test data."""
+
+    def __init__(self, instance: Path, workers: int = 2, extra_env: dict | None = None) -> None:
+        self.instance = instance
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.event_url = f"{self.url}/event"
+        self.env = {
+            **os.environ,
+            "DATALOOK_INSTANCE_PATH": str(instance),
+            "PORT": str(self.port),
+            "HOST": "127.0.0.1",
+            "WEB_CONCURRENCY": str(workers),
+            "PUBLIC_URL": self.url,
+            **(extra_env or {}),
+        }
+        self.process: subprocess.Popen | None = None
+        self._site_counter = 0
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the server and wait until it answers /healthz."""
+        self.instance.mkdir(parents=True, exist_ok=True)
+        self.log = open(self.instance / "server.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [str(ROOT / "scripts" / "serve.sh")],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.read_log()[-2000:]}")
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not become healthy in time")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the server gracefully (SIGTERM) and wait for it."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if getattr(self, "log", None):
+            self.log.close()
+
+    def read_log(self) -> str:
+        """Return what the server has printed so far."""
+        return (self.instance / "server.log").read_text(errors="replace")
+
+    def cli(self, *args: str) -> str:
+        """Run `flask <args>` against this server's database and return stdout."""
+        result = subprocess.run(
+            [*FLASK, *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=60
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"flask {' '.join(args)} failed: {result.stderr}")
+        return result.stdout
+
+    def new_token(self, domain: str | None = None, name: str = "Test key") -> str:
+        """Create a user, a site and a key through the CLI; return the token."""
+        if domain is None:
+            self._site_counter += 1
+            domain = f"site{self._site_counter}.example.com"
+        email = f"owner@{domain}"
+        try:
+            self.cli("users", "create", email, "--password", "correct horse battery")
+        except RuntimeError:
+            pass  # already exists
+        try:
+            self.cli("sites", "create", domain, "--owner", email)
+        except RuntimeError:
+            pass
+        self.last_domain = domain
+        return self.cli("keys", "create", "--site", domain, "--name", name).strip()
+
+    def stored_events(self, domain: str | None = None) -> list[dict]:
+        """Return the stored events of a site, read back through `events export`."""
+        out = self.cli("events", "export", "--site", domain or self.last_domain)
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
