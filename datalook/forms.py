@@ -13,11 +13,18 @@ from .domains import InvalidDomain, normalise_domain
 MIN_PASSWORD_LENGTH = 10
 
 
+def _strip(value: str | None) -> str | None:
+    """Trim surrounding whitespace from a text input."""
+    return value.strip() if isinstance(value, str) else value
+
+
 class SignupForm(FlaskForm):
     """Create an account."""
 
     email = StringField(
-        "Email", validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)]
+        "Email",
+        filters=[_strip],
+        validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)],
     )
     password = PasswordField(
         "Password",
@@ -36,7 +43,7 @@ class SignupForm(FlaskForm):
 class LoginForm(FlaskForm):
     """Log in with email and password."""
 
-    email = StringField("Email", validators=[DataRequired(), Length(max=254)])
+    email = StringField("Email", filters=[_strip], validators=[DataRequired(), Length(max=254)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
 
 
@@ -55,11 +62,6 @@ class SiteForm(FlaskForm):
             field.data = normalise_domain(field.data)
         except InvalidDomain as exc:
             raise ValidationError(str(exc)) from None
-
-
-def _strip(value: str | None) -> str | None:
-    """Trim surrounding whitespace from a text input."""
-    return value.strip() if isinstance(value, str) else value
 
 
 class KeyNameForm(FlaskForm):
