@@ -6,6 +6,7 @@ import re
 
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, RadioField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, Length, ValidationError
 
 from .domains import InvalidDomain, normalise_domain
@@ -87,7 +88,12 @@ class RotateForm(FlaskForm):
 
     expire_old_in = RadioField(
         "The old key stops working",
-        choices=[("now", "Now"), ("1h", "In 1 hour"), ("24h", "In 24 hours"), ("7d", "In 7 days")],
+        choices=[
+            SelectChoice("now", "Now"),
+            SelectChoice("1h", "In 1 hour"),
+            SelectChoice("24h", "In 24 hours"),
+            SelectChoice("7d", "In 7 days"),
+        ],
         default="24h",
         validators=[DataRequired()],
     )
