@@ -415,6 +415,7 @@ def test_partial_renders_accessible_tabs_without_inline_script_or_style():
     assert "style=" not in page
     assert "<style" not in page
     assert re.findall(r"<script[^>]*>", page) == ['<script src="/static/snippets.js" defer>']
+    assert '<link rel="stylesheet" href="/static/pygments.css">' in page
     assert not re.search(r"\son[a-z]+=", page)  # No inline event handlers.
     assert page.count('role="tab"') == 12
     assert page.count('role="tabpanel"') == 12

@@ -4,6 +4,11 @@
   'use strict';
 
   function setUpTabs(root) {
+    // Idempotent: the script may be included more than once on a page.
+    if (root.getAttribute('data-snippet-ready')) {
+      return;
+    }
+    root.setAttribute('data-snippet-ready', 'true');
     var tabs = Array.prototype.slice.call(root.querySelectorAll('[role="tab"]'));
     if (!tabs.length) {
       return;
@@ -73,6 +78,10 @@
   }
 
   function setUpCopy(button) {
+    if (button.getAttribute('data-snippet-ready')) {
+      return;
+    }
+    button.setAttribute('data-snippet-ready', 'true');
     button.addEventListener('click', function () {
       var code = document.getElementById(button.getAttribute('data-copy-target'));
       if (!code) {
