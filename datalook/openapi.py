@@ -1,13 +1,681 @@
-"""The OpenAPI 3.1 description of the public ingestion API."""
+"""The OpenAPI 3.1 description of the public ingestion API.
+
+Bounds come from the modules that enforce them (event_schema, tokens, the events API), so
+the description cannot drift from the code; the error codes are listed here with their
+meaning, and tests check them against every code the package can send.
+"""
 
 from __future__ import annotations
+
+from . import event_schema, snippets, tokens
+from .blueprints.events_api import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES
+
+#: Every top-level `error.code` of the envelope, with its status and meaning.
+ERROR_CODES: dict[str, str] = {
+    "invalid_json": "400: the body is empty or not valid JSON.",
+    "invalid_request": "400: the JSON is not a valid event or batch; `errors` names each field.",
+    "bad_request": "400: any other malformed HTTP request.",
+    "missing_token": "401: no Authorization header.",
+    "malformed_token": "401: not `Bearer dl_live_<key_id>_<secret>`, or a checksum mismatch.",
+    "invalid_token": "401: no such key, or the secret is wrong.",
+    "revoked_token": "401: the key was revoked, or its rotation grace period has ended.",
+    "unauthorized": "401: authentication failed for another reason.",
+    "forbidden": "403: the request is not allowed.",
+    "not_found": "404: no such URL.",
+    "method_not_allowed": "405: the URL exists but not with this method (see `Allow`).",
+    "payload_too_large": "413: the body is over the size cap.",
+    "unsupported_media_type": "415: the Content-Type is not application/json.",
+    "rate_limited": "429: over the rate limit; wait `Retry-After` seconds.",
+    "internal_error": "500: a bug on our side; nothing was acknowledged.",
+    "unavailable": "503: the event store could not take the event; nothing was stored.",
+}
+
+#: Every `code` of an item of `errors` (one problem with one field).
+FIELD_ERROR_CODES: dict[str, str] = {
+    "required": "A required field is missing (`name` is required for success events).",
+    "unknown_field": "A field that the API does not know; the message suggests the closest.",
+    "not_an_object": 'The event (field `""`) or `properties` is not a JSON object.',
+    "not_a_string": "The field must be a string.",
+    "invalid_type": "`success_user_id` must be a string or an integer.",
+    "empty": "The string must not be empty.",
+    "too_long": "The string is longer than its maximum.",
+    "control_characters": "The string contains control characters.",
+    "invalid_choice": "`event_name` is not one of the four kinds.",
+    "invalid_path": "`page_path` does not start with `/`.",
+    "not_a_number": "`success_value` must be a JSON number.",
+    "not_finite": "A number must be finite.",
+    "out_of_range": "`success_value` is beyond ±1e12.",
+    "too_precise": "`success_value` has more than 6 decimal places.",
+    "too_many_keys": "`properties` has more than 50 keys.",
+    "invalid_key": "A property key is empty or longer than 128 characters.",
+    "invalid_value": "A property value is not a string, number or boolean.",
+    "invalid_format": "`event_id` is not 1–64 characters of A–Z, a–z, 0–9, `_`, `-`.",
+    "invalid_timestamp": "`timestamp` is not ISO 8601.",
+    "missing_timezone": "`timestamp` has no time zone.",
+    "too_far_in_future": "`timestamp` is more than 1 hour ahead.",
+    "too_old": "`timestamp` is more than 7 days ago.",
+    "invalid_length": "`events` must hold 1 to 500 events.",
+}
+
+#: Every `code` of a warning (the request succeeded, but something was changed).
+WARNING_CODES: dict[str, str] = {
+    "pii_stripped": "A property key looked like personal data and was removed.",
+}
+
+_NO_CONTROL = "^[^\\x00-\\x1f\\x7f]*$"
+_EXAMPLE_EVENT = snippets.EXAMPLE_EVENT
+
+
+def _ref(kind: str, name: str) -> dict:
+    """Return a $ref to a component."""
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _enum_description(codes: dict[str, str]) -> str:
+    """Render a code → meaning table as Markdown list for a schema description."""
+    return "\n".join(f"- `{code}`: {meaning}" for code, meaning in codes.items())
+
+
+def _event_schema() -> dict:
+    """The request schema of one event."""
+    text = {"pattern": _NO_CONTROL}
+    return {
+        "type": "object",
+        "description": (
+            "One event. `null` for an optional field means the same as leaving it out. "
+            "Unknown fields are refused (`unknown_field`)."
+        ),
+        "required": list(event_schema.REQUIRED),
+        "additionalProperties": False,
+        "properties": {
+            "event_name": {
+                "type": "string",
+                "enum": list(event_schema.EVENT_NAMES),
+                "description": "The kind of event, exactly one of these (case-sensitive).",
+            },
+            "page_path": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": event_schema.MAX_PATH,
+                "pattern": "^/[^\\x00-\\x1f\\x7f]*$",
+                "description": (
+                    "The path the event belongs to, starting with `/`; used for journeys and "
+                    "funnels. The query string and fragment are dropped before storage: they "
+                    "often carry personal data and would split one page into many."
+                ),
+                "examples": ["/checkout/success"],
+            },
+            "name": {
+                "type": ["string", "null"],
+                "minLength": 1,
+                "maxLength": event_schema.MAX_NAME,
+                **text,
+                "description": (
+                    "The success rule name. Required (non-empty) when `event_name` is "
+                    "`success`; optional otherwise. The first success event with a new name "
+                    "registers the rule for the site."
+                ),
+                "examples": ["paid-customer"],
+            },
+            "success_user_id": {
+                "type": ["string", "integer", "null"],
+                "minLength": 1,
+                "maxLength": event_schema.MAX_USER_ID,
+                **text,
+                "description": (
+                    "Your stable id of the user (recommended). An integer is stored as its "
+                    "decimal string. All events of a site with the same id count as one "
+                    "visitor; without it each event is its own anonymous visitor."
+                ),
+                "examples": ["user_42"],
+            },
+            "success_value": {
+                "type": ["number", "null"],
+                "minimum": -int(event_schema.MAX_VALUE),
+                "maximum": int(event_schema.MAX_VALUE),
+                "description": (
+                    "A numeric value such as revenue: a finite JSON number (not a string, not "
+                    "a boolean) with at most 6 decimal places. Stored and summed exactly as "
+                    "a decimal."
+                ),
+                "examples": [9.99],
+            },
+            "properties": {
+                "type": ["object", "null"],
+                "maxProperties": event_schema.MAX_PROPERTIES,
+                "propertyNames": {"minLength": 1, "maxLength": event_schema.MAX_PROPERTY_KEY},
+                "additionalProperties": {
+                    "type": ["string", "number", "boolean"],
+                    "maxLength": event_schema.MAX_PROPERTY_STRING,
+                },
+                "description": (
+                    "A flat object. Values are strings, finite numbers or booleans; nested "
+                    "objects, arrays and null are refused, naming the key. Keys that look "
+                    "like personal data (see the docs) are removed before storage and listed "
+                    "in `DataLook-Stripped-Keys`."
+                ),
+                "examples": [{"plan": "starter"}],
+            },
+            "event_id": {
+                "type": ["string", "null"],
+                "pattern": "^[A-Za-z0-9_-]{1,64}$",
+                "description": (
+                    "Your id for this event (a UUID is ideal), for safe retries: a repeat of "
+                    "an event_id for the same site (within at least 7 days) is answered 204 "
+                    "with `DataLook-Duplicate: true` and stores nothing."
+                ),
+                "examples": ["3f0c9a52-6f7e-4e55-9d0e-1c2b3a4d5e6f"],
+            },
+            "timestamp": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": (
+                    "When the event happened: ISO 8601 with a time zone (`Z` or `+hh:mm`), "
+                    "at most 1 hour in the future and 7 days in the past. Defaults to the "
+                    "time of receipt."
+                ),
+                "examples": ["2026-01-31T12:00:00Z"],
+            },
+        },
+        "if": {
+            "properties": {"event_name": {"const": "success"}},
+            "required": ["event_name"],
+        },
+        "then": {
+            "required": ["name"],
+            "properties": {"name": {"type": "string"}},
+        },
+        "examples": [_EXAMPLE_EVENT],
+    }
+
+
+def _normalised_event_schema() -> dict:
+    """The event as validate mode shows it after normalisation."""
+    return {
+        "type": "object",
+        "description": "The event as it would be stored (query string dropped, PII removed).",
+        "required": [
+            "event_name",
+            "page_path",
+            "name",
+            "success_user_id",
+            "success_value",
+            "properties",
+            "event_id",
+            "timestamp",
+        ],
+        "properties": {
+            "event_name": {"type": "string", "enum": list(event_schema.EVENT_NAMES)},
+            "page_path": {"type": "string"},
+            "name": {"type": ["string", "null"]},
+            "success_user_id": {"type": ["string", "null"]},
+            "success_value": {"type": ["number", "null"]},
+            "properties": {
+                "type": "object",
+                "additionalProperties": {"type": ["string", "number", "boolean"]},
+            },
+            "event_id": {"type": ["string", "null"]},
+            "timestamp": {"type": "string", "format": "date-time"},
+        },
+    }
+
+
+def _schemas() -> dict:
+    """components/schemas."""
+    message = {"type": "string", "description": "For people; do not parse it."}
+    return {
+        "Event": _event_schema(),
+        "EventBatch": {
+            "type": "object",
+            "required": ["events"],
+            "additionalProperties": False,
+            "properties": {
+                "events": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": MAX_BATCH_EVENTS,
+                    "items": _ref("schemas", "Event"),
+                    "description": (
+                        "1 to 500 events. Each is validated on its own: an invalid event is "
+                        "reported by its index and does not stop the others."
+                    ),
+                }
+            },
+        },
+        "NormalisedEvent": _normalised_event_schema(),
+        "ValidationResult": {
+            "type": "object",
+            "required": ["valid", "event", "warnings"],
+            "properties": {
+                "valid": {"const": True},
+                "event": _ref("schemas", "NormalisedEvent"),
+                "warnings": {"type": "array", "items": _ref("schemas", "Warning")},
+            },
+        },
+        "Warning": {
+            "type": "object",
+            "required": ["field", "code", "message"],
+            "properties": {
+                "field": {"type": "string", "examples": ["properties.user_email"]},
+                "code": _ref("schemas", "WarningCode"),
+                "message": message,
+            },
+        },
+        "WarningCode": {
+            "type": "string",
+            "enum": list(WARNING_CODES),
+            "description": _enum_description(WARNING_CODES),
+        },
+        "BatchResult": {
+            "type": "object",
+            "required": ["accepted", "duplicates", "errors", "stripped_keys"],
+            "properties": {
+                "accepted": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Events newly stored.",
+                },
+                "duplicates": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Valid events not stored again because of their event_id.",
+                },
+                "errors": {
+                    "type": "array",
+                    "items": _ref("schemas", "BatchFieldError"),
+                    "description": "Problems of the invalid events; none of them was stored.",
+                },
+                "stripped_keys": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["index", "keys"],
+                        "properties": {
+                            "index": {"type": "integer", "minimum": 0},
+                            "keys": {"type": "array", "items": {"type": "string"}},
+                        },
+                    },
+                    "description": "Property keys removed as personal data, per event.",
+                },
+            },
+        },
+        "FieldError": {
+            "type": "object",
+            "required": ["field", "code", "message"],
+            "properties": {
+                "field": {
+                    "type": "string",
+                    "description": (
+                        "The field, e.g. `success_value` or `properties.plan`; "
+                        '`""` for the event as a whole.'
+                    ),
+                },
+                "code": _ref("schemas", "FieldErrorCode"),
+                "message": message,
+            },
+        },
+        "BatchFieldError": {
+            "allOf": [_ref("schemas", "FieldError")],
+            "type": "object",
+            "required": ["index"],
+            "properties": {
+                "index": {"type": "integer", "minimum": 0, "description": "Position in events."}
+            },
+        },
+        "FieldErrorCode": {
+            "type": "string",
+            "enum": list(FIELD_ERROR_CODES),
+            "description": _enum_description(FIELD_ERROR_CODES),
+        },
+        "ErrorCode": {
+            "type": "string",
+            "enum": list(ERROR_CODES),
+            "description": _enum_description(ERROR_CODES),
+        },
+        "Error": {
+            "type": "object",
+            "description": "The one error envelope of the API.",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": _ref("schemas", "ErrorCode"),
+                        "message": message,
+                        "errors": {
+                            "type": "array",
+                            "items": _ref("schemas", "FieldError"),
+                            "description": "Every problem of the payload at once.",
+                        },
+                        "limit": {
+                            "type": "string",
+                            "description": "With `rate_limited`: the limit that was exceeded.",
+                        },
+                        "retry_after": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "description": "With `rate_limited`: seconds to wait.",
+                        },
+                    },
+                }
+            },
+            "examples": [
+                {
+                    "error": {
+                        "code": "invalid_request",
+                        "message": "The event is not valid; see errors.",
+                        "errors": [
+                            {
+                                "field": "success_value",
+                                "code": "not_a_number",
+                                "message": "success_value must be a number, got string",
+                            }
+                        ],
+                    }
+                }
+            ],
+        },
+        "Health": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {"status": {"const": "ok"}},
+        },
+        "Readiness": {
+            "type": "object",
+            "required": ["status", "checks"],
+            "properties": {
+                "status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
+                "checks": {
+                    "type": "object",
+                    "properties": {
+                        "database": {"type": "string"},
+                        "rate_limit_storage": {"type": "string"},
+                    },
+                },
+            },
+        },
+    }
+
+
+def _headers() -> dict:
+    """components/headers."""
+
+    def header(description: str, schema: dict) -> dict:
+        return {"description": description, "schema": schema}
+
+    integer = {"type": "integer", "minimum": 0}
+    return {
+        "DataLook-Duplicate": header(
+            "`true` when the event_id was already stored for this site; nothing was stored.",
+            {"type": "string", "const": "true"},
+        ),
+        "DataLook-Stripped-Keys": header(
+            "Property keys removed as personal data: comma-separated, each percent-encoded.",
+            {"type": "string", "examples": ["user_email, ssnLast4"]},
+        ),
+        "X-RateLimit-Limit": header("Requests allowed per window for this key.", integer),
+        "X-RateLimit-Remaining": header("Requests left in the current window.", integer),
+        "X-RateLimit-Reset": header(
+            "Unix time (seconds, rounded up) when the oldest counted request leaves the window.",
+            integer,
+        ),
+        "RateLimit-Policy": header(
+            "The policy in the IETF draft format: quota `q` per window `w` seconds.",
+            {"type": "string", "examples": ['"default";q=500;w=10']},
+        ),
+        "RateLimit": header(
+            "The state in the IETF draft format: remaining `r`, seconds `t` until reset.",
+            {"type": "string", "examples": ['"default";r=499;t=10']},
+        ),
+        "Retry-After": header(
+            "Whole seconds to wait before retrying, rounded up (never early).",
+            {"type": "integer", "minimum": 1},
+        ),
+        "WWW-Authenticate": header(
+            "The Bearer challenge (RFC 6750).",
+            {"type": "string", "examples": ['Bearer realm="DataLook", error="invalid_token"']},
+        ),
+    }
+
+
+_RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+_RATE_HEADERS += ("RateLimit-Policy", "RateLimit")
+
+
+def _header_refs(*names: str) -> dict:
+    """Map header names to $refs."""
+    return {name: _ref("headers", name) for name in names}
+
+
+def _error_response(description: str, *headers: str, example: dict | None = None) -> dict:
+    """A response whose body is the error envelope."""
+    media: dict = {"schema": _ref("schemas", "Error")}
+    if example is not None:
+        media["example"] = example
+    response: dict = {"description": description, "content": {"application/json": media}}
+    if headers:
+        response["headers"] = _header_refs(*headers)
+    return response
+
+
+def _responses() -> dict:
+    """components/responses shared by /event and /events."""
+    return {
+        "BadRequest": _error_response(
+            "`invalid_json` (empty or malformed body) or `invalid_request` (not a valid "
+            "event or batch; `errors` names every problem at once).",
+            *_RATE_HEADERS,
+        ),
+        "Unauthorized": _error_response(
+            "The token is missing, malformed, unknown, revoked or expired. An unknown key "
+            "and a wrong secret are indistinguishable (`invalid_token`).",
+            "WWW-Authenticate",
+            example={"error": {"code": "invalid_token", "message": "The token is not valid."}},
+        ),
+        "PayloadTooLarge": _error_response(
+            "`payload_too_large`: the body is over the cap (refused before it is read whole).",
+            *_RATE_HEADERS,
+        ),
+        "UnsupportedMediaType": _error_response(
+            "`unsupported_media_type`: send `Content-Type: application/json`.",
+            *_RATE_HEADERS,
+        ),
+        "RateLimited": _error_response(
+            "`rate_limited`: the key is over its limit (default 500 requests per 10 seconds, "
+            "sliding window), or this address sent too many requests that failed "
+            "authentication (60 per minute). Wait `Retry-After` seconds.",
+            "Retry-After",
+            *_RATE_HEADERS,
+            example={
+                "error": {
+                    "code": "rate_limited",
+                    "message": "Rate limit of 500 per 10 second exceeded; retry in 3 s.",
+                    "limit": "500 per 10 second",
+                    "retry_after": 3,
+                }
+            },
+        ),
+        "Unavailable": _error_response(
+            "`unavailable`: the database could not take the event right now; nothing was "
+            "stored. Retry after `Retry-After` seconds.",
+            "Retry-After",
+        ),
+    }
+
+
+def _common_errors() -> dict:
+    """The error answers of both ingestion operations."""
+    return {
+        "400": _ref("responses", "BadRequest"),
+        "401": _ref("responses", "Unauthorized"),
+        "413": _ref("responses", "PayloadTooLarge"),
+        "415": _ref("responses", "UnsupportedMediaType"),
+        "429": _ref("responses", "RateLimited"),
+        "503": _ref("responses", "Unavailable"),
+    }
+
+
+def _post_event() -> dict:
+    """POST /event."""
+    return {
+        "operationId": "postEvent",
+        "tags": ["Ingestion"],
+        "summary": "Send one event",
+        "description": (
+            "Authenticate, rate-limit the key, validate every field, strip personal-data "
+            "property keys, deduplicate by `event_id`, commit, then answer 204. Nothing is "
+            f"acknowledged that is not stored. The body is at most {MAX_EVENT_BYTES // 1024} "
+            "KiB."
+        ),
+        "security": [{"bearerAuth": []}],
+        "parameters": [
+            {
+                "name": "validate",
+                "in": "query",
+                "required": False,
+                "description": (
+                    "`1` (or `true`): a dry run. Every check runs (authentication included), "
+                    "nothing is stored, and the answer is 200 with the normalised event."
+                ),
+                "schema": {"type": "string", "enum": ["1", "true"]},
+            }
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": _ref("schemas", "Event"),
+                    "example": _EXAMPLE_EVENT,
+                }
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "Validate mode (`?validate=1`): the event is valid; nothing stored.",
+                "headers": _header_refs(*_RATE_HEADERS),
+                "content": {"application/json": {"schema": _ref("schemas", "ValidationResult")}},
+            },
+            "204": {
+                "description": "Stored (committed durably). No body.",
+                "headers": _header_refs(
+                    "DataLook-Duplicate", "DataLook-Stripped-Keys", *_RATE_HEADERS
+                ),
+            },
+            **_common_errors(),
+        },
+    }
+
+
+def _post_events() -> dict:
+    """POST /events."""
+    return {
+        "operationId": "postEvents",
+        "tags": ["Ingestion"],
+        "summary": "Send a batch of events",
+        "description": (
+            f"1 to {MAX_BATCH_EVENTS} events, at most {MAX_BATCH_BYTES // (1024 * 1024)} MiB. "
+            "The same authentication and per-event rules as POST /event. The valid events are "
+            "stored in one transaction; invalid ones are reported by index. `event_id` "
+            "duplicates are recognised within the batch and across requests. A batch counts "
+            "as one request against the rate limit. 400 only when the body itself is unusable."
+        ),
+        "security": [{"bearerAuth": []}],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": _ref("schemas", "EventBatch"),
+                    "example": {"events": [_EXAMPLE_EVENT]},
+                }
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "Processed: the valid events are stored.",
+                "headers": _header_refs(*_RATE_HEADERS),
+                "content": {"application/json": {"schema": _ref("schemas", "BatchResult")}},
+            },
+            **_common_errors(),
+        },
+    }
+
+
+def _probe(operation_id: str, summary: str, schema: str, ready: bool) -> dict:
+    """GET /healthz or /readyz."""
+    responses: dict = {
+        "200": {
+            "description": "OK.",
+            "content": {"application/json": {"schema": _ref("schemas", schema)}},
+        }
+    }
+    if ready:
+        responses["503"] = {
+            "description": "The database is unreachable.",
+            "content": {"application/json": {"schema": _ref("schemas", schema)}},
+        }
+    return {
+        "operationId": operation_id,
+        "tags": ["Operations"],
+        "summary": summary,
+        "security": [],
+        "responses": responses,
+    }
 
 
 def document(server_url: str) -> dict:
     """Return the OpenAPI document for the given server base URL."""
     return {
         "openapi": "3.1.0",
-        "info": {"title": "DataLook ingestion API", "version": "1.0.0"},
+        "info": {
+            "title": "DataLook ingestion API",
+            "version": "1.0.0",
+            "summary": "Send confirmed conversions from your backend.",
+            "description": (
+                "Server events for backends: JSON in, JSON errors out, Bearer-token "
+                "authentication, no cookies and no CORS (keep the key on your server). "
+                'Every error uses one envelope, `{"error": {"code", "message", '
+                '"errors"}}`. Unknown URLs answer 404 `not_found`, another method 405 '
+                "`method_not_allowed`. Guide: /docs/server-events."
+            ),
+        },
         "servers": [{"url": server_url}],
-        "paths": {},
+        "tags": [
+            {"name": "Ingestion", "description": "Send events."},
+            {"name": "Operations", "description": "Probes for load balancers and orchestrators."},
+        ],
+        "security": [{"bearerAuth": []}],
+        "paths": {
+            "/event": {"post": _post_event()},
+            "/events": {"post": _post_events()},
+            "/healthz": {"get": _probe("healthz", "Liveness: the process is up", "Health", False)},
+            "/readyz": {
+                "get": _probe(
+                    "readyz",
+                    "Readiness: the database and rate-limit storage are reachable",
+                    "Readiness",
+                    True,
+                )
+            },
+        },
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": f"{tokens.PREFIX}<key_id>_<secret>",
+                    "description": (
+                        f"`Authorization: Bearer {tokens.PREFIX}<key_id>_<secret>`. key_id: "
+                        f"{tokens.KEY_ID_LENGTH} letters and digits; secret: "
+                        f"{tokens.RANDOM_LENGTH} random letters and digits followed by a "
+                        f"{tokens.CHECKSUM_LENGTH}-character checksum, so a mistyped token is "
+                        "refused as `malformed_token` at once. Created in the dashboard and "
+                        "shown once."
+                    ),
+                }
+            },
+            "schemas": _schemas(),
+            "headers": _headers(),
+            "responses": _responses(),
+        },
     }
