@@ -8,10 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import DateTime, String, and_, bindparam, case, func, or_, select, update
+from sqlalchemy.engine import Dialect
 
 from . import tokens
 from .extensions import db
+from .fastsql import CompiledStatement, StatementCache
 from .models import ApiKey, Site, User, utcnow
 
 MAX_ACTIVE_KEYS = 10
@@ -179,17 +181,29 @@ class AuthFailure(Exception):
 
 
 _keys = ApiKey.__table__
-# Built once; SQLAlchemy caches its compiled form. Never cached: the row itself, so a
-# revocation is seen by the very next request on every process and every host.
+# Compiled once per dialect. Never cached: the row itself, so that a revocation is seen by
+# the very next request on every process and every host.
 _LOOKUP = select(
     _keys.c.id,
     _keys.c.key_id,
     _keys.c.site_id,
     _keys.c.secret_hash,
-    _keys.c.revoked_at,
-    _keys.c.expires_at,
     _keys.c.rate_limit,
-).where(_keys.c.key_id == bindparam("key_id"))
+    case(
+        (
+            or_(
+                _keys.c.revoked_at.is_not(None),
+                and_(
+                    _keys.c.expires_at.is_not(None),
+                    _keys.c.expires_at <= bindparam("now", type_=DateTime()),
+                ),
+            ),
+            1,
+        ),
+        else_=0,
+    ).label("inactive"),
+).where(_keys.c.key_id == bindparam("key_id", type_=String()))
+_STATEMENTS = StatementCache({"lookup": lambda dialect: CompiledStatement(_LOOKUP, dialect)})
 
 
 def bearer_token(header: str | None) -> str:
@@ -202,18 +216,23 @@ def bearer_token(header: str | None) -> str:
     return credentials
 
 
-def authenticate(connection, header: str | None, now: datetime) -> AuthenticatedKey:
-    """Check a Bearer header against the database; raise AuthFailure with the reason."""
+def authenticate(
+    connection, dialect: Dialect, header: str | None, now: datetime
+) -> AuthenticatedKey:
+    """Check a Bearer header on a DB-API connection; raise AuthFailure with the reason."""
     try:
         parsed = tokens.parse(bearer_token(header))
     except tokens.MalformedToken as exc:
         raise AuthFailure("malformed_token", f"The token is malformed: {exc}.") from None
-    row = connection.execute(_LOOKUP, {"key_id": parsed.key_id}).first()
+    cursor = connection.cursor()
+    try:
+        lookup = _STATEMENTS.get("lookup", dialect)
+        row = lookup.execute(cursor, {"key_id": parsed.key_id, "now": now}).fetchone()
+    finally:
+        cursor.close()
     # An unknown key and a wrong secret look the same from outside.
-    if row is None or not tokens.secret_matches(parsed.secret, row.secret_hash):
+    if row is None or not tokens.secret_matches(parsed.secret, row[3]):
         raise AuthFailure("invalid_token", "The token is not valid.")
-    if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
+    if row[5]:
         raise AuthFailure("revoked_token", "The token was revoked or has expired.")
-    return AuthenticatedKey(
-        id=row.id, key_id=row.key_id, site_id=row.site_id, rate_limit=row.rate_limit
-    )
+    return AuthenticatedKey(id=row[0], key_id=row[1], site_id=row[2], rate_limit=row[4])

@@ -60,9 +60,15 @@ def create_app(test_config: dict | None = None) -> Flask:
 class _HttpsAwareSessionInterface(SecureCookieSessionInterface):
     """Session cookies: Secure over HTTPS, and never on the machine-facing API."""
 
+    def open_session(self, app: Flask, request):
+        """Machine-facing endpoints never have a session: skip reading the cookie."""
+        if request.blueprint in SESSIONLESS_BLUEPRINTS:
+            return self.null_session_class()
+        return super().open_session(app, request)
+
     def save_session(self, app: Flask, session, response) -> None:
-        """Skip the cookie (and its Vary header) entirely on API paths."""
-        if wants_json():
+        """Never set a cookie (or its Vary header) on machine-facing endpoints."""
+        if request.blueprint in SESSIONLESS_BLUEPRINTS:
             return
         super().save_session(app, session, response)
 
@@ -81,20 +87,31 @@ def _register_blueprints(app: Flask) -> None:
         app.register_blueprint(module.bp)
 
 
+# The ingestion API and the probes: no cookies, no session, ever.
+SESSIONLESS_BLUEPRINTS = frozenset({"events_api", "health"})
+
+_PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
 def _register_security_headers(app: Flask) -> None:
     """Add headers that make every page harder to attack."""
 
     @app.after_request
     def _headers(response):
-        """Apply CSP (no inline scripts or styles), no sniffing, no framing."""
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-            "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-        )
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
+        """CSP without inline scripts or styles, no sniffing, no framing (pages); nosniff (API)."""
+        if wants_json():
+            response.headers["X-Content-Type-Options"] = "nosniff"
+        else:
+            for name, value in _PAGE_HEADERS.items():
+                response.headers.setdefault(name, value)
         return response
 
 

@@ -76,6 +76,22 @@ def _event_limit(environ: Mapping[str, str]) -> str:
     return raw
 
 
+def _sqlite_synchronous(environ: Mapping[str, str]) -> str:
+    """Return SQLITE_SYNCHRONOUS: NORMAL (default, WAL) or FULL (fsync every commit)."""
+    raw = environ.get("SQLITE_SYNCHRONOUS", "NORMAL").strip().upper()
+    if raw not in ("NORMAL", "FULL"):
+        raise ConfigError(f"SQLITE_SYNCHRONOUS must be NORMAL or FULL, got {raw[:20]!r}")
+    return raw
+
+
+def _busy_timeout(environ: Mapping[str, str]) -> int:
+    """Return SQLITE_BUSY_TIMEOUT_MS: how long a write waits for a locked database."""
+    raw = environ.get("SQLITE_BUSY_TIMEOUT_MS", "2000").strip()
+    if not raw.isdigit() or not 1 <= int(raw) <= 60000:
+        raise ConfigError(f"SQLITE_BUSY_TIMEOUT_MS must be 1 to 60000, got {raw[:20]!r}")
+    return int(raw)
+
+
 def load_secret_key(instance_path: Path) -> str:
     """Read the secret key from instance/, generating it once (mode 0600) when missing."""
     path = instance_path / "secret_key"
@@ -106,6 +122,8 @@ def from_environ(environ: Mapping[str, str], instance_path: Path) -> dict:
         "PUBLIC_URL": _public_url(environ),
         "RATELIMIT_STORAGE_URI": environ.get("RATELIMIT_STORAGE_URI", "").strip() or None,
         "RATELIMIT_EVENT_DEFAULT": _event_limit(environ),
+        "SQLITE_SYNCHRONOUS": _sqlite_synchronous(environ),
+        "SQLITE_BUSY_TIMEOUT_MS": _busy_timeout(environ),
         "HOST": environ.get("HOST", "127.0.0.1"),
         "PORT": _port(environ),
         "WEB_CONCURRENCY": _workers(environ),

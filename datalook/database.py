@@ -1,4 +1,4 @@
-"""Database engine tuning that must hold on every connection."""
+"""Database engine tuning that must hold on every connection, and portable upserts."""
 
 from __future__ import annotations
 
@@ -11,16 +11,23 @@ from sqlalchemy.engine import Engine
 from .extensions import db
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    """Make SQLite safe for several worker processes: WAL, a busy timeout, foreign keys."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    # Wait for a competing writer instead of failing at once; long waits become a 503.
-    cursor.execute("PRAGMA busy_timeout=5000")
-    # FULL: a commit is on disk before we answer 204, even if the machine loses power.
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+def _sqlite_pragmas(synchronous: str, busy_timeout_ms: int):
+    """Return a connect hook applying the SQLite settings for many worker processes."""
+
+    def apply(dbapi_connection, _record) -> None:
+        """WAL (readers never wait for the writer), a busy timeout, foreign keys."""
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # Wait this long for a competing writer; past it, the ingestion API answers 503.
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        # NORMAL in WAL mode: a commit survives any crash or kill of the process; only an
+        # operating-system crash or power loss can lose the last commits. FULL closes that
+        # gap at the price of an fsync per commit (SQLITE_SYNCHRONOUS=FULL).
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return apply
 
 
 def init_app(app: Flask) -> None:
@@ -28,25 +35,26 @@ def init_app(app: Flask) -> None:
     with app.app_context():
         engine: Engine = db.engine
         if engine.dialect.name == "sqlite":
-            event.listen(engine, "connect", _sqlite_pragmas)
+            hook = _sqlite_pragmas(
+                app.config["SQLITE_SYNCHRONOUS"], app.config["SQLITE_BUSY_TIMEOUT_MS"]
+            )
+            event.listen(engine, "connect", hook)
 
 
-def _dialect_insert(table):
+def dialect_insert(table, dialect_name: str):
     """Return the dialect's INSERT construct, which knows ON CONFLICT."""
-    if db.engine.dialect.name == "postgresql":
-        return pg_insert(table)
-    return sqlite_insert(table)
+    return pg_insert(table) if dialect_name == "postgresql" else sqlite_insert(table)
 
 
-def insert_ignoring_conflicts(table, index_elements: list[str]):
+def insert_ignoring_conflicts(table, index_elements: list[str], dialect_name: str):
     """INSERT … ON CONFLICT (index_elements) DO NOTHING, on SQLite and PostgreSQL alike."""
-    return _dialect_insert(table).on_conflict_do_nothing(index_elements=index_elements)
+    return dialect_insert(table, dialect_name).on_conflict_do_nothing(index_elements=index_elements)
 
 
-def upsert(table, values: dict, index_elements: list[str], set_: dict):
+def upsert(table, values: dict, index_elements: list[str], set_: dict, dialect_name: str):
     """INSERT … ON CONFLICT (index_elements) DO UPDATE SET …, on both databases."""
     return (
-        _dialect_insert(table)
+        dialect_insert(table, dialect_name)
         .values(**values)
         .on_conflict_do_update(index_elements=index_elements, set_=set_)
     )

@@ -1,30 +1,54 @@
 """Durable storage of validated events: one transaction, deduplicated, then acknowledged.
 
-SQLAlchemy Core, not the ORM unit of work: this is the hottest path of the product.
+This is the hottest path of the product, so it runs statements compiled once (fastsql) on
+the request's raw DB-API connection instead of an ORM session.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from datetime import datetime
 
 from sqlalchemy import insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Dialect
 
 from .apikeys import AuthenticatedKey
 from .database import insert_ignoring_conflicts
 from .event_schema import Event
+from .fastsql import CompiledStatement, StatementCache
+from .filelock import WriteLock
 from .models import Event as EventRow
 from .models import SuccessRule
-from .usage import counter
 
 _events = EventRow.__table__
 _rules = SuccessRule.__table__
+_COLUMNS = [c.name for c in _events.columns if c.name != "id"]
+
+_STATEMENTS = StatementCache(
+    {
+        "insert": lambda d: CompiledStatement(insert(_events), d, _COLUMNS),
+        # A repeated event_id inserts nothing and returns no row: that is a duplicate.
+        "insert_idempotent": lambda d: CompiledStatement(
+            insert_ignoring_conflicts(_events, ["site_id", "event_id"], d.name).returning(
+                _events.c.id
+            ),
+            d,
+            _COLUMNS,
+        ),
+        "register_rule": lambda d: CompiledStatement(
+            insert_ignoring_conflicts(_rules, ["site_id", "name"], d.name),
+            d,
+            ["site_id", "name", "first_seen_at"],
+        ),
+    }
+)
 
 # Success rule names already registered, per process: only a new name costs a write.
 _known_rules: set[tuple[int, str]] = set()
 _known_lock = threading.Lock()
+_write_locks: dict[str, WriteLock] = {}
 
 
 def _row(key: AuthenticatedKey, event: Event, received_at: datetime) -> dict:
@@ -48,55 +72,62 @@ def _row(key: AuthenticatedKey, event: Event, received_at: datetime) -> dict:
     }
 
 
-def store(
-    engine: Engine, key: AuthenticatedKey, events: list[Event], received_at: datetime
-) -> list[bool]:
-    """Store events in one transaction; return, per event, whether it was a duplicate.
+def write_lock(dialect: Dialect, database: str | None):
+    """Queue SQLite writers in the kernel (see filelock); other databases need nothing."""
+    if dialect.name != "sqlite" or not database or database == ":memory:":
+        return contextlib.nullcontext()
+    lock = _write_locks.get(database)
+    if lock is None:
+        lock = _write_locks.setdefault(database, WriteLock(database + ".lock"))
+    return lock.hold()
 
-    Returns only after the commit: an event reported as stored is on disk.
+
+def store(
+    connection,
+    dialect: Dialect,
+    database: str | None,
+    key: AuthenticatedKey,
+    events: list[Event],
+    received_at: datetime,
+) -> list[bool]:
+    """Store events in one transaction on a DB-API connection; return duplicate flags.
+
+    Returns only after the commit: an event reported as stored is in the database. On any
+    error the transaction is rolled back and the error propagates.
     """
     duplicate = [False] * len(events)
-    seen_ids: dict[str, int] = {}
-    plain_rows, idempotent_rows = [], []
+    first_index: dict[str, int] = {}
+    plain_rows: list[dict] = []
+    keyed: list[tuple[int, dict]] = []
     for index, event in enumerate(events):
         if event.event_id is None:
             plain_rows.append(_row(key, event, received_at))
-        elif event.event_id in seen_ids:  # repeated inside one batch
+        elif event.event_id in first_index:  # repeated inside one batch
             duplicate[index] = True
         else:
-            seen_ids[event.event_id] = index
-            idempotent_rows.append(_row(key, event, received_at))
-    new_rules = _new_rules(key, events, duplicate, received_at)
+            first_index[event.event_id] = index
+            keyed.append((index, _row(key, event, received_at)))
 
-    pending = ({}, {})
-    try:
-        with engine.begin() as connection:
+    with write_lock(dialect, database):
+        cursor = connection.cursor()
+        try:
             if plain_rows:
-                connection.execute(insert(_events), plain_rows)
-            if idempotent_rows:
-                stored = _insert_idempotent(connection, idempotent_rows)
-                for event_id, index in seen_ids.items():
-                    duplicate[index] = event_id not in stored
+                _STATEMENTS.get("insert", dialect).executemany(cursor, plain_rows)
+            idempotent = _STATEMENTS.get("insert_idempotent", dialect)
+            for index, row in keyed:
+                duplicate[index] = idempotent.execute(cursor, row).fetchone() is None
+            new_rules = _new_rules(key, events, duplicate, received_at)
             if new_rules:
-                connection.execute(
-                    insert_ignoring_conflicts(_rules, ["site_id", "name"]), new_rules
-                )
-            if counter.due():
-                pending = counter.write(connection)
-    except Exception:
-        counter.restore(*pending)
-        raise
+                _STATEMENTS.get("register_rule", dialect).executemany(cursor, new_rules)
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        finally:
+            cursor.close()
     with _known_lock:
         _known_rules.update((rule["site_id"], rule["name"]) for rule in new_rules)
     return duplicate
-
-
-def _insert_idempotent(connection, rows: list[dict]) -> set[str]:
-    """Insert rows that carry an event_id, skipping ids already stored; return those stored."""
-    stmt = insert_ignoring_conflicts(_events, ["site_id", "event_id"]).returning(_events.c.event_id)
-    if len(rows) == 1:
-        return set(connection.execute(stmt, rows[0]).scalars())
-    return set(connection.execute(stmt, rows).scalars())
 
 
 def _new_rules(

@@ -41,6 +41,7 @@ Storages (registered with ``limits`` by their URI scheme, for ``RATELIMIT_STRATE
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -59,6 +60,8 @@ from limits.errors import ConfigurationError
 from limits.storage import MovingWindowSupport, Storage
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from .filelock import WriteLock
 
 logger = logging.getLogger(__name__)
 
@@ -222,6 +225,8 @@ class SQLiteWindowStorage(Storage, MovingWindowSupport):
             )
         super().__init__(uri, wrap_exceptions=wrap_exceptions)
         self.path = self._parse_path(uri)
+        # Writers queue in the kernel instead of in SQLite's sleeping busy handler.
+        self._write_lock = WriteLock(self.path + ".lock")
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
@@ -295,7 +300,7 @@ class SQLiteWindowStorage(Storage, MovingWindowSupport):
         """Run ``body`` in one transaction (IMMEDIATE for writes: take the lock up front,
         so two processes cannot both read the old count and both accept)."""
         self._after_fork_check()
-        with self._lock:
+        with self._lock, self._write_lock.hold() if write else contextlib.nullcontext():
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:

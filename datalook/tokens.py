@@ -29,8 +29,8 @@ CHECKSUM_LENGTH = 6
 SECRET_LENGTH = RANDOM_LENGTH + CHECKSUM_LENGTH
 TOKEN_LENGTH = len(PREFIX) + KEY_ID_LENGTH + 1 + SECRET_LENGTH
 
-TOKEN_RE = re.compile(rf"^{PREFIX}[A-Za-z0-9]{{{KEY_ID_LENGTH}}}_[A-Za-z0-9]{{{SECRET_LENGTH}}}$")
-KEY_ID_RE = re.compile(rf"^[A-Za-z0-9]{{{KEY_ID_LENGTH}}}$")
+# \Z, not $: "$" would also match before a trailing newline.
+TOKEN_RE = re.compile(rf"\A{PREFIX}[A-Za-z0-9]{{{KEY_ID_LENGTH}}}_[A-Za-z0-9]{{{SECRET_LENGTH}}}\Z")
 
 
 class MalformedToken(ValueError):

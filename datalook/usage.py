@@ -1,8 +1,8 @@
 """Per-key usage (last used, requests per hour), counted in memory and written in batches.
 
 Counting every request with its own UPDATE would add a write to each ingestion; instead each
-worker process accumulates counts and flushes them inside the next event transaction once
-FLUSH_INTERVAL has passed, and once more when the process exits.
+worker process accumulates counts and writes them in one small transaction at most every
+FLUSH_INTERVAL seconds, and once more when the process exits (SIGTERM included).
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ class UsageCounter:
         hour = now.replace(minute=0, second=0, microsecond=0)
         with self._lock:
             self._counts[(key_pk, hour)] += 1
-            self._last_used[key_pk] = max(now, self._last_used.get(key_pk, now))
+            if key_pk not in self._last_used or self._last_used[key_pk] < now:
+                self._last_used[key_pk] = now
 
     def due(self) -> bool:
         """Return whether pending counts should be written now."""
@@ -57,7 +58,7 @@ class UsageCounter:
             self._last_flush = time.monotonic()
         return counts, last_used
 
-    def restore(self, counts: dict, last_used: dict) -> None:
+    def _restore(self, counts: dict, last_used: dict) -> None:
         """Put back counts whose write failed, so they are written next time."""
         with self._lock:
             for bucket, n in counts.items():
@@ -65,44 +66,37 @@ class UsageCounter:
             for key_pk, moment in last_used.items():
                 self._last_used[key_pk] = max(moment, self._last_used.get(key_pk, moment))
 
-    def write(self, connection: Connection) -> tuple[dict, dict]:
-        """Write pending counts in the caller's transaction; return them for `restore`.
-
-        If the caller's transaction later rolls back, it must hand them to `restore`.
-        """
-        counts, last_used = self._take()
-        if not counts:
-            return counts, last_used
-        try:
-            for (key_pk, hour), n in counts.items():
-                connection.execute(
-                    upsert(
-                        _usage,
-                        {"api_key_id": key_pk, "hour": hour, "requests": n},
-                        ["api_key_id", "hour"],
-                        {"requests": _usage.c.requests + n},
-                    )
+    @staticmethod
+    def _write(connection: Connection, counts: dict, last_used: dict) -> None:
+        """Add the counts to the hourly buckets and move last-used times forward."""
+        for (key_pk, hour), n in counts.items():
+            connection.execute(
+                upsert(
+                    _usage,
+                    {"api_key_id": key_pk, "hour": hour, "requests": n},
+                    ["api_key_id", "hour"],
+                    {"requests": _usage.c.requests + n},
+                    connection.dialect.name,
                 )
-            for key_pk, moment in last_used.items():
-                connection.execute(
-                    update(_keys)
-                    .where(_keys.c.id == key_pk)
-                    .where((_keys.c.last_used_at.is_(None)) | (_keys.c.last_used_at < moment))
-                    .values(last_used_at=moment)
-                )
-        except Exception:
-            self.restore(counts, last_used)
-            raise
-        return counts, last_used
+            )
+        for key_pk, moment in last_used.items():
+            connection.execute(
+                update(_keys)
+                .where(_keys.c.id == key_pk)
+                .where(_keys.c.last_used_at.is_(None) | (_keys.c.last_used_at < moment))
+                .values(last_used_at=moment)
+            )
 
     def flush(self, engine: Engine) -> None:
-        """Write pending counts in a transaction of their own."""
-        pending: tuple[dict, dict] = ({}, {})
+        """Write pending counts in a transaction of their own; keep them if that fails."""
+        counts, last_used = self._take()
+        if not counts:
+            return
         try:
             with engine.begin() as connection:
-                pending = self.write(connection)
+                self._write(connection, counts, last_used)
         except Exception:
-            self.restore(*pending)
+            self._restore(counts, last_used)
             log.exception("could not write key usage counters; they will be retried")
 
 

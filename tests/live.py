@@ -63,7 +63,7 @@ class LiveServer:
             try:
                 if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or still booting
                 time.sleep(0.1)
         raise RuntimeError("server did not become healthy in time")
 

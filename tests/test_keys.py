@@ -39,8 +39,12 @@ def create(app, site_id, name="Prod"):
 
 def auth(app, header, now=None):
     """Authenticate a header value the way /event does."""
-    with app.app_context(), db.engine.connect() as connection:
-        return apikeys.authenticate(connection, header, now or utcnow())
+    with app.app_context():
+        connection = db.engine.raw_connection()
+        try:
+            return apikeys.authenticate(connection, db.engine.dialect, header, now or utcnow())
+        finally:
+            connection.close()
 
 
 # --- token format ----------------------------------------------------------------------------
@@ -180,13 +184,11 @@ def test_revocation_is_seen_by_another_process_on_the_next_request(app):
     site_id = make_site(app)
     key_id, token = create(app, site_id)
     other = _make_app(app.instance_path)  # a second "worker" with its own engine and pool
-    with other.app_context(), db.engine.connect() as connection:
-        assert apikeys.authenticate(connection, f"Bearer {token}", utcnow()).key_id == key_id
+    assert auth(other, f"Bearer {token}").key_id == key_id
     with app.app_context():
         apikeys.revoke_key(db.session.scalar(select(ApiKey)))
-    with other.app_context(), db.engine.connect() as connection:
-        with pytest.raises(apikeys.AuthFailure) as failure:
-            apikeys.authenticate(connection, f"Bearer {token}", utcnow())
+    with pytest.raises(apikeys.AuthFailure) as failure:
+        auth(other, f"Bearer {token}")
     assert failure.value.code == "revoked_token"
 
 

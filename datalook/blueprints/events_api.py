@@ -11,31 +11,47 @@ from urllib.parse import quote
 
 import orjson
 from flask import Blueprint, Response, g, jsonify, request
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from .. import event_schema, ingest
 from ..apikeys import AuthFailure, authenticate
 from ..errors import ApiError, error_response
-from ..extensions import csrf, db
+from ..extensions import csrf, db, limiter
 from ..models import utcnow
-from ..ratelimits import add_rate_limit_headers, check_failed_auth_budget, event_rate_limit
+from ..ratelimits import (
+    check_failed_auth_budget,
+    event_limit_exceeded,
+    event_limit_headers,
+    hit_event_limit,
+)
 from ..usage import counter
 
 bp = Blueprint("events_api", __name__)
 csrf.exempt(bp)
+# Limited per key by hit_event_limit (after authentication), not by flask-limiter's hooks.
+limiter.exempt(bp)
 
 MAX_EVENT_BYTES = 64 * 1024
 MAX_BATCH_BYTES = 1024 * 1024
 MAX_BATCH_EVENTS = 500
 
 
+def _database_errors() -> tuple[type[Exception], ...]:
+    """Errors that mean "the database cannot take this now" (locked, down), raw or wrapped."""
+    dbapi = db.engine.dialect.loaded_dbapi
+    return (dbapi.OperationalError, dbapi.InterfaceError, OperationalError, InterfaceError)
+
+
 @bp.before_request
-def _authenticate() -> Response | None:
-    """Authenticate the Bearer token before anything else spends effort on the request."""
+def _authenticate_and_limit() -> Response | None:
+    """Authenticate the Bearer token, then spend one request of that key's budget."""
     g.now = utcnow()
+    g.limit_state = None
     try:
-        with db.engine.connect() as connection:
-            g.api_key = authenticate(connection, request.headers.get("Authorization"), g.now)
+        g.dbapi_connection = db.engine.raw_connection()
+        g.api_key = authenticate(
+            g.dbapi_connection, db.engine.dialect, request.headers.get("Authorization"), g.now
+        )
     except AuthFailure as failure:
         # A failed attempt spends the client address's budget, never a real key's.
         limited = check_failed_auth_budget()
@@ -47,10 +63,21 @@ def _authenticate() -> Response | None:
             failure.message,
             headers={"WWW-Authenticate": _www_authenticate(failure.code)},
         )
-    except DBAPIError:
+    except _database_errors():
         return _unavailable()
     counter.record(g.api_key.id, g.now)
+    g.limit_state = hit_event_limit(g.api_key.key_id, g.api_key.rate_limit)
+    if g.limit_state is not None and not g.limit_state.allowed:
+        return event_limit_exceeded(g.limit_state)
     return None
+
+
+@bp.teardown_request
+def _release_connection(_exc: BaseException | None) -> None:
+    """Hand the request's connection back to the pool (which rolls back anything open)."""
+    connection = g.pop("dbapi_connection", None)
+    if connection is not None:
+        connection.close()
 
 
 def _www_authenticate(code: str) -> str:
@@ -63,8 +90,8 @@ def _www_authenticate(code: str) -> str:
 
 @bp.after_request
 def _rate_limit_headers(response: Response) -> Response:
-    """Every API response tells the client where it stands."""
-    return add_rate_limit_headers(response)
+    """Every API response tells the client where its key stands."""
+    return event_limit_headers(response, g.get("limit_state"))
 
 
 def _unavailable() -> Response:
@@ -100,15 +127,21 @@ def _read_json(max_bytes: int) -> object:
 
 def _store(events: list[event_schema.Event]) -> list[bool]:
     """Store events durably; a database that cannot take them turns into a 503."""
+    engine = db.engine
     try:
-        return ingest.store(db.engine, g.api_key, events, g.now)
-    except DBAPIError:
+        duplicates = ingest.store(
+            g.dbapi_connection, engine.dialect, engine.url.database, g.api_key, events, g.now
+        )
+    except _database_errors():
         raise ApiError(
             503,
             "unavailable",
             "The event store is busy or unavailable; nothing was stored. Retry shortly.",
             headers={"Retry-After": "1"},
         ) from None
+    if counter.due():
+        counter.flush(engine)
+    return duplicates
 
 
 def _stripped_header(keys: list[str]) -> str:
@@ -117,7 +150,6 @@ def _stripped_header(keys: list[str]) -> str:
 
 
 @bp.route("/event", methods=["POST"])
-@event_rate_limit
 def post_event() -> Response:
     """Validate and store one event; 204 once it is committed."""
     body = _read_json(MAX_EVENT_BYTES)
@@ -145,7 +177,6 @@ def post_event() -> Response:
 
 
 @bp.route("/events", methods=["POST"])
-@event_rate_limit
 def post_events() -> Response:
     """Store a batch of 1–500 events: valid ones in one transaction, errors per index."""
     body = _read_json(MAX_BATCH_BYTES)

@@ -1,0 +1,76 @@
+"""SQLAlchemy statements compiled once, executed on a raw DB-API cursor.
+
+The ingestion path runs a handful of fixed statements per request. Compiling them once per
+dialect and executing them directly on the driver's cursor removes SQLAlchemy's
+per-execution work (cache look-up, context and result objects) while keeping the SQL
+portable: the statement, its parameter style and its type conversions all come from
+SQLAlchemy for whichever database the engine talks to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import ClauseElement
+
+
+class CompiledStatement:
+    """One statement compiled for one dialect, with its bind-parameter conversions."""
+
+    def __init__(
+        self, statement: ClauseElement, dialect: Dialect, column_keys: list[str] | None = None
+    ):
+        compiled = statement.compile(dialect=dialect, column_keys=column_keys)
+        self.sql = str(compiled)
+        self.positional = dialect.positional
+        names = list(compiled.positiontup) if self.positional else list(compiled.params)
+        self._names = names
+        # Values SQLAlchemy bound itself (literals in the statement, e.g. CASE … THEN 1).
+        self._defaults = dict(compiled.params)
+        self._processors: dict[str, Callable[[Any], Any]] = {}
+        for name in names:
+            bind = compiled.binds[name]
+            # The dialect's own type (e.g. SQLite's DATETIME) knows how to store the value.
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                self._processors[name] = processor
+
+    def params(self, values: dict[str, Any]) -> tuple | dict:
+        """Convert named values into what the driver expects (order, style, types)."""
+        converted = {}
+        for name in self._names:
+            value = values[name] if name in values else self._defaults.get(name)
+            processor = self._processors.get(name)
+            converted[name] = (
+                processor(value) if processor is not None and value is not None else value
+            )
+        if self.positional:
+            return tuple(converted[name] for name in self._names)
+        return converted
+
+    def execute(self, cursor, values: dict[str, Any]):
+        """Execute with one set of values on a DB-API cursor."""
+        cursor.execute(self.sql, self.params(values))
+        return cursor
+
+    def executemany(self, cursor, rows: list[dict[str, Any]]) -> None:
+        """Execute once per row, in one driver call."""
+        cursor.executemany(self.sql, [self.params(row) for row in rows])
+
+
+class StatementCache:
+    """Compile each statement lazily, once per dialect."""
+
+    def __init__(self, builders: dict[str, Callable[[Dialect], CompiledStatement]]):
+        self._builders = builders
+        self._compiled: dict[tuple[str, str], CompiledStatement] = {}
+
+    def get(self, name: str, dialect: Dialect) -> CompiledStatement:
+        """Return the compiled form of statement `name` for `dialect`."""
+        key = (name, dialect.name)
+        statement = self._compiled.get(key)
+        if statement is None:
+            statement = self._compiled[key] = self._builders[name](dialect)
+        return statement
