@@ -1,0 +1,484 @@
+"""Rate limits as clients see them: /event and /events, failed auth, per-key limits, forms.
+
+The storage's own exactness is tested in test_ratelimit_storage.py; here the whole wiring is
+driven through the Flask test client. Time is a fake clock shared by the app's rate-limit
+storage (its `clock` option) and the header arithmetic in datalook.ratelimits, so boundary
+cases are exact and nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import select
+
+from datalook import apikeys, ratelimits, tokens
+from datalook.extensions import db, limiter
+from datalook.models import ApiKey, Event, Site
+from datalook.ratelimit_storage import SQLiteWindowStorage
+from datalook.usage import counter
+from tests.conftest import _make_app, add_site, csrf_from, sign_up
+
+T0 = 1_800_000_000.0  # a whole second, so boundary arithmetic is exact
+DEFAULT = 500
+WINDOW = 10
+EVENT = {"event_name": "pageview", "page_path": "/pricing"}
+HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+
+
+class FakeClock:
+    """A settable clock: ``clock()`` returns ``clock.now``."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch) -> FakeClock:
+    """The fake clock, also used by the header arithmetic of datalook.ratelimits."""
+    fake = FakeClock()
+    monkeypatch.setattr(ratelimits, "time", SimpleNamespace(time=fake))
+    return fake
+
+
+@pytest.fixture
+def make_app(tmp_path, migrated_db, clock) -> Iterator:
+    """Build one app (with config overrides) whose rate-limit storage runs on `clock`."""
+    made = []
+
+    def factory(**overrides):
+        assert not made, "the limiter is a module singleton: one app per test"
+        instance = tmp_path / "instance"
+        instance.mkdir()
+        shutil.copy(migrated_db, instance / "datalook.db")
+        application = _make_app(instance, **overrides)
+        storage = limiter.storage
+        assert isinstance(storage, SQLiteWindowStorage)
+        # The storage's documented `clock` hook, set on this app's storage only: passing it
+        # through RATELIMIT_STORAGE_OPTIONS would stay in the module-level limiter's options
+        # and leak the fake clock into every app created later in the session.
+        storage.clock = clock
+        made.append(application)
+        return application
+
+    yield factory
+    for application in made:
+        limiter.storage.close()
+        with application.app_context():
+            # The usage counter is per process: write this test's counts into this test's
+            # database rather than into the next test's.
+            counter.flush(db.engine)
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    """The default app, on the fake clock."""
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def new_key(app, domain: str = "example.com", name: str = "Backend") -> tuple[str, str]:
+    """Create a user, a site and a key through the CLI; return (token, key_id)."""
+    runner = app.test_cli_runner()
+    email = f"owner@{domain}"
+    runner.invoke(args=["users", "create", email, "--password", "correct horse battery"])
+    runner.invoke(args=["sites", "create", domain, "--owner", email])
+    result = runner.invoke(args=["keys", "create", "--site", domain, "--name", name])
+    assert result.exit_code == 0, result.output
+    token = result.stdout.strip()
+    return token, tokens.parse(token).key_id
+
+
+def wrong_secret(token: str) -> str:
+    """A well-formed token (valid checksum) for the same key_id with another secret."""
+    key_id = tokens.parse(token).key_id
+    forged = tokens.generate(key_id).token
+    assert forged != token
+    return forged
+
+
+def post_event(client, token: str | None, body: object = EVENT, path: str = "/event", **kw):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return client.post(path, json=body, headers=headers, **kw)
+
+
+def spend(client, token: str, n: int, expect: int = 204, path: str = "/event") -> None:
+    """Send n requests that must all get `expect`; ?validate=1 keeps it fast (no storing)."""
+    url = f"{path}?validate=1" if path == "/event" and expect == 200 else path
+    for i in range(n):
+        response = post_event(client, token, path=url)
+        assert response.status_code == expect, (i, response.status_code, response.get_json())
+
+
+def remaining(response) -> int:
+    return int(response.headers["X-RateLimit-Remaining"])
+
+
+def assert_headers(response, *, limit: int, left: int, reset: float, now: float, window: int):
+    """All five rate-limit headers, with exact values."""
+    h = response.headers
+    assert h["X-RateLimit-Limit"] == str(limit)
+    assert h["X-RateLimit-Remaining"] == str(left)
+    assert h["X-RateLimit-Reset"] == str(math.ceil(reset))
+    assert h["RateLimit-Policy"] == f'"default";q={limit};w={window}'
+    assert h["RateLimit"] == f'"default";r={left};t={math.ceil(reset - now)}'
+
+
+def assert_rate_limited(response, *, retry_after: int, limit: str) -> None:
+    """A 429 in the JSON envelope, with the wait in the body and in Retry-After."""
+    assert response.status_code == 429, response.get_data(as_text=True)[:300]
+    assert response.headers["Retry-After"] == str(retry_after)
+    error = response.get_json()["error"]
+    assert error["code"] == "rate_limited"
+    assert error["limit"] == limit
+    assert error["retry_after"] == retry_after
+    assert str(retry_after) in error["message"]
+
+
+def stored_events(app) -> int:
+    with app.app_context():
+        return len(db.session.scalars(select(Event.id)).all())
+
+
+# -- the default limit: 500 per 10 seconds per key ---------------------------------------------
+
+
+def test_501st_request_in_the_window_is_refused(app, client, clock):
+    token, _ = new_key(app)
+    spend(client, token, DEFAULT)
+    assert stored_events(app) == DEFAULT
+    refused = post_event(client, token)
+    assert_rate_limited(refused, retry_after=WINDOW, limit="500 per 10 second")
+    assert_headers(refused, limit=DEFAULT, left=0, reset=T0 + WINDOW, now=T0, window=WINDOW)
+    assert stored_events(app) == DEFAULT  # nothing of a refused request is stored
+
+
+def test_batches_share_the_bucket_and_count_once(app, client, clock):
+    token, _ = new_key(app)
+    batch = {"events": [EVENT] * 3}
+    first = post_event(client, token, batch, path="/events")
+    assert first.status_code == 200 and first.get_json()["accepted"] == 3
+    assert remaining(first) == DEFAULT - 1
+    spend(client, token, DEFAULT - 2, expect=200)
+    last = post_event(client, token, batch, path="/events")
+    assert last.status_code == 200 and remaining(last) == 0
+    assert_rate_limited(post_event(client, token), retry_after=WINDOW, limit="500 per 10 second")
+    assert_rate_limited(
+        post_event(client, token, batch, path="/events"),
+        retry_after=WINDOW,
+        limit="500 per 10 second",
+    )
+
+
+def test_retry_after_is_rounded_up_and_never_early(app, client, clock):
+    token, _ = new_key(app)
+    clock.advance(0.3)  # the oldest hit at T0+0.3 leaves the window at exactly T0+10.3
+    spend(client, token, 1)
+    clock.advance(4.7)
+    spend(client, token, DEFAULT - 1)
+    clock.advance(4.0)  # T0+9: 1.3 s left, which must be announced as 2, not 1
+    refused = post_event(client, token)
+    assert_rate_limited(refused, retry_after=2, limit="500 per 10 second")
+    wait = int(refused.headers["Retry-After"])
+
+    clock.advance(wait - 1)  # one second early: still refused, with an honest wait
+    assert_rate_limited(post_event(client, token), retry_after=1, limit="500 per 10 second")
+    clock.advance(1)  # exactly Retry-After after the refusal: accepted
+    assert post_event(client, token).status_code == 204
+    # T0+11: the next oldest hits (T0+5) leave the window at T0+15.
+    assert_rate_limited(post_event(client, token), retry_after=4, limit="500 per 10 second")
+
+
+def test_waiting_exactly_retry_after_on_a_whole_second_boundary(app, client, clock):
+    token, _ = new_key(app)
+    spend(client, token, DEFAULT)
+    clock.advance(9)
+    refused = post_event(client, token)
+    assert_rate_limited(refused, retry_after=1, limit="500 per 10 second")
+    # Retry-After - 1 = 0 s later is the same instant: still refused.
+    assert post_event(client, token).status_code == 429
+    clock.advance(int(refused.headers["Retry-After"]))  # now T0+10: the whole burst expired
+    spend(client, token, DEFAULT)
+    assert post_event(client, token).status_code == 429
+
+
+def test_every_event_response_carries_exact_headers(app, client, clock):
+    token, _ = new_key(app)
+    accepted = post_event(client, token)
+    assert accepted.status_code == 204
+    assert_headers(accepted, limit=DEFAULT, left=499, reset=T0 + 10, now=T0, window=WINDOW)
+
+    clock.advance(2.5)
+    invalid = post_event(client, token, {"event_name": "nope"})
+    assert invalid.status_code == 400
+    assert invalid.get_json()["error"]["code"] == "invalid_request"
+    # Authenticated requests spend the budget whatever their outcome; the reset still
+    # follows the oldest hit (T0), and the wait counts from the fake now.
+    assert_headers(invalid, limit=DEFAULT, left=498, reset=T0 + 10, now=T0 + 2.5, window=WINDOW)
+
+    seen = [remaining(invalid)]
+    for _ in range(5):
+        seen.append(remaining(post_event(client, token)))
+    assert seen == [498, 497, 496, 495, 494, 493]
+
+    spend(client, token, 493)
+    refused = post_event(client, token)
+    assert refused.status_code == 429
+    assert_headers(refused, limit=DEFAULT, left=0, reset=T0 + 10, now=T0 + 2.5, window=WINDOW)
+    assert refused.headers["Retry-After"] == "8"  # ceil(10 - 2.5)
+
+
+def test_headers_on_the_batch_endpoint_and_validation_errors(app, client, clock):
+    token, _ = new_key(app)
+    ok = post_event(client, token, {"events": [EVENT]}, path="/events")
+    bad = post_event(client, token, {"events": []}, path="/events")
+    assert (ok.status_code, bad.status_code) == (200, 400)
+    assert_headers(ok, limit=DEFAULT, left=499, reset=T0 + 10, now=T0, window=WINDOW)
+    assert_headers(bad, limit=DEFAULT, left=498, reset=T0 + 10, now=T0, window=WINDOW)
+
+
+def test_refused_requests_do_not_count(app, client, clock):
+    token, _ = new_key(app)
+    spend(client, token, 250)
+    clock.advance(5)
+    spend(client, token, 250)
+    clock.advance(1)
+    for _ in range(50):  # a client that keeps hammering while refused
+        assert post_event(client, token).status_code == 429
+    clock.advance(4)  # T0+10: the first 250 leave the window, and only they
+    spend(client, token, 250)
+    refused = post_event(client, token)
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "5"  # the T0+5 hits leave at T0+15
+
+
+def test_a_burst_across_a_fixed_window_boundary_is_still_limited(app, client, clock):
+    token, _ = new_key(app)
+    clock.advance(9.9)
+    spend(client, token, DEFAULT)
+    clock.advance(0.2)  # T0+10.1: a fixed 10-second window would have started afresh
+    assert_rate_limited(post_event(client, token), retry_after=10, limit="500 per 10 second")
+
+
+def test_keys_are_independent(app, client, clock):
+    token_a, _ = new_key(app, "a.example.com")
+    token_b, _ = new_key(app, "b.example.com")
+    spend(client, token_a, DEFAULT)
+    assert post_event(client, token_a).status_code == 429
+    first_b = post_event(client, token_b)
+    assert first_b.status_code == 204 and remaining(first_b) == DEFAULT - 1
+    spend(client, token_b, DEFAULT - 1)
+    assert post_event(client, token_b).status_code == 429
+
+
+def test_two_keys_of_one_site_have_their_own_budgets(app, client, clock):
+    token_a, _ = new_key(app, name="First")
+    token_b, _ = new_key(app, name="Second")
+    spend(client, token_a, DEFAULT)
+    assert post_event(client, token_a).status_code == 429
+    assert remaining(post_event(client, token_b)) == DEFAULT - 1
+
+
+# -- authentication failures -------------------------------------------------------------------
+
+
+def test_wrong_secret_never_spends_the_keys_budget(app, client, clock):
+    token, _ = new_key(app)
+    forged = wrong_secret(token)
+    statuses = [post_event(client, forged).status_code for _ in range(100)]
+    # Failed attempts are limited per address (60 per minute), never charged to the key.
+    assert statuses == [401] * 60 + [429] * 40
+    first = post_event(client, token)
+    assert first.status_code == 204
+    assert remaining(first) == DEFAULT - 1
+    spend(client, token, DEFAULT - 1)
+    assert post_event(client, token).status_code == 429
+
+
+def test_failed_auth_is_limited_per_address(app, client, clock):
+    token, _ = new_key(app)
+    forged = wrong_secret(token)
+    bad_requests = [
+        lambda: post_event(client, forged),
+        lambda: post_event(client, None),  # no Authorization header
+        lambda: post_event(client, "dl_live_not-a-token"),  # malformed
+    ]
+    for i in range(60):
+        response = bad_requests[i % 3]()
+        assert response.status_code == 401, i
+        assert "X-RateLimit-Limit" not in response.headers  # no key, no key budget shown
+    clock.advance(30)
+    refused = post_event(client, forged)
+    assert refused.status_code == 429
+    error = refused.get_json()["error"]
+    assert error["code"] == "rate_limited"
+    assert error["limit"] == "60 per 1 minute"
+    assert error["retry_after"] == 30
+    assert refused.headers["Retry-After"] == "30"
+    assert refused.headers["X-RateLimit-Limit"] == "60"
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
+    assert refused.headers["RateLimit-Policy"] == '"default";q=60;w=60'
+
+    # Another address is not affected, and neither is the real key from this one.
+    other = post_event(client, forged, environ_base={"REMOTE_ADDR": "192.0.2.7"})
+    assert other.status_code == 401
+    assert post_event(client, token).status_code == 204
+
+    clock.advance(30)  # a minute after the first failures: this address may try again
+    assert post_event(client, forged).status_code == 401
+
+
+# -- per-key limits and the configurable default -----------------------------------------------
+
+
+def test_set_limit_takes_effect_on_the_next_request(app, client, clock):
+    token, key_id = new_key(app)
+    spend(client, token, DEFAULT)
+    assert post_event(client, token).status_code == 429
+
+    result = app.test_cli_runner().invoke(args=["keys", "set-limit", key_id, "2000 per 10 seconds"])
+    assert result.exit_code == 0, result.output
+    assert "2000 per 10 seconds" in result.output
+
+    response = post_event(client, token)
+    assert response.status_code == 204
+    assert response.headers["X-RateLimit-Limit"] == "2000"
+    assert response.headers["RateLimit-Policy"] == '"default";q=2000;w=10'
+    # The new limit has its own bucket (limits keys on amount and window).
+    assert remaining(response) == 1999
+    spend(client, token, 1999, expect=200)
+    assert_rate_limited(post_event(client, token), retry_after=10, limit="2000 per 10 second")
+
+    with app.app_context():
+        key = db.session.scalar(select(ApiKey).where(ApiKey.key_id == key_id))
+        assert key.rate_limit == "2000 per 10 seconds"
+
+
+def test_set_limit_to_a_smaller_window_and_back_to_default(app, client, clock):
+    token, key_id = new_key(app)
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["keys", "set-limit", key_id, "3/minute"])
+    assert result.exit_code == 0, result.output
+    assert "3 per 60 seconds" in result.output  # stored normalised
+    spend(client, token, 3)
+    refused = post_event(client, token)
+    assert_rate_limited(refused, retry_after=60, limit="3 per 60 second")
+    assert refused.headers["RateLimit-Policy"] == '"default";q=3;w=60'
+
+    result = runner.invoke(args=["keys", "set-limit", key_id, "default"])
+    assert result.exit_code == 0, result.output
+    response = post_event(client, token)
+    assert response.status_code == 204
+    assert response.headers["X-RateLimit-Limit"] == str(DEFAULT)
+
+
+@pytest.mark.parametrize(
+    "nonsense",
+    ["lots", "0 per second", "0/minute", "", "2000 per fortnight", "per 10 seconds", "-5/second"],
+)
+def test_set_limit_refuses_nonsense(app, client, clock, nonsense):
+    token, key_id = new_key(app)
+    # "--" so that a limit starting with "-" reaches the command as the LIMIT argument.
+    result = app.test_cli_runner().invoke(args=["keys", "set-limit", key_id, "--", nonsense])
+    assert result.exit_code != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    assert "Traceback" not in result.output
+    assert "rate limit" in lines[0]
+    with app.app_context():
+        assert db.session.scalar(select(ApiKey).where(ApiKey.key_id == key_id)).rate_limit is None
+    assert post_event(client, token).headers["X-RateLimit-Limit"] == str(DEFAULT)
+
+
+def test_set_limit_for_an_unknown_key_is_refused(app, clock):
+    result = app.test_cli_runner().invoke(args=["keys", "set-limit", "A" * 12, "10/second"])
+    assert result.exit_code != 0
+    assert result.stderr.strip().startswith("Error: no key")
+
+
+def test_keys_page_shows_each_keys_limit(app, client, clock):
+    sign_up(client)
+    site_id = add_site(client, "shop.example.com")
+    with app.app_context():
+        site = db.session.get(Site, site_id)
+        custom = apikeys.create_key(site, "Checkout", None).key.key_id
+        apikeys.create_key(site, "Backend", None)
+    result = app.test_cli_runner().invoke(args=["keys", "set-limit", custom, "2000 per 10 seconds"])
+    assert result.exit_code == 0, result.output
+
+    page = client.get(f"/sites/{site_id}/keys/")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    rows = {
+        name: row
+        for row in re.findall(r"<tr\b.*?</tr>", html, re.S)
+        for name in ("Checkout", "Backend")
+        if name in row
+    }
+    assert "2000 per 10 seconds" in rows["Checkout"]
+    assert "500 per 10 seconds" in rows["Backend"]
+    assert "2000 per 10 seconds" not in rows["Backend"]
+
+
+def test_event_default_is_configurable(make_app, clock):
+    app = make_app(RATELIMIT_EVENT_DEFAULT="3 per 5 seconds")
+    client = app.test_client()
+    token, _ = new_key(app)
+    first = post_event(client, token)
+    assert_headers(first, limit=3, left=2, reset=T0 + 5, now=T0, window=5)
+    spend(client, token, 2)
+    assert_rate_limited(post_event(client, token), retry_after=5, limit="3 per 5 second")
+    clock.advance(5)
+    assert post_event(client, token).status_code == 204
+
+
+# -- sign-up and log-in --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/login", "/signup"])
+def test_form_posts_are_limited_per_address(app, client, clock, path):
+    form = client.get(path)
+    token = csrf_from(form.get_data(as_text=True))
+    data = {"email": "someone@example.com", "password": "not the password", "csrf_token": token}
+    statuses = [client.post(path, data=data).status_code for _ in range(10)]
+    assert 429 not in statuses and 500 not in statuses
+    refused = client.post(path, data=data)
+    assert refused.status_code == 429
+    assert refused.mimetype == "text/html"
+    assert "Too many attempts" in refused.get_data(as_text=True)
+    assert refused.headers["Retry-After"] == "60"
+    # GET is not limited: the form still shows.
+    assert client.get(path).status_code == 200
+    # Another address has its own budget.
+    assert (
+        client.post(path, data=data, environ_base={"REMOTE_ADDR": "192.0.2.9"}).status_code != 429
+    )
+    clock.advance(60)
+    assert client.post(path, data=data).status_code != 429
+
+
+def test_form_limits_use_the_configured_storage(app, client, clock):
+    storage = limiter.storage
+    assert isinstance(storage, SQLiteWindowStorage)
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    data = {"email": "x@example.com", "password": "not the password", "csrf_token": token}
+    assert client.post("/login", data=data).status_code == 400
+    counts = storage.row_counts()
+    assert counts["rl_window"] == 1 and counts["rl_entry"] == 1
