@@ -43,8 +43,9 @@ MAX_PROPERTY_STRING = 1024
 MAX_FUTURE = timedelta(hours=1)
 MAX_PAST = timedelta(days=7)
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# C0, DEL and C1 control characters.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_EVENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(slots=True)
@@ -247,7 +248,7 @@ def _properties(problems: _Problems, value: object) -> dict | None:
 
 def _event_id(problems: _Problems, value: object) -> str | None:
     """event_id: 1–64 characters of [A-Za-z0-9_-]."""
-    if not isinstance(value, str) or not _EVENT_ID.match(value):
+    if not isinstance(value, str) or not _EVENT_ID.fullmatch(value):
         problems.add(
             "event_id",
             "invalid_format",

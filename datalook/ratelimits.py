@@ -102,8 +102,8 @@ def event_limit_exceeded(state: LimitState) -> Response:
     return error_response(
         429,
         "rate_limited",
-        f"Rate limit of {state.item} exceeded for this key; retry in {wait} s.",
-        extra={"limit": str(state.item), "retry_after": wait},
+        f"Rate limit of {describe(state.item)} exceeded for this key; retry in {wait} s.",
+        extra={"limit": describe(state.item), "retry_after": wait},
     )
 
 
@@ -113,6 +113,12 @@ auth_form_limit = limiter.limit(
     key_func=get_remote_address,
     error_message="Too many attempts from your address. Please wait a minute and try again.",
 )
+
+
+def describe(item: RateLimitItem) -> str:
+    """Say a limit the way people write it: "500 per 10 seconds"."""
+    seconds = item.get_expiry()
+    return f"{item.amount} per {seconds} second{'s' if seconds != 1 else ''}"
 
 
 def validate_limit(text: str) -> str:
@@ -125,7 +131,7 @@ def validate_limit(text: str) -> str:
         ) from None
     if item.amount < 1:
         raise ValueError("a rate limit must allow at least 1 request")
-    return f"{item.amount} per {item.get_expiry()} seconds"
+    return describe(item)
 
 
 def _seconds_until(reset_time: float) -> int:
@@ -165,7 +171,7 @@ def check_failed_auth_budget() -> Response | None:
         "rate_limited",
         f"Too many requests with invalid credentials from your address; retry in {wait} s.",
         headers=headers,
-        extra={"limit": str(FAILED_AUTH_LIMIT), "retry_after": wait},
+        extra={"limit": describe(FAILED_AUTH_LIMIT), "retry_after": wait},
     )
 
 
@@ -177,8 +183,8 @@ def _rate_limited(exc: RateLimitExceeded):
         response = error_response(
             429,
             "rate_limited",
-            f"Rate limit of {exc.limit.limit} exceeded; retry in {wait} s.",
-            extra={"limit": str(exc.limit.limit), "retry_after": wait},
+            f"Rate limit of {describe(exc.limit.limit)} exceeded; retry in {wait} s.",
+            extra={"limit": describe(exc.limit.limit), "retry_after": wait},
         )
         if current is not None:
             response.headers.update(_policy_headers(current.limit, 0, current.window[0]))

@@ -7,6 +7,7 @@ commit → 204.
 
 from __future__ import annotations
 
+import json
 from urllib.parse import quote
 
 import orjson
@@ -112,17 +113,32 @@ def _read_json(max_bytes: int) -> object:
             "unsupported_media_type",
             "Send the event as JSON with 'Content-Type: application/json'.",
         )
-    # Refused from Content-Length alone, or while streaming a chunked body: never read whole.
-    request.max_content_length = max_bytes
+    # Refused from Content-Length alone, never read whole. A chunked body has no length:
+    # werkzeug stops reading one byte past the limit, and that byte means "too large".
+    request.max_content_length = max_bytes + 1
     raw = request.get_data(cache=False)
+    if len(raw) > max_bytes:
+        raise ApiError(
+            413, "payload_too_large", f"The body is larger than {max_bytes // 1024} KiB."
+        )
     if not raw.strip():
         raise ApiError(400, "invalid_json", "The request body is empty; send a JSON object.")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise ApiError(
-            400, "invalid_json", f"The body is not valid JSON: {str(exc)[:80]}"
-        ) from None
+        # orjson stops at 64-bit integers; the standard parser takes any size. NaN and
+        # Infinity are not JSON and stay refused.
+        try:
+            return json.loads(raw, parse_constant=_refuse_constant)
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(
+                400, "invalid_json", f"The body is not valid JSON: {str(exc)[:80]}"
+            ) from None
+
+
+def _refuse_constant(name: str) -> None:
+    """Refuse NaN and Infinity, which are not JSON."""
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def _store(events: list[event_schema.Event]) -> list[bool]:
