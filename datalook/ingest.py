@@ -45,8 +45,9 @@ _STATEMENTS = StatementCache(
     }
 )
 
-# Success rule names already registered, per process: only a new name costs a write.
-_known_rules: set[tuple[int, str]] = set()
+# Success rule names already registered, per process and database: only a new name costs
+# a write.
+_known_rules: set[tuple[str | None, int, str]] = set()
 _known_lock = threading.Lock()
 _write_locks: dict[str, WriteLock] = {}
 
@@ -116,7 +117,7 @@ def store(
             idempotent = _STATEMENTS.get("insert_idempotent", dialect)
             for index, row in keyed:
                 duplicate[index] = idempotent.execute(cursor, row).fetchone() is None
-            new_rules = _new_rules(key, events, duplicate, received_at)
+            new_rules = _new_rules(database, key, events, duplicate, received_at)
             if new_rules:
                 _STATEMENTS.get("register_rule", dialect).executemany(cursor, new_rules)
             connection.commit()
@@ -126,12 +127,16 @@ def store(
         finally:
             cursor.close()
     with _known_lock:
-        _known_rules.update((rule["site_id"], rule["name"]) for rule in new_rules)
+        _known_rules.update((database, rule["site_id"], rule["name"]) for rule in new_rules)
     return duplicate
 
 
 def _new_rules(
-    key: AuthenticatedKey, events: list[Event], duplicate: list[bool], now: datetime
+    database: str | None,
+    key: AuthenticatedKey,
+    events: list[Event],
+    duplicate: list[bool],
+    now: datetime,
 ) -> list[dict]:
     """Success rule names this process has not registered yet."""
     names = {
@@ -139,6 +144,6 @@ def _new_rules(
         for event, dup in zip(events, duplicate, strict=True)
         if event.event_name == "success"
         and not dup
-        and (key.site_id, event.name) not in _known_rules
+        and (database, key.site_id, event.name) not in _known_rules
     }
     return [{"site_id": key.site_id, "name": name, "first_seen_at": now} for name in sorted(names)]
