@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import requests
-
-from tests.live import LiveServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -57,38 +53,6 @@ def browser() -> Iterator:
         )
         yield chromium
         chromium.close()
-
-
-@pytest.fixture
-def live_server(tmp_path) -> Iterator[LiveServer]:
-    """The real server of tests/live.py, given time to boot its workers on a busy machine.
-
-    gunicorn accepts connections before its workers have imported the app, so the first
-    /healthz can outlast LiveServer.start's 1 s read timeout; keep waiting for it instead.
-    """
-    server = LiveServer(tmp_path / "live-instance", workers=2)
-    try:
-        try:
-            server.start(timeout=60)
-        except requests.Timeout:
-            _wait_healthy(server, timeout=60)
-        yield server
-    finally:
-        server.stop()
-
-
-def _wait_healthy(server: LiveServer, timeout: float) -> None:
-    """Poll /healthz until it answers 200, tolerating slow and refused connections."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"server exited: {server.read_log()[-2000:]}")
-        try:
-            if requests.get(f"{server.url}/healthz", timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            time.sleep(0.2)
-    raise RuntimeError("server did not become healthy in time")
 
 
 @pytest.fixture
