@@ -20,8 +20,12 @@ worker_class = "sync"
 graceful_timeout = 20
 timeout = 30
 accesslog = "-" if os.environ.get("DATALOOK_ACCESS_LOG") else None
-# Load the app once in the master so a broken configuration fails before forking.
+# Each worker loads the app itself: nothing (database pools, rate-limit connections) is
+# shared across a fork.
 preload_app = False
+# gunicorn's control socket defaults to one path per user; several servers on one machine
+# (tests, the benchmark, operators' instances) would fight over it. DataLook does not use it.
+control_socket_disable = True
 
 
 def when_ready(server):

@@ -126,7 +126,7 @@ def status(site_id: int, key_id: str):
             "name": first.name,
             "page_path": first.page_path,
             "success_value": format_value(first.success_value_micros),
-            "timestamp": first.occurred_at.isoformat() + "Z",
+            "timestamp": first.occurred_at.replace(microsecond=0).isoformat() + "Z",
         }
         body["dashboard_url"] = url_for("dashboard.overview", site_id=site.id)
     response = jsonify(body)

@@ -35,7 +35,7 @@
     var list = document.createElement("dl");
     list.className = "event-details";
     [["Type", e.event_name], ["Name", e.name || "—"], ["Page path", e.page_path],
-     ["Time", e.timestamp]].forEach(function (pair) {
+     ["Time", new Date(e.timestamp).toLocaleString()]].forEach(function (pair) {
       list.appendChild(text("dt", pair[0]));
       list.appendChild(text("dd", pair[1]));
     });
