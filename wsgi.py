@@ -2,7 +2,7 @@
 
 import sys
 
-from datalook import usage
+from datalook import snippets, usage
 from datalook.app import create_app
 from datalook.config import ConfigError
 from datalook.extensions import db
@@ -16,3 +16,7 @@ except ConfigError as exc:  # a clear message for operators instead of a traceba
 with app.app_context():
     # Counters batched in memory are written when the process exits (SIGTERM included).
     usage.install_exit_flush(db.engine)
+
+if app.config["PUBLIC_URL"]:
+    # Highlight the 12 snippets now, so the first show-once page does not pay for it.
+    snippets.render(app.config["PUBLIC_URL"] + "/event", None)
