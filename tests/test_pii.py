@@ -1,0 +1,182 @@
+"""The PII rule, as a table derived from its text, and end to end through POST /event.
+
+The rule: a property key is stripped when, lower-cased with every non-alphanumeric character
+removed, it contains `email`, `phone`, `password` or `passwd`, or when one of its words
+(split at non-alphanumerics and camelCase boundaries) is `ssn`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from urllib.parse import unquote
+
+import pytest
+
+from datalook.extensions import db
+from datalook.pii import is_pii_key, strip_pii
+from tests.factories import bearer, create_token, stored_events
+
+STRIPPED = [
+    # The examples of the rule.
+    "Email",
+    "user_email",
+    "emailAddress",
+    "e-mail",
+    "phone_number",
+    "Telephone",
+    "PASSWORD",
+    "password_confirmation",
+    "passwd",
+    "ssn",
+    "customer_SSN",
+    "ssnLast4",
+    # Substrings survive any separators once they are squashed away.
+    "EMAIL",
+    "E.Mail",
+    "e_mail",
+    "user e-mail",
+    "E\u200bmail",  # a zero-width space is not alphanumeric either
+    "emails_sent",
+    "EmailVerified",
+    "billingEmail2",
+    "mobilePhone",
+    "ph-one",
+    "iPhoneModel",
+    "headphones",  # the rule is a substring rule: false positives included
+    "pass_word",
+    "Pass Word",
+    "new-password",
+    "old_passwd_hash",
+    "PASSWD",
+    # ssn as a word.
+    "SSN",
+    "Ssn",
+    "ssn_hash",
+    "user.ssn",
+    "ssn-last-4",
+    "customerSSN",
+    "customerSsn",
+    "classNameSsn",
+    "SSN_last4",
+    "my ssn",
+    "ssn ",
+]
+
+KEPT = [
+    "classname",
+    "plan",
+    "session",
+    "lesson",
+    "mission",
+    "assns",
+    "Assn",
+    "ssns",  # a word that merely starts with ssn
+    "crossness",
+    "grassNumber",
+    "className",
+    "address",
+    "username",
+    "user_id",
+    "mail",  # not "email"
+    "e_mai",
+    "telefon",
+    "phon",
+    "pass",
+    "pw",
+    "passenger",
+    "social_security_number",  # not in the rule
+    "sn",
+    "s_s_n",
+    "",
+]
+
+
+@pytest.mark.parametrize("key", STRIPPED)
+def test_pii_keys_are_recognised(key):
+    assert is_pii_key(key)
+
+
+@pytest.mark.parametrize("key", KEPT)
+def test_ordinary_keys_are_kept(key):
+    assert not is_pii_key(key)
+
+
+def test_strip_pii_keeps_order_and_names_what_it_removed():
+    kept, stripped = strip_pii({"plan": "pro", "Email": "a@b.c", "seats": 3, "ssn": "1"})
+    assert kept == {"plan": "pro", "seats": 3}
+    assert stripped == ["Email", "ssn"]
+    untouched = {"plan": "pro"}
+    assert strip_pii(untouched) == (untouched, [])
+
+
+def test_stripped_keys_are_not_stored_and_are_reported(app):
+    made = create_token(app)
+    properties = {
+        "plan": "starter",
+        "classname": "A",
+        "user_email": "alice@example.com",
+        "Telephone": "+1 555 0100",
+        "ssnLast4": "1234",
+        "password_confirmation": "hunter2-secret",
+        "e-mail address": "bob@example.com",
+        "note": "values are not inspected: mail me at carol@example.com",
+    }
+    response = app.test_client().post(
+        "/event",
+        # Sent as written (the test client's json= would sort the keys).
+        data=json.dumps({"event_name": "custom", "page_path": "/p", "properties": properties}),
+        content_type="application/json",
+        headers=bearer(made.token),
+    )
+    assert response.status_code == 204
+    expected_stripped = [
+        "user_email",
+        "Telephone",
+        "ssnLast4",
+        "password_confirmation",
+        "e-mail address",
+    ]
+    header = response.headers["DataLook-Stripped-Keys"]
+    assert [unquote(part.strip()) for part in header.split(",")] == expected_stripped
+    (stored,) = stored_events(app, made.site_id)
+    assert stored["properties"] == {
+        "plan": "starter",
+        "classname": "A",
+        "note": properties["note"],
+    }
+    assert stored["stripped_keys"] == expected_stripped
+    # The values are nowhere in the database file.
+    with app.app_context():
+        path = db.engine.url.database
+    with sqlite3.connect(path) as raw:
+        dump = "\n".join(raw.iterdump())
+    for secret in ("alice@example.com", "+1 555 0100", "1234", "hunter2-secret", "bob@"):
+        assert secret not in dump
+
+
+def test_no_stripped_keys_header_when_nothing_is_stripped(app):
+    made = create_token(app)
+    response = app.test_client().post(
+        "/event",
+        json={"event_name": "custom", "page_path": "/p", "properties": {"plan": "pro"}},
+        headers=bearer(made.token),
+    )
+    assert response.status_code == 204
+    assert "DataLook-Stripped-Keys" not in response.headers
+    assert stored_events(app, made.site_id)[0]["stripped_keys"] == []
+
+
+def test_stripped_keys_header_is_header_safe(app):
+    made = create_token(app)
+    key = 'e-mail, \u00e9\r\n"x"'  # a comma, non-ASCII, CR LF and quotes in one key
+    response = app.test_client().post(
+        "/event",
+        json={"event_name": "custom", "page_path": "/p", "properties": {key: "v", "plan": 1}},
+        headers=bearer(made.token),
+    )
+    assert response.status_code == 204
+    header = response.headers["DataLook-Stripped-Keys"]
+    assert header.isascii() and "\r" not in header and "\n" not in header
+    assert unquote(header) == key
+    assert stored_events(app, made.site_id)[0]["stripped_keys"] == [key]
