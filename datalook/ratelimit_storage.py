@@ -227,6 +227,7 @@ class SQLiteWindowStorage(Storage, MovingWindowSupport):
         self.path = self._parse_path(uri)
         # Writers queue in the kernel instead of in SQLite's sleeping busy handler.
         self._write_lock = WriteLock(self.path + ".lock")
+        self._seen = threading.local()
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
@@ -329,17 +330,27 @@ class SQLiteWindowStorage(Storage, MovingWindowSupport):
             # Read the clock inside the write lock: entries are then stamped in commit order,
             # so ordering across processes cannot produce a window with more than `limit`.
             now = self._now_us()
-            live = self._expire_key(conn, key, now - expiry_us)
-            if live + amount > limit:
-                return False
-            conn.execute("INSERT INTO rl_entry (key, ts, n) VALUES (?, ?, ?)", (key, now, amount))
-            conn.execute(
-                "INSERT INTO rl_window (key, live, expires_us) VALUES (?, ?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET live = excluded.live, "
-                "expires_us = excluded.expires_us",
-                (key, live + amount, now + expiry_us),
-            )
-            return True
+            cutoff = now - expiry_us
+            live = self._expire_key(conn, key, cutoff)
+            accepted = live + amount <= limit
+            if accepted:
+                conn.execute(
+                    "INSERT INTO rl_entry (key, ts, n) VALUES (?, ?, ?)", (key, now, amount)
+                )
+                conn.execute(
+                    "INSERT INTO rl_window (key, live, expires_us) VALUES (?, ?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET live = excluded.live, "
+                    "expires_us = excluded.expires_us",
+                    (key, live + amount, now + expiry_us),
+                )
+                live += amount
+            # Remember the window as this decision saw it: the rate-limit headers that follow
+            # (get_moving_window) then describe exactly this decision, without another read.
+            (oldest,) = conn.execute(
+                "SELECT MIN(ts) FROM rl_entry WHERE key = ? AND ts > ?", (key, cutoff)
+            ).fetchone()
+            self._seen.window = (key, expiry_us, now, oldest, live)
+            return accepted
 
         accepted = bool(self._run(body, write=True))
         self._maybe_cleanup()
@@ -366,9 +377,21 @@ class SQLiteWindowStorage(Storage, MovingWindowSupport):
         return live
 
     def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
-        """Return (timestamp of the oldest live entry, live count), or (now, 0)."""
+        """Return (timestamp of the oldest live entry, live count), or (now, 0).
+
+        Right after acquire_entry on the same key in the same thread, this is the window
+        that decision saw (read once, inside its transaction).
+        """
         key = self.key_prefix + key
         expiry_us = expiry * _US
+        seen = getattr(self._seen, "window", None)
+        if seen is not None:
+            self._seen.window = None
+            seen_key, seen_expiry, _at, oldest, live = seen
+            if seen_key == key and seen_expiry == expiry_us:
+                if oldest is None or live <= 0:
+                    return self._now_us() / _US, 0
+                return oldest / _US, live
 
         def body(conn: sqlite3.Connection) -> tuple[float, int]:
             now = self._now_us()
