@@ -1,0 +1,346 @@
+"""POST /events: batches of 1–500 events, partial success, dedup, one request per batch."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import sqlite3
+from decimal import Decimal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from datalook import apikeys, stats, tokens
+from datalook.extensions import db
+from datalook.models import ApiKey, KeyUsage, utcnow
+from datalook.usage import counter
+from tests.conftest import _make_app
+from tests.factories import bearer, create_token, event_count, stored_events
+
+MAX_BATCH_BYTES = 1024 * 1024
+BASE = {"event_name": "custom", "page_path": "/p"}
+
+
+@pytest.fixture
+def made(app):
+    """A user, a site and a key (its limit raised), with the token."""
+    return create_token(app)
+
+
+def post_batch(client, body, token=None, content_type="application/json"):
+    """POST /events; dicts and lists are sent as JSON, str and bytes as they are."""
+    if not isinstance(body, str | bytes):
+        body = json.dumps(body)
+    headers = bearer(token) if token is not None else {}
+    return client.post("/events", data=body, headers=headers, content_type=content_type)
+
+
+def events(n: int, **changes) -> dict:
+    """A batch body of n copies of the base event."""
+    return {"events": [{**BASE, **changes} for _ in range(n)]}
+
+
+def assert_envelope(response, status: int, code: str | None = None) -> dict:
+    """Check the JSON error envelope and return its inner object."""
+    assert response.status_code == status, response.get_data(as_text=True)[:500]
+    error = response.get_json()["error"]
+    assert isinstance(error["code"], str) and error["code"]
+    assert isinstance(error["message"], str) and error["message"]
+    if code is not None:
+        assert error["code"] == code
+    return error
+
+
+@pytest.mark.parametrize("n", [1, 2, 500])
+def test_a_valid_batch_is_stored_whole(app, client, made, n):
+    response = post_batch(client, events(n), made.token)
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    answer = response.get_json()
+    assert (answer["accepted"], answer["duplicates"], answer["errors"]) == (n, 0, [])
+    assert len(stored_events(app, made.site_id)) == n
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        pytest.param("{}", "invalid_request", id="empty-object"),
+        pytest.param('{"events": {}}', "invalid_request", id="events-object"),
+        pytest.param('{"events": "x"}', "invalid_request", id="events-string"),
+        pytest.param('{"events": null}', "invalid_request", id="events-null"),
+        pytest.param('{"events": []}', "invalid_request", id="zero-events"),
+        pytest.param(json.dumps(events(501)), "invalid_request", id="501-events"),
+        pytest.param(json.dumps([BASE]), "invalid_request", id="bare-list"),
+        pytest.param(json.dumps(BASE), "invalid_request", id="single-event"),
+        pytest.param(json.dumps({**events(1), "extra": 1}), "invalid_request", id="extra-field"),
+        pytest.param("null", "invalid_request", id="null"),
+        pytest.param("", "invalid_json", id="empty-body"),
+        pytest.param('{"events": [', "invalid_json", id="truncated"),
+        pytest.param("events=1", "invalid_json", id="not-json"),
+    ],
+)
+def test_an_unusable_body_is_a_400_and_stores_nothing(app, client, made, body, code):
+    assert_envelope(post_batch(client, body, made.token), 400, code)
+    assert event_count(app) == 0
+
+
+def test_other_content_types_are_refused(app, client, made):
+    response = post_batch(client, events(1), made.token, content_type="text/plain")
+    assert_envelope(response, 415)
+    assert event_count(app) == 0
+
+
+def _padded_batch(size: int) -> bytes:
+    """A valid batch padded with whitespace to exactly `size` bytes."""
+    raw = json.dumps(events(500)).encode()
+    return raw + b" " * (size - len(raw))
+
+
+def test_a_batch_of_exactly_1_mib_is_accepted(app, client, made):
+    response = post_batch(client, _padded_batch(MAX_BATCH_BYTES), made.token)
+    assert response.status_code == 200
+    assert response.get_json()["accepted"] == 500
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_batch_over_1_mib_is_refused_with_413(app, client, made, chunked):
+    body = _padded_batch(MAX_BATCH_BYTES + 1)
+    if chunked:
+        response = client.post(
+            "/events",
+            input_stream=io.BytesIO(body),
+            headers={**bearer(made.token), "Transfer-Encoding": "chunked"},
+            content_type="application/json",
+            environ_overrides={"wsgi.input_terminated": True},  # what gunicorn sets
+        )
+    else:
+        response = post_batch(client, body, made.token)
+    assert_envelope(response, 413)
+    assert event_count(app) == 0
+
+
+def _revoked(app, made) -> str:
+    with app.app_context():
+        apikeys.revoke_key(db.session.get(ApiKey, made.key_pk))
+    return f"Bearer {made.token}"
+
+
+@pytest.mark.parametrize(
+    ("make_header", "code"),
+    [
+        pytest.param(lambda app, m: None, "missing_token", id="missing"),
+        pytest.param(lambda app, m: "Basic xyz", "malformed_token", id="basic"),
+        pytest.param(
+            lambda app, m: f"Bearer {m.token[:-1]}{'B' if m.token.endswith('A') else 'A'}",
+            "malformed_token",
+            id="checksum",
+        ),
+        pytest.param(
+            lambda app, m: f"Bearer {tokens.generate(m.key_id).token}",
+            "invalid_token",
+            id="wrong-secret",
+        ),
+        pytest.param(_revoked, "revoked_token", id="revoked"),
+    ],
+)
+def test_same_authentication_as_single_events(app, client, made, make_header, code):
+    header = make_header(app, made)
+    headers = {} if header is None else {"Authorization": header}
+    response = client.post("/events", json=events(3), headers=headers)
+    assert_envelope(response, 401, code)
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert event_count(app) == 0
+
+
+def test_partial_success_stores_the_valid_events_and_reports_the_others(app, client, made):
+    batch = [
+        {**BASE, "page_path": "/first"},
+        {**BASE, "event_name": "bogus"},
+        {**BASE, "page_path": "/third?q=1"},
+        5,
+        {"event_name": "success", "page_path": "nope", "success_value": "1"},
+        {**BASE, "succes_value": 1},
+    ]
+    response = post_batch(client, {"events": batch}, made.token)
+    assert response.status_code == 200
+    answer = response.get_json()
+    assert answer["accepted"] == 2 and answer["duplicates"] == 0
+    for error in answer["errors"]:
+        assert set(error) >= {"index", "field", "code", "message"}
+    reported = sorted((e["index"], e["field"], e["code"]) for e in answer["errors"])
+    assert reported == [
+        (1, "event_name", "invalid_choice"),
+        (3, "", "not_an_object"),
+        (4, "name", "required"),
+        (4, "page_path", "invalid_path"),
+        (4, "success_value", "not_a_number"),
+        (5, "succes_value", "unknown_field"),
+    ]
+    assert [e["page_path"] for e in stored_events(app, made.site_id)] == ["/first", "/third"]
+
+
+def test_a_batch_of_only_invalid_events_is_a_200_that_stores_nothing(app, client, made):
+    response = post_batch(client, {"events": [{}, {"event_name": "x"}]}, made.token)
+    assert response.status_code == 200
+    answer = response.get_json()
+    assert answer["accepted"] == 0
+    assert {e["index"] for e in answer["errors"]} == {0, 1}
+    assert event_count(app) == 0
+
+
+def test_event_ids_are_deduplicated_within_a_batch_and_across_requests(app, client, made):
+    first = post_batch(
+        client,
+        {"events": [{**BASE, "event_id": i} for i in ("a", "b", "a", "c", "b")]},
+        made.token,
+    ).get_json()
+    assert (first["accepted"], first["duplicates"]) == (3, 2)
+    second = post_batch(
+        client,
+        {"events": [{**BASE, "event_id": i} for i in ("a", "d", "c")] + [BASE]},
+        made.token,
+    ).get_json()
+    assert (second["accepted"], second["duplicates"]) == (2, 2)
+    single = client.post("/event", json={**BASE, "event_id": "d"}, headers=bearer(made.token))
+    assert single.headers["DataLook-Duplicate"] == "true"
+    ids = sorted(str(e["event_id"]) for e in stored_events(app, made.site_id))
+    assert ids == ["None", "a", "b", "c", "d"]
+
+
+def test_batch_values_rules_and_pii_mean_what_single_events_mean(app, client, made):
+    paid = {"event_name": "success", "name": "paid", "page_path": "/ok", "success_value": 9.99}
+    batch = [
+        {**paid, "success_user_id": "u1"},
+        {**paid, "success_user_id": "u1", "properties": {"user_email": "a@b.c", "plan": "x"}},
+        {**paid},
+    ]
+    answer = post_batch(client, {"events": batch}, made.token).get_json()
+    assert answer["accepted"] == 3
+    assert answer["stripped_keys"] == [{"index": 1, "keys": ["user_email"]}]
+    with app.app_context():
+        figures = stats.overview(made.site_id)
+        (rule,) = stats.success_rules(made.site_id)
+    assert Decimal(str(figures.revenue)) == Decimal("29.97")
+    assert figures.visitors == 2
+    assert (rule.name, rule.count) == ("paid", 3)
+    stored = stored_events(app, made.site_id)
+    assert stored[1]["properties"] == {"plan": "x"}
+    assert stored[1]["stripped_keys"] == ["user_email"]
+
+
+@pytest.mark.parametrize(
+    "fourth",
+    [
+        pytest.param(lambda c, t: post_batch(c, events(500), t), id="batch-of-500"),
+        pytest.param(lambda c, t: post_batch(c, events(1), t), id="batch-of-1"),
+        pytest.param(lambda c, t: c.post("/event", json=BASE, headers=bearer(t)), id="single"),
+    ],
+)
+def test_a_batch_counts_as_one_request_against_the_rate_limit(app, client, fourth):
+    made = create_token(app, rate_limit="3 per 10 seconds")
+    for size in (500, 1, 200):  # three requests, 701 events
+        assert post_batch(client, events(size), made.token).status_code == 200
+    refused = fourth(client, made.token)
+    assert_envelope(refused, 429, "rate_limited")
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert event_count(app) == 701
+
+
+def test_usage_counters_and_last_used_are_right_after_batching(app, client, made):
+    counter._take()  # drop counts left by other tests' apps in this process
+    start = utcnow()
+    for size in (10, 500, 1):
+        assert post_batch(client, events(size), made.token).status_code == 200
+    assert client.post("/event", json=BASE, headers=bearer(made.token)).status_code == 204
+    assert post_batch(client, "{}", made.token).status_code == 400  # still a request of the key
+    assert client.post("/events", json=events(1)).status_code == 401  # not the key's request
+    end = utcnow()
+    with app.app_context():
+        counter.flush(db.engine)
+        requests_counted = db.session.scalar(
+            select(func.sum(KeyUsage.requests)).where(KeyUsage.api_key_id == made.key_pk)
+        )
+        last_used = db.session.get(ApiKey, made.key_pk).last_used_at
+    assert requests_counted == 5
+    assert start <= last_used <= end
+
+
+@pytest.fixture
+def quick_app(tmp_path, migrated_db):
+    """An app whose SQLite busy timeout is 200 ms."""
+    instance = tmp_path / "quick-instance"
+    instance.mkdir()
+    shutil.copy(migrated_db, instance / "datalook.db")
+    application = _make_app(instance, SQLITE_BUSY_TIMEOUT_MS=200)
+    yield application
+    with application.app_context():
+        db.engine.dispose()
+
+
+def test_a_locked_database_is_a_503_and_no_event_of_the_batch_is_stored(quick_app):
+    made = create_token(quick_app)
+    with quick_app.app_context():
+        path = db.engine.url.database
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        response = post_batch(quick_app.test_client(), events(50), made.token)
+        assert_envelope(response, 503, "unavailable")
+        assert int(response.headers["Retry-After"]) >= 1
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert event_count(quick_app) == 0
+
+
+# --- property: any batch body → a documented answer, and "accepted" is what was stored --------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=6,
+)
+events_ish = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "event_name": st.sampled_from(["pageview", "success", "custom", "x"]),
+            "page_path": st.sampled_from(["/", "/a?b", "b"]),
+        },
+        optional={
+            "name": st.sampled_from(["paid", ""]),
+            "event_id": st.sampled_from(["a", "b", "c", "a b"]),
+            "success_value": st.sampled_from([9.99, "1", 1e13]),
+            "properties": st.dictionaries(st.sampled_from(["plan", "email"]), json_values),
+        },
+    ),
+    json_values,
+)
+batch_bodies = st.one_of(
+    st.lists(events_ish, min_size=0, max_size=12).map(lambda items: {"events": items}),
+    st.lists(events_ish, min_size=1, max_size=12).map(lambda items: {"events": items}),
+    json_values,
+).map(lambda body: json.dumps(body).encode()) | st.binary(max_size=100)
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(body=batch_bodies)
+def test_any_batch_gets_a_documented_answer_and_accepted_is_what_was_stored(
+    app, client, made, body
+):
+    before = event_count(app)
+    response = post_batch(client, body, made.token)
+    stored = event_count(app) - before
+    assert response.status_code in {200, 400, 413, 503}, response.data[:300]
+    if response.status_code == 200:
+        answer = response.get_json()
+        assert stored == answer["accepted"]
+        assert all(set(e) >= {"index", "field", "code", "message"} for e in answer["errors"])
+    else:
+        assert stored == 0
+        assert_envelope(response, response.status_code)
