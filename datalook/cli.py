@@ -18,8 +18,8 @@ from . import apikeys, exporting
 from .domains import InvalidDomain, normalise_domain
 from .extensions import db
 from .forms import MIN_PASSWORD_LENGTH
+from .limit_text import validate_limit
 from .models import ApiKey, Site, User
-from .ratelimits import validate_limit
 
 users = AppGroup("users", help="Manage user accounts.")
 sites = AppGroup("sites", help="Manage sites.")

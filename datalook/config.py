@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from limits import parse as parse_limit
+from .limit_text import validate_limit
 
 
 class ConfigError(RuntimeError):
@@ -68,12 +68,11 @@ def _event_limit(environ: Mapping[str, str]) -> str:
     """Return the default per-key /event limit in flask-limiter syntax."""
     raw = environ.get("RATELIMIT_EVENT_DEFAULT", "500 per 10 seconds").strip()
     try:
-        parse_limit(raw)
-    except ValueError:
+        return validate_limit(raw)
+    except ValueError as exc:
         raise ConfigError(
-            f"RATELIMIT_EVENT_DEFAULT must look like '500 per 10 seconds', got {raw[:40]!r}"
+            f"RATELIMIT_EVENT_DEFAULT must look like '500 per 10 seconds': {exc}"
         ) from None
-    return raw
 
 
 def _sqlite_synchronous(environ: Mapping[str, str]) -> str:

@@ -20,6 +20,7 @@ from limits import RateLimitItem, parse
 
 from .errors import error_response, wants_json
 from .extensions import limiter
+from .limit_text import describe
 from .ratelimit_storage import resolve_storage_uri, retry_after_seconds
 
 # Against token guessing: requests that fail authentication, per client address.
@@ -113,25 +114,6 @@ auth_form_limit = limiter.limit(
     key_func=get_remote_address,
     error_message="Too many attempts from your address. Please wait a minute and try again.",
 )
-
-
-def describe(item: RateLimitItem) -> str:
-    """Say a limit the way people write it: "500 per 10 seconds"."""
-    seconds = item.get_expiry()
-    return f"{item.amount} per {seconds} second{'s' if seconds != 1 else ''}"
-
-
-def validate_limit(text: str) -> str:
-    """Return a normalised limit string or raise ValueError with a readable message."""
-    try:
-        item = parse(text)
-    except ValueError:
-        raise ValueError(
-            f"{text[:40]!r} is not a rate limit; write it like '2000 per 10 seconds'"
-        ) from None
-    if item.amount < 1:
-        raise ValueError("a rate limit must allow at least 1 request")
-    return describe(item)
 
 
 def _seconds_until(reset_time: float) -> int:
