@@ -15,7 +15,7 @@ except ConfigError as exc:  # a clear message for operators instead of a traceba
 
 with app.app_context():
     # Counters batched in memory are written when the process exits (SIGTERM included).
-    usage.install_exit_flush(db.engine)
+    usage.install_exit_flush(app, db.engine)
 
 if app.config["PUBLIC_URL"]:
     # Highlight the 12 snippets now, so the first show-once page does not pay for it.

@@ -279,7 +279,11 @@ def _timestamp(problems: _Problems, value: object, now: datetime) -> datetime | 
             "timestamp", "missing_timezone", "timestamp must include a time zone (Z or +hh:mm)"
         )
         return None
-    moment = moment.astimezone(UTC).replace(tzinfo=None)
+    try:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:  # e.g. year 1 with a positive offset: before any representable UTC
+        problems.add("timestamp", "too_old", "timestamp may be at most 7 days in the past")
+        return None
     if moment > now + MAX_FUTURE:
         problems.add(
             "timestamp", "too_far_in_future", "timestamp may be at most 1 hour in the future"

@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import distinct, func, literal_column, select
 
-from .event_schema import format_value
+from .event_schema import VALUE_SCALE, format_value
 from .extensions import db
 from .models import Event, SuccessRule
+
+_WHOLE_UNITS = literal_column(f"events.success_value_micros / {VALUE_SCALE}")
+_REMAINDER = literal_column(f"events.success_value_micros % {VALUE_SCALE}")
 
 
 @dataclass(frozen=True)
@@ -37,12 +40,17 @@ def overview(site_id: int) -> Overview:
     total, visitors = db.session.execute(
         select(func.count(), func.count(distinct(Event.visitor_id))).where(Event.site_id == site_id)
     ).one()
-    conversions, revenue = db.session.execute(
-        select(func.count(), func.coalesce(func.sum(Event.success_value_micros), 0)).where(
-            Event.site_id == site_id, Event.event_name == "success"
-        )
+    # Summed as whole units and remainders (integer division truncates on both databases):
+    # each sum stays far inside 64 bits, where one sum of millionths could overflow in SQLite.
+    conversions, units, rest = db.session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(_WHOLE_UNITS), 0),
+            func.coalesce(func.sum(_REMAINDER), 0),
+        ).where(Event.site_id == site_id, Event.event_name == "success")
     ).one()
-    return Overview(total, conversions, visitors, format_value(int(revenue)) or 0)
+    revenue = int(units) * VALUE_SCALE + int(rest)
+    return Overview(total, conversions, visitors, format_value(revenue) or 0)
 
 
 def success_rules(site_id: int) -> list[RuleStats]:

@@ -14,6 +14,7 @@ import time
 from collections import defaultdict
 from datetime import datetime
 
+from flask import Flask
 from sqlalchemy import update
 from sqlalchemy.engine import Connection, Engine
 
@@ -100,9 +101,14 @@ class UsageCounter:
             log.exception("could not write key usage counters; they will be retried")
 
 
-counter = UsageCounter()
+def counter_for(app: Flask) -> UsageCounter:
+    """Return the app's own counter (one per app, so apps never mix their counts)."""
+    counter = app.extensions.get("datalook_usage")
+    if counter is None:
+        counter = app.extensions["datalook_usage"] = UsageCounter()
+    return counter
 
 
-def install_exit_flush(engine: Engine) -> None:
+def install_exit_flush(app: Flask, engine: Engine) -> None:
     """Flush what is pending when the worker process exits."""
-    atexit.register(counter.flush, engine)
+    atexit.register(counter_for(app).flush, engine)

@@ -22,7 +22,7 @@ from datalook import apikeys, ratelimits, tokens
 from datalook.extensions import db, limiter
 from datalook.models import ApiKey, Event, Site
 from datalook.ratelimit_storage import SQLiteWindowStorage
-from datalook.usage import counter
+from datalook.usage import counter_for
 from tests.conftest import _make_app, add_site, csrf_from, sign_up
 
 T0 = 1_800_000_000.0  # a whole second, so boundary arithmetic is exact
@@ -77,9 +77,7 @@ def make_app(tmp_path, migrated_db, clock) -> Iterator:
     for application in made:
         limiter.storage.close()
         with application.app_context():
-            # The usage counter is per process: write this test's counts into this test's
-            # database rather than into the next test's.
-            counter.flush(db.engine)
+            counter_for(application).flush(db.engine)
             db.engine.dispose()
 
 

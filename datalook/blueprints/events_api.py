@@ -8,10 +8,11 @@ commit → 204.
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import quote
 
 import orjson
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from .. import event_schema, ingest
@@ -25,7 +26,7 @@ from ..ratelimits import (
     event_limit_headers,
     hit_event_limit,
 )
-from ..usage import counter
+from ..usage import counter_for
 
 bp = Blueprint("events_api", __name__)
 csrf.exempt(bp)
@@ -35,6 +36,7 @@ limiter.exempt(bp)
 MAX_EVENT_BYTES = 64 * 1024
 MAX_BATCH_BYTES = 1024 * 1024
 MAX_BATCH_EVENTS = 500
+_LONG_DIGIT_RUN = re.compile(rb"\d{19}")
 
 
 def _database_errors() -> tuple[type[Exception], ...]:
@@ -66,7 +68,7 @@ def _authenticate_and_limit() -> Response | None:
         )
     except _database_errors():
         return _unavailable()
-    counter.record(g.api_key.id, g.now)
+    counter_for(current_app).record(g.api_key.id, g.now)
     g.limit_state = hit_event_limit(g.api_key.key_id, g.api_key.rate_limit)
     if g.limit_state is not None and not g.limit_state.allowed:
         return event_limit_exceeded(g.limit_state)
@@ -124,16 +126,18 @@ def _read_json(max_bytes: int) -> object:
     if not raw.strip():
         raise ApiError(400, "invalid_json", "The request body is empty; send a JSON object.")
     try:
+        # orjson would turn an integer beyond 64 bits into a rounded float; such bodies
+        # (rare: 19 digits in a row) go to the standard parser, which keeps them exact.
+        if _LONG_DIGIT_RUN.search(raw):
+            parsed = json.loads(raw, parse_constant=_refuse_constant)
+            # Refuse lone surrogates ("\ud800") as orjson.loads does: they cannot be stored.
+            json.dumps(parsed, ensure_ascii=False).encode()
+            return parsed
         return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        # orjson stops at 64-bit integers; the standard parser takes any size. NaN and
-        # Infinity are not JSON and stay refused.
-        try:
-            return json.loads(raw, parse_constant=_refuse_constant)
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(
-                400, "invalid_json", f"The body is not valid JSON: {str(exc)[:80]}"
-            ) from None
+    except ValueError as exc:  # orjson's JSONDecodeError and UnicodeEncodeError included
+        raise ApiError(
+            400, "invalid_json", f"The body is not valid JSON: {str(exc)[:80]}"
+        ) from None
 
 
 def _refuse_constant(name: str) -> None:
@@ -155,6 +159,7 @@ def _store(events: list[event_schema.Event]) -> list[bool]:
             "The event store is busy or unavailable; nothing was stored. Retry shortly.",
             headers={"Retry-After": "1"},
         ) from None
+    counter = counter_for(current_app)
     if counter.due():
         counter.flush(engine)
     return duplicates

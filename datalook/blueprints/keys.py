@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, flash, jsonify, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
@@ -15,7 +15,7 @@ from ..extensions import db
 from ..forms import EmptyForm, KeyNameForm, RotateForm
 from ..models import ApiKey, Event, KeyUsage, utcnow
 from ..quest_state import server_events_done
-from ..usage import counter
+from ..usage import counter_for
 
 bp = Blueprint("keys", __name__, url_prefix="/sites/<int:site_id>/keys")
 
@@ -34,7 +34,7 @@ def _requests_last_24h(site_id: int) -> dict[int, int]:
 
 def _render_index(site, form, status=200):
     """Render the keys page with the figures of each key."""
-    counter.flush(db.engine)  # this process's pending counts, so the page is current
+    counter_for(current_app).flush(db.engine)  # this process's pending counts: a current page
     now = utcnow()
     keys = db.session.scalars(
         select(ApiKey)
