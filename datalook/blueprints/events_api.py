@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 from urllib.parse import quote
 
 import orjson
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Request, Response, current_app, jsonify, request
 from sqlalchemy.exc import InterfaceError, OperationalError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import event_schema, ingest
-from ..apikeys import AuthFailure, authenticate
+from ..apikeys import AuthenticatedKey, AuthFailure, authenticate
 from ..errors import ApiError, error_response
 from ..extensions import csrf, db, limiter
 from ..models import utcnow
@@ -45,41 +50,55 @@ def _database_errors() -> tuple[type[Exception], ...]:
     return (dbapi.OperationalError, dbapi.InterfaceError, OperationalError, InterfaceError)
 
 
-@bp.before_request
-def _authenticate_and_limit() -> Response | None:
-    """Authenticate the Bearer token, then spend one request of that key's budget."""
-    g.now = utcnow()
-    g.limit_state = None
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One authenticated API call: what the endpoint's own step needs."""
+
+    request: Request
+    key: AuthenticatedKey
+    now: datetime
+    connection: Any  # the request's DB-API connection
+
+
+def _handle(step: Callable[[Call], Response]) -> Response:
+    """Run one API call along the event's path, in order, in one place.
+
+    Authenticate the Bearer token → spend one request of that key's budget → the endpoint's
+    step (read, validate, store) → attach the key's rate-limit headers to whatever answer.
+    """
+    req = request._get_current_object()  # one proxy look-up instead of one per use
+    now = utcnow()
+    engine = db.engine
+    connection = engine.raw_connection()
     try:
-        g.dbapi_connection = db.engine.raw_connection()
-        g.api_key = authenticate(
-            g.dbapi_connection, db.engine.dialect, request.headers.get("Authorization"), g.now
-        )
-    except AuthFailure as failure:
-        # A failed attempt spends the client address's budget, never a real key's.
-        limited = check_failed_auth_budget()
-        if limited is not None:
-            return limited
-        return error_response(
-            401,
-            failure.code,
-            failure.message,
-            headers={"WWW-Authenticate": _www_authenticate(failure.code)},
-        )
+        try:
+            key = authenticate(connection, engine.dialect, req.headers.get("Authorization"), now)
+        except AuthFailure as failure:
+            # A failed attempt spends the client address's budget, never a real key's.
+            return check_failed_auth_budget() or error_response(
+                401,
+                failure.code,
+                failure.message,
+                headers={"WWW-Authenticate": _www_authenticate(failure.code)},
+            )
+        counter = counter_for(current_app)
+        counter.record(key.id, now)
+        state = hit_event_limit(key.key_id, key.rate_limit)
+        if state is not None and not state.allowed:
+            return event_limit_headers(event_limit_exceeded(state), state)
+        try:
+            response = step(Call(req, key, now, connection))
+        except ApiError as exc:
+            response = error_response(
+                exc.code, exc.error_code, exc.description, exc.errors, exc.extra_headers, exc.extra
+            )
+        if counter.due():
+            counter.flush(engine)
+        return event_limit_headers(response, state)
     except _database_errors():
         return _unavailable()
-    counter_for(current_app).record(g.api_key.id, g.now)
-    g.limit_state = hit_event_limit(g.api_key.key_id, g.api_key.rate_limit)
-    if g.limit_state is not None and not g.limit_state.allowed:
-        return event_limit_exceeded(g.limit_state)
-    return None
-
-
-@bp.teardown_request
-def _release_connection(_exc: BaseException | None) -> None:
-    """Hand the request's connection back to the pool (which rolls back anything open)."""
-    connection = g.pop("dbapi_connection", None)
-    if connection is not None:
+    finally:
+        # Back to the pool, which rolls back anything left open.
         connection.close()
 
 
@@ -89,12 +108,6 @@ def _www_authenticate(code: str) -> str:
         return 'Bearer realm="DataLook"'
     error = "invalid_request" if code == "malformed_token" else "invalid_token"
     return f'Bearer realm="DataLook", error="{error}"'
-
-
-@bp.after_request
-def _rate_limit_headers(response: Response) -> Response:
-    """Every API response tells the client where its key stands."""
-    return event_limit_headers(response, g.get("limit_state"))
 
 
 def _unavailable() -> Response:
@@ -107,9 +120,9 @@ def _unavailable() -> Response:
     )
 
 
-def _read_json(max_bytes: int) -> object:
+def _read_json(req: Request, max_bytes: int) -> object:
     """Check the content type and size, then parse the body; raise ApiError when unusable."""
-    if request.mimetype != "application/json":
+    if req.mimetype != "application/json":
         raise ApiError(
             415,
             "unsupported_media_type",
@@ -117,9 +130,12 @@ def _read_json(max_bytes: int) -> object:
         )
     # Refused from Content-Length alone, never read whole. A chunked body has no length:
     # werkzeug stops reading one byte past the limit, and that byte means "too large".
-    request.max_content_length = max_bytes + 1
-    raw = request.get_data(cache=False)
-    if len(raw) > max_bytes:
+    req.max_content_length = max_bytes + 1
+    try:
+        raw = req.get_data(cache=False)
+    except RequestEntityTooLarge:  # told by Content-Length, before reading anything
+        raw = None
+    if raw is None or len(raw) > max_bytes:
         raise ApiError(
             413, "payload_too_large", f"The body is larger than {max_bytes // 1024} KiB."
         )
@@ -145,24 +161,12 @@ def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _store(events: list[event_schema.Event]) -> list[bool]:
-    """Store events durably; a database that cannot take them turns into a 503."""
+def _store(call: Call, events: list[event_schema.Event]) -> list[bool]:
+    """Store events durably; the caller turns a database that cannot take them into 503."""
     engine = db.engine
-    try:
-        duplicates = ingest.store(
-            g.dbapi_connection, engine.dialect, engine.url.database, g.api_key, events, g.now
-        )
-    except _database_errors():
-        raise ApiError(
-            503,
-            "unavailable",
-            "The event store is busy or unavailable; nothing was stored. Retry shortly.",
-            headers={"Retry-After": "1"},
-        ) from None
-    counter = counter_for(current_app)
-    if counter.due():
-        counter.flush(engine)
-    return duplicates
+    return ingest.store(
+        call.connection, engine.dialect, engine.url.database, call.key, events, call.now
+    )
 
 
 def _stripped_header(keys: list[str]) -> str:
@@ -173,8 +177,13 @@ def _stripped_header(keys: list[str]) -> str:
 @bp.route("/event", methods=["POST"])
 def post_event() -> Response:
     """Validate and store one event; 204 once it is committed."""
-    body = _read_json(MAX_EVENT_BYTES)
-    event, problems = event_schema.validate(body, g.now)
+    return _handle(_one_event)
+
+
+def _one_event(call: Call) -> Response:
+    """The step of POST /event: one event in, 204 (or the dry run's 200) out."""
+    body = _read_json(call.request, MAX_EVENT_BYTES)
+    event, problems = event_schema.validate(body, call.now)
     if event is None:
         raise ApiError(400, "invalid_request", "The event is not valid; see errors.", problems)
     warnings = [
@@ -185,9 +194,9 @@ def post_event() -> Response:
         }
         for key in event.stripped_keys
     ]
-    if request.args.get("validate") in ("1", "true"):
+    if call.request.args.get("validate") in ("1", "true"):
         return jsonify({"valid": True, "event": event.as_public_dict(), "warnings": warnings})
-    (duplicate,) = _store([event])
+    (duplicate,) = _store(call, [event])
     response = Response(status=204)
     del response.headers["Content-Type"]  # 204 has no body, so no type either
     if duplicate:
@@ -200,7 +209,12 @@ def post_event() -> Response:
 @bp.route("/events", methods=["POST"])
 def post_events() -> Response:
     """Store a batch of 1–500 events: valid ones in one transaction, errors per index."""
-    body = _read_json(MAX_BATCH_BYTES)
+    return _handle(_batch)
+
+
+def _batch(call: Call) -> Response:
+    """The step of POST /events: a batch in, counts and per-index errors out."""
+    body = _read_json(call.request, MAX_BATCH_BYTES)
     if not isinstance(body, dict) or set(body) != {"events"}:
         raise ApiError(
             400,
@@ -231,12 +245,12 @@ def post_events() -> Response:
     valid: list[tuple[int, event_schema.Event]] = []
     errors: list[dict] = []
     for index, item in enumerate(items):
-        event, problems = event_schema.validate(item, g.now)
+        event, problems = event_schema.validate(item, call.now)
         if event is None:
             errors.extend({"index": index, **problem} for problem in problems)
         else:
             valid.append((index, event))
-    duplicates = _store([event for _, event in valid]) if valid else []
+    duplicates = _store(call, [event for _, event in valid]) if valid else []
     return jsonify(
         {
             "accepted": duplicates.count(False),
