@@ -62,13 +62,14 @@ class _HttpsAwareSessionInterface(SecureCookieSessionInterface):
 
     def open_session(self, app: Flask, request):
         """Machine-facing endpoints never have a session: skip reading the cookie."""
-        if request.blueprint in SESSIONLESS_BLUEPRINTS:
+        # By path: the session is opened before the URL is matched to a blueprint.
+        if request.path in SESSIONLESS_PATHS:
             return self.null_session_class()
         return super().open_session(app, request)
 
     def save_session(self, app: Flask, session, response) -> None:
         """Never set a cookie (or its Vary header) on machine-facing endpoints."""
-        if request.blueprint in SESSIONLESS_BLUEPRINTS:
+        if request.path in SESSIONLESS_PATHS:
             return
         super().save_session(app, session, response)
 
@@ -88,7 +89,7 @@ def _register_blueprints(app: Flask) -> None:
 
 
 # The ingestion API and the probes: no cookies, no session, ever.
-SESSIONLESS_BLUEPRINTS = frozenset({"events_api", "health"})
+SESSIONLESS_PATHS = frozenset({"/event", "/events", "/healthz", "/readyz"})
 
 _PAGE_HEADERS = {
     "Content-Security-Policy": (

@@ -37,18 +37,27 @@ class CompiledStatement:
             if processor is not None:
                 self._processors[name] = processor
 
-    def params(self, values: dict[str, Any]) -> tuple | dict:
-        """Convert named values into what the driver expects (order, style, types)."""
-        converted = {}
+    def params(self, values: dict[str, Any], memo: dict | None = None) -> tuple | dict:
+        """Convert named values into what the driver expects (order, style, types).
+
+        `memo` caches conversions across the rows of one batch (rows share timestamps).
+        """
+        converted = []
         for name in self._names:
             value = values[name] if name in values else self._defaults.get(name)
             processor = self._processors.get(name)
-            converted[name] = (
-                processor(value) if processor is not None and value is not None else value
-            )
+            if processor is not None and value is not None:
+                if memo is None:
+                    value = processor(value)
+                else:
+                    key = (name, value)
+                    if key not in memo:
+                        memo[key] = processor(value)
+                    value = memo[key]
+            converted.append(value)
         if self.positional:
-            return tuple(converted[name] for name in self._names)
-        return converted
+            return tuple(converted)
+        return dict(zip(self._names, converted, strict=True))
 
     def execute(self, cursor, values: dict[str, Any]):
         """Execute with one set of values on a DB-API cursor."""
@@ -57,7 +66,11 @@ class CompiledStatement:
 
     def executemany(self, cursor, rows: list[dict[str, Any]]) -> None:
         """Execute once per row, in one driver call."""
-        cursor.executemany(self.sql, [self.params(row) for row in rows])
+        if len(rows) == 1:
+            cursor.execute(self.sql, self.params(rows[0]))
+            return
+        memo: dict = {}
+        cursor.executemany(self.sql, [self.params(row, memo) for row in rows])
 
 
 class StatementCache:

@@ -11,6 +11,7 @@ import json
 import threading
 from datetime import datetime
 
+import orjson
 from sqlalchemy import insert
 from sqlalchemy.engine import Dialect
 
@@ -52,6 +53,14 @@ _known_lock = threading.Lock()
 _write_locks: dict[str, WriteLock] = {}
 
 
+def _json_text(value: object) -> str:
+    """Compact JSON text; integers beyond 64 bits (which orjson refuses) via the stdlib."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 def _row(key: AuthenticatedKey, event: Event, received_at: datetime) -> dict:
     """Map a validated event to its table row."""
     return {
@@ -63,10 +72,8 @@ def _row(key: AuthenticatedKey, event: Event, received_at: datetime) -> dict:
         "visitor_id": event.visitor_id,
         "success_user_id": event.success_user_id,
         "success_value_micros": event.value_micros,
-        "properties": json.dumps(event.properties, separators=(",", ":"))
-        if event.properties
-        else None,
-        "stripped_keys": json.dumps(event.stripped_keys) if event.stripped_keys else None,
+        "properties": _json_text(event.properties) if event.properties else None,
+        "stripped_keys": _json_text(event.stripped_keys) if event.stripped_keys else None,
         "event_id": event.event_id,
         "occurred_at": event.occurred_at,
         "received_at": received_at,

@@ -7,6 +7,7 @@ non-alphanumerics and camelCase boundaries) is `ssn`.
 
 from __future__ import annotations
 
+import functools
 import re
 
 _SUBSTRINGS = ("email", "phone", "password", "passwd")
@@ -16,6 +17,7 @@ _NON_ALNUM = re.compile(r"[^a-z0-9]")
 _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
 
+@functools.lru_cache(maxsize=4096)  # the same few keys arrive again and again
 def is_pii_key(key: str) -> bool:
     """Return whether a property key names personal data that must not be stored."""
     squashed = _NON_ALNUM.sub("", key.lower())

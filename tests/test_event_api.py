@@ -966,3 +966,10 @@ def test_unstorable_json_is_refused_on_both_parsers(app, client, made, body):
     error = assert_envelope(post(client, body, made.token), 400)
     assert error["code"] == "invalid_json"
     assert event_count(app) == 0
+
+
+def test_huge_integer_property_is_stored_exactly(app, client, made):
+    body = '{"event_name": "custom", "page_path": "/p", "properties": {"n": ' + "7" * 30 + "}}"
+    assert_stored_204(post(client, body, made.token))
+    (stored,) = stored_events(app, made.site_id)
+    assert stored["properties"] == {"n": int("7" * 30)}
