@@ -25,7 +25,7 @@ GRACE_PERIODS = {
 }
 
 
-class KeyError_(ValueError):
+class KeyRefused(ValueError):
     """A key operation was refused; the message is for the person (page or CLI)."""
 
 
@@ -79,11 +79,11 @@ def create_key(site: Site, name: str, user: User | None, now: datetime | None = 
     now = now or utcnow()
     name = name.strip()
     if not 1 <= len(name) <= 64:
-        raise KeyError_("The key name must be 1 to 64 characters long.")
+        raise KeyRefused("The key name must be 1 to 64 characters long.")
     try:
         _lock_site(site)
         if _active_count(site, now) >= MAX_ACTIVE_KEYS:
-            raise KeyError_(
+            raise KeyRefused(
                 f"This site already has {MAX_ACTIVE_KEYS} active keys, the maximum. "
                 "Revoke one first."
             )
@@ -93,7 +93,7 @@ def create_key(site: Site, name: str, user: User | None, now: datetime | None = 
             )
         )
         if duplicate is not None:
-            raise KeyError_(f"An active key named “{name}” already exists; choose another name.")
+            raise KeyRefused(f"An active key named “{name}” already exists; choose another name.")
         created = _insert_key(site, name, user, None)
         db.session.commit()
     except Exception:
@@ -115,9 +115,9 @@ def rotate_key(
     """Replace a key by a new one with the same name and limit; the old one expires later."""
     now = now or utcnow()
     if expire_old_in not in GRACE_PERIODS:
-        raise KeyError_("Choose when the old key stops working: now, 1h, 24h or 7d.")
+        raise KeyRefused("Choose when the old key stops working: now, 1h, 24h or 7d.")
     if not key.is_active(now):
-        raise KeyError_("This key is no longer active; create a new key instead.")
+        raise KeyRefused("This key is no longer active; create a new key instead.")
     site = key.site
     try:
         _lock_site(site)
@@ -126,7 +126,7 @@ def rotate_key(
             key.expires_at = now + grace
             # The old key counts toward the cap until it expires.
             if _active_count(site, now) >= MAX_ACTIVE_KEYS:
-                raise KeyError_(
+                raise KeyRefused(
                     f"Rotating with a grace period needs a free slot ({MAX_ACTIVE_KEYS} keys are "
                     "active). Revoke another key first, or rotate with “now”."
                 )

@@ -107,7 +107,7 @@ def keys_create(domain: str, name: str) -> None:
     site = _site_by_domain(domain)
     try:
         created = apikeys.create_key(site, name, None)
-    except apikeys.KeyError_ as exc:
+    except apikeys.KeyRefused as exc:
         fail(str(exc))
     click.echo(created.token)
 
@@ -156,7 +156,7 @@ def keys_rotate(key_id: str, expire_old_in: str) -> None:
     key = _key_by_id(key_id)
     try:
         created = apikeys.rotate_key(key, expire_old_in, None)
-    except apikeys.KeyError_ as exc:
+    except apikeys.KeyRefused as exc:
         fail(str(exc))
     click.echo(created.token)
 

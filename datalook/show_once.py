@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from flask import current_app, make_response, render_template, request
+from collections.abc import Callable
+from typing import Any
 
-from . import snippets
+from flask import current_app, make_response, render_template, request
+from flask_login import current_user
+
+from . import apikeys, snippets
 from .apikeys import CreatedKey
+from .forms import KeyNameForm
 from .models import Site
 
 
@@ -30,3 +35,16 @@ def render(site: Site, created: CreatedKey, heading: str):
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return response
+
+
+def create_from_form(site: Site, render_form: Callable[[Site, KeyNameForm, int], Any]):
+    """Handle a submitted key-name form: the show-once page, or the form again (400)."""
+    form = KeyNameForm()
+    if not form.validate_on_submit():
+        return render_form(site, form, 400)
+    try:
+        created = apikeys.create_key(site, form.name.data, current_user)
+    except apikeys.KeyRefused as exc:
+        form.name.errors.append(str(exc))
+        return render_form(site, form, 400)
+    return render(site, created, "Your new API key")

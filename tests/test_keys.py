@@ -124,7 +124,7 @@ def test_eleventh_active_key_is_refused(app):
     site_id = make_site(app)
     for n in range(10):
         create(app, site_id, f"key {n}")
-    with pytest.raises(apikeys.KeyError_, match="Revoke one first"):
+    with pytest.raises(apikeys.KeyRefused, match="Revoke one first"):
         create(app, site_id, "one too many")
     with app.app_context():
         key = db.session.scalar(select(ApiKey).limit(1))
@@ -135,7 +135,7 @@ def test_eleventh_active_key_is_refused(app):
 def test_duplicate_active_name_is_refused_but_revoked_name_is_reusable(app):
     site_id = make_site(app)
     key_id, _ = create(app, site_id, "Production server")
-    with pytest.raises(apikeys.KeyError_, match="already exists"):
+    with pytest.raises(apikeys.KeyRefused, match="already exists"):
         create(app, site_id, "  Production server ")
     with app.app_context():
         apikeys.revoke_key(db.session.scalar(select(ApiKey).where(ApiKey.key_id == key_id)))
@@ -150,7 +150,7 @@ def _race_create(instance: str, site_id: int, name: str, start, results) -> None
         try:
             apikeys.create_key(db.session.get(Site, site_id), name, None)
             results.put("created")
-        except apikeys.KeyError_:
+        except apikeys.KeyRefused:
             results.put("refused")
 
 
@@ -226,7 +226,7 @@ def test_key_in_grace_period_counts_toward_the_cap(app):
     with app.app_context():
         first = db.session.scalar(select(ApiKey).order_by(ApiKey.id).limit(1))
         apikeys.rotate_key(first, "1h", None, now=now)  # 10 active: 8 + old (grace) + new
-    with pytest.raises(apikeys.KeyError_):
+    with pytest.raises(apikeys.KeyRefused):
         create(app, site_id, "eleventh")
     with app.app_context():
         later = now + timedelta(hours=1, seconds=1)

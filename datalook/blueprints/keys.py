@@ -66,16 +66,7 @@ def index(site_id: int):
 @login_required
 def create(site_id: int):
     """Create a key from the keys page and show it once."""
-    site = owned_site_or_404(site_id)
-    form = KeyNameForm()
-    if not form.validate_on_submit():
-        return _render_index(site, form, 400)
-    try:
-        created = apikeys.create_key(site, form.name.data, current_user)
-    except apikeys.KeyError_ as exc:
-        form.name.errors.append(str(exc))
-        return _render_index(site, form, 400)
-    return show_once.render(site, created, "Your new API key")
+    return show_once.create_from_form(owned_site_or_404(site_id), _render_index)
 
 
 @bp.route("/<key_id>/revoke", methods=["GET", "POST"])
@@ -102,7 +93,7 @@ def rotate(site_id: int, key_id: str):
     if form.validate_on_submit():
         try:
             created = apikeys.rotate_key(key, form.expire_old_in.data, current_user)
-        except apikeys.KeyError_ as exc:
+        except apikeys.KeyRefused as exc:
             form.expire_old_in.errors.append(str(exc))
         else:
             return show_once.render(site, created, "Your rotated API key")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, render_template
-from flask_login import current_user, login_required
+from flask_login import login_required
 from sqlalchemy import select
 
 from .. import apikeys, show_once, snippets
@@ -55,13 +55,4 @@ def server_events(site_id: int):
 @login_required
 def create_key(site_id: int):
     """Create a key and show its token once, with snippets and the live wait."""
-    site = owned_site_or_404(site_id)
-    form = KeyNameForm()
-    if not form.validate_on_submit():
-        return _render_quest(site, form, 400)
-    try:
-        created = apikeys.create_key(site, form.name.data, current_user)
-    except apikeys.KeyError_ as exc:
-        form.name.errors.append(str(exc))
-        return _render_quest(site, form, 400)
-    return show_once.render(site, created, "Your new API key")
+    return show_once.create_from_form(owned_site_or_404(site_id), _render_quest)
