@@ -22,15 +22,19 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
-from datalook import snippets, tokens
+from datalook import apikeys, snippets, tokens
+from datalook.exporting import event_dict
+from datalook.extensions import db
+from datalook.models import Event, Site, User
+from tests.conftest import _make_app
+from tests.live import LiveServer
 
 pytestmark = pytest.mark.slow
 
@@ -64,95 +68,46 @@ def require_tool(name: str) -> str:
 
 
 # --- the server the snippets talk to ----------------------------------------------------------
-# A stand-in for the real app with the interface of `live_server` in tests/conftest.py
-# (`.event_url`, `.new_token()`, `.stored_events()`). Delete this section to run the snippets
-# against the real server instead.
+# The real thing: gunicorn started by scripts/serve.sh as `make run` starts it. Tokens are
+# created and stored events read back in this process, on the server's own database.
 
 
-class _FakeEventServer(ThreadingHTTPServer):
-    daemon_threads = True
+class RealServer:
+    """The running DataLook server, with quick helpers on its database."""
 
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _EventHandler)
-        self.tokens: set[str] = set()
-        self.events: list[dict] = []
-        self.lock = threading.Lock()
-
-
-class _EventHandler(BaseHTTPRequestHandler):
-    """POST /event as the docs define it: Bearer key, JSON object body, 204 or a JSON error."""
-
-    protocol_version = "HTTP/1.1"
-    server: _FakeEventServer
-
-    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
-        pass
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            body = b""
-            while size := int(self.rfile.readline().split(b";")[0], 16):
-                body += self.rfile.read(size)
-                self.rfile.readline()
-            self.rfile.readline()
-            return body
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
-    def _answer(self, status: int, code: str = "", message: str = "") -> None:
-        body = json.dumps({"error": {"code": code, "message": message}}).encode() if code else b""
-        self.send_response(status)
-        if body:
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        body = self._read_body()
-        if self.path.split("?")[0] != "/event":
-            return self._answer(404, "not_found", "no such endpoint")
-        auth = self.headers.get("Authorization", "")
-        if not auth.startswith("Bearer ") or auth[len("Bearer ") :] not in self.server.tokens:
-            return self._answer(401, "invalid_token", "The token is not valid.")
-        if not self.headers.get("Content-Type", "").startswith("application/json"):
-            return self._answer(415, "unsupported_media_type", "send application/json")
-        try:
-            event = json.loads(body)
-        except ValueError:
-            return self._answer(400, "invalid_json", "the body is not JSON")
-        if not isinstance(event, dict):
-            return self._answer(400, "not_an_object", "the body must be a JSON object")
-        with self.server.lock:
-            self.server.events.append(event)
-        return self._answer(204)
-
-
-@dataclass
-class FakeLiveServer:
-    server: _FakeEventServer
-
-    @property
-    def event_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/event"
+    def __init__(self, server: LiveServer) -> None:
+        self.server = server
+        self.event_url = server.event_url
+        self.app = _make_app(server.instance)
+        self._sites = 0
 
     def new_token(self) -> str:
-        token = tokens.generate().token
-        self.server.tokens.add(token)
-        return token
+        """A new key on a new site (the 10-key cap is per site)."""
+        self._sites += 1
+        with self.app.app_context():
+            user = User(email=f"snippets{self._sites}@example.com")
+            user.set_password("correct horse battery")
+            site = Site(owner=user, domain=f"snippets{self._sites}.example.com")
+            db.session.add_all([user, site])
+            db.session.commit()
+            return apikeys.create_key(site, "Snippet test", user).token
 
     def stored_events(self) -> list[dict]:
-        with self.server.lock:
-            return list(self.server.events)
+        """Every stored event, oldest first, in the export's JSON form."""
+        with self.app.app_context():
+            rows = db.session.scalars(select(Event).order_by(Event.id)).all()
+            return [event_dict(row, None) for row in rows]
 
 
 @pytest.fixture(scope="module")
-def live_server():
-    server = _FakeEventServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield FakeLiveServer(server)
-    server.shutdown()
-    server.server_close()
+def live_server(tmp_path_factory):
+    server = LiveServer(tmp_path_factory.mktemp("snippets-live") / "instance", workers=2)
+    server.start()
+    real = RealServer(server)
+    yield real
+    with real.app.app_context():
+        db.engine.dispose()
+    server.stop()
 
 
 # --- stand-ins for packages that cannot be fetched here --------------------------------------
