@@ -46,6 +46,7 @@ MAX_PAST = timedelta(days=7)
 # C0, DEL and C1 control characters.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _EVENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_QUERY_OR_FRAGMENT = re.compile(r"[?#]")
 
 
 @dataclass(slots=True)
@@ -158,7 +159,7 @@ def _page_path(problems: _Problems, value: object) -> str | None:
         )
         return None
     # Query strings and fragments carry PII and would split one page into many.
-    return re.split(r"[?#]", path, maxsplit=1)[0]
+    return _QUERY_OR_FRAGMENT.split(path, maxsplit=1)[0]
 
 
 def _user_id(problems: _Problems, value: object) -> str | None:

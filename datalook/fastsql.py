@@ -28,14 +28,17 @@ class CompiledStatement:
         names = list(compiled.positiontup) if self.positional else list(compiled.params)
         self._names = names
         # Values SQLAlchemy bound itself (literals in the statement, e.g. CASE … THEN 1).
-        self._defaults = dict(compiled.params)
-        self._processors: dict[str, Callable[[Any], Any]] = {}
-        for name in names:
-            bind = compiled.binds[name]
-            # The dialect's own type (e.g. SQLite's DATETIME) knows how to store the value.
-            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            if processor is not None:
-                self._processors[name] = processor
+        defaults = compiled.params
+        # (name, conversion, value when absent), in the driver's order. The conversion is the
+        # dialect's own (e.g. SQLite's DATETIME to text), as SQLAlchemy itself would apply.
+        self._plan: list[tuple[str, Callable[[Any], Any] | None, Any]] = [
+            (
+                name,
+                compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect),
+                defaults.get(name),
+            )
+            for name in names
+        ]
 
     def params(self, values: dict[str, Any], memo: dict | None = None) -> tuple | dict:
         """Convert named values into what the driver expects (order, style, types).
@@ -43,17 +46,17 @@ class CompiledStatement:
         `memo` caches conversions across the rows of one batch (rows share timestamps).
         """
         converted = []
-        for name in self._names:
-            value = values[name] if name in values else self._defaults.get(name)
-            processor = self._processors.get(name)
+        for name, processor, default in self._plan:
+            value = values.get(name, default)
             if processor is not None and value is not None:
                 if memo is None:
                     value = processor(value)
                 else:
                     key = (name, value)
-                    if key not in memo:
-                        memo[key] = processor(value)
-                    value = memo[key]
+                    hit = memo.get(key)
+                    if hit is None:
+                        hit = memo[key] = processor(value)
+                    value = hit
             converted.append(value)
         if self.positional:
             return tuple(converted)
