@@ -46,15 +46,33 @@ def migrated_db(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def app(tmp_path, migrated_db):
+def make_app(tmp_path, migrated_db):
+    """Build fresh apps, each on its own copy of the migrated database, with overrides."""
+    made = []
+
+    def factory(**overrides):
+        instance = tmp_path / f"instance{len(made) or ''}"
+        instance.mkdir()
+        shutil.copy(migrated_db, instance / "datalook.db")
+        made.append(_make_app(instance, **overrides))
+        return made[-1]
+
+    yield factory
+    for application in made:
+        with application.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
     """A fresh app on its own copy of the migrated database."""
-    instance = tmp_path / "instance"
-    instance.mkdir()
-    shutil.copy(migrated_db, instance / "datalook.db")
-    application = _make_app(instance)
-    yield application
-    with application.app_context():
-        db.engine.dispose()
+    return make_app()
+
+
+@pytest.fixture
+def quick_app(make_app):
+    """An app whose SQLite busy timeout is 200 ms, for the locked-database tests."""
+    return make_app(SQLITE_BUSY_TIMEOUT_MS=200)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import sqlite3
 from decimal import Decimal
 
@@ -17,7 +16,6 @@ from datalook import apikeys, stats, tokens
 from datalook.extensions import db
 from datalook.models import ApiKey, KeyUsage, utcnow
 from datalook.usage import counter_for
-from tests.conftest import _make_app
 from tests.factories import bearer, create_token, event_count, stored_events
 
 MAX_BATCH_BYTES = 1024 * 1024
@@ -265,18 +263,6 @@ def test_usage_counters_and_last_used_are_right_after_batching(app, client, made
         last_used = db.session.get(ApiKey, made.key_pk).last_used_at
     assert requests_counted == 5
     assert start <= last_used <= end
-
-
-@pytest.fixture
-def quick_app(tmp_path, migrated_db):
-    """An app whose SQLite busy timeout is 200 ms."""
-    instance = tmp_path / "quick-instance"
-    instance.mkdir()
-    shutil.copy(migrated_db, instance / "datalook.db")
-    application = _make_app(instance, SQLITE_BUSY_TIMEOUT_MS=200)
-    yield application
-    with application.app_context():
-        db.engine.dispose()
 
 
 def test_a_locked_database_is_a_503_and_no_event_of_the_batch_is_stored(quick_app):

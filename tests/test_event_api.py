@@ -906,18 +906,6 @@ def test_a_user_id_never_collides_with_an_anonymous_visitor(app, client, made):
 
 
 @pytest.fixture
-def quick_app(tmp_path, migrated_db):
-    """An app whose SQLite busy timeout is 200 ms instead of the default."""
-    instance = tmp_path / "quick-instance"
-    instance.mkdir()
-    shutil.copy(migrated_db, instance / "datalook.db")
-    application = _make_app(instance, SQLITE_BUSY_TIMEOUT_MS=200)
-    yield application
-    with application.app_context():
-        db.engine.dispose()
-
-
-@pytest.fixture
 def quick_made(quick_app):
     """A key on the quick app, made before any lock is taken."""
     return create_token(quick_app)
