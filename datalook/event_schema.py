@@ -20,18 +20,18 @@ from .pii import strip_pii
 
 EVENT_NAMES = ("pageview", "click", "success", "custom")
 REQUIRED = ("event_name", "page_path")
-KNOWN_FIELDS = frozenset(
-    {
-        "event_name",
-        "page_path",
-        "name",
-        "success_user_id",
-        "success_value",
-        "properties",
-        "event_id",
-        "timestamp",
-    }
+# Every field of an event, in the order the docs and the normalised form list them.
+FIELDS = (
+    "event_name",
+    "page_path",
+    "name",
+    "success_user_id",
+    "success_value",
+    "properties",
+    "event_id",
+    "timestamp",
 )
+KNOWN_FIELDS = frozenset(FIELDS)
 MAX_PATH = 2048
 MAX_NAME = 100
 MAX_USER_ID = 256

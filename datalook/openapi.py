@@ -194,16 +194,7 @@ def _normalised_event_schema() -> dict:
     return {
         "type": "object",
         "description": "The event as it would be stored (query string dropped, PII removed).",
-        "required": [
-            "event_name",
-            "page_path",
-            "name",
-            "success_user_id",
-            "success_value",
-            "properties",
-            "event_id",
-            "timestamp",
-        ],
+        "required": list(event_schema.FIELDS),
         "properties": {
             "event_name": {"type": "string", "enum": list(event_schema.EVENT_NAMES)},
             "page_path": {"type": "string"},
