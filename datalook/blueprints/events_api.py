@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import orjson
 from flask import Blueprint, Request, Response, current_app, jsonify, request
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -57,7 +58,8 @@ class Call:
     request: Request
     key: AuthenticatedKey
     now: datetime
-    connection: Any  # the request's DB-API connection
+    engine: Engine
+    connection: Any  # the request's DB-API connection, checked out of the engine's pool
 
 
 def _handle(step: Callable[[Call], Response]) -> Response:
@@ -87,7 +89,7 @@ def _handle(step: Callable[[Call], Response]) -> Response:
         if state is not None and not state.allowed:
             return event_limit_headers(event_limit_exceeded(state), state)
         try:
-            response = step(Call(req, key, now, connection))
+            response = step(Call(req, key, now, engine, connection))
         except ApiError as exc:
             response = error_response(
                 exc.code, exc.error_code, exc.description, exc.errors, exc.extra_headers, exc.extra
@@ -163,9 +165,8 @@ def _refuse_constant(name: str) -> None:
 
 def _store(call: Call, events: list[event_schema.Event]) -> list[bool]:
     """Store events durably; the caller turns a database that cannot take them into 503."""
-    engine = db.engine
     return ingest.store(
-        call.connection, engine.dialect, engine.url.database, call.key, events, call.now
+        call.connection, call.engine.dialect, call.engine.url.database, call.key, events, call.now
     )
 
 
