@@ -9,6 +9,7 @@ from pathlib import Path
 
 from flask import Flask, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import cli, database, errors, ratelimits
 from .config import from_environ
@@ -31,6 +32,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     if test_config:
         app.config.update(test_config)
+    if app.config["PUBLIC_URL"] and app.config["PUBLIC_URL"].startswith("https://"):
+        app.config["SESSION_COOKIE_SECURE"] = True
+    if app.config["TRUSTED_PROXIES"]:
+        # Behind N reverse proxies: take the client address, scheme and host from their
+        # X-Forwarded-* headers (per-address limits, Secure cookies, generated URLs).
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -91,6 +91,14 @@ def _busy_timeout(environ: Mapping[str, str]) -> int:
     return int(raw)
 
 
+def _trusted_proxies(environ: Mapping[str, str]) -> int:
+    """Return TRUSTED_PROXIES: how many reverse proxies in front set X-Forwarded-* headers."""
+    raw = environ.get("TRUSTED_PROXIES", "0").strip()
+    if not raw.isdigit() or int(raw) > 5:
+        raise ConfigError(f"TRUSTED_PROXIES must be a number from 0 to 5, got {raw[:20]!r}")
+    return int(raw)
+
+
 def load_secret_key(instance_path: Path) -> str:
     """Read the secret key from instance/, generating it once (mode 0600) when missing."""
     path = instance_path / "secret_key"
@@ -122,6 +130,7 @@ def from_environ(environ: Mapping[str, str], instance_path: Path) -> dict:
         "RATELIMIT_STORAGE_URI": environ.get("RATELIMIT_STORAGE_URI", "").strip() or None,
         "RATELIMIT_EVENT_DEFAULT": _event_limit(environ),
         "SQLITE_SYNCHRONOUS": _sqlite_synchronous(environ),
+        "TRUSTED_PROXIES": _trusted_proxies(environ),
         "SQLITE_BUSY_TIMEOUT_MS": _busy_timeout(environ),
         "HOST": environ.get("HOST", "127.0.0.1"),
         "PORT": _port(environ),

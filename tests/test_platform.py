@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from datalook.config import ConfigError, from_environ, gunicorn_settings
+from tests.conftest import csrf_from
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -133,3 +134,53 @@ def test_every_template_compiles(app):
 def test_pages_use_no_external_resources(client):
     page = client.get("/signup").get_data(as_text=True)
     assert "http://" not in page.replace("http://localhost", "") and "https://" not in page
+
+
+def test_trusted_proxies_give_the_client_address_and_https(make_app):
+    app = make_app(TRUSTED_PROXIES=1)
+    client = app.test_client()
+    forwarded = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+    page = client.get("/signup", headers=forwarded)
+    response = client.post(
+        "/signup",
+        data={
+            "email": "p@example.com",
+            "password": "correct horse battery",
+            "csrf_token": csrf_from(page.get_data(as_text=True)),
+        },
+        headers={**forwarded, "Referer": "https://localhost/signup"},
+    )
+    assert response.status_code == 302
+    assert "Secure" in response.headers["Set-Cookie"]
+    # Failed authentication is limited per forwarded client address, not per proxy.
+    for _ in range(60):
+        client.post("/event", json={}, headers={"X-Forwarded-For": "203.0.113.7"})
+    assert (
+        client.post("/event", json={}, headers={"X-Forwarded-For": "203.0.113.7"}).status_code
+        == 429
+    )
+    assert (
+        client.post("/event", json={}, headers={"X-Forwarded-For": "198.51.100.9"}).status_code
+        == 401
+    )
+
+
+def test_without_trusted_proxies_forwarded_headers_are_ignored(client):
+    for _ in range(60):
+        client.post("/event", json={}, headers={"X-Forwarded-For": "203.0.113.7"})
+    # All from the same real address: spoofed X-Forwarded-For does not buy new attempts.
+    assert (
+        client.post("/event", json={}, headers={"X-Forwarded-For": "198.51.100.9"}).status_code
+        == 429
+    )
+
+
+def test_https_public_url_makes_the_session_cookie_secure(make_app):
+    assert make_app(PUBLIC_URL="https://analytics.example.com").config["SESSION_COOKIE_SECURE"]
+    assert not make_app(PUBLIC_URL="http://127.0.0.1:5000").config["SESSION_COOKIE_SECURE"]
+
+
+@pytest.mark.parametrize("bad", ["-1", "many", "9"])
+def test_trusted_proxies_must_be_a_small_number(tmp_path, bad):
+    with pytest.raises(ConfigError, match="TRUSTED_PROXIES"):
+        from_environ({"TRUSTED_PROXIES": bad}, tmp_path)
