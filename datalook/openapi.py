@@ -481,8 +481,10 @@ def _responses() -> dict:
             example={
                 "error": {
                     "code": "rate_limited",
-                    "message": "Rate limit of 500 per 10 second exceeded; retry in 3 s.",
-                    "limit": "500 per 10 second",
+                    "message": (
+                        "Rate limit of 500 per 10 seconds exceeded for this key; retry in 3 s."
+                    ),
+                    "limit": "500 per 10 seconds",
                     "retry_after": 3,
                 }
             },
