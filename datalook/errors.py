@@ -50,6 +50,17 @@ class ApiError(HTTPException):
         self.extra_headers = headers or {}
         self.extra = extra or {}
 
+    def get_response(self, environ=None, scope=None) -> Response:
+        """The JSON error envelope with this error's fields and headers."""
+        return error_response(
+            self.code,
+            self.error_code,
+            self.description,
+            self.errors,
+            self.extra_headers,
+            self.extra,
+        )
+
 
 def truncate(value: object, limit: int = 40) -> str:
     """Return a short, safe echo of client input for an error message."""
@@ -87,15 +98,14 @@ def _handle_http_exception(exc: HTTPException) -> Response | tuple[str, int]:
     """Render any HTTP error as the JSON envelope or an HTML page."""
     status = exc.code or 500
     if isinstance(exc, ApiError):
-        return error_response(
-            status, exc.error_code, exc.description, exc.errors, exc.extra_headers, exc.extra
-        )
+        return exc.get_response()
     if wants_json():
         response = error_response(
             status, DEFAULT_CODES.get(status, "error"), exc.description or exc.name
         )
-        if status == 405 and exc.get_response().headers.get("Allow"):
-            response.headers["Allow"] = exc.get_response().headers["Allow"]
+        allow = exc.get_response().headers.get("Allow") if status == 405 else None
+        if allow:
+            response.headers["Allow"] = allow
         return response
     return render_template(
         "error.html", status=status, title=exc.name, message=exc.description

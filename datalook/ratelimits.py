@@ -78,10 +78,15 @@ def hit_event_limit(key_id: str, own_limit: str | None) -> LimitState | None:
     Returns None (the request goes through, loudly logged) if the storage fails.
     """
     item = _parse(own_limit or current_app.config["RATELIMIT_EVENT_DEFAULT"])
+    return _spend(item, EVENT_SCOPE, key_id)
+
+
+def _spend(item: RateLimitItem, scope: str, identity: str) -> LimitState | None:
+    """Hit one limit on the configured storage and read where it stands; None if it failed."""
     strategy = limiter.limiter
     try:
-        allowed = strategy.hit(item, EVENT_SCOPE, key_id)
-        reset_time, remaining = strategy.get_window_stats(item, EVENT_SCOPE, key_id)
+        allowed = strategy.hit(item, scope, identity)
+        reset_time, remaining = strategy.get_window_stats(item, scope, identity)
     except Exception:
         log.exception("RATE LIMITING DISABLED for this request: the rate-limit storage failed")
         return None
@@ -99,13 +104,19 @@ def event_limit_headers(response: Response, state: LimitState | None) -> Respons
 
 def event_limit_exceeded(state: LimitState) -> Response:
     """The 429 answer for a key over its limit."""
+    return _too_many(state, f"Rate limit of {describe(state.item)} exceeded for this key")
+
+
+def _too_many(state: LimitState, what: str) -> Response:
+    """The 429 envelope with the limit, the wait, and every rate-limit header."""
     wait = _seconds_until(state.reset_time)
-    return error_response(
+    response = error_response(
         429,
         "rate_limited",
-        f"Rate limit of {describe(state.item)} exceeded for this key; retry in {wait} s.",
+        f"{what}; retry in {wait} s.",
         extra={"limit": describe(state.item), "retry_after": wait},
     )
+    return event_limit_headers(response, state)
 
 
 auth_form_limit = limiter.limit(
@@ -136,25 +147,10 @@ def _policy_headers(item: RateLimitItem, remaining: int, reset_time: float) -> d
 
 def check_failed_auth_budget() -> Response | None:
     """Spend one failed-authentication attempt of this address; a 429 when none are left."""
-    address = get_remote_address() or "unknown"
-    strategy = limiter.limiter
-    try:
-        if strategy.hit(FAILED_AUTH_LIMIT, "failed-auth", address):
-            return None
-        reset_time, remaining = strategy.get_window_stats(FAILED_AUTH_LIMIT, "failed-auth", address)
-    except Exception:  # the storage is down: authentication failures are still answered 401
-        current_app.logger.exception("rate-limit storage failed while limiting failed auth")
+    state = _spend(FAILED_AUTH_LIMIT, "failed-auth", get_remote_address() or "unknown")
+    if state is None or state.allowed:  # a failed storage still answers these with 401
         return None
-    wait = _seconds_until(reset_time)
-    headers = _policy_headers(FAILED_AUTH_LIMIT, remaining, reset_time)
-    headers["Retry-After"] = str(wait)
-    return error_response(
-        429,
-        "rate_limited",
-        f"Too many requests with invalid credentials from your address; retry in {wait} s.",
-        headers=headers,
-        extra={"limit": describe(FAILED_AUTH_LIMIT), "retry_after": wait},
-    )
+    return _too_many(state, "Too many requests with invalid credentials from your address")
 
 
 def _rate_limited(exc: RateLimitExceeded):
@@ -162,16 +158,9 @@ def _rate_limited(exc: RateLimitExceeded):
     current = limiter.current_limit
     wait = _seconds_until(current.window[0]) if current else 60
     if wants_json():
-        response = error_response(
-            429,
-            "rate_limited",
-            f"Rate limit of {describe(exc.limit.limit)} exceeded; retry in {wait} s.",
-            extra={"limit": describe(exc.limit.limit), "retry_after": wait},
-        )
-        if current is not None:
-            response.headers.update(_policy_headers(current.limit, 0, current.window[0]))
-        response.headers["Retry-After"] = str(wait)
-        return response
+        reset_time = current.window[0] if current else time.time() + wait
+        state = LimitState(exc.limit.limit, False, reset_time, 0)
+        return _too_many(state, f"Rate limit of {describe(exc.limit.limit)} exceeded")
     page = render_template(
         "error.html", status=429, title="Too many attempts", message=exc.description
     )

@@ -87,13 +87,11 @@ def _handle(step: Callable[[Call], Response]) -> Response:
         counter.record(key.id, now)
         state = hit_event_limit(key.key_id, key.rate_limit)
         if state is not None and not state.allowed:
-            return event_limit_headers(event_limit_exceeded(state), state)
+            return event_limit_exceeded(state)
         try:
             response = step(Call(req, key, now, engine, connection))
         except ApiError as exc:
-            response = error_response(
-                exc.code, exc.error_code, exc.description, exc.errors, exc.extra_headers, exc.extra
-            )
+            response = exc.get_response()
         if counter.due():
             counter.flush(engine)
         return event_limit_headers(response, state)
