@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from datalook import tokens
 from datalook.config import ConfigError, from_environ, gunicorn_settings
 from tests.conftest import csrf_from
 
@@ -184,3 +185,17 @@ def test_https_public_url_makes_the_session_cookie_secure(make_app):
 def test_trusted_proxies_must_be_a_small_number(tmp_path, bad):
     with pytest.raises(ConfigError, match="TRUSTED_PROXIES"):
         from_environ({"TRUSTED_PROXIES": bad}, tmp_path)
+
+
+def test_unreachable_database_is_a_503_not_a_500(make_app):
+    # Nothing listens on port 1: every connection attempt fails at once.
+    app = make_app(SQLALCHEMY_DATABASE_URI="postgresql+psycopg://nobody@127.0.0.1:1/none")
+    client = app.test_client()
+    token = "Bearer " + tokens.generate().token
+    response = client.post(
+        "/event", json={"event_name": "click", "page_path": "/"}, headers={"Authorization": token}
+    )
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "unavailable"
+    assert response.headers["Retry-After"] == "1"
+    assert client.get("/readyz").status_code == 503

@@ -71,8 +71,9 @@ def _handle(step: Callable[[Call], Response]) -> Response:
     req = request._get_current_object()  # one proxy look-up instead of one per use
     now = utcnow()
     engine = db.engine
-    connection = engine.raw_connection()
+    connection = None
     try:
+        connection = engine.raw_connection()  # inside: a database that is down is a 503
         try:
             key = authenticate(connection, engine.dialect, req.headers.get("Authorization"), now)
         except AuthFailure as failure:
@@ -98,8 +99,9 @@ def _handle(step: Callable[[Call], Response]) -> Response:
     except _database_errors():
         return _unavailable()
     finally:
-        # Back to the pool, which rolls back anything left open.
-        connection.close()
+        if connection is not None:
+            # Back to the pool, which rolls back anything left open.
+            connection.close()
 
 
 def _www_authenticate(code: str) -> str:
