@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import DateTime, String, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import DateTime, String, bindparam, case, func, or_, select, update
 from sqlalchemy.engine import Dialect
 
 from . import tokens
@@ -189,19 +189,8 @@ _LOOKUP = select(
     _keys.c.site_id,
     _keys.c.secret_hash,
     _keys.c.rate_limit,
-    case(
-        (
-            or_(
-                _keys.c.revoked_at.is_not(None),
-                and_(
-                    _keys.c.expires_at.is_not(None),
-                    _keys.c.expires_at <= bindparam("now", type_=DateTime()),
-                ),
-            ),
-            1,
-        ),
-        else_=0,
-    ).label("inactive"),
+    # The same rule as active_filter, evaluated by the database at the request's `now`.
+    case((active_filter(bindparam("now", type_=DateTime())), 0), else_=1).label("inactive"),
 ).where(_keys.c.key_id == bindparam("key_id", type_=String()))
 _STATEMENTS = StatementCache({"lookup": lambda dialect: CompiledStatement(_LOOKUP, dialect)})
 
