@@ -14,10 +14,14 @@ from .forms import KeyNameForm
 from .models import Site
 
 
+def base_url() -> str:
+    """The URL customers reach DataLook at: PUBLIC_URL, else this request's root."""
+    return current_app.config.get("PUBLIC_URL") or request.url_root.rstrip("/")
+
+
 def event_url() -> str:
-    """The URL of POST /event as customers must call it (PUBLIC_URL, else this request's root)."""
-    base = current_app.config.get("PUBLIC_URL") or request.url_root.rstrip("/")
-    return f"{base}/event"
+    """The URL of POST /event as customers must call it."""
+    return f"{base_url()}/event"
 
 
 def render(site: Site, created: CreatedKey, heading: str):

@@ -22,4 +22,4 @@ def server_events():
 @bp.route("/openapi.json")
 def openapi_json():
     """The public API in OpenAPI 3.1."""
-    return jsonify(openapi.document(show_once.event_url().rsplit("/event", 1)[0]))
+    return jsonify(openapi.document(show_once.base_url()))
