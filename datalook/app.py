@@ -11,7 +11,7 @@ from flask import Flask, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, database, errors, ratelimits
+from . import cli, database, errors, ratelimits, tokens
 from .config import from_environ
 from .errors import wants_json
 from .extensions import csrf, db, login_manager, migrate
@@ -61,6 +61,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     _register_blueprints(app)
     _register_security_headers(app)
     app.jinja_env.filters["fromjson"] = json.loads
+    app.jinja_env.filters["masked_token"] = tokens.masked
     app.session_interface = _HttpsAwareSessionInterface()
     return app
 

@@ -51,7 +51,6 @@ def _render_index(site, form, status=200):
         usage=_requests_last_24h(site.id),
         status_of=apikeys.key_status,
         form=form,
-        action_form=EmptyForm(),
     ), status
 
 
