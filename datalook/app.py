@@ -11,7 +11,7 @@ from flask import Flask, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, database, errors, ratelimits, tokens
+from . import cli, database, errors, ingest_wsgi, ratelimits, tokens
 from .config import from_environ
 from .errors import wants_json
 from .extensions import csrf, db, login_manager, migrate
@@ -34,6 +34,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.update(test_config)
     if app.config["PUBLIC_URL"] and app.config["PUBLIC_URL"].startswith("https://"):
         app.config["SESSION_COOKIE_SECURE"] = True
+    # Before ProxyFix, so that the ingestion API sees the client's address and scheme too.
+    ingest_wsgi.install(app)
     if app.config["TRUSTED_PROXIES"]:
         # Behind N reverse proxies: take the client address, scheme and host from their
         # X-Forwarded-* headers (per-address limits, Secure cookies, generated URLs).

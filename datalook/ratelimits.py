@@ -145,9 +145,9 @@ def _policy_headers(item: RateLimitItem, remaining: int, reset_time: float) -> d
     }
 
 
-def check_failed_auth_budget() -> Response | None:
+def check_failed_auth_budget(address: str | None) -> Response | None:
     """Spend one failed-authentication attempt of this address; a 429 when none are left."""
-    state = _spend(FAILED_AUTH_LIMIT, "failed-auth", get_remote_address() or "unknown")
+    state = _spend(FAILED_AUTH_LIMIT, "failed-auth", address or "unknown")
     if state is None or state.allowed:  # a failed storage still answers these with 401
         return None
     return _too_many(state, "Too many requests with invalid credentials from your address")

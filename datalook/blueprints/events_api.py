@@ -62,13 +62,13 @@ class Call:
     connection: Any  # the request's DB-API connection, checked out of the engine's pool
 
 
-def _handle(step: Callable[[Call], Response]) -> Response:
+def _handle(req: Request, step: Callable[[Call], Response]) -> Response:
     """Run one API call along the event's path, in order, in one place.
 
     Authenticate the Bearer token → spend one request of that key's budget → the endpoint's
     step (read, validate, store) → attach the key's rate-limit headers to whatever answer.
+    Needs an app context only, not a request context (see ingest_wsgi).
     """
-    req = request._get_current_object()  # one proxy look-up instead of one per use
     now = utcnow()
     engine = db.engine
     connection = None
@@ -78,7 +78,7 @@ def _handle(step: Callable[[Call], Response]) -> Response:
             key = authenticate(connection, engine.dialect, req.headers.get("Authorization"), now)
         except AuthFailure as failure:
             # A failed attempt spends the client address's budget, never a real key's.
-            return check_failed_auth_budget() or error_response(
+            return check_failed_auth_budget(req.remote_addr) or error_response(
                 401,
                 failure.code,
                 failure.message,
@@ -175,10 +175,22 @@ def _stripped_header(keys: list[str]) -> str:
     return ", ".join(quote(key, safe="") for key in keys)
 
 
+def handle_event(req: Request) -> Response:
+    """POST /event: validate and store one event; 204 once it is committed."""
+    return _handle(req, _one_event)
+
+
+def handle_batch(req: Request) -> Response:
+    """POST /events: store a batch of 1–500 events; valid ones in one transaction."""
+    return _handle(req, _batch)
+
+
+# The URL map keeps both routes (405 with Allow for other methods, OPTIONS, and a working
+# path should the app be served without ingest_wsgi); ingest_wsgi answers POSTs first.
 @bp.route("/event", methods=["POST"])
 def post_event() -> Response:
     """Validate and store one event; 204 once it is committed."""
-    return _handle(_one_event)
+    return handle_event(request._get_current_object())
 
 
 def _one_event(call: Call) -> Response:
@@ -210,7 +222,7 @@ def _one_event(call: Call) -> Response:
 @bp.route("/events", methods=["POST"])
 def post_events() -> Response:
     """Store a batch of 1–500 events: valid ones in one transaction, errors per index."""
-    return _handle(_batch)
+    return handle_batch(request._get_current_object())
 
 
 def _batch(call: Call) -> Response:
