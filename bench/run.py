@@ -348,11 +348,22 @@ def scenario(
 
 
 def time_rate_limit_check(workdir: Path, n: int) -> dict:
-    """measure_check_cost on a fresh embedded SQLite sliding-window storage."""
-    from datalook.ratelimit_storage import SQLITE_SCHEME, SQLiteWindowStorage, measure_check_cost
+    """measure_check_cost on fresh embedded storages: the mapped file (default) and SQLite."""
+    from datalook.mapped_window import MappedWindowStorage
+    from datalook.ratelimit_storage import (
+        MMAP_SCHEME,
+        SQLITE_SCHEME,
+        SQLiteWindowStorage,
+        measure_check_cost,
+    )
 
-    storage = SQLiteWindowStorage(f"{SQLITE_SCHEME}:///{workdir / 'ratelimit-bench.db'}")
-    return measure_check_cost(storage, n=n)
+    storages = {
+        "mapped file (default)": MappedWindowStorage(
+            f"{MMAP_SCHEME}:///{workdir / 'ratelimit-bench.window'}"
+        ),
+        "SQLite": SQLiteWindowStorage(f"{SQLITE_SCHEME}:///{workdir / 'ratelimit-bench.db'}"),
+    }
+    return {name: measure_check_cost(storage, n=n) for name, storage in storages.items()}
 
 
 def time_show_once_page(workdir: Path, n: int) -> dict:
@@ -747,7 +758,7 @@ def print_table(report: dict) -> None:
         f"{server['errors_in_log']} errors in the server log"
     )
     iso = report["isolated"]
-    page, render, check = iso["show_once_page"], iso["snippets_render"], iso["rate_limit_check"]
+    page, render, checks = iso["show_once_page"], iso["snippets_render"], iso["rate_limit_check"]
     print("\nIn isolation (one process)")
     print(
         f"  show-once page, {page['snippets']} snippets ({page['page_bytes'] // 1024} KiB)  "
@@ -757,10 +768,11 @@ def print_table(report: dict) -> None:
         f"  snippets.render (12, fresh token)   p50 {render['p50_us'] / 1000:.2f} ms  "
         f"p99 {render['p99_us'] / 1000:.2f} ms"
     )
-    print(
-        f"  rate-limit check (SQLite window)    p50 {check['p50_us']:.0f} us  "
-        f"p99 {check['p99_us']:.0f} us  mean {check['mean_us']:.0f} us"
-    )
+    for name, check in checks.items():
+        print(
+            f"  rate-limit check, {name:21s} p50 {check['p50_us']:.0f} us  "
+            f"p99 {check['p99_us']:.0f} us  mean {check['mean_us']:.0f} us"
+        )
 
 
 if __name__ == "__main__":

@@ -68,6 +68,7 @@ logger = logging.getLogger(__name__)
 Clock = Callable[[], float]
 
 SQLITE_SCHEME = "datalook+sqlite"
+MMAP_SCHEME = "datalook+mmap"  # mapped_window.MappedWindowStorage, the embedded default
 REDIS_SCHEMES = ("datalook+redis", "datalook+rediss")
 DEFAULT_REDIS_PREFIX = "datalook:rl:"
 
@@ -97,28 +98,44 @@ def retry_after_seconds(reset_time: float, now: float) -> int:
 
 
 def resolve_storage_uri(uri: str | None, instance_path: str) -> str:
-    """Map the RATELIMIT_STORAGE_URI setting to a URI of one of this module's storages.
+    """Map the RATELIMIT_STORAGE_URI setting to a URI of one of DataLook's storages.
 
-    Empty means the embedded SQLite default in the instance folder; plain ``redis://`` and
-    ``rediss://`` URLs are accepted so operators can paste the usual Redis URL.
+    Empty means the embedded default, a memory-mapped window file in the instance folder;
+    plain ``redis://`` and ``rediss://`` URLs are accepted so operators can paste the usual
+    Redis URL.
     """
     if not uri or not uri.strip():
-        path = os.path.abspath(os.path.join(instance_path, "ratelimit.db"))
-        return f"{SQLITE_SCHEME}:///{path}"  # "scheme:///" + "/abs/path"
+        path = os.path.abspath(os.path.join(instance_path, "ratelimit.window"))
+        return f"{MMAP_SCHEME}:///{path}"  # "scheme:///" + "/abs/path"
     uri = uri.strip()
     scheme = urlsplit(uri).scheme
     if scheme in ("redis", "rediss"):
         return "datalook+" + uri
-    if scheme == SQLITE_SCHEME or scheme in REDIS_SCHEMES:
+    if scheme in (MMAP_SCHEME, SQLITE_SCHEME) or scheme in REDIS_SCHEMES:
         return uri
     if scheme == "memory":
         # Per-process only: acceptable for tests, never for multi-worker deployments.
         return uri
     raise ValueError(
-        f"RATELIMIT_STORAGE_URI {uri!r} is not supported: use empty (embedded SQLite "
-        f"default), redis://host:port/db, rediss://..., {SQLITE_SCHEME}:////absolute/path.db "
-        "or memory:// (tests only)"
+        f"RATELIMIT_STORAGE_URI {uri!r} is not supported: use empty (embedded default), "
+        f"redis://host:port/db, rediss://..., {MMAP_SCHEME}:////absolute/path.window, "
+        f"{SQLITE_SCHEME}:////absolute/path.db or memory:// (tests only)"
     )
+
+
+def storage_path(uri: str, scheme: str, example_name: str) -> str:
+    """Return the absolute file path of a ``scheme:////abs/path`` storage URI."""
+    prefix = f"{scheme}://"
+    if not uri.startswith(prefix):
+        raise ConfigurationError(f"not a {scheme} URI: {uri!r}")
+    # "scheme:///" + "/abs/path" (SQLAlchemy's convention): strip the separator slash.
+    rest = uri[len(prefix) :]
+    path = rest[1:] if rest.startswith("/") else rest
+    if not os.path.isabs(path):
+        raise ConfigurationError(
+            f"{scheme} needs an absolute path ({scheme}:////abs/path/{example_name}), got {uri!r}"
+        )
+    return path
 
 
 def measure_check_cost(
@@ -224,7 +241,7 @@ class SQLiteWindowStorage(Storage, MovingWindowSupport):
                 f"unknown {SQLITE_SCHEME} storage option(s): {', '.join(sorted(options))}"
             )
         super().__init__(uri, wrap_exceptions=wrap_exceptions)
-        self.path = self._parse_path(uri)
+        self.path = storage_path(uri, SQLITE_SCHEME, "ratelimit.db")
         # Writers queue in the kernel instead of in SQLite's sleeping busy handler.
         self._write_lock = WriteLock(self.path + ".lock")
         self._seen = threading.local()
@@ -232,22 +249,6 @@ class SQLiteWindowStorage(Storage, MovingWindowSupport):
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._next_cleanup_us = 0
-
-    @staticmethod
-    def _parse_path(uri: str) -> str:
-        """Return the absolute file path of a ``datalook+sqlite:////abs/path`` URI."""
-        prefix = f"{SQLITE_SCHEME}://"
-        if not uri.startswith(prefix):
-            raise ConfigurationError(f"not a {SQLITE_SCHEME} URI: {uri!r}")
-        # "scheme:///" + "/abs/path" (SQLAlchemy's convention): strip the separator slash.
-        rest = uri[len(prefix) :]
-        path = rest[1:] if rest.startswith("/") else rest
-        if not os.path.isabs(path):
-            raise ConfigurationError(
-                f"{SQLITE_SCHEME} needs an absolute path "
-                f"({SQLITE_SCHEME}:////abs/path/ratelimit.db), got {uri!r}"
-            )
-        return path
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:

@@ -18,6 +18,7 @@ from flask_limiter import RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from limits import RateLimitItem, parse
 
+from . import mapped_window  # noqa: F401 - registers the datalook+mmap storage with limits
 from .errors import error_response, wants_json
 from .extensions import limiter
 from .limit_text import describe

@@ -1,4 +1,5 @@
-"""Exactness and housekeeping of the embedded SQLite moving-window storage.
+"""Exactness and housekeeping of the moving-window storages (SQLite here; the mapped file's
+own housekeeping is in test_mapped_window.py, its exactness in the shared table below).
 
 Time is a fake clock advanced by hand, so boundary cases are exact and nothing sleeps; only
 the multi-process tests use the real clock (with a window far longer than the test).
@@ -17,6 +18,7 @@ import pytest
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
+from datalook.mapped_window import MappedWindowStorage
 from datalook.ratelimit_storage import (
     MemoryWindow,
     SQLiteWindowStorage,
@@ -28,7 +30,7 @@ from datalook.ratelimit_storage import (
 LIMIT = 500
 EXPIRY = 10
 
-Window = SQLiteWindowStorage | MemoryWindow
+Window = SQLiteWindowStorage | MappedWindowStorage | MemoryWindow
 
 
 class FakeClock:
@@ -57,10 +59,12 @@ def storage(tmp_path: Path, clock: FakeClock) -> Iterator[SQLiteWindowStorage]:
     store.close()
 
 
-# The in-memory fallback of the Redis storage must obey the same contract, so the exactness
-# table runs against both.
-@pytest.fixture(params=["sqlite", "memory-fallback"])
+# The embedded default (mapped file), the SQLite storage and the in-memory fallback of the
+# Redis storage must obey the same contract, so the exactness table runs against all three.
+@pytest.fixture(params=["mmap", "sqlite", "memory-fallback"])
 def window(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Window:
+    if request.param == "mmap":
+        return MappedWindowStorage(f"datalook+mmap:///{tmp_path / 'rl.window'}", clock=clock)
     if request.param == "sqlite":
         return SQLiteWindowStorage(sqlite_uri(tmp_path / "ratelimit.db"), clock=clock)
     return MemoryWindow(clock=clock)
@@ -366,13 +370,14 @@ def test_check_cost_is_small(storage: SQLiteWindowStorage) -> None:
 @pytest.mark.parametrize(
     ("uri", "expected"),
     [
-        (None, "datalook+sqlite:////srv/app/instance/ratelimit.db"),
-        ("", "datalook+sqlite:////srv/app/instance/ratelimit.db"),
-        ("  ", "datalook+sqlite:////srv/app/instance/ratelimit.db"),
+        (None, "datalook+mmap:////srv/app/instance/ratelimit.window"),
+        ("", "datalook+mmap:////srv/app/instance/ratelimit.window"),
+        ("  ", "datalook+mmap:////srv/app/instance/ratelimit.window"),
         ("redis://127.0.0.1:6379/0", "datalook+redis://127.0.0.1:6379/0"),
         ("rediss://:pw@cache:6380/2", "datalook+rediss://:pw@cache:6380/2"),
         ("datalook+redis://h:1/0", "datalook+redis://h:1/0"),
         ("datalook+sqlite:////x/y.db", "datalook+sqlite:////x/y.db"),
+        ("datalook+mmap:////x/y.window", "datalook+mmap:////x/y.window"),
         ("memory://", "memory://"),
     ],
 )
@@ -390,5 +395,6 @@ def test_resolved_default_is_usable(tmp_path: Path) -> None:
     uri = resolve_storage_uri(None, str(tmp_path / "instance"))
     (tmp_path / "instance").mkdir()
     store = storage_from_string(uri)
-    assert isinstance(store, SQLiteWindowStorage)
+    assert isinstance(store, MappedWindowStorage)
     assert store.acquire_entry("k", 1, EXPIRY)
+    assert not store.acquire_entry("k", 1, EXPIRY)
