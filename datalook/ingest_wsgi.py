@@ -50,8 +50,24 @@ class IngestionEndpoints:
                 # What Flask's 500 handler does for pages: log it, answer the envelope.
                 log.exception("unhandled error on %s %s", request.method, request.path)
                 response = error_response(500, "internal_error", "Internal Server Error")
-            response.headers["X-Content-Type-Options"] = "nosniff"
-            return response(environ, start_response)
+            response.headers.add("X-Content-Type-Options", "nosniff")
+            return _send(response, environ, start_response)
+
+
+def _send(response: Response, environ: dict, start_response: Callable) -> Iterable[bytes]:
+    """Start the answer straight from the response's status and headers.
+
+    What werkzeug's full response call adds is already true of the ingestion answers: no
+    redirects to make absolute, a 204 without a body, and other bodies as one byte string
+    whose Content-Length set_data has set. Anything else takes werkzeug's path.
+    """
+    body = response.response
+    if response.status_code == 204 or (
+        isinstance(body, list) and "Content-Length" in response.headers
+    ):
+        start_response(response.status, response.headers.to_wsgi_list())
+        return [] if response.status_code == 204 else body
+    return response(environ, start_response)
 
 
 def install(app: Flask) -> None:

@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from flask import Flask, Response, current_app, render_template
+from flask import Flask, Response, render_template
 from flask_limiter import RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from limits import RateLimitItem, parse
@@ -69,35 +69,41 @@ def _parse(text: str) -> RateLimitItem:
     return parse(text)
 
 
-def hit_event_limit(key_id: str, own_limit: str | None) -> LimitState | None:
+def hit_event_limit(key_id: str, own_limit: str | None, default: str) -> LimitState | None:
     """Spend one request of an authenticated key on the shared /event + /events bucket.
 
-    This calls flask-limiter's moving-window strategy on the configured storage directly
-    rather than through the view decorator: the decorator's per-request limit resolution
-    cost more than the whole rest of the ingestion path (see the benchmark notes), and
-    only an authenticated key may spend its budget, which the decorator cannot express.
+    Only an authenticated key may spend its budget, which flask-limiter's view decorator
+    cannot express, and the decorator's per-request limit resolution cost more than the
+    whole rest of the ingestion path (see the benchmark notes). So this asks flask-limiter's
+    configured storage directly, through the two calls of the limits moving-window contract.
     Returns None (the request goes through, loudly logged) if the storage fails.
     """
-    item = _parse(own_limit or current_app.config["RATELIMIT_EVENT_DEFAULT"])
-    return _spend(item, EVENT_SCOPE, key_id)
+    return _spend(_parse(own_limit or default), EVENT_SCOPE, key_id)
 
 
 def _spend(item: RateLimitItem, scope: str, identity: str) -> LimitState | None:
-    """Hit one limit on the configured storage and read where it stands; None if it failed."""
-    strategy = limiter.limiter
+    """Hit one limit on the configured storage and read where it stands; None if it failed.
+
+    The same two storage calls as limits' MovingWindowRateLimiter.hit and
+    get_window_stats, with the key built once.
+    """
+    storage = limiter.storage
+    key = item.key_for(scope, identity)
+    expiry = item.get_expiry()
     try:
-        allowed = strategy.hit(item, scope, identity)
-        reset_time, remaining = strategy.get_window_stats(item, scope, identity)
+        allowed = storage.acquire_entry(key, item.amount, expiry)
+        window_start, used = storage.get_moving_window(key, item.amount, expiry)
     except Exception:
         log.exception("RATE LIMITING DISABLED for this request: the rate-limit storage failed")
         return None
-    return LimitState(item, allowed, reset_time, remaining)
+    return LimitState(item, allowed, window_start + expiry, item.amount - used)
 
 
 def event_limit_headers(response: Response, state: LimitState | None) -> Response:
     """Attach a key's rate-limit state to an API response (Retry-After when refused)."""
     if state is not None:
-        response.headers.update(_policy_headers(state.item, state.remaining, state.reset_time))
+        # extend, not update: no handler sets these, and appending skips a search per header.
+        response.headers.extend(_policy_headers(state.item, state.remaining, state.reset_time))
         if not state.allowed:
             response.headers["Retry-After"] = str(_seconds_until(state.reset_time))
     return response
