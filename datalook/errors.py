@@ -5,9 +5,11 @@ Envelope: {"error": {"code": "...", "message": "...", "errors": [{"field", "code
 
 from __future__ import annotations
 
+import json
 import logging
 
-from flask import Flask, Response, jsonify, render_template, request
+import orjson
+from flask import Flask, Response, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .extensions import db
@@ -82,11 +84,19 @@ def error_response(
         body["errors"] = errors
     if extra:
         body.update(extra)
-    response = jsonify({"error": body})
-    response.status_code = status
+    response = json_response({"error": body}, status)
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
+
+
+def json_response(payload: object, status: int = 200) -> Response:
+    """A JSON answer that needs no app context (the ingestion API runs without one)."""
+    try:
+        data = orjson.dumps(payload)
+    except TypeError:  # integers beyond 64 bits, which orjson refuses
+        data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return Response(data, status=status, mimetype="application/json")
 
 
 def wants_json() -> bool:

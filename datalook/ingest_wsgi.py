@@ -4,9 +4,9 @@ Flask's per-request work is built for pages: a request context, URL matching, a 
 CSRF, Flask-Login and flask-limiter hooks, security headers for HTML, teardown. Ingestion
 uses none of it (no cookies, no session, no CSRF, no CORS: see events_api), yet in the
 profile it cost about a third of an event's time in the app. So these two POSTs are
-answered here, in an app context only (configuration, the engine, the JSON provider), by the
-same handlers the blueprint's routes call. Every other request, including other methods on
-these paths (405 with Allow), goes to Flask unchanged.
+answered here by the same handlers the blueprint's routes call, without even an app context:
+the engine and the helpers are resolved once per app (events_api.Ingestion). Every other
+request, including other methods on these paths (405 with Allow), goes to Flask unchanged.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from collections.abc import Callable, Iterable
 
 from flask import Flask, Request, Response
 
-from .blueprints.events_api import handle_batch, handle_event
+from .blueprints.events_api import Ingestion, handle_batch, handle_event, ingestion_for
 from .errors import error_response
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Request], Response]
+Handler = Callable[[Ingestion, Request], Response]
 ROUTES: dict[str, Handler] = {"/event": handle_event, "/events": handle_batch}
 
 
@@ -32,6 +32,7 @@ class IngestionEndpoints:
         """Serve ROUTES for ``app``; pass everything else on to ``wrapped``."""
         self.app = app
         self.wrapped = wrapped
+        self._ingestion: Ingestion | None = None
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         """Answer a POST to an ingestion path here; hand anything else to Flask."""
@@ -42,16 +43,21 @@ class IngestionEndpoints:
         )
         if handler is None:
             return self.wrapped(environ, start_response)
-        with self.app.app_context():
-            request = self.app.request_class(environ)
-            try:
-                response = handler(request)
-            except Exception:
-                # What Flask's 500 handler does for pages: log it, answer the envelope.
-                log.exception("unhandled error on %s %s", request.method, request.path)
-                response = error_response(500, "internal_error", "Internal Server Error")
-            response.headers.add("X-Content-Type-Options", "nosniff")
-            return _send(response, environ, start_response)
+        ingestion = self._ingestion or self._resolve()
+        request = self.app.request_class(environ)
+        try:
+            response = handler(ingestion, request)
+        except Exception:
+            # What Flask's 500 handler does for pages: log it, answer the envelope.
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            response = error_response(500, "internal_error", "Internal Server Error")
+        response.headers.add("X-Content-Type-Options", "nosniff")
+        return _send(response, environ, start_response)
+
+    def _resolve(self) -> Ingestion:
+        """Resolve the app's engine and helpers once (the only use of an app context)."""
+        self._ingestion = ingestion_for(self.app)
+        return self._ingestion
 
 
 def _send(response: Response, environ: dict, start_response: Callable) -> Iterable[bytes]:

@@ -16,15 +16,15 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
-from flask import Blueprint, Request, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Request, Response, current_app, request
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import event_schema, ingest
 from ..apikeys import AuthenticatedKey, AuthFailure, authenticate
-from ..database import held_connection
-from ..errors import ApiError, error_response
+from ..database import HeldConnection, held_connection
+from ..errors import ApiError, error_response, json_response
 from ..extensions import csrf, db, limiter
 from ..models import utcnow
 from ..ratelimits import (
@@ -33,7 +33,7 @@ from ..ratelimits import (
     event_limit_headers,
     hit_event_limit,
 )
-from ..usage import counter_for
+from ..usage import UsageCounter, counter_for
 
 bp = Blueprint("events_api", __name__)
 csrf.exempt(bp)
@@ -46,10 +46,34 @@ MAX_BATCH_EVENTS = 500
 _LONG_DIGIT_RUN = re.compile(rb"\d{19}")
 
 
-def _database_errors() -> tuple[type[Exception], ...]:
-    """Errors that mean "the database cannot take this now" (locked, down), raw or wrapped."""
-    dbapi = db.engine.dialect.loaded_dbapi
-    return (dbapi.OperationalError, dbapi.InterfaceError, OperationalError, InterfaceError)
+@dataclass(frozen=True, slots=True)
+class Ingestion:
+    """What every ingestion call of one app needs, resolved once: calls run without an app
+    context (see ingest_wsgi)."""
+
+    app: Flask
+    engine: Engine
+    held: HeldConnection
+    counter: UsageCounter
+    # Errors that mean "the database cannot take this now" (locked, down), raw or wrapped.
+    database_errors: tuple[type[Exception], ...]
+
+
+def ingestion_for(app: Flask) -> Ingestion:
+    """The app's Ingestion, built on first use."""
+    found = app.extensions.get("datalook_ingestion")
+    if found is None:
+        with app.app_context():
+            engine = db.engine
+        dbapi = engine.dialect.loaded_dbapi
+        found = app.extensions["datalook_ingestion"] = Ingestion(
+            app,
+            engine,
+            held_connection(app, engine),
+            counter_for(app),
+            (dbapi.OperationalError, dbapi.InterfaceError, OperationalError, InterfaceError),
+        )
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,17 +87,14 @@ class Call:
     connection: Any  # the thread's held DB-API connection (database.HeldConnection)
 
 
-def _handle(req: Request, step: Callable[[Call], Response]) -> Response:
+def _handle(ingestion: Ingestion, req: Request, step: Callable[[Call], Response]) -> Response:
     """Run one API call along the event's path, in order, in one place.
 
     Authenticate the Bearer token → spend one request of that key's budget → the endpoint's
     step (read, validate, store) → attach the key's rate-limit headers to whatever answer.
-    Needs an app context only, not a request context (see ingest_wsgi).
     """
     now = utcnow()
-    app = current_app._get_current_object()
-    engine = db.engine
-    held = held_connection(app, engine)
+    engine, held, counter = ingestion.engine, ingestion.held, ingestion.counter
     try:
         connection = held.get()  # inside: a database that is down is a 503
         try:
@@ -86,9 +107,9 @@ def _handle(req: Request, step: Callable[[Call], Response]) -> Response:
                 failure.message,
                 headers={"WWW-Authenticate": _www_authenticate(failure.code)},
             )
-        counter = counter_for(app)
         counter.record(key.id, now)
-        state = hit_event_limit(key.key_id, key.rate_limit, app.config["RATELIMIT_EVENT_DEFAULT"])
+        default_limit = ingestion.app.config["RATELIMIT_EVENT_DEFAULT"]
+        state = hit_event_limit(key.key_id, key.rate_limit, default_limit)
         if state is not None and not state.allowed:
             return event_limit_exceeded(state)
         try:
@@ -98,7 +119,7 @@ def _handle(req: Request, step: Callable[[Call], Response]) -> Response:
         if counter.due():
             counter.flush(engine)
         return event_limit_headers(response, state)
-    except _database_errors():
+    except ingestion.database_errors:
         held.discard()
         return _unavailable()
     finally:
@@ -190,14 +211,14 @@ def _stripped_header(keys: list[str]) -> str:
     return ", ".join(quote(key, safe="") for key in keys)
 
 
-def handle_event(req: Request) -> Response:
+def handle_event(ingestion: Ingestion, req: Request) -> Response:
     """POST /event: validate and store one event; 204 once it is committed."""
-    return _handle(req, _one_event)
+    return _handle(ingestion, req, _one_event)
 
 
-def handle_batch(req: Request) -> Response:
+def handle_batch(ingestion: Ingestion, req: Request) -> Response:
     """POST /events: store a batch of 1–500 events; valid ones in one transaction."""
-    return _handle(req, _batch)
+    return _handle(ingestion, req, _batch)
 
 
 # The URL map keeps both routes (405 with Allow for other methods, OPTIONS, and a working
@@ -205,7 +226,9 @@ def handle_batch(req: Request) -> Response:
 @bp.route("/event", methods=["POST"])
 def post_event() -> Response:
     """Validate and store one event; 204 once it is committed."""
-    return handle_event(request._get_current_object())
+    return handle_event(
+        ingestion_for(current_app._get_current_object()), request._get_current_object()
+    )
 
 
 def _one_event(call: Call) -> Response:
@@ -223,7 +246,7 @@ def _one_event(call: Call) -> Response:
         for key in event.stripped_keys
     ]
     if call.request.args.get("validate") in ("1", "true"):
-        return jsonify({"valid": True, "event": event.as_public_dict(), "warnings": warnings})
+        return json_response({"valid": True, "event": event.as_public_dict(), "warnings": warnings})
     (duplicate,) = _store(call, [event])
     response = _NoContent(status=204)
     if duplicate:
@@ -236,7 +259,9 @@ def _one_event(call: Call) -> Response:
 @bp.route("/events", methods=["POST"])
 def post_events() -> Response:
     """Store a batch of 1–500 events: valid ones in one transaction, errors per index."""
-    return handle_batch(request._get_current_object())
+    return handle_batch(
+        ingestion_for(current_app._get_current_object()), request._get_current_object()
+    )
 
 
 def _batch(call: Call) -> Response:
@@ -278,7 +303,7 @@ def _batch(call: Call) -> Response:
         else:
             valid.append((index, event))
     duplicates = _store(call, [event for _, event in valid]) if valid else []
-    return jsonify(
+    return json_response(
         {
             "accepted": duplicates.count(False),
             "duplicates": duplicates.count(True),
