@@ -16,12 +16,19 @@ from collections.abc import Callable, Iterable
 
 from flask import Flask, Request, Response
 
-from .blueprints.events_api import Ingestion, handle_batch, handle_event, ingestion_for
+from .blueprints.events_api import (
+    Ingestion,
+    NoContent,
+    handle_batch,
+    handle_event,
+    ingestion_for,
+)
 from .errors import error_response
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Ingestion, Request], Response]
+Handler = Callable[[Ingestion, Request], Response | NoContent]
+NOSNIFF = ("X-Content-Type-Options", "nosniff")
 ROUTES: dict[str, Handler] = {"/event": handle_event, "/events": handle_batch}
 
 
@@ -51,7 +58,6 @@ class IngestionEndpoints:
             # What Flask's 500 handler does for pages: log it, answer the envelope.
             log.exception("unhandled error on %s %s", request.method, request.path)
             response = error_response(500, "internal_error", "Internal Server Error")
-        response.headers.add("X-Content-Type-Options", "nosniff")
         return _send(response, environ, start_response)
 
     def _resolve(self) -> Ingestion:
@@ -60,19 +66,23 @@ class IngestionEndpoints:
         return self._ingestion
 
 
-def _send(response: Response, environ: dict, start_response: Callable) -> Iterable[bytes]:
-    """Start the answer straight from the response's status and headers.
+def _send(
+    response: Response | NoContent, environ: dict, start_response: Callable
+) -> Iterable[bytes]:
+    """Start the answer straight from the response's status and headers (plus nosniff).
 
     What werkzeug's full response call adds is already true of the ingestion answers: no
     redirects to make absolute, a 204 without a body, and other bodies as one byte string
     whose Content-Length set_data has set. Anything else takes werkzeug's path.
     """
+    if isinstance(response, NoContent):
+        start_response(response.status, [*response.headers, NOSNIFF])
+        return []
+    response.headers.add(*NOSNIFF)
     body = response.response
-    if response.status_code == 204 or (
-        isinstance(body, list) and "Content-Length" in response.headers
-    ):
+    if isinstance(body, list) and "Content-Length" in response.headers:
         start_response(response.status, response.headers.to_wsgi_list())
-        return [] if response.status_code == 204 else body
+        return body
     return response(environ, start_response)
 
 

@@ -100,7 +100,11 @@ def _spend(item: RateLimitItem, scope: str, identity: str) -> LimitState | None:
 
 
 def event_limit_headers(response: Response, state: LimitState | None) -> Response:
-    """Attach a key's rate-limit state to an API response (Retry-After when refused)."""
+    """Attach a key's rate-limit state to an API response (Retry-After when refused).
+
+    Works on any response whose ``headers`` can ``extend`` by (name, value) pairs: werkzeug's
+    and the ingestion API's bodiless answer.
+    """
     if state is not None:
         # extend, not update: no handler sets these, and appending skips a search per header.
         response.headers.extend(_policy_headers(state.item, state.remaining, state.reset_time))
@@ -139,17 +143,19 @@ def _seconds_until(reset_time: float) -> int:
     return retry_after_seconds(reset_time, time.time())
 
 
-def _policy_headers(item: RateLimitItem, remaining: int, reset_time: float) -> dict[str, str]:
+def _policy_headers(
+    item: RateLimitItem, remaining: int, reset_time: float
+) -> list[tuple[str, str]]:
     """Build the X-RateLimit-* and IETF RateLimit-Policy / RateLimit headers."""
     wait = max(0, math.ceil(reset_time - time.time()))
     remaining = max(0, remaining)
-    return {
-        "X-RateLimit-Limit": str(item.amount),
-        "X-RateLimit-Remaining": str(remaining),
-        "X-RateLimit-Reset": str(math.ceil(reset_time)),
-        "RateLimit-Policy": f'"{POLICY_NAME}";q={item.amount};w={item.get_expiry()}',
-        "RateLimit": f'"{POLICY_NAME}";r={remaining};t={wait}',
-    }
+    return [
+        ("X-RateLimit-Limit", str(item.amount)),
+        ("X-RateLimit-Remaining", str(remaining)),
+        ("X-RateLimit-Reset", str(math.ceil(reset_time))),
+        ("RateLimit-Policy", f'"{POLICY_NAME}";q={item.amount};w={item.get_expiry()}'),
+        ("RateLimit", f'"{POLICY_NAME}";r={remaining};t={wait}'),
+    ]
 
 
 def check_failed_auth_budget(address: str | None) -> Response | None:
