@@ -50,9 +50,16 @@ def dialect_insert(table, dialect_name: str):
     return pg_insert(table) if dialect_name == "postgresql" else sqlite_insert(table)
 
 
-def insert_ignoring_conflicts(table, index_elements: list[str], dialect_name: str):
-    """INSERT … ON CONFLICT (index_elements) DO NOTHING, on SQLite and PostgreSQL alike."""
-    return dialect_insert(table, dialect_name).on_conflict_do_nothing(index_elements=index_elements)
+def insert_ignoring_conflicts(
+    table, index_elements: list[str], dialect_name: str, index_where=None
+):
+    """INSERT … ON CONFLICT (index_elements) [WHERE …] DO NOTHING, on SQLite and PostgreSQL.
+
+    ``index_where`` names a partial unique index by its predicate.
+    """
+    return dialect_insert(table, dialect_name).on_conflict_do_nothing(
+        index_elements=index_elements, index_where=index_where
+    )
 
 
 def upsert(table, values: dict, index_elements: list[str], set_: dict, dialect_name: str):
@@ -76,25 +83,31 @@ class HeldConnection:
     profile. Holding the connection is safe because every request leaves it clean: the
     caller ends each request with ``release`` (roll back whatever is still open, which on
     PostgreSQL ends the read transaction of the key lookup) and drops it with ``discard``
-    after a database error, so the next request connects afresh.
+    after a database error, so the next request connects afresh. Disposing of the engine
+    closes them all (the pool alone would not: they are checked out).
     """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._local = threading.local()
+        self._handed_out: list = []
+        self._lock = threading.Lock()
+        event.listen(engine, "engine_disposed", self._close_all)
 
     def get(self):
         """This thread's connection, connecting on first use (and after fork or discard)."""
         local = self._local
         connection = getattr(local, "connection", None)
-        if connection is not None and local.pid == os.getpid():
+        if connection is not None and local.pid == os.getpid() and connection.is_valid:
             return connection
-        if connection is not None:
+        if connection is not None and local.pid != os.getpid():
             _ABANDONED.append(connection)
         local.connection = None
-        local.connection = self.engine.raw_connection()  # may raise: nothing is held then
-        local.pid = os.getpid()
-        return local.connection
+        connection = self.engine.raw_connection()  # may raise: nothing is held then
+        with self._lock:
+            self._handed_out.append((os.getpid(), connection))
+        local.connection, local.pid = connection, os.getpid()
+        return connection
 
     def release(self) -> None:
         """End the request: roll back anything left open (a no-op when nothing is)."""
@@ -110,9 +123,23 @@ class HeldConnection:
         connection = getattr(self._local, "connection", None)
         self._local.connection = None
         if connection is not None:
-            # Already broken, perhaps; forgetting it is the point.
-            with contextlib.suppress(Exception):
-                connection.invalidate()
+            self._invalidate(connection)
+
+    def _invalidate(self, connection) -> None:
+        """Close a held connection for good (it may be broken already)."""
+        with self._lock:
+            self._handed_out = [held for held in self._handed_out if held[1] is not connection]
+        with contextlib.suppress(Exception):
+            connection.invalidate()
+
+    def _close_all(self, _engine: Engine) -> None:
+        """engine.dispose(): close every held connection; threads reconnect on next use."""
+        with self._lock:
+            handed_out, self._handed_out = self._handed_out, []
+        for pid, connection in handed_out:
+            if pid == os.getpid():  # never close a parent's connection after fork
+                with contextlib.suppress(Exception):
+                    connection.invalidate()
 
 
 def held_connection(app: Flask, engine: Engine) -> HeldConnection:

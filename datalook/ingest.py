@@ -32,9 +32,12 @@ _STATEMENTS = StatementCache(
         "insert": lambda d: CompiledStatement(insert(_events), d, _COLUMNS),
         # A repeated event_id inserts nothing and returns no row: that is a duplicate.
         "insert_idempotent": lambda d: CompiledStatement(
-            insert_ignoring_conflicts(_events, ["site_id", "event_id"], d.name).returning(
-                _events.c.id
-            ),
+            insert_ignoring_conflicts(
+                _events,
+                ["site_id", "event_id"],
+                d.name,
+                index_where=_events.c.event_id.is_not(None),  # the partial unique index
+            ).returning(_events.c.id),
             d,
             _COLUMNS,
         ),

@@ -103,3 +103,47 @@ def test_revocation_on_postgresql(pg_app):
         apikeys.revoke_key(db.session.merge(key))
     refused = client.post("/event", json=body, headers={"Authorization": f"Bearer {token}"})
     assert refused.status_code == 401 and refused.get_json()["error"]["code"] == "revoked_token"
+
+
+def test_held_connection_is_left_clean_on_postgresql(pg_app):
+    """The ingestion API holds its connection between requests: never inside a transaction."""
+    with pg_app.app_context():
+        user = User(email="pg3@example.com")
+        user.set_password("correct horse battery")
+        site = Site(owner=user, domain="pg3.example.com")
+        db.session.add_all([user, site])
+        db.session.commit()
+        token = apikeys.create_key(site, "Prod", user).token
+    client = pg_app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    answers = [
+        client.post("/event", json={"event_name": "click", "page_path": "/"}, headers=headers),
+        client.post("/event", json={"event_name": "nope"}, headers=headers),  # 400 after auth
+        client.post("/event", data="{", headers={**headers, "Content-Type": "application/json"}),
+    ]
+    assert [answer.status_code for answer in answers] == [204, 400, 400]
+    with pg_app.app_context():
+        name = db.engine.url.database
+    admin = create_engine(ADMIN_URL)
+    with admin.connect() as connection:
+        states = (
+            connection.execute(
+                text(
+                    "SELECT state FROM pg_stat_activity"
+                    " WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
+            .scalars()
+            .all()
+        )
+    admin.dispose()
+    assert states and "idle in transaction" not in states
+
+
+def test_event_id_index_is_partial_on_postgresql(pg_app):
+    with pg_app.app_context(), db.engine.connect() as connection:
+        definition = connection.execute(
+            text("SELECT indexdef FROM pg_indexes WHERE indexname = 'uq_events_site_event_id'")
+        ).scalar_one()
+    assert "UNIQUE" in definition and "WHERE (event_id IS NOT NULL)" in definition

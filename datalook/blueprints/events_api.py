@@ -243,9 +243,9 @@ def handle_batch(ingestion: Ingestion, req: Request) -> Response | NoContent:
 @bp.route("/event", methods=["POST"])
 def post_event() -> Response:
     """Validate and store one event; 204 once it is committed."""
-    return handle_event(
-        ingestion_for(current_app._get_current_object()), request._get_current_object()
-    )
+    ingestion = ingestion_for(current_app._get_current_object())
+    answer = handle_event(ingestion, request._get_current_object())
+    return answer.to_response() if isinstance(answer, NoContent) else answer
 
 
 def _one_event(call: Call) -> Response | NoContent:
