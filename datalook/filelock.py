@@ -12,8 +12,6 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 
 class WriteLock:
@@ -21,25 +19,45 @@ class WriteLock:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._pid = -1
-        self._fd = -1
-        self._thread_lock = threading.Lock()
+        # (pid, descriptor, thread mutex), replaced as one value so that a thread never pairs
+        # one process's descriptor with another's mutex.
+        self._state: tuple[int, int, threading.Lock] = (-1, -1, threading.Lock())
+        self._taken = threading.local()
 
-    def _descriptor(self) -> int:
-        """Open the lock file once per process (a forked child needs its own description)."""
-        if self._pid != os.getpid():
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            self._pid = os.getpid()
-            self._thread_lock = threading.Lock()
-        return self._fd
+    def _state_here(self) -> tuple[int, int, threading.Lock]:
+        """Open the lock file once per process (a forked child needs its own description).
 
-    @contextmanager
-    def hold(self) -> Iterator[None]:
-        """Hold the lock: threads of this process queue on a mutex, processes on flock."""
-        fd = self._descriptor()
-        with self._thread_lock:
+        Two threads racing through the first call each open a descriptor: harmless, since
+        flock keeps distinct descriptions exclusive even within one process.
+        """
+        state = self._state
+        if state[0] != os.getpid():
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            state = self._state = (os.getpid(), fd, threading.Lock())
+        return state
+
+    def hold(self) -> WriteLock:
+        """Hold the lock in a ``with`` block: threads of this process queue on a mutex,
+        processes on flock. (A plain context manager, not a generator: it sits on every
+        ingestion request twice.)"""
+        return self
+
+    def __enter__(self) -> WriteLock:
+        """Take the lock."""
+        _, fd, lock = self._state_here()
+        lock.acquire()
+        try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+        except BaseException:
+            lock.release()
+            raise
+        self._taken.held = (fd, lock)  # what __exit__ releases
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        """Release the lock."""
+        fd, lock = self._taken.held
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            lock.release()

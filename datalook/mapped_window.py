@@ -176,18 +176,20 @@ class MappedWindowStorage(Storage, MovingWindowSupport):
             # The clock is read under the lock: stamps follow the order of decisions.
             now = self._now_us()
             offset = self._find(view, digest, now, create=True)
-            _, _, live, head, count, counter, counter_expires = _SLOT.unpack_from(view, offset)
-            live, head, count = self._expire(view, offset, live, head, count, now - expiry_us)
+            fields = _SLOT.unpack_from(view, offset)
+            expires, live, head, count = fields[1:5]
+            live, head, count, oldest = self._expire(
+                view, offset, live, head, count, now - expiry_us
+            )
             accepted = live + amount <= limit
             if accepted:
-                head, count = self._append(view, offset, head, count, now, amount)
+                head, count, newest = self._append(view, offset, head, count, now, amount)
                 live += amount
-            newest = self._entry(view, offset, head, count - 1)[0] if count else 0
-            expires = newest + expiry_us if count else 0
-            _SLOT.pack_into(
-                view, offset, digest, expires, live, head, count, counter, counter_expires
-            )
-            oldest = self._entry(view, offset, head, 0)[0] if count else None
+                expires = newest + expiry_us
+                oldest = newest if oldest is None else oldest
+            elif not count:
+                expires = 0  # the newest entry is unchanged by a refusal, and so is expires
+            _SLOT.pack_into(view, offset, digest, expires, live, head, count, *fields[5:])
         # The headers that follow (get_moving_window) describe exactly this decision.
         self._seen.window = (digest, expiry_us, oldest, live)
         return accepted
@@ -199,34 +201,38 @@ class MappedWindowStorage(Storage, MovingWindowSupport):
 
     def _expire(
         self, view: mmap.mmap, offset: int, live: int, head: int, count: int, cutoff: int
-    ) -> tuple[int, int, int]:
-        """Drop entries stamped at or before ``cutoff``: each entry once, O(1) amortised."""
+    ) -> tuple[int, int, int, int | None]:
+        """Drop entries stamped at or before ``cutoff``: each entry once, O(1) amortised.
+
+        Returns the new (live, head, count) and the oldest remaining timestamp (None if
+        none remains).
+        """
         if not 0 <= count <= self._capacity or not 0 <= head < self._capacity:
-            return 0, 0, 0  # a slot torn by a crash mid-write: start it afresh
+            return 0, 0, 0, None  # a slot torn by a crash mid-write: start it afresh
         while count:
             stamp, cost = self._entry(view, offset, head, 0)
             if stamp > cutoff:
-                break
+                return live, head, count, stamp
             live -= cost
             head = (head + 1) % self._capacity
             count -= 1
-        return (live if count else 0), head, count
+        return 0, head, 0, None
 
     def _append(
         self, view: mmap.mmap, offset: int, head: int, count: int, now: int, amount: int
-    ) -> tuple[int, int]:
-        """Add an entry at ``now``; return the ring's new (head, count)."""
+    ) -> tuple[int, int, int]:
+        """Add an entry at ``now``; return the ring's new (head, count, newest timestamp)."""
         if count:
             newest, cost = self._entry(view, offset, head, count - 1)
             if newest >= now:
                 # Same microsecond (or a clock stepped back): share the newest entry, which
                 # keeps the ring in time order and never shortens any hit's life.
                 self._put(view, offset, head, count - 1, newest, cost + amount)
-                return head, count
+                return head, count, newest
         if count == self._capacity:
             head, count = self._compact(view, offset, head, count)
         self._put(view, offset, head, count, now, amount)
-        return head, count + 1
+        return head, count + 1, now
 
     def _put(
         self, view: mmap.mmap, offset: int, head: int, index: int, stamp: int, cost: int
@@ -269,10 +275,10 @@ class MappedWindowStorage(Storage, MovingWindowSupport):
             if offset is None:
                 return now / _US, 0
             _, _, live, head, count, _, _ = _SLOT.unpack_from(view, offset)
-            live, head, count = self._expire(view, offset, live, head, count, now - expiry_us)
-            if not count:
+            live, _, _, oldest = self._expire(view, offset, live, head, count, now - expiry_us)
+            if oldest is None:
                 return now / _US, 0
-            return self._entry(view, offset, head, 0)[0] / _US, live
+            return oldest / _US, live
 
     # -- fixed-window counters (abstract in Storage; unused by the moving window) ----------
 
