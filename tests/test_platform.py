@@ -51,6 +51,13 @@ def test_invalid_configuration_is_refused_clearly(tmp_path, environ, message):
         gunicorn_settings(environ)
 
 
+@pytest.mark.parametrize(("cpus", "expected"), [(None, 2), (1, 2), (2, 2), (8, 8), (256, 64)])
+def test_default_workers_follow_the_cpus(monkeypatch, cpus, expected):
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    assert gunicorn_settings({})["workers"] == expected
+    assert gunicorn_settings({"WEB_CONCURRENCY": "3"})["workers"] == 3
+
+
 def test_database_url_defaults_to_sqlite_in_instance_and_accepts_postgres(tmp_path):
     assert (
         from_environ({}, tmp_path)["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path}/datalook.db"
