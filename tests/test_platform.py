@@ -51,7 +51,7 @@ def test_invalid_configuration_is_refused_clearly(tmp_path, environ, message):
         gunicorn_settings(environ)
 
 
-@pytest.mark.parametrize(("cpus", "expected"), [(None, 2), (1, 2), (2, 2), (8, 8), (256, 64)])
+@pytest.mark.parametrize(("cpus", "expected"), [(None, 2), (1, 2), (2, 4), (8, 16), (256, 64)])
 def test_default_workers_follow_the_cpus(monkeypatch, cpus, expected):
     monkeypatch.setattr(os, "cpu_count", lambda: cpus)
     assert gunicorn_settings({})["workers"] == expected
