@@ -37,6 +37,7 @@ MAX_NAME = 100
 MAX_USER_ID = 256
 MAX_VALUE = Decimal(10) ** 12
 VALUE_SCALE = 10**6  # values are stored as integer millionths: exact sums on every database
+_MAX_MICROS = 10**12 * VALUE_SCALE  # MAX_VALUE in millionths
 MAX_PROPERTIES = 50
 MAX_PROPERTY_KEY = 128
 MAX_PROPERTY_STRING = 1024
@@ -189,7 +190,14 @@ def _value(problems: _Problems, value: object) -> int | None:
         problems.add("success_value", "not_finite", "success_value must be a finite number")
         return None
     # repr() of a float is the shortest text that reads back the same: the client's digits.
-    exact = Decimal(value) if isinstance(value, int) else Decimal(repr(value))
+    text = repr(value)
+    whole, point, fraction = text.partition(".")
+    if point and len(fraction) <= 6 and fraction.isdigit() and whole.lstrip("-").isdigit():
+        # The common case (e.g. 9.99) in integers alone: the same millionths as below.
+        micros = int(whole + fraction.ljust(6, "0"))
+        if abs(micros) <= _MAX_MICROS:
+            return micros
+    exact = Decimal(value) if isinstance(value, int) else Decimal(text)
     if abs(exact) > MAX_VALUE:
         problems.add(
             "success_value", "out_of_range", "success_value must be between -1e12 and 1e12"
@@ -220,6 +228,9 @@ def _properties(problems: _Problems, value: object) -> dict | None:
         return None
     ok = True
     for key, item in value.items():
+        if isinstance(item, str | bool) and 1 <= len(key) <= MAX_PROPERTY_KEY:
+            if not isinstance(item, str) or len(item) <= MAX_PROPERTY_STRING:
+                continue  # the common case, decided without building the field's name
         where = f"properties.{truncate(key, 60)}"
         if not 1 <= len(key) <= MAX_PROPERTY_KEY:
             problems.add(

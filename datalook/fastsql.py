@@ -29,35 +29,33 @@ class CompiledStatement:
         self._names = names
         # Values SQLAlchemy bound itself (literals in the statement, e.g. CASE … THEN 1).
         defaults = compiled.params
-        # (name, conversion, value when absent), in the driver's order. The conversion is the
-        # dialect's own (e.g. SQLite's DATETIME to text), as SQLAlchemy itself would apply.
-        self._plan: list[tuple[str, Callable[[Any], Any] | None, Any]] = [
-            (
-                name,
-                compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect),
-                defaults.get(name),
-            )
-            for name in names
-        ]
+        # (name, value when absent), in the driver's order, and the positions that need the
+        # dialect's own conversion (e.g. SQLite's DATETIME to text), as SQLAlchemy applies it.
+        self._fields = [(name, defaults.get(name)) for name in names]
+        self._conversions: list[tuple[int, str, Callable[[Any], Any]]] = []
+        for index, name in enumerate(names):
+            processor = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                self._conversions.append((index, name, processor))
 
     def params(self, values: dict[str, Any], memo: dict | None = None) -> tuple | dict:
         """Convert named values into what the driver expects (order, style, types).
 
         `memo` caches conversions across the rows of one batch (rows share timestamps).
         """
-        converted = []
-        for name, processor, default in self._plan:
-            value = values.get(name, default)
-            if processor is not None and value is not None:
-                if memo is None:
-                    value = processor(value)
-                else:
-                    key = (name, value)
-                    hit = memo.get(key)
-                    if hit is None:
-                        hit = memo[key] = processor(value)
-                    value = hit
-            converted.append(value)
+        converted = [values.get(name, default) for name, default in self._fields]
+        for index, name, processor in self._conversions:
+            value = converted[index]
+            if value is None:
+                continue
+            if memo is None:
+                converted[index] = processor(value)
+                continue
+            key = (name, value)
+            hit = memo.get(key)
+            if hit is None:
+                hit = memo[key] = processor(value)
+            converted[index] = hit
         if self.positional:
             return tuple(converted)
         return dict(zip(self._names, converted, strict=True))

@@ -267,3 +267,32 @@ def test_any_request_gets_a_documented_answer(
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
     if status in (429, 503):
         assert int(response.headers["Retry-After"]) >= 0
+
+
+def _reference_micros(value: float | int) -> int | None:
+    """success_value's rule written out with Decimal alone: millionths, or None if refused."""
+    from decimal import Decimal
+
+    exact = Decimal(value) if isinstance(value, int) else Decimal(repr(value))
+    if abs(exact) > Decimal(10) ** 12:
+        return None
+    scaled = exact * 10**6
+    return int(scaled) if scaled == scaled.to_integral_value() else None
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.one_of(
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.floats(min_value=-2e12, max_value=2e12),
+        st.integers(min_value=-(10**15), max_value=10**15),
+        st.decimals(min_value=-(10**13), max_value=10**13, places=6).map(float),
+        st.sampled_from([9.99, -0.0, 0.1, 1e12, -1e12, 1e12 + 0.5, 999999999999.999999, 1e-6]),
+    )
+)
+def test_success_value_matches_the_decimal_rule(value: float | int) -> None:
+    from datalook.event_schema import _Problems, _value
+
+    problems = _Problems()
+    assert _value(problems, value) == _reference_micros(value)
+    assert bool(problems.items) == (_reference_micros(value) is None)
