@@ -140,11 +140,3 @@ class HeldConnection:
             if pid == os.getpid():  # never close a parent's connection after fork
                 with contextlib.suppress(Exception):
                     connection.invalidate()
-
-
-def held_connection(app: Flask, engine: Engine) -> HeldConnection:
-    """The app's held ingestion connections (one holder per app and engine)."""
-    holder = app.extensions.get("datalook_held_connection")
-    if holder is None or holder.engine is not engine:
-        holder = app.extensions["datalook_held_connection"] = HeldConnection(engine)
-    return holder

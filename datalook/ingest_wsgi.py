@@ -39,7 +39,6 @@ class IngestionEndpoints:
         """Serve ROUTES for ``app``; pass everything else on to ``wrapped``."""
         self.app = app
         self.wrapped = wrapped
-        self._ingestion: Ingestion | None = None
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         """Answer a POST to an ingestion path here; hand anything else to Flask."""
@@ -50,20 +49,14 @@ class IngestionEndpoints:
         )
         if handler is None:
             return self.wrapped(environ, start_response)
-        ingestion = self._ingestion or self._resolve()
         request = self.app.request_class(environ)
         try:
-            response = handler(ingestion, request)
+            response = handler(ingestion_for(self.app), request)
         except Exception:
             # What Flask's 500 handler does for pages: log it, answer the envelope.
             log.exception("unhandled error on %s %s", request.method, request.path)
             response = error_response(500, "internal_error", "Internal Server Error")
         return _send(response, environ, start_response)
-
-    def _resolve(self) -> Ingestion:
-        """Resolve the app's engine and helpers once (the only use of an app context)."""
-        self._ingestion = ingestion_for(self.app)
-        return self._ingestion
 
 
 def _send(

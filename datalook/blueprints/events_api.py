@@ -23,7 +23,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import event_schema, ingest
 from ..apikeys import AuthenticatedKey, AuthFailure, authenticate
-from ..database import HeldConnection, held_connection
+from ..database import HeldConnection
 from ..errors import ApiError, error_response, json_response
 from ..extensions import csrf, db, limiter
 from ..models import utcnow
@@ -69,7 +69,7 @@ def ingestion_for(app: Flask) -> Ingestion:
         found = app.extensions["datalook_ingestion"] = Ingestion(
             app,
             engine,
-            held_connection(app, engine),
+            HeldConnection(engine),
             counter_for(app),
             (dbapi.OperationalError, dbapi.InterfaceError, OperationalError, InterfaceError),
         )
