@@ -39,15 +39,20 @@ def pg_app(tmp_path):
     admin.dispose()
 
 
-def test_ingestion_on_postgresql(pg_app):
-    with pg_app.app_context():
-        user = User(email="pg@example.com")
+def _site_with_key(app, name: str) -> tuple[int, apikeys.CreatedKey]:
+    """A user, their site `name`.example.com and a key on it: (site id, the created key)."""
+    with app.app_context():
+        user = User(email=f"{name}@example.com")
         user.set_password("correct horse battery")
-        site = Site(owner=user, domain="pg.example.com")
+        site = Site(owner=user, domain=f"{name}.example.com")
         db.session.add_all([user, site])
         db.session.commit()
-        site_id = site.id
-        token = apikeys.create_key(site, "Prod", user).token
+        return site.id, apikeys.create_key(site, "Prod", user)
+
+
+def test_ingestion_on_postgresql(pg_app):
+    site_id, created = _site_with_key(pg_app, "pg")
+    token = created.token
 
     client = pg_app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
@@ -85,14 +90,8 @@ def test_ingestion_on_postgresql(pg_app):
 
 
 def test_revocation_on_postgresql(pg_app):
-    with pg_app.app_context():
-        user = User(email="pg2@example.com")
-        user.set_password("correct horse battery")
-        site = Site(owner=user, domain="pg2.example.com")
-        db.session.add_all([user, site])
-        db.session.commit()
-        created = apikeys.create_key(site, "Prod", user)
-        token, key = created.token, created.key
+    _, created = _site_with_key(pg_app, "pg2")
+    token, key = created.token, created.key
     client = pg_app.test_client()
     body = {"event_name": "click", "page_path": "/"}
     assert (
@@ -107,13 +106,7 @@ def test_revocation_on_postgresql(pg_app):
 
 def test_held_connection_is_left_clean_on_postgresql(pg_app):
     """The ingestion API holds its connection between requests: never inside a transaction."""
-    with pg_app.app_context():
-        user = User(email="pg3@example.com")
-        user.set_password("correct horse battery")
-        site = Site(owner=user, domain="pg3.example.com")
-        db.session.add_all([user, site])
-        db.session.commit()
-        token = apikeys.create_key(site, "Prod", user).token
+    token = _site_with_key(pg_app, "pg3")[1].token
     client = pg_app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
     answers = [
