@@ -12,6 +12,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from time import monotonic
 
 from flask import Flask, Response, render_template
 from flask_limiter import RateLimitExceeded
@@ -94,9 +95,26 @@ def _spend(item: RateLimitItem, scope: str, identity: str) -> LimitState | None:
         allowed = storage.acquire_entry(key, item.amount, expiry)
         window_start, used = storage.get_moving_window(key, item.amount, expiry)
     except Exception:
-        log.exception("RATE LIMITING DISABLED for this request: the rate-limit storage failed")
+        _log_storage_failure()
         return None
     return LimitState(item, allowed, window_start + expiry, item.amount - used)
+
+
+# When the last storage failure was logged (per process): one loud line a minute, not one per
+# request, so that an outage (or a full mapped window table) cannot flood the log.
+_FAILURE_LOG_INTERVAL = 60.0
+_failure_logged_at = [-_FAILURE_LOG_INTERVAL]
+
+
+def _log_storage_failure() -> None:
+    """Log the current storage failure with its traceback, at most once a minute."""
+    now = monotonic()
+    if now - _failure_logged_at[0] >= _FAILURE_LOG_INTERVAL:
+        _failure_logged_at[0] = now
+        log.exception(
+            "RATE LIMITING DISABLED: the rate-limit storage failed; requests go through "
+            "unlimited until it recovers (further failures in the next minute are not logged)"
+        )
 
 
 def event_limit_headers(response: Response, state: LimitState | None) -> Response:

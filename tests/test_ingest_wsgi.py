@@ -149,3 +149,22 @@ def test_event_id_index_is_partial(app):
             db.text("SELECT sql FROM sqlite_master WHERE name = 'uq_events_site_event_id'")
         ).one()
     assert "UNIQUE" in definition and "WHERE event_id IS NOT NULL" in definition
+
+
+def test_failing_rate_limit_storage_lets_events_through_and_logs_once(
+    app, client, made, monkeypatch, caplog
+):
+    from datalook import ratelimits
+    from datalook.extensions import limiter
+    from datalook.mapped_window import WindowTableFull
+
+    def full(*_args, **_kwargs):
+        raise WindowTableFull("no free slot")
+
+    monkeypatch.setattr(ratelimits, "_failure_logged_at", [-ratelimits._FAILURE_LOG_INTERVAL])
+    monkeypatch.setattr(limiter.storage, "acquire_entry", full)
+    answers = [client.post("/event", json=EVENT, headers=bearer(made.token)) for _ in range(5)]
+    assert [answer.status_code for answer in answers] == [204] * 5
+    assert "X-RateLimit-Limit" not in answers[0].headers  # no decision, so no limit to show
+    assert caplog.text.count("RATE LIMITING DISABLED") == 1
+    assert event_count(app) == 5
