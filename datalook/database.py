@@ -129,8 +129,7 @@ class HeldConnection:
         """Close a held connection for good (it may be broken already)."""
         with self._lock:
             self._handed_out = [held for held in self._handed_out if held[1] is not connection]
-        with contextlib.suppress(Exception):
-            connection.invalidate()
+        _close_quietly(connection)
 
     def _close_all(self, _engine: Engine) -> None:
         """engine.dispose(): close every held connection; threads reconnect on next use."""
@@ -138,5 +137,11 @@ class HeldConnection:
             handed_out, self._handed_out = self._handed_out, []
         for pid, connection in handed_out:
             if pid == os.getpid():  # never close a parent's connection after fork
-                with contextlib.suppress(Exception):
-                    connection.invalidate()
+                _close_quietly(connection)
+
+
+def _close_quietly(connection) -> None:
+    """Invalidate a pooled connection; it may be broken already, and forgetting it is the
+    point."""
+    with contextlib.suppress(Exception):
+        connection.invalidate()

@@ -214,7 +214,6 @@ class NoContent:
 
     headers: list[tuple[str, str]] = field(default_factory=list)
     status = "204 NO CONTENT"
-    status_code = 204
 
     def to_response(self) -> Response:
         """The same answer as a werkzeug Response (for the blueprint's own routes)."""
