@@ -132,19 +132,23 @@ class MappedWindowStorage(Storage, MovingWindowSupport):
         finally:
             os.close(fd)  # the mapping keeps the file open
         self._slots, self._capacity = slots, capacity
-        self._slot_size = _SLOT_HEADER_SIZE + capacity * _ENTRY.size
+        self._slot_size = _slot_size(capacity)
         return self._map
 
     def _now_us(self) -> int:
         """Current time in microseconds from the injectable clock."""
         return _to_us(self.clock())
 
+    def _slot_offset(self, index: int) -> int:
+        """Where slot ``index`` starts in the file."""
+        return _FILE_HEADER_SIZE + index * self._slot_size
+
     def _find(self, view: mmap.mmap, digest: bytes, now: int, create: bool) -> int | None:
         """Return the offset of the key's slot; with ``create``, claim a free one."""
         home = int.from_bytes(digest[:8], "little") % self._slots
         free = None
         for step in range(min(self._slots, MAX_PROBE)):
-            offset = _FILE_HEADER_SIZE + ((home + step) % self._slots) * self._slot_size
+            offset = self._slot_offset((home + step) % self._slots)
             owner, expires, _, _, _, _, counter_expires = _SLOT.unpack_from(view, offset)
             if owner == digest:
                 return offset
@@ -343,7 +347,7 @@ class MappedWindowStorage(Storage, MovingWindowSupport):
             view = self._mapped()
             used = 0
             for index in range(self._slots):
-                offset = _FILE_HEADER_SIZE + index * self._slot_size
+                offset = self._slot_offset(index)
                 if _SLOT.unpack_from(view, offset)[0] != _EMPTY:
                     used += 1
                     _SLOT.pack_into(view, offset, _EMPTY, 0, 0, 0, 0, 0, 0)
@@ -363,7 +367,7 @@ class MappedWindowStorage(Storage, MovingWindowSupport):
             now = self._now_us()
             active = 0
             for index in range(self._slots):
-                fields = _SLOT.unpack_from(view, _FILE_HEADER_SIZE + index * self._slot_size)
+                fields = _SLOT.unpack_from(view, self._slot_offset(index))
                 active += fields[0] != _EMPTY and (fields[1] > now or fields[6] > now)
             return active
 
@@ -375,4 +379,9 @@ def _digest(name: str) -> bytes:
 
 def _file_size(slots: int, capacity: int) -> int:
     """Bytes of a window file with this geometry."""
-    return _FILE_HEADER_SIZE + slots * (_SLOT_HEADER_SIZE + capacity * _ENTRY.size)
+    return _FILE_HEADER_SIZE + slots * _slot_size(capacity)
+
+
+def _slot_size(capacity: int) -> int:
+    """Bytes of one slot: its header and a ring of ``capacity`` entries."""
+    return _SLOT_HEADER_SIZE + capacity * _ENTRY.size
