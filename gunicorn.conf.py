@@ -47,3 +47,8 @@ def post_worker_init(worker):
 
     gc.collect()
     gc.freeze()
+    # One worker per host wins the lead and copies the SQLite WAL into the database on its
+    # own thread, so that no writer waits for a checkpoint (datalook/wal_checkpoints.py).
+    from datalook.wal_checkpoints import start_for
+
+    start_for(worker.wsgi)

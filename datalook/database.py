@@ -13,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
 from .extensions import db
+from .wal_checkpoints import AUTOCHECKPOINT_PAGES
 
 
 def _sqlite_pragmas(synchronous: str, busy_timeout_ms: int):
@@ -29,6 +30,9 @@ def _sqlite_pragmas(synchronous: str, busy_timeout_ms: int):
         # gap at the price of an fsync per commit (SQLITE_SYNCHRONOUS=FULL).
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Checkpoints run on their own thread (wal_checkpoints), not inside a writer's
+        # commit; this far higher threshold only bounds the WAL should that thread stop.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
         cursor.close()
 
     return apply

@@ -61,3 +61,15 @@ class WriteLock:
             fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             lock.release()
+
+
+_database_locks: dict[str, WriteLock] = {}
+
+
+def for_database(path: str) -> WriteLock:
+    """The write lock of a SQLite database file, one per path and process: every writer of
+    the events (ingest) and the WAL checkpointer's short tail pass share it."""
+    lock = _database_locks.get(path)
+    if lock is None:
+        lock = _database_locks.setdefault(path, WriteLock(path + ".lock"))
+    return lock

@@ -15,11 +15,11 @@ import orjson
 from sqlalchemy import insert
 from sqlalchemy.engine import Dialect
 
+from . import filelock
 from .apikeys import AuthenticatedKey
 from .database import insert_ignoring_conflicts
 from .event_schema import Event
 from .fastsql import CompiledStatement, StatementCache
-from .filelock import WriteLock
 from .models import Event as EventRow
 from .models import SuccessRule
 
@@ -53,7 +53,6 @@ _STATEMENTS = StatementCache(
 # a write.
 _known_rules: set[tuple[str | None, int, str]] = set()
 _known_lock = threading.Lock()
-_write_locks: dict[str, WriteLock] = {}
 
 
 def _json_text(value: object) -> str:
@@ -87,10 +86,7 @@ def write_lock(dialect: Dialect, database: str | None):
     """Queue SQLite writers in the kernel (see filelock); other databases need nothing."""
     if dialect.name != "sqlite" or not database or database == ":memory:":
         return contextlib.nullcontext()
-    lock = _write_locks.get(database)
-    if lock is None:
-        lock = _write_locks.setdefault(database, WriteLock(database + ".lock"))
-    return lock.hold()
+    return filelock.for_database(database).hold()
 
 
 def store(
