@@ -122,8 +122,13 @@ def sqlite_file(database_url: str) -> str | None:
 
 
 def start_for(app: Flask) -> Checkpointer | None:
-    """Start the app's checkpointer in this server worker; None unless the app is on SQLite."""
-    path = sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
+    """Start the app's checkpointer in this server worker; None unless the app is on SQLite.
+
+    gunicorn.conf.py calls this for whatever app it serves (the benchmark's bare baseline
+    has no database at all).
+    """
+    url = getattr(app, "config", {}).get("SQLALCHEMY_DATABASE_URI")
+    path = sqlite_file(url) if url else None
     if path is None:
         return None
     found = app.extensions.get("datalook_wal_checkpointer")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from flask import Flask
 
 from datalook import filelock
 from datalook.wal_checkpoints import (
@@ -180,6 +181,10 @@ def test_start_for_starts_one_checkpointer_per_app(make_app):
         assert first.leading.wait(5)
     finally:
         first.stop()
+
+
+def test_an_app_without_a_database_gets_none():
+    assert start_for(Flask("bare")) is None
 
 
 def test_app_connections_leave_checkpoints_to_the_thread(app):
