@@ -5,6 +5,8 @@ This is the one home of the key model's behaviour; the dashboard, the CLI and /e
 
 from __future__ import annotations
 
+import functools
+import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -205,22 +207,32 @@ def bearer_token(header: str | None) -> str:
     return credentials
 
 
+@functools.lru_cache(maxsize=1024)
+def _presented(credentials: str) -> tuple[str, str]:
+    """The key id and the secret's stored digest of a well-formed token (MalformedToken if
+    it is not). A pure function of the token, so its answers are kept for the next request
+    of the same backend: nothing in them can go stale. Whether the key is still valid is
+    read from its row every time."""
+    parsed = tokens.parse(credentials)
+    return parsed.key_id, tokens.hash_secret(parsed.secret)
+
+
 def authenticate(
     connection, dialect: Dialect, header: str | None, now: datetime
 ) -> AuthenticatedKey:
     """Check a Bearer header on a DB-API connection; raise AuthFailure with the reason."""
     try:
-        parsed = tokens.parse(bearer_token(header))
+        key_id, secret_hash = _presented(bearer_token(header))
     except tokens.MalformedToken as exc:
         raise AuthFailure("malformed_token", f"The token is malformed: {exc}.") from None
     cursor = connection.cursor()
     try:
         lookup = _STATEMENTS.get("lookup", dialect)
-        row = lookup.execute(cursor, {"key_id": parsed.key_id, "now": now}).fetchone()
+        row = lookup.execute(cursor, {"key_id": key_id, "now": now}).fetchone()
     finally:
         cursor.close()
     # An unknown key and a wrong secret look the same from outside.
-    if row is None or not tokens.secret_matches(parsed.secret, row[3]):
+    if row is None or not hmac.compare_digest(secret_hash, row[3]):
         raise AuthFailure("invalid_token", "The token is not valid.")
     if row[5]:
         raise AuthFailure("revoked_token", "The token was revoked or has expired.")
