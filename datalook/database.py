@@ -10,8 +10,9 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Dialect, Engine
 
+from . import filelock
 from .extensions import db
 from .wal_checkpoints import AUTOCHECKPOINT_PAGES
 
@@ -73,6 +74,18 @@ def upsert(table, values: dict, index_elements: list[str], set_: dict, dialect_n
         .values(**values)
         .on_conflict_do_update(index_elements=index_elements, set_=set_)
     )
+
+
+def write_lock(dialect: Dialect, database: str | None):
+    """Queue SQLite writers in the kernel (see filelock); other databases need nothing.
+
+    Every frequent writer takes it (events, usage counters, the WAL checkpoint's tail): one
+    that did not would make the others meet SQLITE_BUSY, whose handler sleeps for
+    milliseconds while holding this lock, stalling every writer behind it.
+    """
+    if dialect.name != "sqlite" or not database or database == ":memory:":
+        return contextlib.nullcontext()
+    return filelock.for_database(database).hold()
 
 
 # Connections inherited through fork() must be neither used nor closed by the child; parking

@@ -6,7 +6,6 @@ the request's raw DB-API connection instead of an ORM session.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 from datetime import datetime
@@ -15,9 +14,8 @@ import orjson
 from sqlalchemy import insert
 from sqlalchemy.engine import Dialect
 
-from . import filelock
 from .apikeys import AuthenticatedKey
-from .database import insert_ignoring_conflicts
+from .database import insert_ignoring_conflicts, write_lock
 from .event_schema import Event
 from .fastsql import CompiledStatement, StatementCache
 from .models import Event as EventRow
@@ -80,13 +78,6 @@ def _row(key: AuthenticatedKey, event: Event, received_at: datetime) -> dict:
         "occurred_at": event.occurred_at,
         "received_at": received_at,
     }
-
-
-def write_lock(dialect: Dialect, database: str | None):
-    """Queue SQLite writers in the kernel (see filelock); other databases need nothing."""
-    if dialect.name != "sqlite" or not database or database == ":memory:":
-        return contextlib.nullcontext()
-    return filelock.for_database(database).hold()
 
 
 def store(

@@ -18,7 +18,7 @@ from flask import Flask
 from sqlalchemy import update
 from sqlalchemy.engine import Connection, Engine
 
-from .database import upsert
+from .database import upsert, write_lock
 from .models import ApiKey, KeyUsage
 
 FLUSH_INTERVAL = 2.0  # seconds
@@ -94,7 +94,7 @@ class UsageCounter:
         if not counts:
             return
         try:
-            with engine.begin() as connection:
+            with write_lock(engine.dialect, engine.url.database), engine.begin() as connection:
                 self._write(connection, counts, last_used)
         except Exception:
             self._restore(counts, last_used)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import multiprocessing
 import sqlite3
+import threading
 from decimal import Decimal
 
 import pytest
@@ -12,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from datalook import apikeys, stats, tokens
+from datalook import apikeys, filelock, stats, tokens
 from datalook.extensions import db
 from datalook.models import ApiKey, KeyUsage, utcnow
 from datalook.usage import counter_for
@@ -263,6 +265,43 @@ def test_usage_counters_and_last_used_are_right_after_batching(app, client, made
         last_used = db.session.get(ApiKey, made.key_pk).last_used_at
     assert requests_counted == 5
     assert start <= last_used <= end
+
+
+def _hold_writers_lock(path: str, held, release) -> None:
+    """Another process holding the database's writers' lock until told to let go."""
+    with filelock.WriteLock(path + ".lock").hold():
+        held.set()
+        release.wait(10)
+
+
+def test_the_usage_flush_queues_behind_the_writers_lock(app, client, made):
+    """A flush that skipped the lock would meet SQLITE_BUSY mid-commit of an event, whose
+    handler sleeps while the event's writer holds the lock, stalling every writer."""
+    counter = counter_for(app)
+    assert client.post("/event", json=BASE, headers=bearer(made.token)).status_code == 204
+    with app.app_context():
+        engine = db.engine
+    context = multiprocessing.get_context("fork")
+    held, release = context.Event(), context.Event()
+    holder = context.Process(target=_hold_writers_lock, args=(engine.url.database, held, release))
+    holder.start()
+    try:
+        assert held.wait(10)
+        flushed = threading.Thread(target=counter.flush, args=(engine,))
+        flushed.start()
+        flushed.join(0.5)
+        assert flushed.is_alive()  # waiting for the lock, not writing around it
+        release.set()
+        flushed.join(10)
+        assert not flushed.is_alive()
+    finally:
+        release.set()
+        holder.join(10)
+    with app.app_context():
+        counted = db.session.scalar(
+            select(func.sum(KeyUsage.requests)).where(KeyUsage.api_key_id == made.key_pk)
+        )
+    assert counted == 1
 
 
 def test_a_locked_database_is_a_503_and_no_event_of_the_batch_is_stored(quick_app):
