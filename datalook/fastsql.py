@@ -67,11 +67,22 @@ class CompiledStatement:
 
     def executemany(self, cursor, rows: list[dict[str, Any]]) -> None:
         """Execute once per row, in one driver call."""
+        self.execute_bound(cursor, self.bind(rows))
+
+    def bind(self, rows: list[dict[str, Any]]) -> list[tuple | dict]:
+        """The driver's parameters for each row, converted ahead of execute_bound (so that
+        a caller can do it before taking a lock)."""
         if len(rows) == 1:
-            cursor.execute(self.sql, self.params(rows[0]))
-            return
+            return [self.params(rows[0])]
         memo: dict = {}
-        cursor.executemany(self.sql, [self.params(row, memo) for row in rows])
+        return [self.params(row, memo) for row in rows]
+
+    def execute_bound(self, cursor, bound: list[tuple | dict]) -> None:
+        """Execute once per set of parameters from ``bind``, in one driver call."""
+        if len(bound) == 1:
+            cursor.execute(self.sql, bound[0])
+        else:
+            cursor.executemany(self.sql, bound)
 
 
 class StatementCache:

@@ -106,14 +106,20 @@ def store(
             first_index[event.event_id] = index
             keyed.append((index, _row(key, event, received_at)))
 
+    # Conversions happen before the lock: every microsecond inside it is one that every
+    # other writer of the database waits.
+    insert = _STATEMENTS.get("insert", dialect)
+    plain_bound = insert.bind(plain_rows) if plain_rows else []
+    idempotent = _STATEMENTS.get("insert_idempotent", dialect)
+    keyed_bound = [(index, idempotent.params(row)) for index, row in keyed]
     with write_lock(dialect, database):
         cursor = connection.cursor()
         try:
-            if plain_rows:
-                _STATEMENTS.get("insert", dialect).executemany(cursor, plain_rows)
-            idempotent = _STATEMENTS.get("insert_idempotent", dialect)
-            for index, row in keyed:
-                duplicate[index] = idempotent.execute(cursor, row).fetchone() is None
+            if plain_bound:
+                insert.execute_bound(cursor, plain_bound)
+            for index, bound in keyed_bound:
+                cursor.execute(idempotent.sql, bound)
+                duplicate[index] = cursor.fetchone() is None
             new_rules = _new_rules(database, key, events, duplicate, received_at)
             if new_rules:
                 _STATEMENTS.get("register_rule", dialect).executemany(cursor, new_rules)

@@ -25,7 +25,10 @@ from . import filelock
 log = logging.getLogger(__name__)
 
 AUTOCHECKPOINT_PAGES = 10_000  # about 40 MiB of WAL: reached only if the thread is stopped
-INTERVAL_S = 0.1
+# Each tick's tail pass holds writers back briefly. In interleaved A/B runs, every 0.5 s gave
+# 5% more events/s and a lower p99 than every 0.1 s; the WAL then holds about half a second
+# of writes (some 20 MiB at 3,000 events/s).
+INTERVAL_S = 0.5
 _PASSIVE = "PRAGMA wal_checkpoint(PASSIVE)"
 
 
