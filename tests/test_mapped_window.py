@@ -16,8 +16,10 @@ import pytest
 from limits.errors import ConfigurationError
 
 from datalook.mapped_window import (
+    _SLOT,
     MappedWindowStorage,
     WindowTableFull,
+    _digest,
     _file_size,
 )
 from datalook.ratelimit_storage import MemoryWindow
@@ -172,7 +174,9 @@ def test_same_microsecond_hits_share_an_entry(tmp_path: Path) -> None:
     assert store.acquire_entry("k", 700, EXPIRY)
 
 
-@pytest.mark.parametrize(("limit", "capacity"), [(8, 8), (8, 4), (50, 4), (30, 2)])
+@pytest.mark.parametrize(
+    ("limit", "capacity"), [(8, 8), (8, 4), (50, 4), (30, 2), (50, 5), (30, 3)]
+)
 def test_beyond_capacity_never_lenient(tmp_path: Path, limit: int, capacity: int) -> None:
     """Compaction can only make hits count longer: never more than `limit` in any window."""
     clock = FakeClock(0.0)
@@ -224,3 +228,36 @@ def test_key_prefix_isolates(tmp_path: Path) -> None:
     assert one.acquire_entry("k", 1, EXPIRY)
     assert two.acquire_entry("k", 1, EXPIRY)
     assert not one.acquire_entry("k", 1, EXPIRY)
+
+
+def _ring(store: MappedWindowStorage, key: str) -> list[tuple[int, int]]:
+    """The key's ring entries, oldest first, as (timestamp us, cost)."""
+    view = store._mapped()
+    offset = store._find(view, _digest(key), 0, create=False)
+    head, count = _SLOT.unpack_from(view, offset)[3:5]
+    return [store._entry(view, offset, head, index) for index in range(count)]
+
+
+@pytest.mark.parametrize("capacity", [4, 5, 8])
+def test_compaction_merges_neighbours_of_a_wrapped_ring(tmp_path: Path, capacity: int) -> None:
+    clock = FakeClock(0.0)
+    store = MappedWindowStorage(uri(tmp_path / "rl.window"), clock=clock, capacity=capacity)
+    for second in (0, 1, 2):
+        clock.now = second
+        assert store.acquire_entry("k", 10**6, EXPIRY, amount=second + 1)
+    # Past 0 and 1's windows: the ring's head moves on, and filling it wraps around the end.
+    second = 11.5
+    while len(_ring(store, "k")) < capacity:
+        clock.now = second
+        assert store.acquire_entry("k", 10**6, EXPIRY, amount=int(second))
+        second += 1
+    full = _ring(store, "k")
+    clock.now = second
+    assert store.acquire_entry("k", 10**6, EXPIRY, amount=7)
+    # Entry 2i merges into entry 2i+1's timestamp; an odd last entry stays; then the new hit.
+    expected = [
+        (full[i + 1][0], full[i][1] + full[i + 1][1]) if i + 1 < capacity else full[i]
+        for i in range(0, capacity, 2)
+    ]
+    assert _ring(store, "k") == [*expected, (int(second * 1_000_000), 7)]
+    assert store.get_moving_window("k", 10**6, EXPIRY)[1] == sum(cost for _, cost in full) + 7
