@@ -29,6 +29,10 @@ AUTOCHECKPOINT_PAGES = 10_000  # about 40 MiB of WAL: reached only if the thread
 # 5% more events/s and a lower p99 than every 0.1 s; the WAL then holds about half a second
 # of writes (some 20 MiB at 3,000 events/s).
 INTERVAL_S = 0.5
+# Passes without the writers until a pass saw at most this many new frames (or the passes
+# run out): the pass that holds the writers back then has little to copy.
+TAIL_FRAMES = 64
+MAX_CATCH_UP_PASSES = 3
 _PASSIVE = "PRAGMA wal_checkpoint(PASSIVE)"
 
 
@@ -38,15 +42,21 @@ def checkpoint(
     """Copy the WAL into the database: the bulk while writers go on, the tail without them.
 
     A PASSIVE pass never waits and copies what was committed before it began; writers
-    append meanwhile. A second pass with the writers held back copies that short tail, so
-    that the next writer finds nothing uncopied and starts the WAL over from its beginning
-    (otherwise it would only ever grow, up to the safety net). ``last`` is what the previous
-    call returned: when nothing was committed since, the writers are left alone.
-    Returns (frames in the WAL, frames copied); (-1, -1) when not in WAL mode.
+    append meanwhile. Further passes copy what came during the one before, each shorter,
+    until few frames came (TAIL_FRAMES). A last pass with the writers held back then copies
+    that short tail, so that the next writer finds nothing uncopied and starts the WAL over
+    from its beginning (otherwise it would only ever grow, up to the safety net). ``last``
+    is what the previous call returned: when nothing was committed since, the writers are
+    left alone. Returns (frames in the WAL, frames copied); (-1, -1) when not in WAL mode.
     """
     _busy, frames, copied = connection.execute(_PASSIVE).fetchone()
     if frames <= 0 or (frames, copied) == last:
         return frames, copied
+    for _ in range(MAX_CATCH_UP_PASSES):
+        before = frames
+        _busy, frames, copied = connection.execute(_PASSIVE).fetchone()
+        if frames - before <= TAIL_FRAMES:
+            break
     with writers.hold():
         _busy, frames, copied = connection.execute(_PASSIVE).fetchone()
     return frames, copied
