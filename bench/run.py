@@ -649,7 +649,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Starting servers ({workers} {worker_class} workers each, {mode}) ...")
             app.start(workers)
             bare.start(workers)
-            print("Creating a user, two sites and keys through the CLI ...")
+            print("Creating a user, three sites and keys through the CLI ...")
             flask_cli(
                 app_env, "users", "create", "bench@example.com", "--password", "bench pw 1234"
             )
