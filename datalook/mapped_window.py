@@ -16,7 +16,9 @@ A slot holds one key (by a 128-bit BLAKE2b digest of its name): its live count, 
 fixed-window counter, and a ring of up to ``capacity`` timestamped entries, oldest first.
 Keys find their slot by open addressing; a slot whose window and counter have both expired
 is free for another key, so the table holds the keys active in the last window, not every
-key ever seen.
+key ever seen. A full table is a storage failure (the caller lets the request through), so
+limits that anyone can multiply (one per client address) and the keys' limits live in
+separate tables (``sibling``, used by ratelimits.event_storage).
 
 Exactness and its one bound: hits in the same microsecond share an entry, so a window is
 exact while it needs at most ``capacity`` (default 1024) distinct timestamps: any limit up to
@@ -101,6 +103,7 @@ class MappedWindowStorage(Storage, MovingWindowSupport):
         self._capacity = 0
         self._slot_size = 0
         self._seen = threading.local()
+        self._siblings: dict[str, MappedWindowStorage] = {}
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
@@ -365,11 +368,34 @@ class MappedWindowStorage(Storage, MovingWindowSupport):
             return used
 
     def close(self) -> None:
-        """Unmap the file (it is mapped again on the next use)."""
+        """Unmap the file and its siblings' (each is mapped again on its next use)."""
         with self._lock.hold():
             if self._map is not None:
                 self._map.close()
                 self._map = None
+        for sibling in list(self._siblings.values()):
+            sibling.close()
+
+    def sibling(self, name: str) -> MappedWindowStorage:
+        """A table of its own beside this one (``ratelimit-NAME.window`` next to
+        ``ratelimit.window``), with the same options and this storage's clock.
+
+        For limits that must not share slots: when a table is full, a key without a slot
+        goes unlimited (a storage failure), so keys that anyone can create from many
+        addresses should never be able to crowd out the others.
+        """
+        found = self._siblings.get(name)
+        if found is None:
+            stem, suffix = os.path.splitext(self.path)
+            found = MappedWindowStorage(
+                f"{MMAP_SCHEME}:///{stem}-{name}{suffix}",
+                clock=lambda: self.clock(),  # follows this storage's clock, even if replaced
+                slots=self._new_slots,
+                capacity=self._new_capacity,
+                key_prefix=self.key_prefix,
+            )
+            found = self._siblings.setdefault(name, found)
+        return found
 
     def active_keys(self) -> int:
         """Slots whose window or counter is still live, for tests and diagnostics."""

@@ -18,11 +18,12 @@ from flask import Flask, Response, render_template
 from flask_limiter import RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from limits import RateLimitItem, parse
+from limits.storage import Storage
 
-from . import mapped_window  # noqa: F401 - registers the datalook+mmap storage with limits
 from .errors import error_response, wants_json
 from .extensions import limiter
 from .limit_text import describe
+from .mapped_window import MappedWindowStorage  # also registers the datalook+mmap storage
 from .ratelimit_storage import resolve_storage_uri, retry_after_seconds
 
 # Against token guessing: requests that fail authentication, per client address.
@@ -79,16 +80,39 @@ def hit_event_limit(key_id: str, own_limit: str | None, default: str) -> LimitSt
     configured storage directly, through the two calls of the limits moving-window contract.
     Returns None (the request goes through, loudly logged) if the storage fails.
     """
-    return _spend(_parse(own_limit or default), EVENT_SCOPE, key_id)
+    return _spend(_parse(own_limit or default), EVENT_SCOPE, key_id, event_storage())
 
 
-def _spend(item: RateLimitItem, scope: str, identity: str) -> LimitState | None:
-    """Hit one limit on the configured storage and read where it stands; None if it failed.
+def event_storage() -> Storage:
+    """Where the keys' /event windows live.
+
+    On the embedded mapped file, a table of their own: the per-address limits (failed
+    authentication, sign-up and log-in) take a slot for every client address, which anyone
+    can multiply, and a full table leaves a new key unlimited. Redis and SQLite have no such
+    bound, so there the keys share the one storage.
+    """
+    storage = limiter.storage
+    if isinstance(storage, MappedWindowStorage):
+        return storage.sibling("keys")
+    return storage
+
+
+def storages() -> list[Storage]:
+    """Every rate-limit storage in use (for readiness checks)."""
+    shared, keys = limiter.storage, event_storage()
+    return [shared] if keys is shared else [shared, keys]
+
+
+def _spend(
+    item: RateLimitItem, scope: str, identity: str, storage: Storage | None = None
+) -> LimitState | None:
+    """Hit one limit on a storage (default: the configured one) and read where it stands;
+    None if it failed.
 
     The same two storage calls as limits' MovingWindowRateLimiter.hit and
     get_window_stats, with the key built once.
     """
-    storage = limiter.storage
+    storage = storage or limiter.storage
     key = item.key_for(scope, identity)
     expiry = item.get_expiry()
     try:

@@ -261,3 +261,24 @@ def test_compaction_merges_neighbours_of_a_wrapped_ring(tmp_path: Path, capacity
     ]
     assert _ring(store, "k") == [*expected, (int(second * 1_000_000), 7)]
     assert store.get_moving_window("k", 10**6, EXPIRY)[1] == sum(cost for _, cost in full) + 7
+
+
+def test_a_sibling_is_a_table_of_its_own_on_the_same_clock(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store = MappedWindowStorage(uri(tmp_path / "rl.window"), clock=clock, slots=2)
+    keys = store.sibling("keys")
+    assert store.sibling("keys") is keys
+    assert keys.path == str(tmp_path / "rl-keys.window")
+    store.acquire_entry("a", 5, EXPIRY)
+    store.acquire_entry("b", 5, EXPIRY)
+    with pytest.raises(WindowTableFull):
+        store.acquire_entry("c", 5, EXPIRY)
+    # The same geometry, but its own slots: a full table beside it takes none of them.
+    assert sum(keys.acquire_entry("c", 2, EXPIRY) for _ in range(3)) == 2
+    assert keys.acquire_entry("d", 2, EXPIRY)
+    # It reads the clock of the storage it sits beside, even one set after it was made.
+    later = FakeClock(clock.now + EXPIRY)
+    store.clock = later
+    assert keys.acquire_entry("c", 2, EXPIRY)
+    store.close()
+    assert keys._map is None

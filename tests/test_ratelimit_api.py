@@ -516,3 +516,24 @@ def test_form_limits_use_the_configured_storage(app, client, clock):
     assert storage.active_keys() == 0
     assert client.post("/login", data=data).status_code == 400
     assert storage.active_keys() == 1
+
+
+def test_a_flood_of_client_addresses_cannot_leave_a_key_unlimited(tmp_path, make_app):
+    """Per-address limits take a slot per address, which anyone can multiply; the keys'
+    windows have a table of their own, so a full address table leaves them limited."""
+    small = tmp_path / "addresses.window"
+    MappedWindowStorage(f"datalook+mmap:///{small}", slots=4).check()  # keeps 4 slots
+    app = make_app(
+        RATELIMIT_STORAGE_URI=f"datalook+mmap:///{small}",
+        RATELIMIT_EVENT_DEFAULT="3 per 10 seconds",
+    )
+    client = app.test_client()
+    token, _ = new_key(app)
+    for n in range(8):  # failed authentication from 8 addresses: more than the table holds
+        forged = post_event(client, "dl_live_x", environ_base={"REMOTE_ADDR": f"192.0.2.{n}"})
+        assert forged.status_code == 401
+    assert limiter.storage.active_keys() == 4  # the address table is full
+    spend(client, token, 3)
+    refused = post_event(client, token)
+    assert refused.status_code == 429
+    assert (tmp_path / "addresses-keys.window").exists()

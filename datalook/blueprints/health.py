@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from sqlalchemy import text
 
-from ..extensions import db, limiter
+from .. import ratelimits
+from ..extensions import db
 
 bp = Blueprint("health", __name__)
 
@@ -26,12 +27,12 @@ def readyz():
     except Exception:  # any failure means not ready; the reason is in the log
         db.session.rollback()
         checks["database"] = "unavailable"
-    storage = limiter.storage
+    in_use = ratelimits.storages()
     try:
-        reachable = storage.check()
+        reachable = all(storage.check() for storage in in_use)
     except Exception:
         reachable = False
-    if getattr(storage, "degraded", False) or not reachable:
+    if any(getattr(storage, "degraded", False) for storage in in_use) or not reachable:
         checks["rate_limit_storage"] = "degraded: using a per-process fallback window"
     else:
         checks["rate_limit_storage"] = "ok"
