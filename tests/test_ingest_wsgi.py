@@ -155,14 +155,14 @@ def test_failing_rate_limit_storage_lets_events_through_and_logs_once(
     app, client, made, monkeypatch, caplog
 ):
     from datalook import ratelimits
-    from datalook.extensions import limiter
     from datalook.mapped_window import WindowTableFull
 
     def full(*_args, **_kwargs):
         raise WindowTableFull("no free slot")
 
     monkeypatch.setattr(ratelimits, "_failure_logged_at", [-ratelimits._FAILURE_LOG_INTERVAL])
-    monkeypatch.setattr(limiter.storage, "acquire_entry", full)
+    # The storage that holds the keys' windows (on the embedded default, a table of its own).
+    monkeypatch.setattr(ratelimits.event_storage(), "acquire_entry", full)
     answers = [client.post("/event", json=EVENT, headers=bearer(made.token)) for _ in range(5)]
     assert [answer.status_code for answer in answers] == [204] * 5
     assert "X-RateLimit-Limit" not in answers[0].headers  # no decision, so no limit to show
