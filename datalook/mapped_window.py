@@ -415,8 +415,10 @@ def _entries(n: int) -> struct.Struct:
     return struct.Struct(f"<{2 * n}q")
 
 
+@functools.lru_cache(maxsize=4096)
 def _digest(name: str) -> bytes:
-    """The 128-bit name of a key in the table (never all zeros in practice)."""
+    """The 128-bit name of a key in the table (never all zeros in practice). Kept for the
+    busiest names: every check of a key computes it twice."""
     return hashlib.blake2b(name.encode(), digest_size=16).digest()
 
 

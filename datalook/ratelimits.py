@@ -71,6 +71,12 @@ def _parse(text: str) -> RateLimitItem:
     return parse(text)
 
 
+@functools.lru_cache(maxsize=4096)
+def _storage_key(item: RateLimitItem, scope: str, identity: str) -> str:
+    """The limit's key for one identity (limits builds it from several joined strings)."""
+    return item.key_for(scope, identity)
+
+
 def hit_event_limit(key_id: str, own_limit: str | None, default: str) -> LimitState | None:
     """Spend one request of an authenticated key on the shared /event + /events bucket.
 
@@ -113,7 +119,7 @@ def _spend(
     get_window_stats, with the key built once.
     """
     storage = storage or limiter.storage
-    key = item.key_for(scope, identity)
+    key = _storage_key(item, scope, identity)
     expiry = item.get_expiry()
     try:
         allowed = storage.acquire_entry(key, item.amount, expiry)
