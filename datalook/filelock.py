@@ -67,8 +67,9 @@ _database_locks: dict[str, WriteLock] = {}
 
 
 def for_database(path: str) -> WriteLock:
-    """The write lock of a SQLite database file, one per path and process: every writer of
-    the events (ingest) and the WAL checkpointer's short tail pass share it."""
+    """The write lock of a SQLite database file, one per path and process: every frequent
+    writer (events, usage counters: database.write_lock) and the WAL checkpointer's held
+    pass share it."""
     lock = _database_locks.get(path)
     if lock is None:
         lock = _database_locks.setdefault(path, WriteLock(path + ".lock"))

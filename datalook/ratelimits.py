@@ -118,7 +118,8 @@ def _spend(
     The same two storage calls as limits' MovingWindowRateLimiter.hit and
     get_window_stats, with the key built once.
     """
-    storage = storage or limiter.storage
+    if storage is None:
+        storage = limiter.storage
     key = _storage_key(item, scope, identity)
     expiry = item.get_expiry()
     try:
