@@ -72,6 +72,9 @@ class Site(db.Model):
     # Bumped by every key creation: the UPDATE takes a row lock (a write lock on SQLite)
     # that serialises concurrent creations, so the 10-key cap cannot be raced past.
     key_serial: Mapped[int] = mapped_column(Integer, default=0)
+    # How reports cut days (IANA name) and format money (ISO 4217); events are unaffected.
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    currency: Mapped[str] = mapped_column(String(3), default="USD", server_default="USD")
 
     owner: Mapped[User] = relationship(back_populates="sites")
     api_keys: Mapped[list[ApiKey]] = relationship(back_populates="site", order_by="ApiKey.id")

@@ -1,0 +1,1 @@
+"""Analytics: summaries maintained from the events, and the reports read from them."""
