@@ -7,6 +7,8 @@ import json
 import shutil
 import sqlite3
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -246,7 +248,31 @@ def test_body_that_is_not_an_object_is_refused(app, client, made, body):
 
 # --- the field rules ----------------------------------------------------------------------------
 
-NOW = utcnow()
+
+@dataclass(frozen=True)
+class At:
+    """A timestamp relative to when the case runs (never to when the module was imported):
+    `now + offset`, written by `write`."""
+
+    offset: timedelta
+    write: Callable[[datetime], object] = iso
+
+    def at(self, now: datetime) -> object:
+        """The value for a case running at `now`."""
+        return self.write(now + self.offset)
+
+
+def resolved(changes: dict, now: datetime) -> dict:
+    """The case's values with every `At` turned into a value at `now`."""
+    return {
+        name: value.at(now) if isinstance(value, At) else value for name, value in changes.items()
+    }
+
+
+def local_offset(moment: datetime) -> str:
+    """`moment` (naive UTC) written in the machine's local offset."""
+    return moment.replace(tzinfo=UTC).astimezone(datetime.now().astimezone().tzinfo).isoformat()
+
 
 # (changes to the base event, expected stored fields) for events that must be accepted.
 VALID = [
@@ -311,32 +337,29 @@ VALID = [
         id="event-id-uuid",
     ),
     pytest.param(
-        {"timestamp": iso(NOW - timedelta(hours=1))},
-        {"timestamp": iso(NOW - timedelta(hours=1))},
+        {"timestamp": At(timedelta(hours=-1))},
+        {"timestamp": At(timedelta(hours=-1))},
         id="ts-z",
     ),
     pytest.param(
-        {
-            "timestamp": (NOW - timedelta(hours=3))
-            .replace(tzinfo=UTC)
-            .astimezone(datetime.now().astimezone().tzinfo)
-            .isoformat()
-        },
-        {"timestamp": iso(NOW - timedelta(hours=3))},
+        {"timestamp": At(timedelta(hours=-3), local_offset)},
+        {"timestamp": At(timedelta(hours=-3))},
         id="ts-local-offset",
     ),
     pytest.param(
-        {"timestamp": (NOW + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S.%f+02:00")},
-        {"timestamp": iso(NOW)},
+        {"timestamp": At(timedelta(hours=2), lambda m: m.strftime("%Y-%m-%dT%H:%M:%S.%f+02:00"))},
+        {"timestamp": At(timedelta(0))},
         id="ts-plus-0200-converted-to-utc",
     ),
-    pytest.param({"timestamp": iso(NOW + timedelta(minutes=50))}, {}, id="ts-50-min-ahead"),
-    pytest.param({"timestamp": iso(NOW - timedelta(days=6, hours=23))}, {}, id="ts-6d23h-ago"),
+    pytest.param({"timestamp": At(timedelta(minutes=50))}, {}, id="ts-50-min-ahead"),
+    pytest.param({"timestamp": At(-timedelta(days=6, hours=23))}, {}, id="ts-6d23h-ago"),
 ]
 
 
 @pytest.mark.parametrize(("changes", "expected"), VALID)
 def test_valid_fields_are_stored_normalised(app, client, made, changes, expected):
+    now = utcnow()
+    changes, expected = resolved(changes, now), resolved(expected, now)
     assert_stored_204(post(client, event(**changes), made.token))
     (stored,) = stored_events(app, made.site_id)
     for name, value in expected.items():
@@ -422,22 +445,25 @@ INVALID = [
     pytest.param({"event_id": "é"}, "event_id", "invalid_format", id="event-id-unicode"),
     pytest.param({"event_id": 123}, "event_id", "invalid_format", id="event-id-number"),
     pytest.param(
-        {"timestamp": (NOW - timedelta(hours=1)).isoformat()},
+        {"timestamp": At(timedelta(hours=-1), datetime.isoformat)},
         "timestamp",
         "missing_timezone",
         id="ts-naive",
     ),
     pytest.param(
-        {"timestamp": NOW.date().isoformat()}, "timestamp", "missing_timezone", id="ts-date-only"
+        {"timestamp": At(timedelta(0), lambda m: m.date().isoformat())},
+        "timestamp",
+        "missing_timezone",
+        id="ts-date-only",
     ),
     pytest.param(
-        {"timestamp": iso(NOW + timedelta(hours=1, minutes=5))},
+        {"timestamp": At(timedelta(hours=1, minutes=5))},
         "timestamp",
         "too_far_in_future",
         id="ts-65-min-ahead",
     ),
     pytest.param(
-        {"timestamp": iso(NOW - timedelta(days=7, minutes=5))},
+        {"timestamp": At(-timedelta(days=7, minutes=5))},
         "timestamp",
         "too_old",
         id="ts-7d5m-ago",
@@ -449,6 +475,7 @@ INVALID = [
 
 @pytest.mark.parametrize(("changes", "field", "code"), INVALID)
 def test_invalid_fields_are_refused_naming_the_field(app, client, made, changes, field, code):
+    changes = resolved(changes, utcnow())
     error = assert_envelope(post(client, event(**changes), made.token), 400, "invalid_request")
     assert [(item["field"], item["code"]) for item in error["errors"]] == [(field, code)]
     assert event_count(app) == 0
@@ -821,8 +848,8 @@ def test_events_without_event_id_are_never_duplicates(app, client, made):
 
 def test_first_success_with_a_new_name_registers_the_rule(app, client, made):
     name = f"paid-{uuid.uuid4().hex[:8]}"
-    start = utcnow()
-    stamps = [NOW - timedelta(hours=3), NOW - timedelta(hours=1), NOW - timedelta(hours=2)]
+    start = now = utcnow()
+    stamps = [now - timedelta(hours=3), now - timedelta(hours=1), now - timedelta(hours=2)]
     for stamp in stamps:
         body = event(event_name="success", name=name, timestamp=iso(stamp))
         assert_stored_204(post(client, body, made.token))
