@@ -48,14 +48,20 @@ def _stamp(moment: datetime) -> str:
     return moment.isoformat()
 
 
-now = datetime.now(UTC)
+def around_now(before: timedelta, after: timedelta, zones: st.SearchStrategy) -> st.SearchStrategy:
+    """Datetimes within [now - before, now + after], `now` taken when the test first draws
+    (st.deferred), never when this module is imported: a slow suite must not age them."""
+
+    def build() -> st.SearchStrategy:
+        now = datetime.now(UTC).replace(tzinfo=None)
+        return st.datetimes(min_value=now - before, max_value=now + after, timezones=zones)
+
+    return st.deferred(build)
+
+
 timestamps = st.one_of(
     # Realistic: around now, in any offset, sometimes naive.
-    st.datetimes(
-        min_value=(now - timedelta(days=9)).replace(tzinfo=None),
-        max_value=(now + timedelta(hours=3)).replace(tzinfo=None),
-        timezones=st.none() | st.timezones(),
-    ).map(_stamp),
+    around_now(timedelta(days=9), timedelta(hours=3), st.none() | st.timezones()).map(_stamp),
     # Anywhere in the calendar away from its very edges (see test_event_api for those).
     st.datetimes(
         min_value=datetime(2, 1, 1),
@@ -119,11 +125,7 @@ near_valid_events = st.fixed_dictionaries(
             st.sampled_from(["a b", "x" * 65, "a\n"]) | json_values,
         ),
         "timestamp": mostly(
-            st.datetimes(
-                min_value=(now - timedelta(days=6)).replace(tzinfo=None),
-                max_value=(now + timedelta(minutes=50)).replace(tzinfo=None),
-                timezones=st.timezones(),
-            ).map(_stamp),
+            around_now(timedelta(days=6), timedelta(minutes=50), st.timezones()).map(_stamp),
             timestamps,
         ),
     },
