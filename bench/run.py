@@ -458,20 +458,15 @@ def paired_scenarios(
 
 
 def time_rate_limit_check(workdir: Path, n: int) -> dict:
-    """measure_check_cost on fresh embedded storages: the mapped file (default) and SQLite."""
-    from datalook.mapped_window import MappedWindowStorage
-    from datalook.ratelimit_storage import (
-        MMAP_SCHEME,
-        SQLITE_SCHEME,
-        SQLiteWindowStorage,
-        measure_check_cost,
-    )
+    """measure_check_cost on a fresh embedded storage: the mapped file (the default)."""
+    from bench.isolated import measure_check_cost
+    from datalook.ratelimit.mapped import MappedWindowStorage
+    from datalook.ratelimit.window import MMAP_SCHEME
 
     storages = {
         "mapped file (default)": MappedWindowStorage(
             f"{MMAP_SCHEME}:///{workdir / 'ratelimit-bench.window'}"
         ),
-        "SQLite": SQLiteWindowStorage(f"{SQLITE_SCHEME}:///{workdir / 'ratelimit-bench.db'}"),
     }
     return {name: measure_check_cost(storage, n=n) for name, storage in storages.items()}
 
@@ -708,7 +703,7 @@ def main(argv: list[str] | None = None) -> int:
         stored = count_rows(database)
         print("Timing the show-once page and a rate-limit check in isolation ...")
         show_once_page = time_show_once_page(tmpdir / "render", 200)
-        from datalook.snippets import measure_render_cost
+        from bench.isolated import measure_render_cost
 
         snippets_render = measure_render_cost(200)
         rate_limit_check = time_rate_limit_check(tmpdir, 2000)

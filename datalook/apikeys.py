@@ -9,14 +9,15 @@ import functools
 import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
-from sqlalchemy import DateTime, String, bindparam, case, func, or_, select, update
+from sqlalchemy import DateTime, String, bindparam, case, func, select, update
 from sqlalchemy.engine import Dialect
 
 from . import tokens
 from .extensions import db
-from .fastsql import CompiledStatement, StatementCache
 from .models import ApiKey, Site, User, utcnow
+from .sql.compiled import CompiledStatement, StatementCache
 
 MAX_ACTIVE_KEYS = 10
 GRACE_PERIODS = {
@@ -39,11 +40,6 @@ class CreatedKey:
     token: str
 
 
-def active_filter(now: datetime):
-    """SQL condition: the key is neither revoked nor past its expiry."""
-    return ApiKey.revoked_at.is_(None) & or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now)
-
-
 def _lock_site(site: Site) -> None:
     """Serialise key creation per site (row lock on PostgreSQL, write lock on SQLite)."""
     db.session.execute(
@@ -56,7 +52,7 @@ def _active_count(site: Site, now: datetime) -> int:
     return db.session.scalar(
         select(func.count())
         .select_from(ApiKey)
-        .where(ApiKey.site_id == site.id, active_filter(now))
+        .where(ApiKey.site_id == site.id, ApiKey.active_at(now))
     )
 
 
@@ -91,7 +87,7 @@ def create_key(site: Site, name: str, user: User | None, now: datetime | None = 
             )
         duplicate = db.session.scalar(
             select(ApiKey.id).where(
-                ApiKey.site_id == site.id, ApiKey.name == name, active_filter(now)
+                ApiKey.site_id == site.id, ApiKey.name == name, ApiKey.active_at(now)
             )
         )
         if duplicate is not None:
@@ -148,18 +144,6 @@ def set_limit(key: ApiKey, limit: str | None) -> None:
     db.session.commit()
 
 
-def key_status(key: ApiKey, now: datetime | None = None) -> str:
-    """Describe the key's state for people: active, expires at …, expired, revoked."""
-    now = now or utcnow()
-    if key.revoked_at is not None:
-        return "revoked"
-    if key.expires_at is not None:
-        if key.expires_at <= now:
-            return "expired"
-        return f"expires {key.expires_at:%Y-%m-%d %H:%M} UTC"
-    return "active"
-
-
 # --- authentication of a Bearer token (the /event hot path) --------------------------------
 
 
@@ -191,10 +175,21 @@ _LOOKUP = select(
     _keys.c.site_id,
     _keys.c.secret_hash,
     _keys.c.rate_limit,
-    # The same rule as active_filter, evaluated by the database at the request's `now`.
-    case((active_filter(bindparam("now", type_=DateTime())), 0), else_=1).label("inactive"),
+    # The model's rule of being active, evaluated by the database at the request's `now`.
+    case((ApiKey.active_at(bindparam("now", type_=DateTime())), 1), else_=0).label("active"),
 ).where(_keys.c.key_id == bindparam("key_id", type_=String()))
 _STATEMENTS = StatementCache({"lookup": lambda dialect: CompiledStatement(_LOOKUP, dialect)})
+
+
+class _KeyRow(NamedTuple):
+    """One row of _LOOKUP, by name (the raw DB-API cursor gives plain tuples)."""
+
+    id: int
+    key_id: str
+    site_id: int
+    secret_hash: str
+    rate_limit: str | None
+    active: int
 
 
 def bearer_token(header: str | None) -> str:
@@ -228,12 +223,15 @@ def authenticate(
     cursor = connection.cursor()
     try:
         lookup = _STATEMENTS.get("lookup", dialect)
-        row = lookup.execute(cursor, {"key_id": key_id, "now": now}).fetchone()
+        found = lookup.execute(cursor, {"key_id": key_id, "now": now}).fetchone()
     finally:
         cursor.close()
+    row = _KeyRow(*found) if found is not None else None
     # An unknown key and a wrong secret look the same from outside.
-    if row is None or not hmac.compare_digest(secret_hash, row[3]):
+    if row is None or not hmac.compare_digest(secret_hash, row.secret_hash):
         raise AuthFailure("invalid_token", "The token is not valid.")
-    if row[5]:
+    if not row.active:
         raise AuthFailure("revoked_token", "The token was revoked or has expired.")
-    return AuthenticatedKey(id=row[0], key_id=row[1], site_id=row[2], rate_limit=row[4])
+    return AuthenticatedKey(
+        id=row.id, key_id=row.key_id, site_id=row.site_id, rate_limit=row.rate_limit
+    )

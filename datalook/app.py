@@ -9,12 +9,19 @@ from pathlib import Path
 
 from flask import Flask, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, database, errors, ingest_wsgi, ratelimits, tokens
+from . import cli, errors, tokens
 from .config import from_environ
 from .errors import wants_json
 from .extensions import csrf, db, login_manager, migrate
+from .ingest.app import Dispatcher, IngestionApp
+from .ingest.pipeline import Context
+from .ingest.usage import counter_for
+from .ratelimit import limiter as rate_limiter
+from .sql import connections
+from .sql.connections import HeldConnection
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -34,8 +41,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.update(test_config)
     if app.config["PUBLIC_URL"] and app.config["PUBLIC_URL"].startswith("https://"):
         app.config["SESSION_COOKIE_SECURE"] = True
-    # Before ProxyFix, so that the ingestion API sees the client's address and scheme too.
-    ingest_wsgi.install(app)
+    # One entry for both apps; ProxyFix wraps it, so that both see the client's address.
+    app.wsgi_app = Dispatcher(IngestionApp(lambda: _ingestion_context(app)), app.wsgi_app)
     if app.config["TRUSTED_PROXIES"]:
         # Behind N reverse proxies: take the client address, scheme and host from their
         # X-Forwarded-* headers (per-address limits, Secure cookies, generated URLs).
@@ -52,12 +59,12 @@ def create_app(test_config: dict | None = None) -> Flask:
         directory=str(Path(__file__).resolve().parent.parent / "migrations"),
         render_as_batch=True,
     )
-    database.init_app(app)
+    connections.init_app(app)
     csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to continue."
-    ratelimits.init_app(app)
+    rate_limiter.init_app(app)
     errors.register(app)
     cli.register(app)
     _register_blueprints(app)
@@ -68,21 +75,24 @@ def create_app(test_config: dict | None = None) -> Flask:
     return app
 
 
+def _ingestion_context(app: Flask) -> Context:
+    """What the ingestion app needs from this app: its engine, limits and usage counter."""
+    with app.app_context():
+        engine = db.engine
+        limits = rate_limiter.api_limits(app)
+    dbapi = engine.dialect.loaded_dbapi
+    counter = counter_for(app.extensions)
+    return Context(
+        engine,
+        HeldConnection(engine),
+        counter,
+        limits,
+        (dbapi.OperationalError, dbapi.InterfaceError, OperationalError, InterfaceError),
+    )
+
+
 class _HttpsAwareSessionInterface(SecureCookieSessionInterface):
-    """Session cookies: Secure over HTTPS, and never on the machine-facing API."""
-
-    def open_session(self, app: Flask, request):
-        """Machine-facing endpoints never have a session: skip reading the cookie."""
-        # By path: the session is opened before the URL is matched to a blueprint.
-        if request.path in SESSIONLESS_PATHS:
-            return self.null_session_class()
-        return super().open_session(app, request)
-
-    def save_session(self, app: Flask, session, response) -> None:
-        """Never set a cookie (or its Vary header) on machine-facing endpoints."""
-        if request.path in SESSIONLESS_PATHS:
-            return
-        super().save_session(app, session, response)
+    """Session cookies marked Secure over HTTPS (also behind a trusted proxy)."""
 
     def get_cookie_secure(self, app: Flask) -> bool:
         """Secure when configured, or when this request is HTTPS."""
@@ -93,14 +103,11 @@ class _HttpsAwareSessionInterface(SecureCookieSessionInterface):
 
 def _register_blueprints(app: Flask) -> None:
     """Mount every area of the app."""
-    from .blueprints import auth, dashboard, docs, events_api, health, keys, quests, sites
+    from .blueprints import auth, dashboard, docs, health, keys, quests, sites
 
-    for module in (auth, sites, dashboard, quests, keys, events_api, docs, health):
+    for module in (auth, sites, dashboard, quests, keys, docs, health):
         app.register_blueprint(module.bp)
 
-
-# The ingestion API and the probes: no cookies, no session, ever.
-SESSIONLESS_PATHS = frozenset({"/event", "/events", "/healthz", "/readyz"})
 
 _PAGE_HEADERS = {
     "Content-Security-Policy": (
@@ -118,7 +125,7 @@ def _register_security_headers(app: Flask) -> None:
 
     @app.after_request
     def _headers(response):
-        """CSP without inline scripts or styles, no sniffing, no framing (pages); nosniff (API)."""
+        """CSP without inline scripts or styles, no sniffing, no framing (pages); nosniff (JSON)."""
         if wants_json():
             response.headers["X-Content-Type-Options"] = "nosniff"
         else:

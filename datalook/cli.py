@@ -18,8 +18,8 @@ from . import apikeys, exporting
 from .domains import InvalidDomain, normalise_domain
 from .extensions import db
 from .forms import MIN_PASSWORD_LENGTH
-from .limit_text import validate_limit
 from .models import ApiKey, Site, User
+from .ratelimit.limit_text import validate_limit
 
 users = AppGroup("users", help="Manage user accounts.")
 sites = AppGroup("sites", help="Manage sites.")
@@ -123,7 +123,7 @@ def keys_list(domain: str) -> None:
                 [
                     key.key_id,
                     key.name,
-                    apikeys.key_status(key),
+                    key.status(),
                     key.rate_limit or "default",
                     f"created {key.created_at:%Y-%m-%d %H:%M}",
                     f"last used {key.last_used_at:%Y-%m-%d %H:%M}"

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .limit_text import validate_limit
+from .ratelimit.limit_text import validate_limit
 
 
 class ConfigError(RuntimeError):

@@ -1,23 +1,21 @@
-"""One JSON error envelope for the API, HTML error pages for people.
-
-Envelope: {"error": {"code": "...", "message": "...", "errors": [{"field", "code", "message"}]}}
-"""
+"""The pages app's error handlers: the JSON envelope for machine-facing paths, HTML pages
+for people (the envelope itself lives in envelope.py)."""
 
 from __future__ import annotations
 
-import json
 import logging
 
-import orjson
 from flask import Flask, Response, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from .envelope import ApiError, error_response
 from .extensions import db
 
 log = logging.getLogger(__name__)
 
-# Paths that machines call: they always get JSON errors.
-API_PREFIXES = ("/event", "/api/", "/openapi.json", "/healthz", "/readyz")
+# Paths of the pages app that machines call: they always get JSON errors (the ingestion
+# API answers its own; see ingest/).
+API_PREFIXES = ("/api/", "/openapi.json", "/healthz", "/readyz")
 
 DEFAULT_CODES = {
     400: "bad_request",
@@ -31,72 +29,6 @@ DEFAULT_CODES = {
     500: "internal_error",
     503: "unavailable",
 }
-
-
-class ApiError(HTTPException):
-    """An API failure that carries its envelope fields and extra headers."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        errors: list[dict] | None = None,
-        headers: dict[str, str] | None = None,
-        extra: dict | None = None,
-    ) -> None:
-        super().__init__(description=message)
-        self.code = status
-        self.error_code = code
-        self.errors = errors
-        self.extra_headers = headers or {}
-        self.extra = extra or {}
-
-    def get_response(self, environ=None, scope=None) -> Response:
-        """The JSON error envelope with this error's fields and headers."""
-        return error_response(
-            self.code,
-            self.error_code,
-            self.description,
-            self.errors,
-            self.extra_headers,
-            self.extra,
-        )
-
-
-def truncate(value: object, limit: int = 40) -> str:
-    """Return a short, safe echo of client input for an error message."""
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def error_response(
-    status: int,
-    code: str,
-    message: str,
-    errors: list[dict] | None = None,
-    headers: dict[str, str] | None = None,
-    extra: dict | None = None,
-) -> Response:
-    """Build the JSON error envelope response."""
-    body: dict = {"code": code, "message": message}
-    if errors:
-        body["errors"] = errors
-    if extra:
-        body.update(extra)
-    response = json_response({"error": body}, status)
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
-    return response
-
-
-def json_response(payload: object, status: int = 200) -> Response:
-    """A JSON answer that needs no app context (the ingestion API runs without one)."""
-    try:
-        data = orjson.dumps(payload)
-    except TypeError:  # integers beyond 64 bits, which orjson refuses
-        data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-    return Response(data, status=status, mimetype="application/json")
 
 
 def wants_json() -> bool:

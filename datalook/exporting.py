@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 from sqlalchemy import select
 
-from .event_schema import format_value
 from .extensions import db
+from .ingest.schema import format_value
 from .models import ApiKey, Event
 
 

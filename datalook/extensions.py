@@ -17,5 +17,5 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
-# Storage and strategy come from the app config (see ratelimits.configure).
+# Storage and strategy come from the app config (see ratelimit/limiter.py).
 limiter = Limiter(key_func=get_remote_address)

@@ -18,9 +18,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
+    or_,
     text,
 )
+from sqlalchemy.ext.hybrid import hybrid_method
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql.elements import ColumnElement
 
 from .extensions import db
 
@@ -102,10 +106,34 @@ class ApiKey(db.Model):
     site: Mapped[Site] = relationship(back_populates="api_keys")
     created_by: Mapped[User | None] = relationship()
 
-    def is_active(self, now: datetime | None = None) -> bool:
-        """Return whether the key authenticates requests at `now`."""
-        now = now or utcnow()
+    # The rule of being active, owned here: `key.active_at(now)` on a loaded key and
+    # `ApiKey.active_at(now)` in a query (and in the /event look-up) are the same rule,
+    # written side by side (tests/test_keys.py checks that they agree case by case).
+    @hybrid_method
+    def active_at(self, now: datetime) -> bool:
+        """Whether the key authenticates requests at `now`: not revoked, not past expiry."""
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+    @active_at.inplace.expression
+    @classmethod
+    def _active_at_expression(cls, now: datetime | ColumnElement) -> ColumnElement[bool]:
+        """The same rule as SQL, for filters and for the database-side look-up."""
+        return and_(cls.revoked_at.is_(None), or_(cls.expires_at.is_(None), cls.expires_at > now))
+
+    def is_active(self, now: datetime | None = None) -> bool:
+        """Whether the key authenticates requests now (or at `now`)."""
+        return self.active_at(now or utcnow())
+
+    def status(self, now: datetime | None = None) -> str:
+        """Describe the key's state for people: active, expires at …, expired, revoked."""
+        now = now or utcnow()
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None:
+            if self.expires_at <= now:
+                return "expired"
+            return f"expires {self.expires_at:%Y-%m-%d %H:%M} UTC"
+        return "active"
 
 
 class Event(db.Model):

@@ -1,18 +1,21 @@
 """The OpenAPI 3.1 description of the public ingestion API.
 
-Bounds come from the modules that enforce them (event_schema, tokens, the events API), so
-the description cannot drift from the code; the error codes are listed here with their
-meaning, and tests check them against every code the package can send.
+The event's fields, bounds and per-field error codes come from its one field table
+(ingest/schema.py), the token format from tokens.py, so the description cannot drift from
+the code; the error codes are listed here with their meaning, and tests check them against
+every code the package can send.
 """
 
 from __future__ import annotations
 
-from . import event_schema, snippets, tokens
-from .blueprints.events_api import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES
+from . import snippets, tokens
+from .ingest import schema as event_schema
+from .ingest.schema import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES
 
 #: Every top-level `error.code` of the envelope, with its status and meaning.
 ERROR_CODES: dict[str, str] = {
-    "invalid_json": "400: the body is empty or not valid JSON.",
+    "invalid_json": "400: the body is empty, not valid JSON, or nested too deeply.",
+    "invalid_body": "400: the body could not be read (malformed chunked encoding, cut short).",
     "invalid_request": "400: the JSON is not a valid event or batch; `errors` names each field.",
     "bad_request": "400: any other malformed HTTP request.",
     "missing_token": "401: no Authorization header.",
@@ -62,7 +65,6 @@ WARNING_CODES: dict[str, str] = {
     "pii_stripped": "A property key looked like personal data and was removed.",
 }
 
-_NO_CONTROL = "^[^\\x00-\\x1f\\x7f]*$"
 _EXAMPLE_EVENT = snippets.EXAMPLE_EVENT
 
 
@@ -77,8 +79,8 @@ def _enum_description(codes: dict[str, str]) -> str:
 
 
 def _event_schema() -> dict:
-    """The request schema of one event."""
-    text = {"pattern": _NO_CONTROL}
+    """The request schema of one event, read from the event's field table."""
+    conditional = [spec.name for spec in event_schema.FIELD_TABLE if spec.required_when]
     return {
         "type": "object",
         "description": (
@@ -88,102 +90,22 @@ def _event_schema() -> dict:
         "required": list(event_schema.REQUIRED),
         "additionalProperties": False,
         "properties": {
-            "event_name": {
-                "type": "string",
-                "enum": list(event_schema.EVENT_NAMES),
-                "description": "The kind of event, exactly one of these (case-sensitive).",
-            },
-            "page_path": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": event_schema.MAX_PATH,
-                "pattern": "^/[^\\x00-\\x1f\\x7f]*$",
-                "description": (
-                    "The path the event belongs to, starting with `/`; used for journeys and "
-                    "funnels. The query string and fragment are dropped before storage: they "
-                    "often carry personal data and would split one page into many."
-                ),
-                "examples": ["/checkout/success"],
-            },
-            "name": {
-                "type": ["string", "null"],
-                "minLength": 1,
-                "maxLength": event_schema.MAX_NAME,
-                **text,
-                "description": (
-                    "The success rule name. Required (non-empty) when `event_name` is "
-                    "`success`; optional otherwise. The first success event with a new name "
-                    "registers the rule for the site."
-                ),
-                "examples": ["paid-customer"],
-            },
-            "success_user_id": {
-                "type": ["string", "integer", "null"],
-                "minLength": 1,
-                "maxLength": event_schema.MAX_USER_ID,
-                **text,
-                "description": (
-                    "Your stable id of the user (recommended). An integer is stored as its "
-                    "decimal string. All events of a site with the same id count as one "
-                    "visitor; without it each event is its own anonymous visitor."
-                ),
-                "examples": ["user_42"],
-            },
-            "success_value": {
-                "type": ["number", "null"],
-                "minimum": -int(event_schema.MAX_VALUE),
-                "maximum": int(event_schema.MAX_VALUE),
-                "description": (
-                    "A numeric value such as revenue: a finite JSON number (not a string, not "
-                    "a boolean) with at most 6 decimal places. Stored and summed exactly as "
-                    "a decimal."
-                ),
-                "examples": [9.99],
-            },
-            "properties": {
-                "type": ["object", "null"],
-                "maxProperties": event_schema.MAX_PROPERTIES,
-                "propertyNames": {"minLength": 1, "maxLength": event_schema.MAX_PROPERTY_KEY},
-                "additionalProperties": {
-                    "type": ["string", "number", "boolean"],
-                    "maxLength": event_schema.MAX_PROPERTY_STRING,
-                },
-                "description": (
-                    "A flat object. Values are strings, finite numbers or booleans; nested "
-                    "objects, arrays and null are refused, naming the key. Keys that look "
-                    "like personal data (see the docs) are removed before storage and listed "
-                    "in `DataLook-Stripped-Keys`."
-                ),
-                "examples": [{"plan": "starter"}],
-            },
-            "event_id": {
-                "type": ["string", "null"],
-                "pattern": "^[A-Za-z0-9_-]{1,64}$",
-                "description": (
-                    "Your id for this event (a UUID is ideal), for safe retries: a repeat of "
-                    "an event_id for the same site (within at least 7 days) is answered 204 "
-                    "with `DataLook-Duplicate: true` and stores nothing."
-                ),
-                "examples": ["3f0c9a52-6f7e-4e55-9d0e-1c2b3a4d5e6f"],
-            },
-            "timestamp": {
-                "type": ["string", "null"],
-                "format": "date-time",
-                "description": (
-                    "When the event happened: ISO 8601 with a time zone (`Z` or `+hh:mm`), "
-                    "at most 1 hour in the future and 7 days in the past. Defaults to the "
-                    "time of receipt."
-                ),
-                "examples": ["2026-01-31T12:00:00Z"],
-            },
+            spec.name: {
+                **spec.schema,
+                "description": spec.description,
+                "examples": [spec.example],
+                # The codes an error about this field can carry (FieldErrorCode explains them).
+                "x-error-codes": list(spec.errors),
+            }
+            for spec in event_schema.FIELD_TABLE
         },
         "if": {
             "properties": {"event_name": {"const": "success"}},
             "required": ["event_name"],
         },
         "then": {
-            "required": ["name"],
-            "properties": {"name": {"type": "string"}},
+            "required": conditional,
+            "properties": {name: {"type": "string"} for name in conditional},
         },
         "examples": [_EXAMPLE_EVENT],
     }

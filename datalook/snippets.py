@@ -18,8 +18,6 @@ import functools
 import json
 import math
 import re
-import statistics
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -511,23 +509,3 @@ def render(endpoint_url: str, token: str | None) -> list[Snippet]:
         )
         for snippet in cached
     ]
-
-
-def measure_render_cost(
-    n: int = 200, endpoint_url: str = "https://datalook.example/event"
-) -> dict[str, float]:
-    """Time `render()` of all snippets with a fresh token after warm-up, in microseconds."""
-    render(endpoint_url, None)  # Warm-up: fills the highlight cache for this URL.
-    samples = []
-    for _ in range(n):
-        token = tokens.generate().token
-        start = time.perf_counter()
-        render(endpoint_url, token)
-        samples.append((time.perf_counter() - start) * 1e6)
-    samples.sort()
-    return {
-        "n": n,
-        "mean_us": statistics.fmean(samples),
-        "p50_us": samples[len(samples) // 2],
-        "p99_us": samples[min(len(samples) - 1, int(len(samples) * 0.99))],
-    }

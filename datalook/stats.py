@@ -7,8 +7,8 @@ from datetime import datetime
 
 from sqlalchemy import distinct, func, literal_column, select
 
-from .event_schema import VALUE_SCALE, format_value
 from .extensions import db
+from .ingest.schema import VALUE_SCALE, format_value
 from .models import Event, SuccessRule
 
 _WHOLE_UNITS = literal_column(f"events.success_value_micros / {VALUE_SCALE}")

@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 
 from datalook import apikeys, filelock, stats, tokens
 from datalook.extensions import db
+from datalook.ingest.usage import counter_for
 from datalook.models import ApiKey, KeyUsage, utcnow
-from datalook.usage import counter_for
 from tests.factories import bearer, create_token, event_count, stored_events
 
 MAX_BATCH_BYTES = 1024 * 1024
@@ -249,7 +249,7 @@ def test_a_batch_counts_as_one_request_against_the_rate_limit(app, client, fourt
 
 
 def test_usage_counters_and_last_used_are_right_after_batching(app, client, made):
-    counter = counter_for(app)  # this app's own counter: no other test's counts in it
+    counter = counter_for(app.extensions)  # this app's own counter: no other test's counts in it
     start = utcnow()
     for size in (10, 500, 1):
         assert post_batch(client, events(size), made.token).status_code == 200
@@ -277,7 +277,7 @@ def _hold_writers_lock(path: str, held, release) -> None:
 def test_the_usage_flush_queues_behind_the_writers_lock(app, client, made):
     """A flush that skipped the lock would meet SQLITE_BUSY mid-commit of an event, whose
     handler sleeps while the event's writer holds the lock, stalling every writer."""
-    counter = counter_for(app)
+    counter = counter_for(app.extensions)
     assert client.post("/event", json=BASE, headers=bearer(made.token)).status_code == 204
     with app.app_context():
         engine = db.engine

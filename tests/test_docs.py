@@ -16,7 +16,8 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 import datalook
-from datalook import ingest, openapi, snippets
+from datalook import openapi, snippets
+from datalook.ingest import storage
 
 jsonschema = pytest.importorskip("jsonschema")
 openapi_spec_validator = pytest.importorskip("openapi_spec_validator")
@@ -248,7 +249,7 @@ def codes_in_code() -> tuple[set[str], set[str]]:
                     envelope.add(_constant(args[1]))
                 elif name == "AuthFailure" and args:
                     envelope.add(_constant(args[0]))
-                elif name == "add" and len(args) == 3 and path.name == "event_schema.py":
+                elif name == "add" and len(args) == 3 and path.name == "schema.py":
                     items.add(_constant(args[1]))
             elif isinstance(node, ast.Assign) and any(
                 getattr(target, "id", None) == "DEFAULT_CODES" for target in node.targets
@@ -527,7 +528,7 @@ def _answers(app, client, monkeypatch):
         raise OperationalError("INSERT", {}, Exception("database is locked"))
 
     with monkeypatch.context() as patch:
-        patch.setattr(ingest, "store", unavailable)
+        patch.setattr(storage, "store", unavailable)
         yield "503", client.post("/event", json=example, headers=auth(token))
     limited = create_token_for_limit(app)
     client.post("/event", json=example, headers=auth(limited))

@@ -293,7 +293,7 @@ def _reference_micros(value: float | int) -> int | None:
     )
 )
 def test_success_value_matches_the_decimal_rule(value: float | int) -> None:
-    from datalook.event_schema import _Problems, _value
+    from datalook.ingest.schema import _Problems, _value
 
     problems = _Problems()
     assert _value(problems, value) == _reference_micros(value)

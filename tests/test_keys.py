@@ -178,7 +178,7 @@ def test_racing_creations_at_nine_keys_never_exceed_the_cap(app):
     assert outcomes == ["created", "refused", "refused", "refused"]
     with app.app_context():
         active = db.session.scalar(
-            select(func.count()).select_from(ApiKey).where(apikeys.active_filter(utcnow()))
+            select(func.count()).select_from(ApiKey).where(ApiKey.active_at(utcnow()))
         )
     assert active == 10
 
@@ -427,3 +427,35 @@ def test_cli_users_and_sites(app):
     assert dup.exit_code == 1 and "already exists" in dup.stderr
     with app.app_context():
         assert db.session.scalar(select(Site.domain)) == "shop.example.com"
+
+
+# (revoked, expires relative to now) → active? The model's one rule, in Python and in SQL.
+ACTIVE_CASES = [
+    pytest.param(False, None, True, id="plain"),
+    pytest.param(True, None, False, id="revoked"),
+    pytest.param(False, timedelta(seconds=1), True, id="expires-later"),
+    pytest.param(False, timedelta(0), False, id="expires-exactly-now"),
+    pytest.param(False, -timedelta(seconds=1), False, id="expired"),
+    pytest.param(True, timedelta(hours=1), False, id="revoked-in-grace"),
+]
+
+
+@pytest.mark.parametrize(("revoked", "expires_in", "active"), ACTIVE_CASES)
+def test_active_rule_agrees_in_python_and_sql(app, revoked, expires_in, active):
+    site_id = make_site(app)
+    key_id, token = create(app, site_id)
+    now = utcnow()
+    with app.app_context():
+        key = db.session.scalar(select(ApiKey).where(ApiKey.key_id == key_id))
+        key.revoked_at = now - timedelta(minutes=1) if revoked else None
+        key.expires_at = now + expires_in if expires_in is not None else None
+        db.session.commit()
+        in_python = key.active_at(now)
+        in_sql = db.session.scalar(select(ApiKey.active_at(now)).where(ApiKey.id == key.id))
+    try:
+        looked_up = auth(app, f"Bearer {token}", now).key_id
+    except apikeys.AuthFailure as failure:
+        looked_up = failure.code
+    assert in_python is active
+    assert bool(in_sql) is active
+    assert looked_up == (key_id if active else "revoked_token")

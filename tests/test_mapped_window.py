@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 from limits.errors import ConfigurationError
 
-from datalook.mapped_window import (
+from datalook.ratelimit.mapped import (
     _SLOT,
     MappedWindowStorage,
     WindowTableFull,
     _digest,
     _file_size,
 )
-from datalook.ratelimit_storage import MemoryWindow
+from datalook.ratelimit.memory import MemoryWindow
 
 EXPIRY = 10
 

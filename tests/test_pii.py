@@ -14,7 +14,7 @@ from urllib.parse import unquote
 import pytest
 
 from datalook.extensions import db
-from datalook.pii import is_pii_key, strip_pii
+from datalook.ingest.pii import is_pii_key, strip_pii
 from tests.factories import bearer, create_token, stored_events
 
 STRIPPED = [

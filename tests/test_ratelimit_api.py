@@ -2,7 +2,7 @@
 
 The storage's own exactness is tested in test_ratelimit_storage.py; here the whole wiring is
 driven through the Flask test client. Time is a fake clock shared by the app's rate-limit
-storage (its `clock` option) and the header arithmetic in datalook.ratelimits, so boundary
+storage (its `clock` option) and the header arithmetic in datalook.ratelimit.rules, so boundary
 cases are exact and nothing sleeps.
 """
 
@@ -18,11 +18,12 @@ import pytest
 from limits import parse as parse_limit
 from sqlalchemy import select
 
-from datalook import apikeys, ratelimits, tokens
+from datalook import apikeys, tokens
 from datalook.extensions import db, limiter
-from datalook.mapped_window import MappedWindowStorage
+from datalook.ingest.usage import counter_for
 from datalook.models import ApiKey, Event, Site
-from datalook.usage import counter_for
+from datalook.ratelimit import rules
+from datalook.ratelimit.mapped import MappedWindowStorage
 from tests.conftest import _make_app, add_site, csrf_from, sign_up
 
 T0 = 1_800_000_000.0  # a whole second, so boundary arithmetic is exact
@@ -47,9 +48,9 @@ class FakeClock:
 
 @pytest.fixture
 def clock(monkeypatch) -> FakeClock:
-    """The fake clock, also used by the header arithmetic of datalook.ratelimits."""
+    """The fake clock, also used by the header arithmetic of datalook.ratelimit.rules."""
     fake = FakeClock()
-    monkeypatch.setattr(ratelimits, "time", SimpleNamespace(time=fake))
+    monkeypatch.setattr(rules, "time", SimpleNamespace(time=fake))
     return fake
 
 
@@ -77,7 +78,7 @@ def make_app(tmp_path, migrated_db, clock) -> Iterator:
     for application in made:
         limiter.storage.close()
         with application.app_context():
-            counter_for(application).flush(db.engine)
+            counter_for(application.extensions).flush(db.engine)
             db.engine.dispose()
 
 

@@ -24,7 +24,8 @@ import redis
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from datalook.ratelimit_storage import RedisWindowStorage, retry_after_seconds
+from datalook.ratelimit.redis_window import RedisWindowStorage
+from datalook.ratelimit.window import retry_after_seconds
 
 SHARED_URL = "redis://127.0.0.1:6379/0"
 LIMIT = 500

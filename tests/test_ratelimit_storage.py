@@ -1,5 +1,6 @@
-"""Exactness and housekeeping of the moving-window storages (SQLite here; the mapped file's
-own housekeeping is in test_mapped_window.py, its exactness in the shared table below).
+"""Exactness of the moving-window storages: the embedded mapped file and the in-memory
+fallback of the Redis storage share the table below (the mapped file's own housekeeping is
+in test_mapped_window.py, Redis in test_ratelimit_redis.py).
 
 Time is a fake clock advanced by hand, so boundary cases are exact and nothing sleeps; only
 the multi-process tests use the real clock (with a window far longer than the test).
@@ -8,8 +9,6 @@ the multi-process tests use the real clock (with a window far longer than the te
 from __future__ import annotations
 
 import math
-import multiprocessing
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,19 +17,14 @@ import pytest
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from datalook.mapped_window import MappedWindowStorage
-from datalook.ratelimit_storage import (
-    MemoryWindow,
-    SQLiteWindowStorage,
-    measure_check_cost,
-    resolve_storage_uri,
-    retry_after_seconds,
-)
+from datalook.ratelimit.mapped import MappedWindowStorage
+from datalook.ratelimit.memory import MemoryWindow
+from datalook.ratelimit.window import resolve_storage_uri, retry_after_seconds
 
 LIMIT = 500
 EXPIRY = 10
 
-Window = SQLiteWindowStorage | MappedWindowStorage | MemoryWindow
+Window = MappedWindowStorage | MemoryWindow
 
 
 class FakeClock:
@@ -43,8 +37,8 @@ class FakeClock:
         return self.now
 
 
-def sqlite_uri(path: Path) -> str:
-    return f"datalook+sqlite:///{path}"
+def mmap_uri(path: Path) -> str:
+    return f"datalook+mmap:///{path}"
 
 
 @pytest.fixture
@@ -53,20 +47,18 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def storage(tmp_path: Path, clock: FakeClock) -> Iterator[SQLiteWindowStorage]:
-    store = SQLiteWindowStorage(sqlite_uri(tmp_path / "ratelimit.db"), clock=clock)
+def storage(tmp_path: Path, clock: FakeClock) -> Iterator[MappedWindowStorage]:
+    store = MappedWindowStorage(mmap_uri(tmp_path / "ratelimit.window"), clock=clock)
     yield store
     store.close()
 
 
-# The embedded default (mapped file), the SQLite storage and the in-memory fallback of the
-# Redis storage must obey the same contract, so the exactness table runs against all three.
-@pytest.fixture(params=["mmap", "sqlite", "memory-fallback"])
+# The embedded default (mapped file) and the in-memory fallback of the Redis storage must
+# obey the same contract, so the exactness table runs against both.
+@pytest.fixture(params=["mmap", "memory-fallback"])
 def window(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Window:
     if request.param == "mmap":
         return MappedWindowStorage(f"datalook+mmap:///{tmp_path / 'rl.window'}", clock=clock)
-    if request.param == "sqlite":
-        return SQLiteWindowStorage(sqlite_uri(tmp_path / "ratelimit.db"), clock=clock)
     return MemoryWindow(clock=clock)
 
 
@@ -157,7 +149,7 @@ def test_retry_after_seconds(reset_time: float, now: float, expected: int) -> No
 
 @pytest.mark.parametrize(("filled_at", "refused_at"), [(100.0, 103.0), (100.3, 103.7), (9.9, 10.1)])
 def test_retry_after_contract(
-    storage: SQLiteWindowStorage, clock: FakeClock, filled_at: float, refused_at: float
+    storage: MappedWindowStorage, clock: FakeClock, filled_at: float, refused_at: float
 ) -> None:
     """Refused, wait exactly Retry-After seconds, accepted (and not a second earlier)."""
     limiter = MovingWindowRateLimiter(storage)
@@ -175,7 +167,7 @@ def test_retry_after_contract(
 
 
 def test_moving_window_rate_limiter_integration(
-    storage: SQLiteWindowStorage, clock: FakeClock
+    storage: MappedWindowStorage, clock: FakeClock
 ) -> None:
     limiter = MovingWindowRateLimiter(storage)
     item = limits.parse("500 per 10 seconds")
@@ -196,26 +188,25 @@ def test_moving_window_rate_limiter_integration(
 
 
 def test_storage_from_string(tmp_path: Path, clock: FakeClock) -> None:
-    store = storage_from_string(sqlite_uri(tmp_path / "x.db"), clock=clock)
-    assert isinstance(store, SQLiteWindowStorage)
-    assert store.path == str(tmp_path / "x.db")
+    store = storage_from_string(mmap_uri(tmp_path / "x.window"), clock=clock)
+    assert isinstance(store, MappedWindowStorage)
     assert store.check()
     assert store.acquire_entry("k", 1, EXPIRY)
-    assert (tmp_path / "x.db").exists()
+    assert (tmp_path / "x.window").exists()
 
 
 @pytest.mark.parametrize(
     "uri",
-    ["datalook+sqlite:///relative.db", "datalook+sqlite://", "datalook+sqlite:///"],
+    ["datalook+mmap:///relative.window", "datalook+mmap://", "datalook+mmap:///"],
 )
 def test_relative_or_missing_path_rejected(uri: str) -> None:
     with pytest.raises(limits.errors.ConfigurationError, match="absolute path"):
-        SQLiteWindowStorage(uri)
+        MappedWindowStorage(uri)
 
 
 def test_unknown_option_rejected(tmp_path: Path) -> None:
     with pytest.raises(limits.errors.ConfigurationError, match="bogus"):
-        SQLiteWindowStorage(sqlite_uri(tmp_path / "x.db"), bogus=1)
+        MappedWindowStorage(mmap_uri(tmp_path / "x.window"), bogus=1)
 
 
 def test_fixed_window_members(window: Window, clock: FakeClock) -> None:
@@ -233,7 +224,7 @@ def test_fixed_window_members(window: Window, clock: FakeClock) -> None:
     assert window.get("c") == 0
 
 
-def test_clear_and_reset(storage: SQLiteWindowStorage) -> None:
+def test_clear_and_reset(storage: MappedWindowStorage) -> None:
     assert storage.acquire_entry("a", 1, EXPIRY)
     assert storage.acquire_entry("b", 1, EXPIRY)
     storage.clear("a")
@@ -241,130 +232,6 @@ def test_clear_and_reset(storage: SQLiteWindowStorage) -> None:
     assert not storage.acquire_entry("b", 1, EXPIRY)
     assert storage.reset() == 2
     assert storage.acquire_entry("b", 1, EXPIRY)
-
-
-def test_rows_per_key_bounded_by_limit(storage: SQLiteWindowStorage, clock: FakeClock) -> None:
-    most = 0
-    for _ in range(1500):  # 150 s of a client sending 10 per second against 50 per 10 s
-        clock.now += 0.1
-        storage.acquire_entry("k", 50, EXPIRY)
-        most = max(most, storage.row_counts()["rl_entry"])
-    assert most <= 50
-    # Cost > 1 is one row per hit, so rows never exceed the limit either.
-    clock.now += EXPIRY
-    for _ in range(20):
-        storage.acquire_entry("k", 50, EXPIRY, amount=5)
-    assert storage.row_counts()["rl_entry"] == 10
-
-
-def test_idle_keys_cleaned_up(tmp_path: Path, clock: FakeClock) -> None:
-    store = SQLiteWindowStorage(
-        sqlite_uri(tmp_path / "ratelimit.db"), clock=clock, cleanup_interval=60
-    )
-    for i in range(300):
-        for _ in range(3):
-            store.acquire_entry(f"key{i}", LIMIT, EXPIRY)
-        store.incr(f"counter{i}", EXPIRY)
-    assert store.row_counts() == {"rl_window": 300, "rl_entry": 900, "rl_counter": 300}
-    # Sweeps are amortised: nothing is scanned before the interval has passed...
-    clock.now += 30
-    store.acquire_entry("fresh", LIMIT, EXPIRY)
-    assert store.row_counts()["rl_window"] == 301
-    # ...and the next hit after it removes every idle key, leaving only the live one.
-    clock.now += 31
-    store.acquire_entry("fresh", LIMIT, EXPIRY)
-    assert store.row_counts() == {"rl_window": 1, "rl_entry": 1, "rl_counter": 0}
-
-
-def test_cleanup_keeps_live_keys(storage: SQLiteWindowStorage, clock: FakeClock) -> None:
-    storage.acquire_entry("old", LIMIT, EXPIRY)
-    clock.now += 9
-    storage.acquire_entry("young", LIMIT, EXPIRY)
-    clock.now += 1
-    assert storage.cleanup() == 1  # "old" expired exactly now; "young" has 9 s left
-    assert storage.get_moving_window("young", LIMIT, EXPIRY)[1] == 1
-
-
-def test_key_prefix_isolates(tmp_path: Path, clock: FakeClock) -> None:
-    path = sqlite_uri(tmp_path / "shared.db")
-    one = SQLiteWindowStorage(path, clock=clock, key_prefix="one:")
-    two = SQLiteWindowStorage(path, clock=clock, key_prefix="two:")
-    assert one.acquire_entry("k", 1, EXPIRY)
-    assert two.acquire_entry("k", 1, EXPIRY)
-    assert not one.acquire_entry("k", 1, EXPIRY)
-
-
-def test_threads_share_exactly(tmp_path: Path) -> None:
-    store = SQLiteWindowStorage(sqlite_uri(tmp_path / "ratelimit.db"))
-    results: list[int] = []
-    start = threading.Barrier(8)
-
-    def hammer() -> None:
-        start.wait()
-        results.append(sum(store.acquire_entry("k", LIMIT, 3600) for _ in range(100)))
-
-    threads = [threading.Thread(target=hammer) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sum(results) == LIMIT
-
-
-def _hammer_process(uri: str, attempts: int, barrier: object, results: object) -> None:
-    """Child process body: hit one key ``attempts`` times, report how many were accepted."""
-    store = storage_from_string(uri)
-    barrier.wait()  # type: ignore[attr-defined]
-    accepted = sum(store.acquire_entry("shared", LIMIT, 3600) for _ in range(attempts))
-    results.put(accepted)  # type: ignore[attr-defined]
-
-
-def test_processes_share_exactly(tmp_path: Path) -> None:
-    """Four real processes on one SQLite file: exactly LIMIT accepted in total."""
-    uri = sqlite_uri(tmp_path / "ratelimit.db")
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(4)
-    results = ctx.Queue()
-    procs = [
-        ctx.Process(target=_hammer_process, args=(uri, 300, barrier, results)) for _ in range(4)
-    ]
-    for p in procs:
-        p.start()
-    counts = [results.get(timeout=60) for _ in procs]
-    for p in procs:
-        p.join(timeout=30)
-        assert p.exitcode == 0
-    assert sum(counts) == LIMIT
-    store = SQLiteWindowStorage(uri)
-    assert store.get_moving_window("shared", LIMIT, 3600)[1] == LIMIT
-    assert store.row_counts()["rl_entry"] == LIMIT
-
-
-def _use_inherited(store: SQLiteWindowStorage, results: object) -> None:
-    """Forked child: keep using the parent's storage object (gunicorn --preload style)."""
-    results.put(sum(store.acquire_entry("k", LIMIT, 3600) for _ in range(LIMIT)))  # type: ignore[attr-defined]
-
-
-def test_reopens_after_fork(tmp_path: Path) -> None:
-    store = SQLiteWindowStorage(sqlite_uri(tmp_path / "ratelimit.db"))
-    assert sum(store.acquire_entry("k", LIMIT, 3600) for _ in range(100)) == 100
-    ctx = multiprocessing.get_context("fork")
-    results = ctx.Queue()
-    child = ctx.Process(target=_use_inherited, args=(store, results))
-    child.start()
-    assert results.get(timeout=30) == LIMIT - 100
-    child.join(timeout=30)
-    assert child.exitcode == 0
-    assert not store.acquire_entry("k", LIMIT, 3600)  # the parent's connection still works
-
-
-def test_check_cost_is_small(storage: SQLiteWindowStorage) -> None:
-    # A sanity bound only (precise numbers come from the benchmark): mean well under 1 ms.
-    cost = measure_check_cost(storage, n=1000)
-    assert cost["accepted"] == 1000
-    assert cost["p50_us"] <= cost["p99_us"] <= cost["max_us"]
-    assert cost["mean_us"] < 1000
-    assert storage.row_counts()["rl_window"] == 0  # the benchmark keys were cleared
 
 
 @pytest.mark.parametrize(
@@ -376,7 +243,6 @@ def test_check_cost_is_small(storage: SQLiteWindowStorage) -> None:
         ("redis://127.0.0.1:6379/0", "datalook+redis://127.0.0.1:6379/0"),
         ("rediss://:pw@cache:6380/2", "datalook+rediss://:pw@cache:6380/2"),
         ("datalook+redis://h:1/0", "datalook+redis://h:1/0"),
-        ("datalook+sqlite:////x/y.db", "datalook+sqlite:////x/y.db"),
         ("datalook+mmap:////x/y.window", "datalook+mmap:////x/y.window"),
         ("memory://", "memory://"),
     ],
@@ -385,7 +251,10 @@ def test_resolve_storage_uri(uri: str | None, expected: str) -> None:
     assert resolve_storage_uri(uri, "/srv/app/instance") == expected
 
 
-@pytest.mark.parametrize("uri", ["memcached://h:11211", "mongodb://h", "sqlite:///x.db", "bogus"])
+@pytest.mark.parametrize(
+    "uri",
+    ["memcached://h:11211", "mongodb://h", "sqlite:///x.db", "datalook+sqlite:////x.db", "bogus"],
+)
 def test_resolve_storage_uri_rejects(uri: str) -> None:
     with pytest.raises(ValueError, match="RATELIMIT_STORAGE_URI"):
         resolve_storage_uri(uri, "/srv/app/instance")

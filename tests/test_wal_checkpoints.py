@@ -19,7 +19,7 @@ import requests
 from flask import Flask
 
 from datalook import filelock
-from datalook.wal_checkpoints import (
+from datalook.sql.wal_checkpoints import (
     AUTOCHECKPOINT_PAGES,
     Checkpointer,
     checkpoint,

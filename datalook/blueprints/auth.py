@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from ..extensions import db
 from ..forms import EmptyForm, LoginForm, SignupForm
 from ..models import User
-from ..ratelimits import auth_form_limit
+from ..ratelimit.limiter import auth_form_limit
 
 bp = Blueprint("auth", __name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from sqlalchemy import text
 
-from .. import ratelimits
 from ..extensions import db
+from ..ratelimit import limiter as rate_limiter
 
 bp = Blueprint("health", __name__)
 
@@ -27,7 +27,7 @@ def readyz():
     except Exception:  # any failure means not ready; the reason is in the log
         db.session.rollback()
         checks["database"] = "unavailable"
-    in_use = ratelimits.storages()
+    in_use = rate_limiter.storages()
     try:
         reachable = all(storage.check() for storage in in_use)
     except Exception:

@@ -10,12 +10,12 @@ from sqlalchemy import func, select
 
 from .. import apikeys, show_once
 from ..access import owned_key_or_404, owned_site_or_404
-from ..event_schema import format_value
 from ..extensions import db
 from ..forms import EmptyForm, KeyNameForm, RotateForm
+from ..ingest.schema import format_value
+from ..ingest.usage import counter_for
 from ..models import ApiKey, Event, KeyUsage, utcnow
 from ..quest_state import server_events_done
-from ..usage import counter_for
 
 bp = Blueprint("keys", __name__, url_prefix="/sites/<int:site_id>/keys")
 
@@ -34,7 +34,8 @@ def _requests_last_24h(site_id: int) -> dict[int, int]:
 
 def _render_index(site, form, status=200):
     """Render the keys page with the figures of each key."""
-    counter_for(current_app).flush(db.engine)  # this process's pending counts: a current page
+    # This process's pending counts first, so that the page is current.
+    counter_for(current_app.extensions).flush(db.engine)
     now = utcnow()
     keys = db.session.scalars(
         select(ApiKey)
@@ -49,7 +50,6 @@ def _render_index(site, form, status=200):
         active=active,
         cap=apikeys.MAX_ACTIVE_KEYS,
         usage=_requests_last_24h(site.id),
-        status_of=apikeys.key_status,
         form=form,
     ), status
 

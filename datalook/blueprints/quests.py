@@ -6,7 +6,7 @@ from flask import Blueprint, render_template
 from flask_login import login_required
 from sqlalchemy import select
 
-from .. import apikeys, show_once, snippets
+from .. import show_once, snippets
 from ..access import owned_site_or_404
 from ..extensions import db
 from ..forms import KeyNameForm
@@ -28,7 +28,7 @@ def _render_quest(site, form, status=200):
     """Render the quest page: intro and key form, or the wait for the newest key's event."""
     newest = db.session.scalar(
         select(ApiKey)
-        .where(ApiKey.site_id == site.id, apikeys.active_filter(utcnow()))
+        .where(ApiKey.site_id == site.id, ApiKey.active_at(utcnow()))
         .order_by(ApiKey.id.desc())
         .limit(1)
     )

@@ -1,8 +1,9 @@
-"""Validate and normalise one event payload.
+"""The one description of an event: FIELD_TABLE drives validation here and the OpenAPI
+schema (openapi.py), so the two cannot drift; the size caps of a request live here too.
 
-Shape first (an object, no unknown fields, required fields present), then each field's type
-and bounds. Every problem is reported at once, each naming its field; client input is
-echoed only in short, truncated form.
+Validation checks the shape first (an object, no unknown fields, required fields present),
+then each field's type and bounds. Every problem is reported at once, each naming its field;
+client input is echoed only in short, truncated form.
 """
 
 from __future__ import annotations
@@ -11,27 +12,19 @@ import difflib
 import math
 import re
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from .errors import truncate
+from ..envelope import truncate
 from .pii import strip_pii
 
 EVENT_NAMES = ("pageview", "click", "success", "custom")
-REQUIRED = ("event_name", "page_path")
-# Every field of an event, in the order the docs and the normalised form list them.
-FIELDS = (
-    "event_name",
-    "page_path",
-    "name",
-    "success_user_id",
-    "success_value",
-    "properties",
-    "event_id",
-    "timestamp",
-)
-KNOWN_FIELDS = frozenset(FIELDS)
+# Size caps of a request body, and of a batch.
+MAX_EVENT_BYTES = 64 * 1024
+MAX_BATCH_BYTES = 1024 * 1024
+MAX_BATCH_EVENTS = 500
 MAX_PATH = 2048
 MAX_NAME = 100
 MAX_USER_ID = 256
@@ -307,6 +300,144 @@ def _timestamp(problems: _Problems, value: object, now: datetime) -> datetime | 
     return moment
 
 
+_NO_CONTROL = "^[^\\x00-\\x1f\\x7f]*$"  # JSON Schema pattern: no control characters
+_TEXT_ERRORS = ("not_a_string", "empty", "too_long", "control_characters")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of an event: its check, its JSON Schema, its meaning and its error codes."""
+
+    name: str
+    # Normalises a present, non-null value, or records problems and returns None.
+    check: Callable[[_Problems, object, datetime], object]
+    schema: Mapping[str, object]  # types and bounds, built from the constants above
+    description: str
+    example: object
+    errors: tuple[str, ...]  # every code `check` can record for this field
+    required: bool = False
+    # For a conditionally required field: when it is required, and what the error says.
+    required_when: Callable[[Mapping], bool] | None = None
+    required_message: str = ""
+    default: Callable[[datetime], object] = lambda _now: None  # when absent or null
+
+
+FIELD_TABLE: tuple[Field, ...] = (
+    Field(
+        "event_name",
+        lambda problems, value, _now: _event_name(problems, value),
+        {"type": "string", "enum": list(EVENT_NAMES)},
+        "The kind of event, exactly one of these (case-sensitive).",
+        "success",
+        ("not_a_string", "invalid_choice"),
+        required=True,
+    ),
+    Field(
+        "page_path",
+        lambda problems, value, _now: _page_path(problems, value),
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_PATH,
+            "pattern": "^/[^\\x00-\\x1f\\x7f]*$",
+        },
+        "The path the event belongs to, starting with `/`; used for journeys and funnels. The "
+        "query string and fragment are dropped before storage: they often carry personal data "
+        "and would split one page into many.",
+        "/checkout/success",
+        (*_TEXT_ERRORS, "invalid_path"),
+        required=True,
+    ),
+    Field(
+        "name",
+        lambda problems, value, _now: _text(problems, "name", value, MAX_NAME),
+        {"type": ["string", "null"], "minLength": 1, "maxLength": MAX_NAME, "pattern": _NO_CONTROL},
+        "The success rule name. Required (non-empty) when `event_name` is `success`; optional "
+        "otherwise. The first success event with a new name registers the rule for the site.",
+        "paid-customer",
+        (*_TEXT_ERRORS, "required"),
+        required_when=lambda body: body.get("event_name") == "success",
+        required_message="name (the success rule name) is required when event_name is success",
+    ),
+    Field(
+        "success_user_id",
+        lambda problems, value, _now: _user_id(problems, value),
+        {
+            "type": ["string", "integer", "null"],
+            "minLength": 1,
+            "maxLength": MAX_USER_ID,
+            "pattern": _NO_CONTROL,
+        },
+        "Your stable id of the user (recommended). An integer is stored as its decimal string. "
+        "All events of a site with the same id count as one visitor; without it each event is "
+        "its own anonymous visitor.",
+        "user_42",
+        ("invalid_type", *_TEXT_ERRORS[1:]),
+    ),
+    Field(
+        "success_value",
+        lambda problems, value, _now: _value(problems, value),
+        {"type": ["number", "null"], "minimum": -int(MAX_VALUE), "maximum": int(MAX_VALUE)},
+        "A numeric value such as revenue: a finite JSON number (not a string, not a boolean) "
+        "with at most 6 decimal places. Stored and summed exactly as a decimal.",
+        9.99,
+        ("not_a_number", "not_finite", "out_of_range", "too_precise"),
+    ),
+    Field(
+        "properties",
+        lambda problems, value, _now: _properties(problems, value),
+        {
+            "type": ["object", "null"],
+            "maxProperties": MAX_PROPERTIES,
+            "propertyNames": {"minLength": 1, "maxLength": MAX_PROPERTY_KEY},
+            "additionalProperties": {
+                "type": ["string", "number", "boolean"],
+                "maxLength": MAX_PROPERTY_STRING,
+            },
+        },
+        "A flat object. Values are strings, finite numbers or booleans; nested objects, arrays "
+        "and null are refused, naming the key. Keys that look like personal data (see the "
+        "docs) are removed before storage and listed in `DataLook-Stripped-Keys`.",
+        {"plan": "starter"},
+        (
+            "not_an_object",
+            "too_many_keys",
+            "invalid_key",
+            "too_long",
+            "not_finite",
+            "invalid_value",
+        ),
+        default=lambda _now: {},
+    ),
+    Field(
+        "event_id",
+        lambda problems, value, _now: _event_id(problems, value),
+        {"type": ["string", "null"], "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+        "Your id for this event (a UUID is ideal), for safe retries: a repeat of an event_id "
+        "for the same site (within at least 7 days) is answered 204 with "
+        "`DataLook-Duplicate: true` and stores nothing.",
+        "3f0c9a52-6f7e-4e55-9d0e-1c2b3a4d5e6f",
+        ("invalid_format",),
+    ),
+    Field(
+        "timestamp",
+        _timestamp,
+        {"type": ["string", "null"], "format": "date-time"},
+        "When the event happened: ISO 8601 with a time zone (`Z` or `+hh:mm`), at most 1 hour "
+        "in the future and 7 days in the past. Defaults to the time of receipt.",
+        "2026-01-31T12:00:00Z",
+        ("not_a_string", "invalid_timestamp", "missing_timezone", "too_far_in_future", "too_old"),
+        default=lambda now: now,
+    ),
+)
+# Every field of an event, in the order the docs and the normalised form list them.
+FIELDS = tuple(f.name for f in FIELD_TABLE)
+REQUIRED = tuple(f.name for f in FIELD_TABLE if f.required)
+KNOWN_FIELDS = frozenset(FIELDS)
+# Codes about the event as a whole (not one field's value), for the docs' complete list.
+SHAPE_ERRORS = ("not_an_object", "unknown_field", "required")
+
+
 def _suggest(name: str) -> str:
     """Suggest the closest known field for a misspelt one."""
     close = difflib.get_close_matches(name, sorted(KNOWN_FIELDS), n=1, cutoff=0.6)
@@ -325,52 +456,34 @@ def validate(body: object, now: datetime) -> tuple[Event | None, list[dict]]:
         problems.add(
             truncate(name, 60), "unknown_field", f"unknown field {truncate(name)!r}{_suggest(name)}"
         )
-    for name in REQUIRED:
-        if name not in body:
-            problems.add(name, "required", f"{name} is required")
-
-    event_name = _event_name(problems, body["event_name"]) if "event_name" in body else None
-    page_path = _page_path(problems, body["page_path"]) if "page_path" in body else None
-    name = None
-    if body.get("name") is not None or event_name == "success":
-        if body.get("name") is None:
-            problems.add(
-                "name",
-                "required",
-                "name (the success rule name) is required when event_name is success",
-            )
-        else:
-            name = _text(problems, "name", body["name"], MAX_NAME)
-    user_id = (
-        _user_id(problems, body["success_user_id"])
-        if body.get("success_user_id") is not None
-        else None
-    )
-    value = (
-        _value(problems, body["success_value"]) if body.get("success_value") is not None else None
-    )
-    # An optional field sent as null means the same as leaving it out.
-    properties = (
-        _properties(problems, body["properties"]) if body.get("properties") is not None else {}
-    )
-    event_id = _event_id(problems, body["event_id"]) if body.get("event_id") is not None else None
-    occurred_at = (
-        _timestamp(problems, body["timestamp"], now) if body.get("timestamp") is not None else now
-    )
+    values: dict[str, object] = {}
+    for spec in FIELD_TABLE:
+        raw = body.get(spec.name)
+        if spec.required and spec.name not in body:
+            problems.add(spec.name, "required", f"{spec.name} is required")
+            values[spec.name] = None
+        elif raw is not None or (spec.required and spec.name in body):
+            values[spec.name] = spec.check(problems, raw, now)
+        elif spec.required_when is not None and spec.required_when(body):
+            problems.add(spec.name, "required", spec.required_message)
+            values[spec.name] = None
+        else:  # an optional field sent as null means the same as leaving it out
+            values[spec.name] = spec.default(now)
 
     if problems.items:
         return None, problems.items
-    kept, stripped = strip_pii(properties or {})
+    kept, stripped = strip_pii(values["properties"] or {})  # type: ignore[arg-type]
+    user_id = values["success_user_id"]
     event = Event(
-        event_name=event_name,
-        page_path=page_path,
-        name=name,
-        success_user_id=user_id,
-        value_micros=value,
+        event_name=values["event_name"],  # type: ignore[arg-type]
+        page_path=values["page_path"],  # type: ignore[arg-type]
+        name=values["name"],  # type: ignore[arg-type]
+        success_user_id=user_id,  # type: ignore[arg-type]
+        value_micros=values["success_value"],  # type: ignore[arg-type]
         properties=kept,
         stripped_keys=stripped,
-        event_id=event_id,
-        occurred_at=occurred_at,
+        event_id=values["event_id"],  # type: ignore[arg-type]
+        occurred_at=values["timestamp"],  # type: ignore[arg-type]
     )
     # Separate namespaces: a user id can never collide with an anonymous visitor.
     event.visitor_id = f"u:{user_id}" if user_id is not None else f"a:{uuid.uuid4().hex}"

@@ -14,12 +14,12 @@ import orjson
 from sqlalchemy import insert
 from sqlalchemy.engine import Dialect
 
-from .apikeys import AuthenticatedKey
-from .database import insert_ignoring_conflicts, write_lock
-from .event_schema import Event
-from .fastsql import CompiledStatement, StatementCache
-from .models import Event as EventRow
-from .models import SuccessRule
+from ..apikeys import AuthenticatedKey
+from ..models import Event as EventRow
+from ..models import SuccessRule
+from ..sql.compiled import CompiledStatement, StatementCache
+from ..sql.connections import insert_ignoring_conflicts, write_lock
+from .schema import Event
 
 _events = EventRow.__table__
 _rules = SuccessRule.__table__

@@ -1,9 +1,8 @@
-"""The ingestion API's own WSGI entry and its held connections.
+"""The ingestion API's own WSGI app, its dispatcher and its held connections.
 
-POST /event and /events are answered in front of Flask (ingest_wsgi); the blueprint's routes
-stay in the URL map. Both paths must give the same answers, every other method still gets
-Flask's 405, and the connection each worker thread holds must never outlive a database
-error or the engine.
+POST /event and /events are answered by the Flask-free ingestion app beside the pages app;
+it answers its own 404 and 405 in the JSON envelope, and the connection each worker thread
+holds must never outlive a database error or the engine.
 """
 
 from __future__ import annotations
@@ -12,9 +11,8 @@ import sqlite3
 
 import pytest
 
-from datalook.blueprints.events_api import ingestion_for
 from datalook.extensions import db
-from datalook.ingest_wsgi import IngestionEndpoints
+from datalook.ingest.app import Dispatcher
 from tests.factories import bearer, create_token, event_count
 
 EVENT = {"event_name": "click", "page_path": "/pricing", "properties": {"email": "a@b.c"}}
@@ -27,59 +25,68 @@ def made(app):
     return create_token(app)
 
 
-def _answers(client, token: str) -> list:
-    """The same requests along one path: stored, duplicate, invalid, batch, bad token."""
-    headers = bearer(token)
-    return [
-        client.post("/event", json=EVENT, headers=headers),
-        client.post("/event", json={**EVENT, "event_id": "e-1"}, headers=headers),
-        client.post("/event", json={**EVENT, "event_id": "e-1"}, headers=headers),
-        client.post("/event", json={"event_name": "nope"}, headers=headers),
-        client.post("/events", json=BATCH, headers=headers),
-        client.post("/event", json=EVENT, headers=bearer(token[:-1] + "x")),
-    ]
+def ingestion_for(app):
+    """The app's ingestion context (its engine, held connections, limits)."""
+    dispatcher = app.wsgi_app
+    assert isinstance(dispatcher, Dispatcher)
+    return dispatcher.ingestion.context
 
 
-def _shape(response) -> tuple:
-    """What a client can see of an answer, minus the values that move with time."""
-    moving = {"X-RateLimit-Remaining", "X-RateLimit-Reset", "RateLimit", "Date"}
-    headers = sorted(
-        (name, "" if name in moving else value)
-        for name, value in response.headers.items()
-        if name != "Content-Length"
-    )
-    return response.status_code, headers, response.get_json(silent=True)
-
-
-def test_fallback_routes_answer_exactly_like_the_wsgi_entry(make_app):
-    fast, plain = make_app(), make_app()
-    assert isinstance(plain.wsgi_app, IngestionEndpoints)
-    plain.wsgi_app = plain.wsgi_app.wrapped  # served as a plain Flask app
-    by_entry = _answers(fast.test_client(), create_token(fast).token)
-    by_route = _answers(plain.test_client(), create_token(plain).token)
-    assert [r.status_code for r in by_entry] == [204, 204, 204, 400, 200, 401]
-    assert [_shape(r) for r in by_entry] == [_shape(r) for r in by_route]
-    stored = by_entry[0]
+def test_api_answers_come_from_the_ingestion_app(app, client, made):
+    headers = bearer(made.token)
+    stored = client.post("/event", json=EVENT, headers=headers)
+    assert stored.status_code == 204
     assert "Content-Type" not in stored.headers and stored.data == b""
     assert stored.headers["X-Content-Type-Options"] == "nosniff"
     assert stored.headers["DataLook-Stripped-Keys"] == "email"
-    assert by_entry[2].headers["DataLook-Duplicate"] == "true"
+    assert "Set-Cookie" not in stored.headers and "Vary" not in stored.headers
+    first = client.post("/event", json={**EVENT, "event_id": "e-1"}, headers=headers)
+    again = client.post("/event", json={**EVENT, "event_id": "e-1"}, headers=headers)
+    assert (first.status_code, again.status_code) == (204, 204)
+    assert again.headers["DataLook-Duplicate"] == "true"
+    batch = client.post("/events", json=BATCH, headers=headers)
+    assert batch.status_code == 200 and batch.get_json()["accepted"] == 1
+    assert batch.headers["X-Content-Type-Options"] == "nosniff"
+    assert event_count(app) == 3
 
 
-@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH", "HEAD"])
 @pytest.mark.parametrize("path", ["/event", "/events"])
-def test_other_methods_still_get_flasks_405(client, method: str, path: str):
+def test_other_methods_get_the_apis_own_405(client, method: str, path: str):
     response = client.open(path, method=method)
     assert response.status_code == 405
-    assert response.get_json()["error"]["code"] == "method_not_allowed"
-    assert "POST" in response.headers["Allow"]
+    assert response.headers["Allow"] == "POST, OPTIONS"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    if method != "HEAD":
+        assert response.get_json()["error"]["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize("path", ["/event", "/events"])
+def test_options_lists_the_methods(client, path: str):
+    response = client.options(path)
+    assert response.status_code == 204
+    assert response.headers["Allow"] == "POST, OPTIONS"
+
+
+@pytest.mark.parametrize("path", ["/event/", "/event/x", "/events/1"])
+def test_paths_below_the_api_get_its_own_404(client, made, path: str):
+    response = client.post(path, json=EVENT, headers=bearer(made.token))
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("path", ["/eventsx", "/", "/docs/server-events"])
+def test_other_paths_go_to_the_pages_app(client, path: str):
+    response = client.get(path)
+    assert response.status_code in (200, 302, 404)
+    assert "Content-Security-Policy" in response.headers  # the pages app's headers
 
 
 def test_unexpected_error_is_a_logged_500_envelope(app, client, made, monkeypatch, caplog):
     def broken(*_args, **_kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("datalook.blueprints.events_api.event_schema.validate", broken)
+    monkeypatch.setattr("datalook.ingest.pipeline.schema.validate", broken)
     response = client.post("/event", json=EVENT, headers=bearer(made.token))
     assert response.status_code == 500
     assert response.get_json()["error"]["code"] == "internal_error"
@@ -154,15 +161,15 @@ def test_event_id_index_is_partial(app):
 def test_failing_rate_limit_storage_lets_events_through_and_logs_once(
     app, client, made, monkeypatch, caplog
 ):
-    from datalook import ratelimits
-    from datalook.mapped_window import WindowTableFull
+    from datalook.ratelimit import rules
+    from datalook.ratelimit.mapped import WindowTableFull
 
     def full(*_args, **_kwargs):
         raise WindowTableFull("no free slot")
 
-    monkeypatch.setattr(ratelimits, "_failure_logged_at", [-ratelimits._FAILURE_LOG_INTERVAL])
+    monkeypatch.setattr(rules, "_failure_logged_at", [-rules._FAILURE_LOG_INTERVAL])
     # The storage that holds the keys' windows (on the embedded default, a table of its own).
-    monkeypatch.setattr(ratelimits.event_storage(), "acquire_entry", full)
+    monkeypatch.setattr(ingestion_for(app).limits.key_storage, "acquire_entry", full)
     answers = [client.post("/event", json=EVENT, headers=bearer(made.token)) for _ in range(5)]
     assert [answer.status_code for answer in answers] == [204] * 5
     assert "X-RateLimit-Limit" not in answers[0].headers  # no decision, so no limit to show

@@ -6,7 +6,7 @@ process. A decision reads and writes a few dozen bytes of shared memory: no SQL,
 transaction, no system call but the lock, which is what made the SQLite window the most
 expensive step of an ingestion request (see bench/README.md).
 
-The rule is the one of ratelimit_storage (read its docstring): accept a hit of ``amount`` at
+The rule is the one of window.py (read its docstring): accept a hit of ``amount`` at
 ``now`` iff the entries with ``now - expiry < ts <= now`` plus ``amount`` fit the limit; an
 entry stamped ``t`` stops counting at exactly ``t + expiry``; refused hits record nothing;
 timestamps are integer microseconds.
@@ -18,7 +18,7 @@ Keys find their slot by open addressing; a slot whose window and counter have bo
 is free for another key, so the table holds the keys active in the last window, not every
 key ever seen. A full table is a storage failure (the caller lets the request through), so
 limits that anyone can multiply (one per client address) and the keys' limits live in
-separate tables (``sibling``, used by ratelimits.event_storage).
+separate tables (``sibling``, used by limiter.event_storage).
 
 Exactness and its one bound: hits in the same microsecond share an entry, so a window is
 exact while it needs at most ``capacity`` (default 1024) distinct timestamps: any limit up to
@@ -41,14 +41,14 @@ from typing import Any
 from limits.errors import ConfigurationError
 from limits.storage import MovingWindowSupport, Storage
 
-from .filelock import WriteLock
-from .ratelimit_storage import (
-    _US,
+from ..filelock import WriteLock
+from .window import (
     MMAP_SCHEME,
-    _check_args,
-    _option_clock,
-    _to_us,
+    US_PER_SECOND,
+    hit_possible,
+    option_clock,
     storage_path,
+    to_us,
 )
 
 _MAGIC = b"DLWINDOW"
@@ -85,7 +85,7 @@ class MappedWindowStorage(Storage, MovingWindowSupport):
 
     def __init__(self, uri: str, wrap_exceptions: bool = False, **options: Any) -> None:
         """Parse the URI and options; the file is created or mapped on first use."""
-        self.clock = _option_clock(options)
+        self.clock = option_clock(options)
         self._new_slots = int(options.pop("slots", DEFAULT_SLOTS))
         self._new_capacity = int(options.pop("capacity", DEFAULT_CAPACITY))
         self.key_prefix = str(options.pop("key_prefix", ""))
@@ -141,7 +141,7 @@ class MappedWindowStorage(Storage, MovingWindowSupport):
 
     def _now_us(self) -> int:
         """Current time in microseconds from the injectable clock."""
-        return _to_us(self.clock())
+        return to_us(self.clock())
 
     def _slot_offset(self, index: int) -> int:
         """Where slot ``index`` starts in the file."""
@@ -175,10 +175,10 @@ class MappedWindowStorage(Storage, MovingWindowSupport):
     def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
         """Atomically record a hit of cost ``amount`` if the window has room; else record
         nothing and return False."""
-        if not _check_args(limit, expiry, amount):
+        if not hit_possible(limit, expiry, amount):
             return False
         digest = _digest(self.key_prefix + key)
-        expiry_us = expiry * _US
+        expiry_us = expiry * US_PER_SECOND
         with self._lock.hold():
             view = self._mapped()
             # The clock is read under the lock: stamps follow the order of decisions.
@@ -277,26 +277,26 @@ class MappedWindowStorage(Storage, MovingWindowSupport):
         that decision saw.
         """
         digest = _digest(self.key_prefix + key)
-        expiry_us = expiry * _US
+        expiry_us = expiry * US_PER_SECOND
         seen = getattr(self._seen, "window", None)
         if seen is not None:
             self._seen.window = None
             seen_digest, seen_expiry, oldest, live = seen
             if seen_digest == digest and seen_expiry == expiry_us:
                 if oldest is None or live <= 0:
-                    return self._now_us() / _US, 0
-                return oldest / _US, live
+                    return self._now_us() / US_PER_SECOND, 0
+                return oldest / US_PER_SECOND, live
         with self._lock.hold():
             view = self._mapped()
             now = self._now_us()
             offset = self._find(view, digest, now, create=False)
             if offset is None:
-                return now / _US, 0
+                return now / US_PER_SECOND, 0
             _, _, live, head, count, _, _ = _SLOT.unpack_from(view, offset)
             live, _, _, oldest = self._expire(view, offset, live, head, count, now - expiry_us)
             if oldest is None:
-                return now / _US, 0
-            return oldest / _US, live
+                return now / US_PER_SECOND, 0
+            return oldest / US_PER_SECOND, live
 
     # -- fixed-window counters (abstract in Storage; unused by the moving window) ----------
 
@@ -309,7 +309,7 @@ class MappedWindowStorage(Storage, MovingWindowSupport):
             offset = self._find(view, digest, now, create=True)
             fields = list(_SLOT.unpack_from(view, offset))
             if fields[6] <= now:
-                fields[5], fields[6] = amount, now + expiry * _US
+                fields[5], fields[6] = amount, now + expiry * US_PER_SECOND
             else:
                 fields[5] += amount
             _SLOT.pack_into(view, offset, *fields)
@@ -333,7 +333,7 @@ class MappedWindowStorage(Storage, MovingWindowSupport):
 
     def get_expiry(self, key: str) -> float:
         """Expiry time (epoch seconds) of a counter, or now if absent."""
-        return self._counter(key)[1] / _US
+        return self._counter(key)[1] / US_PER_SECOND
 
     # -- administration -----------------------------------------------------------------
 

@@ -14,12 +14,11 @@ import time
 from collections import defaultdict
 from datetime import datetime
 
-from flask import Flask
 from sqlalchemy import update
 from sqlalchemy.engine import Connection, Engine
 
-from .database import upsert, write_lock
-from .models import ApiKey, KeyUsage
+from ..models import ApiKey, KeyUsage
+from ..sql.connections import upsert, write_lock
 
 FLUSH_INTERVAL = 2.0  # seconds
 log = logging.getLogger(__name__)
@@ -101,14 +100,11 @@ class UsageCounter:
             log.exception("could not write key usage counters; they will be retried")
 
 
-def counter_for(app: Flask) -> UsageCounter:
-    """Return the app's own counter (one per app, so apps never mix their counts)."""
-    counter = app.extensions.get("datalook_usage")
-    if counter is None:
-        counter = app.extensions["datalook_usage"] = UsageCounter()
-    return counter
+def counter_for(extensions: dict) -> UsageCounter:
+    """The app's own counter, kept in its `extensions` (one per app: apps never mix counts)."""
+    return extensions.setdefault("datalook_usage", UsageCounter())
 
 
-def install_exit_flush(app: Flask, engine: Engine) -> None:
+def flush_at_exit(counter: UsageCounter, engine: Engine) -> None:
     """Flush what is pending when the worker process exits."""
-    atexit.register(counter_for(app).flush, engine)
+    atexit.register(counter.flush, engine)

@@ -1,0 +1,81 @@
+"""The one JSON error envelope of every machine-facing answer (ingestion API, reports).
+
+Envelope: {"error": {"code": "...", "message": "...", "errors": [{"field", "code", "message"}]}}
+
+Plain werkzeug, no Flask: the ingestion app answers without an app context.
+"""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+
+class ApiError(HTTPException):
+    """An API failure that carries its envelope fields and extra headers."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        errors: list[dict] | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict | None = None,
+    ) -> None:
+        """Keep the status, the machine-readable code and the per-field errors."""
+        super().__init__(description=message)
+        self.code = status
+        self.error_code = code
+        self.errors = errors
+        self.extra_headers = headers or {}
+        self.extra = extra or {}
+
+    def get_response(self, environ=None, scope=None) -> Response:
+        """The JSON error envelope with this error's fields and headers."""
+        return error_response(
+            self.code or 500,
+            self.error_code,
+            self.description or "",
+            self.errors,
+            self.extra_headers,
+            self.extra,
+        )
+
+
+def truncate(value: object, limit: int = 40) -> str:
+    """Return a short, safe echo of client input for an error message."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    errors: list[dict] | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict | None = None,
+) -> Response:
+    """Build the JSON error envelope response."""
+    body: dict = {"code": code, "message": message}
+    if errors:
+        body["errors"] = errors
+    if extra:
+        body.update(extra)
+    response = json_response({"error": body}, status)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def json_response(payload: object, status: int = 200) -> Response:
+    """A JSON answer that needs no app context."""
+    try:
+        data = orjson.dumps(payload)
+    except TypeError:  # integers beyond 64 bits, which orjson refuses
+        data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return Response(data, status=status, mimetype="application/json")

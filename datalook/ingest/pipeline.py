@@ -1,0 +1,211 @@
+"""The path of one API call, in order, in one place.
+
+authenticate the Bearer token → spend one request of that key's budget → read and validate
+the body → strip PII → deduplicate → commit → 204. JSON in, JSON errors out; no cookies,
+no session, no CSRF, no CORS (backends are not browsers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy.engine import Engine
+from werkzeug.wrappers import Request, Response
+
+from ..apikeys import AuthenticatedKey, AuthFailure, authenticate
+from ..envelope import ApiError, error_response, json_response
+from ..models import utcnow
+from ..ratelimit.rules import ApiLimits, key_limit_exceeded, with_limit_headers
+from ..sql.connections import HeldConnection
+from . import schema, storage
+from .body import read_json
+from .usage import UsageCounter
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What every call of one ingestion app needs, resolved once, without an app context."""
+
+    engine: Engine
+    held: HeldConnection
+    counter: UsageCounter
+    limits: ApiLimits
+    # Errors that mean "the database cannot take this now" (locked, down), raw or wrapped.
+    database_errors: tuple[type[Exception], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One authenticated API call: what an endpoint's own step needs."""
+
+    request: Request
+    key: AuthenticatedKey
+    now: datetime
+    engine: Engine
+    connection: Any  # the thread's held DB-API connection (sql.connections.HeldConnection)
+
+
+@dataclass(slots=True)
+class NoContent:
+    """The 204 answer of a stored event: a status and headers, no body, no Content-Type.
+
+    Plain (name, value) pairs: the WSGI app starts the answer from them directly, which
+    costs a fraction of building a werkzeug Response.
+    """
+
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    status = "204 NO CONTENT"
+
+
+Answer = Response | NoContent
+Step = Callable[[Call], Answer]
+
+
+def handle(context: Context, request: Request, step: Step) -> Answer:
+    """Run one API call along the event's path; `step` reads, validates and stores."""
+    now = utcnow()
+    held, counter = context.held, context.counter
+    try:
+        connection = held.get()  # inside: a database that is down is a 503
+        try:
+            header = request.environ.get("HTTP_AUTHORIZATION")
+            key = authenticate(connection, context.engine.dialect, header, now)
+        except AuthFailure as failure:
+            # A failed attempt spends the client address's budget, never a real key's.
+            return context.limits.refuse_failed_auth(request.remote_addr) or error_response(
+                401,
+                failure.code,
+                failure.message,
+                headers={"WWW-Authenticate": _www_authenticate(failure.code)},
+            )
+        counter.record(key.id, now)
+        state = context.limits.spend_key(key.key_id, key.rate_limit)
+        if state is not None and not state.allowed:
+            return key_limit_exceeded(state)
+        try:
+            answer = step(Call(request, key, now, context.engine, connection))
+        except ApiError as exc:
+            answer = exc.get_response()
+        if counter.due():
+            counter.flush(context.engine)
+        return with_limit_headers(answer, state)
+    except context.database_errors:
+        held.discard()
+        return _unavailable()
+    finally:
+        held.release()
+
+
+def _www_authenticate(code: str) -> str:
+    """The RFC 6750 challenge, with its error attribute mapped from our reason."""
+    if code == "missing_token":
+        return 'Bearer realm="DataLook"'
+    error = "invalid_request" if code == "malformed_token" else "invalid_token"
+    return f'Bearer realm="DataLook", error="{error}"'
+
+
+def _unavailable() -> Response:
+    """503: the database could not take the event; nothing was stored."""
+    return error_response(
+        503,
+        "unavailable",
+        "The event store is busy or unavailable; nothing was stored. Retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
+def _store(call: Call, events: list[schema.Event]) -> list[bool]:
+    """Store events durably; the caller turns a database that cannot take them into 503."""
+    return storage.store(
+        call.connection, call.engine.dialect, call.engine.url.database, call.key, events, call.now
+    )
+
+
+def _stripped_header(keys: list[str]) -> str:
+    """List stripped keys in a header-safe form (percent-encoded, comma-separated)."""
+    return ", ".join(quote(key, safe="") for key in keys)
+
+
+def one_event(call: Call) -> Answer:
+    """POST /event: one event in, 204 once it is committed (or the dry run's 200)."""
+    body = read_json(call.request.environ, schema.MAX_EVENT_BYTES)
+    event, problems = schema.validate(body, call.now)
+    if event is None:
+        raise ApiError(400, "invalid_request", "The event is not valid; see errors.", problems)
+    if call.request.environ.get("QUERY_STRING") and call.request.args.get("validate") in (
+        "1",
+        "true",
+    ):
+        warnings = [
+            {
+                "field": f"properties.{key}",
+                "code": "pii_stripped",
+                "message": "removed: looks like personal data",
+            }
+            for key in event.stripped_keys
+        ]
+        return json_response({"valid": True, "event": event.as_public_dict(), "warnings": warnings})
+    (duplicate,) = _store(call, [event])
+    answer = NoContent()
+    if duplicate:
+        answer.headers.append(("DataLook-Duplicate", "true"))
+    if event.stripped_keys:
+        answer.headers.append(("DataLook-Stripped-Keys", _stripped_header(event.stripped_keys)))
+    return answer
+
+
+def batch(call: Call) -> Answer:
+    """POST /events: 1–500 events in; valid ones stored in one transaction, errors per index."""
+    body = read_json(call.request.environ, schema.MAX_BATCH_BYTES)
+    if not isinstance(body, dict) or set(body) != {"events"}:
+        raise ApiError(
+            400,
+            "invalid_request",
+            'The body must be {"events": [ ... ]}.',
+            [
+                {
+                    "field": "events",
+                    "code": "required",
+                    "message": 'send exactly one field, "events"',
+                }
+            ],
+        )
+    items = body["events"]
+    if not isinstance(items, list) or not 1 <= len(items) <= schema.MAX_BATCH_EVENTS:
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"events must be a list of 1 to {schema.MAX_BATCH_EVENTS} events.",
+            [
+                {
+                    "field": "events",
+                    "code": "invalid_length",
+                    "message": f"1 to {schema.MAX_BATCH_EVENTS} events",
+                }
+            ],
+        )
+    valid: list[tuple[int, schema.Event]] = []
+    errors: list[dict] = []
+    for index, item in enumerate(items):
+        event, problems = schema.validate(item, call.now)
+        if event is None:
+            errors.extend({"index": index, **problem} for problem in problems)
+        else:
+            valid.append((index, event))
+    duplicates = _store(call, [event for _, event in valid]) if valid else []
+    return json_response(
+        {
+            "accepted": duplicates.count(False),
+            "duplicates": duplicates.count(True),
+            "errors": errors,
+            "stripped_keys": [
+                {"index": index, "keys": event.stripped_keys}
+                for index, event in valid
+                if event.stripped_keys
+            ],
+        }
+    )

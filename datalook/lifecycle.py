@@ -1,0 +1,37 @@
+"""What a server worker does when it starts and when it exits, in one place.
+
+gunicorn.conf.py calls `worker_started` from its post_worker_init hook, in every worker,
+after the app is loaded (each worker loads its own: nothing is shared across a fork).
+Importing wsgi.py does none of this.
+"""
+
+from __future__ import annotations
+
+import gc
+
+from flask import Flask
+
+from . import snippets
+from .extensions import db
+from .ingest.usage import counter_for, flush_at_exit
+from .sql import wal_checkpoints
+
+
+def worker_started(app: object) -> None:
+    """Prepare a freshly booted worker of `app` (DataLook, or the benchmark's bare app)."""
+    if isinstance(app, Flask) and app.config.get("SQLALCHEMY_DATABASE_URI"):
+        with app.app_context():
+            # Usage counters batched in memory are written when the worker exits.
+            flush_at_exit(counter_for(app.extensions), db.engine)
+        if app.config.get("PUBLIC_URL"):
+            # Highlight the 12 snippets now, so the first show-once page does not pay for it.
+            snippets.render(app.config["PUBLIC_URL"] + "/event", None)
+    # Take the loaded app's long-lived objects out of the collector's regular passes: without
+    # this every full collection walks Flask, SQLAlchemy and Pygments again (the measured
+    # gain is in bench/README.md).
+    gc.collect()
+    gc.freeze()
+    if isinstance(app, Flask):
+        # One worker per host wins the lead and copies the SQLite WAL into the database on
+        # its own thread, so that no writer waits for a checkpoint.
+        wal_checkpoints.start_for(app)

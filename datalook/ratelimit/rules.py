@@ -1,0 +1,160 @@
+"""Spending rate limits and answering for them, without Flask.
+
+flask-limiter owns the configured storage (limiter.py); the ingestion API spends its
+budgets here through the two calls of the limits moving-window contract, because only an
+authenticated key may spend a key's budget, which flask-limiter's view decorator cannot
+express. The headers are written here too: flask-limiter's own Retry-After is truncated and
+can be early.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import time
+from dataclasses import dataclass
+from time import monotonic
+from typing import Any
+
+from limits import RateLimitItem, parse
+from limits.storage import MovingWindowSupport
+from werkzeug.wrappers import Response
+
+from ..envelope import error_response
+from .limit_text import describe
+from .window import retry_after_seconds
+
+# Against token guessing: requests that fail authentication, per client address.
+FAILED_AUTH_LIMIT = parse("60 per minute")
+POLICY_NAME = "default"
+# One bucket per key shared by /event and /events: a batch counts as one request.
+EVENT_SCOPE = "event-api"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitState:
+    """Where one identity stands after this request: for the decision and the headers."""
+
+    item: RateLimitItem
+    allowed: bool
+    reset_time: float
+    remaining: int
+
+
+@functools.lru_cache(maxsize=1024)
+def parsed(text: str) -> RateLimitItem:
+    """Parse a limit string once (limits are few and change rarely)."""
+    return parse(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def storage_key(item: RateLimitItem, scope: str, identity: str) -> str:
+    """The limit's key for one identity (limits builds it from several joined strings)."""
+    return item.key_for(scope, identity)
+
+
+def spend(
+    storage: MovingWindowSupport, item: RateLimitItem, scope: str, identity: str
+) -> LimitState | None:
+    """Hit one limit on a storage and read where it stands; None if the storage failed.
+
+    The same two storage calls as limits' MovingWindowRateLimiter.hit and
+    get_window_stats, with the key built once.
+    """
+    key = storage_key(item, scope, identity)
+    expiry = item.get_expiry()
+    try:
+        allowed = storage.acquire_entry(key, item.amount, expiry)
+        window_start, used = storage.get_moving_window(key, item.amount, expiry)
+    except Exception:
+        _log_storage_failure()
+        return None
+    return LimitState(item, allowed, window_start + expiry, item.amount - used)
+
+
+# When the last storage failure was logged (per process): one loud line a minute, not one per
+# request, so that an outage (or a full mapped window table) cannot flood the log.
+_FAILURE_LOG_INTERVAL = 60.0
+_failure_logged_at = [-_FAILURE_LOG_INTERVAL]
+
+
+def _log_storage_failure() -> None:
+    """Log the current storage failure with its traceback, at most once a minute."""
+    now = monotonic()
+    if now - _failure_logged_at[0] >= _FAILURE_LOG_INTERVAL:
+        _failure_logged_at[0] = now
+        log.exception(
+            "RATE LIMITING DISABLED: the rate-limit storage failed; requests go through "
+            "unlimited until it recovers (further failures in the next minute are not logged)"
+        )
+
+
+def with_limit_headers(response: Any, state: LimitState | None) -> Any:
+    """Attach a limit's state to an API response (Retry-After when refused).
+
+    Works on any response whose ``headers`` can ``extend`` by (name, value) pairs: werkzeug's
+    and the ingestion API's bodiless answer.
+    """
+    if state is not None:
+        # extend, not update: no handler sets these, and appending skips a search per header.
+        response.headers.extend(policy_headers(state.item, state.remaining, state.reset_time))
+        if not state.allowed:
+            response.headers["Retry-After"] = str(seconds_until(state.reset_time))
+    return response
+
+
+def too_many(state: LimitState, what: str) -> Response:
+    """The 429 envelope with the limit, the wait, and every rate-limit header."""
+    wait = seconds_until(state.reset_time)
+    response = error_response(
+        429,
+        "rate_limited",
+        f"{what}; retry in {wait} s.",
+        extra={"limit": describe(state.item), "retry_after": wait},
+    )
+    return with_limit_headers(response, state)
+
+
+def seconds_until(reset_time: float) -> int:
+    """Whole seconds until `reset_time`, rounded up so a client is never early."""
+    return retry_after_seconds(reset_time, time.time())
+
+
+def policy_headers(item: RateLimitItem, remaining: int, reset_time: float) -> list[tuple[str, str]]:
+    """Build the X-RateLimit-* and IETF RateLimit-Policy / RateLimit headers."""
+    wait = max(0, math.ceil(reset_time - time.time()))
+    remaining = max(0, remaining)
+    return [
+        ("X-RateLimit-Limit", str(item.amount)),
+        ("X-RateLimit-Remaining", str(remaining)),
+        ("X-RateLimit-Reset", str(math.ceil(reset_time))),
+        ("RateLimit-Policy", f'"{POLICY_NAME}";q={item.amount};w={item.get_expiry()}'),
+        ("RateLimit", f'"{POLICY_NAME}";r={remaining};t={wait}'),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiLimits:
+    """The budgets of the ingestion API: per key (authenticated) and per failing address."""
+
+    key_storage: MovingWindowSupport  # the keys' windows
+    address_storage: MovingWindowSupport  # per-address windows (anyone can multiply these)
+    default_limit: str  # RATELIMIT_EVENT_DEFAULT
+
+    def spend_key(self, key_id: str, own_limit: str | None) -> LimitState | None:
+        """Spend one request of an authenticated key on the shared /event + /events bucket."""
+        return spend(self.key_storage, parsed(own_limit or self.default_limit), EVENT_SCOPE, key_id)
+
+    def refuse_failed_auth(self, address: str | None) -> Response | None:
+        """Spend one failed-authentication attempt of an address; a 429 when none are left."""
+        state = spend(self.address_storage, FAILED_AUTH_LIMIT, "failed-auth", address or "unknown")
+        if state is None or state.allowed:  # a failed storage still answers these with 401
+            return None
+        return too_many(state, "Too many requests with invalid credentials from your address")
+
+
+def key_limit_exceeded(state: LimitState) -> Response:
+    """The 429 answer for a key over its limit."""
+    return too_many(state, f"Rate limit of {describe(state.item)} exceeded for this key")
