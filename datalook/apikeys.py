@@ -49,11 +49,11 @@ def _lock_site(site: Site) -> None:
 
 def _active_count(site: Site, now: datetime) -> int:
     """Count the site's keys that still authenticate."""
-    return db.session.scalar(
+    return db.session.execute(
         select(func.count())
         .select_from(ApiKey)
         .where(ApiKey.site_id == site.id, ApiKey.active_at(now))
-    )
+    ).scalar_one()
 
 
 def _insert_key(site: Site, name: str, user: User | None, rate_limit: str | None) -> CreatedKey:
@@ -176,7 +176,11 @@ _LOOKUP = select(
     _keys.c.secret_hash,
     _keys.c.rate_limit,
     # The model's rule of being active, evaluated by the database at the request's `now`.
-    case((ApiKey.active_at(bindparam("now", type_=DateTime())), 1), else_=0).label("active"),
+    case(
+        # The class-level rule takes SQL values too (the hybrid's expression side).
+        (ApiKey.active_at(bindparam("now", type_=DateTime())), 1),  # type: ignore[arg-type]
+        else_=0,
+    ).label("active"),
 ).where(_keys.c.key_id == bindparam("key_id", type_=String()))
 _STATEMENTS = StatementCache({"lookup": lambda dialect: CompiledStatement(_LOOKUP, dialect)})
 

@@ -42,12 +42,17 @@ def create_app(test_config: dict | None = None) -> Flask:
     if app.config["PUBLIC_URL"] and app.config["PUBLIC_URL"].startswith("https://"):
         app.config["SESSION_COOKIE_SECURE"] = True
     # One entry for both apps; ProxyFix wraps it, so that both see the client's address.
-    app.wsgi_app = Dispatcher(IngestionApp(lambda: _ingestion_context(app)), app.wsgi_app)
+    # (mypy reads wsgi_app as a method; Flask documents replacing it with middleware.)
+    app.wsgi_app = Dispatcher(  # type: ignore[method-assign]
+        IngestionApp(lambda: _ingestion_context(app)), app.wsgi_app
+    )
     if app.config["TRUSTED_PROXIES"]:
         # Behind N reverse proxies: take the client address, scheme and host from their
         # X-Forwarded-* headers (per-address limits, Secure cookies, generated URLs).
         hops = app.config["TRUSTED_PROXIES"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
+        )
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

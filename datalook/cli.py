@@ -7,6 +7,7 @@ print the token alone on stdout so scripts can capture it.
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import click
 from flask import Flask
@@ -27,7 +28,7 @@ keys = AppGroup("keys", help="Manage API keys.")
 events = AppGroup("events", help="Read stored events.")
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """Print a one-line refusal on stderr and exit with status 1."""
     click.echo(f"Error: {message}", err=True)
     sys.exit(1)

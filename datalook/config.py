@@ -30,10 +30,8 @@ def _port(environ: Mapping[str, str]) -> int:
 def default_workers() -> int:
     """Two sync workers per CPU (4 on 2 CPUs), at most 64.
 
-    Measured with `make bench` on 2 CPUs: 2 and 4 workers reach the same POST /event ratio
-    to bare Flask (0.58), but with 2 the p99 is 2.8 × the baseline's instead of 1.6 × (a
-    request waits behind a commit more often); gthread workers (2 × 2 threads) answered 15%
-    fewer events than sync ones in an interleaved A/B run.
+    Fewer workers make a request wait behind a commit more often, and threads per worker
+    answered fewer events than sync workers (measurements in bench/README.md).
     """
     return max(2, min(2 * (os.cpu_count() or 1), 64))
 

@@ -6,6 +6,7 @@ Timestamps are naive UTC everywhere (`utcnow()`), so SQLite and PostgreSQL agree
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import bcrypt
 from flask_login import UserMixin
@@ -28,6 +29,11 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from .extensions import db
 
+if TYPE_CHECKING:  # Flask-SQLAlchemy's db.Model is built at run time; type-check as the base
+    from .extensions import Base as Model
+else:
+    Model = db.Model
+
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a real BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -37,7 +43,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     """A person who owns sites; logs in with email and password."""
 
     __tablename__ = "users"
@@ -63,7 +69,7 @@ class User(UserMixin, db.Model):
         return bcrypt.checkpw(password.encode(), self.password_hash.encode())
 
 
-class Site(db.Model):
+class Site(Model):
     """A website or app whose events DataLook collects."""
 
     __tablename__ = "sites"
@@ -84,7 +90,7 @@ class Site(db.Model):
     api_keys: Mapped[list[ApiKey]] = relationship(back_populates="site", order_by="ApiKey.id")
 
 
-class ApiKey(db.Model):
+class ApiKey(Model):
     """A server-side API key; only the SHA-256 of its secret is stored."""
 
     __tablename__ = "api_keys"
@@ -114,7 +120,7 @@ class ApiKey(db.Model):
         """Whether the key authenticates requests at `now`: not revoked, not past expiry."""
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
 
-    @active_at.inplace.expression
+    @active_at.inplace.expression  # type: ignore[attr-defined]
     @classmethod
     def _active_at_expression(cls, now: datetime | ColumnElement) -> ColumnElement[bool]:
         """The same rule as SQL, for filters and for the database-side look-up."""
@@ -136,7 +142,7 @@ class ApiKey(db.Model):
         return "active"
 
 
-class Event(db.Model):
+class Event(Model):
     """One stored event. Values are exact: `success_value_micros` is value × 10⁶."""
 
     __tablename__ = "events"
@@ -172,7 +178,7 @@ class Event(db.Model):
     received_at: Mapped[datetime] = mapped_column(DateTime)
 
 
-class SuccessRule(db.Model):
+class SuccessRule(Model):
     """A success rule, registered by the first success event that carries its name."""
 
     __tablename__ = "success_rules"
@@ -184,7 +190,7 @@ class SuccessRule(db.Model):
     first_seen_at: Mapped[datetime] = mapped_column(DateTime)
 
 
-class KeyUsage(db.Model):
+class KeyUsage(Model):
     """Requests per key per hour, flushed in batches from the workers' counters."""
 
     __tablename__ = "key_usage"

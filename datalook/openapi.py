@@ -352,8 +352,13 @@ def _headers() -> dict:
     }
 
 
-_RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
-_RATE_HEADERS += ("RateLimit-Policy", "RateLimit")
+_RATE_HEADERS = (
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "RateLimit-Policy",
+    "RateLimit",
+)
 
 
 def _header_refs(*names: str) -> dict:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import distinct, func, literal_column, select
+from sqlalchemy import ColumnElement, distinct, func, literal_column, select
 
 from .extensions import db
 from .ingest.schema import VALUE_SCALE, format_value
 from .models import Event, SuccessRule
 
-_WHOLE_UNITS = literal_column(f"events.success_value_micros / {VALUE_SCALE}")
-_REMAINDER = literal_column(f"events.success_value_micros % {VALUE_SCALE}")
+_WHOLE_UNITS: ColumnElement[int] = literal_column(f"events.success_value_micros / {VALUE_SCALE}")
+_REMAINDER: ColumnElement[int] = literal_column(f"events.success_value_micros % {VALUE_SCALE}")
 
 
 @dataclass(frozen=True)

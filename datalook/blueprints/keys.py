@@ -109,7 +109,11 @@ def status(site_id: int, key_id: str):
     first = db.session.scalar(
         select(Event).where(Event.api_key_id == key.id).order_by(Event.id).limit(1)
     )
-    body = {"received": first is not None, "quest_done": server_events_done(site), "event": None}
+    body: dict[str, object] = {
+        "received": first is not None,
+        "quest_done": server_events_done(site),
+        "event": None,
+    }
     if first is not None:
         body["event"] = {
             "event_name": first.event_name,

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import threading
 from datetime import datetime
+from typing import cast
 
 import orjson
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.engine import Dialect
 
 from ..apikeys import AuthenticatedKey
@@ -21,8 +22,8 @@ from ..sql.compiled import CompiledStatement, StatementCache
 from ..sql.connections import insert_ignoring_conflicts, write_lock
 from .schema import Event
 
-_events = EventRow.__table__
-_rules = SuccessRule.__table__
+_events = cast(Table, EventRow.__table__)
+_rules = cast(Table, SuccessRule.__table__)
 _COLUMNS = [c.name for c in _events.columns if c.name != "id"]
 
 _STATEMENTS = StatementCache(
@@ -149,4 +150,7 @@ def _new_rules(
         and not dup
         and (database, key.site_id, event.name) not in _known_rules
     }
-    return [{"site_id": key.site_id, "name": name, "first_seen_at": now} for name in sorted(names)]
+    return [
+        {"site_id": key.site_id, "name": name, "first_seen_at": now}
+        for name in sorted(name for name in names if name is not None)
+    ]

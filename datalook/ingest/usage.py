@@ -13,8 +13,9 @@ import threading
 import time
 from collections import defaultdict
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import update
+from sqlalchemy import Table, update
 from sqlalchemy.engine import Connection, Engine
 
 from ..models import ApiKey, KeyUsage
@@ -23,8 +24,8 @@ from ..sql.connections import upsert, write_lock
 FLUSH_INTERVAL = 2.0  # seconds
 log = logging.getLogger(__name__)
 
-_keys = ApiKey.__table__
-_usage = KeyUsage.__table__
+_keys = cast(Table, ApiKey.__table__)
+_usage = cast(Table, KeyUsage.__table__)
 
 
 class UsageCounter:

@@ -8,11 +8,12 @@ spends them with rules.py.
 from __future__ import annotations
 
 import time
+from typing import cast
 
 from flask import Flask, render_template
 from flask_limiter import RateLimitExceeded
 from flask_limiter.util import get_remote_address
-from limits.storage import Storage
+from limits.storage import MovingWindowSupport, Storage
 
 from ..errors import wants_json
 from ..extensions import limiter
@@ -57,7 +58,13 @@ def event_storage() -> Storage:
 
 def api_limits(app: Flask) -> ApiLimits:
     """The ingestion API's budgets on the storages this app's limiter uses."""
-    return ApiLimits(event_storage(), limiter.storage, app.config["RATELIMIT_EVENT_DEFAULT"])
+    # The moving-window strategy only accepts storages with MovingWindowSupport.
+    keys, addresses = event_storage(), limiter.storage
+    return ApiLimits(
+        cast(MovingWindowSupport, keys),
+        cast(MovingWindowSupport, addresses),
+        app.config["RATELIMIT_EVENT_DEFAULT"],
+    )
 
 
 def storages() -> list[Storage]:

@@ -184,6 +184,8 @@ class MappedWindowStorage(Storage, MovingWindowSupport):
             # The clock is read under the lock: stamps follow the order of decisions.
             now = self._now_us()
             offset = self._find(view, digest, now, create=True)
+            if offset is None:  # create=True claims a slot or raises; this is for the types
+                raise WindowTableFull("no free slot")
             fields = _SLOT.unpack_from(view, offset)
             expires, live, head, count = fields[1:5]
             live, head, count, oldest = self._expire(
@@ -307,6 +309,8 @@ class MappedWindowStorage(Storage, MovingWindowSupport):
             view = self._mapped()
             now = self._now_us()
             offset = self._find(view, digest, now, create=True)
+            if offset is None:  # create=True claims a slot or raises; this is for the types
+                raise WindowTableFull("no free slot")
             fields = list(_SLOT.unpack_from(view, offset))
             if fields[6] <= now:
                 fields[5], fields[6] = amount, now + expiry * US_PER_SECOND

@@ -259,9 +259,7 @@ class RedisWindowStorage(Storage, MovingWindowSupport):
                 return local_now, 0
             return local_now + (int(oldest) - int(server_now)) / US_PER_SECOND, int(count)
 
-        return self._call(  # type: ignore[no-any-return]
-            from_redis, lambda: self.fallback.get_moving_window(key, limit, expiry)
-        )
+        return self._call(from_redis, lambda: self.fallback.get_moving_window(key, limit, expiry))
 
     # -- fixed-window counters (abstract in Storage; unused by the moving window) ----------
 

@@ -22,7 +22,8 @@ class CompiledStatement:
     def __init__(
         self, statement: ClauseElement, dialect: Dialect, column_keys: list[str] | None = None
     ):
-        compiled = statement.compile(dialect=dialect, column_keys=column_keys)
+        # SQLCompiler (what a statement compiles to here) has positiontup and binds.
+        compiled: Any = statement.compile(dialect=dialect, column_keys=column_keys)
         self.sql = str(compiled)
         self.positional = dialect.positional
         names = list(compiled.positiontup) if self.positional else list(compiled.params)

@@ -25,9 +25,9 @@ from .. import filelock
 log = logging.getLogger(__name__)
 
 AUTOCHECKPOINT_PAGES = 10_000  # about 40 MiB of WAL: reached only if the thread is stopped
-# Each tick's tail pass holds writers back briefly. In interleaved A/B runs, every 0.5 s gave
-# 5% more events/s and a lower p99 than every 0.1 s; the WAL then holds about half a second
-# of writes (some 20 MiB at 3,000 events/s).
+# Each tick's tail pass holds writers back briefly, so ticks are not too frequent (the A/B
+# figures behind 0.5 s are in bench/README.md); the WAL then holds about half a second of
+# writes.
 INTERVAL_S = 0.5
 # Passes without the writers until a pass saw at most this many new frames (or the passes
 # run out): the pass that holds the writers back then has little to copy.
