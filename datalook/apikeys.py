@@ -114,22 +114,27 @@ def rotate_key(
     now = now or utcnow()
     if expire_old_in not in GRACE_PERIODS:
         raise KeyRefused("Choose when the old key stops working: now, 1h, 24h or 7d.")
-    if not key.is_active(now):
-        raise KeyRefused("This key is no longer active; create a new key instead.")
     site = key.site
     try:
         _lock_site(site)
+        # Decide on the row as it is now that this site's key changes are ours alone: a
+        # concurrent rotation of the same key may have committed since the key was loaded.
+        db.session.refresh(key)
+        if not key.active_at(now):
+            raise KeyRefused("This key is no longer active; create a new key instead.")
+        if key.expires_at is not None:
+            raise KeyRefused("This key was already rotated; rotate its successor instead.")
         grace = GRACE_PERIODS[expire_old_in]
         if grace:
-            key.expires_at = now + grace
-            # The old key counts toward the cap until it expires.
-            if _active_count(site, now) >= MAX_ACTIVE_KEYS:
-                raise KeyRefused(
-                    f"Rotating with a grace period needs a free slot ({MAX_ACTIVE_KEYS} keys are "
-                    "active). Revoke another key first, or rotate with “now”."
-                )
+            key.expires_at = now + grace  # the old key counts toward the cap until then
         else:
             key.revoked_at = now
+        db.session.flush()
+        if _active_count(site, now) >= MAX_ACTIVE_KEYS:
+            raise KeyRefused(
+                f"Rotating with a grace period needs a free slot ({MAX_ACTIVE_KEYS} keys are "
+                "active). Revoke another key first, or rotate with “now”."
+            )
         created = _insert_key(site, key.name, user, key.rate_limit)
         db.session.commit()
     except Exception:

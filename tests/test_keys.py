@@ -459,3 +459,59 @@ def test_active_rule_agrees_in_python_and_sql(app, revoked, expires_in, active):
     assert in_python is active
     assert bool(in_sql) is active
     assert looked_up == (key_id if active else "revoked_token")
+
+
+def _race_rotate(instance: str, key_id: str, grace: str, start, results) -> None:
+    """Rotate one key in a separate process, after the start signal."""
+    app = _make_app(instance)
+    with app.app_context():
+        key = db.session.scalar(select(ApiKey).where(ApiKey.key_id == key_id))
+        start.wait()
+        try:
+            apikeys.rotate_key(key, grace, None)
+            results.put("rotated")
+        except apikeys.KeyRefused:
+            results.put("refused")
+
+
+@pytest.mark.parametrize("grace", ["now", "1h"])
+def test_racing_rotations_of_one_key_rotate_it_once(app, grace):
+    site_id = make_site(app)
+    for n in range(8):
+        create(app, site_id, f"key {n}")
+    key_id, _ = create(app, site_id, "rotated")  # 9 active keys
+    context = multiprocessing.get_context("spawn")
+    start, results = context.Event(), context.Queue()
+    workers = [
+        context.Process(
+            target=_race_rotate, args=(app.instance_path, key_id, grace, start, results)
+        )
+        for _ in range(8)
+    ]
+    for worker in workers:
+        worker.start()
+    start.set()
+    outcomes = sorted(results.get(timeout=120) for _ in workers)
+    for worker in workers:
+        worker.join(timeout=60)
+    assert outcomes == ["refused"] * 7 + ["rotated"]
+    with app.app_context():
+        now = utcnow()
+        active = db.session.scalar(
+            select(func.count()).select_from(ApiKey).where(ApiKey.active_at(now))
+        )
+        named = db.session.scalar(
+            select(func.count()).select_from(ApiKey).where(ApiKey.name == "rotated")
+        )
+    assert active == (9 if grace == "now" else 10)
+    assert named == 2  # the old key and exactly one successor
+
+
+def test_a_rotated_key_cannot_be_rotated_again(app):
+    site_id = make_site(app)
+    key_id, _ = create(app, site_id)
+    with app.app_context():
+        key = db.session.scalar(select(ApiKey).where(ApiKey.key_id == key_id))
+        apikeys.rotate_key(key, "24h", None)
+        with pytest.raises(apikeys.KeyRefused, match="already rotated"):
+            apikeys.rotate_key(key, "24h", None)
