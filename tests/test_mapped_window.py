@@ -155,14 +155,20 @@ def test_idle_slots_are_reused(tmp_path: Path) -> None:
     assert store.active_keys() == 4
 
 
-def test_full_table_is_a_storage_failure(tmp_path: Path) -> None:
-    store = MappedWindowStorage(uri(tmp_path / "rl.window"), slots=2)
-    store.acquire_entry("a", 5, EXPIRY)
-    store.acquire_entry("b", 5, EXPIRY)
-    with pytest.raises(WindowTableFull):
-        store.acquire_entry("c", 5, EXPIRY)
+def test_full_table_evicts_the_least_recently_hit_key(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store = MappedWindowStorage(uri(tmp_path / "rl.window"), slots=2, clock=clock)
+    assert store.acquire_entry("a", 1, EXPIRY)
+    clock.now += 1
+    assert store.acquire_entry("b", 1, EXPIRY)
+    clock.now += 1
+    # The table is full of active keys: the newcomer is limited, never let through unlimited.
+    assert store.acquire_entry("c", 1, EXPIRY)
+    assert not store.acquire_entry("c", 1, EXPIRY)
+    assert store.evictions == 1
+    assert not store.acquire_entry("b", 1, EXPIRY)  # the more recent key kept its window
+    assert store.acquire_entry("a", 1, EXPIRY)  # "a" was evicted: its window starts afresh
     assert issubclass(WindowTableFull, store.base_exceptions)
-    assert store.acquire_entry("a", 5, EXPIRY)  # keys already in the table still decide
 
 
 def test_same_microsecond_hits_share_an_entry(tmp_path: Path) -> None:

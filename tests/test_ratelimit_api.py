@@ -534,7 +534,25 @@ def test_a_flood_of_client_addresses_cannot_leave_a_key_unlimited(tmp_path, make
         forged = post_event(client, "dl_live_x", environ_base={"REMOTE_ADDR": f"192.0.2.{n}"})
         assert forged.status_code == 401
     assert limiter.storage.active_keys() == 4  # the address table is full
+    assert limiter.storage.evictions == 4  # newcomers took the oldest slots, limits kept
     spend(client, token, 3)
     refused = post_event(client, token)
     assert refused.status_code == 429
     assert (tmp_path / "addresses-keys.window").exists()
+
+
+def test_a_flood_of_addresses_never_switches_the_per_address_limit_off(tmp_path, make_app, caplog):
+    """6,000 addresses on a 64-slot table: the limit of failed authentication still holds
+    for the address that keeps trying, and nothing says RATE LIMITING DISABLED."""
+    small = tmp_path / "addresses.window"
+    MappedWindowStorage(f"datalook+mmap:///{small}", slots=64).check()
+    app = make_app(RATELIMIT_STORAGE_URI=f"datalook+mmap:///{small}")
+    client = app.test_client()
+    for n in range(6000):
+        address = f"10.{n // 65536}.{n // 256 % 256}.{n % 256}"
+        forged = post_event(client, "dl_live_x", environ_base={"REMOTE_ADDR": address})
+        assert forged.status_code == 401
+    attacker = {"REMOTE_ADDR": "198.51.100.7"}
+    answers = [post_event(client, "dl_live_x", environ_base=attacker) for _ in range(61)]
+    assert [a.status_code for a in answers] == [401] * 60 + [429]
+    assert "RATE LIMITING DISABLED" not in caplog.text

@@ -64,13 +64,13 @@ _EMPTY = bytes(16)  # the digest of a slot never used: ends a probe sequence
 
 DEFAULT_SLOTS = 4096
 DEFAULT_CAPACITY = 1024
-# Slots looked at before the table counts as full (a full table is a storage failure: the
-# caller lets the request through and logs it loudly, see ratelimits._spend).
+# Slots looked at for a key's own slot or a free one. When all of them are held by active
+# keys, the one whose window ends soonest is evicted for the newcomer (see _find).
 MAX_PROBE = 512
 
 
 class WindowTableFull(RuntimeError):
-    """Every slot near a key's home is held by another key that is still active."""
+    """No slot could be claimed (a table of fewer slots than a probe sequence needs)."""
 
 
 class MappedWindowStorage(Storage, MovingWindowSupport):
@@ -104,6 +104,7 @@ class MappedWindowStorage(Storage, MovingWindowSupport):
         self._slot_size = 0
         self._seen = threading.local()
         self._siblings: dict[str, MappedWindowStorage] = {}
+        self.evictions = 0  # slots this process took from active keys (a full table)
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
@@ -151,6 +152,8 @@ class MappedWindowStorage(Storage, MovingWindowSupport):
         """Return the offset of the key's slot; with ``create``, claim a free one."""
         home = int.from_bytes(digest[:8], "little") % self._slots
         free = None
+        # The active slot whose window and counter end soonest: the least recently hit.
+        oldest, oldest_ends = None, None
         for step in range(min(self._slots, MAX_PROBE)):
             offset = self._slot_offset((home + step) % self._slots)
             owner, expires, _, _, _, _, counter_expires = _SLOT.unpack_from(view, offset)
@@ -159,14 +162,22 @@ class MappedWindowStorage(Storage, MovingWindowSupport):
             if owner == _EMPTY:
                 free = offset if free is None else free
                 break  # no key's probe sequence goes past a never-used slot
-            if free is None and expires <= now and counter_expires <= now:
+            ends = max(expires, counter_expires)
+            if free is None and ends <= now:
                 free = offset  # an idle key's slot; keep looking for our own first
+            if oldest_ends is None or ends < oldest_ends:
+                oldest, oldest_ends = offset, ends
         if not create:
             return None
         if free is None:
-            raise WindowTableFull(
-                f"{self.path}: no free slot among {MAX_PROBE} (more active keys than slots?)"
-            )
+            # Full of active keys (a flood of client addresses, say). Switching limits off
+            # would hand the flood what it wants, and refusing newcomers would lock out real
+            # users: evict the least recently hit key instead. Only that key's window starts
+            # afresh, and only after it has been idle longer than every other one here.
+            free = oldest
+            self.evictions += 1
+        if free is None:
+            raise WindowTableFull(f"{self.path}: no slot to claim")
         _SLOT.pack_into(view, free, digest, 0, 0, 0, 0, 0, 0)
         return free
 
