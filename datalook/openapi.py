@@ -58,6 +58,8 @@ FIELD_ERROR_CODES: dict[str, str] = {
     "too_far_in_future": "`timestamp` is more than 1 hour ahead.",
     "too_old": "`timestamp` is more than 7 days ago.",
     "invalid_length": "`events` must hold 1 to 500 events.",
+    "too_many_rules": "A success event with a new rule `name`, and the site has 1,000 rules "
+    "already (the cap): nothing was stored for it.",
 }
 
 #: Every `code` of a warning (the request succeeded, but something was changed).

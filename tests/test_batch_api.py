@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from datalook import apikeys, filelock, stats, tokens
 from datalook.extensions import db
 from datalook.ingest.usage import counter_for
-from datalook.models import ApiKey, KeyUsage, utcnow
+from datalook.models import ApiKey, KeyUsage, SuccessRule, utcnow
 from tests.factories import bearer, create_token, event_count, stored_events
 
 MAX_BATCH_BYTES = 1024 * 1024
@@ -369,3 +369,42 @@ def test_any_batch_gets_a_documented_answer_and_accepted_is_what_was_stored(
     else:
         assert stored == 0
         assert_envelope(response, response.status_code)
+
+
+def test_success_rules_are_capped_per_site(app, client, made, monkeypatch):
+    """A new rule name beyond the site's cap is refused naming `name`; known ones still go."""
+    from datalook.ingest import storage
+
+    monkeypatch.setattr(storage, "MAX_RULES_PER_SITE", 3)
+    headers = bearer(made.token)
+    success = {"event_name": "success", "page_path": "/paid"}
+    batch = {"events": [{**success, "name": f"rule-{n}"} for n in range(5)]}
+    answer = client.post("/events", json=batch, headers=headers)
+    assert answer.status_code == 200
+    body = answer.get_json()
+    assert body["accepted"] == 3
+    assert [(e["index"], e["field"], e["code"]) for e in body["errors"]] == [
+        (3, "name", "too_many_rules"),
+        (4, "name", "too_many_rules"),
+    ]
+    refused = client.post("/event", json={**success, "name": "rule-9"}, headers=headers)
+    assert refused.status_code == 400
+    (error,) = refused.get_json()["error"]["errors"]
+    assert (error["field"], error["code"]) == ("name", "too_many_rules")
+    known = client.post("/event", json={**success, "name": "rule-1"}, headers=headers)
+    assert known.status_code == 204
+    with app.app_context():
+        names = db.session.scalars(select(SuccessRule.name).order_by(SuccessRule.name)).all()
+    assert names == ["rule-0", "rule-1", "rule-2"]
+    assert event_count(app) == 4
+
+
+def test_the_process_cache_of_known_rules_is_bounded(app, client, made, monkeypatch):
+    from datalook.ingest import storage
+
+    monkeypatch.setattr(storage, "KNOWN_RULES_CACHED", 5)
+    batch = {
+        "events": [{"event_name": "success", "page_path": "/p", "name": f"r{n}"} for n in range(20)]
+    }
+    assert client.post("/events", json=batch, headers=bearer(made.token)).status_code == 200
+    assert len(storage._known_rules) <= 5

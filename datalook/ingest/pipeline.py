@@ -118,8 +118,9 @@ def _unavailable() -> Response:
     )
 
 
-def _store(call: Call, events: list[schema.Event]) -> list[bool]:
-    """Store events durably; the caller turns a database that cannot take them into 503."""
+def _store(call: Call, events: list[schema.Event]) -> list[str]:
+    """Store events durably, each one's outcome (storage.STORED, DUPLICATE, TOO_MANY_RULES);
+    the caller turns a database that cannot take them into 503."""
     return storage.store(
         call.connection, call.engine.dialect, call.engine.url.database, call.key, events, call.now
     )
@@ -149,9 +150,11 @@ def one_event(call: Call) -> Answer:
             for key in event.stripped_keys
         ]
         return json_response({"valid": True, "event": event.as_public_dict(), "warnings": warnings})
-    (duplicate,) = _store(call, [event])
+    (outcome,) = _store(call, [event])
+    if outcome == storage.TOO_MANY_RULES:
+        raise ApiError(400, "invalid_request", "The event is not valid; see errors.", [_rule_cap()])
     answer = NoContent()
-    if duplicate:
+    if outcome == storage.DUPLICATE:
         answer.headers.append(("DataLook-Duplicate", "true"))
     if event.stripped_keys:
         answer.headers.append(("DataLook-Stripped-Keys", _stripped_header(event.stripped_keys)))
@@ -196,16 +199,35 @@ def batch(call: Call) -> Answer:
             errors.extend({"index": index, **problem} for problem in problems)
         else:
             valid.append((index, event))
-    duplicates = _store(call, [event for _, event in valid]) if valid else []
+    outcomes = _store(call, [event for _, event in valid]) if valid else []
+    refused = {
+        index
+        for (index, _), outcome in zip(valid, outcomes, strict=True)
+        if outcome == storage.TOO_MANY_RULES
+    }
+    errors.extend({"index": index, **_rule_cap()} for index in sorted(refused))
+    errors.sort(key=lambda error: error["index"])
     return json_response(
         {
-            "accepted": duplicates.count(False),
-            "duplicates": duplicates.count(True),
+            "accepted": outcomes.count(storage.STORED),
+            "duplicates": outcomes.count(storage.DUPLICATE),
             "errors": errors,
             "stripped_keys": [
                 {"index": index, "keys": event.stripped_keys}
                 for index, event in valid
-                if event.stripped_keys
+                if event.stripped_keys and index not in refused
             ],
         }
     )
+
+
+def _rule_cap() -> dict:
+    """The field error of a success event whose new rule name is over the site's cap."""
+    return {
+        "field": "name",
+        "code": "too_many_rules",
+        "message": (
+            f"this site already has {storage.MAX_RULES_PER_SITE} success rules, the maximum; "
+            "use one of them, or archive rules you no longer need"
+        ),
+    }

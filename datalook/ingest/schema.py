@@ -355,7 +355,8 @@ FIELD_TABLE: tuple[Field, ...] = (
         "The success rule name. Required (non-empty) when `event_name` is `success`; optional "
         "otherwise. The first success event with a new name registers the rule for the site.",
         "paid-customer",
-        (*_TEXT_ERRORS, "required"),
+        # too_many_rules is decided when storing: a new name beyond the site's cap.
+        (*_TEXT_ERRORS, "required", "too_many_rules"),
         required_when=lambda body: body.get("event_name") == "success",
         required_message="name (the success rule name) is required when event_name is success",
     ),

@@ -8,22 +8,24 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import OrderedDict
 from datetime import datetime
 from typing import cast
 
 import orjson
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy.engine import Dialect
 
 from ..apikeys import AuthenticatedKey
 from ..models import Event as EventRow
-from ..models import SuccessRule
+from ..models import Site, SuccessRule
 from ..sql.compiled import CompiledStatement, StatementCache
 from ..sql.connections import insert_ignoring_conflicts, write_lock
 from .schema import Event
 
 _events = cast(Table, EventRow.__table__)
 _rules = cast(Table, SuccessRule.__table__)
+_sites = cast(Table, Site.__table__)
 _COLUMNS = [c.name for c in _events.columns if c.name != "id"]
 
 _STATEMENTS = StatementCache(
@@ -45,12 +47,32 @@ _STATEMENTS = StatementCache(
             d,
             ["site_id", "name", "first_seen_at"],
         ),
+        "rule_exists": lambda d: CompiledStatement(
+            select(_rules.c.id).where(
+                _rules.c.site_id == bindparam("site_id"), _rules.c.name == bindparam("name")
+            ),
+            d,
+        ),
+        "rule_count": lambda d: CompiledStatement(
+            select(func.count()).where(_rules.c.site_id == bindparam("site_id")), d
+        ),
+        # New rules of one site are admitted one transaction at a time (the site's row lock
+        # on PostgreSQL; SQLite's writers are serial already), so the cap is exact.
+        "lock_site": lambda d: CompiledStatement(
+            select(_sites.c.id).where(_sites.c.id == bindparam("site_id")).with_for_update(), d
+        ),
     }
 )
 
-# Success rule names already registered, per process and database: only a new name costs
-# a write.
-_known_rules: set[tuple[str | None, int, str]] = set()
+# What store() says of each event.
+STORED, DUPLICATE, TOO_MANY_RULES = "stored", "duplicate", "too_many_rules"
+# Distinct success rules a site may have: each is a row on every report, so one key must not
+# be able to create them without end. A new name beyond this refuses its event.
+MAX_RULES_PER_SITE = 1000
+# Success rule names known to be registered, per process and database, so that only a new
+# name costs a look-up; bounded (least recently used out) so no process grows without end.
+KNOWN_RULES_CACHED = 10_000
+_known_rules: OrderedDict[tuple[str | None, int, str], None] = OrderedDict()
 _known_lock = threading.Lock()
 
 
@@ -88,69 +110,102 @@ def store(
     key: AuthenticatedKey,
     events: list[Event],
     received_at: datetime,
-) -> list[bool]:
-    """Store events in one transaction on a DB-API connection; return duplicate flags.
+) -> list[str]:
+    """Store events in one transaction on a DB-API connection; return each one's outcome
+    (STORED, DUPLICATE, or TOO_MANY_RULES: refused, nothing stored for it).
 
     Returns only after the commit: an event reported as stored is in the database. On any
     error the transaction is rolled back and the error propagates.
     """
-    duplicate = [False] * len(events)
+    outcome = [STORED] * len(events)
     first_index: dict[str, int] = {}
-    plain_rows: list[dict] = []
+    plain: list[tuple[int, dict]] = []
     keyed: list[tuple[int, dict]] = []
     for index, event in enumerate(events):
         if event.event_id is None:
-            plain_rows.append(_row(key, event, received_at))
+            plain.append((index, _row(key, event, received_at)))
         elif event.event_id in first_index:  # repeated inside one batch
-            duplicate[index] = True
+            outcome[index] = DUPLICATE
         else:
             first_index[event.event_id] = index
             keyed.append((index, _row(key, event, received_at)))
+    new_names = _unknown_rule_names(database, key.site_id, events, outcome)
 
     # Conversions happen before the lock: every microsecond inside it is one that every
     # other writer of the database waits.
     insert = _STATEMENTS.get("insert", dialect)
-    plain_bound = insert.bind(plain_rows) if plain_rows else []
+    plain_bound = list(zip((i for i, _ in plain), insert.bind([r for _, r in plain]), strict=True))
     idempotent = _STATEMENTS.get("insert_idempotent", dialect)
     keyed_bound = [(index, idempotent.params(row)) for index, row in keyed]
+    admitted: set[str] = set()
     with write_lock(dialect, database):
         cursor = connection.cursor()
         try:
-            if plain_bound:
-                insert.execute_bound(cursor, plain_bound)
+            if new_names:
+                admitted = _admit_rules(cursor, dialect, key.site_id, new_names, received_at)
+                for index, event in enumerate(events):
+                    if event.name in new_names and event.name not in admitted:
+                        outcome[index] = TOO_MANY_RULES
+            rows = [bound for index, bound in plain_bound if outcome[index] == STORED]
+            if rows:
+                insert.execute_bound(cursor, rows)
             for index, bound in keyed_bound:
-                cursor.execute(idempotent.sql, bound)
-                duplicate[index] = cursor.fetchone() is None
-            new_rules = _new_rules(database, key, events, duplicate, received_at)
-            if new_rules:
-                _STATEMENTS.get("register_rule", dialect).executemany(cursor, new_rules)
+                if outcome[index] == STORED:
+                    cursor.execute(idempotent.sql, bound)
+                    if cursor.fetchone() is None:
+                        outcome[index] = DUPLICATE
             connection.commit()
         except BaseException:
             connection.rollback()
             raise
         finally:
             cursor.close()
+    if admitted:
+        _remember_rules(database, key.site_id, admitted)
+    return outcome
+
+
+def _unknown_rule_names(
+    database: str | None, site_id: int, events: list[Event], outcome: list[str]
+) -> set[str]:
+    """Success rule names of these events that this process has not seen registered."""
     with _known_lock:
-        _known_rules.update((database, rule["site_id"], rule["name"]) for rule in new_rules)
-    return duplicate
+        return {
+            event.name
+            for event, state in zip(events, outcome, strict=True)
+            if event.event_name == "success"
+            and event.name is not None
+            and state == STORED
+            and (database, site_id, event.name) not in _known_rules
+        }
 
 
-def _new_rules(
-    database: str | None,
-    key: AuthenticatedKey,
-    events: list[Event],
-    duplicate: list[bool],
-    now: datetime,
-) -> list[dict]:
-    """Success rule names this process has not registered yet."""
-    names = {
-        event.name
-        for event, dup in zip(events, duplicate, strict=True)
-        if event.event_name == "success"
-        and not dup
-        and (database, key.site_id, event.name) not in _known_rules
-    }
-    return [
-        {"site_id": key.site_id, "name": name, "first_seen_at": now}
-        for name in sorted(name for name in names if name is not None)
-    ]
+def _admit_rules(
+    cursor, dialect: Dialect, site_id: int, names: set[str], now: datetime
+) -> set[str]:
+    """Register new rule names within the site's cap; return the names that may be used
+    (already registered, or registered now). Runs inside the caller's transaction."""
+    params = {"site_id": site_id}
+    _STATEMENTS.get("lock_site", dialect).execute(cursor, params).fetchall()
+    count = _STATEMENTS.get("rule_count", dialect).execute(cursor, params).fetchone()[0]
+    exists = _STATEMENTS.get("rule_exists", dialect)
+    register = _STATEMENTS.get("register_rule", dialect)
+    admitted = set()
+    for name in sorted(names):
+        if exists.execute(cursor, {"site_id": site_id, "name": name}).fetchone() is not None:
+            admitted.add(name)
+        elif count < MAX_RULES_PER_SITE:
+            register.executemany(cursor, [{"site_id": site_id, "name": name, "first_seen_at": now}])
+            count += 1
+            admitted.add(name)
+    return admitted
+
+
+def _remember_rules(database: str | None, site_id: int, names: set[str]) -> None:
+    """Note registered rule names in the bounded per-process cache."""
+    with _known_lock:
+        for name in names:
+            _known_rules[(database, site_id, name)] = None
+            _known_rules.move_to_end((database, site_id, name))
+        while len(_known_rules) > KNOWN_RULES_CACHED:
+            _known_rules.popitem(last=False)
