@@ -33,8 +33,18 @@ SHARED_REDIS = "redis://127.0.0.1:6379/0"
 LIMIT = 500
 REQUESTS = 700
 THREADS = 16
-# The default window is 10 s: the burst must fit well inside it for "exactly 500" to hold.
-BURST_BUDGET = 8.0
+# The burst must fit inside one window for "exactly 500" to hold. The default window is
+# 10 s, which a loaded machine can overrun, so the tests give their key the same 500 over a
+# window of 5 minutes: the rule and the storages are the same, only the time is generous.
+WINDOW = f"{LIMIT} per 5 minutes"
+BURST_BUDGET = 240.0
+
+
+def long_window_token(server: LiveServer) -> str:
+    """A new key whose limit is LIMIT over the generous WINDOW."""
+    token = server.new_token()
+    server.cli("keys", "set-limit", tokens.parse(token).key_id, WINDOW)
+    return token
 
 
 def event_body() -> dict:
@@ -127,13 +137,13 @@ def test_four_workers_share_one_exact_window(tmp_path, servers):
     server = start(servers, tmp_path / "instance", workers=4)
     if Path("/proc").is_dir():
         assert worker_count(server) == 4
-    token = server.new_token()
+    token = long_window_token(server)
     blaster = Blaster(token)
     try:
         responses, elapsed = blaster.run([server.event_url], REQUESTS)
     finally:
         blaster.close()
-    assert elapsed < BURST_BUDGET, f"the burst took {elapsed:.1f} s, too slow to test a 10 s window"
+    assert elapsed < BURST_BUDGET, f"the burst took {elapsed:.1f} s, longer than the window"
     assert statuses(responses) == {204: LIMIT, 429: REQUESTS - LIMIT}
     assert_refusals_are_well_formed(responses)
     assert len(server.stored_events()) == LIMIT
@@ -162,7 +172,7 @@ def test_two_instances_on_redis_share_one_exact_window(tmp_path, servers, shared
     second = start(
         servers, tmp_path / "second", workers=2, extra_env={**redis_env, "DATABASE_URL": database}
     )
-    token = first.new_token()
+    token = long_window_token(first)
     key_id = tokens.parse(token).key_id
     blaster = Blaster(token)
     try:
@@ -172,7 +182,7 @@ def test_two_instances_on_redis_share_one_exact_window(tmp_path, servers, shared
         # A fresh key's entries are this test's alone (they would expire in 10 s anyway).
         for name in shared_redis.scan_iter(match=f"*{key_id}*"):
             shared_redis.delete(name)
-    assert elapsed < BURST_BUDGET, f"the burst took {elapsed:.1f} s, too slow to test a 10 s window"
+    assert elapsed < BURST_BUDGET, f"the burst took {elapsed:.1f} s, longer than the window"
     assert statuses(responses) == {204: LIMIT, 429: REQUESTS - LIMIT}
     per_instance = {
         url: statuses([r for r in responses if r.url.startswith(url)])

@@ -188,14 +188,6 @@ def test_fixed_window_members(store: RedisWindowStorage) -> None:
     assert store.get("c") == 0
 
 
-def test_check_cost(store: RedisWindowStorage) -> None:
-    from datalook.ratelimit_storage import measure_check_cost
-
-    cost = measure_check_cost(store, n=300)
-    assert cost["accepted"] == 300
-    assert cost["mean_us"] < 20_000  # loose: only proves it works; the benchmark measures
-
-
 # -- outages, on a private server --------------------------------------------------------------
 
 
@@ -279,12 +271,10 @@ def test_outage_falls_back_and_recovers(
     assert sum(limiter.hit(item, "before") for _ in range(3)) == 3
 
     private_redis.kill()
-    started = time.monotonic()
     # No exception escapes; the per-process window is exact on its own.
     assert sum(limiter.hit(item, "during") for _ in range(8)) == 5
     assert not limiter.test(item, "during")
     assert limiter.get_window_stats(item, "during").remaining == 0
-    assert time.monotonic() - started < 2
     assert store.degraded
     assert not store.check()
     # Keep calling past several retry intervals: still one loud line for the whole outage.
@@ -307,14 +297,21 @@ def test_outage_falls_back_and_recovers(
     assert sum(limiter.hit(item, "after") for _ in range(10)) == 4
 
 
-def test_unreachable_from_the_start(caplog: pytest.LogCaptureFixture) -> None:
+def test_unreachable_from_the_start(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     caplog.set_level(logging.ERROR, logger=LOGGER)
-    store = RedisWindowStorage(f"datalook+redis://127.0.0.1:{free_port()}/0")
-    started = time.monotonic()
+    store = RedisWindowStorage(f"datalook+redis://127.0.0.1:{free_port()}/0", retry_interval=3600)
+    probes = []
+    should_try = store._should_try_redis
+    monkeypatch.setattr(
+        store, "_should_try_redis", lambda: probes.append(should_try()) or probes[-1]
+    )
     assert sum(store.acquire_entry("k", 5, 10) for _ in range(50)) == 5
     assert store.get_moving_window("k", 5, 10)[1] == 5
     assert store.incr("c", 10) == 1
-    assert time.monotonic() - started < 2  # refused connections fail fast, probes are rate-limited
+    # Refused connections are not retried on every call: one probe per retry interval.
+    assert probes.count(True) == 1 and len(probes) == 52
     assert store.degraded
     assert not store.check()
     assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 1
