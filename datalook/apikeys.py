@@ -135,6 +135,7 @@ def rotate_key(
         else:
             key.revoked_at = now
         created = _insert_key(site, key.name, user, key.rate_limit)
+        key.replaced_by = created.key
         db.session.commit()
     except Exception:
         db.session.rollback()

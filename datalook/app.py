@@ -11,7 +11,7 @@ from flask import Flask, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, database, errors, ingest_wsgi, ratelimits, tokens
+from . import cli, database, errors, ingest_wsgi, ratelimits, timefmt, tokens
 from .config import from_environ
 from .errors import wants_json
 from .extensions import csrf, db, login_manager, migrate
@@ -64,6 +64,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     _register_security_headers(app)
     app.jinja_env.filters["fromjson"] = json.loads
     app.jinja_env.filters["masked_token"] = tokens.masked
+    app.jinja_env.filters["site_time"] = timefmt.site_time
     app.session_interface = _HttpsAwareSessionInterface()
     return app
 

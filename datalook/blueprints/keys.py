@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from .. import apikeys, show_once
 from ..access import owned_key_or_404, owned_site_or_404
 from ..event_schema import format_value
+from ..timefmt import site_time
 from ..extensions import db
 from ..forms import EmptyForm, KeyNameForm, RotateForm
 from ..models import ApiKey, Event, KeyUsage, utcnow
@@ -32,8 +33,8 @@ def _requests_last_24h(site_id: int) -> dict[int, int]:
     return {key_pk: int(total) for key_pk, total in rows}
 
 
-def _render_index(site, form, status=200):
-    """Render the keys page with the figures of each key."""
+def _render_index(site, form, status=200, existing=None):
+    """Render the keys page with the figures of each key (and the key a name clashed with)."""
     counter_for(current_app).flush(db.engine)  # this process's pending counts: a current page
     now = utcnow()
     keys = db.session.scalars(
@@ -51,6 +52,7 @@ def _render_index(site, form, status=200):
         usage=_requests_last_24h(site.id),
         status_of=apikeys.key_status,
         form=form,
+        existing=existing,
     ), status
 
 
@@ -95,7 +97,7 @@ def rotate(site_id: int, key_id: str):
         except apikeys.KeyRefused as exc:
             form.expire_old_in.errors.append(str(exc))
         else:
-            return show_once.render(site, created, "Your rotated API key")
+            return show_once.render(site, created, "Your rotated API key", replaced=key)
     status = 400 if form.errors else 200
     return render_template("keys/rotate.html", site=site, key=key, form=form), status
 
@@ -117,6 +119,8 @@ def status(site_id: int, key_id: str):
             "page_path": first.page_path,
             "success_value": format_value(first.success_value_micros),
             "timestamp": first.occurred_at.replace(microsecond=0).isoformat() + "Z",
+            # Shown as is: the same format and zone as every other time in the app.
+            "time": site_time(first.occurred_at, site, seconds=True),
         }
         body["dashboard_url"] = url_for("dashboard.overview", site_id=site.id)
     response = jsonify(body)

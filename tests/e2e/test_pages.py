@@ -8,6 +8,7 @@ site, a rotated key and a stored event) serve all the cases.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,12 +18,14 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import TIMEOUT_MS, require_or_skip
+from tests.e2e.conftest import ROOT, TIMEOUT_MS, require_or_skip
 from tests.e2e.flows import QUEST_TITLE, add_site, create_key, sign_up
 from tests.live import LiveServer
 
 pytestmark = pytest.mark.e2e
 
+LANDING_PICTURE = ROOT / "datalook" / "static" / "dashboard.png"
+UPDATE_SCREENSHOTS = os.environ.get("DATALOOK_UPDATE_SCREENSHOTS") == "1"
 AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
 WIDTHS = [390, 768, 1280]
 HEIGHT = 900
@@ -209,16 +212,18 @@ def test_page_fits_the_screen_and_is_accessible(
         for role, label in actions:
             control = page.get_by_role(role, name=label, exact=True).locator("visible=true")
             expect(control.first).to_be_visible()
-        assert page.evaluate(UNREACHABLE_CONTROLS) == []
+        assert page.evaluate(UNREACHABLE_CONTROLS) == [], f"{name} at {width} px"
 
         page.add_script_tag(path=str(axe_script))
         violations = page.evaluate(AXE_RUN, list(FAILING_IMPACTS))
-        assert violations == [], f"{name} at {width} px"
+        assert violations == [], f"{name} at {width} px: " + "; ".join(violations)
         assert errors == []
         if name in ("dashboard", "show-once") and width == 390:
             screenshot(page, f"{name}-{width}", readme=f"{name}-phone.png")
         else:
             screenshot(page, f"{name}-{width}")
+        if name == "dashboard" and width == 1280 and UPDATE_SCREENSHOTS:
+            page.screenshot(path=str(LANDING_PICTURE), animations="disabled")
     finally:
         context.close()
 
