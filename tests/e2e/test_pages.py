@@ -40,6 +40,7 @@ class Owner:
     state: dict
     site_id: int
     key_id: str  # the active key (the successor of a rotated one)
+    rotation_notice: str  # what the rotated-key page said about the old key
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +60,7 @@ def owner(browser, tmp_path_factory) -> Owner:
         page.get_by_label("In 24 hours").check()
         page.get_by_role("button", name="Rotate key").click()
         new_token = page.locator("#new-token").inner_text().strip()
+        notice = page.locator("#old-key-ends").inner_text()
         event = {
             "event_name": "success",
             "name": "paid-customer",
@@ -77,7 +79,7 @@ def owner(browser, tmp_path_factory) -> Owner:
         state = context.storage_state()
     finally:
         context.close()
-    yield Owner(server, state, site_id, new_token.split("_")[2])
+    yield Owner(server, state, site_id, new_token.split("_")[2], notice)
     server.stop()
 
 
@@ -228,14 +230,60 @@ def test_page_fits_the_screen_and_is_accessible(
         context.close()
 
 
-def test_rotated_key_names_its_successor(browser, owner):
+def test_rotation_says_when_the_old_key_stops_and_links_its_successor(browser, owner):
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d UTC"
+    assert re.fullmatch(
+        rf"The old key dl_live_\w{{12}}_•••• keeps working until {stamp}\. "
+        r"Deploy this new key before then\.",
+        owner.rotation_notice.strip(),
+    ), owner.rotation_notice
     context = browser.new_context(base_url=owner.server.url, storage_state=owner.state)
     context.set_default_timeout(TIMEOUT_MS)
     try:
         page = context.new_page()
         page.goto(f"/sites/{owner.site_id}/keys/")
-        rotated = page.locator("tr", has_text=re.compile(r"expires \d{4}-\d\d-\d\d"))
+        rotated = page.locator("tr", has_text=re.compile(rf"expires {stamp}"))
         expect(rotated).to_have_count(1)
         expect(rotated).to_contain_text(f"replaced by dl_live_{owner.key_id}_••••")
+        rotated.get_by_role("link", name=f"dl_live_{owner.key_id}_••••").click()
+        expect(page).to_have_url(re.compile(rf"#key-{owner.key_id}$"))
+        expect(page.locator(f"#key-{owner.key_id}")).to_contain_text("active")
+    finally:
+        context.close()
+
+
+def test_a_phone_picks_the_runtime_from_a_select(browser, owner):
+    context = browser.new_context(
+        base_url=owner.server.url,
+        viewport={"width": 390, "height": HEIGHT},
+        storage_state=owner.state,
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=owner.server.url)
+    try:
+        page = context.new_page()
+        page.goto(f"/sites/{owner.site_id}/quests/server-events")
+        runtime = page.get_by_label("Runtime")
+        expect(runtime).to_be_visible()
+        expect(page.get_by_role("tablist", name="Code samples")).to_be_hidden()
+        expect(runtime).to_have_value("snippets-tab-curl")
+
+        runtime.select_option(label="Python requests")
+        python = page.locator('[data-runtime="python"]')
+        expect(python).to_be_visible()
+        expect(page.locator('[role="tabpanel"]:visible')).to_have_count(1)
+        # The tabs follow the select (they come back on a wider screen).
+        expect(page.locator("#snippets-tab-python")).to_have_attribute("aria-selected", "true")
+
+        # The keyboard changes it too, and the copy button copies the chosen sample.
+        runtime.focus()
+        page.keyboard.press("ArrowDown")
+        ruby = page.locator('[data-runtime="ruby"]')
+        expect(ruby).to_be_visible()
+        ruby.get_by_role("button", name="Copy the Ruby Net::HTTP code").click()
+        expect(ruby.get_by_role("status")).to_have_text("Copied.")
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert copied == ruby.locator("pre code").text_content()
+        assert "Net::HTTP" in copied
     finally:
         context.close()
