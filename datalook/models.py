@@ -105,7 +105,9 @@ class ApiKey(db.Model):
 
     site: Mapped[Site] = relationship(back_populates="api_keys")
     created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
-    replaced_by: Mapped[ApiKey | None] = relationship(remote_side=[id], foreign_keys=[replaced_by_id])
+    replaced_by: Mapped[ApiKey | None] = relationship(
+        remote_side=[id], foreign_keys=[replaced_by_id]
+    )
 
     def is_active(self, now: datetime | None = None) -> bool:
         """Return whether the key authenticates requests at `now`."""

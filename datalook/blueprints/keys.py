@@ -11,11 +11,11 @@ from sqlalchemy import func, select
 from .. import apikeys, show_once
 from ..access import owned_key_or_404, owned_site_or_404
 from ..event_schema import format_value
-from ..timefmt import site_time
 from ..extensions import db
 from ..forms import EmptyForm, KeyNameForm, RotateForm
 from ..models import ApiKey, Event, KeyUsage, utcnow
 from ..quest_state import server_events_done
+from ..timefmt import site_time
 from ..usage import counter_for
 
 bp = Blueprint("keys", __name__, url_prefix="/sites/<int:site_id>/keys")

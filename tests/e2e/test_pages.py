@@ -206,9 +206,7 @@ def test_page_fits_the_screen_and_is_accessible(
         open_page(page, owner)
         page.wait_for_load_state("load")
 
-        overflow = page.evaluate(
-            "() => [document.scrollingElement.scrollWidth, window.innerWidth]"
-        )
+        overflow = page.evaluate("() => [document.scrollingElement.scrollWidth, window.innerWidth]")
         assert overflow[0] <= overflow[1], f"{name} is {overflow[0]} px wide at {width} px"
 
         for role, label in actions:
