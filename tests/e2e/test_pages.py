@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,10 +44,18 @@ class Owner:
 
 
 @pytest.fixture(scope="module")
-def owner(browser, tmp_path_factory) -> Owner:
+def site_owner(browser, tmp_path_factory) -> Iterator[Owner]:
     """One server; an owner with a site, a key rotated with a grace period, and one event."""
     server = LiveServer(tmp_path_factory.mktemp("pages") / "live-instance", workers=2)
     server.start()
+    try:
+        yield _prepare_owner(browser, server)
+    finally:
+        server.stop()
+
+
+def _prepare_owner(browser, server: LiveServer) -> Owner:
+    """Sign up in the browser, add a site, create and rotate a key, send one event."""
     context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": HEIGHT})
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
@@ -79,8 +87,7 @@ def owner(browser, tmp_path_factory) -> Owner:
         state = context.storage_state()
     finally:
         context.close()
-    yield Owner(server, state, site_id, new_token.split("_")[2], notice)
-    server.stop()
+    return Owner(server, state, site_id, new_token.split("_")[2], notice)
 
 
 def _show_once(page: Page, owner: Owner) -> None:
@@ -189,8 +196,9 @@ def axe_script() -> Path:
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("name", list(PAGES))
 def test_page_fits_the_screen_and_is_accessible(
-    browser, owner, axe_script, screenshot, name, width
+    browser, site_owner, axe_script, screenshot, name, width
 ):
+    owner = site_owner
     logged_in, open_page, actions = PAGES[name]
     context = browser.new_context(
         base_url=owner.server.url,
@@ -228,7 +236,8 @@ def test_page_fits_the_screen_and_is_accessible(
         context.close()
 
 
-def test_rotation_says_when_the_old_key_stops_and_links_its_successor(browser, owner):
+def test_rotation_says_when_the_old_key_stops_and_links_its_successor(browser, site_owner):
+    owner = site_owner
     stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d UTC"
     assert re.fullmatch(
         rf"The old key dl_live_\w{{12}}_•••• keeps working until {stamp}\. "
@@ -250,7 +259,8 @@ def test_rotation_says_when_the_old_key_stops_and_links_its_successor(browser, o
         context.close()
 
 
-def test_a_phone_picks_the_runtime_from_a_select(browser, owner):
+def test_a_phone_picks_the_runtime_from_a_select(browser, site_owner):
+    owner = site_owner
     context = browser.new_context(
         base_url=owner.server.url,
         viewport={"width": 390, "height": HEIGHT},
