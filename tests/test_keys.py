@@ -335,6 +335,9 @@ def test_rotate_in_the_ui_shows_the_new_token_once(app, client, owner):
 def test_rotate_now_says_the_old_key_stopped(app, client, owner):
     key_id, _ = create(app, owner)
     form = client.get(f"/sites/{owner}/keys/{key_id}/rotate").get_data(as_text=True)
+    # The form says what each choice means: the old key's last moment.
+    later = (utcnow() + timedelta(hours=24)).strftime("%Y-%m-%d")
+    assert re.search(rf"In 24 hours <span class=\"muted\">\(until {later} \d\d:\d\d UTC\)", form)
     response = client.post(
         f"/sites/{owner}/keys/{key_id}/rotate",
         data={"expire_old_in": "now", "csrf_token": csrf_from(form)},

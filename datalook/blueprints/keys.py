@@ -99,7 +99,15 @@ def rotate(site_id: int, key_id: str):
         else:
             return show_once.render(site, created, "Your rotated API key", replaced=key)
     status = 400 if form.errors else 200
-    return render_template("keys/rotate.html", site=site, key=key, form=form), status
+    # Each choice says the moment it means, in the site's zone: "In 24 hours (until …)".
+    now = utcnow()
+    ends = {
+        choice: site_time(now + grace, site)
+        for choice, grace in apikeys.GRACE_PERIODS.items()
+        if grace
+    }
+    page = render_template("keys/rotate.html", site=site, key=key, form=form, ends=ends)
+    return page, status
 
 
 @bp.route("/<key_id>/status.json")
