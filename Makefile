@@ -14,8 +14,10 @@ $(VENV)/.runtime-deps: requirements.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.dev-deps: requirements.txt requirements-dev.txt | $(BIN)/python
+# The dev set also installs the browser tests' npm tools (axe-core) exactly as locked.
+$(VENV)/.dev-deps: requirements.txt requirements-dev.txt tests/e2e/package-lock.json | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements.txt -r requirements-dev.txt
+	npm ci --prefix tests/e2e --no-audit --no-fund --silent
 	touch $@
 
 run: $(VENV)/.runtime-deps

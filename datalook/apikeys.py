@@ -136,6 +136,7 @@ def rotate_key(
                 "active). Revoke another key first, or rotate with “now”."
             )
         created = _insert_key(site, key.name, user, key.rate_limit)
+        key.replaced_by = created.key
         db.session.commit()
     except Exception:
         db.session.rollback()

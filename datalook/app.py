@@ -12,7 +12,7 @@ from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, errors, tokens
+from . import cli, errors, timefmt, tokens
 from .config import from_environ
 from .errors import wants_json
 from .extensions import csrf, db, login_manager, migrate
@@ -76,6 +76,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     _register_security_headers(app)
     app.jinja_env.filters["fromjson"] = json.loads
     app.jinja_env.filters["masked_token"] = tokens.masked
+    app.jinja_env.filters["site_time"] = timefmt.site_time
     app.session_interface = _HttpsAwareSessionInterface()
     return app
 

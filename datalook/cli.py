@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from . import apikeys, exporting
 from .domains import InvalidDomain, normalise_domain
+from .emails import InvalidEmail, normalise_email
 from .extensions import db
 from .forms import MIN_PASSWORD_LENGTH
 from .models import ApiKey, Site, User
@@ -61,9 +62,10 @@ def _key_by_id(key_id: str) -> ApiKey:
 @click.option("--password", required=True, help=f"At least {MIN_PASSWORD_LENGTH} characters.")
 def users_create(email: str, password: str) -> None:
     """Create a user account."""
-    normal = User.normalise_email(email)
-    if "@" not in normal or len(normal) > 254:
-        fail(f"{email[:60]!r} is not an email address")
+    try:
+        normal = normalise_email(email)
+    except InvalidEmail as exc:
+        fail(f"{email[:60]!r} is not an email address: {exc}")
     if len(password) < MIN_PASSWORD_LENGTH:
         fail(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
     if password.strip().lower() == normal:

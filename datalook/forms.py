@@ -7,9 +7,10 @@ import re
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, RadioField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Email, Length, ValidationError
+from wtforms.validators import DataRequired, Length, ValidationError
 
 from .domains import InvalidDomain, normalise_domain
+from .emails import InvalidEmail, normalise_email
 
 MIN_PASSWORD_LENGTH = 10
 
@@ -25,7 +26,7 @@ class SignupForm(FlaskForm):
     email = StringField(
         "Email",
         filters=[_strip],
-        validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)],
+        validators=[DataRequired(), Length(max=254)],
     )
     password = PasswordField(
         "Password",
@@ -34,6 +35,13 @@ class SignupForm(FlaskForm):
             Length(min=MIN_PASSWORD_LENGTH, max=200, message="Use at least 10 characters."),
         ],
     )
+
+    def validate_email(self, field: StringField) -> None:
+        """Apply the one email rule (the same as `flask users create`)."""
+        try:
+            normalise_email(field.data)
+        except InvalidEmail as exc:
+            raise ValidationError(str(exc)) from None
 
     def validate_password(self, field: PasswordField) -> None:
         """Refuse a password that is the email address."""

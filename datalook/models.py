@@ -108,9 +108,16 @@ class ApiKey(Model):
     # flask-limiter syntax, e.g. "2000 per 10 seconds"; None means the configured default.
     rate_limit: Mapped[str | None] = mapped_column(String(64))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Set on rotation: the key that took this one's place (the keys page links the two).
+    replaced_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="SET NULL")
+    )
 
     site: Mapped[Site] = relationship(back_populates="api_keys")
-    created_by: Mapped[User | None] = relationship()
+    created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
+    replaced_by: Mapped[ApiKey | None] = relationship(
+        remote_side=[id], foreign_keys=[replaced_by_id]
+    )
 
     # The rule of being active, owned here: `key.active_at(now)` on a loaded key and
     # `ApiKey.active_at(now)` in a query (and in the /event look-up) are the same rule,

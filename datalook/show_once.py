@@ -7,11 +7,13 @@ from typing import Any
 
 from flask import current_app, make_response, render_template, request
 from flask_login import current_user
+from sqlalchemy import select
 
 from . import apikeys, snippets
 from .apikeys import CreatedKey
+from .extensions import db
 from .forms import KeyNameForm
-from .models import Site
+from .models import ApiKey, Site, utcnow
 
 
 def base_url() -> str:
@@ -24,8 +26,11 @@ def event_url() -> str:
     return f"{base_url()}/event"
 
 
-def render(site: Site, created: CreatedKey, heading: str):
-    """Render the token once, with pre-filled snippets; never cached anywhere."""
+def render(site: Site, created: CreatedKey, heading: str, replaced: ApiKey | None = None):
+    """Render the token once, with pre-filled snippets; never cached anywhere.
+
+    `replaced` is the key a rotation replaced: the page says when it stops working.
+    """
     response = make_response(
         render_template(
             "keys/show_once.html",
@@ -33,6 +38,7 @@ def render(site: Site, created: CreatedKey, heading: str):
             key=created.key,
             token=created.token,
             heading=heading,
+            replaced=replaced,
             snippets=snippets.render(event_url(), created.token),
         )
     )
@@ -41,7 +47,7 @@ def render(site: Site, created: CreatedKey, heading: str):
     return response
 
 
-def create_from_form(site: Site, render_form: Callable[[Site, KeyNameForm, int], Any]):
+def create_from_form(site: Site, render_form: Callable[..., Any]):
     """Handle a submitted key-name form: the show-once page, or the form again (400)."""
     form = KeyNameForm()
     if not form.validate_on_submit():
@@ -50,5 +56,22 @@ def create_from_form(site: Site, render_form: Callable[[Site, KeyNameForm, int],
         created = apikeys.create_key(site, form.name.data, current_user)
     except apikeys.KeyRefused as exc:
         form.name.errors.append(str(exc))
+        existing = active_key_named(site, form.name.data)
+        if existing is not None:
+            # Most often the show-once page reloaded (the form posted again): say that the
+            # key exists, that its token cannot come back, and offer rotation instead.
+            return render_form(site, form, 409, existing=existing)
         return render_form(site, form, 400)
     return render(site, created, "Your new API key")
+
+
+def active_key_named(site: Site, name: str | None) -> ApiKey | None:
+    """The site's active key of that name, if there is one."""
+    if not name:
+        return None
+    return db.session.scalar(
+        select(ApiKey)
+        .where(ApiKey.site_id == site.id, ApiKey.name == name.strip())
+        .where(ApiKey.active_at(utcnow()))
+        .limit(1)
+    )

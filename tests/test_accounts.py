@@ -31,7 +31,7 @@ def test_sign_up_logs_in_and_normalises_email(app, client):
     [
         ("bob@example.com", "short", "Use at least 10 characters."),
         ("bob@example.com", "", "This field is required."),
-        ("not-an-email", "long enough pw", "Invalid email address."),
+        ("not-an-email", "long enough pw", "An email address must have an @-sign."),
         ("bob@example.com", "BOB@example.com", "must not be your email"),
     ],
 )
@@ -42,6 +42,38 @@ def test_sign_up_refuses_bad_input_with_message_next_to_field(
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
     assert user_count(app) == 0
+
+
+@pytest.mark.parametrize(
+    ("email", "accepted"),
+    [
+        ("owner@example.test", True),  # reserved test domains are fine in both ways in
+        ("Owner@Staging.Example.TEST", True),
+        ("ops@example.org", True),
+        ("not-an-email", False),
+        ("two@@example.com", False),
+        ("nodot@localhost", False),
+        ("spaces in@example.com", False),
+        ("x" * 250 + "@example.com", False),
+    ],
+)
+def test_the_form_and_the_cli_apply_one_email_rule(make_app, email, accepted):
+    web_app = make_app()
+    signed_up = post_form(
+        web_app.test_client(), "/signup", {"email": email, "password": "correct horse battery"}
+    )
+    assert (signed_up.status_code == 302) is accepted, signed_up.get_data(as_text=True)[-600:]
+
+    cli_app = make_app()
+    created = cli_app.test_cli_runner().invoke(
+        args=["users", "create", email, "--password", "correct horse battery"]
+    )
+    assert (created.exit_code == 0) is accepted, created.output
+    if accepted:
+        assert f"Created user {email.strip().lower()}" in created.output
+    else:
+        assert "is not an email address" in created.output
+    assert user_count(cli_app) == (1 if accepted else 0)
 
 
 def test_emails_are_unique_regardless_of_case(app, client):

@@ -317,7 +317,65 @@ def test_rotate_in_the_ui_shows_the_new_token_once(app, client, owner):
     new_token = TOKEN_RE.search(response.get_data(as_text=True)).group(0)
     assert new_token != old_token
     assert auth(app, f"Bearer {old_token}") and auth(app, f"Bearer {new_token}")
-    assert "expires " in client.get(f"/sites/{owner}/keys/").get_data(as_text=True)
+    listing = client.get(f"/sites/{owner}/keys/").get_data(as_text=True)
+    assert "expires " in listing
+
+    # The page says when the old key stops; the list links the old key to its successor.
+    page = response.get_data(as_text=True)
+    new_key_id = new_token.split("_")[2]
+    with app.app_context():
+        old = db.session.scalar(select(ApiKey).where(ApiKey.key_id == key_id))
+        assert old.replaced_by.key_id == new_key_id
+        until = f"{old.expires_at:%Y-%m-%d %H:%M} UTC"
+    assert f"keeps working until <strong>{until}</strong>" in page
+    assert f'replaced by <a href="#key-{new_key_id}">dl_live_{new_key_id}_••••</a>' in listing
+    assert f'id="key-{new_key_id}"' in listing
+
+
+def test_rotate_now_says_the_old_key_stopped(app, client, owner):
+    key_id, _ = create(app, owner)
+    form = client.get(f"/sites/{owner}/keys/{key_id}/rotate").get_data(as_text=True)
+    # The form says what each choice means: the old key's last moment.
+    later = (utcnow() + timedelta(hours=24)).strftime("%Y-%m-%d")
+    assert re.search(rf"In 24 hours <span class=\"muted\">\(until {later} \d\d:\d\d UTC\)", form)
+    response = client.post(
+        f"/sites/{owner}/keys/{key_id}/rotate",
+        data={"expire_old_in": "now", "csrf_token": csrf_from(form)},
+    )
+    assert response.status_code == 200
+    assert "stopped working just now" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("form_url", "post_url"),
+    [
+        ("/sites/{site}/quests/server-events", "/sites/{site}/quests/server-events/keys"),
+        ("/sites/{site}/keys/", "/sites/{site}/keys/"),
+    ],
+)
+def test_posting_a_created_key_again_offers_rotation(app, client, owner, form_url, post_url):
+    form_url, post_url = form_url.format(site=owner), post_url.format(site=owner)
+    first = post_form(client, post_url, {"name": "Production server"}, form_url)
+    assert first.status_code == 200
+    token = TOKEN_RE.search(first.get_data(as_text=True)).group(0)
+
+    again = post_form(client, post_url, {"name": "Production server"}, form_url)  # a reload
+    page = again.get_data(as_text=True)
+    assert again.status_code == 409
+    assert "The key “Production server” already exists" in page
+    assert "it cannot be shown again" in page
+    key_id = token.split("_")[2]
+    assert f'href="/sites/{owner}/keys/{key_id}/rotate">Rotate “Production server”</a>' in page
+    assert token not in page and token.split("_")[-1] not in page
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(ApiKey)) == 1
+
+
+def test_the_quest_suggests_a_key_name_until_it_is_taken(app, client, owner):
+    quest = f"/sites/{owner}/quests/server-events"
+    assert 'value="Production server"' in client.get(quest).get_data(as_text=True)
+    create(app, owner, "Production server")
+    assert 'value="Production server"' not in client.get(quest).get_data(as_text=True)
 
 
 def test_status_endpoint_reports_the_first_event(app, client, owner):
@@ -334,6 +392,7 @@ def test_status_endpoint_reports_the_first_event(app, client, owner):
     assert status["received"] and status["quest_done"]
     assert status["event"]["name"] == "paid-customer"
     assert status["event"]["page_path"] == "/checkout/success"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", status["event"]["time"])
     assert "Done" in client.get(f"/sites/{owner}/quests/").get_data(as_text=True)
 
 

@@ -27,10 +27,10 @@ def _safe_next(target: str | None) -> str:
 
 @bp.route("/")
 def home():
-    """Send visitors to their sites, or to sign up."""
+    """Send owners to their sites; show visitors what DataLook does."""
     if current_user.is_authenticated:
         return redirect(url_for("sites.index"))
-    return redirect(url_for("auth.signup"))
+    return render_template("landing.html")
 
 
 @bp.route("/signup", methods=["GET", "POST"])

@@ -16,6 +16,7 @@ from ..ingest.schema import format_value
 from ..ingest.usage import counter_for
 from ..models import ApiKey, Event, KeyUsage, utcnow
 from ..quest_state import server_events_done
+from ..timefmt import site_time
 
 bp = Blueprint("keys", __name__, url_prefix="/sites/<int:site_id>/keys")
 
@@ -32,8 +33,8 @@ def _requests_last_24h(site_id: int) -> dict[int, int]:
     return {key_pk: int(total) for key_pk, total in rows}
 
 
-def _render_index(site, form, status=200):
-    """Render the keys page with the figures of each key."""
+def _render_index(site, form, status=200, existing=None):
+    """Render the keys page with the figures of each key (and the key a name clashed with)."""
     # This process's pending counts first, so that the page is current.
     counter_for(current_app.extensions).flush(db.engine)
     now = utcnow()
@@ -51,6 +52,7 @@ def _render_index(site, form, status=200):
         cap=apikeys.MAX_ACTIVE_KEYS,
         usage=_requests_last_24h(site.id),
         form=form,
+        existing=existing,
     ), status
 
 
@@ -95,9 +97,17 @@ def rotate(site_id: int, key_id: str):
         except apikeys.KeyRefused as exc:
             form.expire_old_in.errors.append(str(exc))
         else:
-            return show_once.render(site, created, "Your rotated API key")
+            return show_once.render(site, created, "Your rotated API key", replaced=key)
     status = 400 if form.errors else 200
-    return render_template("keys/rotate.html", site=site, key=key, form=form), status
+    # Each choice says the moment it means, in the site's zone: "In 24 hours (until …)".
+    now = utcnow()
+    ends = {
+        choice: site_time(now + grace, site)
+        for choice, grace in apikeys.GRACE_PERIODS.items()
+        if grace
+    }
+    page = render_template("keys/rotate.html", site=site, key=key, form=form, ends=ends)
+    return page, status
 
 
 @bp.route("/<key_id>/status.json")
@@ -121,6 +131,8 @@ def status(site_id: int, key_id: str):
             "page_path": first.page_path,
             "success_value": format_value(first.success_value_micros),
             "timestamp": first.occurred_at.replace(microsecond=0).isoformat() + "Z",
+            # Shown as is: the same format and zone as every other time in the app.
+            "time": site_time(first.occurred_at, site, seconds=True),
         }
         body["dashboard_url"] = url_for("dashboard.overview", site_id=site.id)
     response = jsonify(body)

@@ -24,7 +24,10 @@ def index(site_id: int):
     return render_template("quests/index.html", site=site, quests=quests_for(site))
 
 
-def _render_quest(site, form, status=200):
+SUGGESTED_KEY_NAME = "Production server"
+
+
+def _render_quest(site, form, status=200, existing=None):
     """Render the quest page: intro and key form, or the wait for the newest key's event."""
     newest = db.session.scalar(
         select(ApiKey)
@@ -37,6 +40,7 @@ def _render_quest(site, form, status=200):
         site=site,
         form=form,
         newest_key=newest,
+        existing=existing,
         done=server_events_done(site),
         snippets=snippets.render(show_once.event_url(), None),
     )
@@ -48,7 +52,10 @@ def _render_quest(site, form, status=200):
 def server_events(site_id: int):
     """Explain server events and offer to create a key."""
     site = owned_site_or_404(site_id)
-    return _render_quest(site, KeyNameForm())
+    # Suggest the name the page's help text gives, unless a key of that name is active.
+    taken = show_once.active_key_named(site, SUGGESTED_KEY_NAME) is not None
+    form = KeyNameForm(data={"name": "" if taken else SUGGESTED_KEY_NAME})
+    return _render_quest(site, form)
 
 
 @bp.route("/server-events/keys", methods=["POST"])

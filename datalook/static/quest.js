@@ -6,7 +6,7 @@
     var target = document.getElementById(button.getAttribute("data-copy-token"));
     if (!target || !navigator.clipboard) { return; }
     navigator.clipboard.writeText(target.textContent.trim()).then(function () {
-      button.textContent = "Copied";
+      button.textContent = "Copied";  // .button.copy has a fixed width: no jump
       setTimeout(function () { button.textContent = "Copy key"; }, 2000);
     });
   }
@@ -35,7 +35,7 @@
     var list = document.createElement("dl");
     list.className = "event-details";
     [["Type", e.event_name], ["Name", e.name || "—"], ["Page path", e.page_path],
-     ["Time", new Date(e.timestamp).toLocaleString()]].forEach(function (pair) {
+     ["Time", e.time || e.timestamp]].forEach(function (pair) {
       list.appendChild(text("dt", pair[0]));
       list.appendChild(text("dd", pair[1]));
     });

@@ -14,7 +14,13 @@
       return;
     }
 
+    // The narrow-screen picker: a select of the same runtimes, kept in step with the tabs.
+    var picker = root.querySelector('[data-snippet-select]');
+
     function select(tab, moveFocus) {
+      if (picker) {
+        picker.value = tab.id;
+      }
       tabs.forEach(function (other) {
         var selected = other === tab;
         var panel = document.getElementById(other.getAttribute('aria-controls'));
@@ -27,6 +33,15 @@
       if (moveFocus) {
         tab.focus();
       }
+    }
+
+    if (picker) {
+      picker.addEventListener('change', function () {
+        var chosen = document.getElementById(picker.value);
+        if (chosen) {
+          select(chosen, false);
+        }
+      });
     }
 
     tabs.forEach(function (tab, index) {

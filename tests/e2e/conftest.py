@@ -31,7 +31,7 @@ VIEWPORT = {"width": 1280, "height": 860}
 TIMEOUT_MS = 15_000
 
 
-def _require_or_skip(reason: str) -> None:
+def require_or_skip(reason: str) -> None:
     """Skip for a missing browser, or fail when CI requires every test to run."""
     if os.environ.get("DATALOOK_REQUIRE_ALL") == "1":
         pytest.fail(f"DATALOOK_REQUIRE_ALL=1 and {reason}")
@@ -42,11 +42,11 @@ def _require_or_skip(reason: str) -> None:
 def browser() -> Iterator:
     """A headless Debian chromium, shared by every browser test of the session."""
     if not CHROMIUM.exists():
-        _require_or_skip(f"{CHROMIUM} is missing (install Debian's chromium package)")
+        require_or_skip(f"{CHROMIUM} is missing (install Debian's chromium package)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _require_or_skip("the playwright Python package is not installed")
+        require_or_skip("the playwright Python package is not installed")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True

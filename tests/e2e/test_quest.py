@@ -44,6 +44,9 @@ def test_backend_quest_shows_the_key_once_and_completes_live(
     page.get_by_role("link", name=QUEST_TITLE).first.click()
     expect(page.get_by_role("heading", level=1)).to_have_text(QUEST_TITLE)
     expect(page.get_by_text("ad blockers can't touch server-to-server traffic")).to_be_visible()
+    # The name the help text suggests is filled in already; the placeholder samples say 401.
+    expect(page.get_by_label("Key name")).to_have_value("Production server")
+    expect(page.get_by_text("run as is, these samples get 401 Unauthorized")).to_be_visible()
 
     # Name the key and submit: the response shows the token once, never cached.
     token, response = create_key(page, site_id, "Production server")
@@ -57,9 +60,11 @@ def test_backend_quest_shows_the_key_once_and_completes_live(
     expect(waiting).to_contain_text("Waiting for your first event from this key…")
     screenshot(page, "show-once", readme="show-once.png")
 
-    # The copy button puts exactly the token on the clipboard.
+    # The copy button puts exactly the token on the clipboard, and keeps its width.
+    copy_width = page.get_by_role("button", name="Copy key").bounding_box()["width"]
     page.get_by_role("button", name="Copy key").click()
     expect(page.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.get_by_role("button", name="Copied").bounding_box()["width"] == copy_width
     assert page.evaluate("navigator.clipboard.readText()") == token
 
     # Opening the quest again (another tab) and the keys page never show the token.
@@ -93,8 +98,10 @@ def test_backend_quest_shows_the_key_once_and_completes_live(
     expect(details.locator("dd").nth(0)).to_have_text("success")
     expect(details.locator("dd").nth(1)).to_have_text("paid-customer")
     expect(details.locator("dd").nth(2)).to_have_text("/checkout/success")
-    # The time is shown in the browser's own locale, e.g. "11/26/2026, 2:43:09 PM".
-    expect(details.locator("dd").nth(3)).to_have_text(re.compile(r"\b20\d\d\b"))
+    # The time has the app's one format, in the site's zone (UTC until it has another).
+    expect(details.locator("dd").nth(3)).to_have_text(
+        re.compile(r"^20\d\d-\d\d-\d\d \d\d:\d\d:\d\d UTC$")
+    )
     expect(waiting.get_by_role("link", name="Open the dashboard")).to_have_attribute(
         "href", f"/sites/{site_id}/"
     )
@@ -111,10 +118,19 @@ def test_backend_quest_shows_the_key_once_and_completes_live(
         assert "ERR_CACHE_MISS" in str(exc)
     expect(page.locator("body")).to_contain_text("Confirm Form Resubmission")
     assert token not in page.content()
-    page.reload()  # posts the form again: the name is taken now, and no token is shown
+    # Reloading posts the form again: the page says the key exists and offers rotation.
+    with page.expect_response(lambda r: r.request.method == "POST") as reposted:
+        page.reload()
+    assert reposted.value.status == 409
     expect(
         page.get_by_text("An active key named “Production server” already exists")
     ).to_be_visible()
+    expect(
+        page.get_by_role("heading", name="The key “Production server” already exists")
+    ).to_be_visible()
+    expect(page.get_by_text("it cannot be shown again")).to_be_visible()
+    rotate = page.get_by_role("link", name="Rotate “Production server”")
+    expect(rotate).to_have_attribute("href", f"/sites/{site_id}/keys/{key_id}/rotate")
     assert_token_absent(page, token)
 
     # The quest is done from now on: the quest list, the dashboard and the quest page say so.
