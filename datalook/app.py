@@ -93,14 +93,16 @@ class _HttpsAwareSessionInterface(SecureCookieSessionInterface):
 
 def _register_blueprints(app: Flask) -> None:
     """Mount every area of the app."""
-    from .blueprints import auth, dashboard, docs, events_api, health, keys, quests, sites
+    from .blueprints import auth, collect, dashboard, docs, events_api, health, keys, quests, sites
 
-    for module in (auth, sites, dashboard, quests, keys, events_api, docs, health):
+    for module in (auth, sites, dashboard, quests, keys, events_api, collect, docs, health):
         app.register_blueprint(module.bp)
 
 
 # The ingestion API and the probes: no cookies, no session, ever.
-SESSIONLESS_PATHS = frozenset({"/event", "/events", "/healthz", "/readyz"})
+SESSIONLESS_PATHS = frozenset(
+    {"/event", "/events", "/collect", "/js/datalook.js", "/healthz", "/readyz"}
+)
 
 _PAGE_HEADERS = {
     "Content-Security-Policy": (

@@ -17,7 +17,7 @@ from .extensions import db
 log = logging.getLogger(__name__)
 
 # Paths that machines call: they always get JSON errors.
-API_PREFIXES = ("/event", "/api/", "/openapi.json", "/healthz", "/readyz")
+API_PREFIXES = ("/event", "/collect", "/api/", "/openapi.json", "/healthz", "/readyz")
 
 DEFAULT_CODES = {
     400: "bad_request",

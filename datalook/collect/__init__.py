@@ -1,0 +1,1 @@
+"""The browser SDK: POST /collect (site keys, CORS, cookieless visitors, bots) and its script."""
