@@ -93,9 +93,21 @@ class _HttpsAwareSessionInterface(SecureCookieSessionInterface):
 
 def _register_blueprints(app: Flask) -> None:
     """Mount every area of the app."""
-    from .blueprints import auth, collect, dashboard, docs, events_api, health, keys, quests, sites
+    from .blueprints import (
+        auth,
+        browser_quest,
+        collect,
+        dashboard,
+        docs,
+        events_api,
+        health,
+        keys,
+        quests,
+        sites,
+    )
 
-    for module in (auth, sites, dashboard, quests, keys, events_api, collect, docs, health):
+    areas = (auth, sites, dashboard, quests, browser_quest, keys, events_api, collect, docs, health)
+    for module in areas:
         app.register_blueprint(module.bp)
 
 

@@ -90,6 +90,9 @@ class Site(db.Model):
     site_key: Mapped[str | None] = mapped_column(String(32), unique=True, default=new_site_key)
     allowed_origins: Mapped[str | None] = mapped_column(Text)
     respect_dnt: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The first browser pageview, written once by /collect: the quest's wait reads only this.
+    first_pageview_at: Mapped[datetime | None] = mapped_column(DateTime)
+    first_pageview_path: Mapped[str | None] = mapped_column(String(2048))
 
     owner: Mapped[User] = relationship(back_populates="sites")
     api_keys: Mapped[list[ApiKey]] = relationship(back_populates="site", order_by="ApiKey.id")

@@ -22,7 +22,7 @@ from flask import Flask
 from limits import RateLimitItem, parse
 from limits.storage import Storage
 from limits.strategies import MovingWindowRateLimiter
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug import Response
@@ -81,6 +81,7 @@ class BrowserSite:
     domain: str
     allowed_origins: str | None
     respect_dnt: bool
+    first_pageview_at: datetime | None
 
 
 def handle_collect(
@@ -171,9 +172,9 @@ def _over_address_limit(collector: Collector, site_key: str, address: str) -> Re
 def _site(connection, site_key: str) -> BrowserSite | None:
     """Look a site up by its public key."""
     row = connection.execute(
-        select(Site.id, Site.domain, Site.allowed_origins, Site.respect_dnt).where(
-            Site.site_key == site_key
-        )
+        select(
+            Site.id, Site.domain, Site.allowed_origins, Site.respect_dnt, Site.first_pageview_at
+        ).where(Site.site_key == site_key)
     ).first()
     return BrowserSite(*row) if row is not None else None
 
@@ -236,6 +237,8 @@ def _collect(
         [event],
         now,
     )
+    if event.event_name == "pageview" and site.first_pageview_at is None and not duplicate:
+        _mark_first_pageview(connection, site.id, event)
     answer = _no_content()
     if duplicate:
         answer.headers["DataLook-Duplicate"] = "true"
@@ -244,6 +247,16 @@ def _collect(
         keys = ", ".join(quote(key, safe="") for key in event.stripped_keys)
         answer.headers["DataLook-Stripped-Keys"] = keys
     return answer
+
+
+def _mark_first_pageview(connection, site_id: int, event: event_schema.Event) -> None:
+    """Remember the site's first browser pageview (once: later ones change nothing)."""
+    connection.execute(
+        update(Site)
+        .where(Site.id == site_id, Site.first_pageview_at.is_(None))
+        .values(first_pageview_at=event.occurred_at, first_pageview_path=event.page_path)
+    )
+    connection.commit()
 
 
 def _read_json(content_type: str, body: bytes) -> object | Response:

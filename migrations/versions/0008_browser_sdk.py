@@ -24,6 +24,8 @@ def upgrade():
         batch_op.add_column(
             sa.Column("respect_dnt", sa.Boolean(), nullable=False, server_default=sa.false())
         )
+        batch_op.add_column(sa.Column("first_pageview_at", sa.DateTime(), nullable=True))
+        batch_op.add_column(sa.Column("first_pageview_path", sa.String(length=2048), nullable=True))
         batch_op.create_unique_constraint("uq_sites_site_key", ["site_key"])
     # Every existing site gets its public key now, as new sites do when they are created.
     sites = sa.table("sites", sa.column("id", sa.Integer), sa.column("site_key", sa.String))
@@ -46,6 +48,8 @@ def downgrade():
     op.drop_table("visitor_salts")
     with op.batch_alter_table("sites", schema=None) as batch_op:
         batch_op.drop_constraint("uq_sites_site_key", type_="unique")
+        batch_op.drop_column("first_pageview_path")
+        batch_op.drop_column("first_pageview_at")
         batch_op.drop_column("respect_dnt")
         batch_op.drop_column("allowed_origins")
         batch_op.drop_column("site_key")
