@@ -14,7 +14,7 @@ _BOT_WORDS = re.compile(
     r"bot\b|bot/|crawl|spider|slurp|scrape|headless|phantomjs|selenium|webdriver|puppeteer|"
     r"playwright|lighthouse|pagespeed|pingdom|uptime|monitor|preview|facebookexternalhit|"
     r"embedly|curl/|wget/|python-requests|python-urllib|aiohttp|httpx|go-http-client|"
-    r"okhttp|java/|libwww|node-fetch|axios/|cypress",
+    r"okhttp|java/|libwww|node-fetch|axios/|werkzeug/|cypress",
     re.IGNORECASE,
 )
 
