@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from flask_migrate import upgrade
+from sqlalchemy import select, text
 
 from datalook.collect import settings, visitor
 from datalook.collect.bots import is_bot
@@ -19,9 +20,10 @@ from datalook.collect.origins import InvalidOrigin, normalise_origin
 from datalook.collect.script import script
 from datalook.extensions import db
 from datalook.models import Event, Site, VisitorSalt, utcnow
-from tests.conftest import add_site, csrf_from, sign_up
+from tests.conftest import _make_app, add_site, csrf_from, sign_up
 from tests.factories import event_count, make_site, make_user, stored_events
 from tests.test_event_api import INVALID, VALID, assert_envelope, assert_stored_204, event
+from tests.test_postgres import pg_app  # noqa: F401 - a fixture, used by name
 
 CHROME = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -642,3 +644,51 @@ def test_docs_page_explains_the_cookieless_identity_and_the_bot_rule(client):
         "--allowed-origin",
     ):
         assert fact in html, fact
+
+
+# --- PostgreSQL and the migration ------------------------------------------------------------
+
+
+def test_collect_on_postgresql(pg_app):  # noqa: F811 - the imported fixture
+    with pg_app.app_context():
+        made = make_site(make_user(), "pg.example")
+        site = BrowserSite(made.id, made.site_key, made.domain, "https://pg.example")
+    client = pg_app.test_client()
+    for path in ("/a", "/b"):
+        assert_stored_204(collect(client, site, event(event_name="pageview", page_path=path)))
+    assert_envelope(collect(client, site, event(), origin="https://evil.example"), 403)
+    events = stored_events(pg_app, site.id)
+    assert [e["page_path"] for e in events] == ["/a", "/b"]
+    assert len({e["visitor_id"] for e in events}) == 1
+    with pg_app.app_context():
+        row = db.session.get(Site, site.id)
+        assert row.first_pageview_path == "/a"
+        assert db.session.scalars(select(VisitorSalt.day)).all() == [utcnow().date()]
+
+
+def test_the_migration_gives_existing_sites_a_key(tmp_path):
+    instance = tmp_path / "old"
+    app = _make_app(instance)
+    with app.app_context():
+        upgrade(revision="0003")
+        db.session.execute(
+            text(
+                "INSERT INTO users (email, password_hash, created_at) "
+                "VALUES ('a@example.com', 'x', '2026-01-01')"
+            )
+        )
+        for domain in ("one.example", "two.example"):
+            db.session.execute(
+                text(
+                    "INSERT INTO sites (owner_id, domain, created_at, key_serial) "
+                    "VALUES (1, :domain, '2026-01-01', 0)"
+                ),
+                {"domain": domain},
+            )
+        db.session.commit()
+        upgrade()
+        rows = db.session.execute(select(Site.site_key, Site.respect_dnt)).all()
+        db.engine.dispose()
+    keys = [key for key, _ in rows]
+    assert len(set(keys)) == 2 and all(key.startswith("dls_") for key in keys)
+    assert [dnt for _, dnt in rows] == [False, False]
