@@ -38,8 +38,8 @@ from .bots import is_bot
 log = logging.getLogger(__name__)
 
 MAX_COLLECT_BYTES = 16 * 1024
-# Per client address and site: far above what one person's page sends, far below a flood.
-DEFAULT_ADDRESS_LIMIT = "120 per minute"
+# Per client address and site (COLLECT_ADDRESS_LIMIT, default 120 per minute): far above
+# what one person's page sends, far below a flood.
 # sendBeacon sends a string as text/plain (no CORS preflight); fetch may say either.
 MEDIA_TYPES = ("text/plain", "application/json")
 _MAX_SITE_KEY = 32
@@ -67,7 +67,7 @@ def collector_for(app: Flask) -> Collector:
         found = app.extensions["datalook_collector"] = Collector(
             engine,
             MovingWindowRateLimiter(storage),
-            parse(app.config.get("COLLECT_ADDRESS_LIMIT") or DEFAULT_ADDRESS_LIMIT),
+            parse(app.config["COLLECT_ADDRESS_LIMIT"]),
             (dbapi.OperationalError, dbapi.InterfaceError, OperationalError, InterfaceError),
         )
     return found
