@@ -411,6 +411,13 @@ def test_one_address_cannot_flood_a_site(make_app):
     assert event_count(app) == 4
 
 
+def test_guessing_site_keys_runs_into_the_failed_authentication_limit(app, client, site):
+    answers = [collect(client, site, event(), key=f"dls_guess{n}").status_code for n in range(61)]
+    assert answers[:60] == [403] * 60
+    assert answers[60] == 429
+    assert_stored_204(collect(client, site, event(), address="198.51.100.3"))
+
+
 # --- the function behind the route -----------------------------------------------------------
 
 

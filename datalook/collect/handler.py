@@ -2,7 +2,7 @@
 
 `handle_collect` needs no Flask request or app context: the method, query string, headers,
 body and client address in, a werkzeug Response out. The path of one browser event:
-per-address limit → site key → allowed origin → body → the same validation and PII rule
+site key → per-address limit → allowed origin → body → the same validation and PII rule
 as /event (event_schema) → bots and Do-Not-Track skipped → cookieless visitor id → the same
 durable storage as /event (ingest) → 204.
 """
@@ -32,6 +32,7 @@ from ..apikeys import AuthenticatedKey
 from ..errors import error_response
 from ..extensions import db, limiter
 from ..models import Site, utcnow
+from ..ratelimits import check_failed_auth_budget
 from . import origins, visitor
 from .bots import is_bot
 
@@ -99,18 +100,22 @@ def handle_collect(
     site_key = _site_key(query_string)
     if isinstance(site_key, Response):
         return site_key
-    refused = _over_address_limit(collector, site_key, client_address or "unknown")
-    if refused is not None:
-        return refused
+    address = client_address or "unknown"
     try:
         with collector.engine.connect() as connection:
             site = _site(connection, site_key) if _plausible_key(site_key) else None
             if site is None:
-                return error_response(
+                # Guessing keys spends the address's failed-authentication budget (as /event).
+                return check_failed_auth_budget(address) or error_response(
                     403,
                     "invalid_site_key",
                     "The site key is unknown or was regenerated; copy the snippet again.",
                 )
+            # Keyed by the site's id, not the key as sent: made-up keys cannot multiply
+            # the limit's entries.
+            refused = _over_address_limit(collector, site.id, address)
+            if refused is not None:
+                return refused
             origin = header.get("origin")
             if not origins.is_allowed(origin, site.domain, site.allowed_origins):
                 return error_response(
@@ -154,13 +159,14 @@ def _plausible_key(site_key: str) -> bool:
     return len(site_key) <= _MAX_SITE_KEY and site_key.isascii()
 
 
-def _over_address_limit(collector: Collector, site_key: str, address: str) -> Response | None:
+def _over_address_limit(collector: Collector, site_id: int, address: str) -> Response | None:
     """Spend one request of this address's budget for this site; a 429 when none is left."""
     item = collector.address_limit
+    site = str(site_id)
     try:
-        if collector.limiter.hit(item, "collect", site_key, address):
+        if collector.limiter.hit(item, "collect", site, address):
             return None
-        reset_time = collector.limiter.get_window_stats(item, "collect", site_key, address)[0]
+        reset_time = collector.limiter.get_window_stats(item, "collect", site, address)[0]
     except Exception:  # a failing storage must not stop the events: log, let it through
         log.exception("the rate-limit storage failed on /collect; the request goes through")
         return None
