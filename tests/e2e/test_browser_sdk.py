@@ -109,7 +109,11 @@ def test_quest_snippet_on_another_origin_sends_every_event_exactly_once(
     site_id = add_site(page, "shop.example.com")
     page.get_by_role("link", name="Add the browser snippet").first.click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Add the browser snippet")
-    snippet = page.locator("#browser-snippet").inner_text().strip()
+    page.get_by_role("button", name="Copy snippet").click()
+    expect(page.get_by_role("button", name="Copied")).to_be_visible()
+    snippet = page.evaluate("navigator.clipboard.readText()")
+    assert snippet == page.locator("#browser-snippet").inner_text().strip()
+    expect(page.get_by_role("button", name="Copy snippet")).to_be_visible()  # label restored
     assert 'data-site="dls_' in snippet and f"{live_server.url}/js/datalook.js?v=" in snippet
     shop = page_server(snippet)
 
