@@ -29,6 +29,7 @@ DESKTOP_CHROME = (
 )
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Shop</title>
+{before}
 {snippet}
 </head><body>
 <h1>Shop</h1>
@@ -50,10 +51,10 @@ def page_server(tmp_path) -> Iterator[Callable[[str], str]]:
     """Start static HTTP servers for test pages; each call serves one snippet on its origin."""
     servers = []
 
-    def serve(snippet: str) -> str:
+    def serve(snippet: str, before: str = "") -> str:
         root = tmp_path / f"pages{len(servers)}"
         root.mkdir()
-        (root / "index.html").write_text(PAGE.format(snippet=snippet))
+        (root / "index.html").write_text(PAGE.format(snippet=snippet, before=before))
         handler = functools.partial(_QuietHandler, directory=str(root))
         server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -205,3 +206,42 @@ def test_a_headless_browser_is_not_counted(browser, live_server, page_server):
     finally:
         context.close()
     assert wait_for_events(live_server, "headless.example.com", 1, settle=0.5) == []
+
+
+# Calls made before the deferred script has run wait in window.datalook.q.
+QUEUE_STUB = """<script>
+window.datalook = {q: [["identify", "user_7"], ["custom", "queued", {"source": "stub"}]]};
+</script>"""
+
+
+def test_without_sendbeacon_fetch_keepalive_delivers_and_queued_calls_run(
+    browser, live_server, page_server
+):
+    snippet = _site_with_snippet(live_server, "fallback.example.com")
+    shop = page_server(snippet, before=QUEUE_STUB)
+    live_server.cli("sites", "set", "fallback.example.com", "--allowed-origin", shop)
+    context, shop_page = visitor_page(browser)
+    # A browser without navigator.sendBeacon: the script falls back to fetch(keepalive).
+    context.add_init_script(
+        "Object.defineProperty(Navigator.prototype, 'sendBeacon', {value: undefined})"
+    )
+    try:
+        with shop_page.expect_response(lambda r: "/collect" in r.url) as first:
+            shop_page.goto(shop + "/")
+        assert first.value.request.resource_type == "fetch"
+        assert first.value.status == 204
+        assert first.value.headers["access-control-allow-origin"] == shop
+        shop_page.evaluate("datalook.success('upgraded', {value: 20})")
+        events = wait_for_events(live_server, "fallback.example.com", 4)
+    finally:
+        context.close()
+    assert summary(events) == sorted(
+        [
+            ("pageview", "", "/", "", 0),
+            ("custom", "identify", "/", "user_7", 0),
+            ("custom", "queued", "/", "user_7", 0),
+            ("success", "upgraded", "/", "user_7", 20),
+        ]
+    )
+    (queued,) = [e for e in events if e["name"] == "queued"]
+    assert queued["properties"] == {"source": "stub"}
