@@ -160,6 +160,7 @@ def test_pii_keys_are_stripped_as_on_event(app, client, site):
     response = collect(client, site, body)
     assert_stored_204(response)
     assert response.headers["DataLook-Stripped-Keys"] == "email, userPhone, SSN"
+    assert "DataLook-Stripped-Keys" in response.headers["Access-Control-Expose-Headers"]
     (stored,) = stored_events(app, site.id)
     assert stored["properties"] == {"plan": "pro"}
     assert stored["stripped_keys"] == ["email", "userPhone", "SSN"]
@@ -407,6 +408,8 @@ def test_one_address_cannot_flood_a_site(make_app):
     refused = collect(client, site, event())
     assert_envelope(refused, 429, "rate_limited")
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert refused.headers["Access-Control-Allow-Origin"] == site.origin  # the page can read it
+    assert "Retry-After" in refused.headers["Access-Control-Expose-Headers"]
     assert_stored_204(collect(client, site, event(), address="198.51.100.2"))
     assert event_count(app) == 4
 

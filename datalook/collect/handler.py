@@ -44,6 +44,8 @@ MAX_COLLECT_BYTES = 16 * 1024
 # sendBeacon sends a string as text/plain (no CORS preflight); fetch may say either.
 MEDIA_TYPES = ("text/plain", "application/json")
 _MAX_SITE_KEY = 32
+# The answer's own headers that a page's fetch may read.
+EXPOSED_HEADERS = "DataLook-Duplicate, DataLook-Stripped-Keys, DataLook-Ignored, Retry-After"
 _PREFLIGHT_MAX_AGE = "86400"
 
 
@@ -111,11 +113,6 @@ def handle_collect(
                     "invalid_site_key",
                     "The site key is unknown or was regenerated; copy the snippet again.",
                 )
-            # Keyed by the site's id, not the key as sent: made-up keys cannot multiply
-            # the limit's entries.
-            refused = _over_address_limit(collector, site.id, address)
-            if refused is not None:
-                return refused
             origin = header.get("origin")
             if not origins.is_allowed(origin, site.domain, site.allowed_origins):
                 return error_response(
@@ -125,10 +122,16 @@ def handle_collect(
                     " the owner can add it to the site's allowed origins.",
                     headers={"Vary": "Origin"},
                 )
+            # From here on the page may read every answer, errors included.
             cors = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
             if method == "OPTIONS":
                 return _preflight(cors)
-            answer = _collect(connection, collector, site, header, body, client_address, now)
+            cors["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+            # Keyed by the site's id, not the key as sent: made-up keys cannot multiply
+            # the limit's entries.
+            answer = _over_address_limit(collector, site.id, address) or _collect(
+                connection, collector, site, header, body, client_address, now
+            )
     except collector.database_errors:
         return error_response(
             503,
