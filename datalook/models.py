@@ -72,7 +72,10 @@ class Site(db.Model):
     """A website or app whose events DataLook collects."""
 
     __tablename__ = "sites"
-    __table_args__ = (UniqueConstraint("owner_id", "domain"),)
+    __table_args__ = (
+        UniqueConstraint("owner_id", "domain"),
+        UniqueConstraint("site_key", name="uq_sites_site_key"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -87,7 +90,7 @@ class Site(db.Model):
     # The browser SDK: a public key that can only write this site's events from web pages
     # (regenerating it revokes the old one), the extra origins allowed to send them (JSON
     # list; the domain itself is always allowed), and whether DNT/GPC browsers are skipped.
-    site_key: Mapped[str | None] = mapped_column(String(32), unique=True, default=new_site_key)
+    site_key: Mapped[str | None] = mapped_column(String(32), default=new_site_key)
     allowed_origins: Mapped[str | None] = mapped_column(Text)
     respect_dnt: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The first browser pageview, written once by /collect: the quest's wait reads only this.

@@ -74,6 +74,7 @@
       send({ event_name: "custom", name: name, properties: props });
     },
     identify: function (id) {
+      if (id == null) { return; }
       userId = String(id);
       send({ event_name: "custom", name: "identify" });
     }
