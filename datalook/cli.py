@@ -150,9 +150,10 @@ def _set_browser_options(
 def sites_snippet(domain: str) -> None:
     """Print the site's browser <script> tag, alone on stdout."""
     site = _site_by_domain(domain)
-    base = current_app.config["PUBLIC_URL"] or (
-        f"http://{current_app.config['HOST']}:{current_app.config['PORT']}"
-    )
+    base = current_app.config["PUBLIC_URL"]
+    if not base:
+        base = f"http://127.0.0.1:{current_app.config['PORT']}"
+        click.echo(f"PUBLIC_URL is not set: the snippet points at {base}", err=True)
     click.echo(snippet(base, site.site_key, site.respect_dnt))
 
 

@@ -483,6 +483,17 @@ def test_cli_snippet_prints_the_tag_alone(make_app, site):
     )
 
 
+def test_cli_snippet_without_public_url_says_where_it_points(make_app):
+    app = make_app(PUBLIC_URL=None, PORT=5000)
+    with app.app_context():
+        make_site(make_user(), "local.example")
+    result = app.test_cli_runner().invoke(args=["sites", "snippet", "local.example"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith('<script defer src="http://127.0.0.1:5000/js/datalook.js?v=')
+    assert result.stdout.count("\n") == 1
+    assert "PUBLIC_URL is not set" in result.stderr
+
+
 def test_cli_set_adds_and_removes_origins_and_the_dnt_setting(app, site):
     runner = app.test_cli_runner()
     result = runner.invoke(
