@@ -22,7 +22,14 @@ from datalook.extensions import db
 from datalook.models import Event, Site, VisitorSalt, utcnow
 from tests.conftest import _make_app, add_site, csrf_from, sign_up
 from tests.factories import event_count, make_site, make_user, stored_events
-from tests.test_event_api import INVALID, VALID, assert_envelope, assert_stored_204, event
+from tests.test_event_api import (
+    INVALID,
+    VALID,
+    assert_envelope,
+    assert_stored_204,
+    at_run,
+    event,
+)
 from tests.test_postgres import pg_app  # noqa: F401 - a fixture, used by name
 
 CHROME = (
@@ -103,16 +110,18 @@ def preflight(client, site: BrowserSite, origin: str):
 
 @pytest.mark.parametrize(("changes", "expected"), VALID)
 def test_valid_fields_are_stored_normalised(app, client, site, changes, expected):
-    assert_stored_204(collect(client, site, event(**changes)))
+    now = utcnow()
+    assert_stored_204(collect(client, site, event(**at_run(changes, now))))
     (stored,) = stored_events(app, site.id)
-    for name, value in expected.items():
+    for name, value in at_run(expected, now).items():
         assert stored[name] == value, name
     assert stored["key_id"] is None  # a browser event, not a server key's
 
 
 @pytest.mark.parametrize(("changes", "field", "code"), INVALID)
 def test_invalid_fields_are_refused_naming_the_field(app, client, site, changes, field, code):
-    error = assert_envelope(collect(client, site, event(**changes)), 400, "invalid_request")
+    body = event(**at_run(changes, utcnow()))
+    error = assert_envelope(collect(client, site, body), 400, "invalid_request")
     assert [(item["field"], item["code"]) for item in error["errors"]] == [(field, code)]
     assert event_count(app) == 0
 
