@@ -34,12 +34,22 @@ from bench.run import (
 
 RESULTS = BENCH / "results" / "collect.json"
 SITE = "collect.bench.example"
-ORIGIN = f"https://{SITE}"
+# One wrk client is one address: its per-address budget must not be what is measured.
+RAISED_ADDRESS_LIMIT = "100000000 per minute"
 
 
 def browser_event() -> dict:
     """What the script sends for a pageview (event_id left out: every request is new)."""
     return {"event_name": "pageview", "page_path": "/pricing"}
+
+
+def collect_side(env: dict[str, str], domain: str, body_file: Path) -> tuple[str, list[str]]:
+    """The /collect path (with the site's key) and collect.lua's arguments for a site made
+    through the CLI; the server's env must raise COLLECT_ADDRESS_LIMIT (wrk is one address)."""
+    snippet = flask_cli(env, "sites", "snippet", domain)
+    site_key = snippet.split('data-site="', 1)[1].split('"', 1)[0]
+    body_file.write_text(json.dumps(browser_event()))
+    return f"/collect?site={site_key}", [str(body_file), f"https://{domain}"]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -78,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     if options.workers is not None:
         env["WEB_CONCURRENCY"] = str(options.workers)
     workers = int(env.get("WEB_CONCURRENCY", "2"))
-    # One wrk client is one address: its per-address budget must not be what is measured.
-    env["COLLECT_ADDRESS_LIMIT"] = "100000000 per minute"
+    env["COLLECT_ADDRESS_LIMIT"] = RAISED_ADDRESS_LIMIT
     with tempfile.TemporaryDirectory(prefix="datalook-bench-collect-") as tmp:
         tmpdir = Path(tmp)
         instance = tmpdir / "instance"
@@ -93,7 +102,6 @@ def main(argv: list[str] | None = None) -> int:
         server_event = tmpdir / "event.json"
         server_event.write_text(json.dumps(example_event()))
         page_event = tmpdir / "pageview.json"
-        page_event.write_text(json.dumps(browser_event()))
         server = Server(
             "datalook",
             server_command("wsgi:app", None),
@@ -110,15 +118,10 @@ def main(argv: list[str] | None = None) -> int:
             flask_cli(env, "users", "create", "bench@example.com", "--password", "bench pw 1234")
             flask_cli(env, "sites", "create", SITE, "--owner", "bench@example.com")
             token = raised_key(env, SITE, "Raised")
-            snippet = flask_cli(env, "sites", "snippet", SITE)
-            site_key = snippet.split('data-site="', 1)[1].split('"', 1)[0]
+            collect_path, collect_args = collect_side(env, SITE, page_event)
             sides = {
                 "event": (f"{server.url}/event", "post.lua", [str(server_event), token]),
-                "collect": (
-                    f"{server.url}/collect?site={site_key}",
-                    "collect.lua",
-                    [str(page_event), ORIGIN],
-                ),
+                "collect": (server.url + collect_path, "collect.lua", collect_args),
             }
             for url, script, args in sides.values():  # warm every worker up
                 run_wrk(url, script, args, options, 2)
