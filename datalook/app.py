@@ -20,6 +20,7 @@ from .ingest.app import Dispatcher, IngestionApp
 from .ingest.pipeline import Context
 from .ingest.usage import counter_for
 from .ratelimit import limiter as rate_limiter
+from .ratelimit.rules import parsed as parsed_limit
 from .sql import connections
 from .sql.connections import HeldConnection
 
@@ -93,6 +94,7 @@ def _ingestion_context(app: Flask) -> Context:
         HeldConnection(engine),
         counter,
         limits,
+        parsed_limit(app.config["COLLECT_ADDRESS_LIMIT"]),
         (dbapi.OperationalError, dbapi.InterfaceError, OperationalError, InterfaceError),
     )
 
@@ -109,9 +111,20 @@ class _HttpsAwareSessionInterface(SecureCookieSessionInterface):
 
 def _register_blueprints(app: Flask) -> None:
     """Mount every area of the app."""
-    from .blueprints import auth, dashboard, docs, health, keys, quests, sites
+    from .blueprints import (
+        auth,
+        browser_quest,
+        dashboard,
+        docs,
+        health,
+        keys,
+        quests,
+        sites,
+        tracker,
+    )
 
-    for module in (auth, sites, dashboard, quests, keys, docs, health):
+    areas = (auth, sites, dashboard, quests, browser_quest, keys, tracker, docs, health)
+    for module in areas:
         app.register_blueprint(module.bp)
 
 

@@ -10,12 +10,15 @@ import sys
 from typing import NoReturn
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from . import apikeys, exporting
+from .browser import settings as browser_settings
+from .browser.origins import InvalidOrigin
+from .browser.script import snippet
 from .domains import InvalidDomain, normalise_domain
 from .emails import InvalidEmail, normalise_email
 from .extensions import db
@@ -100,6 +103,72 @@ def sites_create(domain: str, owner: str) -> None:
         db.session.rollback()
         fail(f"{user.email} already has a site {normal!r}")
     click.echo(f"Created site {normal}")
+
+
+@sites.command("set")
+@click.argument("domain")
+@click.option(
+    "--allowed-origin",
+    "add_origins",
+    multiple=True,
+    metavar="URL",
+    help="Also accept browser events from this origin, e.g. http://localhost:3000 (repeatable).",
+)
+@click.option(
+    "--remove-origin", "remove_origins", multiple=True, metavar="URL", help="Stop accepting one."
+)
+@click.option(
+    "--respect-dnt/--ignore-dnt",
+    default=None,
+    help="Skip browser events of visitors who send Do-Not-Track or Global Privacy Control.",
+)
+def sites_set(domain: str, add_origins: tuple, remove_origins: tuple, respect_dnt) -> None:
+    """Change a site's settings."""
+    site = _site_by_domain(domain)
+    _set_browser_options(site, add_origins, remove_origins, respect_dnt)
+    db.session.commit()
+
+
+def _set_browser_options(
+    site: Site, add_origins: tuple, remove_origins: tuple, respect_dnt: bool | None
+) -> None:
+    """Apply `sites set`'s browser-SDK options (origins, Do-Not-Track) to a site."""
+    try:
+        for origin in add_origins:
+            added = browser_settings.add_origin(site, origin)
+            click.echo(f"{site.domain}: allowed {added}", err=True)
+        for origin in remove_origins:
+            removed = browser_settings.remove_origin(site, origin)
+            click.echo(f"{site.domain}: no longer allowed {removed}", err=True)
+    except InvalidOrigin as exc:
+        fail(str(exc))
+    if respect_dnt is not None:
+        site.respect_dnt = respect_dnt
+        state = "on" if respect_dnt else "off"
+        click.echo(f"{site.domain}: respect Do-Not-Track {state}", err=True)
+
+
+@sites.command("snippet")
+@click.argument("domain")
+def sites_snippet(domain: str) -> None:
+    """Print the site's browser <script> tag, alone on stdout."""
+    site = _site_by_domain(domain)
+    base = current_app.config["PUBLIC_URL"]
+    if not base:
+        base = f"http://127.0.0.1:{current_app.config['PORT']}"
+        click.echo(f"PUBLIC_URL is not set: the snippet points at {base}", err=True)
+    click.echo(snippet(base, site.site_key or "", site.respect_dnt))
+
+
+@sites.command("regenerate-site-key")
+@click.argument("domain")
+def sites_regenerate_site_key(domain: str) -> None:
+    """Replace the site's public browser key (the old one stops working); print the snippet."""
+    site = _site_by_domain(domain)
+    browser_settings.regenerate_site_key(site)
+    db.session.commit()
+    click.echo(f"{site.domain}: new site key; paste the new snippet", err=True)
+    click.get_current_context().invoke(sites_snippet, domain=domain)
 
 
 @keys.command("create")

@@ -84,6 +84,15 @@ def _event_limit(environ: Mapping[str, str]) -> str:
         ) from None
 
 
+def _collect_address_limit(environ: Mapping[str, str]) -> str:
+    """Return the per-address, per-site limit of POST /collect (browser events)."""
+    raw = environ.get("COLLECT_ADDRESS_LIMIT", "120 per minute").strip()
+    try:
+        return validate_limit(raw)
+    except ValueError as exc:
+        raise ConfigError(f"COLLECT_ADDRESS_LIMIT must look like '120 per minute': {exc}") from None
+
+
 def _sqlite_synchronous(environ: Mapping[str, str]) -> str:
     """Return SQLITE_SYNCHRONOUS: NORMAL (default, WAL) or FULL (fsync every commit)."""
     raw = environ.get("SQLITE_SYNCHRONOUS", "NORMAL").strip().upper()
@@ -138,6 +147,7 @@ def from_environ(environ: Mapping[str, str], instance_path: Path) -> dict:
         "PUBLIC_URL": _public_url(environ),
         "RATELIMIT_STORAGE_URI": environ.get("RATELIMIT_STORAGE_URI", "").strip() or None,
         "RATELIMIT_EVENT_DEFAULT": _event_limit(environ),
+        "COLLECT_ADDRESS_LIMIT": _collect_address_limit(environ),
         "SQLITE_SYNCHRONOUS": _sqlite_synchronous(environ),
         "TRUSTED_PROXIES": _trusted_proxies(environ),
         "SQLITE_BUSY_TIMEOUT_MS": _busy_timeout(environ),

@@ -5,13 +5,16 @@ Timestamps are naive UTC everywhere (`utcnow()`), so SQLite and PostgreSQL agree
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import secrets
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 import bcrypt
 from flask_login import UserMixin
 from sqlalchemy import (
     BigInteger,
+    Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -20,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    false,
     or_,
     text,
 )
@@ -41,6 +45,11 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 def utcnow() -> datetime:
     """Return the current time as naive UTC (the storage convention)."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_site_key() -> str:
+    """Return a fresh public site key for the browser SDK (not a secret: pages show it)."""
+    return f"dls_{secrets.token_urlsafe(18)}"
 
 
 class User(UserMixin, Model):
@@ -73,7 +82,10 @@ class Site(Model):
     """A website or app whose events DataLook collects."""
 
     __tablename__ = "sites"
-    __table_args__ = (UniqueConstraint("owner_id", "domain"),)
+    __table_args__ = (
+        UniqueConstraint("owner_id", "domain"),
+        UniqueConstraint("site_key", name="uq_sites_site_key"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -85,6 +97,15 @@ class Site(Model):
     # How reports cut days (IANA name) and format money (ISO 4217); events are unaffected.
     timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     currency: Mapped[str] = mapped_column(String(3), default="USD", server_default="USD")
+    # The browser SDK: a public key that can only write this site's events from web pages
+    # (regenerating it revokes the old one), the extra origins allowed to send them (JSON
+    # list; the domain itself is always allowed), and whether DNT/GPC browsers are skipped.
+    site_key: Mapped[str | None] = mapped_column(String(32), default=new_site_key)
+    allowed_origins: Mapped[str | None] = mapped_column(Text)
+    respect_dnt: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The first browser pageview, written once by /collect: the quest's wait reads only this.
+    first_pageview_at: Mapped[datetime | None] = mapped_column(DateTime)
+    first_pageview_path: Mapped[str | None] = mapped_column(String(2048))
 
     owner: Mapped[User] = relationship(back_populates="sites")
     api_keys: Mapped[list[ApiKey]] = relationship(back_populates="site", order_by="ApiKey.id")
@@ -195,6 +216,15 @@ class SuccessRule(Model):
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(100))
     first_seen_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class VisitorSalt(Model):
+    """The secret salt of one UTC day for cookieless browser visitor ids (kept two days)."""
+
+    __tablename__ = "visitor_salts"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    salt: Mapped[str] = mapped_column(String(64))
 
 
 class KeyUsage(Model):

@@ -24,6 +24,8 @@ ERROR_CODES: dict[str, str] = {
     "revoked_token": "401: the key was revoked, or its rotation grace period has ended.",
     "unauthorized": "401: authentication failed for another reason.",
     "forbidden": "403: the request is not allowed.",
+    "invalid_site_key": "403 (POST /collect): no site has this public site key.",
+    "origin_not_allowed": "403 (POST /collect): the page's origin is not allowed for the site.",
     "not_found": "404: no such URL.",
     "method_not_allowed": "405: the URL exists but not with this method (see `Allow`).",
     "payload_too_large": "413: the body is over the size cap.",

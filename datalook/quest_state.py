@@ -29,6 +29,11 @@ def server_events_done(site: Site) -> bool:
     return found is not None
 
 
+def browser_events_done(site: Site) -> bool:
+    """The browser quest is done once a page has sent its first pageview (kept on the site)."""
+    return site.first_pageview_at is not None
+
+
 def quests_for(site: Site) -> list[Quest]:
     """Return the quests in the order a new site owner should take them."""
     done = server_events_done(site)
@@ -44,9 +49,9 @@ def quests_for(site: Site) -> list[Quest]:
         Quest(
             "browser-sdk",
             "Add the browser snippet",
-            "Page views and clicks from your web pages.",
-            "later",
-            None,
+            "Page views and clicks from your web pages, without cookies.",
+            "done" if browser_events_done(site) else "todo",
+            "browser_quest.show",
         ),
         Quest(
             "funnel",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, render_template
 
 from .. import openapi, show_once, snippets
+from ..browser.script import snippet
 
 bp = Blueprint("docs", __name__)
 
@@ -16,6 +17,16 @@ def server_events():
         "docs/server_events.html",
         event_url=show_once.event_url(),
         snippets=snippets.render(show_once.event_url(), None),
+    )
+
+
+@bp.route("/docs/browser-sdk")
+def browser_sdk():
+    """The browser SDK guide, with a placeholder snippet."""
+    return render_template(
+        "docs/browser_sdk.html",
+        snippet=snippet(show_once.base_url(), "YOUR_SITE_KEY"),
+        collect_url=f"{show_once.base_url()}/collect",
     )
 
 

@@ -1,4 +1,5 @@
-"""The ingestion API as its own small WSGI app, beside the Flask pages app.
+"""The ingestion API (POST /event, /events, /collect) as its own small WSGI app, beside the
+Flask pages app.
 
 Flask's per-request work is built for pages: a request context, URL matching, a session,
 CSRF, Flask-Login and flask-limiter hooks, security headers for HTML, teardown. Ingestion
@@ -16,12 +17,25 @@ from collections.abc import Callable, Iterable
 from werkzeug.wrappers import Request, Response
 
 from ..envelope import error_response
-from . import pipeline
+from . import collect, pipeline
 
 log = logging.getLogger(__name__)
 
-# The API's paths and the step that answers each (the only methods they take are POST).
-ROUTES: dict[str, pipeline.Step] = {"/event": pipeline.one_event, "/events": pipeline.batch}
+Endpoint = Callable[[pipeline.Context, Request], pipeline.Answer]
+
+
+def _authenticated(step: pipeline.Step) -> Endpoint:
+    """An endpoint for backends: the Bearer path of pipeline.handle, then `step`."""
+    return lambda context, request: pipeline.handle(context, request, step)
+
+
+# The API's paths, each with its endpoint and the methods it answers itself.
+ROUTES: dict[str, tuple[Endpoint, frozenset[str]]] = {
+    "/event": (_authenticated(pipeline.one_event), frozenset({"POST"})),
+    "/events": (_authenticated(pipeline.batch), frozenset({"POST"})),
+    # Browsers: the endpoint answers the CORS preflight (OPTIONS) itself.
+    "/collect": (collect.answer, frozenset({"POST", "OPTIONS"})),
+}
 PATHS = frozenset(ROUTES)
 # Paths below the API's (/event/x) belong to the API too: it answers them its own 404.
 _BELOW = tuple(f"{path}/" for path in PATHS)
@@ -57,17 +71,18 @@ class IngestionApp:
 
     def _answer(self, request: Request) -> pipeline.Answer:
         """Route by path and method: the step, or the API's own 404/405."""
-        step = ROUTES.get(request.path)
-        if step is None:
+        route = ROUTES.get(request.path)
+        if route is None:
             return error_response(404, "not_found", "No such API endpoint.")
-        if request.method != "POST":
+        endpoint, methods = route
+        if request.method not in methods:
             allow = {"Allow": "POST, OPTIONS"}
             if request.method == "OPTIONS":
                 return Response(status=204, headers=allow)
             return error_response(
                 405, "method_not_allowed", "This endpoint takes POST only.", headers=allow
             )
-        return pipeline.handle(self.context, request, step)
+        return endpoint(self.context, request)
 
 
 def _send(answer: pipeline.Answer, environ: dict, start_response: Callable) -> Iterable[bytes]:

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from limits import RateLimitItem
 from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Request, Response
 
@@ -34,6 +35,7 @@ class Context:
     held: HeldConnection
     counter: UsageCounter
     limits: ApiLimits
+    collect_limit: RateLimitItem  # per client address and site on /collect
     # Errors that mean "the database cannot take this now" (locked, down), raw or wrapped.
     database_errors: tuple[type[Exception], ...]
 
@@ -122,7 +124,12 @@ def _store(call: Call, events: list[schema.Event]) -> list[str]:
     """Store events durably, each one's outcome (storage.STORED, DUPLICATE, TOO_MANY_RULES);
     the caller turns a database that cannot take them into 503."""
     return storage.store(
-        call.connection, call.engine.dialect, call.engine.url.database, call.key, events, call.now
+        call.connection,
+        call.engine.dialect,
+        call.engine.url.database,
+        storage.Source.of_key(call.key),
+        events,
+        call.now,
     )
 
 
@@ -152,7 +159,9 @@ def one_event(call: Call) -> Answer:
         return json_response({"valid": True, "event": event.as_public_dict(), "warnings": warnings})
     (outcome,) = _store(call, [event])
     if outcome == storage.TOO_MANY_RULES:
-        raise ApiError(400, "invalid_request", "The event is not valid; see errors.", [_rule_cap()])
+        raise ApiError(
+            400, "invalid_request", "The event is not valid; see errors.", [storage.rule_cap()]
+        )
     answer = NoContent()
     if outcome == storage.DUPLICATE:
         answer.headers.append(("DataLook-Duplicate", "true"))
@@ -205,7 +214,7 @@ def batch(call: Call) -> Answer:
         for (index, _), outcome in zip(valid, outcomes, strict=True)
         if outcome == storage.TOO_MANY_RULES
     }
-    errors.extend({"index": index, **_rule_cap()} for index in sorted(refused))
+    errors.extend({"index": index, **storage.rule_cap()} for index in sorted(refused))
     errors.sort(key=lambda error: error["index"])
     return json_response(
         {
@@ -219,15 +228,3 @@ def batch(call: Call) -> Answer:
             ],
         }
     )
-
-
-def _rule_cap() -> dict:
-    """The field error of a success event whose new rule name is over the site's cap."""
-    return {
-        "field": "name",
-        "code": "too_many_rules",
-        "message": (
-            f"this site already has {storage.MAX_RULES_PER_SITE} success rules, the maximum; "
-            "use one of them, or archive rules you no longer need"
-        ),
-    }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
@@ -84,11 +85,24 @@ def _json_text(value: object) -> str:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _row(key: AuthenticatedKey, event: Event, received_at: datetime) -> dict:
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Who sent events: a site, and the API key (None for a browser's /collect)."""
+
+    site_id: int
+    api_key_id: int | None
+
+    @classmethod
+    def of_key(cls, key: AuthenticatedKey) -> Source:
+        """The source of an authenticated backend's events."""
+        return cls(key.site_id, key.id)
+
+
+def _row(key: Source, event: Event, received_at: datetime) -> dict:
     """Map a validated event to its table row."""
     return {
         "site_id": key.site_id,
-        "api_key_id": key.id,
+        "api_key_id": key.api_key_id,
         "event_name": event.event_name,
         "name": event.name,
         "page_path": event.page_path,
@@ -107,7 +121,7 @@ def store(
     connection,
     dialect: Dialect,
     database: str | None,
-    key: AuthenticatedKey,
+    key: Source,
     events: list[Event],
     received_at: datetime,
 ) -> list[str]:
@@ -209,3 +223,15 @@ def _remember_rules(database: str | None, site_id: int, names: set[str]) -> None
             _known_rules.move_to_end((database, site_id, name))
         while len(_known_rules) > KNOWN_RULES_CACHED:
             _known_rules.popitem(last=False)
+
+
+def rule_cap() -> dict:
+    """The field error of a success event whose new rule name is over the site's cap."""
+    return {
+        "field": "name",
+        "code": "too_many_rules",
+        "message": (
+            f"this site already has {MAX_RULES_PER_SITE} success rules, the maximum; "
+            "use one of them, or archive rules you no longer need"
+        ),
+    }

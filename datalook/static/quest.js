@@ -5,9 +5,10 @@
   function copyToken(button) {
     var target = document.getElementById(button.getAttribute("data-copy-token"));
     if (!target || !navigator.clipboard) { return; }
+    var label = button.textContent;  // "Copy key", "Copy snippet"
     navigator.clipboard.writeText(target.textContent.trim()).then(function () {
       button.textContent = "Copied";  // .button.copy has a fixed width: no jump
-      setTimeout(function () { button.textContent = "Copy key"; }, 2000);
+      setTimeout(function () { button.textContent = label; }, 2000);
     });
   }
 

@@ -1,0 +1,87 @@
+/* DataLook browser SDK: pageviews, marked clicks, successes. No cookies, no storage. */
+(function (w, d) {
+  "use strict";
+  var me = d.currentScript;
+  if (!me || w.datalook && w.datalook.v) { return; }
+  var site = me.getAttribute("data-site");
+  var api = me.getAttribute("data-api") || new URL(me.src).origin + "/collect";
+  var url = api + "?site=" + encodeURIComponent(site);
+  var n = navigator, h = w.history, userId = null, last = null;
+  var off = me.hasAttribute("data-respect-dnt") &&
+    (n.doNotTrack === "1" || w.doNotTrack === "1" || n.globalPrivacyControl === true);
+
+  function rid() {
+    var a = new Uint8Array(12), s = "";
+    w.crypto.getRandomValues(a);
+    for (var i = 0; i < a.length; i++) { s += (a[i] + 256).toString(16).slice(1); }
+    return s;
+  }
+
+  // One event: sendBeacon (survives leaving the page), else fetch with keepalive.
+  function send(e) {
+    if (off) { return; }
+    e.page_path = location.pathname;
+    e.event_id = rid();
+    if (userId !== null && e.success_user_id == null) { e.success_user_id = userId; }
+    var body = JSON.stringify(e);
+    if (n.sendBeacon && n.sendBeacon(url, body)) { return; }
+    fetch(url, {
+      method: "POST", body: body, keepalive: true, credentials: "omit",
+      headers: { "Content-Type": "text/plain" }
+    }).catch(function () {});
+  }
+
+  // A pageview per navigation: the path changed since the last one we sent.
+  function pageview(force) {
+    if (!force && location.pathname === last) { return; }
+    last = location.pathname;
+    send({ event_name: "pageview" });
+  }
+
+  ["pushState", "replaceState"].forEach(function (m) {
+    var orig = h[m];
+    h[m] = function () {
+      var r = orig.apply(this, arguments);
+      pageview();
+      return r;
+    };
+  });
+  w.addEventListener("popstate", function () { pageview(); });
+  // A page restored from the back/forward cache is a new visit of it.
+  w.addEventListener("pageshow", function (e) { if (e.persisted) { pageview(true); } });
+
+  d.addEventListener("click", function (e) {
+    var t = e.target, el = t && t.closest && t.closest("[data-datalook-click]");
+    if (el) {
+      send({ event_name: "click", name: el.getAttribute("data-datalook-click") });
+      return;
+    }
+    var a = me.hasAttribute("data-outbound-links") && t && t.closest && t.closest("a[href]");
+    if (a && a.host && a.host !== location.host) {
+      send({ event_name: "click", name: "outbound-link", properties: { url: a.origin + a.pathname } });
+    }
+  }, true);
+
+  var sdk = {
+    v: 1,
+    success: function (name, o) {
+      o = o || {};
+      if (o.userId != null) { userId = String(o.userId); }
+      send({ event_name: "success", name: name, success_value: o.value,
+        properties: o.properties });
+    },
+    custom: function (name, props) {
+      send({ event_name: "custom", name: name, properties: props });
+    },
+    identify: function (id) {
+      if (id == null) { return; }
+      userId = String(id);
+      send({ event_name: "custom", name: "identify" });
+    }
+  };
+  // Calls made before the script ran: window.datalook.q = [["success", "signup"], ...].
+  var q = w.datalook && w.datalook.q || [];
+  w.datalook = sdk;
+  pageview();
+  for (var i = 0; i < q.length; i++) { sdk[q[i][0]].apply(sdk, [].slice.call(q[i], 1)); }
+})(window, document);
