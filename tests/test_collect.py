@@ -597,7 +597,7 @@ def test_quest_waits_for_the_first_pageview_then_is_done(app, client, owned):
     assert body["dashboard_url"] == f"/sites/{owned.id}/"
     listing = client.get(f"/sites/{owned.id}/quests/").get_data(as_text=True)
     assert re.search(
-        r"Add the browser snippet</a></h3>\s*<p[^>]*>[^<]*</p>\s*</div>\s*"
+        r"Add the browser snippet</a></h[23]>\s*<p[^>]*>[^<]*</p>\s*</div>\s*"
         r'<span class="badge badge-done">',
         listing,
     )
