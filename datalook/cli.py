@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from . import apikeys, exporting
 from .domains import InvalidDomain, normalise_domain
 from .extensions import db
-from .forms import MIN_PASSWORD_LENGTH
+from .passwords import MIN_PASSWORD_LENGTH, password_problem
 from .limit_text import validate_limit
 from .models import ApiKey, Site, User
 
@@ -57,16 +57,19 @@ def _key_by_id(key_id: str) -> ApiKey:
 
 @users.command("create")
 @click.argument("email")
-@click.option("--password", required=True, help=f"At least {MIN_PASSWORD_LENGTH} characters.")
+@click.option(
+    "--password",
+    required=True,
+    help=f"At least {MIN_PASSWORD_LENGTH} characters, hard to guess (zxcvbn score 3 or more).",
+)
 def users_create(email: str, password: str) -> None:
     """Create a user account."""
     normal = User.normalise_email(email)
     if "@" not in normal or len(normal) > 254:
         fail(f"{email[:60]!r} is not an email address")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        fail(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
-    if password.strip().lower() == normal:
-        fail("the password must not be the email address")
+    problem = password_problem(password, normal)
+    if problem:
+        fail(f"the password is refused: {problem}")
     user = User(email=normal)
     user.set_password(password)
     db.session.add(user)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import bcrypt
 from flask_login import UserMixin
 from sqlalchemy import (
     BigInteger,
@@ -23,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
+from .passwords import check_password, hash_password
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a real BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -51,12 +51,12 @@ class User(UserMixin, db.Model):
         return email.strip().lower()
 
     def set_password(self, password: str) -> None:
-        """Store a bcrypt hash of the password."""
-        self.password_hash = bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
+        """Store a bcrypt hash of the password (any length: see passwords.py)."""
+        self.password_hash = hash_password(password)
 
     def check_password(self, password: str) -> bool:
         """Check a password against the stored bcrypt hash."""
-        return bcrypt.checkpw(password.encode(), self.password_hash.encode())
+        return check_password(password, self.password_hash)
 
 
 class Site(db.Model):
