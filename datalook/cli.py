@@ -17,9 +17,9 @@ from sqlalchemy.exc import IntegrityError
 from . import apikeys, exporting
 from .domains import InvalidDomain, normalise_domain
 from .extensions import db
-from .passwords import MIN_PASSWORD_LENGTH, password_problem
 from .limit_text import validate_limit
 from .models import ApiKey, Site, User
+from .passwords import MIN_PASSWORD_LENGTH, password_problem
 
 users = AppGroup("users", help="Manage user accounts.")
 sites = AppGroup("sites", help="Manage sites.")

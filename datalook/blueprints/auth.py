@@ -21,8 +21,8 @@ from ..login_guard import (
     signup_hourly_limit,
 )
 from ..models import User
-from ..redirects import is_local_path
 from ..ratelimits import auth_form_limit
+from ..redirects import is_local_path
 
 bp = Blueprint("auth", __name__)
 
