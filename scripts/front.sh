@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 nginx_bin="$(command -v nginx || true)"
 [ -n "$nginx_bin" ] || nginx_bin=/usr/sbin/nginx
 if [ ! -x "$nginx_bin" ]; then
-  echo "datalook: nginx is required in front of gunicorn (Debian: apt-get install nginx-light)" >&2
+  echo "datalook: nginx is required in front of gunicorn (Debian: apt-get install nginx)" >&2
   exit 2
 fi
 
