@@ -22,6 +22,7 @@ port="${PORT:-5000}"
 instance="${DATALOOK_INSTANCE_PATH:-instance}"
 front_dir="$(mkdir -p "$instance" && cd "$instance" && pwd)/front-$port"
 mkdir -p "$front_dir/tmp"
+rm -f "$front_dir/nginx.pid"
 
 # A free port for gunicorn, chosen by the kernel.
 upstream_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
@@ -44,6 +45,17 @@ sed -e "s|@FRONT_DIR@|$front_dir|g" \
 # SIGTERM when that process exits.
 setpriv --pdeathsig TERM -- "$nginx_bin" -p "$front_dir" -e stderr -c "$front_dir/nginx.conf" \
   -g "daemon off;" &
+nginx_pid=$!
+# nginx writes its pid file once it listens; it exits (after a few retries) when it cannot,
+# for example when the port is in use. Stop here then, rather than serve nothing on PORT.
+for _ in $(seq 100); do
+  [ -s "$front_dir/nginx.pid" ] && break
+  if ! kill -0 "$nginx_pid" 2>/dev/null; then
+    echo "datalook: nginx could not start on $listen (see above)" >&2
+    exit 1
+  fi
+  sleep 0.05
+done
 
 # The app trusts one more proxy than those in front of nginx: nginx itself.
 export TRUSTED_PROXIES="$(( ${TRUSTED_PROXIES:-0} + 1 ))"
