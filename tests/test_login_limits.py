@@ -86,6 +86,16 @@ def attempt_with(client, address: str, password: str):
     )
 
 
+def test_the_browser_that_signed_up_is_a_known_device(app):
+    owner = app.test_client()
+    signed_up = sign_up(owner)
+    assert any(DEVICE_COOKIE in value for value in signed_up.headers.getlist("Set-Cookie"))
+    owner.post("/logout", data={"csrf_token": csrf_from(owner.get("/sites/").text)})
+    for n in range(ACCOUNT_FAILURE_LIMIT.amount + 1):
+        attempt(app, f"10.5.0.{n}", "owner@example.com", f"attacker guess {n}")
+    assert attempt_with(owner, "192.0.2.9", PASSWORD).status_code == 302
+
+
 def test_a_forged_device_cookie_does_not_lift_the_limit(owner_app):
     for n in range(ACCOUNT_FAILURE_LIMIT.amount):
         attempt(owner_app, f"10.2.0.{n}", "owner@example.com", f"attacker guess {n}")

@@ -58,7 +58,8 @@ def signup():
         else:
             login_user(user)
             flash("Welcome to DataLook! Add your first site to get started.", "success")
-            return redirect(url_for("sites.index"))
+            # The browser that created the account is a known device from the start.
+            return remember_device(redirect(url_for("sites.index")), user.id)
     return render_template("auth/signup.html", form=form), 400 if form.errors else 200
 
 
