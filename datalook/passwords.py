@@ -25,9 +25,9 @@ MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 200
 MIN_STRENGTH_SCORE = 3
 BCRYPT_MAX_BYTES = 72
-# The estimator's cost grows with the length; its verdict does not change past this many
-# characters (a password this long and still weak is refused by its first part).
-_ESTIMATED_CHARACTERS = 100
+# zxcvbn refuses inputs over 72 characters (its cost grows with the length); a longer
+# password is judged by its first 72, which is already far past the score asked for.
+_ESTIMATED_CHARACTERS = 72
 _PREHASH_LABEL = b"datalook password pre-hash v1"
 
 
@@ -58,7 +58,8 @@ def password_problem(password: str, email: str | None = None) -> str | None:
     if email and password.strip().lower() == email.strip().lower():
         return "Your password must not be your email address."
     hints = [email] if email else []
-    verdict = zxcvbn(password[:_ESTIMATED_CHARACTERS], user_inputs=[*hints, "datalook"])
+    estimated = password[:_ESTIMATED_CHARACTERS]
+    verdict = zxcvbn(estimated, user_inputs=[*hints, "datalook"], max_length=_ESTIMATED_CHARACTERS)
     if verdict["score"] >= MIN_STRENGTH_SCORE:
         return None
     feedback = verdict["feedback"]
