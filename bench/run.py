@@ -76,16 +76,23 @@ def _stat_fields(pid: int) -> list[str]:
 
 
 def children(pid: int) -> list[int]:
-    """PIDs whose parent is `pid` (gunicorn's workers)."""
+    """PIDs whose parent is `pid` (gunicorn's workers; not the nginx front beside them)."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if int(_stat_fields(int(entry))[1]) == pid:
+                fields = _stat_fields(int(entry))
+                if int(fields[1]) == pid and not _is_front(int(entry)):
                     found.append(int(entry))
             except (OSError, ValueError, IndexError):
                 continue  # exited while we looked
     return found
+
+
+def _is_front(pid: int) -> bool:
+    """Whether a process is the nginx front that scripts/front.sh starts."""
+    with open(f"/proc/{pid}/comm") as comm:
+        return comm.read().strip() == "nginx"
 
 
 def cpu_seconds(pids: list[int]) -> dict[int, float]:
@@ -189,7 +196,9 @@ def server_command(app: str, worker_class: str | None) -> list[str]:
     """How to start gunicorn: serve.sh as `make run` does, or gunicorn with `-k`."""
     if app == "wsgi:app" and worker_class is None:
         return [str(ROOT / "scripts" / "serve.sh")]
-    command = [str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py"]
+    # Behind the same nginx front as serve.sh, so that both sides of the ratio pay for it.
+    command = [str(ROOT / "scripts" / "front.sh"), str(VENV_BIN / "gunicorn")]
+    command += ["-c", "gunicorn.conf.py"]
     if worker_class:
         command += ["-k", worker_class]
     return [*command, app]
@@ -623,7 +632,12 @@ def main(argv: list[str] | None = None) -> int:
             "PORT": str(app_port),
             "PUBLIC_URL": f"http://127.0.0.1:{app_port}",
         }
-        bare_env = {**base_env, "PORT": str(bare_port)}
+        # The baseline's own instance folder holds only its nginx front's files.
+        bare_env = {
+            **base_env,
+            "PORT": str(bare_port),
+            "DATALOOK_INSTANCE_PATH": str(tmpdir / "baseline-instance"),
+        }
         body_one = tmpdir / "event.json"
         body_one.write_text(json.dumps(example_event()))
         body_batch = tmpdir / "events.json"

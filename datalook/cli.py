@@ -22,8 +22,8 @@ from .browser.script import snippet
 from .domains import InvalidDomain, normalise_domain
 from .emails import InvalidEmail, normalise_email
 from .extensions import db
-from .forms import MIN_PASSWORD_LENGTH
 from .models import ApiKey, Site, User
+from .passwords import MIN_PASSWORD_LENGTH, password_problem
 from .ratelimit.limit_text import validate_limit
 
 users = AppGroup("users", help="Manage user accounts.")
@@ -62,17 +62,20 @@ def _key_by_id(key_id: str) -> ApiKey:
 
 @users.command("create")
 @click.argument("email")
-@click.option("--password", required=True, help=f"At least {MIN_PASSWORD_LENGTH} characters.")
+@click.option(
+    "--password",
+    required=True,
+    help=f"At least {MIN_PASSWORD_LENGTH} characters, hard to guess (zxcvbn score 3 or more).",
+)
 def users_create(email: str, password: str) -> None:
     """Create a user account."""
     try:
         normal = normalise_email(email)
     except InvalidEmail as exc:
         fail(f"{email[:60]!r} is not an email address: {exc}")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        fail(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
-    if password.strip().lower() == normal:
-        fail("the password must not be the email address")
+    problem = password_problem(password, normal)
+    if problem:
+        fail(f"the password is refused: {problem}")
     user = User(email=normal)
     user.set_password(password)
     db.session.add(user)

@@ -11,7 +11,75 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
+import sqlite3
 import threading
+import time
+
+
+class LockTimeout(sqlite3.OperationalError):
+    """The write lock was not free within the time allowed: the database is busy."""
+
+
+class _Expired(Exception):
+    """Raised by the alarm that bounds a blocking wait for the lock."""
+
+
+# Whether the main thread is inside a bounded blocking flock right now: the alarm only
+# interrupts that call, never code that runs after the lock was granted.
+_alarm_armed = [False]
+
+
+def _on_alarm(_signum, _frame) -> None:
+    """End a bounded wait for the lock (and nothing else)."""
+    if _alarm_armed[0]:
+        raise _Expired
+
+
+def _flock_within(fd: int, seconds: float) -> bool:
+    """Take the flock on `fd` if it is free within `seconds`; whether it was taken.
+
+    Uncontended: one non-blocking call. Contended on the main thread (where gunicorn's sync
+    workers serve requests): a blocking flock, so the waiter still wakes the moment the lock
+    is free, cut short by a one-shot alarm. On other threads (no signals there): short sleeps.
+    """
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        pass
+    if seconds <= 0:
+        return False
+    if threading.current_thread() is not threading.main_thread():
+        return _flock_polling(fd, time.monotonic() + seconds)
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    try:
+        _alarm_armed[0] = True
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            _alarm_armed[0] = False
+            return True
+        except _Expired:
+            # The alarm may have come just as the lock was granted: then it is ours.
+            _alarm_armed[0] = False
+            return _flock_polling(fd, 0.0)
+    finally:
+        _alarm_armed[0] = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _flock_polling(fd: int, deadline: float) -> bool:
+    """Try the flock until `deadline` (monotonic), sleeping a millisecond between tries."""
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.001)
 
 
 class WriteLock:
@@ -36,21 +104,38 @@ class WriteLock:
             state = self._state = (os.getpid(), fd, threading.Lock())
         return state
 
-    def hold(self) -> WriteLock:
+    def hold(self, timeout: float | None = None) -> WriteLock:
         """Hold the lock in a ``with`` block: threads of this process queue on a mutex,
-        processes on flock. (A plain context manager, not a generator: it sits on every
+        processes on flock. With `timeout` (seconds), entering raises LockTimeout when the
+        lock is not free by then. (A plain context manager, not a generator: it sits on every
         ingestion request twice.)"""
+        self._taken.timeout = timeout
         return self
 
     def __enter__(self) -> WriteLock:
-        """Take the lock."""
+        """Take the lock (within the timeout given to ``hold``, if any)."""
         _, fd, lock = self._state_here()
-        lock.acquire()
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except BaseException:
-            lock.release()
-            raise
+        timeout = getattr(self._taken, "timeout", None)
+        self._taken.timeout = None
+        if timeout is None:
+            lock.acquire()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException:
+                lock.release()
+                raise
+        else:
+            deadline = time.monotonic() + timeout
+            if not lock.acquire(timeout=max(timeout, 0.0)):
+                raise LockTimeout("database is locked (waited for the writers' lock)")
+            try:
+                taken = _flock_within(fd, deadline - time.monotonic())
+            except BaseException:
+                lock.release()
+                raise
+            if not taken:
+                lock.release()
+                raise LockTimeout("database is locked (waited for the writers' lock)")
         self._taken.held = (fd, lock)  # what __exit__ releases
         return self
 

@@ -11,8 +11,7 @@ from wtforms.validators import DataRequired, Length, ValidationError
 
 from .domains import InvalidDomain, normalise_domain
 from .emails import InvalidEmail, normalise_email
-
-MIN_PASSWORD_LENGTH = 10
+from .passwords import MAX_PASSWORD_LENGTH, password_problem
 
 
 def _strip(value: str | None) -> str | None:
@@ -30,10 +29,7 @@ class SignupForm(FlaskForm):
     )
     password = PasswordField(
         "Password",
-        validators=[
-            DataRequired(),
-            Length(min=MIN_PASSWORD_LENGTH, max=200, message="Use at least 10 characters."),
-        ],
+        validators=[DataRequired()],
     )
 
     def validate_email(self, field: StringField) -> None:
@@ -44,16 +40,19 @@ class SignupForm(FlaskForm):
             raise ValidationError(str(exc)) from None
 
     def validate_password(self, field: PasswordField) -> None:
-        """Refuse a password that is the email address."""
-        if self.email.data and field.data.strip().lower() == self.email.data.strip().lower():
-            raise ValidationError("Your password must not be your email address.")
+        """Apply the password policy (length, not the email, strength)."""
+        problem = password_problem(field.data or "", self.email.data)
+        if problem:
+            raise ValidationError(problem)
 
 
 class LoginForm(FlaskForm):
     """Log in with email and password."""
 
     email = StringField("Email", filters=[_strip], validators=[DataRequired(), Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+    password = PasswordField(
+        "Password", validators=[DataRequired(), Length(max=MAX_PASSWORD_LENGTH)]
+    )
 
 
 class EmptyForm(FlaskForm):

@@ -9,7 +9,6 @@ import secrets
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
-import bcrypt
 from flask_login import UserMixin
 from sqlalchemy import (
     BigInteger,
@@ -32,6 +31,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql.elements import ColumnElement
 
 from .extensions import db
+from .passwords import check_password, hash_password
 
 if TYPE_CHECKING:  # Flask-SQLAlchemy's db.Model is built at run time; type-check as the base
     from .extensions import Base as Model
@@ -70,12 +70,12 @@ class User(UserMixin, Model):
         return email.strip().lower()
 
     def set_password(self, password: str) -> None:
-        """Store a bcrypt hash of the password."""
-        self.password_hash = bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()
+        """Store a bcrypt hash of the password (any length: see passwords.py)."""
+        self.password_hash = hash_password(password)
 
     def check_password(self, password: str) -> bool:
         """Check a password against the stored bcrypt hash."""
-        return bcrypt.checkpw(password.encode(), self.password_hash.encode())
+        return check_password(password, self.password_hash)
 
 
 class Site(Model):

@@ -1,9 +1,13 @@
+import contextlib
 import logging
 from logging.config import fileConfig
 
 from flask import current_app
 
 from alembic import context
+from sqlalchemy import text
+
+from datalook.filelock import WriteLock
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -69,6 +73,37 @@ def run_migrations_offline():
         context.run_migrations()
 
 
+# Hosts that start together all run `flask db upgrade`; one at a time must do it, and the
+# others then find the schema current. The PostgreSQL advisory lock's key is an arbitrary
+# constant that names "DataLook schema upgrade" in the database's shared lock space.
+_PG_UPGRADE_LOCK_KEY = 0x44617461_4C6F6F6B & 0x7FFFFFFFFFFFFFFF
+
+
+@contextlib.contextmanager
+def _one_upgrade_at_a_time(connection):
+    """Hold the database's upgrade lock: an advisory lock on PostgreSQL, a file lock beside
+    a SQLite file; other databases are not serialised here."""
+    dialect = connection.dialect.name
+    database = connection.engine.url.database
+    if dialect == "postgresql":
+        # Session-level: held across the migrations' own commits, freed if the process dies.
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _PG_UPGRADE_LOCK_KEY})
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.rollback()
+            connection.execute(
+                text("SELECT pg_advisory_unlock(:key)"), {"key": _PG_UPGRADE_LOCK_KEY}
+            )
+            connection.commit()
+    elif dialect == "sqlite" and database and database != ":memory:":
+        with WriteLock(database + ".migrate.lock").hold():
+            yield
+    else:
+        yield
+
+
 def run_migrations_online():
     """Run migrations in 'online' mode.
 
@@ -93,7 +128,7 @@ def run_migrations_online():
 
     connectable = get_engine()
 
-    with connectable.connect() as connection:
+    with connectable.connect() as connection, _one_upgrade_at_a_time(connection):
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

@@ -98,7 +98,8 @@ def assert_refusals_are_well_formed(responses: list[requests.Response]) -> None:
 
 
 def worker_count(server: LiveServer) -> int:
-    """Child processes of the gunicorn master (serve.sh execs gunicorn)."""
+    """Worker processes of the gunicorn master (serve.sh execs gunicorn; the nginx front
+    it starts is a child too, and is not counted)."""
     master = str(server.process.pid)
     count = 0
     for entry in Path("/proc").iterdir():
@@ -109,7 +110,7 @@ def worker_count(server: LiveServer) -> int:
         except OSError:
             continue
         # "pid (comm) state ppid ...": comm may contain spaces, so split after the ")".
-        if stat.rpartition(")")[2].split()[1] == master:
+        if stat.rpartition(")")[2].split()[1] == master and "(nginx)" not in stat:
             count += 1
     return count
 

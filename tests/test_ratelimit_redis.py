@@ -29,7 +29,7 @@ from datalook.ratelimit.window import retry_after_seconds
 
 SHARED_URL = "redis://127.0.0.1:6379/0"
 LIMIT = 500
-LOGGER = "datalook.ratelimit_storage"
+LOGGER = "datalook.ratelimit.redis_window"
 
 
 def unavailable(reason: str) -> None:

@@ -12,17 +12,24 @@ from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..forms import EmptyForm, LoginForm, SignupForm
+from ..login_guard import (
+    account_wait,
+    is_known_device,
+    locked_message,
+    record_failure,
+    remember_device,
+    signup_hourly_limit,
+)
 from ..models import User
 from ..ratelimit.limiter import auth_form_limit
+from ..redirects import is_local_path
 
 bp = Blueprint("auth", __name__)
 
 
 def _safe_next(target: str | None) -> str:
-    """Return a local redirect target, never another site."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("sites.index")
+    """Return a local redirect target, never another site (or a header injection)."""
+    return target if target and is_local_path(target) else url_for("sites.index")
 
 
 @bp.route("/")
@@ -35,6 +42,7 @@ def home():
 
 @bp.route("/signup", methods=["GET", "POST"])
 @auth_form_limit
+@signup_hourly_limit
 def signup():
     """Create an account and log it in."""
     form = SignupForm()
@@ -50,7 +58,8 @@ def signup():
         else:
             login_user(user)
             flash("Welcome to DataLook! Add your first site to get started.", "success")
-            return redirect(url_for("sites.index"))
+            # The browser that created the account is a known device from the start.
+            return remember_device(redirect(url_for("sites.index")), user.id)
     return render_template("auth/signup.html", form=form), 400 if form.errors else 200
 
 
@@ -62,11 +71,20 @@ def login():
     if form.validate_on_submit():
         email = User.normalise_email(form.email.data)
         user = db.session.scalar(select(User).where(User.email == email))
+        known_device = user is not None and is_known_device(user.id)
+        wait = 0 if known_device else account_wait(email)
+        if wait:
+            # Refused before the password is checked: guesses past the limit are not tried.
+            form.password.errors.append(locked_message(wait))
+            page = render_template("auth/login.html", form=form)
+            return page, 429, {"Retry-After": str(wait)}
         if user is not None and user.check_password(form.password.data):
             login_user(user)
-            return redirect(_safe_next(request.args.get("next")))
+            return remember_device(redirect(_safe_next(request.args.get("next"))), user.id)
         if user is None:
             _equalise_timing(form.password.data)
+        if not known_device:
+            record_failure(email)
         form.password.errors.append("Email or password is incorrect.")
     return render_template("auth/login.html", form=form), 400 if form.errors else 200
 

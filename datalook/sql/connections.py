@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
+import weakref
 
 from flask import Flask
 from sqlalchemy import event
@@ -48,6 +50,8 @@ def init_app(app: Flask) -> None:
                 app.config["SQLITE_SYNCHRONOUS"], app.config["SQLITE_BUSY_TIMEOUT_MS"]
             )
             event.listen(engine, "connect", hook)
+            if engine.url.database:
+                _budgets[engine.url.database] = app.config["SQLITE_BUSY_TIMEOUT_MS"] / 1000
 
 
 def dialect_insert(table, dialect_name: str):
@@ -76,16 +80,67 @@ def upsert(table, values: dict, index_elements: list[str], set_: dict, dialect_n
     )
 
 
+# SQLITE_BUSY_TIMEOUT_MS of each SQLite file (seconds), set by init_app: the whole time a
+# write may wait, for the writers' lock and then for SQLite's own lock together.
+_budgets: dict[str, float] = {}
+
+
 def write_lock(dialect: Dialect, database: str | None):
     """Queue SQLite writers in the kernel (see filelock); other databases need nothing.
 
     Every frequent writer takes it (events, usage counters, the WAL checkpoint's tail): one
     that did not would make the others meet SQLITE_BUSY, whose handler sleeps for
-    milliseconds while holding this lock, stalling every writer behind it.
+    milliseconds while holding this lock, stalling every writer behind it. The wait for it
+    counts against SQLITE_BUSY_TIMEOUT_MS (filelock.LockTimeout past it, a 503 to the
+    ingestion API), and this thread's held connection gets only what is left of that budget
+    for SQLite's own wait: writers queued behind one that waits for a locked database do not
+    each add a full timeout.
     """
     if dialect.name != "sqlite" or not database or database == ":memory:":
         return contextlib.nullcontext()
-    return filelock.for_database(database).hold()
+    budget = _budgets.get(database)
+    if budget is None:
+        return filelock.for_database(database).hold()
+    return _BudgetedWrite(database, budget)
+
+
+class _BudgetedWrite:
+    """The writers' lock within a time budget, and the rest of the budget for SQLite."""
+
+    __slots__ = ("database", "budget", "lock", "narrowed")
+
+    def __init__(self, database: str, budget: float) -> None:
+        self.database, self.budget = database, budget
+        self.lock = filelock.for_database(database)
+        self.narrowed = None
+
+    def __enter__(self):
+        """Take the lock; narrow this thread's busy timeout by the time spent waiting."""
+        started = time.monotonic()
+        self.lock.hold(self.budget).__enter__()
+        left = self.budget - (time.monotonic() - started)
+        if left < self.budget - 0.001:  # waited a millisecond or more
+            self.narrowed = HeldConnection.set_busy_timeout_here(
+                self.database, max(1, int(left * 1000))
+            )
+        return self
+
+    def __exit__(self, *exc):
+        """Give the held connection its full timeout back, then release the lock."""
+        try:
+            if self.narrowed is not None:
+                _set_busy_timeout(self.narrowed, int(self.budget * 1000))
+        finally:
+            self.narrowed = None
+            self.lock.__exit__(*exc)
+
+
+def _set_busy_timeout(connection, milliseconds: int) -> None:
+    """PRAGMA busy_timeout on a DB-API connection (failures are left to the write itself)."""
+    with contextlib.suppress(Exception):
+        cursor = connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={int(milliseconds)}")
+        cursor.close()
 
 
 # Connections inherited through fork() must be neither used nor closed by the child; parking
@@ -104,12 +159,31 @@ class HeldConnection:
     closes them all (the pool alone would not: they are checked out).
     """
 
+    # Every instance, so that write_lock can find this thread's connection to a database.
+    _instances: weakref.WeakSet[HeldConnection] = weakref.WeakSet()
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._local = threading.local()
         self._handed_out: list = []
         self._lock = threading.Lock()
         event.listen(engine, "engine_disposed", self._close_all)
+        HeldConnection._instances.add(self)
+
+    @classmethod
+    def set_busy_timeout_here(cls, database: str, milliseconds: int):
+        """Set the busy timeout of this thread's held connection to `database`; return the
+        connection (None if this thread holds none)."""
+        for held in list(cls._instances):
+            connection = getattr(held._local, "connection", None)
+            if (
+                connection is not None
+                and held.engine.url.database == database
+                and held._local.pid == os.getpid()
+            ):
+                _set_busy_timeout(connection, milliseconds)
+                return connection
+        return None
 
     def get(self):
         """This thread's connection, connecting on first use (and after fork or discard)."""
