@@ -188,5 +188,8 @@ def events_export(domain: str) -> None:
 
 def register(app: Flask) -> None:
     """Add the command groups to the app's CLI."""
+    from .analytics import cli as analytics_cli
+
     for group in (users, sites, keys, events):
         app.cli.add_command(group)
+    analytics_cli.register(app)

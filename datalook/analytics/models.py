@@ -1,5 +1,9 @@
 """Summary tables of the reports, maintained from the events by analytics.summaries.
 
+Rules, pages and properties are kept per UTC hour and per UTC day (`hours` 1 or 24): a
+long range reads its whole days from the day rows, its edges from the hour rows. On SQLite
+the tables are WITHOUT ROWID, so a range is one sequential read of the primary key.
+
 Every bucket is a UTC hour (or a UTC day for the day sketches): changing a site's time zone
 changes how reports group these buckets, never the buckets themselves. Money is kept as
 whole units plus the sum of the remaining millionths, two integers that each stay far
@@ -43,6 +47,7 @@ class HourlyTotals(db.Model):
     """A site's event counts and revenue in one UTC hour."""
 
     __tablename__ = "analytics_hourly"
+    __table_args__ = {"sqlite_with_rowid": False}
 
     site_id: Mapped[int] = _site_fk()
     hour: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
@@ -57,11 +62,13 @@ class HourlyTotals(db.Model):
 
 
 class HourlyRule(db.Model):
-    """One success rule's conversions and revenue in one UTC hour."""
+    """One success rule's conversions and revenue in one UTC hour (hours=1) or day (24)."""
 
     __tablename__ = "analytics_rule_hourly"
+    __table_args__ = {"sqlite_with_rowid": False}
 
     site_id: Mapped[int] = _site_fk()
+    hours: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1 or 24
     hour: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     conversions: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -70,23 +77,27 @@ class HourlyRule(db.Model):
 
 
 class HourlyPage(db.Model):
-    """Events on one page path in one UTC hour."""
+    """Events on one page path in one UTC hour (hours=1) or UTC day (hours=24)."""
 
     __tablename__ = "analytics_page_hourly"
+    __table_args__ = {"sqlite_with_rowid": False}
 
     site_id: Mapped[int] = _site_fk()
+    hours: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1 or 24
     hour: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
     page_path: Mapped[str] = mapped_column(String(MAX_PAGE), primary_key=True)
     events: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class HourlyProperty(db.Model):
-    """Events, conversions and revenue of one property value in one UTC hour."""
+    """Events, conversions and revenue of one property value in one UTC hour or day."""
 
     __tablename__ = "analytics_property_hourly"
+    __table_args__ = {"sqlite_with_rowid": False}
 
     site_id: Mapped[int] = _site_fk()
     key: Mapped[str] = mapped_column(String(MAX_KEY), primary_key=True)
+    hours: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1 or 24
     hour: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
     value: Mapped[str] = mapped_column(String(MAX_VALUE), primary_key=True)
     events: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -102,6 +113,7 @@ class VisitorSketch(db.Model):
     """
 
     __tablename__ = "analytics_visitor_sketches"
+    __table_args__ = {"sqlite_with_rowid": False}
 
     site_id: Mapped[int] = _site_fk()
     hours: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1 or 24
@@ -114,6 +126,7 @@ class RuleDisplay(db.Model):
     """How the dashboard shows a success rule: a display name, archived or not."""
 
     __tablename__ = "analytics_rule_display"
+    __table_args__ = {"sqlite_with_rowid": False}
 
     site_id: Mapped[int] = _site_fk()
     name: Mapped[str] = mapped_column(String(100), primary_key=True)

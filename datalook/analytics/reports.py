@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
 from ..extensions import db
 from ..models import Event, Site, SuccessRule
@@ -147,7 +147,7 @@ def split(start: datetime, end: datetime) -> tuple[tuple[datetime, datetime] | N
 def _raw_rows(site_id: int, start: datetime, end: datetime) -> list:
     """The raw event rows of [start, end), as the fold reads them (a bounded piece)."""
     return db.session.execute(
-        select(*summaries._EVENT_COLUMNS).where(
+        select(*summaries.EVENT_COLUMNS).where(
             Event.site_id == site_id, Event.occurred_at >= start, Event.occurred_at < end
         )
     ).all()
@@ -252,6 +252,20 @@ def _sketch_keys(start: datetime, end: datetime) -> tuple[tuple | None, list, li
     return (first_day, last_day), hours, edges
 
 
+def _covering(table, start: datetime, end: datetime):
+    """A condition selecting day rows for the whole UTC days of [start, end) and hour rows
+    around them (None if no whole hour), and the sub-hour pieces left for raw events."""
+    days, hours, edges = _sketch_keys(start, end)
+    parts = []
+    if days:
+        parts.append(and_(table.hours == 24, table.hour >= days[0], table.hour < days[1]))
+    for a, b in hours:
+        parts.append(and_(table.hours == 1, table.hour >= a, table.hour < b))
+    if not parts:
+        return None, edges
+    return (parts[0] if len(parts) == 1 else or_(*parts)), edges
+
+
 def _estimates(site_id: int, dims: list[str], start: datetime, end: datetime) -> dict[str, int]:
     """Estimated distinct visitors per dimension in [start, end), from the sketches."""
     days, hours, edges = _sketch_keys(start, end)
@@ -309,23 +323,24 @@ def _rule_displays(site_id: int) -> dict[str, RuleDisplay]:
 
 def _rules(site_id: int, rng: DateRange, totals: Totals, exact: _ExactVisitors | None) -> list:
     """One row per success rule: registered ones, and any with conversions in the range."""
-    inner, edges = split(rng.start_utc, rng.end_utc)
+    r = HourlyRule
+    covered, edges = _covering(r, rng.start_utc, rng.end_utc)
     figures: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    if inner:
-        r = HourlyRule
+    if covered is not None:
         rows = db.session.execute(
             select(
                 r.name, func.sum(r.conversions), func.sum(r.revenue_units), func.sum(r.revenue_rest)
             )
-            .where(r.site_id == site_id, r.hour >= inner[0], r.hour < inner[1])
+            .where(r.site_id == site_id, covered)
             .group_by(r.name)
         )
         for name, conversions, units, rest in rows:
             figures[name] = [int(conversions), _money(units, rest)]
     if edges:
-        for (_s, _h, name), (conversions, units, rest) in _raw_acc(site_id, edges).rules.items():
-            figures[name][0] += conversions
-            figures[name][1] += _money(units, rest)
+        for (_s, span, _h, name), values in _raw_acc(site_id, edges).rules.items():
+            if span == 1:
+                figures[name][0] += values[0]
+                figures[name][1] += _money(values[1], values[2])
     registered = db.session.scalars(
         select(SuccessRule.name)
         .where(SuccessRule.site_id == site_id)
@@ -357,6 +372,68 @@ def _rules(site_id: int, rng: DateRange, totals: Totals, exact: _ExactVisitors |
     return out
 
 
+def _hourly_prefix(site_id: int, start: datetime, end: datetime):
+    """Sorted hours of [start, end) with running sums of events, conversions and revenue."""
+    t = HourlyTotals
+    rows = db.session.execute(
+        select(t.hour, t.events, t.conversions, t.revenue_units, t.revenue_rest)
+        .where(t.site_id == site_id, t.hour >= start, t.hour < end)
+        .order_by(t.hour)
+    ).all()
+    hours = [row[0] for row in rows]
+    sums = [(0, 0, 0)]
+    for _hour, events, conversions, units, rest in rows:
+        last = sums[-1]
+        sums.append((last[0] + events, last[1] + conversions, last[2] + _money(units, rest)))
+    return hours, sums
+
+
+def _bucket_visitor_estimates(site_id: int, buckets: list[Bucket]) -> list[int]:
+    """Estimated visitors per bucket: two queries for every sketch, merged in memory."""
+    if not buckets:
+        return []
+    plans = [_sketch_keys(b.start_utc, b.end_utc) for b in buckets]
+    s = VisitorSketch
+    first, last = buckets[0].start_utc, buckets[-1].end_utc
+    daily = dict(
+        db.session.execute(
+            select(s.start, s.sketch).where(
+                s.site_id == site_id,
+                s.hours == 24,
+                s.dim == "",
+                s.start >= first - DAY,
+                s.start < last,
+            )
+        ).all()
+    )
+    needs_hours = any(hours for _days, hours, _edges in plans)
+    hourly = {}
+    if needs_hours:
+        hourly = dict(
+            db.session.execute(
+                select(s.start, s.sketch).where(
+                    s.site_id == site_id,
+                    s.hours == 1,
+                    s.dim == "",
+                    s.start >= first,
+                    s.start < last,
+                )
+            ).all()
+        )
+    out = []
+    for days, hours, edges in plans:
+        stored = []
+        if days:
+            stored += [data for start, data in daily.items() if days[0] <= start < days[1]]
+        for a, b in hours:
+            stored += [data for start, data in hourly.items() if a <= start < b]
+        loose = set()
+        for a, b in edges:
+            loose.update(row[5] for row in _raw_rows(site_id, a, b) if is_visitor(row[5]))
+        out.append(sketches.estimate(stored, loose))
+    return out
+
+
 def _series(site_id: int, rng: DateRange, exact: bool) -> list[SeriesPoint]:
     """The chart's buckets with events, visitors, conversions and revenue."""
     buckets: list[Bucket] = rng.buckets()
@@ -365,32 +442,35 @@ def _series(site_id: int, rng: DateRange, exact: bool) -> list[SeriesPoint]:
         found = _exact_visitors(site_id, rng.start_utc, rng.end_utc, buckets)
         visitors = [len(ids) for ids in found.buckets]
     else:
-        visitors = [_estimates(site_id, [""], b.start_utc, b.end_utc)[""] for b in buckets]
+        visitors = _bucket_visitor_estimates(site_id, buckets)
+    hours, sums = _hourly_prefix(site_id, rng.start_utc, rng.end_utc)
     points = []
     for bucket, seen in zip(buckets, visitors, strict=True):
-        counts = _counts(site_id, bucket.start_utc, bucket.end_utc)
-        points.append(
-            SeriesPoint(
-                bucket.label,
-                counts["events"],
-                seen,
-                counts["conversions"],
-                counts["revenue_micros"],
-            )
-        )
+        inner, edges = split(bucket.start_utc, bucket.end_utc)
+        figures = [0, 0, 0]
+        if inner:
+            low = bisect.bisect_left(hours, inner[0])
+            high = bisect.bisect_left(hours, inner[1])
+            figures = [sums[high][i] - sums[low][i] for i in range(3)]
+        if edges:
+            for values in _raw_acc(site_id, edges).totals.values():
+                figures[0] += values[0]
+                figures[1] += values[4]
+                figures[2] += _money(values[5], values[6])
+        points.append(SeriesPoint(bucket.label, figures[0], seen, figures[1], figures[2]))
     return points
 
 
 def _pages(site_id: int, rng: DateRange, exact: _ExactVisitors | None) -> list[PageRow]:
     """The top pages by events, with their visitors."""
-    inner, edges = split(rng.start_utc, rng.end_utc)
+    p = HourlyPage
+    covered, edges = _covering(p, rng.start_utc, rng.end_utc)
     events: dict[str, int] = defaultdict(int)
-    if inner:
-        p = HourlyPage
+    if covered is not None:
         total = func.sum(p.events)
         rows = db.session.execute(
             select(p.page_path, total)
-            .where(p.site_id == site_id, p.hour >= inner[0], p.hour < inner[1])
+            .where(p.site_id == site_id, covered)
             .group_by(p.page_path)
             .order_by(total.desc(), p.page_path)
             .limit(TOP_PAGES * 2 if edges else TOP_PAGES)
@@ -398,8 +478,9 @@ def _pages(site_id: int, rng: DateRange, exact: _ExactVisitors | None) -> list[P
         for path, count in rows:
             events[path] = int(count)
     if edges:
-        for (_s, _h, path), count in _raw_acc(site_id, edges).pages.items():
-            events[path] += count
+        for (_s, span, _h, path), count in _raw_acc(site_id, edges).pages.items():
+            if span == 1:
+                events[path] += count
     top = sorted(events.items(), key=lambda item: (-item[1], item[0]))[:TOP_PAGES]
     if exact is not None:
         seen = {path: len(exact.pages.get(path, ())) for path, _ in top}
@@ -428,10 +509,10 @@ def stats(site: Site, rng: DateRange, limit: int | None = None) -> Stats:
 def breakdown(site: Site, rng: DateRange, key: str) -> list[BreakdownRow]:
     """The top values of one property key: events, conversions, revenue."""
     key = key[: summaries.MAX_KEY]
-    inner, edges = split(rng.start_utc, rng.end_utc)
+    p = HourlyProperty
+    covered, edges = _covering(p, rng.start_utc, rng.end_utc)
     figures: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-    if inner:
-        p = HourlyProperty
+    if covered is not None:
         rows = db.session.execute(
             select(
                 p.value,
@@ -440,14 +521,14 @@ def breakdown(site: Site, rng: DateRange, key: str) -> list[BreakdownRow]:
                 func.sum(p.revenue_units),
                 func.sum(p.revenue_rest),
             )
-            .where(p.site_id == site.id, p.key == key, p.hour >= inner[0], p.hour < inner[1])
+            .where(p.site_id == site.id, p.key == key, covered)
             .group_by(p.value)
         )
         for value, count, conversions, units, rest in rows:
             figures[value] = [int(count), int(conversions), _money(units, rest)]
     if edges:
-        for (_s, name, _h, value), c in _raw_acc(site.id, edges).properties.items():
-            if name == key:
+        for (_s, name, span, _h, value), c in _raw_acc(site.id, edges).properties.items():
+            if name == key and span == 1:
                 row = figures[value]
                 row[0] += c[0]
                 row[1] += c[1]

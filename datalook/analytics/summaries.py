@@ -34,7 +34,7 @@ from pathlib import Path
 
 import orjson
 from flask import Flask
-from sqlalchemy import Engine, delete, select, tuple_, update
+from sqlalchemy import Engine, String, delete, select, tuple_, type_coerce, update
 
 from ..database import dialect_insert, write_lock
 from ..event_schema import VALUE_SCALE
@@ -60,7 +60,7 @@ INTERVAL_S = 1.0
 CURSOR = "events"
 # Summary tables of a site, emptied by a rebuild.
 SITE_TABLES = (HourlyTotals, HourlyRule, HourlyPage, HourlyProperty, VisitorSketch)
-_EVENT_COLUMNS = (
+EVENT_COLUMNS = (
     Event.id,
     Event.site_id,
     Event.event_name,
@@ -72,6 +72,16 @@ _EVENT_COLUMNS = (
     Event.occurred_at,
     Event.received_at,
 )
+
+
+def fold_columns(dialect: str) -> tuple:
+    """The event columns a fold reads; on SQLite the times stay text (parsed once per hour)."""
+    if dialect != "sqlite":
+        return EVENT_COLUMNS
+    as_text = [type_coerce(Event.occurred_at, String), type_coerce(Event.received_at, String)]
+    return (*EVENT_COLUMNS[:-2], *as_text)
+
+
 _KIND = {"pageview": 1, "click": 2, "custom": 3, "success": 4}
 
 
@@ -98,21 +108,42 @@ def property_text(value: object) -> str:
     return text[:MAX_VALUE]
 
 
+def _hour_of(occurred, cache: dict) -> tuple[datetime, datetime]:
+    """The UTC hour and day of a stored time: a datetime, or SQLite's text (parsed once)."""
+    if isinstance(occurred, datetime):
+        hour = occurred.replace(minute=0, second=0, microsecond=0)
+        return hour, hour.replace(hour=0)
+    text = occurred[:13]
+    found = cache.get(text)
+    if found is None:
+        hour = datetime.fromisoformat(text + ":00:00")
+        found = cache[text] = (hour, hour.replace(hour=0))
+    return found
+
+
 @dataclass
 class Accumulator:
-    """Rollup deltas and visitor sketches of a set of events, keyed as their tables."""
+    """Rollup deltas and visitor sketches of a set of events, keyed as their tables.
+
+    Visitor ids are collected in sets per hour and dimension (cheap to add to) and turned
+    into sketches by ``sketches_by_key``, or every FLUSH_EVERY events to bound memory.
+    """
 
     totals: dict = field(default_factory=lambda: defaultdict(lambda: [0] * 8))
     rules: dict = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0]))
     pages: dict = field(default_factory=lambda: defaultdict(int))
     properties: dict = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0]))
+    visitors: dict = field(default_factory=lambda: defaultdict(set))
     sketches: dict = field(default_factory=dict)
     count: int = 0
+    _hours: dict = field(default_factory=dict)
+
+    FLUSH_EVERY = 200_000
 
     def add(self, row) -> None:
-        """Add one event row (the columns of _EVENT_COLUMNS)."""
+        """Add one event row (the columns of EVENT_COLUMNS)."""
         _id, site, kind, name, page, visitor, micros, props, occurred, _received = row
-        hour = occurred.replace(minute=0, second=0, microsecond=0)
+        hour, day = _hour_of(occurred, self._hours)
         page = page[:MAX_PAGE]
         success = kind == "success"
         units, rest = split_money(micros or 0) if success else (0, 0)
@@ -123,41 +154,53 @@ class Accumulator:
             totals[index] += 1
         totals[5] += units
         totals[6] += rest
-        self.pages[(site, hour, page)] += 1
-        if success and name is not None:
-            rule = self.rules[(site, hour, name)]
-            rule[0] += 1
-            rule[1] += units
-            rule[2] += rest
+        for span, start in ((1, hour), (24, day)):
+            self.pages[(site, span, start, page)] += 1
+            if success and name is not None:
+                rule = self.rules[(site, span, start, name)]
+                rule[0] += 1
+                rule[1] += units
+                rule[2] += rest
         if props:
             for key, value in orjson.loads(props).items():
-                prop = self.properties[(site, key[:MAX_KEY], hour, property_text(value))]
-                prop[0] += 1
-                if success:
-                    prop[1] += 1
-                    prop[2] += units
-                    prop[3] += rest
-        if is_visitor(visitor):
-            day = hour.replace(hour=0)
-            dims = ["", "p:" + page]
+                text = property_text(value)
+                for span, start in ((1, hour), (24, day)):
+                    prop = self.properties[(site, key[:MAX_KEY], span, start, text)]
+                    prop[0] += 1
+                    if success:
+                        prop[1] += 1
+                        prop[2] += units
+                        prop[3] += rest
+        if visitor[:2] != "a:":
+            seen = self.visitors
+            seen[(site, hour, "")].add(visitor)
+            seen[(site, hour, "p:" + page)].add(visitor)
             if success:
-                dims.append("c")
+                seen[(site, hour, "c")].add(visitor)
                 if name is not None:
-                    dims.append("r:" + name)
-            for dim in dims:
-                self._sketch(site, 1, dim, hour).update(visitor)
-                self._sketch(site, 24, dim, day).update(visitor)
+                    seen[(site, hour, "r:" + name)].add(visitor)
         else:
             totals[7] += 1
         self.count += 1
+        if self.count % self.FLUSH_EVERY == 0:
+            self._flush_visitors()
 
-    def _sketch(self, site: int, hours: int, dim: str, start: datetime):
-        """The sketch being filled for one key, made on first use."""
-        key = (site, hours, dim, start)
-        found = self.sketches.get(key)
-        if found is None:
-            found = self.sketches[key] = sketches.new()
-        return found
+    def _flush_visitors(self) -> None:
+        """Move the collected visitor ids into the hour and day sketches."""
+        found = self.sketches
+        for (site, hour, dim), ids in self.visitors.items():
+            for key in ((site, 1, dim, hour), (site, 24, dim, hour.replace(hour=0))):
+                sketch = found.get(key)
+                if sketch is None:
+                    sketch = found[key] = sketches.new()
+                for visitor in ids:
+                    sketch.update(visitor)
+        self.visitors.clear()
+
+    def sketches_by_key(self) -> dict:
+        """Every sketch filled so far, by (site, hours, dim, start)."""
+        self._flush_visitors()
+        return self.sketches
 
 
 def _add_to_existing(table, keys: list[str], counts: list[str], dialect: str):
@@ -186,30 +229,42 @@ def _write(connection, acc: Accumulator, stored_sketches: dict, dialect: str) ->
     if acc.rules:
         names = ["conversions", *_MONEY]
         connection.execute(
-            _add_to_existing(HourlyRule, ["site_id", "hour", "name"], names, dialect),
+            _add_to_existing(HourlyRule, ["site_id", "hours", "hour", "name"], names, dialect),
             [
-                {"site_id": s, "hour": h, "name": n, **dict(zip(names, v, strict=True))}
-                for (s, h, n), v in acc.rules.items()
+                {"site_id": s, "hours": k, "hour": h, "name": n, **dict(zip(names, v, strict=True))}
+                for (s, k, h, n), v in acc.rules.items()
             ],
         )
     if acc.pages:
         connection.execute(
-            _add_to_existing(HourlyPage, ["site_id", "hour", "page_path"], ["events"], dialect),
+            _add_to_existing(
+                HourlyPage, ["site_id", "hours", "hour", "page_path"], ["events"], dialect
+            ),
             [
-                {"site_id": s, "hour": h, "page_path": p, "events": v}
-                for (s, h, p), v in acc.pages.items()
+                {"site_id": s, "hours": k, "hour": h, "page_path": p, "events": v}
+                for (s, k, h, p), v in acc.pages.items()
             ],
         )
     if acc.properties:
         names = ["events", "conversions", *_MONEY]
         connection.execute(
-            _add_to_existing(HourlyProperty, ["site_id", "key", "hour", "value"], names, dialect),
+            _add_to_existing(
+                HourlyProperty, ["site_id", "key", "hours", "hour", "value"], names, dialect
+            ),
             [
-                {"site_id": s, "key": k, "hour": h, "value": v, **dict(zip(names, c, strict=True))}
-                for (s, k, h, v), c in acc.properties.items()
+                {
+                    "site_id": s,
+                    "key": k,
+                    "hours": n,
+                    "hour": h,
+                    "value": v,
+                    **dict(zip(names, c, strict=True)),
+                }
+                for (s, k, n, h, v), c in acc.properties.items()
             ],
         )
-    if acc.sketches:
+    filled = acc.sketches_by_key()
+    if filled:
         statement = dialect_insert(VisitorSketch.__table__, dialect)
         statement = statement.on_conflict_do_update(
             index_elements=["site_id", "hours", "dim", "start"],
@@ -225,7 +280,7 @@ def _write(connection, acc: Accumulator, stored_sketches: dict, dialect: str) ->
                     "start": t,
                     "sketch": sketches.combine(stored_sketches.get((s, n, d, t)), fresh),
                 }
-                for (s, n, d, t), fresh in acc.sketches.items()
+                for (s, n, d, t), fresh in filled.items()
             ],
         )
 
@@ -334,7 +389,7 @@ def fold_once(engine: Engine, batch: int = BATCH) -> int:
     with engine.connect() as connection:
         last_id, version = _read_cursor(connection)
         rows = connection.execute(
-            select(*_EVENT_COLUMNS).where(Event.id > last_id).order_by(Event.id).limit(batch)
+            select(*fold_columns(dialect)).where(Event.id > last_id).order_by(Event.id).limit(batch)
         ).all()
         rows = usable_prefix(rows, last_id, utcnow(), ordered_ids=dialect == "sqlite")
         if not rows:
@@ -342,7 +397,7 @@ def fold_once(engine: Engine, batch: int = BATCH) -> int:
         acc = Accumulator()
         for row in rows:
             acc.add(row)
-        stored = _stored_sketches(connection, list(acc.sketches))
+        stored = _stored_sketches(connection, list(acc.sketches_by_key()))
         connection.rollback()  # end the read transaction before writing
     with write_lock(engine.dialect, engine.url.database), engine.begin() as connection:
         if not _claim(connection, version, rows[-1][0]):
@@ -352,13 +407,15 @@ def fold_once(engine: Engine, batch: int = BATCH) -> int:
     return len(rows)
 
 
-def catch_up(engine: Engine, instance_path: str, max_batches: int | None = None) -> int:
+def catch_up(
+    engine: Engine, instance_path: str, max_batches: int | None = None, batch: int = BATCH
+) -> int:
     """Fold until no event is pending (or max_batches were folded); return how many."""
     folded = 0
     batches = 0
     with host_lock(engine, instance_path):
         while max_batches is None or batches < max_batches:
-            done = fold_once(engine)
+            done = fold_once(engine, batch)
             if done == 0:
                 break
             folded += max(done, 0)
@@ -392,7 +449,7 @@ def rebuild_site(engine: Engine, instance_path: str, site_id: int, batch: int = 
                 after = 0
                 while True:
                     rows = connection.execute(
-                        select(*_EVENT_COLUMNS)
+                        select(*fold_columns(dialect))
                         .where(Event.site_id == site_id, Event.id > after, Event.id <= last_id)
                         .order_by(Event.id)
                         .limit(batch)

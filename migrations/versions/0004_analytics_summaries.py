@@ -1,4 +1,4 @@
-"""analytics summaries: hourly rollups, visitor sketches, the fold cursor, rule display
+"""analytics summaries: hourly and daily rollups, visitor sketches, the fold cursor, rule display
 
 Revision ID: 0004
 Revises: 0003
@@ -47,31 +47,38 @@ def upgrade():
         ],
         _count("without_visitor"),
         sa.PrimaryKeyConstraint("site_id", "hour"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "analytics_rule_hourly",
         _site(),
+        sa.Column("hours", sa.Integer(), nullable=False),
         sa.Column("hour", sa.DateTime(), nullable=False),
         sa.Column("name", sa.String(100), nullable=False),
         *[_count(name) for name in ["conversions", *money]],
-        sa.PrimaryKeyConstraint("site_id", "hour", "name"),
+        sa.PrimaryKeyConstraint("site_id", "hours", "hour", "name"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "analytics_page_hourly",
         _site(),
+        sa.Column("hours", sa.Integer(), nullable=False),
         sa.Column("hour", sa.DateTime(), nullable=False),
         sa.Column("page_path", sa.String(512), nullable=False),
         _count("events"),
-        sa.PrimaryKeyConstraint("site_id", "hour", "page_path"),
+        sa.PrimaryKeyConstraint("site_id", "hours", "hour", "page_path"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "analytics_property_hourly",
         _site(),
         sa.Column("key", sa.String(128), nullable=False),
+        sa.Column("hours", sa.Integer(), nullable=False),
         sa.Column("hour", sa.DateTime(), nullable=False),
         sa.Column("value", sa.String(200), nullable=False),
         *[_count(name) for name in ["events", "conversions", *money]],
-        sa.PrimaryKeyConstraint("site_id", "key", "hour", "value"),
+        sa.PrimaryKeyConstraint("site_id", "key", "hours", "hour", "value"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "analytics_visitor_sketches",
@@ -81,6 +88,7 @@ def upgrade():
         sa.Column("start", sa.DateTime(), nullable=False),
         sa.Column("sketch", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("site_id", "hours", "dim", "start"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "analytics_rule_display",
@@ -89,6 +97,7 @@ def upgrade():
         sa.Column("label", sa.String(100), nullable=True),
         sa.Column("archived", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.PrimaryKeyConstraint("site_id", "name"),
+        sqlite_with_rowid=False,
     )
 
 

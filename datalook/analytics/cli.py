@@ -1,0 +1,86 @@
+"""CLI of the reports: `flask analytics rebuild`, `flask demo seed`, `flask sites set`."""
+
+from __future__ import annotations
+
+import time
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from ..cli import _site_by_domain, fail, sites
+from ..extensions import db
+from . import seed, summaries
+from .money import is_currency
+from .ranges import RangeError, zone
+
+analytics = AppGroup("analytics", help="Maintain the report summaries.")
+demo = AppGroup("demo", help="Demo data.")
+
+
+@analytics.command("rebuild")
+@click.option("--site", "domain", required=True)
+def analytics_rebuild(domain: str) -> None:
+    """Recompute a site's summaries from its raw events (safe while events arrive)."""
+    site = _site_by_domain(domain)
+    started = time.monotonic()
+    summaries.catch_up(db.engine, current_app.instance_path)
+    count = summaries.rebuild_site(db.engine, current_app.instance_path, site.id)
+    click.echo(f"Rebuilt {site.domain}: {count} events in {time.monotonic() - started:.1f} s")
+
+
+@analytics.command("catch-up")
+def analytics_catch_up() -> None:
+    """Fold every event stored since the last fold."""
+    count = summaries.catch_up(db.engine, current_app.instance_path)
+    click.echo(f"Folded {count} events")
+
+
+@demo.command("seed")
+@click.option("--site", "domain", required=True)
+@click.option("--events", type=click.IntRange(1, 100_000_000), required=True)
+@click.option("--days", type=click.IntRange(1, 3650), default=30, show_default=True)
+@click.option("--visitors", type=click.IntRange(1), help="Distinct users (default: events/10).")
+def demo_seed(domain: str, events: int, days: int, visitors: int | None) -> None:
+    """Write realistic generated events into a site, then fold them into the summaries."""
+    site = _site_by_domain(domain)
+    engine = db.engine
+    db.session.close()
+    started = time.monotonic()
+    written = seed.write(engine, site.id, events, days, visitors or max(1, events // 10))
+    wrote = time.monotonic() - started
+    folded = summaries.catch_up(engine, current_app.instance_path, batch=20_000)
+    total = time.monotonic() - started
+    click.echo(
+        f"Seeded {written} events into {site.domain} in {wrote:.1f} s;"
+        f" folded {folded} into the summaries; {total:.1f} s in all"
+    )
+
+
+@sites.command("set")
+@click.argument("domain")
+@click.option("--timezone", "timezone", help="IANA time zone name, e.g. Europe/Berlin.")
+@click.option("--currency", help="ISO 4217 currency code, e.g. EUR.")
+def sites_set(domain: str, timezone: str | None, currency: str | None) -> None:
+    """Change a site's report time zone and currency (stored events are unchanged)."""
+    site = _site_by_domain(domain)
+    if timezone is None and currency is None:
+        fail("give --timezone and/or --currency")
+    if timezone is not None:
+        try:
+            zone(timezone)
+        except RangeError:
+            fail(f"{timezone[:60]!r} is not an IANA time zone name")
+        site.timezone = timezone
+    if currency is not None:
+        if not is_currency(currency.upper()):
+            fail(f"{currency[:20]!r} is not an ISO 4217 currency code")
+        site.currency = currency.upper()
+    db.session.commit()
+    click.echo(f"{site.domain}: timezone {site.timezone}, currency {site.currency}")
+
+
+def register(app: Flask) -> None:
+    """Add the analytics and demo groups (sites set joins the sites group on import)."""
+    for group in (analytics, demo):
+        app.cli.add_command(group)
