@@ -8,6 +8,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from .. import apikeys
 from ..cli import _site_by_domain, fail, sites
 from ..extensions import db
 from . import seed, summaries
@@ -44,15 +45,20 @@ def analytics_catch_up() -> None:
 def demo_seed(domain: str, events: int, days: int, visitors: int | None) -> None:
     """Write realistic generated events into a site, then fold them into the summaries."""
     site = _site_by_domain(domain)
+    # Demo events come from a key of the site, as server events do.
+    key_id = (
+        site.api_keys[0].id if site.api_keys else apikeys.create_key(site, "Demo data", None).key.id
+    )
+    site_id, shown = site.id, site.domain
     engine = db.engine
     db.session.close()
     started = time.monotonic()
-    written = seed.write(engine, site.id, events, days, visitors or max(1, events // 10))
+    written = seed.write(engine, site_id, key_id, events, days, visitors or max(1, events // 10))
     wrote = time.monotonic() - started
     folded = summaries.catch_up(engine, current_app.instance_path, batch=20_000)
     total = time.monotonic() - started
     click.echo(
-        f"Seeded {written} events into {site.domain} in {wrote:.1f} s;"
+        f"Seeded {written} events into {shown} in {wrote:.1f} s;"
         f" folded {folded} into the summaries; {total:.1f} s in all"
     )
 

@@ -558,10 +558,17 @@ def first_day_utc(site: Site) -> datetime | None:
 
 
 def recent_events(site_id: int, limit: int = 20) -> list[Event]:
-    """The newest events of a site (the dashboard's live list)."""
+    """The newest events of a site (the dashboard's live list).
+
+    Newest by occurrence, read backwards along the (site_id, occurred_at) index: ordering by
+    id made SQLite sort every event of the site (370 ms at 300,000 events).
+    """
     return list(
         db.session.scalars(
-            select(Event).where(Event.site_id == site_id).order_by(Event.id.desc()).limit(limit)
+            select(Event)
+            .where(Event.site_id == site_id)
+            .order_by(Event.occurred_at.desc(), Event.id.desc())
+            .limit(limit)
         )
     )
 

@@ -41,6 +41,7 @@ PLANS = ["free", "starter", "pro", "enterprise"]
 SOURCES = ["google", "newsletter", "direct", "twitter", "partner"]
 _COLUMNS = [
     "site_id",
+    "api_key_id",
     "event_name",
     "name",
     "page_path",
@@ -54,7 +55,7 @@ _COLUMNS = [
 
 
 def generate(
-    site_id: int, events: int, days: int, visitors: int, seed: int = 1
+    site_id: int, key_id: int | None, events: int, days: int, visitors: int, seed: int = 1
 ) -> Iterator[list[tuple]]:
     """Chunks of event rows (tuples in _COLUMNS order), in time order over the last days."""
     rng = random.Random(seed)  # noqa: S311 - demo data, not a secret
@@ -86,7 +87,9 @@ def generate(
                 )
             user_id = f"user-{user}" if user is not None else None
             visitor = f"u:{user_id}" if user_id else f"a:{rng.getrandbits(64):016x}"
-            rows.append((site_id, kind, name, page, visitor, user_id, micros, props, at, at))
+            rows.append(
+                (site_id, key_id, kind, name, page, visitor, user_id, micros, props, at, at)
+            )
         yield rows
 
 
@@ -105,13 +108,14 @@ _SQLITE_INSERT = f"INSERT INTO events ({_NAMES}) VALUES ({_MARKS})"  # noqa: S60
 
 def _sqlite_row(row: tuple) -> tuple:
     """A row with its times as the text SQLAlchemy stores in SQLite (microseconds always)."""
-    at = row[8].isoformat(" ", "microseconds")
-    return (*row[:8], at, at)
+    at = row[9].isoformat(" ", "microseconds")
+    return (*row[:9], at, at)
 
 
 def write(
     engine: Engine,
     site_id: int,
+    key_id: int | None,
     events: int,
     days: int,
     visitors: int,
@@ -119,7 +123,7 @@ def write(
 ) -> int:
     """Write the generated events; return how many."""
     written = 0
-    for rows in generate(site_id, events, days, visitors):
+    for rows in generate(site_id, key_id, events, days, visitors):
         with write_lock(engine.dialect, engine.url.database), engine.begin() as connection:
             if engine.dialect.name == "postgresql":
                 _copy_rows(connection, rows)
