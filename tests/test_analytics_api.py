@@ -302,3 +302,10 @@ def test_demo_seed_then_rebuild(app, client, owner):
     rebuilt = runner.invoke(args=["analytics", "rebuild", "--site", "example.com"])
     assert rebuilt.exit_code == 0 and "3000 events" in rebuilt.output
     assert client.get(f"/sites/{owner}/stats.json?period=7d").get_json() == body
+
+
+def test_a_gap_below_the_settled_id_is_final_at_once():
+    now = datetime(2026, 6, 1, 12)
+    rows = [(11, now), (13, now), (15, now)]
+    assert len(summaries.usable_prefix(rows, 10, now, False, settled_id=13)) == 2
+    assert len(summaries.usable_prefix(rows, 10, now, False, settled_id=15)) == 3

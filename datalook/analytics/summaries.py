@@ -13,7 +13,8 @@ the writing transaction, so ids become visible in order. On PostgreSQL a sequenc
 out ids before the commit, so id 11 may be visible while id 10 is still being written. A
 fold therefore stops before a gap in the ids while the event after it was received less
 than GAP_WAIT ago (the missing one may still commit), and steps over an older gap (a
-rolled-back insert, which never appears).
+rolled-back insert, or a duplicate skipped by ON CONFLICT, which never appears). A gap is
+also final at once when no write transaction is open in the database (``settled_id``).
 
 Catch-up runs on a background thread in one server worker per host (``start_for``) and
 before each report is read (``catch_up``), so events show within seconds. Late events
@@ -34,7 +35,7 @@ from pathlib import Path
 
 import orjson
 from flask import Flask
-from sqlalchemy import Engine, String, delete, select, tuple_, type_coerce, update
+from sqlalchemy import Engine, String, delete, select, text, tuple_, type_coerce, update
 
 from ..database import dialect_insert, write_lock
 from ..event_schema import VALUE_SCALE
@@ -299,16 +300,45 @@ def _stored_sketches(connection, keys: list[tuple]) -> dict:
     return found
 
 
-def usable_prefix(rows: list, last_id: int, now: datetime, ordered_ids: bool) -> list:
-    """The rows a fold may take: all on SQLite; on PostgreSQL up to a young id gap."""
+def usable_prefix(
+    rows: list, last_id: int, now: datetime, ordered_ids: bool, settled_id: int = 0
+) -> list:
+    """The rows a fold may take: all on SQLite; on PostgreSQL up to a young id gap.
+
+    A gap before an id up to ``settled_id`` is final (see ``settled_id``); another one is
+    waited for while the event after it is younger than GAP_WAIT.
+    """
     if ordered_ids:
         return rows
     expected = last_id + 1
     for index, row in enumerate(rows):
-        if row[0] != expected and row[-1] > now - GAP_WAIT:
+        if row[0] != expected and row[0] > settled_id and row[-1] > now - GAP_WAIT:
             return rows[:index]  # an id before this one may still commit
         expected = row[0] + 1
     return rows
+
+
+# Write transactions open in this database now (each holds the lock on its own xid).
+_OPEN_WRITERS = text(
+    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+    " WHERE l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted"
+    " AND a.datname = current_database() AND l.pid <> pg_backend_pid()"
+)
+_LAST_ID = text("SELECT last_value FROM events_id_seq")
+
+
+def settled_id(connection) -> int:
+    """PostgreSQL: an id below which every gap is final (0 when that is not known).
+
+    Read the sequence's last value first, then look for open write transactions: if there
+    are none, every transaction that took an id up to that value has ended, so a missing
+    id is a rolled-back insert or a duplicate that ON CONFLICT skipped. Duplicates leave
+    such gaps all the time; without this each would hold the fold back for GAP_WAIT.
+    """
+    last = connection.execute(_LAST_ID).scalar() or 0
+    if connection.execute(_OPEN_WRITERS).scalar():
+        return 0
+    return int(last)
 
 
 class _HostLock:
@@ -388,10 +418,11 @@ def fold_once(engine: Engine, batch: int = BATCH) -> int:
     dialect = engine.dialect.name
     with engine.connect() as connection:
         last_id, version = _read_cursor(connection)
+        settled = settled_id(connection) if dialect == "postgresql" else 0
         rows = connection.execute(
             select(*fold_columns(dialect)).where(Event.id > last_id).order_by(Event.id).limit(batch)
         ).all()
-        rows = usable_prefix(rows, last_id, utcnow(), ordered_ids=dialect == "sqlite")
+        rows = usable_prefix(rows, last_id, utcnow(), dialect == "sqlite", settled)
         if not rows:
             return 0
         acc = Accumulator()
