@@ -52,3 +52,7 @@ def post_worker_init(worker):
     from datalook.wal_checkpoints import start_for
 
     start_for(worker.wsgi)
+    # One worker per host also folds new events into the report summaries every second.
+    from datalook.analytics import summaries
+
+    summaries.start_for(worker.wsgi)

@@ -309,3 +309,10 @@ def test_a_gap_below_the_settled_id_is_final_at_once():
     rows = [(11, now), (13, now), (15, now)]
     assert len(summaries.usable_prefix(rows, 10, now, False, settled_id=13)) == 2
     assert len(summaries.usable_prefix(rows, 10, now, False, settled_id=15)) == 3
+
+
+def test_the_docs_describe_the_reports(client):
+    page = client.get("/docs/reports")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "stats.json" in text and "visitors_exact" in text and "before_from" in text

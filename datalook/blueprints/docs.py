@@ -19,6 +19,12 @@ def server_events():
     )
 
 
+@bp.route("/docs/reports")
+def reports():
+    """How the reports count, and the stats.json contract."""
+    return render_template("docs/reports.html")
+
+
 @bp.route("/openapi.json")
 def openapi_json():
     """The public API in OpenAPI 3.1."""
