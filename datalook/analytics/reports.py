@@ -27,7 +27,7 @@ from .models import HourlyPage, HourlyProperty, HourlyRule, HourlyTotals, RuleDi
 from .ranges import Bucket, DateRange
 from .summaries import Accumulator, is_visitor
 
-DEFAULT_EXACT_LIMIT = 20_000
+DEFAULT_EXACT_LIMIT = 5_000
 TOP_PAGES = 20
 TOP_VALUES = 20
 HOUR = timedelta(hours=1)
@@ -444,13 +444,18 @@ def _bucket_visitor_estimates(site_id: int, buckets: list[Bucket]) -> list[int]:
                 )
             ).all()
         )
+    day_starts, day_data = sorted(daily), [daily[k] for k in sorted(daily)]
+    hour_starts, hour_data = sorted(hourly), [hourly[k] for k in sorted(hourly)]
+
+    def within(starts: list, data: list, a: datetime, b: datetime) -> list:
+        """The stored sketches starting in [a, b)."""
+        return data[bisect.bisect_left(starts, a) : bisect.bisect_left(starts, b)]
+
     out = []
     for days, hours, edges in plans:
-        stored = []
-        if days:
-            stored += [data for start, data in daily.items() if days[0] <= start < days[1]]
+        stored = within(day_starts, day_data, *days) if days else []
         for a, b in hours:
-            stored += [data for start, data in hourly.items() if a <= start < b]
+            stored += within(hour_starts, hour_data, a, b)
         loose = set()
         for a, b in edges:
             loose.update(row[5] for row in _raw_rows(site_id, a, b) if is_visitor(row[5]))
