@@ -25,21 +25,21 @@ def dump(sketch: ds.hll_sketch) -> bytes:
     return sketch.serialize_compact()
 
 
-def merged(stored: Iterable[bytes], extra_ids: Iterable[str] = ()) -> ds.hll_sketch:
-    """The union of stored sketches, plus raw visitor ids (the partial hours of a range)."""
+def estimate(stored: list[bytes], extra_ids: Iterable[str] = ()) -> int:
+    """Estimated distinct visitors of stored sketches and raw ids (the partial hours of a
+    range), rounded."""
+    extra = list(extra_ids)
+    if not extra and len(stored) <= 1:  # nothing to merge
+        return round(load(stored[0]).get_estimate()) if stored else 0
     union = ds.hll_union(LG_K)
     for data in stored:
         union.update(load(data))
-    loose = new()
-    for visitor in extra_ids:
-        loose.update(visitor)
-    union.update(loose)
-    return union.get_result(_TYPE)
-
-
-def estimate(stored: Iterable[bytes], extra_ids: Iterable[str] = ()) -> int:
-    """Estimated distinct visitors of stored sketches and raw ids, rounded."""
-    return round(merged(stored, extra_ids).get_estimate())
+    if extra:
+        loose = new()
+        for visitor in extra:
+            loose.update(visitor)
+        union.update(loose)
+    return round(union.get_estimate())
 
 
 def combine(old: bytes | None, fresh: ds.hll_sketch) -> bytes:
