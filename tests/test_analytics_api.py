@@ -316,3 +316,23 @@ def test_the_docs_describe_the_reports(client):
     assert page.status_code == 200
     text = page.get_data(as_text=True)
     assert "stats.json" in text and "visitors_exact" in text and "before_from" in text
+
+
+def test_the_fold_thread_leads_once_per_host_and_folds(owner, app):
+    with app.app_context():
+        store(owner, [Sample(datetime(2026, 6, 1), "pageview", f"u{i}") for i in range(30)])
+    first = summaries.start_for(app)
+    second = summaries.Folder(app, first.lead_path)  # another worker of the same database
+    second.start()
+    try:
+        assert first is summaries.start_for(app)  # started once per app
+        assert first.leading.wait(5)
+        assert not second.leading.wait(1.5)  # the other waits for the lead
+        with app.app_context():
+            deadline = datetime.now() + timedelta(seconds=10)
+            while summaries.pending(db.engine) and datetime.now() < deadline:
+                threading.Event().wait(0.2)
+            assert summaries.pending(db.engine) == 0
+    finally:
+        first.stop()
+        second.stop()
