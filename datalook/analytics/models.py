@@ -4,7 +4,7 @@ Rules, pages and properties are kept per UTC hour and per UTC day (`hours` 1 or 
 long range reads its whole days from the day rows, its edges from the hour rows. On SQLite
 the tables are WITHOUT ROWID, so a range is one sequential read of the primary key.
 
-Every bucket is a UTC hour (or a UTC day for the day sketches): changing a site's time zone
+Every bucket is a UTC hour, day or week: changing a site's time zone
 changes how reports group these buckets, never the buckets themselves. Money is kept as
 whole units plus the sum of the remaining millionths, two integers that each stay far
 inside 64 bits where one sum of millionths could overflow in SQLite.
@@ -107,7 +107,8 @@ class HourlyProperty(db.Model):
 
 
 class VisitorSketch(db.Model):
-    """A HyperLogLog sketch of the visitors of one dimension in one UTC hour or day.
+    """A HyperLogLog sketch of the visitors of one dimension in one UTC hour, day or week
+    (hours 1, 24 or 168; weeks start on Monday).
 
     dim is "" (the site), "c" (anyone who converted), "r:<rule>" or "p:<page path>".
     """
@@ -116,7 +117,7 @@ class VisitorSketch(db.Model):
     __table_args__ = {"sqlite_with_rowid": False}
 
     site_id: Mapped[int] = _site_fk()
-    hours: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1 or 24
+    hours: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1, 24 or 168
     dim: Mapped[str] = mapped_column(String(MAX_PAGE + 2), primary_key=True)
     start: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
     sketch: Mapped[bytes] = mapped_column(LargeBinary)

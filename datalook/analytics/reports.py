@@ -243,50 +243,44 @@ def _exact_visitors(site_id: int, start: datetime, end: datetime, buckets: list)
     return found
 
 
-def _sketch_keys(start: datetime, end: datetime) -> tuple[tuple | None, list, list]:
-    """Whole UTC days, whole hours around them, and sub-hour pieces covering [start, end)."""
+WEEK = timedelta(days=7)
+
+
+def pieces(start: datetime, end: datetime, weeks: bool) -> tuple[list, list]:
+    """Cover [start, end) with stored spans, largest first: (hours, a, b) pieces of whole
+    UTC weeks (from Monday; sketches only), days and hours, and the sub-hour edges left."""
     inner, edges = split(start, end)
     if not inner:
-        return None, [], edges
+        return [], edges
     first_day = inner[0].replace(hour=0)
     if first_day < inner[0]:
         first_day += DAY
     last_day = inner[1].replace(hour=0)
     if first_day >= last_day:
-        return None, [inner], edges
-    hours = [(a, b) for a, b in ((inner[0], first_day), (last_day, inner[1])) if a < b]
-    return (first_day, last_day), hours, edges
+        return [(1, *inner)], edges
+    out = [(1, a, b) for a, b in ((inner[0], first_day), (last_day, inner[1])) if a < b]
+    first_week = first_day + timedelta(days=(7 - first_day.weekday()) % 7)
+    last_week = last_day - timedelta(days=last_day.weekday())
+    if weeks and first_week < last_week:
+        out.append((168, first_week, last_week))
+        out += [(24, a, b) for a, b in ((first_day, first_week), (last_week, last_day)) if a < b]
+    else:
+        out.append((24, first_day, last_day))
+    return out, edges
 
 
 def _covering(table, start: datetime, end: datetime):
     """A condition selecting day rows for the whole UTC days of [start, end) and hour rows
     around them (None if no whole hour), and the sub-hour pieces left for raw events."""
-    days, hours, edges = _sketch_keys(start, end)
-    parts = []
-    if days:
-        parts.append(and_(table.hours == 24, table.hour >= days[0], table.hour < days[1]))
-    for a, b in hours:
-        parts.append(and_(table.hours == 1, table.hour >= a, table.hour < b))
+    spans, edges = pieces(start, end, weeks=False)
+    parts = [and_(table.hours == n, table.hour >= a, table.hour < b) for n, a, b in spans]
     if not parts:
         return None, edges
     return (parts[0] if len(parts) == 1 else or_(*parts)), edges
 
 
-def _estimates(site_id: int, dims: list[str], start: datetime, end: datetime) -> dict[str, int]:
-    """Estimated distinct visitors per dimension in [start, end), from the sketches."""
-    days, hours, edges = _sketch_keys(start, end)
-    stored: dict[str, list] = {dim: [] for dim in dims}
-    s = VisitorSketch
-    wanted = [(24, days)] if days else []
-    wanted += [(1, piece) for piece in hours]
-    for span, (a, b) in wanted:
-        rows = db.session.execute(
-            select(s.dim, s.sketch).where(
-                s.site_id == site_id, s.hours == span, s.dim.in_(dims), s.start >= a, s.start < b
-            )
-        )
-        for dim, data in rows:
-            stored[dim].append(data)
+def _loose_ids(site_id: int, edges: list, dims: list[str]) -> dict[str, set]:
+    """Visitor ids per dimension in the sub-hour edges, from raw events."""
     loose: dict[str, set] = {dim: set() for dim in dims}
     for a, b in edges:
         for row in _raw_rows(site_id, a, b):
@@ -296,6 +290,23 @@ def _estimates(site_id: int, dims: list[str], start: datetime, end: datetime) ->
             for dim in ("", "p:" + page, *(("c", f"r:{name}") if kind == "success" else ())):
                 if dim in loose:
                     loose[dim].add(visitor)
+    return loose
+
+
+def _estimates(site_id: int, dims: list[str], start: datetime, end: datetime) -> dict[str, int]:
+    """Estimated distinct visitors per dimension in [start, end), from the sketches."""
+    spans, edges = pieces(start, end, weeks=True)
+    stored: dict[str, list] = {dim: [] for dim in dims}
+    s = VisitorSketch
+    for span, a, b in spans:
+        rows = db.session.execute(
+            select(s.dim, s.sketch).where(
+                s.site_id == site_id, s.hours == span, s.dim.in_(dims), s.start >= a, s.start < b
+            )
+        )
+        for dim, data in rows:
+            stored[dim].append(data)
+    loose = _loose_ids(site_id, edges, dims)
     return {dim: sketches.estimate(stored[dim], loose[dim]) for dim in dims}
 
 
@@ -413,53 +424,33 @@ def _hourly_prefix(site_id: int, start: datetime, end: datetime):
 
 
 def _bucket_visitor_estimates(site_id: int, buckets: list[Bucket]) -> list[int]:
-    """Estimated visitors per bucket: two queries for every sketch, merged in memory."""
+    """Estimated visitors per bucket: one query per span size, merged in memory."""
     if not buckets:
         return []
-    plans = [_sketch_keys(b.start_utc, b.end_utc) for b in buckets]
+    plans = [pieces(b.start_utc, b.end_utc, weeks=True) for b in buckets]
     s = VisitorSketch
-    first, last = buckets[0].start_utc, buckets[-1].end_utc
-    daily = dict(
-        db.session.execute(
-            select(s.start, s.sketch).where(
+    first, last = buckets[0].start_utc - WEEK, buckets[-1].end_utc
+    stored: dict[int, tuple[list, list]] = {}
+    for span in sorted({n for spans, _ in plans for n, _a, _b in spans}):
+        rows = db.session.execute(
+            select(s.start, s.sketch)
+            .where(
                 s.site_id == site_id,
-                s.hours == 24,
+                s.hours == span,
                 s.dim == "",
-                s.start >= first - DAY,
+                s.start >= first,
                 s.start < last,
             )
+            .order_by(s.start)
         ).all()
-    )
-    needs_hours = any(hours for _days, hours, _edges in plans)
-    hourly = {}
-    if needs_hours:
-        hourly = dict(
-            db.session.execute(
-                select(s.start, s.sketch).where(
-                    s.site_id == site_id,
-                    s.hours == 1,
-                    s.dim == "",
-                    s.start >= first,
-                    s.start < last,
-                )
-            ).all()
-        )
-    day_starts, day_data = sorted(daily), [daily[k] for k in sorted(daily)]
-    hour_starts, hour_data = sorted(hourly), [hourly[k] for k in sorted(hourly)]
-
-    def within(starts: list, data: list, a: datetime, b: datetime) -> list:
-        """The stored sketches starting in [a, b)."""
-        return data[bisect.bisect_left(starts, a) : bisect.bisect_left(starts, b)]
-
+        stored[span] = ([row[0] for row in rows], [row[1] for row in rows])
     out = []
-    for days, hours, edges in plans:
-        stored = within(day_starts, day_data, *days) if days else []
-        for a, b in hours:
-            stored += within(hour_starts, hour_data, a, b)
-        loose = set()
-        for a, b in edges:
-            loose.update(row[5] for row in _raw_rows(site_id, a, b) if is_visitor(row[5]))
-        out.append(sketches.estimate(stored, loose))
+    for spans, edges in plans:
+        found = []
+        for span, a, b in spans:
+            starts, data = stored[span]
+            found += data[bisect.bisect_left(starts, a) : bisect.bisect_left(starts, b)]
+        out.append(sketches.estimate(found, _loose_ids(site_id, edges, [""])[""]))
     return out
 
 
