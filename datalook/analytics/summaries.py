@@ -594,6 +594,9 @@ def start_for(app: Flask) -> Folder | None:
 
         with app.app_context():
             lead = _lock_path(db.engine, app.instance_path) + "-lead"
-        found = app.extensions["datalook_analytics_folder"] = Folder(app, lead)
+        # ANALYTICS_FOLD_INTERVAL_S trades the writers' lock time per second (each fold's
+        # write holds it for a few milliseconds) against how fresh unread summaries are.
+        interval = float(config.get("ANALYTICS_FOLD_INTERVAL_S", INTERVAL_S))
+        found = app.extensions["datalook_analytics_folder"] = Folder(app, lead, interval)
         found.start()
     return found
