@@ -559,16 +559,21 @@ def breakdown(site: Site, rng: DateRange, key: str) -> list[BreakdownRow]:
 
 
 def property_keys(site: Site, limit: int = 50) -> list[str]:
-    """Property keys seen on the site's events (for the breakdown's choice)."""
-    return list(
-        db.session.scalars(
-            select(HourlyProperty.key)
-            .where(HourlyProperty.site_id == site.id)
-            .distinct()
-            .order_by(HourlyProperty.key)
-            .limit(limit)
-        )
-    )
+    """Property keys seen on the site's events (for the breakdown's choice).
+
+    One index seek per key (a skip scan): DISTINCT read every summary row of the site.
+    """
+    keys: list[str] = []
+    p = HourlyProperty
+    while len(keys) < limit:
+        after = select(func.min(p.key)).where(p.site_id == site.id)
+        if keys:
+            after = after.where(p.key > keys[-1])
+        found = db.session.scalar(after)
+        if found is None:
+            break
+        keys.append(found)
+    return keys
 
 
 def first_day_utc(site: Site) -> datetime | None:
