@@ -407,11 +407,21 @@ def _rules(site_id: int, rng: DateRange, totals: Totals, exact: _ExactVisitors |
     return out
 
 
+def _as_stored(moment: datetime) -> datetime | str:
+    """A time as the hour column reads back: SQLite's text, or a datetime elsewhere."""
+    if db.engine.dialect.name == "sqlite":
+        return moment.isoformat(" ", "microseconds")
+    return moment
+
+
 def _hourly_prefix(site_id: int, start: datetime, end: datetime):
     """Sorted hours of [start, end) with running sums of events, conversions and revenue."""
     t = HourlyTotals
+    hour = t.hour
+    if db.engine.dialect.name == "sqlite":  # keep the stored text: no datetime per row
+        hour = type_coerce(t.hour, String)
     rows = db.session.execute(
-        select(t.hour, t.events, t.conversions, t.revenue_units, t.revenue_rest)
+        select(hour, t.events, t.conversions, t.revenue_units, t.revenue_rest)
         .where(t.site_id == site_id, t.hour >= start, t.hour < end)
         .order_by(t.hour)
     ).all()
@@ -469,8 +479,8 @@ def _series(
         inner, edges = split(bucket.start_utc, bucket.end_utc)
         figures = [0, 0, 0]
         if inner:
-            low = bisect.bisect_left(hours, inner[0])
-            high = bisect.bisect_left(hours, inner[1])
+            low = bisect.bisect_left(hours, _as_stored(inner[0]))
+            high = bisect.bisect_left(hours, _as_stored(inner[1]))
             figures = [sums[high][i] - sums[low][i] for i in range(3)]
         if edges:
             for values in _raw_acc(site_id, edges).totals.values():
