@@ -13,6 +13,7 @@ from the day and hour sketches (error about 0.8%), and ``visitors_exact`` is Fal
 from __future__ import annotations
 
 import bisect
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,6 +27,8 @@ from . import sketches, summaries
 from .models import HourlyPage, HourlyProperty, HourlyRule, HourlyTotals, RuleDisplay, VisitorSketch
 from .ranges import Bucket, DateRange
 from .summaries import Accumulator, is_visitor
+
+log = logging.getLogger(__name__)
 
 DEFAULT_EXACT_LIMIT = 5_000
 TOP_PAGES = 20
@@ -609,7 +612,12 @@ def recent_events(site_id: int, limit: int = 20) -> list[Event]:
     )
 
 
-def catch_up(max_batches: int | None = 40) -> None:
-    """Fold the events stored since the last fold, then start a fresh read."""
-    summaries.catch_up(db.engine, current_app.instance_path, max_batches)
+def catch_up(max_batches: int | None = 10) -> None:
+    """Fold the events stored since the last fold (a bounded number: a backlog is the fold
+    thread's work), then start a fresh read. A failing fold is logged and the report is
+    served from the summaries as they are."""
+    try:
+        summaries.catch_up(db.engine, current_app.instance_path, max_batches)
+    except Exception:  # the page must not fail because the fold did
+        log.exception("analytics: catching up before a report failed")
     db.session.commit()  # a SQLite read transaction begun earlier would miss the fold
