@@ -336,3 +336,13 @@ def test_the_fold_thread_leads_once_per_host_and_folds(owner, app):
     finally:
         first.stop()
         second.stop()
+
+
+def test_a_failing_fold_leaves_the_report_readable(client, site, app):
+    site_id = site[0]
+    with app.app_context():  # a broken summaries state: the cursor row is gone
+        db.session.execute(db.text("DELETE FROM analytics_cursor"))
+        db.session.commit()
+    answer = client.get(f"/sites/{site_id}/stats.json?period=today")
+    assert answer.status_code == 200 and answer.get_json()["totals"]["events"] == 0
+    assert client.get(f"/sites/{site_id}/").status_code == 200
