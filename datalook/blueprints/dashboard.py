@@ -134,12 +134,9 @@ def stats_json(site_id: int):
     return export.stats_json(site, reports.stats(site, rng))
 
 
-@bp.route("/reports/<report>.csv")
 @login_required
 def report_csv(site_id: int, report: str):
     """One report as a CSV download, for the range in the URL."""
-    if report not in export.REPORTS:
-        abort(404)
     site = _caught_up_site(site_id)
     try:
         rng = _range(site)
@@ -155,6 +152,11 @@ def report_csv(site_id: int, report: str):
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+# One fixed URL per report (the report is a default, not a URL part to be guessed).
+for _name in export.REPORTS:
+    bp.add_url_rule(f"/reports/{_name}.csv", "report_csv", report_csv, defaults={"report": _name})
 
 
 @bp.route("/settings", methods=["GET", "POST"])
