@@ -37,6 +37,7 @@ format: $(VENV)/.dev-deps
 
 bench: $(VENV)/.dev-deps
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.analytics
 
 clean-venv:
 	rm -rf $(VENV)

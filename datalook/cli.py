@@ -16,6 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from . import apikeys, exporting
+from .analytics.money import is_currency
+from .analytics.ranges import RangeError, zone
 from .browser import settings as browser_settings
 from .browser.origins import InvalidOrigin
 from .browser.script import snippet
@@ -38,7 +40,7 @@ def fail(message: str) -> NoReturn:
     sys.exit(1)
 
 
-def _site_by_domain(domain: str) -> Site:
+def site_by_domain(domain: str) -> Site:
     """Find the site for a domain as typed, or fail."""
     try:
         normal = normalise_domain(domain)
@@ -110,6 +112,8 @@ def sites_create(domain: str, owner: str) -> None:
 
 @sites.command("set")
 @click.argument("domain")
+@click.option("--timezone", "timezone", help="Report time zone, an IANA name: Europe/Berlin.")
+@click.option("--currency", help="Report currency, an ISO 4217 code: EUR.")
 @click.option(
     "--allowed-origin",
     "add_origins",
@@ -125,11 +129,37 @@ def sites_create(domain: str, owner: str) -> None:
     default=None,
     help="Skip browser events of visitors who send Do-Not-Track or Global Privacy Control.",
 )
-def sites_set(domain: str, add_origins: tuple, remove_origins: tuple, respect_dnt) -> None:
-    """Change a site's settings."""
-    site = _site_by_domain(domain)
+def sites_set(
+    domain: str,
+    timezone: str | None,
+    currency: str | None,
+    add_origins: tuple,
+    remove_origins: tuple,
+    respect_dnt: bool | None,
+) -> None:
+    """Change a site's settings (stored events are never changed by them)."""
+    site = site_by_domain(domain)
+    if not (timezone or currency or add_origins or remove_origins or respect_dnt is not None):
+        fail("give at least one setting to change")
+    _set_report_options(site, timezone, currency)
     _set_browser_options(site, add_origins, remove_origins, respect_dnt)
     db.session.commit()
+
+
+def _set_report_options(site: Site, timezone: str | None, currency: str | None) -> None:
+    """Apply `sites set`'s report options (time zone, currency) to a site."""
+    if timezone is not None:
+        try:
+            zone(timezone)
+        except RangeError:
+            fail(f"{timezone[:60]!r} is not an IANA time zone name")
+        site.timezone = timezone
+    if currency is not None:
+        if not is_currency(currency.upper()):
+            fail(f"{currency[:20]!r} is not an ISO 4217 currency code")
+        site.currency = currency.upper()
+    if timezone is not None or currency is not None:
+        click.echo(f"{site.domain}: timezone {site.timezone}, currency {site.currency}")
 
 
 def _set_browser_options(
@@ -155,7 +185,7 @@ def _set_browser_options(
 @click.argument("domain")
 def sites_snippet(domain: str) -> None:
     """Print the site's browser <script> tag, alone on stdout."""
-    site = _site_by_domain(domain)
+    site = site_by_domain(domain)
     base = current_app.config["PUBLIC_URL"]
     if not base:
         base = f"http://127.0.0.1:{current_app.config['PORT']}"
@@ -167,7 +197,7 @@ def sites_snippet(domain: str) -> None:
 @click.argument("domain")
 def sites_regenerate_site_key(domain: str) -> None:
     """Replace the site's public browser key (the old one stops working); print the snippet."""
-    site = _site_by_domain(domain)
+    site = site_by_domain(domain)
     browser_settings.regenerate_site_key(site)
     db.session.commit()
     click.echo(f"{site.domain}: new site key; paste the new snippet", err=True)
@@ -179,7 +209,7 @@ def sites_regenerate_site_key(domain: str) -> None:
 @click.option("--name", required=True)
 def keys_create(domain: str, name: str) -> None:
     """Create an API key and print its token (shown only this once)."""
-    site = _site_by_domain(domain)
+    site = site_by_domain(domain)
     try:
         created = apikeys.create_key(site, name, None)
     except apikeys.KeyRefused as exc:
@@ -191,7 +221,7 @@ def keys_create(domain: str, name: str) -> None:
 @click.option("--site", "domain", required=True)
 def keys_list(domain: str) -> None:
     """List a site's keys (masked; secrets are never stored)."""
-    site = _site_by_domain(domain)
+    site = site_by_domain(domain)
     for key in site.api_keys:
         click.echo(
             "\t".join(
@@ -256,12 +286,15 @@ def keys_set_limit(key_id: str, limit: str) -> None:
 @click.option("--site", "domain", required=True)
 def events_export(domain: str) -> None:
     """Write every stored event of a site as JSON Lines on stdout."""
-    site = _site_by_domain(domain)
+    site = site_by_domain(domain)
     for line in exporting.export_lines(site.id):
         click.echo(line)
 
 
 def register(app: Flask) -> None:
     """Add the command groups to the app's CLI."""
+    from . import analytics_cli  # it builds on this module's site look-up
+
     for group in (users, sites, keys, events):
         app.cli.add_command(group)
+    analytics_cli.register(app)

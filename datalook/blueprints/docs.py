@@ -30,6 +30,12 @@ def browser_sdk():
     )
 
 
+@bp.route("/docs/reports")
+def reports():
+    """How the reports count, and the stats.json contract."""
+    return render_template("docs/reports.html")
+
+
 @bp.route("/openapi.json")
 def openapi_json():
     """The public API in OpenAPI 3.1."""

@@ -1,0 +1,52 @@
+"""HyperLogLog sketches of visitor ids (Apache DataSketches, lg_k=14: about 0.8% error)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import datasketches as ds
+
+LG_K = 14
+_TYPE = ds.tgt_hll_type.HLL_4
+
+
+def new() -> ds.hll_sketch:
+    """An empty sketch."""
+    return ds.hll_sketch(LG_K, _TYPE)
+
+
+def load(data: bytes) -> ds.hll_sketch:
+    """A sketch from its stored bytes."""
+    return ds.hll_sketch.deserialize(bytes(data))
+
+
+def dump(sketch: ds.hll_sketch) -> bytes:
+    """The compact bytes of a sketch."""
+    return sketch.serialize_compact()
+
+
+def estimate(stored: list[bytes], extra_ids: Iterable[str] = ()) -> int:
+    """Estimated distinct visitors of stored sketches and raw ids (the partial hours of a
+    range), rounded."""
+    extra = list(extra_ids)
+    if not extra and len(stored) <= 1:  # nothing to merge
+        return round(load(stored[0]).get_estimate()) if stored else 0
+    union = ds.hll_union(LG_K)
+    for data in stored:
+        union.update(load(data))
+    if extra:
+        loose = new()
+        for visitor in extra:
+            loose.update(visitor)
+        union.update(loose)
+    return round(union.get_estimate())
+
+
+def combine(old: bytes | None, fresh: ds.hll_sketch) -> bytes:
+    """Fold a sketch into a stored one (None: nothing stored yet)."""
+    if old is None:
+        return dump(fresh)
+    union = ds.hll_union(LG_K)
+    union.update(load(old))
+    union.update(fresh)
+    return dump(union.get_result(_TYPE))
