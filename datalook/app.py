@@ -93,9 +93,9 @@ class _HttpsAwareSessionInterface(SecureCookieSessionInterface):
 
 def _register_blueprints(app: Flask) -> None:
     """Mount every area of the app."""
-    from .blueprints import auth, dashboard, docs, events_api, health, keys, quests, sites
+    from .blueprints import auth, dashboard, docs, events_api, funnels, health, keys, quests, sites
 
-    for module in (auth, sites, dashboard, quests, keys, events_api, docs, health):
+    for module in (auth, sites, dashboard, quests, keys, events_api, docs, health, funnels):
         app.register_blueprint(module.bp)
 
 

@@ -1,0 +1,80 @@
+"""Tables of the funnel and journey reports: saved funnels and what is derived from events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from ..models import BigId, utcnow
+
+
+class Funnel(db.Model):
+    """A saved funnel of one site: a name and its definition (JSON of steps, window, mode)."""
+
+    __tablename__ = "funnels"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    definition: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class FunnelEvent(db.Model):
+    """An event that matches at least one step of a saved funnel (bit k of step_mask: step k+1)."""
+
+    __tablename__ = "funnel_events"
+    __table_args__ = (Index("ix_funnel_events_funnel_occurred", "funnel_id", "occurred_at"),)
+
+    funnel_id: Mapped[int] = mapped_column(
+        ForeignKey("funnels.id", ondelete="CASCADE"), primary_key=True
+    )
+    event_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    visitor_id: Mapped[str] = mapped_column(String(260))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime)
+    step_mask: Mapped[int] = mapped_column(Integer)
+    value_micros: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class VisitorSession(db.Model):
+    """One session of a visitor: events with no 30-minute gap, and its collapsed page paths."""
+
+    __tablename__ = "visitor_sessions"
+    __table_args__ = (
+        Index("ix_visitor_sessions_site_started", "site_id", "started_at"),
+        Index("ix_visitor_sessions_visitor", "site_id", "visitor_id", "ended_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    visitor_id: Mapped[str] = mapped_column(String(260))
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    ended_at: Mapped[datetime] = mapped_column(DateTime)
+    events: Mapped[int] = mapped_column(Integer)
+    # Collapsed path sequence: all steps counted, the first ten kept ("\n"-joined), and the
+    # end offset of each kept step in that text (zero-padded, 5 digits each) so SQL can cut
+    # the first N steps with substr() on any engine.
+    path_count: Mapped[int] = mapped_column(Integer)
+    paths: Mapped[str] = mapped_column(Text)
+    cuts: Mapped[str] = mapped_column(String(60))
+    # The last ten steps the same way: "ends at" journeys are cut from the end.
+    tail: Mapped[str] = mapped_column(Text)
+    tail_cuts: Mapped[str] = mapped_column(String(60))
+    last_path: Mapped[str] = mapped_column(String(2048))
+    # Success rules converted in the session, as "|a|b|" (empty: none); converted = 0/1.
+    rules: Mapped[str] = mapped_column(Text)
+    converted: Mapped[int] = mapped_column(Integer)
+
+
+class DerivedCursor(db.Model):
+    """How far (events.id) a derived table has read the events."""
+
+    __tablename__ = "derived_cursors"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_event_id: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

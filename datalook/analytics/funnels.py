@@ -1,0 +1,508 @@
+"""Funnels: definitions (parsed and validated in one place) and the per-visitor computation.
+
+Semantics, stated on the report page and in the docs:
+- Counted per visitor (a `visitor_id` not starting with "a:"); events without a visitor take
+  no part and are counted in `excluded_events_without_visitor` (those in the range that
+  match a step).
+- A visitor enters with a step-1 event inside the date range. Step k+1 happens at or after
+  step k (a different event: one event satisfies at most one step; other events in between
+  are allowed), no later than step 1 plus the conversion window (the edge is included);
+  later steps may fall after the range's end.
+- Each visitor counts once, at the furthest step reached from any of their step-1 events in
+  the range; times and revenue come from the earliest step-1 event that reaches that far.
+- Strict mode: each next step is the visitor's very next event (events at the same instant
+  in the order they were stored).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from ..event_schema import EVENT_NAMES, MAX_NAME, MAX_PATH
+
+MIN_STEPS, MAX_STEPS = 2, 8
+MODES = ("ordered", "strict")
+DEFAULT_WINDOW = "24h"
+MIN_WINDOW, MAX_WINDOW = timedelta(minutes=1), timedelta(days=30)
+_WINDOW_RE = re.compile(r"^([1-9][0-9]{0,5})([mhd])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+_STEP_KEYS = frozenset({"event_name", "page_path", "name", "property"})
+MAX_PROPERTY_KEY = 100
+
+
+class FunnelError(ValueError):
+    """A funnel parameter that cannot be used; names the parameter for the JSON error."""
+
+    def __init__(self, field: str, code: str, message: str) -> None:
+        """Keep the field and the machine-readable code beside the message."""
+        super().__init__(message)
+        self.field = field
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one step matches: an event name, and optionally a path, a rule name, a property."""
+
+    event_name: str
+    page_path: str | None = None  # exact, or a prefix when it ends in "*"
+    name: str | None = None
+    property_key: str | None = None
+    property_value: object = None
+
+    @property
+    def path_prefix(self) -> str | None:
+        """The prefix a "/docs/*" path stands for, or None for an exact path."""
+        if self.page_path and self.page_path.endswith("*"):
+            return self.page_path[:-1]
+        return None
+
+    @property
+    def label(self) -> str:
+        """A short human label, e.g. "pageview /pricing" or "success paid-customer"."""
+        parts = [self.event_name]
+        if self.page_path:
+            parts.append(self.page_path)
+        if self.name:
+            parts.append(self.name)
+        if self.property_key is not None:
+            parts.append(f"{self.property_key}={json.dumps(self.property_value)}")
+        return " ".join(parts)
+
+    def as_json(self) -> dict:
+        """The step as the JSON object the API and the builder use."""
+        prop = None
+        if self.property_key is not None:
+            prop = {"key": self.property_key, "value": self.property_value}
+        return {
+            "event_name": self.event_name,
+            "page_path": self.page_path,
+            "name": self.name,
+            "property": prop,
+        }
+
+    def matches(
+        self, event_name: str, page_path: str, name: str | None, properties: str | None
+    ) -> bool:
+        """Whether an event (its stored columns) satisfies this step."""
+        if event_name != self.event_name:
+            return False
+        if self.page_path is not None:
+            prefix = self.path_prefix
+            if prefix is not None:
+                if not page_path.startswith(prefix):
+                    return False
+            elif page_path != self.page_path:
+                return False
+        if self.name is not None and name != self.name:
+            return False
+        if self.property_key is not None:
+            if not properties:
+                return False
+            try:
+                found = json.loads(properties)
+            except ValueError:
+                return False
+            if not isinstance(found, dict) or self.property_key not in found:
+                return False
+            return same_json_value(found[self.property_key], self.property_value)
+        return True
+
+
+def same_json_value(a: object, b: object) -> bool:
+    """JSON equality: true is not 1, and 1 equals 1.0."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    return a == b
+
+
+@dataclass(frozen=True)
+class FunnelDefinition:
+    """The steps, the conversion window and the mode of a funnel."""
+
+    steps: tuple[Step, ...]
+    window: timedelta
+    window_text: str
+    mode: str
+
+    def as_json(self) -> dict:
+        """The definition as stored for a saved funnel (and sent to the builder)."""
+        return {
+            "steps": [s.as_json() for s in self.steps],
+            "window": self.window_text,
+            "mode": self.mode,
+        }
+
+    def step_mask(
+        self, event_name: str, page_path: str, name: str | None, properties: str | None
+    ) -> int:
+        """Bit k set when the event satisfies step k+1."""
+        mask = 0
+        for index, step in enumerate(self.steps):
+            if step.matches(event_name, page_path, name, properties):
+                mask |= 1 << index
+        return mask
+
+
+def parse_window(text: object) -> tuple[timedelta, str]:
+    """Parse "90m", "24h" or "7d" (1 minute to 30 days) or raise FunnelError naming window."""
+    if text is None or text == "":
+        text = DEFAULT_WINDOW
+    match = _WINDOW_RE.match(text) if isinstance(text, str) else None
+    if not match:
+        raise FunnelError(
+            "window", "invalid_window", "window must be a number and a unit m, h or d, e.g. 24h"
+        )
+    window = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    if not MIN_WINDOW <= window <= MAX_WINDOW:
+        raise FunnelError("window", "out_of_range", "window must be from 1 minute to 30 days")
+    return window, text
+
+
+def _optional_text(raw: Mapping, key: str, number: int, limit: int) -> str | None:
+    """An optional non-empty string field of a step (None or absent: not used)."""
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        raise FunnelError(
+            "step", f"invalid_{key}", f"step {number}: {key} must be a string of 1 to {limit}"
+        )
+    if re.search(r"[\x00-\x1f\x7f]", value):
+        raise FunnelError("step", f"invalid_{key}", f"step {number}: {key} has control characters")
+    return value
+
+
+def parse_step(raw: object, number: int) -> Step:
+    """Validate one step (a JSON object or its text) or raise FunnelError naming step."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise FunnelError(
+                "step", "malformed_step", f"step {number} is not a JSON object"
+            ) from None
+    if not isinstance(raw, dict):
+        raise FunnelError("step", "malformed_step", f"step {number} is not a JSON object")
+    unknown = sorted(set(raw) - _STEP_KEYS)
+    if unknown:
+        raise FunnelError("step", "unknown_key", f"step {number}: unknown key {unknown[0]!r}")
+    event_name = raw.get("event_name")
+    if event_name not in EVENT_NAMES:
+        raise FunnelError(
+            "step",
+            "unknown_event_name",
+            f"step {number}: event_name must be one of {', '.join(EVENT_NAMES)}",
+        )
+    page_path = _optional_text(raw, "page_path", number, MAX_PATH)
+    if page_path is not None:
+        if not page_path.startswith("/"):
+            raise FunnelError("step", "invalid_page_path", f"step {number}: page_path starts /")
+        if "*" in page_path[:-1]:
+            raise FunnelError(
+                "step", "invalid_page_path", f"step {number}: '*' may only end a page_path"
+            )
+    name = _optional_text(raw, "name", number, MAX_NAME)
+    prop = raw.get("property")
+    key, value = None, None
+    if prop is not None:
+        if not isinstance(prop, dict) or set(prop) != {"key", "value"}:
+            raise FunnelError(
+                "step", "invalid_property", f"step {number}: property is {{key, value}}"
+            )
+        key = _optional_text(prop, "key", number, MAX_PROPERTY_KEY)
+        value = prop["value"]
+        if key is None or not isinstance(value, str | int | float | bool) or value is None:
+            raise FunnelError(
+                "step",
+                "invalid_property",
+                f"step {number}: property needs a key and a string, number or boolean value",
+            )
+    return Step(event_name, page_path, name, key, value)
+
+
+def parse_definition(steps: Sequence[object], window: object, mode: object) -> FunnelDefinition:
+    """The one validation of a funnel (JSON endpoint, saved-funnel form, tests)."""
+    if not MIN_STEPS <= len(steps) <= MAX_STEPS:
+        raise FunnelError(
+            "step", "step_count", f"a funnel has {MIN_STEPS} to {MAX_STEPS} steps, got {len(steps)}"
+        )
+    parsed = tuple(parse_step(raw, number) for number, raw in enumerate(steps, start=1))
+    window_delta, window_text = parse_window(window)
+    mode = mode or "ordered"
+    if mode not in MODES:
+        raise FunnelError("mode", "unknown_mode", "mode must be ordered or strict")
+    return FunnelDefinition(parsed, window_delta, window_text, mode)
+
+
+def definition_from_json(text: str) -> FunnelDefinition:
+    """Load a stored definition (validated again: stored JSON is still input)."""
+    data = json.loads(text)
+    return parse_definition(data["steps"], data["window"], data["mode"])
+
+
+# ---------------------------------------------------------------- per-visitor matching
+
+
+@dataclass(frozen=True)
+class VisitorEvent:
+    """One event of a visitor as the matching sees it; `seq` orders equal times (events.id)."""
+
+    at: datetime
+    seq: int
+    mask: int
+    value_micros: int | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far one visitor got: steps reached, and the time and value of each matched step."""
+
+    depth: int
+    times: tuple[datetime, ...] = ()
+    values: tuple[int | None, ...] = ()
+
+
+NOT_ENTERED = Progress(0)
+
+
+def match_visitor(
+    events: Sequence[VisitorEvent],
+    steps: int,
+    window: timedelta,
+    mode: str,
+    range_start: datetime,
+    range_end: datetime,
+) -> Progress:
+    """The furthest step one visitor reached (pure: the funnel's whole semantics live here).
+
+    `events` are the visitor's events (any order); in strict mode they must be all of them,
+    with mask 0 for those that match no step. `range_end` is exclusive.
+    """
+    ordered = sorted(events, key=lambda e: (e.at, e.seq))
+    best = NOT_ENTERED
+    for index, first in enumerate(ordered):
+        if not first.mask & 1 or not range_start <= first.at < range_end:
+            continue
+        deadline = first.at + window
+        if mode == "strict":
+            chain = _strict_chain(ordered, index, steps, deadline)
+        else:
+            chain = _ordered_chain(ordered, (index,), steps, deadline)
+        if len(chain) > best.depth:
+            picked = [ordered[i] for i in chain]
+            best = Progress(
+                len(chain), tuple(e.at for e in picked), tuple(e.value_micros for e in picked)
+            )
+            if best.depth == steps:
+                break
+    return best
+
+
+def _strict_chain(
+    ordered: Sequence[VisitorEvent], index: int, steps: int, deadline: datetime
+) -> tuple[int, ...]:
+    """Strict mode: each next step must be the visitor's next event, within the window."""
+    chain = [index]
+    while len(chain) < steps:
+        nxt = chain[-1] + 1
+        if nxt >= len(ordered):
+            break
+        event = ordered[nxt]
+        if event.at > deadline or not event.mask >> len(chain) & 1:
+            break
+        chain.append(nxt)
+    return tuple(chain)
+
+
+def _ordered_chain(
+    ordered: Sequence[VisitorEvent], chain: tuple[int, ...], steps: int, deadline: datetime
+) -> tuple[int, ...]:
+    """Ordered mode: the longest chain of unused events at or after each other.
+
+    Taking the earliest next event is optimal, except among events at the same instant
+    (one of them may be needed for a later step), so only those are tried one by one.
+    """
+    if len(chain) == steps:
+        return chain
+    bit = 1 << len(chain)
+    after = ordered[chain[-1]].at
+    used = set(chain)
+    first_time = None
+    candidates = []
+    for i, event in enumerate(ordered):
+        if event.at < after or i in used or not event.mask & bit:
+            continue
+        if event.at > deadline or (first_time is not None and event.at > first_time):
+            break
+        first_time = event.at
+        candidates.append(i)
+    best = chain
+    for i in candidates:
+        found = _ordered_chain(ordered, (*chain, i), steps, deadline)
+        if len(found) > len(best):
+            best = found
+            if len(best) == steps:
+                break
+    return best
+
+
+# ---------------------------------------------------------------- grouping and the report
+
+
+@dataclass(frozen=True)
+class MatchRow:
+    """One event read for a funnel, in time order: who, when, which steps, what value."""
+
+    seq: int
+    visitor_id: str
+    at: datetime
+    mask: int
+    value_micros: int | None
+
+
+def is_visitor(visitor_id: str) -> bool:
+    """A visitor id names a visitor unless it is a per-event anonymous id ("a:...")."""
+    return not visitor_id.startswith("a:")
+
+
+def visitors_events(
+    rows: Iterable[MatchRow], range_start: datetime, range_end: datetime
+) -> tuple[dict[str, list[VisitorEvent]], int]:
+    """Group rows (in time order) per visitor; count the excluded events without a visitor.
+
+    Only visitors with a step-1 event in the range are kept, from that event on (earlier
+    events cannot take part); rows at the same instant are taken as one group so that a
+    step matched at the very instant of step 1 is not lost.
+    """
+    kept: dict[str, list[VisitorEvent]] = {}
+    excluded = 0
+    group: list[MatchRow] = []
+
+    def flush() -> None:
+        for row in group:
+            if row.mask & 1 and range_start <= row.at < range_end and row.visitor_id not in kept:
+                kept[row.visitor_id] = []
+        for row in group:
+            events = kept.get(row.visitor_id)
+            if events is not None:
+                events.append(VisitorEvent(row.at, row.seq, row.mask, row.value_micros))
+        group.clear()
+
+    for row in rows:
+        if not is_visitor(row.visitor_id):
+            if row.mask and range_start <= row.at < range_end:
+                excluded += 1
+            continue
+        if group and row.at != group[0].at:
+            flush()
+        group.append(row)
+    flush()
+    return kept, excluded
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One row of the report."""
+
+    label: str
+    visitors: int
+    conversion_from_start: float
+    conversion_from_previous: float
+    median_seconds_from_previous: float | None
+    revenue_micros: int
+
+    @property
+    def revenue(self) -> str:
+        """Exact decimal text of the revenue, at least two decimals."""
+        return format_micros(self.revenue_micros)
+
+
+@dataclass(frozen=True)
+class FunnelReport:
+    """The whole report: a row per step and the events left out."""
+
+    steps: tuple[StepResult, ...]
+    excluded_events_without_visitor: int
+
+    def as_json(self) -> dict:
+        """The JSON answer of funnel.json and funnels/<id>.json."""
+        return {
+            "steps": [
+                {
+                    "label": s.label,
+                    "visitors": s.visitors,
+                    "conversion_from_start": s.conversion_from_start,
+                    "conversion_from_previous": s.conversion_from_previous,
+                    "median_seconds_from_previous": s.median_seconds_from_previous,
+                    "revenue": s.revenue,
+                }
+                for s in self.steps
+            ],
+            "excluded_events_without_visitor": self.excluded_events_without_visitor,
+        }
+
+
+def format_micros(micros: int) -> str:
+    """Exact decimal text of a value in micros: "12.50", "0.00", "1.234567"."""
+    text = format(Decimal(micros).scaleb(-6), "f")
+    whole, _, frac = text.partition(".")
+    frac = frac.rstrip("0").ljust(2, "0")
+    return f"{whole}.{frac}"
+
+
+def _ratio(part: int, whole: int) -> float:
+    """part / whole, 0.0 for an empty whole."""
+    return part / whole if whole else 0.0
+
+
+def summarise(
+    definition: FunnelDefinition, progresses: Iterable[Progress], excluded: int
+) -> FunnelReport:
+    """Turn each visitor's progress into the per-step report."""
+    n = len(definition.steps)
+    reached = [0] * n
+    revenue = [0] * n
+    gaps: list[list[float]] = [[] for _ in range(n)]
+    for progress in progresses:
+        for k in range(progress.depth):
+            reached[k] += 1
+            revenue[k] += progress.values[k] or 0
+            if k:
+                gaps[k].append((progress.times[k] - progress.times[k - 1]).total_seconds())
+    rows = []
+    for k, step in enumerate(definition.steps):
+        rows.append(
+            StepResult(
+                label=step.label,
+                visitors=reached[k],
+                conversion_from_start=1.0 if k == 0 else _ratio(reached[k], reached[0]),
+                conversion_from_previous=1.0 if k == 0 else _ratio(reached[k], reached[k - 1]),
+                median_seconds_from_previous=statistics.median(gaps[k]) if gaps[k] else None,
+                revenue_micros=revenue[k],
+            )
+        )
+    return FunnelReport(tuple(rows), excluded)
+
+
+def compute(
+    definition: FunnelDefinition,
+    rows: Iterable[MatchRow],
+    range_start: datetime,
+    range_end: datetime,
+) -> FunnelReport:
+    """The report from rows in time order (raw events or a saved funnel's matched events)."""
+    per_visitor, excluded = visitors_events(rows, range_start, range_end)
+    n = len(definition.steps)
+    progresses: Iterator[Progress] = (
+        match_visitor(events, n, definition.window, definition.mode, range_start, range_end)
+        for events in per_visitor.values()
+    )
+    return summarise(definition, progresses, excluded)

@@ -1,0 +1,89 @@
+"""saved funnels, their matched events, visitor sessions and the cursors that feed them
+
+Revision ID: 0005
+Revises: 0003
+Create Date: 2026-12-01 00:30:00
+
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def upgrade():
+    op.create_table(
+        "funnels",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("site_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("definition", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["site_id"], ["sites.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_funnels_site", "funnels", ["site_id"])
+    op.create_table(
+        "funnel_events",
+        sa.Column("funnel_id", sa.Integer(), nullable=False),
+        sa.Column("event_id", BigId, nullable=False),
+        sa.Column("visitor_id", sa.String(length=260), nullable=False),
+        sa.Column("occurred_at", sa.DateTime(), nullable=False),
+        sa.Column("step_mask", sa.Integer(), nullable=False),
+        sa.Column("value_micros", sa.BigInteger(), nullable=True),
+        sa.ForeignKeyConstraint(["funnel_id"], ["funnels.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("funnel_id", "event_id"),
+    )
+    op.create_index(
+        "ix_funnel_events_funnel_occurred", "funnel_events", ["funnel_id", "occurred_at"]
+    )
+    op.create_table(
+        "visitor_sessions",
+        sa.Column("id", BigId, nullable=False),
+        sa.Column("site_id", sa.Integer(), nullable=False),
+        sa.Column("visitor_id", sa.String(length=260), nullable=False),
+        sa.Column("started_at", sa.DateTime(), nullable=False),
+        sa.Column("ended_at", sa.DateTime(), nullable=False),
+        sa.Column("events", sa.Integer(), nullable=False),
+        sa.Column("path_count", sa.Integer(), nullable=False),
+        sa.Column("paths", sa.Text(), nullable=False),
+        sa.Column("cuts", sa.String(length=60), nullable=False),
+        sa.Column("tail", sa.Text(), nullable=False),
+        sa.Column("tail_cuts", sa.String(length=60), nullable=False),
+        sa.Column("last_path", sa.String(length=2048), nullable=False),
+        sa.Column("rules", sa.Text(), nullable=False),
+        sa.Column("converted", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["site_id"], ["sites.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(
+        "ix_visitor_sessions_site_started", "visitor_sessions", ["site_id", "started_at"]
+    )
+    op.create_index(
+        "ix_visitor_sessions_visitor", "visitor_sessions", ["site_id", "visitor_id", "ended_at"]
+    )
+    op.create_table(
+        "derived_cursors",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("last_event_id", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
+
+
+def downgrade():
+    op.drop_table("derived_cursors")
+    op.drop_index("ix_visitor_sessions_visitor", table_name="visitor_sessions")
+    op.drop_index("ix_visitor_sessions_site_started", table_name="visitor_sessions")
+    op.drop_table("visitor_sessions")
+    op.drop_index("ix_funnel_events_funnel_occurred", table_name="funnel_events")
+    op.drop_table("funnel_events")
+    op.drop_index("ix_funnels_site", table_name="funnels")
+    op.drop_table("funnels")

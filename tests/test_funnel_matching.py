@@ -1,0 +1,191 @@
+"""The per-visitor funnel matching and the report built from it (pure functions, no database)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from datalook.analytics.funnels import (
+    MatchRow,
+    VisitorEvent,
+    compute,
+    format_micros,
+    match_visitor,
+    parse_definition,
+    visitors_events,
+)
+
+T0 = datetime(2026, 3, 10, 12, 0, 0)
+START, END = datetime(2026, 3, 10), datetime(2026, 3, 11)
+DAY = timedelta(hours=24)
+
+
+def ev(minutes: float, mask: int, seq: int | None = None, value: int | None = None) -> VisitorEvent:
+    """An event `minutes` after T0 matching the steps of `mask`."""
+    return VisitorEvent(T0 + timedelta(minutes=minutes), seq if seq is not None else 0, mask, value)
+
+
+def seqd(*events: VisitorEvent) -> list[VisitorEvent]:
+    """Give events increasing seq (stored order) unless they carry one."""
+    return [
+        VisitorEvent(e.at, e.seq or i + 1, e.mask, e.value_micros) for i, e in enumerate(events)
+    ]
+
+
+S1, S2, S3, S4 = 1, 2, 4, 8
+
+ORDERED_CASES = [
+    ("nothing", [], 3, 0),
+    ("only step 2", [ev(0, S2)], 3, 0),
+    ("step 1 only", [ev(0, S1)], 3, 1),
+    ("in order", [ev(0, S1), ev(5, S2), ev(9, S3)], 3, 3),
+    ("out of order stops", [ev(0, S1), ev(5, S3), ev(9, S2)], 3, 2),
+    ("step 2 before step 1 does not count", [ev(0, S2), ev(5, S1)], 2, 1),
+    ("other events between are allowed", [ev(0, S1), ev(1, 0), ev(2, S2)], 2, 2),
+    ("one event is one step", [ev(0, S1 | S2)], 2, 1),
+    ("an event matching two steps serves the later one", [ev(0, S1), ev(1, S2 | S3)], 3, 2),
+    ("the same event twice is two events", [ev(0, S1 | S2), ev(0, S1 | S2)], 2, 2),
+    ("tie: step 2 at the same instant counts", [ev(0, S1, seq=2), ev(0, S2, seq=1)], 2, 2),
+    (
+        "tie: the right event of a tie is chosen for a later step",
+        [ev(0, S1, seq=1), ev(1, S2 | S3, seq=2), ev(1, S2, seq=3)],
+        3,
+        3,
+    ),
+    ("window edge exactly is inside", [ev(0, S1), ev(24 * 60, S2)], 2, 2),
+    ("one second past the window is outside", [ev(0, S1), ev(24 * 60 + 1 / 60, S2)], 2, 1),
+    (
+        "window is from step 1, not from the previous step",
+        [ev(0, S1), ev(60, S2), ev(1441, S3)],
+        3,
+        2,
+    ),
+    (
+        "re-entering: a later step 1 gets further",
+        [ev(0, S1), ev(10, S2), ev(100, S1), ev(110, S2), ev(1500, S3)],
+        3,
+        3,
+    ),
+    ("re-entering counts the visitor once", [ev(0, S1), ev(1, S1), ev(2, S2)], 2, 2),
+]
+
+
+@pytest.mark.parametrize(
+    ("events", "steps", "depth"),
+    [c[1:] for c in ORDERED_CASES],
+    ids=[c[0] for c in ORDERED_CASES],
+)
+def test_ordered_matching(events, steps, depth):
+    progress = match_visitor(seqd(*events), steps, DAY, "ordered", START, END)
+    assert progress.depth == depth
+    assert len(progress.times) == depth
+    assert list(progress.times) == sorted(progress.times)
+
+
+STRICT_CASES = [
+    ("consecutive events", [ev(0, S1), ev(1, S2), ev(2, S3)], 3, 3),
+    ("another event between breaks it", [ev(0, S1), ev(1, 0), ev(2, S2)], 2, 1),
+    (
+        "a later attempt without interruption counts",
+        [ev(0, S1), ev(1, 0), ev(2, S1), ev(3, S2)],
+        2,
+        2,
+    ),
+    ("stored order decides at the same instant", [ev(0, S1, seq=2), ev(0, S2, seq=1)], 2, 1),
+    ("window still applies", [ev(0, S1), ev(24 * 60 + 1, S2)], 2, 1),
+    ("step 3 after an interruption", [ev(0, S1), ev(1, S2), ev(2, 0), ev(3, S3)], 3, 2),
+]
+
+
+@pytest.mark.parametrize(
+    ("events", "steps", "depth"),
+    [c[1:] for c in STRICT_CASES],
+    ids=[c[0] for c in STRICT_CASES],
+)
+def test_strict_matching(events, steps, depth):
+    assert match_visitor(seqd(*events), steps, DAY, "strict", START, END).depth == depth
+
+
+@pytest.mark.parametrize(
+    ("minutes", "entered"),
+    [
+        (-12 * 60 - 1 / 60, False),  # one second before the range starts (00:00 is T0 - 12h)
+        (-12 * 60, True),  # the range's first instant
+        (12 * 60 - 1 / 60, True),  # its last second
+        (12 * 60, False),  # the next day's midnight is outside (the end is exclusive)
+    ],
+)
+def test_step_one_must_fall_inside_the_range(minutes, entered):
+    progress = match_visitor(seqd(ev(minutes, S1)), 2, DAY, "ordered", START, END)
+    assert progress.depth == (1 if entered else 0)
+
+
+def test_later_steps_may_fall_after_the_range_end_inside_the_window():
+    events = seqd(ev(11 * 60, S1), ev(13 * 60, S2))  # 23:00, then 01:00 the next day
+    assert match_visitor(events, 2, DAY, "ordered", START, END).depth == 2
+
+
+def test_times_and_values_come_from_the_earliest_attempt_that_goes_furthest():
+    events = seqd(ev(0, S1), ev(30, S2, value=5), ev(40, S1), ev(41, S2, value=7))
+    progress = match_visitor(events, 2, DAY, "ordered", START, END)
+    assert progress.times == (T0, T0 + timedelta(minutes=30))
+    assert progress.values == (None, 5)
+
+
+def _rows(visitor: str, events: list[VisitorEvent]) -> list[MatchRow]:
+    """Rows of one visitor for the grouping."""
+    return [MatchRow(e.seq, visitor, e.at, e.mask, e.value_micros) for e in events]
+
+
+def test_grouping_keeps_a_step_at_the_instant_of_step_one_and_skips_anonymous():
+    rows = sorted(
+        _rows("u:1", [ev(0, S2, seq=1), ev(0, S1, seq=2)])
+        + _rows("a:x", [ev(1, S1, seq=3), ev(2, S2, seq=4)])
+        + _rows("u:2", [ev(-1, S2, seq=5)]),
+        key=lambda r: (r.at, r.seq),
+    )
+    kept, excluded = visitors_events(rows, START, END)
+    assert set(kept) == {"u:1"}
+    assert len(kept["u:1"]) == 2
+    assert excluded == 2
+
+
+def test_report_counts_conversion_median_and_exact_revenue():
+    definition = parse_definition(
+        [{"event_name": "pageview", "page_path": "/"}, {"event_name": "success", "name": "paid"}],
+        "24h",
+        "ordered",
+    )
+    rows = []
+    seq = 0
+    for visitor, gap, value in [("u:1", 10, 1_990_000), ("u:2", 30, 10_000_001), ("u:3", None, 0)]:
+        seq += 1
+        rows.append(MatchRow(seq, visitor, T0, 1, None))
+        if gap is not None:
+            seq += 1
+            rows.append(MatchRow(seq, visitor, T0 + timedelta(minutes=gap), 2, value))
+    rows.sort(key=lambda r: (r.at, r.seq))
+    report = compute(definition, rows, START, END).as_json()
+    first, second = report["steps"]
+    assert first == {
+        "label": "pageview /",
+        "visitors": 3,
+        "conversion_from_start": 1.0,
+        "conversion_from_previous": 1.0,
+        "median_seconds_from_previous": None,
+        "revenue": "0.00",
+    }
+    assert second["visitors"] == 2
+    assert second["conversion_from_start"] == pytest.approx(2 / 3)
+    assert second["median_seconds_from_previous"] == 1200.0
+    assert second["revenue"] == "11.990001"
+    assert report["excluded_events_without_visitor"] == 0
+
+
+@pytest.mark.parametrize(
+    ("micros", "text"),
+    [(0, "0.00"), (1_500_000, "1.50"), (10_000_001, "10.000001"), (-2_000_000, "-2.00")],
+)
+def test_format_micros_is_exact(micros, text):
+    assert format_micros(micros) == text
