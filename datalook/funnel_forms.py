@@ -6,6 +6,7 @@ import re
 
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, ValidationError
 
 
@@ -33,8 +34,8 @@ class FunnelForm(FlaskForm):
     mode = SelectField(
         "Mode",
         choices=[
-            ("ordered", "Ordered: other events may happen between steps"),
-            ("strict", "Strict: each step is the visitor's very next event"),
+            SelectChoice("ordered", "Ordered: other events may happen between steps"),
+            SelectChoice("strict", "Strict: each step is the visitor's very next event"),
         ],
         default="ordered",
     )
