@@ -201,9 +201,8 @@ def test_journeys_json(client, app, site):
     ]
     ruled = client.get(f"/sites/{site}/journeys.json?{urlencode({**RANGE, 'rule': 'paid'})}")
     assert ruled.get_json()["sessions_total"] == 2
-    ended = client.get(
-        f"/sites/{site}/journeys.json?{urlencode({**RANGE, 'end': '/checkout/success', 'steps': 2})}"
-    ).get_json()
+    ending = urlencode({**RANGE, "end": "/checkout/success", "steps": 2})
+    ended = client.get(f"/sites/{site}/journeys.json?{ending}").get_json()
     assert ended["journeys"] == [
         {"paths": ["/pricing", "/checkout/success"], "sessions": 2, "visitors": 1, "converted": 2}
     ]
