@@ -189,3 +189,49 @@ def test_report_counts_conversion_median_and_exact_revenue():
 )
 def test_format_micros_is_exact(micros, text):
     assert format_micros(micros) == text
+
+
+def _brute_force_depth(events, steps, window, mode, start, end) -> int:
+    """The furthest step by trying every chain of events (independent of the real search)."""
+    ordered = sorted(events, key=lambda e: (e.at, e.seq))
+    best = 0
+
+    def extend(chain):
+        nonlocal best
+        best = max(best, len(chain))
+        if len(chain) == steps:
+            return
+        last = ordered[chain[-1]]
+        deadline = ordered[chain[0]].at + window
+        for i, e in enumerate(ordered):
+            if i in chain or not e.mask >> len(chain) & 1 or e.at < last.at or e.at > deadline:
+                continue
+            if mode == "strict" and i != chain[-1] + 1:
+                continue
+            extend([*chain, i])
+
+    for i, e in enumerate(ordered):
+        if e.mask & 1 and start <= e.at < end:
+            extend([i])
+    return best
+
+
+@pytest.mark.parametrize("mode", ["ordered", "strict"])
+@pytest.mark.parametrize("seed", range(40))
+def test_matching_agrees_with_a_brute_force_search(seed, mode):
+    import random
+
+    rng = random.Random(seed)
+    steps = rng.randint(2, 4)
+    events = [
+        VisitorEvent(
+            START
+            + timedelta(hours=rng.choice([6, 12, 18, 30]), minutes=rng.randint(0, 90) // 30 * 30),
+            seq,
+            rng.randint(0, 2**steps - 1),
+        )
+        for seq in range(1, rng.randint(1, 9))
+    ]
+    window = timedelta(minutes=rng.choice([30, 60, 600]))
+    expected = _brute_force_depth(events, steps, window, mode, START, END)
+    assert match_visitor(events, steps, window, mode, START, END).depth == expected

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 import statistics
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -287,15 +288,19 @@ def match_visitor(
     with mask 0 for those that match no step. `range_end` is exclusive.
     """
     ordered = sorted(events, key=lambda e: (e.at, e.seq))
+    by_step = _StepIndex(ordered, steps)
     best = NOT_ENTERED
-    for index, first in enumerate(ordered):
-        if not first.mask & 1 or not range_start <= first.at < range_end:
+    for index in by_step.positions[0]:
+        first = ordered[index]
+        if first.at < range_start:
             continue
+        if first.at >= range_end:
+            break
         deadline = first.at + window
         if mode == "strict":
             chain = _strict_chain(ordered, index, steps, deadline)
         else:
-            chain = _ordered_chain(ordered, (index,), steps, deadline)
+            chain = _ordered_chain(by_step, (index,), steps, deadline)
         if len(chain) > best.depth:
             picked = [ordered[i] for i in chain]
             best = Progress(
@@ -304,6 +309,22 @@ def match_visitor(
             if best.depth == steps:
                 break
     return best
+
+
+class _StepIndex:
+    """Per step, the positions (in time order) of the events matching it, and their times."""
+
+    def __init__(self, ordered: Sequence[VisitorEvent], steps: int) -> None:
+        """Index the time-ordered events by the steps they match."""
+        self.ordered = ordered
+        self.positions: list[list[int]] = [[] for _ in range(steps)]
+        self.times: list[list[datetime]] = [[] for _ in range(steps)]
+        for position, event in enumerate(ordered):
+            mask = event.mask
+            for k in range(steps):
+                if mask >> k & 1:
+                    self.positions[k].append(position)
+                    self.times[k].append(event.at)
 
 
 def _strict_chain(
@@ -323,30 +344,30 @@ def _strict_chain(
 
 
 def _ordered_chain(
-    ordered: Sequence[VisitorEvent], chain: tuple[int, ...], steps: int, deadline: datetime
+    index: _StepIndex, chain: tuple[int, ...], steps: int, deadline: datetime
 ) -> tuple[int, ...]:
     """Ordered mode: the longest chain of unused events at or after each other.
 
     Taking the earliest next event is optimal, except among events at the same instant
     (one of them may be needed for a later step), so only those are tried one by one.
     """
-    if len(chain) == steps:
+    k = len(chain)
+    if k == steps:
         return chain
-    bit = 1 << len(chain)
-    after = ordered[chain[-1]].at
-    used = set(chain)
-    first_time = None
+    positions, times = index.positions[k], index.times[k]
+    after = index.ordered[chain[-1]].at
     candidates = []
-    for i, event in enumerate(ordered):
-        if event.at < after or i in used or not event.mask & bit:
-            continue
-        if event.at > deadline or (first_time is not None and event.at > first_time):
+    first_time = None
+    for j in range(bisect_left(times, after), len(positions)):
+        at = times[j]
+        if at > deadline or (first_time is not None and at > first_time):
             break
-        first_time = event.at
-        candidates.append(i)
+        if positions[j] not in chain:
+            first_time = at
+            candidates.append(positions[j])
     best = chain
-    for i in candidates:
-        found = _ordered_chain(ordered, (*chain, i), steps, deadline)
+    for position in candidates:
+        found = _ordered_chain(index, (*chain, position), steps, deadline)
         if len(found) > len(best):
             best = found
             if len(best) == steps:
