@@ -121,8 +121,6 @@ def seed(engine, site_id: int, key_id: int, events: int, seed_value: int = 14) -
                     ],
                 )
             written += len(rows)
-            print(f"\rseeded {written:,} events", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
     return written
 
 
@@ -208,9 +206,8 @@ def run(events: int, database: str | None, runs: int) -> int:
             p50, p99 = _time(client, url, runs)
             ok = p50 <= TARGETS_MS[label]
             met &= ok
-            print(
-                f"{label:<26}{p50:>10.0f}{p99:>10.0f}{TARGETS_MS[label]:>8} {'ok' if ok else 'MISS'}"
-            )
+            verdict = "ok" if ok else "MISS"
+            print(f"{label:<26}{p50:>10.0f}{p99:>10.0f}{TARGETS_MS[label]:>8} {verdict}")
         with app.app_context():
             db.session.remove()
             db.engine.dispose()

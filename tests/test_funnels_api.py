@@ -294,3 +294,28 @@ def test_other_owners_get_404(client, app, ny_site):
         assert other.get(url).status_code == 404, url
     own_site = add_site(other, "other.example.com")
     assert other.get(f"/sites/{own_site}/funnels/{funnel_id}.json").status_code == 404
+
+
+def test_saved_funnel_stays_equal_to_the_unsaved_one_as_events_arrive_late(client, app, ny_site):
+    import random
+
+    rng = random.Random(3)
+    funnel_id = save_funnel(client, ny_site, "Checkout", STEPS, window="90m")
+    saved_url = f"/sites/{ny_site}/funnels/{funnel_id}.json?{urlencode(RANGE)}"
+    kinds = [
+        ("pageview", "/", None, None),
+        ("pageview", "/pricing", None, None),
+        ("success", "/ok", "paid", 1_000_000),
+        ("click", "/", None, None),
+    ]
+    for _batch in range(6):
+        events = []
+        for _ in range(30):
+            kind, path, name, value = rng.choice(kinds)
+            visitor = rng.choice(["u:1", "u:2", "u:3", "u:4", "a:anon"])
+            # Anywhere from a few hours before the range to after its end: some arrive late.
+            events.append(E(visitor, at(rng.randint(-300, 26 * 60)), kind, path, name, value))
+        store(app, ny_site, events)
+        saved = client.get(saved_url).get_json()
+        unsaved = client.get(funnel_url(ny_site, window="90m")).get_json()
+        assert saved == unsaved

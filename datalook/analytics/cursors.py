@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -94,6 +94,11 @@ def catch_up(session: Session, name: str, apply: Callable[[Session, int, int], N
     move the cursor, commit. Returns how many events were passed over.
     """
     ensure(session, name)
+    newest = session.scalar(select(func.max(Event.id))) or 0
+    position = session.scalar(select(DerivedCursor.last_event_id).where(DerivedCursor.name == name))
+    session.commit()
+    if position >= newest:  # nothing new: no lock, no write
+        return 0
     passed = 0
     while True:
         cursor = lock_and_read(session, name)

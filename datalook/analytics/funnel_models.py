@@ -25,10 +25,12 @@ class Funnel(db.Model):
 
 
 class FunnelEvent(db.Model):
-    """An event that matches at least one step of a saved funnel (bit k of step_mask: step k+1)."""
+    """A visitor's event that matches a step of a saved funnel (bit k of step_mask: step k+1)."""
 
     __tablename__ = "funnel_events"
-    __table_args__ = (Index("ix_funnel_events_funnel_occurred", "funnel_id", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_funnel_events_funnel_visitor", "funnel_id", "visitor_id", "occurred_at"),
+    )
 
     funnel_id: Mapped[int] = mapped_column(
         ForeignKey("funnels.id", ondelete="CASCADE"), primary_key=True
@@ -38,6 +40,58 @@ class FunnelEvent(db.Model):
     occurred_at: Mapped[datetime] = mapped_column(DateTime)
     step_mask: Mapped[int] = mapped_column(Integer)
     value_micros: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class FunnelAttempt(db.Model):
+    """A visitor's step-1 event of a saved funnel and how far it got (ordered mode).
+
+    g<k>: microseconds from step k-1 to step k; v<k>: value (micros) of the event at step k.
+    """
+
+    __tablename__ = "funnel_attempts"
+    __table_args__ = (
+        Index("ix_funnel_attempts_funnel_started", "funnel_id", "started_at"),
+        Index("ix_funnel_attempts_funnel_visitor", "funnel_id", "visitor_id", "started_at"),
+    )
+
+    funnel_id: Mapped[int] = mapped_column(
+        ForeignKey("funnels.id", ondelete="CASCADE"), primary_key=True
+    )
+    start_event_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    visitor_id: Mapped[str] = mapped_column(String(260))
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    depth: Mapped[int] = mapped_column(Integer)
+    g2: Mapped[int | None] = mapped_column(BigInteger)
+    g3: Mapped[int | None] = mapped_column(BigInteger)
+    g4: Mapped[int | None] = mapped_column(BigInteger)
+    g5: Mapped[int | None] = mapped_column(BigInteger)
+    g6: Mapped[int | None] = mapped_column(BigInteger)
+    g7: Mapped[int | None] = mapped_column(BigInteger)
+    g8: Mapped[int | None] = mapped_column(BigInteger)
+    v1: Mapped[int | None] = mapped_column(BigInteger)
+    v2: Mapped[int | None] = mapped_column(BigInteger)
+    v3: Mapped[int | None] = mapped_column(BigInteger)
+    v4: Mapped[int | None] = mapped_column(BigInteger)
+    v5: Mapped[int | None] = mapped_column(BigInteger)
+    v6: Mapped[int | None] = mapped_column(BigInteger)
+    v7: Mapped[int | None] = mapped_column(BigInteger)
+    v8: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class FunnelExcluded(db.Model):
+    """Events without a visitor that match a saved funnel's steps, per UTC quarter hour.
+
+    Quarter hours, because every time zone's midnight falls on one: any local-day range
+    is a whole number of buckets.
+    """
+
+    __tablename__ = "funnel_excluded"
+    __table_args__ = (Index("ix_funnel_excluded_funnel_bucket", "funnel_id", "bucket"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    funnel_id: Mapped[int] = mapped_column(ForeignKey("funnels.id", ondelete="CASCADE"))
+    bucket: Mapped[datetime] = mapped_column(DateTime)
+    events: Mapped[int] = mapped_column(Integer)
 
 
 class VisitorSession(db.Model):

@@ -3,25 +3,41 @@
 An unsaved funnel reads the range (plus the window) through the (site_id, occurred_at)
 index: only the columns it needs, filtered in SQL to events that can match a step (a
 property step is narrowed in SQL by its key and checked exactly in Python), streamed in
-time order. A saved funnel keeps its matched events in `funnel_events`, fed by a cursor over
-events.id and caught up before each read; strict funnels need every event of a visitor (to
-see what lies between steps), so they are always read from the events.
+time order. A saved funnel keeps, fed by a cursor over events.id and caught up before each
+read, its visitors' matched events, each step-1 event's progress ("attempts") and the count
+of events without a visitor; a report reads one best attempt per visitor. Strict funnels
+need every event of a visitor (to see what lies between steps), so they are always read
+from the events.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter, defaultdict
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, insert, or_, select
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..models import Event, utcnow
 from . import cursors
-from .funnel_models import Funnel, FunnelEvent
-from .funnels import FunnelDefinition, FunnelReport, MatchRow, Step, compute
+from .funnel_models import Funnel, FunnelAttempt, FunnelEvent, FunnelExcluded
+from .funnels import (
+    Attempt,
+    FunnelDefinition,
+    FunnelReport,
+    MatchRow,
+    Step,
+    StepTotals,
+    VisitorEvent,
+    attempts,
+    compute,
+    gap_micros,
+    is_visitor,
+    report_from_totals,
+)
 from .ranges import DateRange
 
 STREAM_ROWS = 5_000
@@ -91,12 +107,28 @@ def unsaved_report(
 
 
 def cursor_name(funnel_id: int) -> str:
-    """The cursor of a saved funnel's matched events."""
+    """The cursor of a saved funnel's derived rows."""
     return f"funnel:{funnel_id}"
 
 
+def quarter_hour(moment: datetime) -> datetime:
+    """The UTC quarter hour a moment falls in (the bucket of excluded events)."""
+    return moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
+
+
+VISITORS_PER_QUERY = 500
+GAP_STEPS = range(2, 9)  # g2..g8
+VALUE_STEPS = range(1, 9)  # v1..v8
+
+
 def catch_up(session: Session, funnel: Funnel, definition: FunnelDefinition) -> int:
-    """Bring a saved funnel's matched events up to the newest safe event."""
+    """Bring a saved funnel's derived rows up to the newest safe event.
+
+    New matching events of visitors go to funnel_events; the visitor's attempts that
+    these events can change (those starting at most one window before them, up to the
+    last of them) are derived again from the visitor's matched events. Events without a
+    visitor are only counted, per quarter hour.
+    """
 
     def apply(tx: Session, after_id: int, up_to_id: int) -> None:
         rows = tx.execute(
@@ -107,67 +139,165 @@ def catch_up(session: Session, funnel: Funnel, definition: FunnelDefinition) -> 
                 any_step_clause(definition),
             )
         ).all()
-        values = []
+        matched = []
+        excluded: Counter[datetime] = Counter()
+        spans: dict[str, tuple[datetime, datetime]] = {}
         for event_id, visitor, at, event_name, path, name, props, value in rows:
             mask = definition.step_mask(event_name, path, name, props)
-            if mask:
-                values.append(
-                    {
-                        "funnel_id": funnel.id,
-                        "event_id": event_id,
-                        "visitor_id": visitor,
-                        "occurred_at": at,
-                        "step_mask": mask,
-                        "value_micros": value,
-                    }
-                )
-        if values:
-            tx.execute(insert(FunnelEvent), values)
+            if not mask:
+                continue
+            if not is_visitor(visitor):
+                excluded[quarter_hour(at)] += 1
+                continue
+            matched.append(
+                {
+                    "funnel_id": funnel.id,
+                    "event_id": event_id,
+                    "visitor_id": visitor,
+                    "occurred_at": at,
+                    "step_mask": mask,
+                    "value_micros": value,
+                }
+            )
+            first, last = spans.get(visitor, (at, at))
+            spans[visitor] = (min(first, at), max(last, at))
+        if matched:
+            tx.execute(insert(FunnelEvent), matched)
+        if excluded:
+            tx.execute(
+                insert(FunnelExcluded),
+                [{"funnel_id": funnel.id, "bucket": b, "events": n} for b, n in excluded.items()],
+            )
+        _derive_attempts(tx, funnel.id, definition, spans)
 
     return cursors.catch_up(session, cursor_name(funnel.id), apply)
 
 
+def _derive_attempts(
+    tx: Session,
+    funnel_id: int,
+    definition: FunnelDefinition,
+    spans: dict[str, tuple[datetime, datetime]],
+) -> None:
+    """Derive again the attempts that new events in `spans` (per visitor) can change."""
+    window, n = definition.window, len(definition.steps)
+    attempts_table = FunnelAttempt.__table__
+    visitors = list(spans)
+    for offset in range(0, len(visitors), VISITORS_PER_QUERY):
+        chunk = visitors[offset : offset + VISITORS_PER_QUERY]
+        since = min(spans[v][0] for v in chunk) - window
+        until = max(spans[v][1] for v in chunk) + window
+        events: dict[str, list[VisitorEvent]] = defaultdict(list)
+        for event_id, visitor, at, mask, value in tx.execute(
+            select(
+                FunnelEvent.event_id,
+                FunnelEvent.visitor_id,
+                FunnelEvent.occurred_at,
+                FunnelEvent.step_mask,
+                FunnelEvent.value_micros,
+            ).where(
+                FunnelEvent.funnel_id == funnel_id,
+                FunnelEvent.visitor_id.in_(chunk),
+                FunnelEvent.occurred_at >= since,
+                FunnelEvent.occurred_at <= until,
+            )
+        ):
+            events[visitor].append(VisitorEvent(at, event_id, mask, value))
+        stale, fresh = [], []
+        for visitor in chunk:
+            first, last = spans[visitor][0] - window, spans[visitor][1]
+            stale.append({"f": funnel_id, "v": visitor, "a": first, "b": last})
+            for attempt in attempts(
+                events[visitor], n, window, "ordered", first, last + timedelta(microseconds=1)
+            ):
+                fresh.append(_attempt_row(funnel_id, visitor, attempt))
+        tx.execute(
+            delete(attempts_table).where(
+                attempts_table.c.funnel_id == bindparam("f"),
+                attempts_table.c.visitor_id == bindparam("v"),
+                attempts_table.c.started_at >= bindparam("a"),
+                attempts_table.c.started_at <= bindparam("b"),
+            ),
+            stale,
+        )
+        if fresh:
+            tx.execute(insert(attempts_table), fresh)
+
+
+def _attempt_row(funnel_id: int, visitor: str, attempt: Attempt) -> dict:
+    """The funnel_attempts row of an attempt."""
+    row = {
+        "funnel_id": funnel_id,
+        "start_event_id": attempt.seq,
+        "visitor_id": visitor,
+        "started_at": attempt.times[0],
+        "depth": attempt.depth,
+    }
+    for k in range(1, 9):
+        row[f"v{k}"] = attempt.values[k - 1] if k <= attempt.depth else None
+        if k >= 2:
+            reached = k <= attempt.depth
+            row[f"g{k}"] = (
+                gap_micros(attempt.times[k - 2], attempt.times[k - 1]) if reached else None
+            )
+    return row
+
+
 def forget_matches(session: Session, funnel_id: int) -> None:
-    """Drop a funnel's matched events and rewind its cursor (its steps changed)."""
+    """Drop a funnel's derived rows and rewind its cursor (its steps changed)."""
     cursors.lock_and_read(session, cursor_name(funnel_id))  # not while a catch-up runs
-    session.execute(delete(FunnelEvent).where(FunnelEvent.funnel_id == funnel_id))
+    for table in (FunnelEvent, FunnelAttempt, FunnelExcluded):
+        session.execute(delete(table).where(table.funnel_id == funnel_id))
     cursors.reset(session, cursor_name(funnel_id))
 
 
-def saved_rows(
-    session: Session, funnel_id: int, start: datetime, end: datetime
-) -> Iterator[MatchRow]:
-    """A saved funnel's matched events in [start, end), in time order."""
-    result = session.execute(
-        select(
-            FunnelEvent.event_id,
-            FunnelEvent.visitor_id,
-            FunnelEvent.occurred_at,
-            FunnelEvent.step_mask,
-            FunnelEvent.value_micros,
-        )
-        .where(
-            FunnelEvent.funnel_id == funnel_id,
-            FunnelEvent.occurred_at >= start,
-            FunnelEvent.occurred_at < end,
-        )
-        .order_by(FunnelEvent.occurred_at, FunnelEvent.event_id)
-        .execution_options(yield_per=STREAM_ROWS)
+def _best_attempts(funnel_id: int, start: datetime, end: datetime):
+    """SQL: each visitor's best attempt starting in [start, end): furthest, then earliest."""
+    t = FunnelAttempt.__table__.c
+    rank = (
+        func.row_number()
+        .over(partition_by=t.visitor_id, order_by=(t.depth.desc(), t.started_at, t.start_event_id))
+        .label("rank")
     )
-    for event_id, visitor, at, mask, value in result:
-        yield MatchRow(event_id, visitor, at, mask, value)
+    ranked = (
+        select(
+            t.depth, *(t[f"g{k}"] for k in range(2, 9)), *(t[f"v{k}"] for k in range(1, 9)), rank
+        )
+        .where(t.funnel_id == funnel_id, t.started_at >= start, t.started_at < end)
+        .subquery()
+    )
+    return select(ranked).where(ranked.c.rank == 1)
 
 
 def saved_report(
     session: Session, funnel: Funnel, definition: FunnelDefinition, rng: DateRange
 ) -> FunnelReport:
-    """A saved funnel's report: catch up, then read only its matched events."""
+    """A saved funnel's report: catch up, then read each visitor's best attempt.
+
+    Strict funnels need every event of a visitor (to see what lies between the steps), so
+    they are computed from the events like unsaved ones.
+    """
     if definition.mode == "strict":
         return unsaved_report(session, funnel.site_id, definition, rng)
     catch_up(session, funnel, definition)
     start, end = rng.start_utc, rng.end_utc
-    rows = saved_rows(session, funnel.id, start, end + definition.window)
-    return compute(definition, rows, start, end)
+    n = len(definition.steps)
+    totals = StepTotals.empty(n)
+    # Columns: depth, g2..g8 (indexes 1..7), v1..v8 (indexes 8..15).
+    for row in session.execute(_best_attempts(funnel.id, start, end)):
+        for k in range(row[0]):
+            totals.visitors[k] += 1
+            totals.revenue[k] += row[8 + k] or 0
+            if k:
+                totals.gaps_micros[k].append(row[k])
+    excluded = session.scalar(
+        select(func.coalesce(func.sum(FunnelExcluded.events), 0)).where(
+            FunnelExcluded.funnel_id == funnel.id,
+            FunnelExcluded.bucket >= start,
+            FunnelExcluded.bucket < end,
+        )
+    )
+    return report_from_totals(definition, totals, int(excluded))
 
 
 def save(

@@ -274,6 +274,13 @@ class Progress:
 NOT_ENTERED = Progress(0)
 
 
+@dataclass(frozen=True)
+class Attempt(Progress):
+    """How far one step-1 event got; `seq` is that event's id."""
+
+    seq: int = 0
+
+
 def match_visitor(
     events: Sequence[VisitorEvent],
     steps: int,
@@ -287,28 +294,44 @@ def match_visitor(
     `events` are the visitor's events (any order); in strict mode they must be all of them,
     with mask 0 for those that match no step. `range_end` is exclusive.
     """
+    best = NOT_ENTERED
+    for attempt in attempts(events, steps, window, mode, range_start, range_end):
+        if attempt.depth > best.depth:
+            best = attempt
+            if best.depth == steps:
+                break
+    return best
+
+
+def attempts(
+    events: Sequence[VisitorEvent],
+    steps: int,
+    window: timedelta,
+    mode: str,
+    starts_from: datetime,
+    starts_before: datetime,
+) -> Iterator[Attempt]:
+    """Each step-1 event in [starts_from, starts_before) and how far it got, in time order."""
     ordered = sorted(events, key=lambda e: (e.at, e.seq))
     by_step = _StepIndex(ordered, steps)
-    best = NOT_ENTERED
     for index in by_step.positions[0]:
         first = ordered[index]
-        if first.at < range_start:
+        if first.at < starts_from:
             continue
-        if first.at >= range_end:
+        if first.at >= starts_before:
             break
         deadline = first.at + window
         if mode == "strict":
             chain = _strict_chain(ordered, index, steps, deadline)
         else:
             chain = _ordered_chain(by_step, (index,), steps, deadline)
-        if len(chain) > best.depth:
-            picked = [ordered[i] for i in chain]
-            best = Progress(
-                len(chain), tuple(e.at for e in picked), tuple(e.value_micros for e in picked)
-            )
-            if best.depth == steps:
-                break
-    return best
+        picked = [ordered[i] for i in chain]
+        yield Attempt(
+            len(chain),
+            tuple(e.at for e in picked),
+            tuple(e.value_micros for e in picked),
+            first.seq,
+        )
 
 
 class _StepIndex:
@@ -484,33 +507,62 @@ def _ratio(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
 
 
-def summarise(
-    definition: FunnelDefinition, progresses: Iterable[Progress], excluded: int
-) -> FunnelReport:
-    """Turn each visitor's progress into the per-step report."""
-    n = len(definition.steps)
-    reached = [0] * n
-    revenue = [0] * n
-    gaps: list[list[float]] = [[] for _ in range(n)]
-    for progress in progresses:
+@dataclass
+class StepTotals:
+    """What the report needs per step: visitors, revenue, and the gaps for the median."""
+
+    visitors: list[int]
+    revenue: list[int]
+    gaps_micros: list[list[int]]
+
+    @classmethod
+    def empty(cls, steps: int) -> StepTotals:
+        """Totals of no visitor."""
+        return cls([0] * steps, [0] * steps, [[] for _ in range(steps)])
+
+    def add(self, progress: Progress) -> None:
+        """Count one visitor's progress."""
         for k in range(progress.depth):
-            reached[k] += 1
-            revenue[k] += progress.values[k] or 0
+            self.visitors[k] += 1
+            self.revenue[k] += progress.values[k] or 0
             if k:
-                gaps[k].append((progress.times[k] - progress.times[k - 1]).total_seconds())
+                self.gaps_micros[k].append(gap_micros(progress.times[k - 1], progress.times[k]))
+
+
+def gap_micros(earlier: datetime, later: datetime) -> int:
+    """Whole microseconds from one step to the next (exact, so every path agrees)."""
+    return (later - earlier) // timedelta(microseconds=1)
+
+
+def report_from_totals(
+    definition: FunnelDefinition, totals: StepTotals, excluded: int
+) -> FunnelReport:
+    """The per-step report from the totals."""
+    reached = totals.visitors
     rows = []
     for k, step in enumerate(definition.steps):
+        gaps = totals.gaps_micros[k]
         rows.append(
             StepResult(
                 label=step.label,
                 visitors=reached[k],
                 conversion_from_start=1.0 if k == 0 else _ratio(reached[k], reached[0]),
                 conversion_from_previous=1.0 if k == 0 else _ratio(reached[k], reached[k - 1]),
-                median_seconds_from_previous=statistics.median(gaps[k]) if gaps[k] else None,
-                revenue_micros=revenue[k],
+                median_seconds_from_previous=statistics.median(gaps) / 1_000_000 if gaps else None,
+                revenue_micros=totals.revenue[k],
             )
         )
     return FunnelReport(tuple(rows), excluded)
+
+
+def summarise(
+    definition: FunnelDefinition, progresses: Iterable[Progress], excluded: int
+) -> FunnelReport:
+    """Turn each visitor's progress into the per-step report."""
+    totals = StepTotals.empty(len(definition.steps))
+    for progress in progresses:
+        totals.add(progress)
+    return report_from_totals(definition, totals, excluded)
 
 
 def compute(

@@ -145,6 +145,9 @@ _EVENT_COLUMNS = (
 )
 
 
+VISITORS_PER_QUERY = 500
+
+
 def _apply(tx: Session, after_id: int, up_to_id: int) -> None:
     """Fold the events (after_id, up_to_id] into the sessions of their visitors."""
     per_visitor: dict[tuple[int, str], list[SessionEvent]] = defaultdict(list)
@@ -155,60 +158,86 @@ def _apply(tx: Session, after_id: int, up_to_id: int) -> None:
     )
     for event_id, site_id, visitor, at, event_name, path, name in rows:
         per_visitor[(site_id, visitor)].append(SessionEvent(at, event_id, event_name, path, name))
+    nearby = _sessions_near(tx, per_visitor)
+    gone: list[int] = []
+    made: list[dict] = []
     for (site_id, visitor), events in per_visitor.items():
-        _update_visitor(tx, site_id, visitor, events, up_to_id)
-
-
-def _update_visitor(
-    tx: Session, site_id: int, visitor: str, events: list[SessionEvent], up_to_id: int
-) -> None:
-    """Extend the visitor's latest session, or re-derive the sessions late events touch."""
-    first = min(e.at for e in events)
-    last = max(e.at for e in events)
+        events.sort(key=lambda e: (e.at, e.seq))
+        near = nearby.get((site_id, visitor), [])
+        removed, states = _rederive(tx, site_id, visitor, events, near, up_to_id)
+        gone += removed
+        made += [to_row(site_id, s) for s in states]
     table = VisitorSession.__table__
-    latest = tx.execute(
-        select(table)
-        .where(table.c.site_id == site_id, table.c.visitor_id == visitor)
-        .order_by(table.c.ended_at.desc())
-        .limit(1)
-    ).first()
-    if latest is None or first >= latest.ended_at:
-        states = build(visitor, events)
-        if latest is not None and states[0].started_at - latest.ended_at <= GAP:
-            merged = from_row(latest)
-            for event in sorted(events, key=lambda e: (e.at, e.seq)):
-                if event.at - merged.ended_at > GAP:
-                    break
+    for offset in range(0, len(gone), VISITORS_PER_QUERY):
+        tx.execute(delete(table).where(table.c.id.in_(gone[offset : offset + VISITORS_PER_QUERY])))
+    if made:
+        tx.execute(insert(table), made)
+
+
+def _sessions_near(
+    tx: Session, per_visitor: dict[tuple[int, str], list[SessionEvent]]
+) -> dict[tuple[int, str], list]:
+    """The stored sessions that new events can touch: those ending at most GAP before them."""
+    table = VisitorSession.__table__
+    by_site: dict[int, list[str]] = defaultdict(list)
+    for site_id, visitor in per_visitor:
+        by_site[site_id].append(visitor)
+    found: dict[tuple[int, str], list] = defaultdict(list)
+    for site_id, visitors in by_site.items():
+        since = min(min(e.at for e in per_visitor[(site_id, v)]) for v in visitors) - GAP
+        for offset in range(0, len(visitors), VISITORS_PER_QUERY):
+            chunk = visitors[offset : offset + VISITORS_PER_QUERY]
+            for row in tx.execute(
+                select(table).where(
+                    table.c.site_id == site_id,
+                    table.c.visitor_id.in_(chunk),
+                    table.c.ended_at >= since,
+                )
+            ):
+                found[(site_id, row.visitor_id)].append(row)
+    return found
+
+
+def _rederive(
+    tx: Session,
+    site_id: int,
+    visitor: str,
+    events: list[SessionEvent],
+    near: list,
+    up_to_id: int,
+) -> tuple[list[int], list[SessionState]]:
+    """The session ids to replace and the sessions replacing them, for one visitor's events.
+
+    Usually the events come after every stored session: they extend the last one (within
+    GAP) or start new ones. A late event instead re-reads the stored events of the sessions
+    it can touch (it may merge or split them) and derives those sessions again.
+    """
+    first, last = events[0].at, events[-1].at
+    touched = [s for s in near if s.ended_at >= first - GAP and s.started_at <= last + GAP]
+    if not touched:
+        return [], build(visitor, events)
+    if len(touched) == 1 and first >= touched[0].ended_at:
+        merged = from_row(touched[0])
+        rest = []
+        for event in events:
+            if not rest and event.at - merged.ended_at <= GAP:
                 fold(merged, event)
-            tx.execute(delete(table).where(table.c.id == latest.id))
-            rest = [e for e in events if e.at > merged.ended_at]
-            states = [merged, *build(visitor, rest)]
-        tx.execute(insert(table), [to_row(site_id, s) for s in states])
-        return
-    touched = tx.execute(
-        select(table.c.id, table.c.started_at, table.c.ended_at).where(
-            table.c.site_id == site_id,
-            table.c.visitor_id == visitor,
-            table.c.ended_at >= first - GAP,
-            table.c.started_at <= last + GAP,
-        )
-    ).all()
+            else:
+                rest.append(event)
+        return [touched[0].id], [merged, *build(visitor, rest)]
     stored: dict[int, SessionEvent] = {e.seq: e for e in events}
-    for _, started, ended in touched:
+    for session in touched:
         for event_id, _, _, at, event_name, path, name in tx.execute(
             select(*_EVENT_COLUMNS).where(
                 Event.site_id == site_id,
-                Event.occurred_at >= started,
-                Event.occurred_at <= ended,
+                Event.occurred_at >= session.started_at,
+                Event.occurred_at <= session.ended_at,
                 Event.visitor_id == visitor,
                 Event.id <= up_to_id,
             )
         ):
             stored[event_id] = SessionEvent(at, event_id, event_name, path, name)
-    if touched:
-        tx.execute(delete(table).where(table.c.id.in_([t.id for t in touched])))
-    states = build(visitor, list(stored.values()))
-    tx.execute(insert(table), [to_row(site_id, s) for s in states])
+    return [s.id for s in touched], build(visitor, list(stored.values()))
 
 
 def catch_up(session: Session) -> int:

@@ -42,7 +42,41 @@ def upgrade():
         sa.PrimaryKeyConstraint("funnel_id", "event_id"),
     )
     op.create_index(
-        "ix_funnel_events_funnel_occurred", "funnel_events", ["funnel_id", "occurred_at"]
+        "ix_funnel_events_funnel_visitor",
+        "funnel_events",
+        ["funnel_id", "visitor_id", "occurred_at"],
+    )
+    op.create_table(
+        "funnel_attempts",
+        sa.Column("funnel_id", sa.Integer(), nullable=False),
+        sa.Column("start_event_id", BigId, nullable=False),
+        sa.Column("visitor_id", sa.String(length=260), nullable=False),
+        sa.Column("started_at", sa.DateTime(), nullable=False),
+        sa.Column("depth", sa.Integer(), nullable=False),
+        *(sa.Column(f"g{k}", sa.BigInteger(), nullable=True) for k in range(2, 9)),
+        *(sa.Column(f"v{k}", sa.BigInteger(), nullable=True) for k in range(1, 9)),
+        sa.ForeignKeyConstraint(["funnel_id"], ["funnels.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("funnel_id", "start_event_id"),
+    )
+    op.create_index(
+        "ix_funnel_attempts_funnel_started", "funnel_attempts", ["funnel_id", "started_at"]
+    )
+    op.create_index(
+        "ix_funnel_attempts_funnel_visitor",
+        "funnel_attempts",
+        ["funnel_id", "visitor_id", "started_at"],
+    )
+    op.create_table(
+        "funnel_excluded",
+        sa.Column("id", BigId, nullable=False),
+        sa.Column("funnel_id", sa.Integer(), nullable=False),
+        sa.Column("bucket", sa.DateTime(), nullable=False),
+        sa.Column("events", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["funnel_id"], ["funnels.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index(
+        "ix_funnel_excluded_funnel_bucket", "funnel_excluded", ["funnel_id", "bucket"]
     )
     op.create_table(
         "visitor_sessions",
@@ -83,7 +117,12 @@ def downgrade():
     op.drop_index("ix_visitor_sessions_visitor", table_name="visitor_sessions")
     op.drop_index("ix_visitor_sessions_site_started", table_name="visitor_sessions")
     op.drop_table("visitor_sessions")
-    op.drop_index("ix_funnel_events_funnel_occurred", table_name="funnel_events")
+    op.drop_index("ix_funnel_excluded_funnel_bucket", table_name="funnel_excluded")
+    op.drop_table("funnel_excluded")
+    op.drop_index("ix_funnel_attempts_funnel_visitor", table_name="funnel_attempts")
+    op.drop_index("ix_funnel_attempts_funnel_started", table_name="funnel_attempts")
+    op.drop_table("funnel_attempts")
+    op.drop_index("ix_funnel_events_funnel_visitor", table_name="funnel_events")
     op.drop_table("funnel_events")
     op.drop_index("ix_funnels_site", table_name="funnels")
     op.drop_table("funnels")
