@@ -240,3 +240,48 @@ def test_bad_journey_parameters(client, site, args, field):
     response = client.get(f"/sites/{site}/journeys.json?{urlencode(args)}")
     assert response.status_code == 400
     assert response.get_json()["error"]["errors"][0]["field"] == field
+
+
+def test_concurrent_catch_ups_derive_each_event_once(app, owner, monkeypatch):
+    import threading
+
+    from datalook.analytics import funnel_store
+    from datalook.analytics.funnel_models import FunnelEvent
+    from datalook.analytics.funnels import parse_definition
+
+    monkeypatch.setattr(cursors, "BATCH", 7)  # many small passes, so that the two interleave
+    rng = random.Random(11)
+    events = [
+        E(rng.choice(["u:1", "u:2", "u:3"]), m(rng.randint(0, 600)), path=rng.choice(["/", "/a"]))
+        for _ in range(150)
+    ]
+    store(app, owner, events)
+    steps = [
+        {"event_name": "pageview", "page_path": "/"},
+        {"event_name": "pageview", "page_path": "/a"},
+    ]
+    definition = parse_definition(steps, "1h", "ordered")
+    with app.app_context():
+        funnel = funnel_store.save(db.session, owner, "F", definition)
+        funnel_id = funnel.id
+    failures = []
+
+    def work():
+        try:
+            with app.app_context():
+                sessions.catch_up(db.session)
+                mine = db.session.get(funnel_store.Funnel, funnel_id)
+                funnel_store.catch_up(db.session, mine, definition)
+        except Exception as exc:  # reported below: a thread's exception is otherwise lost
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert _stored_sessions(app) == _rebuilt(events)
+    with app.app_context():
+        matched = db.session.scalars(select(FunnelEvent.event_id)).all()
+    assert len(matched) == len(set(matched)) == len(events)
