@@ -46,3 +46,13 @@ def test_quest_on_an_empty_site_still_offers_a_builder(client, owner):
     assert "Once your site sends page views" in page.get_data(as_text=True)
     builder = client.get(f"/sites/{owner}/funnels/new?suggested=1").get_data(as_text=True)
     assert builder.count("data-step>") == 3  # two steps, and the template of an added one
+
+
+def test_catch_up_command_derives_ahead_of_the_reports(client, app, owner):
+    save_funnel(client, owner, "First", STEPS)
+    store(app, owner, [E("u:1", NOW), E("u:1", NOW + timedelta(minutes=1), path="/pricing")])
+    result = app.test_cli_runner().invoke(args=["funnels", "catch-up"])
+    assert result.exit_code == 0, result.output
+    assert "sessions: 2 events" in result.output and "funnel 1: 2 events" in result.output
+    again = app.test_cli_runner().invoke(args=["funnels", "catch-up"])
+    assert "sessions: 0 events" in again.output

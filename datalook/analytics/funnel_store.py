@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select
+from sqlalchemy import and_, bindparam, case, delete, func, insert, literal, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -79,21 +79,48 @@ _EVENT_COLUMNS = (
 )
 
 
+def mask_expression(definition: FunnelDefinition) -> ColumnElement[int]:
+    """SQL: the step mask of an event (property steps still need the exact check)."""
+    return sum(
+        (case((step_clause(step), 1 << k), else_=0) for k, step in enumerate(definition.steps)),
+        start=literal(0),
+    )
+
+
 def event_rows(
     session: Session, site_id: int, definition: FunnelDefinition, start: datetime, end: datetime
 ) -> Iterator[MatchRow]:
-    """The site's events in [start, end) in time order, with their step masks."""
-    query = select(*_EVENT_COLUMNS).where(
-        Event.site_id == site_id, Event.occurred_at >= start, Event.occurred_at < end
-    )
-    if definition.mode != "strict":  # strict needs the events between the steps too
+    """The site's events in [start, end) in time order, with their step masks.
+
+    The mask is computed by the database; a property step's bit is checked again here
+    against the parsed properties (SQL only narrows it by the key).
+    """
+    property_bits = [
+        (1 << k, step) for k, step in enumerate(definition.steps) if step.property_key is not None
+    ]
+    query = select(
+        Event.id,
+        Event.visitor_id,
+        Event.occurred_at,
+        mask_expression(definition).label("mask"),
+        Event.success_value_micros,
+        # Only a property step needs the columns to check it again.
+        *(
+            (Event.properties, Event.event_name, Event.page_path, Event.name)
+            if property_bits
+            else (literal(None),) * 4
+        ),
+    ).where(Event.site_id == site_id, Event.occurred_at >= start, Event.occurred_at < end)
+    strict = definition.mode == "strict"
+    if not strict:  # strict needs the events between the steps too
         query = query.where(any_step_clause(definition))
     query = query.order_by(Event.occurred_at, Event.id)
-    result = session.execute(query.execution_options(yield_per=STREAM_ROWS))
-    mask_of = definition.step_mask
-    for event_id, visitor, at, event_name, path, name, props, value in result:
-        mask = mask_of(event_name, path, name, props)
-        if mask or definition.mode == "strict":
+    result = session.connection().execute(query.execution_options(yield_per=STREAM_ROWS))
+    for event_id, visitor, at, mask, value, props, event_name, path, name in result:
+        for bit, step in property_bits:
+            if mask & bit and not step.matches(event_name, path, name, props):
+                mask &= ~bit
+        if mask or strict:
             yield MatchRow(event_id, visitor, at, mask, value)
 
 

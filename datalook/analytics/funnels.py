@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from ..event_schema import EVENT_NAMES, MAX_NAME, MAX_PATH
 
@@ -252,8 +253,7 @@ def definition_from_json(text: str) -> FunnelDefinition:
 # ---------------------------------------------------------------- per-visitor matching
 
 
-@dataclass(frozen=True)
-class VisitorEvent:
+class VisitorEvent(NamedTuple):
     """One event of a visitor as the matching sees it; `seq` orders equal times (events.id)."""
 
     at: datetime
@@ -401,8 +401,7 @@ def _ordered_chain(
 # ---------------------------------------------------------------- grouping and the report
 
 
-@dataclass(frozen=True)
-class MatchRow:
+class MatchRow(NamedTuple):
     """One event read for a funnel, in time order: who, when, which steps, what value."""
 
     seq: int
