@@ -76,3 +76,45 @@ def test_incremental_sessions_on_postgresql(pg_app, pg_client):  # noqa: F811
     )
     with pg_app.app_context():
         assert sessions.catch_up(db.session) == 0
+
+
+def test_a_young_id_gap_is_waited_for_on_postgresql(pg_app, pg_client):  # noqa: F811
+    from datetime import datetime, timedelta
+
+    from sqlalchemy import func, insert, select
+
+    from datalook.analytics.funnel_models import DerivedCursor
+    from datalook.models import Event, utcnow
+
+    site_id = add_site(pg_client, "gap.example.com")
+    at = datetime(2026, 3, 10, 12, 0)
+
+    def row(event_id: int, received: datetime) -> dict:
+        return {
+            "id": event_id,
+            "site_id": site_id,
+            "event_name": "pageview",
+            "page_path": "/",
+            "visitor_id": "u:1",
+            "occurred_at": at + timedelta(seconds=event_id),
+            "received_at": received,
+        }
+
+    with pg_app.app_context():
+        base = (db.session.scalar(select(func.max(Event.id))) or 0) + 1000
+        db.session.execute(insert(Event), [row(base, utcnow() - timedelta(minutes=1))])
+        db.session.commit()
+        sessions.catch_up(db.session)  # an old gap before it: skipped
+        # id base+1 is "in flight" (its transaction has not committed): base+2 is young.
+        db.session.execute(insert(Event), [row(base + 2, utcnow())])
+        db.session.commit()
+        sessions.catch_up(db.session)
+        position = db.session.scalar(
+            select(DerivedCursor.last_event_id).where(DerivedCursor.name == sessions.CURSOR)
+        )
+        assert position == base
+        db.session.execute(insert(Event), [row(base + 1, utcnow())])  # it commits late
+        db.session.commit()
+        sessions.catch_up(db.session)
+        (stored,) = db.session.execute(select(sessions.VisitorSession.events)).scalars().all()
+        assert stored == 3

@@ -84,7 +84,10 @@ def test_build_and_save_a_funnel_completes_the_quest(page, live_server, screensh
     # A bad window is explained in the preview without saving anything.
     page.get_by_label("Conversion window").fill("45d")
     expect(page.locator("#preview-status")).to_contain_text("window must be from 1 minute")
+    expect(page.locator("#preview-table")).to_be_hidden()
     page.get_by_label("Conversion window").fill("7d")
+    expect(page.locator("#preview-table")).to_be_visible()
+    expect(page.locator("#preview-status")).to_contain_text("0 matching events without a visitor")
     expect(preview.nth(0).locator("td").nth(1)).to_have_text("3")
     screenshot(page, "builder")
 
