@@ -50,7 +50,15 @@ class FunnelAttempt(db.Model):
 
     __tablename__ = "funnel_attempts"
     __table_args__ = (
-        Index("ix_funnel_attempts_funnel_started", "funnel_id", "started_at"),
+        # Covers the ranking of a report: each visitor's best attempt without the table.
+        Index(
+            "ix_funnel_attempts_funnel_started",
+            "funnel_id",
+            "started_at",
+            "visitor_id",
+            "depth",
+            "start_event_id",
+        ),
         Index("ix_funnel_attempts_funnel_visitor", "funnel_id", "visitor_id", "started_at"),
     )
 

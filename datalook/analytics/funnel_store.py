@@ -279,7 +279,10 @@ def forget_matches(session: Session, funnel_id: int) -> None:
 
 
 def _best_attempts(funnel_id: int, start: datetime, end: datetime):
-    """SQL: each visitor's best attempt starting in [start, end): furthest, then earliest."""
+    """SQL: each visitor's best attempt starting in [start, end): furthest, then earliest.
+
+    The ranking reads the covering index only; the table is read for the winners alone.
+    """
     t = FunnelAttempt.__table__.c
     rank = (
         func.row_number()
@@ -287,13 +290,19 @@ def _best_attempts(funnel_id: int, start: datetime, end: datetime):
         .label("rank")
     )
     ranked = (
-        select(
-            t.depth, *(t[f"g{k}"] for k in range(2, 9)), *(t[f"v{k}"] for k in range(1, 9)), rank
-        )
+        select(t.start_event_id, rank)
         .where(t.funnel_id == funnel_id, t.started_at >= start, t.started_at < end)
         .subquery()
     )
-    return select(ranked).where(ranked.c.rank == 1)
+    return (
+        select(t.depth, *(t[f"g{k}"] for k in GAP_STEPS), *(t[f"v{k}"] for k in VALUE_STEPS))
+        .join_from(
+            ranked,
+            FunnelAttempt.__table__,
+            and_(t.funnel_id == funnel_id, t.start_event_id == ranked.c.start_event_id),
+        )
+        .where(ranked.c.rank == 1)
+    )
 
 
 def saved_report(
@@ -311,7 +320,7 @@ def saved_report(
     n = len(definition.steps)
     totals = StepTotals.empty(n)
     # Columns: depth, g2..g8 (indexes 1..7), v1..v8 (indexes 8..15).
-    for row in session.execute(_best_attempts(funnel.id, start, end)):
+    for row in session.connection().execute(_best_attempts(funnel.id, start, end)):
         for k in range(row[0]):
             totals.visitors[k] += 1
             totals.revenue[k] += row[8 + k] or 0

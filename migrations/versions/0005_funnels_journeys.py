@@ -59,7 +59,9 @@ def upgrade():
         sa.PrimaryKeyConstraint("funnel_id", "start_event_id"),
     )
     op.create_index(
-        "ix_funnel_attempts_funnel_started", "funnel_attempts", ["funnel_id", "started_at"]
+        "ix_funnel_attempts_funnel_started",
+        "funnel_attempts",
+        ["funnel_id", "started_at", "visitor_id", "depth", "start_event_id"],
     )
     op.create_index(
         "ix_funnel_attempts_funnel_visitor",
