@@ -235,3 +235,18 @@ def test_matching_agrees_with_a_brute_force_search(seed, mode):
     window = timedelta(minutes=rng.choice([30, 60, 600]))
     expected = _brute_force_depth(events, steps, window, mode, START, END)
     assert match_visitor(events, steps, window, mode, START, END).depth == expected
+
+
+def test_attempt_links_point_to_the_previous_as_deep_and_the_next_deeper():
+    from datalook.analytics.funnel_models import NEVER_AFTER, NEVER_BEFORE
+    from datalook.analytics.funnel_store import attempt_links
+
+    t = [T0 + timedelta(minutes=i) for i in range(5)]
+    links = attempt_links([(t[0], 1), (t[1], 3), (t[2], 2), (t[3], 3), (t[4], 1)])
+    assert links == [
+        (NEVER_BEFORE, t[1]),
+        (NEVER_BEFORE, NEVER_AFTER),
+        (t[1], t[3]),
+        (t[1], NEVER_AFTER),
+        (t[3], NEVER_AFTER),
+    ]

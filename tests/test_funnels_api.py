@@ -319,3 +319,13 @@ def test_saved_funnel_stays_equal_to_the_unsaved_one_as_events_arrive_late(clien
         saved = client.get(saved_url).get_json()
         unsaved = client.get(funnel_url(ny_site, window="90m")).get_json()
         assert saved == unsaved
+    # Other ranges: a visitor's best attempt depends on where the range cuts.
+    for first, last in [
+        ("2026-03-09", "2026-03-09"),
+        ("2026-03-09", "2026-03-11"),
+        ("2026-03-11", "2026-03-11"),
+    ]:
+        days = {"from": first, "to": last}
+        saved = client.get(f"/sites/{ny_site}/funnels/{funnel_id}.json?{urlencode(days)}")
+        unsaved = client.get(funnel_url(ny_site, window="90m", **days))
+        assert saved.get_json() == unsaved.get_json(), days

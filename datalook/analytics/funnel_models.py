@@ -42,22 +42,30 @@ class FunnelEvent(db.Model):
     value_micros: Mapped[int | None] = mapped_column(BigInteger)
 
 
+NEVER_BEFORE = datetime(1900, 1, 1)
+NEVER_AFTER = datetime(9999, 12, 31)
+
+
 class FunnelAttempt(db.Model):
     """A visitor's step-1 event of a saved funnel and how far it got (ordered mode).
 
     g<k>: microseconds from step k-1 to step k; v<k>: value (micros) of the event at step k.
+    prev_ge: when the visitor's previous attempt that got at least as far started (or
+    NEVER_BEFORE); next_gt: when their next attempt that got further started (or
+    NEVER_AFTER). So an attempt is its visitor's best in a range [a, b) exactly when it
+    starts in the range, prev_ge < a and next_gt >= b: one row per visitor, no sort.
     """
 
     __tablename__ = "funnel_attempts"
     __table_args__ = (
-        # Covers the ranking of a report: each visitor's best attempt without the table.
+        # Covers a report's count of visitors per step.
         Index(
             "ix_funnel_attempts_funnel_started",
             "funnel_id",
             "started_at",
-            "visitor_id",
+            "prev_ge",
+            "next_gt",
             "depth",
-            "start_event_id",
         ),
         Index("ix_funnel_attempts_funnel_visitor", "funnel_id", "visitor_id", "started_at"),
     )
@@ -69,6 +77,8 @@ class FunnelAttempt(db.Model):
     visitor_id: Mapped[str] = mapped_column(String(260))
     started_at: Mapped[datetime] = mapped_column(DateTime)
     depth: Mapped[int] = mapped_column(Integer)
+    prev_ge: Mapped[datetime] = mapped_column(DateTime)
+    next_gt: Mapped[datetime] = mapped_column(DateTime)
     g2: Mapped[int | None] = mapped_column(BigInteger)
     g3: Mapped[int | None] = mapped_column(BigInteger)
     g4: Mapped[int | None] = mapped_column(BigInteger)

@@ -17,13 +17,20 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, case, delete, func, insert, literal, or_, select
+from sqlalchemy import and_, bindparam, case, delete, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..models import Event, utcnow
 from . import cursors
-from .funnel_models import Funnel, FunnelAttempt, FunnelEvent, FunnelExcluded
+from .funnel_models import (
+    NEVER_AFTER,
+    NEVER_BEFORE,
+    Funnel,
+    FunnelAttempt,
+    FunnelEvent,
+    FunnelExcluded,
+)
 from .funnels import (
     Attempt,
     FunnelDefinition,
@@ -249,6 +256,63 @@ def _derive_attempts(
         )
         if fresh:
             tx.execute(insert(attempts_table), fresh)
+        _relink(tx, funnel_id, chunk)
+
+
+def attempt_links(
+    ordered: list[tuple[datetime, int]],
+) -> list[tuple[datetime, datetime]]:
+    """For one visitor's attempts (start, depth) in order: (prev_ge, next_gt) of each.
+
+    prev_ge: start of the previous attempt at least as deep; next_gt: start of the next
+    deeper one (NEVER_BEFORE / NEVER_AFTER when there is none).
+    """
+    last_at_least = [NEVER_BEFORE] * 10  # by depth: the latest start reaching it so far
+    prev = []
+    for started_at, depth in ordered:
+        prev.append(last_at_least[depth])
+        for d in range(1, depth + 1):
+            last_at_least[d] = started_at
+    next_at_least = [NEVER_AFTER] * 10  # by depth: the earliest later start reaching it
+    following = [NEVER_AFTER] * len(ordered)
+    for i in range(len(ordered) - 1, -1, -1):
+        started_at, depth = ordered[i]
+        following[i] = next_at_least[depth + 1]
+        for d in range(1, depth + 1):
+            next_at_least[d] = started_at
+    return list(zip(prev, following, strict=True))
+
+
+def _relink(tx: Session, funnel_id: int, visitors: list[str]) -> None:
+    """Set prev_ge/next_gt of every attempt of these visitors (new attempts move them)."""
+    t = FunnelAttempt.__table__.c
+    rows = tx.execute(
+        select(t.visitor_id, t.start_event_id, t.started_at, t.depth, t.prev_ge, t.next_gt)
+        .where(t.funnel_id == funnel_id, t.visitor_id.in_(visitors))
+        .order_by(t.visitor_id, t.started_at, t.start_event_id)
+    ).all()
+    changed = []
+    start = 0
+    while start < len(rows):
+        end = start
+        while end < len(rows) and rows[end].visitor_id == rows[start].visitor_id:
+            end += 1
+        mine = rows[start:end]
+        links = attempt_links([(r.started_at, r.depth) for r in mine])
+        for row, (prev_ge, next_gt) in zip(mine, links, strict=True):
+            if (row.prev_ge, row.next_gt) != (prev_ge, next_gt):
+                changed.append(
+                    {"f": funnel_id, "e": row.start_event_id, "p": prev_ge, "n": next_gt}
+                )
+        start = end
+    if changed:
+        table = FunnelAttempt.__table__
+        tx.execute(
+            update(table)
+            .where(table.c.funnel_id == bindparam("f"), table.c.start_event_id == bindparam("e"))
+            .values(prev_ge=bindparam("p"), next_gt=bindparam("n")),
+            changed,
+        )
 
 
 def _attempt_row(funnel_id: int, visitor: str, attempt: Attempt) -> dict:
@@ -259,6 +323,8 @@ def _attempt_row(funnel_id: int, visitor: str, attempt: Attempt) -> dict:
         "visitor_id": visitor,
         "started_at": attempt.times[0],
         "depth": attempt.depth,
+        "prev_ge": NEVER_BEFORE,  # set by _relink
+        "next_gt": NEVER_AFTER,
     }
     for k in range(1, 9):
         row[f"v{k}"] = attempt.values[k - 1] if k <= attempt.depth else None
@@ -278,31 +344,20 @@ def forget_matches(session: Session, funnel_id: int) -> None:
     cursors.reset(session, cursor_name(funnel_id))
 
 
-def _best_attempts(funnel_id: int, start: datetime, end: datetime):
-    """SQL: each visitor's best attempt starting in [start, end): furthest, then earliest.
+def _best_attempts(funnel_id: int, start: datetime, end: datetime) -> list:
+    """SQL conditions: the attempts that are their visitor's best in [start, end).
 
-    The ranking reads the covering index only; the table is read for the winners alone.
+    The furthest one of the visitor in the range, the earliest of those: it starts in the
+    range, no attempt as deep started before it in the range, no deeper one in the range.
     """
     t = FunnelAttempt.__table__.c
-    rank = (
-        func.row_number()
-        .over(partition_by=t.visitor_id, order_by=(t.depth.desc(), t.started_at, t.start_event_id))
-        .label("rank")
-    )
-    ranked = (
-        select(t.start_event_id, rank)
-        .where(t.funnel_id == funnel_id, t.started_at >= start, t.started_at < end)
-        .subquery()
-    )
-    return (
-        select(t.depth, *(t[f"g{k}"] for k in GAP_STEPS), *(t[f"v{k}"] for k in VALUE_STEPS))
-        .join_from(
-            ranked,
-            FunnelAttempt.__table__,
-            and_(t.funnel_id == funnel_id, t.start_event_id == ranked.c.start_event_id),
-        )
-        .where(ranked.c.rank == 1)
-    )
+    return [
+        t.funnel_id == funnel_id,
+        t.started_at >= start,
+        t.started_at < end,
+        t.prev_ge < start,
+        t.next_gt >= end,
+    ]
 
 
 def saved_report(
@@ -319,10 +374,25 @@ def saved_report(
     start, end = rng.start_utc, rng.end_utc
     n = len(definition.steps)
     totals = StepTotals.empty(n)
+    t = FunnelAttempt.__table__.c
+    best = _best_attempts(funnel.id, start, end)
+    connection = session.connection()
+    # Visitors per furthest step from the covering index alone...
+    for depth, visitors in connection.execute(
+        select(t.depth, func.count()).where(*best).group_by(t.depth)
+    ):
+        for k in range(depth):
+            totals.visitors[k] += visitors
+    # ...and the times and values of those who went past step 1 (step 1 has a value only
+    # when it is a success step, then every visitor's is read).
+    deepest_first = 1 if definition.steps[0].event_name == "success" else 2
     # Columns: depth, g2..g8 (indexes 1..7), v1..v8 (indexes 8..15).
-    for row in session.connection().execute(_best_attempts(funnel.id, start, end)):
+    for row in connection.execute(
+        select(t.depth, *(t[f"g{k}"] for k in GAP_STEPS), *(t[f"v{k}"] for k in VALUE_STEPS)).where(
+            *best, t.depth >= deepest_first
+        )
+    ):
         for k in range(row[0]):
-            totals.visitors[k] += 1
             totals.revenue[k] += row[8 + k] or 0
             if k:
                 totals.gaps_micros[k].append(row[k])

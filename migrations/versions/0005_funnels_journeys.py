@@ -53,6 +53,8 @@ def upgrade():
         sa.Column("visitor_id", sa.String(length=260), nullable=False),
         sa.Column("started_at", sa.DateTime(), nullable=False),
         sa.Column("depth", sa.Integer(), nullable=False),
+        sa.Column("prev_ge", sa.DateTime(), nullable=False),
+        sa.Column("next_gt", sa.DateTime(), nullable=False),
         *(sa.Column(f"g{k}", sa.BigInteger(), nullable=True) for k in range(2, 9)),
         *(sa.Column(f"v{k}", sa.BigInteger(), nullable=True) for k in range(1, 9)),
         sa.ForeignKeyConstraint(["funnel_id"], ["funnels.id"], ondelete="CASCADE"),
@@ -61,7 +63,7 @@ def upgrade():
     op.create_index(
         "ix_funnel_attempts_funnel_started",
         "funnel_attempts",
-        ["funnel_id", "started_at", "visitor_id", "depth", "start_event_id"],
+        ["funnel_id", "started_at", "prev_ge", "next_gt", "depth"],
     )
     op.create_index(
         "ix_funnel_attempts_funnel_visitor",
