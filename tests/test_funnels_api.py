@@ -329,3 +329,33 @@ def test_saved_funnel_stays_equal_to_the_unsaved_one_as_events_arrive_late(clien
         saved = client.get(f"/sites/{ny_site}/funnels/{funnel_id}.json?{urlencode(days)}")
         unsaved = client.get(funnel_url(ny_site, window="90m", **days))
         assert saved.get_json() == unsaved.get_json(), days
+
+
+def test_editing_a_saved_funnels_steps_derives_it_again(client, app, ny_site):
+    store(
+        app,
+        ny_site,
+        [E("u:1", at(0)), E("u:1", at(1), path="/pricing"), E("u:2", at(2), path="/pricing")],
+    )
+    funnel_id = save_funnel(client, ny_site, "Checkout", STEPS)
+    url = f"/sites/{ny_site}/funnels/{funnel_id}.json?{urlencode(RANGE)}"
+    assert [s["visitors"] for s in client.get(url).get_json()["steps"]] == [1, 1, 0]
+    page = client.get(f"/sites/{ny_site}/funnels/{funnel_id}/edit").get_data(as_text=True)
+    response = client.post(
+        f"/sites/{ny_site}/funnels/{funnel_id}/edit",
+        data={
+            "csrf_token": csrf_from(page),
+            "name": "Pricing first",
+            "window": "24h",
+            "mode": "ordered",
+            "event_name": ["pageview", "pageview"],
+            "page_path": ["/pricing", "/"],
+            "rule_name": ["", ""],
+            "property_key": ["", ""],
+            "property_value": ["", ""],
+        },
+    )
+    assert response.status_code == 302
+    body = client.get(url).get_json()
+    assert [s["label"] for s in body["steps"]] == ["pageview /pricing", "pageview /"]
+    assert [s["visitors"] for s in body["steps"]] == [2, 0]
