@@ -197,6 +197,7 @@ def _brute_force_depth(events, steps, window, mode, start, end) -> int:
     best = 0
 
     def extend(chain):
+        """Try every next event for the chain."""
         nonlocal best
         best = max(best, len(chain))
         if len(chain) == steps:

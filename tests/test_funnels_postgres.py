@@ -90,6 +90,7 @@ def test_a_young_id_gap_is_waited_for_on_postgresql(pg_app, pg_client):  # noqa:
     at = datetime(2026, 3, 10, 12, 0)
 
     def row(event_id: int, received: datetime) -> dict:
+        """An event row with an explicit id."""
         return {
             "id": event_id,
             "site_id": site_id,

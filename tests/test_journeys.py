@@ -267,6 +267,7 @@ def test_concurrent_catch_ups_derive_each_event_once(app, owner, monkeypatch):
     failures = []
 
     def work():
+        """One process's catch-ups, as a report would run them."""
         try:
             with app.app_context():
                 sessions.catch_up(db.session)

@@ -165,6 +165,7 @@ def catch_up(session: Session, funnel: Funnel, definition: FunnelDefinition) -> 
     """
 
     def apply(tx: Session, after_id: int, up_to_id: int) -> None:
+        """Derive the funnel's rows from the events (after_id, up_to_id]."""
         rows = tx.execute(
             select(*_EVENT_COLUMNS).where(
                 Event.id > after_id,

@@ -430,6 +430,7 @@ def visitors_events(
     group: list[MatchRow] = []
 
     def flush() -> None:
+        """Take the rows of one instant: first who enters, then every kept visitor's rows."""
         for row in group:
             if row.mask & 1 and range_start <= row.at < range_end and row.visitor_id not in kept:
                 kept[row.visitor_id] = []
