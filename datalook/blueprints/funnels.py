@@ -42,7 +42,7 @@ bp = Blueprint("funnels", __name__, url_prefix="/sites/<int:site_id>")
 def _bad_request(field: str, code: str, message: str) -> ApiError:
     """The 400 JSON error naming the parameter."""
     errors = [{"field": field, "code": code, "message": message}]
-    return ApiError(400, "invalid_parameter", message, errors)
+    return ApiError(400, "bad_request", message, errors)
 
 
 def _range(site: Site, args: Mapping[str, str]) -> DateRange:
