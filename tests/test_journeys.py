@@ -286,3 +286,18 @@ def test_concurrent_catch_ups_derive_each_event_once(app, owner, monkeypatch):
     with app.app_context():
         matched = db.session.scalars(select(FunnelEvent.event_id)).all()
     assert len(matched) == len(set(matched)) == len(events)
+
+
+@pytest.mark.parametrize("path", ["", "pricing"])
+def test_next_step_needs_a_page_path(client, site, path):
+    response = client.get(f"/sites/{site}/journeys/next.json?{urlencode({'path': path})}")
+    assert response.status_code == 400
+    assert response.get_json()["error"]["errors"][0]["field"] == "path"
+
+
+def test_journeys_page_states_its_semantics_and_lists_journeys(client, app, site):
+    store(app, site, _journey_events())
+    html = client.get(f"/sites/{site}/journeys/?{urlencode(RANGE)}").get_data(as_text=True)
+    assert "no gap over 30 minutes" in html
+    assert "<code>/checkout/success</code>" in html
+    assert "3 sessions in this range match." in html
