@@ -13,7 +13,6 @@ from datalook.analytics.funnels import (
     format_micros,
     match_visitor,
     parse_definition,
-    visitors_events,
 )
 
 T0 = datetime(2026, 3, 10, 12, 0, 0)
@@ -138,17 +137,19 @@ def _rows(visitor: str, events: list[VisitorEvent]) -> list[MatchRow]:
     return [MatchRow(e.seq, visitor, e.at, e.mask, e.value_micros) for e in events]
 
 
-def test_grouping_keeps_a_step_at_the_instant_of_step_one_and_skips_anonymous():
+def test_a_step_at_the_instant_of_step_one_counts_and_anonymous_rows_are_only_counted():
+    definition = parse_definition(
+        [{"event_name": "pageview"}, {"event_name": "click"}], "24h", None
+    )
     rows = sorted(
         _rows("u:1", [ev(0, S2, seq=1), ev(0, S1, seq=2)])
         + _rows("a:x", [ev(1, S1, seq=3), ev(2, S2, seq=4)])
         + _rows("u:2", [ev(-1, S2, seq=5)]),
-        key=lambda r: (r.at, r.seq),
+        key=lambda r: (r.visitor_id, r.at, r.seq),
     )
-    kept, excluded = visitors_events(rows, START, END)
-    assert set(kept) == {"u:1"}
-    assert len(kept["u:1"]) == 2
-    assert excluded == 2
+    report = compute(definition, rows, START, END).as_json()
+    assert [s["visitors"] for s in report["steps"]] == [1, 1]
+    assert report["excluded_events_without_visitor"] == 2
 
 
 def test_report_counts_conversion_median_and_exact_revenue():
@@ -165,7 +166,7 @@ def test_report_counts_conversion_median_and_exact_revenue():
         if gap is not None:
             seq += 1
             rows.append(MatchRow(seq, visitor, T0 + timedelta(minutes=gap), 2, value))
-    rows.sort(key=lambda r: (r.at, r.seq))
+    rows.sort(key=lambda r: (r.visitor_id, r.at, r.seq))
     report = compute(definition, rows, START, END).as_json()
     first, second = report["steps"]
     assert first == {

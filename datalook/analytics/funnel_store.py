@@ -97,7 +97,7 @@ def mask_expression(definition: FunnelDefinition) -> ColumnElement[int]:
 def event_rows(
     session: Session, site_id: int, definition: FunnelDefinition, start: datetime, end: datetime
 ) -> Iterator[MatchRow]:
-    """The site's events in [start, end) in time order, with their step masks.
+    """The site's events in [start, end) per visitor in time order, with their step masks.
 
     The mask is computed by the database; a property step's bit is checked again here
     against the parsed properties (SQL only narrows it by the key).
@@ -121,7 +121,8 @@ def event_rows(
     strict = definition.mode == "strict"
     if not strict:  # strict needs the events between the steps too
         query = query.where(any_step_clause(definition))
-    query = query.order_by(Event.occurred_at, Event.id)
+    # Grouped by visitor for the matching; the database sorts the range's matching rows.
+    query = query.order_by(Event.visitor_id, Event.occurred_at, Event.id)
     result = session.connection().execute(query.execution_options(yield_per=STREAM_ROWS))
     for event_id, visitor, at, mask, value, props, event_name, path, name in result:
         for bit, step in property_bits:

@@ -24,6 +24,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from itertools import groupby
+from operator import itemgetter
 from typing import NamedTuple
 
 from ..event_schema import EVENT_NAMES, MAX_NAME, MAX_PATH
@@ -416,42 +418,6 @@ def is_visitor(visitor_id: str) -> bool:
     return not visitor_id.startswith("a:")
 
 
-def visitors_events(
-    rows: Iterable[MatchRow], range_start: datetime, range_end: datetime
-) -> tuple[dict[str, list[VisitorEvent]], int]:
-    """Group rows (in time order) per visitor; count the excluded events without a visitor.
-
-    Only visitors with a step-1 event in the range are kept, from that event on (earlier
-    events cannot take part); rows at the same instant are taken as one group so that a
-    step matched at the very instant of step 1 is not lost.
-    """
-    kept: dict[str, list[VisitorEvent]] = {}
-    excluded = 0
-    group: list[MatchRow] = []
-
-    def flush() -> None:
-        """Take the rows of one instant: first who enters, then every kept visitor's rows."""
-        for row in group:
-            if row.mask & 1 and range_start <= row.at < range_end and row.visitor_id not in kept:
-                kept[row.visitor_id] = []
-        for row in group:
-            events = kept.get(row.visitor_id)
-            if events is not None:
-                events.append(VisitorEvent(row.at, row.seq, row.mask, row.value_micros))
-        group.clear()
-
-    for row in rows:
-        if not is_visitor(row.visitor_id):
-            if row.mask and range_start <= row.at < range_end:
-                excluded += 1
-            continue
-        if group and row.at != group[0].at:
-            flush()
-        group.append(row)
-    flush()
-    return kept, excluded
-
-
 @dataclass(frozen=True)
 class StepResult:
     """One row of the report."""
@@ -571,11 +537,20 @@ def compute(
     range_start: datetime,
     range_end: datetime,
 ) -> FunnelReport:
-    """The report from rows in time order (raw events or a saved funnel's matched events)."""
-    per_visitor, excluded = visitors_events(rows, range_start, range_end)
+    """The report from rows grouped by visitor, each visitor's rows in time order.
+
+    Rows without a visitor are only counted (those in the range); the rows of a visitor
+    go to the matching as they are (a MatchRow has the fields of a VisitorEvent).
+    """
     n = len(definition.steps)
-    progresses: Iterator[Progress] = (
-        match_visitor(events, n, definition.window, definition.mode, range_start, range_end)
-        for events in per_visitor.values()
-    )
-    return summarise(definition, progresses, excluded)
+    totals = StepTotals.empty(n)
+    excluded = 0
+    for visitor, group in groupby(rows, key=itemgetter(1)):
+        if not is_visitor(visitor):
+            excluded += sum(1 for r in group if r.mask and range_start <= r.at < range_end)
+            continue
+        events = list(group)
+        totals.add(
+            match_visitor(events, n, definition.window, definition.mode, range_start, range_end)
+        )
+    return report_from_totals(definition, totals, excluded)
