@@ -116,6 +116,7 @@ def _register_blueprints(app: Flask) -> None:
         browser_quest,
         dashboard,
         docs,
+        funnels,
         health,
         keys,
         quests,
@@ -123,7 +124,7 @@ def _register_blueprints(app: Flask) -> None:
         tracker,
     )
 
-    areas = (auth, sites, dashboard, quests, browser_quest, keys, tracker, docs, health)
+    areas = (auth, sites, dashboard, quests, browser_quest, keys, tracker, docs, health, funnels)
     for module in areas:
         app.register_blueprint(module.bp)
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from .analytics.quest_funnel import funnel_quest_done
 from .extensions import db
 from .models import Event, Site
 
@@ -57,8 +58,8 @@ def quests_for(site: Site) -> list[Quest]:
             "funnel",
             "Build your first funnel",
             "See where visitors drop off on the way to success.",
-            "later",
-            None,
+            "done" if funnel_quest_done(db.session(), site.id) else "todo",
+            "funnels.quest",
         ),
         Quest("team", "Invite your team", "Share the dashboard with colleagues.", "later", None),
     ]

@@ -1,0 +1,125 @@
+"""Cursors over events.id for tables derived from the events, and the lock around catch-up.
+
+Each catch-up pass runs in one transaction that first bumps its cursor row: on SQLite that
+write takes the database's write lock, on PostgreSQL the row lock, so two processes never
+derive the same events twice; the second waits, then reads the moved cursor.
+
+On SQLite ids become visible in order. A PostgreSQL sequence hands out ids before their
+transactions commit, so a gap may still fill: a gap is skipped only once the event after it
+was received more than GAP_GRACE ago (a gap that old is a rolled-back insert).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..models import Event, utcnow
+from .funnel_models import DerivedCursor
+
+GAP_GRACE = timedelta(seconds=5)
+
+
+def ensure(session: Session, name: str) -> None:
+    """Create the cursor at 0 if it does not exist (commits; a racing creator is fine)."""
+    if session.get(DerivedCursor, name) is not None:
+        return
+    session.add(DerivedCursor(name=name, last_event_id=0, updated_at=utcnow()))
+    try:
+        session.commit()
+    except IntegrityError:  # another process created it first
+        session.rollback()
+
+
+def lock_and_read(session: Session, name: str) -> int:
+    """Take the cursor's lock for this transaction and return its position."""
+    session.execute(
+        update(DerivedCursor).where(DerivedCursor.name == name).values(updated_at=utcnow())
+    )
+    session.expire_all()
+    return (
+        session.scalar(select(DerivedCursor.last_event_id).where(DerivedCursor.name == name)) or 0
+    )
+
+
+def move(session: Session, name: str, last_event_id: int) -> None:
+    """Record how far the derived table has read (inside the locked transaction)."""
+    session.execute(
+        update(DerivedCursor)
+        .where(DerivedCursor.name == name)
+        .values(last_event_id=last_event_id, updated_at=utcnow())
+    )
+
+
+def reset(session: Session, name: str) -> None:
+    """Forget a cursor (its derived rows are about to be rebuilt or are gone)."""
+    session.execute(update(DerivedCursor).where(DerivedCursor.name == name).values(last_event_id=0))
+
+
+def safe_prefix(
+    cursor: int,
+    rows: Sequence[tuple[int, datetime]],
+    now: datetime,
+    ids_may_commit_out_of_order: bool,
+) -> int:
+    """How many of `rows` (id, received_at; ids ascending, all > cursor) may be taken now.
+
+    Stops before the first gap in the ids whose next event is younger than GAP_GRACE, when
+    ids may still commit out of order (PostgreSQL); otherwise every row is safe.
+    """
+    if not ids_may_commit_out_of_order:
+        return len(rows)
+    expected = cursor + 1
+    for taken, (event_id, received_at) in enumerate(rows):
+        if event_id != expected and received_at > now - GAP_GRACE:
+            return taken
+        expected = event_id + 1
+    return len(rows)
+
+
+def out_of_order_ids(session: Session) -> bool:
+    """Whether this database's ids may commit out of order (anything but SQLite)."""
+    return session.get_bind().dialect.name != "sqlite"
+
+
+BATCH = 20_000
+
+
+def catch_up(session: Session, name: str, apply: Callable[[Session, int, int], None]) -> int:
+    """Feed the events after the cursor to `apply(session, after_id, up_to_id)` in batches.
+
+    Each batch is one locked transaction: read the cursor, find how far is safe, derive,
+    move the cursor, commit. Returns how many events were passed over.
+    """
+    ensure(session, name)
+    newest = session.scalar(select(func.max(Event.id))) or 0
+    position = (
+        session.scalar(select(DerivedCursor.last_event_id).where(DerivedCursor.name == name)) or 0
+    )
+    session.commit()
+    if position >= newest:  # nothing new: no lock, no write
+        return 0
+    passed = 0
+    while True:
+        cursor = lock_and_read(session, name)
+        ids = session.execute(
+            select(Event.id, Event.received_at)
+            .where(Event.id > cursor)
+            .order_by(Event.id)
+            .limit(BATCH)
+        ).all()
+        take = safe_prefix(cursor, ids, utcnow(), out_of_order_ids(session))
+        if take == 0:
+            session.commit()
+            return passed
+        horizon = ids[take - 1][0]
+        apply(session, cursor, horizon)
+        move(session, name, horizon)
+        session.commit()
+        passed += take
+        if take < len(ids) or len(ids) < BATCH:
+            return passed

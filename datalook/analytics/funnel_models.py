@@ -1,0 +1,151 @@
+"""Tables of the funnel and journey reports: saved funnels and what is derived from events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..models import BigId, Model, utcnow
+
+
+class Funnel(Model):
+    """A saved funnel of one site: a name and its definition (JSON of steps, window, mode)."""
+
+    __tablename__ = "funnels"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    definition: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class FunnelEvent(Model):
+    """A visitor's event that matches a step of a saved funnel (bit k of step_mask: step k+1)."""
+
+    __tablename__ = "funnel_events"
+    __table_args__ = (
+        Index("ix_funnel_events_funnel_visitor", "funnel_id", "visitor_id", "occurred_at"),
+    )
+
+    funnel_id: Mapped[int] = mapped_column(
+        ForeignKey("funnels.id", ondelete="CASCADE"), primary_key=True
+    )
+    event_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    visitor_id: Mapped[str] = mapped_column(String(260))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime)
+    step_mask: Mapped[int] = mapped_column(Integer)
+    value_micros: Mapped[int | None] = mapped_column(BigInteger)
+
+
+NEVER_BEFORE = datetime(1900, 1, 1)
+NEVER_AFTER = datetime(9999, 12, 31)
+
+
+class FunnelAttempt(Model):
+    """A visitor's step-1 event of a saved funnel and how far it got (ordered mode).
+
+    g<k>: microseconds from step k-1 to step k; v<k>: value (micros) of the event at step k.
+    prev_ge: when the visitor's previous attempt that got at least as far started (or
+    NEVER_BEFORE); next_gt: when their next attempt that got further started (or
+    NEVER_AFTER). So an attempt is its visitor's best in a range [a, b) exactly when it
+    starts in the range, prev_ge < a and next_gt >= b: one row per visitor, no sort.
+    """
+
+    __tablename__ = "funnel_attempts"
+    __table_args__ = (
+        # Covers a report's count of visitors per step.
+        Index(
+            "ix_funnel_attempts_funnel_started",
+            "funnel_id",
+            "started_at",
+            "prev_ge",
+            "next_gt",
+            "depth",
+        ),
+        Index("ix_funnel_attempts_funnel_visitor", "funnel_id", "visitor_id", "started_at"),
+    )
+
+    funnel_id: Mapped[int] = mapped_column(
+        ForeignKey("funnels.id", ondelete="CASCADE"), primary_key=True
+    )
+    start_event_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    visitor_id: Mapped[str] = mapped_column(String(260))
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    depth: Mapped[int] = mapped_column(Integer)
+    prev_ge: Mapped[datetime] = mapped_column(DateTime)
+    next_gt: Mapped[datetime] = mapped_column(DateTime)
+    g2: Mapped[int | None] = mapped_column(BigInteger)
+    g3: Mapped[int | None] = mapped_column(BigInteger)
+    g4: Mapped[int | None] = mapped_column(BigInteger)
+    g5: Mapped[int | None] = mapped_column(BigInteger)
+    g6: Mapped[int | None] = mapped_column(BigInteger)
+    g7: Mapped[int | None] = mapped_column(BigInteger)
+    g8: Mapped[int | None] = mapped_column(BigInteger)
+    v1: Mapped[int | None] = mapped_column(BigInteger)
+    v2: Mapped[int | None] = mapped_column(BigInteger)
+    v3: Mapped[int | None] = mapped_column(BigInteger)
+    v4: Mapped[int | None] = mapped_column(BigInteger)
+    v5: Mapped[int | None] = mapped_column(BigInteger)
+    v6: Mapped[int | None] = mapped_column(BigInteger)
+    v7: Mapped[int | None] = mapped_column(BigInteger)
+    v8: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class FunnelExcluded(Model):
+    """Events without a visitor that match a saved funnel's steps, per UTC quarter hour.
+
+    Quarter hours, because every time zone's midnight falls on one: any local-day range
+    is a whole number of buckets.
+    """
+
+    __tablename__ = "funnel_excluded"
+    __table_args__ = (Index("ix_funnel_excluded_funnel_bucket", "funnel_id", "bucket"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    funnel_id: Mapped[int] = mapped_column(ForeignKey("funnels.id", ondelete="CASCADE"))
+    bucket: Mapped[datetime] = mapped_column(DateTime)
+    events: Mapped[int] = mapped_column(Integer)
+
+
+class VisitorSession(Model):
+    """One session of a visitor: events with no 30-minute gap, and its collapsed page paths."""
+
+    __tablename__ = "visitor_sessions"
+    __table_args__ = (
+        Index("ix_visitor_sessions_site_started", "site_id", "started_at"),
+        Index("ix_visitor_sessions_visitor", "site_id", "visitor_id", "ended_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    visitor_id: Mapped[str] = mapped_column(String(260))
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    ended_at: Mapped[datetime] = mapped_column(DateTime)
+    events: Mapped[int] = mapped_column(Integer)
+    # Collapsed path sequence: all steps counted, the first ten kept ("\n"-joined), and the
+    # end offset of each kept step in that text (zero-padded, 5 digits each) so SQL can cut
+    # the first N steps with substr() on any engine.
+    path_count: Mapped[int] = mapped_column(Integer)
+    paths: Mapped[str] = mapped_column(Text)
+    cuts: Mapped[str] = mapped_column(String(60))
+    # The last ten steps the same way: "ends at" journeys are cut from the end.
+    tail: Mapped[str] = mapped_column(Text)
+    tail_cuts: Mapped[str] = mapped_column(String(60))
+    last_path: Mapped[str] = mapped_column(String(2048))
+    # Success rules converted in the session, as "|a|b|" (empty: none); converted = 0/1.
+    rules: Mapped[str] = mapped_column(Text)
+    converted: Mapped[int] = mapped_column(Integer)
+
+
+class DerivedCursor(Model):
+    """How far (events.id) a derived table has read the events."""
+
+    __tablename__ = "derived_cursors"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_event_id: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,0 +1,569 @@
+"""Funnels: definitions (parsed and validated in one place) and the per-visitor computation.
+
+Semantics, stated on the report page and in the docs:
+- Counted per visitor (a `visitor_id` not starting with "a:"); events without a visitor take
+  no part and are counted in `excluded_events_without_visitor` (those in the range that
+  match a step).
+- A visitor enters with a step-1 event inside the date range. Step k+1 happens at or after
+  step k (a different event: one event satisfies at most one step; other events in between
+  are allowed), no later than step 1 plus the conversion window (the edge is included);
+  later steps may fall after the range's end.
+- Each visitor counts once, at the furthest step reached from any of their step-1 events in
+  the range; times and revenue come from the earliest step-1 event that reaches that far.
+- Strict mode: each next step is the visitor's very next event (events at the same instant
+  in the order they were stored).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from itertools import groupby
+from operator import itemgetter
+from typing import NamedTuple, Protocol
+
+from ..ingest.schema import EVENT_NAMES, MAX_NAME, MAX_PATH
+
+MIN_STEPS, MAX_STEPS = 2, 8
+MODES = ("ordered", "strict")
+DEFAULT_WINDOW = "24h"
+MIN_WINDOW, MAX_WINDOW = timedelta(minutes=1), timedelta(days=30)
+_WINDOW_RE = re.compile(r"^([1-9][0-9]{0,5})([mhd])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+_STEP_KEYS = frozenset({"event_name", "page_path", "name", "property"})
+MAX_PROPERTY_KEY = 100
+
+
+class FunnelError(ValueError):
+    """A funnel parameter that cannot be used; names the parameter for the JSON error."""
+
+    def __init__(self, field: str, code: str, message: str) -> None:
+        """Keep the field and the machine-readable code beside the message."""
+        super().__init__(message)
+        self.field = field
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one step matches: an event name, and optionally a path, a rule name, a property."""
+
+    event_name: str
+    page_path: str | None = None  # exact, or a prefix when it ends in "*"
+    name: str | None = None
+    property_key: str | None = None
+    property_value: object = None
+
+    @property
+    def path_prefix(self) -> str | None:
+        """The prefix a "/docs/*" path stands for, or None for an exact path."""
+        if self.page_path and self.page_path.endswith("*"):
+            return self.page_path[:-1]
+        return None
+
+    @property
+    def label(self) -> str:
+        """A short human label, e.g. "pageview /pricing" or "success paid-customer"."""
+        parts = [self.event_name]
+        if self.page_path:
+            parts.append(self.page_path)
+        if self.name:
+            parts.append(self.name)
+        if self.property_key is not None:
+            parts.append(f"{self.property_key}={json.dumps(self.property_value)}")
+        return " ".join(parts)
+
+    def as_json(self) -> dict:
+        """The step as the JSON object the API and the builder use."""
+        prop = None
+        if self.property_key is not None:
+            prop = {"key": self.property_key, "value": self.property_value}
+        return {
+            "event_name": self.event_name,
+            "page_path": self.page_path,
+            "name": self.name,
+            "property": prop,
+        }
+
+    def matches(
+        self, event_name: str, page_path: str, name: str | None, properties: str | None
+    ) -> bool:
+        """Whether an event (its stored columns) satisfies this step."""
+        if event_name != self.event_name:
+            return False
+        if self.page_path is not None:
+            prefix = self.path_prefix
+            if prefix is not None:
+                if not page_path.startswith(prefix):
+                    return False
+            elif page_path != self.page_path:
+                return False
+        if self.name is not None and name != self.name:
+            return False
+        if self.property_key is not None:
+            if not properties:
+                return False
+            try:
+                found = json.loads(properties)
+            except ValueError:
+                return False
+            if not isinstance(found, dict) or self.property_key not in found:
+                return False
+            return same_json_value(found[self.property_key], self.property_value)
+        return True
+
+
+def same_json_value(a: object, b: object) -> bool:
+    """JSON equality: true is not 1, and 1 equals 1.0."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    return a == b
+
+
+@dataclass(frozen=True)
+class FunnelDefinition:
+    """The steps, the conversion window and the mode of a funnel."""
+
+    steps: tuple[Step, ...]
+    window: timedelta
+    window_text: str
+    mode: str
+
+    def as_json(self) -> dict:
+        """The definition as stored for a saved funnel (and sent to the builder)."""
+        return {
+            "steps": [s.as_json() for s in self.steps],
+            "window": self.window_text,
+            "mode": self.mode,
+        }
+
+    def step_mask(
+        self, event_name: str, page_path: str, name: str | None, properties: str | None
+    ) -> int:
+        """Bit k set when the event satisfies step k+1."""
+        mask = 0
+        for index, step in enumerate(self.steps):
+            if step.matches(event_name, page_path, name, properties):
+                mask |= 1 << index
+        return mask
+
+
+def parse_window(text: object) -> tuple[timedelta, str]:
+    """Parse "90m", "24h" or "7d" (1 minute to 30 days) or raise FunnelError naming window."""
+    if text is None or text == "":
+        text = DEFAULT_WINDOW
+    match = _WINDOW_RE.match(text) if isinstance(text, str) else None
+    if not match:
+        raise FunnelError(
+            "window", "invalid_window", "window must be a number and a unit m, h or d, e.g. 24h"
+        )
+    window = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    if not MIN_WINDOW <= window <= MAX_WINDOW:
+        raise FunnelError("window", "out_of_range", "window must be from 1 minute to 30 days")
+    return window, match.group(0)
+
+
+def _optional_text(raw: Mapping, key: str, number: int, limit: int) -> str | None:
+    """An optional non-empty string field of a step (None or absent: not used)."""
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        raise FunnelError(
+            "step", f"invalid_{key}", f"step {number}: {key} must be a string of 1 to {limit}"
+        )
+    if re.search(r"[\x00-\x1f\x7f]", value):
+        raise FunnelError("step", f"invalid_{key}", f"step {number}: {key} has control characters")
+    return value
+
+
+def parse_step(raw: object, number: int) -> Step:
+    """Validate one step (a JSON object or its text) or raise FunnelError naming step."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise FunnelError(
+                "step", "malformed_step", f"step {number} is not a JSON object"
+            ) from None
+    if not isinstance(raw, dict):
+        raise FunnelError("step", "malformed_step", f"step {number} is not a JSON object")
+    unknown = sorted(set(raw) - _STEP_KEYS)
+    if unknown:
+        raise FunnelError("step", "unknown_key", f"step {number}: unknown key {unknown[0]!r}")
+    event_name = raw.get("event_name")
+    if event_name not in EVENT_NAMES:
+        raise FunnelError(
+            "step",
+            "unknown_event_name",
+            f"step {number}: event_name must be one of {', '.join(EVENT_NAMES)}",
+        )
+    page_path = _optional_text(raw, "page_path", number, MAX_PATH)
+    if page_path is not None:
+        if not page_path.startswith("/"):
+            raise FunnelError("step", "invalid_page_path", f"step {number}: page_path starts /")
+        if "*" in page_path[:-1]:
+            raise FunnelError(
+                "step", "invalid_page_path", f"step {number}: '*' may only end a page_path"
+            )
+    name = _optional_text(raw, "name", number, MAX_NAME)
+    prop = raw.get("property")
+    key, value = None, None
+    if prop is not None:
+        if not isinstance(prop, dict) or set(prop) != {"key", "value"}:
+            raise FunnelError(
+                "step", "invalid_property", f"step {number}: property is {{key, value}}"
+            )
+        key = _optional_text(prop, "key", number, MAX_PROPERTY_KEY)
+        value = prop["value"]
+        if key is None or not isinstance(value, str | int | float | bool) or value is None:
+            raise FunnelError(
+                "step",
+                "invalid_property",
+                f"step {number}: property needs a key and a string, number or boolean value",
+            )
+    return Step(event_name, page_path, name, key, value)
+
+
+def parse_definition(steps: Sequence[object], window: object, mode: object) -> FunnelDefinition:
+    """The one validation of a funnel (JSON endpoint, saved-funnel form, tests)."""
+    if not MIN_STEPS <= len(steps) <= MAX_STEPS:
+        raise FunnelError(
+            "step", "step_count", f"a funnel has {MIN_STEPS} to {MAX_STEPS} steps, got {len(steps)}"
+        )
+    parsed = tuple(parse_step(raw, number) for number, raw in enumerate(steps, start=1))
+    window_delta, window_text = parse_window(window)
+    mode = mode or "ordered"
+    if mode not in MODES:
+        raise FunnelError("mode", "unknown_mode", "mode must be ordered or strict")
+    return FunnelDefinition(parsed, window_delta, window_text, mode)
+
+
+def definition_from_json(text: str) -> FunnelDefinition:
+    """Load a stored definition (validated again: stored JSON is still input)."""
+    data = json.loads(text)
+    return parse_definition(data["steps"], data["window"], data["mode"])
+
+
+# ---------------------------------------------------------------- per-visitor matching
+
+
+class TimedEvent(Protocol):
+    """What the matching reads of an event (VisitorEvent and MatchRow both have it)."""
+
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def mask(self) -> int: ...
+    @property
+    def value_micros(self) -> int | None: ...
+
+
+class VisitorEvent(NamedTuple):
+    """One event of a visitor as the matching sees it; `seq` orders equal times (events.id)."""
+
+    at: datetime
+    seq: int
+    mask: int
+    value_micros: int | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far one visitor got: steps reached, and the time and value of each matched step."""
+
+    depth: int
+    times: tuple[datetime, ...] = ()
+    values: tuple[int | None, ...] = ()
+
+
+NOT_ENTERED = Progress(0)
+
+
+@dataclass(frozen=True)
+class Attempt(Progress):
+    """How far one step-1 event got; `seq` is that event's id."""
+
+    seq: int = 0
+
+
+def match_visitor(
+    events: Sequence[TimedEvent],
+    steps: int,
+    window: timedelta,
+    mode: str,
+    range_start: datetime,
+    range_end: datetime,
+) -> Progress:
+    """The furthest step one visitor reached (pure: the funnel's whole semantics live here).
+
+    `events` are the visitor's events (any order); in strict mode they must be all of them,
+    with mask 0 for those that match no step. `range_end` is exclusive.
+    """
+    best = NOT_ENTERED
+    for attempt in attempts(events, steps, window, mode, range_start, range_end):
+        if attempt.depth > best.depth:
+            best = attempt
+            if best.depth == steps:
+                break
+    return best
+
+
+def attempts(
+    events: Sequence[TimedEvent],
+    steps: int,
+    window: timedelta,
+    mode: str,
+    starts_from: datetime,
+    starts_before: datetime,
+) -> Iterator[Attempt]:
+    """Each step-1 event in [starts_from, starts_before) and how far it got, in time order."""
+    ordered = sorted(events, key=lambda e: (e.at, e.seq))
+    by_step = _StepIndex(ordered, steps)
+    for index in by_step.positions[0]:
+        first = ordered[index]
+        if first.at < starts_from:
+            continue
+        if first.at >= starts_before:
+            break
+        deadline = first.at + window
+        if mode == "strict":
+            chain = _strict_chain(ordered, index, steps, deadline)
+        else:
+            chain = _ordered_chain(by_step, (index,), steps, deadline)
+        picked = [ordered[i] for i in chain]
+        yield Attempt(
+            len(chain),
+            tuple(e.at for e in picked),
+            tuple(e.value_micros for e in picked),
+            first.seq,
+        )
+
+
+class _StepIndex:
+    """Per step, the positions (in time order) of the events matching it, and their times."""
+
+    def __init__(self, ordered: Sequence[TimedEvent], steps: int) -> None:
+        """Index the time-ordered events by the steps they match."""
+        self.ordered = ordered
+        self.positions: list[list[int]] = [[] for _ in range(steps)]
+        self.times: list[list[datetime]] = [[] for _ in range(steps)]
+        for position, event in enumerate(ordered):
+            mask = event.mask
+            for k in range(steps):
+                if mask >> k & 1:
+                    self.positions[k].append(position)
+                    self.times[k].append(event.at)
+
+
+def _strict_chain(
+    ordered: Sequence[TimedEvent], index: int, steps: int, deadline: datetime
+) -> tuple[int, ...]:
+    """Strict mode: each next step must be the visitor's next event, within the window."""
+    chain = [index]
+    while len(chain) < steps:
+        nxt = chain[-1] + 1
+        if nxt >= len(ordered):
+            break
+        event = ordered[nxt]
+        if event.at > deadline or not event.mask >> len(chain) & 1:
+            break
+        chain.append(nxt)
+    return tuple(chain)
+
+
+def _ordered_chain(
+    index: _StepIndex, chain: tuple[int, ...], steps: int, deadline: datetime
+) -> tuple[int, ...]:
+    """Ordered mode: the longest chain of unused events at or after each other.
+
+    Taking the earliest next event is optimal, except among events at the same instant
+    (one of them may be needed for a later step), so only those are tried one by one.
+    """
+    k = len(chain)
+    if k == steps:
+        return chain
+    positions, times = index.positions[k], index.times[k]
+    after = index.ordered[chain[-1]].at
+    candidates = []
+    first_time = None
+    for j in range(bisect_left(times, after), len(positions)):
+        at = times[j]
+        if at > deadline or (first_time is not None and at > first_time):
+            break
+        if positions[j] not in chain:
+            first_time = at
+            candidates.append(positions[j])
+    best = chain
+    for position in candidates:
+        found = _ordered_chain(index, (*chain, position), steps, deadline)
+        if len(found) > len(best):
+            best = found
+            if len(best) == steps:
+                break
+    return best
+
+
+# ---------------------------------------------------------------- grouping and the report
+
+
+class MatchRow(NamedTuple):
+    """One event read for a funnel, in time order: who, when, which steps, what value."""
+
+    seq: int
+    visitor_id: str
+    at: datetime
+    mask: int
+    value_micros: int | None
+
+
+def is_visitor(visitor_id: str) -> bool:
+    """A visitor id names a visitor unless it is a per-event anonymous id ("a:...")."""
+    return not visitor_id.startswith("a:")
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One row of the report."""
+
+    label: str
+    visitors: int
+    conversion_from_start: float
+    conversion_from_previous: float
+    median_seconds_from_previous: float | None
+    revenue_micros: int
+
+    @property
+    def revenue(self) -> str:
+        """Exact decimal text of the revenue, at least two decimals."""
+        return format_micros(self.revenue_micros)
+
+
+@dataclass(frozen=True)
+class FunnelReport:
+    """The whole report: a row per step and the events left out."""
+
+    steps: tuple[StepResult, ...]
+    excluded_events_without_visitor: int
+
+    def as_json(self) -> dict:
+        """The JSON answer of funnel.json and funnels/<id>.json."""
+        return {
+            "steps": [
+                {
+                    "label": s.label,
+                    "visitors": s.visitors,
+                    "conversion_from_start": s.conversion_from_start,
+                    "conversion_from_previous": s.conversion_from_previous,
+                    "median_seconds_from_previous": s.median_seconds_from_previous,
+                    "revenue": s.revenue,
+                }
+                for s in self.steps
+            ],
+            "excluded_events_without_visitor": self.excluded_events_without_visitor,
+        }
+
+
+def format_micros(micros: int) -> str:
+    """Exact decimal text of a value in micros: "12.50", "0.00", "1.234567"."""
+    text = format(Decimal(micros).scaleb(-6), "f")
+    whole, _, frac = text.partition(".")
+    frac = frac.rstrip("0").ljust(2, "0")
+    return f"{whole}.{frac}"
+
+
+def _ratio(part: int, whole: int) -> float:
+    """part / whole, 0.0 for an empty whole."""
+    return part / whole if whole else 0.0
+
+
+@dataclass
+class StepTotals:
+    """What the report needs per step: visitors, revenue, and the gaps for the median."""
+
+    visitors: list[int]
+    revenue: list[int]
+    gaps_micros: list[list[int]]
+
+    @classmethod
+    def empty(cls, steps: int) -> StepTotals:
+        """Totals of no visitor."""
+        return cls([0] * steps, [0] * steps, [[] for _ in range(steps)])
+
+    def add(self, progress: Progress) -> None:
+        """Count one visitor's progress."""
+        for k in range(progress.depth):
+            self.visitors[k] += 1
+            self.revenue[k] += progress.values[k] or 0
+            if k:
+                self.gaps_micros[k].append(gap_micros(progress.times[k - 1], progress.times[k]))
+
+
+def gap_micros(earlier: datetime, later: datetime) -> int:
+    """Whole microseconds from one step to the next (exact, so every path agrees)."""
+    return (later - earlier) // timedelta(microseconds=1)
+
+
+def report_from_totals(
+    definition: FunnelDefinition, totals: StepTotals, excluded: int
+) -> FunnelReport:
+    """The per-step report from the totals."""
+    reached = totals.visitors
+    rows = []
+    for k, step in enumerate(definition.steps):
+        gaps = totals.gaps_micros[k]
+        rows.append(
+            StepResult(
+                label=step.label,
+                visitors=reached[k],
+                conversion_from_start=1.0 if k == 0 else _ratio(reached[k], reached[0]),
+                conversion_from_previous=1.0 if k == 0 else _ratio(reached[k], reached[k - 1]),
+                median_seconds_from_previous=statistics.median(gaps) / 1_000_000 if gaps else None,
+                revenue_micros=totals.revenue[k],
+            )
+        )
+    return FunnelReport(tuple(rows), excluded)
+
+
+def summarise(
+    definition: FunnelDefinition, progresses: Iterable[Progress], excluded: int
+) -> FunnelReport:
+    """Turn each visitor's progress into the per-step report."""
+    totals = StepTotals.empty(len(definition.steps))
+    for progress in progresses:
+        totals.add(progress)
+    return report_from_totals(definition, totals, excluded)
+
+
+def compute(
+    definition: FunnelDefinition,
+    rows: Iterable[MatchRow],
+    range_start: datetime,
+    range_end: datetime,
+) -> FunnelReport:
+    """The report from rows grouped by visitor, each visitor's rows in time order.
+
+    Rows without a visitor are only counted (those in the range); the rows of a visitor
+    go to the matching as they are (a MatchRow has the fields of a VisitorEvent).
+    """
+    n = len(definition.steps)
+    totals = StepTotals.empty(n)
+    excluded = 0
+    for visitor, group in groupby(rows, key=itemgetter(1)):
+        if not is_visitor(visitor):
+            excluded += sum(1 for r in group if r.mask and range_start <= r.at < range_end)
+            continue
+        events = list(group)
+        totals.add(
+            match_visitor(events, n, definition.window, definition.mode, range_start, range_end)
+        )
+    return report_from_totals(definition, totals, excluded)

@@ -1,0 +1,246 @@
+"""Visitor sessions, derived incrementally from the events for the journeys report.
+
+A session is a visitor's run of events with no gap longer than 30 minutes (a gap of
+exactly 30 minutes stays in the session). Its journey is the sequence of page paths with
+consecutive repeats collapsed; the first and the last ten steps are kept. Events without a
+visitor ("a:" ids) take no part.
+
+A cursor over events.id feeds new events in batches. An event after the visitor's latest
+session extends it (or starts a new one); a late event (before the end of the visitor's
+latest session) re-derives the sessions it can touch from the stored events.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import cast
+
+from sqlalchemy import Table, delete, insert, select
+from sqlalchemy.orm import Session
+
+from ..models import Event
+from . import cursors
+from .funnel_models import VisitorSession
+
+GAP = timedelta(minutes=30)
+KEPT_STEPS = 10
+CUT_WIDTH = 5
+CURSOR = "sessions"
+
+
+@dataclass(frozen=True)
+class SessionEvent:
+    """What a session needs of an event."""
+
+    at: datetime
+    seq: int
+    event_name: str
+    page_path: str
+    name: str | None
+
+
+@dataclass
+class SessionState:
+    """A session being built: times, counts, the kept steps and the rules converted."""
+
+    visitor_id: str
+    started_at: datetime
+    ended_at: datetime
+    events: int = 0
+    path_count: int = 0
+    head: list[str] = field(default_factory=list)
+    tail: list[str] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)
+
+    @property
+    def converted(self) -> bool:
+        """Whether any success event happened in the session."""
+        return bool(self.rules)
+
+
+def fold(state: SessionState, event: SessionEvent) -> None:
+    """Add one event (at or after the session's last one) to the session."""
+    state.events += 1
+    state.ended_at = max(state.ended_at, event.at)
+    if not state.tail or state.tail[-1] != event.page_path:
+        state.path_count += 1
+        if len(state.head) < KEPT_STEPS:
+            state.head.append(event.page_path)
+        state.tail.append(event.page_path)
+        del state.tail[:-KEPT_STEPS]
+    if event.event_name == "success" and event.name and event.name not in state.rules:
+        state.rules.append(event.name)
+
+
+def build(visitor_id: str, events: list[SessionEvent]) -> list[SessionState]:
+    """Split a visitor's events into sessions (pure)."""
+    out: list[SessionState] = []
+    for event in sorted(events, key=lambda e: (e.at, e.seq)):
+        if not out or event.at - out[-1].ended_at > GAP:
+            out.append(SessionState(visitor_id, event.at, event.at))
+        fold(out[-1], event)
+    return out
+
+
+def encode_steps(steps: list[str]) -> tuple[str, str]:
+    """The "\\n"-joined steps and the end offset of each (padded to ten with the last)."""
+    text = "\n".join(steps)
+    cuts, end = [], -1
+    for step in steps:
+        end += len(step) + 1
+        cuts.append(end)
+    cuts += [len(text)] * (KEPT_STEPS - len(cuts))
+    return text, "".join(f"{c:0{CUT_WIDTH}d}" for c in cuts)
+
+
+def decode_steps(text: str) -> list[str]:
+    """The steps of an encoded sequence."""
+    return text.split("\n") if text else []
+
+
+def to_row(site_id: int, state: SessionState) -> dict:
+    """The visitor_sessions row of a session."""
+    head, cuts = encode_steps(state.head)
+    tail, tail_cuts = encode_steps(state.tail)
+    return {
+        "site_id": site_id,
+        "visitor_id": state.visitor_id,
+        "started_at": state.started_at,
+        "ended_at": state.ended_at,
+        "events": state.events,
+        "path_count": state.path_count,
+        "paths": head,
+        "cuts": cuts,
+        "tail": tail,
+        "tail_cuts": tail_cuts,
+        "last_path": state.tail[-1] if state.tail else "",
+        "rules": "".join(f"|{r}" for r in state.rules) + "|" if state.rules else "",
+        "converted": int(state.converted),
+    }
+
+
+def from_row(row) -> SessionState:
+    """A stored session back as state that events can be folded into."""
+    return SessionState(
+        visitor_id=row.visitor_id,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        events=row.events,
+        path_count=row.path_count,
+        head=decode_steps(row.paths),
+        tail=decode_steps(row.tail),
+        rules=[r for r in row.rules.split("|") if r],
+    )
+
+
+_EVENT_COLUMNS = (
+    Event.id,
+    Event.site_id,
+    Event.visitor_id,
+    Event.occurred_at,
+    Event.event_name,
+    Event.page_path,
+    Event.name,
+)
+
+
+VISITORS_PER_QUERY = 500
+
+
+def _apply(tx: Session, after_id: int, up_to_id: int) -> None:
+    """Fold the events (after_id, up_to_id] into the sessions of their visitors."""
+    per_visitor: dict[tuple[int, str], list[SessionEvent]] = defaultdict(list)
+    rows = tx.execute(
+        select(*_EVENT_COLUMNS).where(
+            Event.id > after_id, Event.id <= up_to_id, Event.visitor_id.not_like("a:%")
+        )
+    )
+    for event_id, site_id, visitor, at, event_name, path, name in rows:
+        per_visitor[(site_id, visitor)].append(SessionEvent(at, event_id, event_name, path, name))
+    nearby = _sessions_near(tx, per_visitor)
+    gone: list[int] = []
+    made: list[dict] = []
+    for (site_id, visitor), events in per_visitor.items():
+        events.sort(key=lambda e: (e.at, e.seq))
+        near = nearby.get((site_id, visitor), [])
+        removed, states = _rederive(tx, site_id, visitor, events, near, up_to_id)
+        gone += removed
+        made += [to_row(site_id, s) for s in states]
+    table = cast(Table, VisitorSession.__table__)
+    for offset in range(0, len(gone), VISITORS_PER_QUERY):
+        tx.execute(delete(table).where(table.c.id.in_(gone[offset : offset + VISITORS_PER_QUERY])))
+    if made:
+        tx.execute(insert(table), made)
+
+
+def _sessions_near(
+    tx: Session, per_visitor: dict[tuple[int, str], list[SessionEvent]]
+) -> dict[tuple[int, str], list]:
+    """The stored sessions that new events can touch: those ending at most GAP before them."""
+    table = cast(Table, VisitorSession.__table__)
+    by_site: dict[int, list[str]] = defaultdict(list)
+    for site_id, visitor in per_visitor:
+        by_site[site_id].append(visitor)
+    found: dict[tuple[int, str], list] = defaultdict(list)
+    for site_id, visitors in by_site.items():
+        since = min(min(e.at for e in per_visitor[(site_id, v)]) for v in visitors) - GAP
+        for offset in range(0, len(visitors), VISITORS_PER_QUERY):
+            chunk = visitors[offset : offset + VISITORS_PER_QUERY]
+            for row in tx.execute(
+                select(table).where(
+                    table.c.site_id == site_id,
+                    table.c.visitor_id.in_(chunk),
+                    table.c.ended_at >= since,
+                )
+            ):
+                found[(site_id, row.visitor_id)].append(row)
+    return found
+
+
+def _rederive(
+    tx: Session,
+    site_id: int,
+    visitor: str,
+    events: list[SessionEvent],
+    near: list,
+    up_to_id: int,
+) -> tuple[list[int], list[SessionState]]:
+    """The session ids to replace and the sessions replacing them, for one visitor's events.
+
+    Usually the events come after every stored session: they extend the last one (within
+    GAP) or start new ones. A late event instead re-reads the stored events of the sessions
+    it can touch (it may merge or split them) and derives those sessions again.
+    """
+    first, last = events[0].at, events[-1].at
+    touched = [s for s in near if s.ended_at >= first - GAP and s.started_at <= last + GAP]
+    if not touched:
+        return [], build(visitor, events)
+    if len(touched) == 1 and first >= touched[0].ended_at:
+        merged = from_row(touched[0])
+        rest: list = []
+        for event in events:
+            if not rest and event.at - merged.ended_at <= GAP:
+                fold(merged, event)
+            else:
+                rest.append(event)
+        return [touched[0].id], [merged, *build(visitor, rest)]
+    stored: dict[int, SessionEvent] = {e.seq: e for e in events}
+    for session in touched:
+        for event_id, _, _, at, event_name, path, name in tx.execute(
+            select(*_EVENT_COLUMNS).where(
+                Event.site_id == site_id,
+                Event.occurred_at >= session.started_at,
+                Event.occurred_at <= session.ended_at,
+                Event.visitor_id == visitor,
+                Event.id <= up_to_id,
+            )
+        ):
+            stored[event_id] = SessionEvent(at, event_id, event_name, path, name)
+    return [s.id for s in touched], build(visitor, list(stored.values()))
+
+
+def catch_up(session: Session) -> int:
+    """Bring the sessions up to the newest safe event (all sites)."""
+    return cursors.catch_up(session, CURSOR, _apply)

@@ -1,0 +1,110 @@
+"""The "Build your first funnel" quest in the browser: suggested steps, edit, preview, save."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+from tests.e2e.flows import add_site, create_key, sign_up
+
+pytestmark = pytest.mark.e2e
+
+FUNNEL_QUEST = "Build your first funnel"
+
+
+def send(live_server, token: str, events: list[dict]) -> None:
+    """Send events with the key, as a backend would."""
+    response = requests.post(
+        live_server.url + "/events",
+        json={"events": events},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert response.status_code in (200, 202, 207), response.text
+
+
+def test_build_and_save_a_funnel_completes_the_quest(page, live_server, screenshot):
+    sign_up(page, "lin@example.org")
+    site_id = add_site(page, "lin-shop.example.com")
+    token, _ = create_key(page, site_id, "Production")
+    events = []
+    for n in range(3):
+        user = f"user_{n}"
+        events.append({"event_name": "pageview", "page_path": "/", "success_user_id": user})
+        events.append({"event_name": "pageview", "page_path": "/pricing", "success_user_id": user})
+    events.append(
+        {
+            "event_name": "success",
+            "name": "paid-customer",
+            "page_path": "/checkout/success",
+            "success_user_id": "user_0",
+            "success_value": 19.5,
+        }
+    )
+    send(live_server, token, events)
+
+    # The quest is to do and suggests steps from the site's own paths and rules.
+    page.goto(f"/sites/{site_id}/quests/")
+    quest = page.locator("li.quest", has=page.get_by_role("heading", name=FUNNEL_QUEST))
+    expect(quest.locator(".badge")).to_have_text("To do")
+    quest.get_by_role("link", name=FUNNEL_QUEST).click()
+    suggested = page.locator("#suggested-steps > li")
+    expect(suggested.first).to_contain_text("/")
+    expect(page.locator("#suggested-steps")).to_contain_text("paid-customer")
+    page.get_by_role("link", name="Start with these steps").click()
+
+    # The builder starts with the suggestions; the preview counts them.
+    expect(page.get_by_role("heading", level=1)).to_have_text("New funnel")
+    steps = page.locator("#steps > li")
+    expect(steps).to_have_count(3)
+    expect(steps.nth(0).get_by_label("Page path")).to_have_value("/")
+    expect(steps.nth(1).get_by_label("Page path")).to_have_value("/pricing")
+    expect(steps.nth(2).get_by_label("Success rule")).to_have_value("paid-customer")
+    preview = page.locator("#preview-table tbody tr")
+    expect(preview).to_have_count(3)
+    expect(preview.nth(0).locator("td").nth(1)).to_have_text("3")
+    expect(preview.nth(2).locator("td").nth(1)).to_have_text("1")
+
+    # Add a step, move it up, then remove it: the preview follows each edit.
+    page.get_by_role("button", name="Add step").click()
+    expect(steps).to_have_count(4)
+    steps.nth(3).get_by_label("Event").select_option("click")
+    steps.nth(3).get_by_role("button", name="Move up").click()
+    expect(steps.nth(2).get_by_label("Event")).to_have_value("click")
+    expect(preview).to_have_count(4)
+    expect(preview.nth(2).locator("td").nth(0)).to_have_text("click")
+    steps.nth(2).get_by_role("button", name="Remove step").click()
+    expect(steps).to_have_count(3)
+    expect(preview).to_have_count(3)
+    expect(preview.nth(2).locator("td").nth(1)).to_have_text("1")
+
+    # A bad window is explained in the preview without saving anything.
+    page.get_by_label("Conversion window").fill("45d")
+    expect(page.locator("#preview-status")).to_contain_text("window must be from 1 minute")
+    expect(page.locator("#preview-table")).to_be_hidden()
+    page.get_by_label("Conversion window").fill("7d")
+    expect(page.locator("#preview-table")).to_be_visible()
+    expect(page.locator("#preview-status")).to_contain_text("0 matching events without a visitor")
+    expect(preview.nth(0).locator("td").nth(1)).to_have_text("3")
+    screenshot(page, "builder")
+
+    page.get_by_label("Funnel name").fill("Home to paid")
+    page.get_by_role("button", name="Save funnel").click()
+    expect(page).to_have_url(re.compile(rf"/sites/{site_id}/funnels/\d+$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Home to paid")
+    table = page.locator("#funnel-table tbody tr")
+    expect(table).to_have_count(3)
+    expect(table.nth(0).locator("td").nth(0)).to_have_text("3")
+    expect(table.nth(2).locator("td").nth(0)).to_have_text("1")
+    expect(table.nth(2).locator("td").nth(5)).to_have_text("19.50")
+    expect(page.locator("svg.funnel-svg rect.bar")).to_have_count(3)
+    screenshot(page, "report")
+
+    # The quest is done.
+    page.goto(f"/sites/{site_id}/quests/")
+    expect(quest.locator(".badge")).to_have_text("Done")
+    page.goto(f"/sites/{site_id}/quests/funnel")
+    expect(page.get_by_role("heading", name="✓ Quest complete")).to_be_visible()
