@@ -18,6 +18,7 @@ from .errors import wants_json
 from .extensions import csrf, db, login_manager, migrate
 from .ingest.app import Dispatcher, IngestionApp
 from .ingest.pipeline import Context
+from .ingest.refusals import recorder_for
 from .ingest.usage import counter_for
 from .ratelimit import limiter as rate_limiter
 from .sql import connections
@@ -87,11 +88,14 @@ def _ingestion_context(app: Flask) -> Context:
         limits = rate_limiter.api_limits(app)
     dbapi = engine.dialect.loaded_dbapi
     counter = counter_for(app.extensions)
+    refusals = recorder_for(app.extensions)
+    refusals.bind(engine)
     return Context(
         engine,
         HeldConnection(engine),
         counter,
         limits,
+        refusals,
         (dbapi.OperationalError, dbapi.InterfaceError, OperationalError, InterfaceError),
     )
 

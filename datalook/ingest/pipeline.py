@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+import orjson
+
 from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Request, Response
 
@@ -23,6 +25,7 @@ from ..ratelimit.rules import ApiLimits, key_limit_exceeded, with_limit_headers
 from ..sql.connections import HeldConnection
 from . import schema, storage
 from .body import read_json
+from .refusals import DUPLICATE, RAW_BODY, RefusalRecorder
 from .usage import UsageCounter
 
 
@@ -34,6 +37,7 @@ class Context:
     held: HeldConnection
     counter: UsageCounter
     limits: ApiLimits
+    refusals: RefusalRecorder  # the live debugger's log of refused requests
     # Errors that mean "the database cannot take this now" (locked, down), raw or wrapped.
     database_errors: tuple[type[Exception], ...]
 
@@ -47,6 +51,7 @@ class Call:
     now: datetime
     engine: Engine
     connection: Any  # the thread's held DB-API connection (sql.connections.HeldConnection)
+    refusals: RefusalRecorder
 
 
 @dataclass(slots=True)
@@ -76,7 +81,11 @@ def handle(context: Context, request: Request, step: Step) -> Answer:
             key = authenticate(connection, context.engine.dialect, header, now)
         except AuthFailure as failure:
             # A failed attempt spends the client address's budget, never a real key's.
-            return context.limits.refuse_failed_auth(request.remote_addr) or error_response(
+            limited = context.limits.refuse_failed_auth(request.remote_addr)
+            if failure.key is not None:  # a real key id: its owner sees the refusal live
+                status, code = (429, "rate_limited") if limited else (401, failure.code)
+                context.refusals.refused(failure.key, now, status, code, failure.message)
+            return limited or error_response(
                 401,
                 failure.code,
                 failure.message,
@@ -85,11 +94,22 @@ def handle(context: Context, request: Request, step: Step) -> Answer:
         counter.record(key.id, now)
         state = context.limits.spend_key(key.key_id, key.rate_limit)
         if state is not None and not state.allowed:
-            return key_limit_exceeded(state)
+            refused = key_limit_exceeded(state)
+            context.refusals.refused(key, now, 429, "rate_limited", "Rate limit exceeded.")
+            return refused
         try:
-            answer = step(Call(request, key, now, context.engine, connection))
+            answer = step(Call(request, key, now, context.engine, connection, context.refusals))
         except ApiError as exc:
             answer = exc.get_response()
+            context.refusals.refused(
+                key,
+                now,
+                exc.code or 400,
+                exc.error_code,
+                exc.description or "",
+                exc.errors,
+                request.environ.get(RAW_BODY),
+            )
         if counter.due():
             counter.flush(context.engine)
         return with_limit_headers(answer, state)
@@ -153,9 +173,23 @@ def one_event(call: Call) -> Answer:
     answer = NoContent()
     if duplicate:
         answer.headers.append(("DataLook-Duplicate", "true"))
+        _record_duplicates(call, 204, [event])
     if event.stripped_keys:
         answer.headers.append(("DataLook-Stripped-Keys", _stripped_header(event.stripped_keys)))
     return answer
+
+
+def _record_duplicates(call: Call, status: int, events: list[schema.Event]) -> None:
+    """Show duplicates (accepted, not stored again) in the live view, through the log."""
+    for event in events[:3]:
+        call.refusals.refused(
+            call.key,
+            call.now,
+            status,
+            DUPLICATE,
+            f"Duplicate event_id {event.event_id}: already stored, not counted again.",
+            raw=orjson.dumps(event.as_public_dict()),
+        )
 
 
 def batch(call: Call) -> Answer:
@@ -197,6 +231,19 @@ def batch(call: Call) -> Answer:
         else:
             valid.append((index, event))
     duplicates = _store(call, [event for _, event in valid]) if valid else []
+    if errors:  # a partly refused batch: the refused items are worth a record too
+        call.refusals.refused(
+            call.key,
+            call.now,
+            200,
+            "invalid_events",
+            f"{len({e['index'] for e in errors})} of {len(items)} events were refused.",
+            errors,
+            call.request.environ.get(RAW_BODY),
+        )
+    if True in duplicates:
+        repeated = [event for (_, event), dup in zip(valid, duplicates, strict=True) if dup]
+        _record_duplicates(call, 200, repeated)
     return json_response(
         {
             "accepted": duplicates.count(False),

@@ -78,6 +78,7 @@ def _row(key: AuthenticatedKey, event: Event, received_at: datetime) -> dict:
         "event_id": event.event_id,
         "occurred_at": event.occurred_at,
         "received_at": received_at,
+        "is_test": key.is_test,
     }
 
 
