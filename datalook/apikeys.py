@@ -238,9 +238,9 @@ def bearer_token(header: str | None) -> str:
 @functools.lru_cache(maxsize=1024)
 def _presented(credentials: str) -> tuple[str, str, str]:
     """The key id, the secret's stored digest and the kind of a well-formed token
-    (MalformedToken if it is not). A pure function of the token, so its answers are kept for the next request
-    of the same backend: nothing in them can go stale. Whether the key is still valid is
-    read from its row every time."""
+    (MalformedToken if it is not). A pure function of the token, so its answers are kept
+    for the next request of the same backend: nothing in them can go stale. Whether the
+    key is still valid is read from its row every time."""
     parsed = tokens.parse(credentials)
     return parsed.key_id, tokens.hash_secret(parsed.secret), parsed.kind
 

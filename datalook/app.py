@@ -112,9 +112,9 @@ class _HttpsAwareSessionInterface(SecureCookieSessionInterface):
 
 def _register_blueprints(app: Flask) -> None:
     """Mount every area of the app."""
-    from .blueprints import auth, dashboard, docs, health, keys, quests, sites
+    from .blueprints import auth, dashboard, docs, health, keys, live, quests, sites
 
-    for module in (auth, sites, dashboard, quests, keys, docs, health):
+    for module in (auth, sites, dashboard, quests, keys, live, docs, health):
         app.register_blueprint(module.bp)
 
 

@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from . import apikeys, snippets
 from .apikeys import CreatedKey
-from .forms import KeyNameForm
+from .forms import KeyKindForm, KeyNameForm
 from .models import Site
 
 
@@ -43,12 +43,13 @@ def render(site: Site, created: CreatedKey, heading: str):
 
 def create_from_form(site: Site, render_form: Callable[[Site, KeyNameForm, int], Any]):
     """Handle a submitted key-name form: the show-once page, or the form again (400)."""
-    form = KeyNameForm()
+    form = KeyKindForm()
     if not form.validate_on_submit():
         return render_form(site, form, 400)
+    kind = form.kind.data or "live"
     try:
-        created = apikeys.create_key(site, form.name.data, current_user)
+        created = apikeys.create_key(site, form.name.data, current_user, kind=kind)
     except apikeys.KeyRefused as exc:
         form.name.errors.append(str(exc))
         return render_form(site, form, 400)
-    return render(site, created, "Your new API key")
+    return render(site, created, "Your new test key" if kind == "test" else "Your new API key")

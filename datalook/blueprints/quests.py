@@ -9,7 +9,7 @@ from sqlalchemy import select
 from .. import show_once, snippets
 from ..access import owned_site_or_404
 from ..extensions import db
-from ..forms import KeyNameForm
+from ..forms import KeyKindForm
 from ..models import ApiKey, utcnow
 from ..quest_state import quests_for, server_events_done
 
@@ -48,7 +48,7 @@ def _render_quest(site, form, status=200):
 def server_events(site_id: int):
     """Explain server events and offer to create a key."""
     site = owned_site_or_404(site_id)
-    return _render_quest(site, KeyNameForm())
+    return _render_quest(site, KeyKindForm())
 
 
 @bp.route("/server-events/keys", methods=["POST"])

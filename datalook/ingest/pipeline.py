@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
-
 from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Request, Response
 
