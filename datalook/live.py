@@ -213,7 +213,8 @@ def feed(site: Site, after: Cursor | None, filters: Filters) -> dict:
     events = [] if filters.refused_only else _events(site, after, filters, key_pk)
     refusals = [] if filters.events_only else _refusals(site, after, key_pk, utcnow())
     items = [_event_item(*row) for row in events] + [_refusal_item(*row) for row in refusals]
-    items.sort(key=lambda item: (item["time"], item["id"]), reverse=True)
+    # Newest first; at the same instant, a request's refusal after its events, then by id.
+    items.sort(key=lambda item: (item["time"], item["id"][0], int(item["id"][1:])), reverse=True)
     base = after or Cursor()
     cursor = Cursor(
         max(base.event_id, events[0][0].id if events else 0),

@@ -25,6 +25,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, cast
@@ -140,8 +141,10 @@ class RefusalRecorder:
         interval: float = FLUSH_INTERVAL,
         per_key_per_second: int = PER_KEY_PER_SECOND,
         max_pending: int = MAX_PENDING,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.interval = interval
+        self._clock = clock
         self.per_key_per_second = per_key_per_second
         self.max_pending = max_pending
         self._lock = threading.Lock()
@@ -152,7 +155,7 @@ class RefusalRecorder:
 
     def _admit(self, key_pk: int) -> int | None:
         """Spend one record of a key's budget: the number skipped before it, or None."""
-        second = int(time.monotonic())
+        second = int(self._clock())
         with self._lock:
             budget = self._budgets.get(key_pk)
             if budget is None or budget.second != second:
