@@ -74,7 +74,7 @@ def _delete(
 ) -> int:
     """Delete the site's events matching `condition` with the audit entry and the hooks
     (and the statement `also`), in one transaction, queued with the other writers."""
-    session = db.session
+    session = db.session()  # the request's (scoped) session itself
     session.rollback()  # start the transaction inside the writers' lock
     with write_lock(db.engine.dialect, db.engine.url.database):
         return _delete_locked(

@@ -59,7 +59,7 @@ class Filters:
 def _bad(field: str, code: str, message: str) -> ApiError:
     """A 400 in the JSON envelope naming the query parameter."""
     return ApiError(
-        400, "invalid_parameter", message, [{"field": field, "code": code, "message": message}]
+        400, "invalid_request", message, [{"field": field, "code": code, "message": message}]
     )
 
 
