@@ -20,6 +20,7 @@ the same way so the live view can show them.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import re
@@ -31,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Protocol, cast
 
 import orjson
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Table, delete, event, insert, select
 from sqlalchemy.engine import Engine
 
 from ..models import RefusedRequest
@@ -205,8 +206,15 @@ class RefusalRecorder:
         self._ensure_thread()
 
     def bind(self, engine: Engine) -> None:
-        """Write to `engine` (the ingestion app's own)."""
+        """Write to `engine` (the ingestion app's own); stop writing when it is disposed."""
         self._engine = engine
+        event.listen(engine, "engine_disposed", self._forget_engine)
+
+    def _forget_engine(self, _engine: Engine) -> None:
+        """The engine is gone (shut-down, tests): write what is pending now, then no more."""
+        with contextlib.suppress(Exception):
+            self.flush()
+        self._engine = None
 
     def _ensure_thread(self) -> None:
         """Start this process's writer thread (again after a fork) once something is pending."""
@@ -222,13 +230,19 @@ class RefusalRecorder:
         atexit.register(self.flush)
 
     def _run(self) -> None:
-        """Write pending records every interval, for the life of the process."""
-        while True:
+        """Write pending records every interval, while the engine lives."""
+        failed_at = -60.0
+        while self._engine is not None:
             time.sleep(self.interval)
             try:
                 self.flush()
             except Exception:
-                log.exception("could not write the refused-request log; will retry")
+                # One line a minute while the database is away, not one a second.
+                if time.monotonic() - failed_at >= 60:
+                    failed_at = time.monotonic()
+                    log.exception("could not write the refused-request log; will retry")
+        with self._lock:
+            self._thread_pid = None  # a later bind starts a new thread
 
     def pending(self) -> int:
         """How many records wait to be written (for tests and the bench)."""
