@@ -20,7 +20,6 @@ the same way so the live view can show them.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import os
 import re
@@ -211,9 +210,11 @@ class RefusalRecorder:
         event.listen(engine, "engine_disposed", self._forget_engine)
 
     def _forget_engine(self, _engine: Engine) -> None:
-        """The engine is gone (shut-down, tests): write what is pending now, then no more."""
-        with contextlib.suppress(Exception):
-            self.flush()
+        """The engine is disposed (shut-down, tests): stop writing; the thread ends.
+
+        No last flush here: it would open a connection that nothing closes any more.
+        (A worker's last records are written by the atexit flush, before any dispose.)
+        """
         self._engine = None
 
     def _ensure_thread(self) -> None:

@@ -114,8 +114,13 @@
     while (rows.children.length > MAX_ROWS) { rows.removeChild(rows.lastChild); }
     cursor = body.cursor;
     var count = rows.children.length;
-    statusLine.textContent = count ? "Live: updates every 1.5 s." + (body.gap ? " Some items were skipped (too many at once)." : "")
-      : "Live: nothing yet. Send an event and it appears here within 2 s.";
+    say(count ? "Live: updates every 1.5 s." + (body.gap ? " Some items were skipped (too many at once)." : "")
+      : "Live: nothing yet. Send an event and it appears here within 2 s.");
+  }
+
+  // Change the status line only when its text changes (it is announced to screen readers).
+  function say(message) {
+    if (statusLine.textContent !== message) { statusLine.textContent = message; }
   }
 
   function poll() {
@@ -126,12 +131,12 @@
       .then(function (answer) {
         if (mine !== generation) { return; }
         if (answer.ok) { show(answer.body, first); }
-        else { statusLine.textContent = (answer.body.error && answer.body.error.message) || "The live view could not load."; }
+        else { say((answer.body.error && answer.body.error.message) || "The live view could not load."); }
         schedule(INTERVAL);
       })
       .catch(function () {
         if (mine !== generation) { return; }
-        statusLine.textContent = "Connection lost; retrying…";
+        say("Connection lost; retrying…");
         schedule(INTERVAL * 2);
       });
   }
