@@ -252,6 +252,9 @@ def test_auth_size_type_and_limit_refusals_are_recorded(app, client, owner):
         (429, "rate_limited", made.key_pk),
         (401, "revoked_token", other.key_pk),
     ]
+    # The owner learns what the sender is not told: the key id was right, the secret not.
+    assert records[0].message.startswith("The key id is this key's, but the secret")
+    assert records[3].message == "Over this key's limit of 2 per 10 seconds."
 
 
 def test_a_partly_refused_batch_and_duplicates_are_recorded(app, client, owner):

@@ -20,6 +20,7 @@ from werkzeug.wrappers import Request, Response
 from ..apikeys import AuthenticatedKey, AuthFailure, authenticate
 from ..envelope import ApiError, error_response, json_response
 from ..models import utcnow
+from ..ratelimit.limit_text import describe
 from ..ratelimit.rules import ApiLimits, key_limit_exceeded, with_limit_headers
 from ..sql.connections import HeldConnection
 from . import schema, storage
@@ -83,7 +84,9 @@ def handle(context: Context, request: Request, step: Step) -> Answer:
             limited = context.limits.refuse_failed_auth(request.remote_addr)
             if failure.key is not None:  # a real key id: its owner sees the refusal live
                 status, code = (429, "rate_limited") if limited else (401, failure.code)
-                context.refusals.refused(failure.key, now, status, code, failure.message)
+                # The owner may learn what the sender may not: the key id was right.
+                told = _MISMATCH_NOTE if failure.code == "invalid_token" else failure.message
+                context.refusals.refused(failure.key, now, status, code, told)
             return limited or error_response(
                 401,
                 failure.code,
@@ -94,7 +97,9 @@ def handle(context: Context, request: Request, step: Step) -> Answer:
         state = context.limits.spend_key(key.key_id, key.rate_limit)
         if state is not None and not state.allowed:
             refused = key_limit_exceeded(state)
-            context.refusals.refused(key, now, 429, "rate_limited", "Rate limit exceeded.")
+            context.refusals.refused(
+                key, now, 429, "rate_limited", f"Over this key's limit of {describe(state.item)}."
+            )
             return refused
         try:
             answer = step(Call(request, key, now, context.engine, connection, context.refusals))
@@ -117,6 +122,12 @@ def handle(context: Context, request: Request, step: Step) -> Answer:
         return _unavailable()
     finally:
         held.release()
+
+
+_MISMATCH_NOTE = (
+    "The key id is this key's, but the secret does not match: an old (rotated), mistyped or "
+    "other kind's token?"
+)
 
 
 def _www_authenticate(code: str) -> str:
