@@ -89,6 +89,7 @@ def _ingestion_context(app: Flask) -> Context:
     dbapi = engine.dialect.loaded_dbapi
     counter = counter_for(app.extensions)
     refusals = recorder_for(app.extensions)
+    refusals.per_key_per_second = app.config["REFUSAL_LOG_PER_SECOND"]
     refusals.bind(engine)
     return Context(
         engine,

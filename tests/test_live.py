@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from datalook import apikeys, erasure, stats, tokens
+from datalook.config import ConfigError, from_environ
 from datalook.extensions import db
 from datalook.ingest import refusals
 from datalook.ingest.refusals import recorder_for
@@ -569,3 +570,22 @@ def test_erase_needs_a_user_id(app, owner):
     with app.app_context(), pytest.raises(erasure.ErasureRefused):
         erasure.erase_visitor(db.session.get(Site, owner), "", "test")
     assert Event  # the model the erasure deletes from
+
+
+@pytest.mark.parametrize("raw", ["-1", "many", "101"])
+def test_refusal_log_rate_is_checked(tmp_path, raw):
+    with pytest.raises(ConfigError, match="REFUSAL_LOG_PER_SECOND"):
+        from_environ({"REFUSAL_LOG_PER_SECOND": raw}, tmp_path)
+
+
+def test_a_zero_refusal_log_rate_records_nothing(make_app):
+    quiet = make_app(REFUSAL_LOG_PER_SECOND=0)
+    client = quiet.test_client()
+    sign_up(client)
+    site_id = add_site(client)
+    made = _key(quiet, site_id)
+    assert (
+        client.post("/event", json={"event_name": "x"}, headers=bearer(made.token)).status_code
+        == 400
+    )
+    assert _refusals(quiet, site_id) == []
