@@ -46,7 +46,7 @@
       if (item.event_id) { parts.push("event_id " + item.event_id); }
       if (item.occurred_at !== item.time) { parts.push("occurred " + item.occurred_at); }
     } else {
-      parts.push(item.status + " " + item.code + ": " + item.message);
+      parts.push("HTTP " + item.status);
       (item.errors || []).forEach(function (e) {
         parts.push((e.index !== undefined ? "[" + e.index + "] " : "") + e.field + ": " + e.message);
       });
@@ -73,10 +73,11 @@
       tr.appendChild(cell(item.success_user_id || "anonymous"));
       tr.appendChild(cell(item.success_value));
     } else {
+      // A refusal has no path, visitor or value: its message takes their place.
       tr.appendChild(cell(item.code));
-      tr.appendChild(cell(""));
-      tr.appendChild(cell(""));
-      tr.appendChild(cell(""));
+      var message = cell(item.message);
+      message.colSpan = 3;
+      tr.appendChild(message);
     }
     tr.appendChild(cell(keyLabel(item.key)));
     tr.appendChild(cell(details(item), "details"));

@@ -38,7 +38,7 @@ def _post(live_server, token: str, body: dict) -> int:
     ).status_code
 
 
-def test_test_key_debugger_and_live_view(page, new_context, live_server):
+def test_test_key_debugger_and_live_view(page, new_context, live_server, screenshot):
     sign_up(page, "dev@example.org")
     site_id = add_site(page, "app.example.com")
     page.goto(f"/sites/{site_id}/quests/server-events")
@@ -56,20 +56,32 @@ def test_test_key_debugger_and_live_view(page, new_context, live_server):
         "We received a request from this key, but it was refused: success_value must be a number"
     )
     expect(waiting.locator("code")).to_have_text("success_value")
+    screenshot(page, "quest-refused")
 
     # The live page, open beside it, shows events and refusals as they arrive.
     live = new_context().new_page()
     live.context.add_cookies(page.context.cookies())
     live.goto(f"/sites/{site_id}/live")
     rows = live.locator("[data-live-rows] tr")
-    expect(rows.first).to_contain_text("refused 400")
+    refused = live.locator("[data-live-rows] tr.is-refused")
+    events = live.locator("[data-live-rows] tr.is-event")
+    expect(refused).to_have_count(1)
+    expect(refused.first).to_contain_text("refused 400")
+    expect(events).to_have_count(0)
     assert _post(live_server, token, EVENT) == 204
-    expect(rows.first).to_contain_text("paid-customer", timeout=4000)
-    expect(rows.first).to_contain_text("test")
-    expect(rows.first).to_contain_text("Trying it (test)")
+    # Within 2 s of the event (1.5 s polling), without a reload.
+    expect(events).to_have_count(1, timeout=3000)
+    expect(rows.first).to_have_class(re.compile(r"\bis-event\b"))
+    expect(events.first).to_contain_text("success · paid-customer")
+    expect(events.first).to_contain_text("/checkout/success")
+    expect(events.first).to_contain_text("user_42")
+    expect(events.first).to_contain_text("Trying it (test)")
+    expect(events.first.locator(".badge-test")).to_have_text("test")
     assert _post(live_server, token, {"event_name": "click"}) == 400
-    expect(rows.first).to_contain_text("refused 400", timeout=4000)
+    expect(refused).to_have_count(2, timeout=3000)
+    expect(rows.first).to_have_class(re.compile(r"\bis-refused\b"))
     expect(rows.first).to_contain_text("page_path")
+    screenshot(live, "live-view", readme="live-view.png")
 
     # The quest page completes (a test event proves the integration works).
     expect(waiting).to_contain_text("First event received")
