@@ -75,7 +75,9 @@
     } else {
       // A refusal has no path, visitor or value: its message takes their place.
       tr.appendChild(cell(item.code));
-      var message = cell(item.message);
+      var errors = item.errors || [];
+      var message = cell(errors.length ? errors[0].message +
+        (errors.length > 1 ? " (and " + (errors.length - 1) + " more)" : "") : item.message);
       message.colSpan = 3;
       tr.appendChild(message);
     }
