@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from datalook import apikeys, erasure, stats, tokens
+from datalook import apikeys, erasure, live, stats, tokens
 from datalook.config import ConfigError, from_environ
 from datalook.extensions import db
 from datalook.ingest import refusals
@@ -589,3 +589,30 @@ def test_a_zero_refusal_log_rate_records_nothing(make_app):
         == 400
     )
     assert _refusals(quiet, site_id) == []
+
+
+def test_a_burst_larger_than_a_page_is_flagged_as_a_gap(app, client, owner, monkeypatch):
+    monkeypatch.setattr(live, "PAGE", 3)
+    made = _key(app, owner)
+    start = _feed(client, owner)
+    for index in range(5):
+        client.post("/event", json={**GOOD, "page_path": f"/p{index}"}, headers=bearer(made.token))
+    burst = _feed(client, owner, after=start["cursor"])
+    assert burst["gap"] is True
+    assert [item["page_path"] for item in burst["items"]] == ["/p4", "/p3", "/p2"]
+    assert _feed(client, owner, after=burst["cursor"]) == {
+        "items": [],
+        "cursor": burst["cursor"],
+        "gap": False,
+    }
+
+
+def test_filtered_reads_look_only_at_the_newest_events(app, client, owner, monkeypatch):
+    monkeypatch.setattr(live, "SCAN_WINDOW", 3)
+    made = _key(app, owner)
+    client.post("/event", json={**GOOD, "event_name": "click"}, headers=bearer(made.token))
+    for _ in range(4):
+        client.post("/event", json=GOOD, headers=bearer(made.token))
+    assert [i["event_name"] for i in _feed(client, owner, type="click")["items"]] == []
+    client.post("/event", json={**GOOD, "event_name": "click"}, headers=bearer(made.token))
+    assert [i["event_name"] for i in _feed(client, owner, type="click")["items"]] == ["click"]
