@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format bench clean-venv
+.PHONY: run test lint format bench bench-flood clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ format: $(VENV)/.dev-deps
 bench: $(VENV)/.dev-deps
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.analytics
+
+bench-flood: $(VENV)/.dev-deps
+	$(BIN)/python -m bench.flood
 
 clean-venv:
 	rm -rf $(VENV)

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Dialect
 
 from . import tokens
 from .extensions import db
-from .models import ApiKey, Site, User, utcnow
+from .models import KEY_KIND_LIVE, KEY_KIND_TEST, ApiKey, Site, User, utcnow
 from .sql.compiled import CompiledStatement, StatementCache
 
 MAX_ACTIVE_KEYS = 10
@@ -56,10 +56,13 @@ def _active_count(site: Site, now: datetime) -> int:
     ).scalar_one()
 
 
-def _insert_key(site: Site, name: str, user: User | None, rate_limit: str | None) -> CreatedKey:
+def _insert_key(
+    site: Site, name: str, user: User | None, rate_limit: str | None, kind: str
+) -> CreatedKey:
     """Add a new key row (inside the caller's transaction) and return its token."""
-    new = tokens.generate()
+    new = tokens.generate(kind=kind)
     key = ApiKey(
+        kind=kind,
         site_id=site.id,
         key_id=new.key_id,
         name=name,
@@ -72,10 +75,19 @@ def _insert_key(site: Site, name: str, user: User | None, rate_limit: str | None
     return CreatedKey(key=key, token=new.token)
 
 
-def create_key(site: Site, name: str, user: User | None, now: datetime | None = None) -> CreatedKey:
-    """Create a key named `name`; refuse a duplicate active name or an 11th active key."""
+def create_key(
+    site: Site,
+    name: str,
+    user: User | None,
+    now: datetime | None = None,
+    kind: str = KEY_KIND_LIVE,
+) -> CreatedKey:
+    """Create a live or test key named `name`; refuse a duplicate active name or an 11th
+    active key (live and test keys count alike toward the cap)."""
     now = now or utcnow()
     name = name.strip()
+    if kind not in tokens.PREFIXES:
+        raise KeyRefused("A key is either live or test.")
     if not 1 <= len(name) <= 64:
         raise KeyRefused("The key name must be 1 to 64 characters long.")
     try:
@@ -92,7 +104,7 @@ def create_key(site: Site, name: str, user: User | None, now: datetime | None = 
         )
         if duplicate is not None:
             raise KeyRefused(f"An active key named “{name}” already exists; choose another name.")
-        created = _insert_key(site, name, user, None)
+        created = _insert_key(site, name, user, None, kind)
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -135,7 +147,7 @@ def rotate_key(
                 f"Rotating with a grace period needs a free slot ({MAX_ACTIVE_KEYS} keys are "
                 "active). Revoke another key first, or rotate with “now”."
             )
-        created = _insert_key(site, key.name, user, key.rate_limit)
+        created = _insert_key(site, key.name, user, key.rate_limit, key.kind)
         key.replaced_by = created.key
         db.session.commit()
     except Exception:
@@ -161,15 +173,30 @@ class AuthenticatedKey:
     key_id: str
     site_id: int
     rate_limit: str | None
+    is_test: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class KnownKey:
+    """A key that a refused request named by a real key id (for the refusal log only)."""
+
+    id: int
+    site_id: int
+    is_test: bool
 
 
 class AuthFailure(Exception):
-    """Authentication failed; `code` is the machine-readable reason."""
+    """Authentication failed; `code` is the machine-readable reason.
 
-    def __init__(self, code: str, message: str) -> None:
+    `key` is the key whose id the token named, when that key exists (a wrong secret, a
+    revoked key): its owner sees the refusal in the live view.
+    """
+
+    def __init__(self, code: str, message: str, key: KnownKey | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.key = key
 
 
 _keys = ApiKey.__table__
@@ -181,6 +208,7 @@ _LOOKUP = select(
     _keys.c.site_id,
     _keys.c.secret_hash,
     _keys.c.rate_limit,
+    _keys.c.kind,
     # The model's rule of being active, evaluated by the database at the request's `now`.
     case(
         # The class-level rule takes SQL values too (the hybrid's expression side).
@@ -199,6 +227,7 @@ class _KeyRow(NamedTuple):
     site_id: int
     secret_hash: str
     rate_limit: str | None
+    kind: str
     active: int
 
 
@@ -213,13 +242,13 @@ def bearer_token(header: str | None) -> str:
 
 
 @functools.lru_cache(maxsize=1024)
-def _presented(credentials: str) -> tuple[str, str]:
-    """The key id and the secret's stored digest of a well-formed token (MalformedToken if
-    it is not). A pure function of the token, so its answers are kept for the next request
-    of the same backend: nothing in them can go stale. Whether the key is still valid is
-    read from its row every time."""
+def _presented(credentials: str) -> tuple[str, str, str]:
+    """The key id, the secret's stored digest and the kind of a well-formed token
+    (MalformedToken if it is not). A pure function of the token, so its answers are kept
+    for the next request of the same backend: nothing in them can go stale. Whether the
+    key is still valid is read from its row every time."""
     parsed = tokens.parse(credentials)
-    return parsed.key_id, tokens.hash_secret(parsed.secret)
+    return parsed.key_id, tokens.hash_secret(parsed.secret), parsed.kind
 
 
 def authenticate(
@@ -227,7 +256,7 @@ def authenticate(
 ) -> AuthenticatedKey:
     """Check a Bearer header on a DB-API connection; raise AuthFailure with the reason."""
     try:
-        key_id, secret_hash = _presented(bearer_token(header))
+        key_id, secret_hash, kind = _presented(bearer_token(header))
     except tokens.MalformedToken as exc:
         raise AuthFailure("malformed_token", f"The token is malformed: {exc}.") from None
     cursor = connection.cursor()
@@ -236,12 +265,26 @@ def authenticate(
         found = lookup.execute(cursor, {"key_id": key_id, "now": now}).fetchone()
     finally:
         cursor.close()
-    row = _KeyRow(*found) if found is not None else None
-    # An unknown key and a wrong secret look the same from outside.
-    if row is None or not hmac.compare_digest(secret_hash, row.secret_hash):
+    if found is None:
         raise AuthFailure("invalid_token", "The token is not valid.")
+    row = _KeyRow(*found)
+    is_test = row.kind == KEY_KIND_TEST
+    # An unknown key and a wrong secret look the same from outside. (A token of the other
+    # kind cannot match: its checksum covers the prefix, so its secret differs.)
+    if not hmac.compare_digest(secret_hash, row.secret_hash) or kind != row.kind:
+        raise AuthFailure(
+            "invalid_token", "The token is not valid.", KnownKey(row.id, row.site_id, is_test)
+        )
     if not row.active:
-        raise AuthFailure("revoked_token", "The token was revoked or has expired.")
+        raise AuthFailure(
+            "revoked_token",
+            "The token was revoked or has expired.",
+            KnownKey(row.id, row.site_id, is_test),
+        )
     return AuthenticatedKey(
-        id=row.id, key_id=row.key_id, site_id=row.site_id, rate_limit=row.rate_limit
+        id=row.id,
+        key_id=row.key_id,
+        site_id=row.site_id,
+        rate_limit=row.rate_limit,
+        is_test=is_test,
     )

@@ -18,6 +18,7 @@ from .errors import wants_json
 from .extensions import csrf, db, login_manager, migrate
 from .ingest.app import Dispatcher, IngestionApp
 from .ingest.pipeline import Context
+from .ingest.refusals import recorder_for
 from .ingest.usage import counter_for
 from .ratelimit import limiter as rate_limiter
 from .ratelimit.rules import parsed as parsed_limit
@@ -89,12 +90,16 @@ def _ingestion_context(app: Flask) -> Context:
         limits = rate_limiter.api_limits(app)
     dbapi = engine.dialect.loaded_dbapi
     counter = counter_for(app.extensions)
+    refusals = recorder_for(app.extensions)
+    refusals.per_key_per_second = app.config["REFUSAL_LOG_PER_SECOND"]
+    refusals.bind(engine)
     return Context(
         engine,
         HeldConnection(engine),
         counter,
         limits,
         parsed_limit(app.config["COLLECT_ADDRESS_LIMIT"]),
+        refusals,
         (dbapi.OperationalError, dbapi.InterfaceError, OperationalError, InterfaceError),
     )
 
@@ -119,12 +124,25 @@ def _register_blueprints(app: Flask) -> None:
         funnels,
         health,
         keys,
+        live,
         quests,
         sites,
         tracker,
     )
 
-    areas = (auth, sites, dashboard, quests, browser_quest, keys, tracker, docs, health, funnels)
+    areas = (
+        auth,
+        sites,
+        dashboard,
+        quests,
+        browser_quest,
+        keys,
+        live,
+        tracker,
+        docs,
+        health,
+        funnels,
+    )
     for module in areas:
         app.register_blueprint(module.bp)
 

@@ -6,7 +6,9 @@ print the token alone on stdout so scripts can capture it.
 
 from __future__ import annotations
 
+import getpass
 import sys
+from datetime import date
 from typing import NoReturn
 
 import click
@@ -15,9 +17,9 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from . import apikeys, exporting
+from . import apikeys, erasure, exporting
 from .analytics.money import is_currency
-from .analytics.ranges import RangeError, zone
+from .analytics.ranges import RangeError, local_midnight_utc, zone
 from .browser import settings as browser_settings
 from .browser.origins import InvalidOrigin
 from .browser.script import snippet
@@ -31,7 +33,7 @@ from .ratelimit.limit_text import validate_limit
 users = AppGroup("users", help="Manage user accounts.")
 sites = AppGroup("sites", help="Manage sites.")
 keys = AppGroup("keys", help="Manage API keys.")
-events = AppGroup("events", help="Read stored events.")
+events = AppGroup("events", help="Export, erase and delete stored events.")
 
 
 def fail(message: str) -> NoReturn:
@@ -207,11 +209,12 @@ def sites_regenerate_site_key(domain: str) -> None:
 @keys.command("create")
 @click.option("--site", "domain", required=True)
 @click.option("--name", required=True)
-def keys_create(domain: str, name: str) -> None:
+@click.option("--test", is_flag=True, help="A test key (dl_test_…): its events count in no report.")
+def keys_create(domain: str, name: str, test: bool) -> None:
     """Create an API key and print its token (shown only this once)."""
     site = site_by_domain(domain)
     try:
-        created = apikeys.create_key(site, name, None)
+        created = apikeys.create_key(site, name, None, kind="test" if test else "live")
     except apikeys.KeyRefused as exc:
         fail(str(exc))
     click.echo(created.token)
@@ -227,6 +230,7 @@ def keys_list(domain: str) -> None:
             "\t".join(
                 [
                     key.key_id,
+                    key.kind,
                     key.name,
                     key.status(),
                     key.rate_limit or "default",
@@ -289,6 +293,42 @@ def events_export(domain: str) -> None:
     site = site_by_domain(domain)
     for line in exporting.export_lines(site.id):
         click.echo(line)
+
+
+def _actor() -> str:
+    """Who runs this command, for the audit log."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no user name in this environment
+        return "cli"
+
+
+@events.command("erase")
+@click.option("--site", "domain", required=True)
+@click.option("--visitor", required=True, help="The success_user_id whose events to erase.")
+def events_erase(domain: str, visitor: str) -> None:
+    """Erase every event of one success_user_id (logged: who, when, how many)."""
+    site = site_by_domain(domain)
+    try:
+        count = erasure.erase_visitor(site, visitor, _actor())
+    except erasure.ErasureRefused as exc:
+        fail(str(exc))
+    click.echo(f"Erased {count} events of that visitor from {site.domain}", err=True)
+
+
+@events.command("delete")
+@click.option("--site", "domain", required=True)
+@click.option("--before", "before", required=True, help="YYYY-MM-DD, in the site's time zone.")
+def events_delete(domain: str, before: str) -> None:
+    """Delete the events that occurred before a day (retention), logged like an erasure."""
+    site = site_by_domain(domain)
+    try:
+        day = date.fromisoformat(before)
+    except ValueError:
+        fail(f"--before must be a date YYYY-MM-DD, got {before[:40]!r}")
+    cutoff = local_midnight_utc(day, zone(site.timezone))
+    count = erasure.delete_before(site, cutoff, _actor())
+    click.echo(f"Deleted {count} events of {site.domain} before {day} ({site.timezone})", err=True)
 
 
 def register(app: Flask) -> None:

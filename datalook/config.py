@@ -117,6 +117,15 @@ def _trusted_proxies(environ: Mapping[str, str]) -> int:
     return int(raw)
 
 
+def _refusal_log_rate(environ: Mapping[str, str]) -> int:
+    """Return REFUSAL_LOG_PER_SECOND: refused requests recorded per key per second and
+    worker for the live view (0: none)."""
+    raw = environ.get("REFUSAL_LOG_PER_SECOND", "5").strip()
+    if not raw.isdigit() or int(raw) > 100:
+        raise ConfigError(f"REFUSAL_LOG_PER_SECOND must be 0 to 100, got {raw[:20]!r}")
+    return int(raw)
+
+
 def load_secret_key(instance_path: Path) -> str:
     """Read the secret key from instance/, generating it once (mode 0600) when missing."""
     path = instance_path / "secret_key"
@@ -151,6 +160,7 @@ def from_environ(environ: Mapping[str, str], instance_path: Path) -> dict:
         "SQLITE_SYNCHRONOUS": _sqlite_synchronous(environ),
         "TRUSTED_PROXIES": _trusted_proxies(environ),
         "SQLITE_BUSY_TIMEOUT_MS": _busy_timeout(environ),
+        "REFUSAL_LOG_PER_SECOND": _refusal_log_rate(environ),
         "HOST": environ.get("HOST", "127.0.0.1"),
         "PORT": _port(environ),
         "WEB_CONCURRENCY": _workers(environ),

@@ -28,6 +28,8 @@ def event_dict(event: Event, key_id: str | None) -> dict:
         "key_id": key_id,
         "timestamp": event.occurred_at.isoformat() + "Z",
         "received_at": event.received_at.isoformat() + "Z",
+        # Sent with a test key: no report counts it (report exports leave it out).
+        "test": bool(event.is_test),
     }
 
 

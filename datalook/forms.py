@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, RadioField, StringField
+from wtforms import HiddenField, PasswordField, RadioField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, ValidationError
 
@@ -88,6 +88,30 @@ class KeyNameForm(FlaskForm):
         """Refuse control characters in names shown on pages and in snippets."""
         if re.search(r"[\x00-\x1f\x7f]", field.data or ""):
             raise ValidationError("The name cannot contain control characters.")
+
+
+class KeyKindForm(KeyNameForm):
+    """Name a new key and choose its kind: the submit button pressed says live or test."""
+
+    kind = HiddenField(default="live")
+
+    def validate_kind(self, field: HiddenField) -> None:
+        """Accept only the two kinds of key."""
+        if (field.data or "live") not in ("live", "test"):
+            raise ValidationError("A key is either live or test.")
+
+
+class EraseForm(FlaskForm):
+    """Erase every event of one visitor, confirmed on a second page."""
+
+    user_id = StringField(
+        "The visitor's success_user_id",
+        validators=[
+            DataRequired(message="Give the success_user_id whose events to erase."),
+            Length(max=256, message="At most 256 characters."),
+        ],
+    )
+    confirmed = HiddenField(default="")
 
 
 class RotateForm(FlaskForm):

@@ -52,6 +52,10 @@ def new_site_key() -> str:
     return f"dls_{secrets.token_urlsafe(18)}"
 
 
+KEY_KIND_LIVE = "live"
+KEY_KIND_TEST = "test"
+
+
 class User(UserMixin, Model):
     """A person who owns sites; logs in with email and password."""
 
@@ -133,6 +137,8 @@ class ApiKey(Model):
     replaced_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("api_keys.id", ondelete="SET NULL")
     )
+    # "live" (dl_live_…) or "test" (dl_test_…): test keys' events are stored with is_test set.
+    kind: Mapped[str] = mapped_column(String(8), default="live", server_default="live")
 
     site: Mapped[Site] = relationship(back_populates="api_keys")
     created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
@@ -153,6 +159,11 @@ class ApiKey(Model):
     def _active_at_expression(cls, now: datetime | ColumnElement) -> ColumnElement[bool]:
         """The same rule as SQL, for filters and for the database-side look-up."""
         return and_(cls.revoked_at.is_(None), or_(cls.expires_at.is_(None), cls.expires_at > now))
+
+    @property
+    def is_test(self) -> bool:
+        """Whether this is a test key, whose events no report counts."""
+        return self.kind == KEY_KIND_TEST
 
     def is_active(self, now: datetime | None = None) -> bool:
         """Whether the key authenticates requests now (or at `now`)."""
@@ -187,6 +198,16 @@ class Event(Model):
         ),
         Index("ix_events_site_occurred", "site_id", "occurred_at"),
         Index("ix_events_key", "api_key_id", "id"),
+        # The live view reads a site's newest events by id.
+        Index("ix_events_site_id", "site_id", "id"),
+        # Partial: live events (nearly all) write no entry; "Clear test events" finds its own.
+        Index(
+            "ix_events_site_test",
+            "site_id",
+            "id",
+            sqlite_where=text("is_test"),
+            postgresql_where=text("is_test"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -204,6 +225,13 @@ class Event(Model):
     event_id: Mapped[str | None] = mapped_column(String(64))
     occurred_at: Mapped[datetime] = mapped_column(DateTime)
     received_at: Mapped[datetime] = mapped_column(DateTime)
+    # Sent with a test key: stored and shown live, never counted (reports filter is_test = false).
+    is_test: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+
+    @classmethod
+    def counted(cls) -> ColumnElement[bool]:
+        """SQL: the event counts in reports (a test key's events never do)."""
+        return cls.is_test.is_(False)
 
 
 class SuccessRule(Model):
@@ -237,3 +265,47 @@ class KeyUsage(Model):
     )
     hour: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
     requests: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RefusedRequest(Model):
+    """A refused API request whose key could be identified, kept for the live debugger.
+
+    Also duplicates (accepted, not stored again), with status 204 and code "duplicate".
+    Never the secret: the key is its row; the excerpt has PII keys and tokens removed.
+    Bounded per site (refusals.py prunes to the newest 1,000 and 7 days).
+    """
+
+    __tablename__ = "refused_requests"
+    __table_args__ = (
+        Index("ix_refused_site_id", "site_id", "id"),
+        Index("ix_refused_key_id", "api_key_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    received_at: Mapped[datetime] = mapped_column(DateTime)
+    status: Mapped[int] = mapped_column(Integer)
+    code: Mapped[str] = mapped_column(String(64))  # the envelope's code, e.g. invalid_request
+    message: Mapped[str] = mapped_column(String(300))
+    errors: Mapped[str | None] = mapped_column(Text)  # JSON list of {field, code, message}
+    excerpt: Mapped[str | None] = mapped_column(String(600))
+    # How many refusals of the same key were not recorded one by one just before this one.
+    suppressed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    is_test: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+
+
+class AuditEntry(Model):
+    """Who deleted events of a site, when, what kind of deletion and how many: not the events."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_site_id", "site_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    actor: Mapped[str] = mapped_column(String(300))
+    action: Mapped[str] = mapped_column(String(32))  # erase_visitor, delete_before, clear_test
+    # What was deleted, without personal data: a SHA-256 of the visitor, or the cut-off date.
+    subject: Mapped[str] = mapped_column(String(100))
+    events_deleted: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

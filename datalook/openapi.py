@@ -594,7 +594,8 @@ def document(server_url: str) -> dict:
                         f"{tokens.RANDOM_LENGTH} random letters and digits followed by a "
                         f"{tokens.CHECKSUM_LENGTH}-character checksum, so a mistyped token is "
                         "refused as `malformed_token` at once. Created in the dashboard and "
-                        "shown once."
+                        f"shown once. Test keys ({tokens.TEST_PREFIX}<key_id>_<secret>, same "
+                        "rules) store events that no report counts."
                     ),
                 }
             },

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from . import apikeys, snippets
 from .apikeys import CreatedKey
 from .extensions import db
-from .forms import KeyNameForm
+from .forms import KeyKindForm
 from .models import ApiKey, Site, utcnow
 
 
@@ -49,11 +49,12 @@ def render(site: Site, created: CreatedKey, heading: str, replaced: ApiKey | Non
 
 def create_from_form(site: Site, render_form: Callable[..., Any]):
     """Handle a submitted key-name form: the show-once page, or the form again (400)."""
-    form = KeyNameForm()
+    form = KeyKindForm()
     if not form.validate_on_submit():
         return render_form(site, form, 400)
+    kind = form.kind.data or "live"
     try:
-        created = apikeys.create_key(site, form.name.data, current_user)
+        created = apikeys.create_key(site, form.name.data, current_user, kind=kind)
     except apikeys.KeyRefused as exc:
         form.name.errors.append(str(exc))
         existing = active_key_named(site, form.name.data)
@@ -62,7 +63,7 @@ def create_from_form(site: Site, render_form: Callable[..., Any]):
             # key exists, that its token cannot come back, and offer rotation instead.
             return render_form(site, form, 409, existing=existing)
         return render_form(site, form, 400)
-    return render(site, created, "Your new API key")
+    return render(site, created, "Your new test key" if kind == "test" else "Your new API key")
 
 
 def active_key_named(site: Site, name: str | None) -> ApiKey | None:

@@ -38,7 +38,9 @@ class RuleStats:
 def overview(site_id: int) -> Overview:
     """Count events, conversions, distinct visitors and exact revenue."""
     total, visitors = db.session.execute(
-        select(func.count(), func.count(distinct(Event.visitor_id))).where(Event.site_id == site_id)
+        select(func.count(), func.count(distinct(Event.visitor_id))).where(
+            Event.site_id == site_id, Event.is_test.is_(False)
+        )
     ).one()
     # Summed as whole units and remainders (integer division truncates on both databases):
     # each sum stays far inside 64 bits, where one sum of millionths could overflow in SQLite.
@@ -47,7 +49,7 @@ def overview(site_id: int) -> Overview:
             func.count(),
             func.coalesce(func.sum(_WHOLE_UNITS), 0),
             func.coalesce(func.sum(_REMAINDER), 0),
-        ).where(Event.site_id == site_id, Event.event_name == "success")
+        ).where(Event.site_id == site_id, Event.event_name == "success", Event.is_test.is_(False))
     ).one()
     revenue = int(units) * VALUE_SCALE + int(rest)
     return Overview(total, conversions, visitors, format_value(revenue) or 0)
@@ -57,7 +59,7 @@ def success_rules(site_id: int) -> list[RuleStats]:
     """Return each success rule with its first seen, last seen and count."""
     counts = (
         select(Event.name, func.count().label("n"), func.max(Event.occurred_at).label("last"))
-        .where(Event.site_id == site_id, Event.event_name == "success")
+        .where(Event.site_id == site_id, Event.event_name == "success", Event.is_test.is_(False))
         .group_by(Event.name)
         .subquery()
     )
@@ -74,6 +76,9 @@ def recent_events(site_id: int, limit: int = 20) -> list[Event]:
     """Return the newest events of a site."""
     return list(
         db.session.scalars(
-            select(Event).where(Event.site_id == site_id).order_by(Event.id.desc()).limit(limit)
+            select(Event)
+            .where(Event.site_id == site_id, Event.is_test.is_(False))
+            .order_by(Event.id.desc())
+            .limit(limit)
         )
     )

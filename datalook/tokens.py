@@ -1,6 +1,7 @@
 """API token format: generate, parse strictly, hash, and compare.
 
-A token is ``dl_live_<key_id>_<secret>``:
+A token is ``dl_live_<key_id>_<secret>``, or ``dl_test_<key_id>_<secret>`` for a test key
+(same rules; the checksum covers the prefix, so a test token cannot be turned into a live one):
 
 * ``key_id``: 12 characters of ``[A-Za-z0-9]``; public, stored in plain text, shown masked.
 * ``secret``: 32 random characters of ``[A-Za-z0-9]`` (about 190 bits from ``secrets``)
@@ -22,6 +23,10 @@ import zlib
 from dataclasses import dataclass
 
 PREFIX = "dl_live_"
+TEST_PREFIX = "dl_test_"
+# The prefix of each kind of key (models.KEY_KIND_LIVE / KEY_KIND_TEST).
+PREFIXES = {"live": PREFIX, "test": TEST_PREFIX}
+KINDS = {prefix: kind for kind, prefix in PREFIXES.items()}
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 KEY_ID_LENGTH = 12
 RANDOM_LENGTH = 32
@@ -30,7 +35,11 @@ SECRET_LENGTH = RANDOM_LENGTH + CHECKSUM_LENGTH
 TOKEN_LENGTH = len(PREFIX) + KEY_ID_LENGTH + 1 + SECRET_LENGTH
 
 # \Z, not $: "$" would also match before a trailing newline.
-TOKEN_RE = re.compile(rf"\A{PREFIX}[A-Za-z0-9]{{{KEY_ID_LENGTH}}}_[A-Za-z0-9]{{{SECRET_LENGTH}}}\Z")
+TOKEN_RE = re.compile(
+    rf"\Adl_(?:live|test)_[A-Za-z0-9]{{{KEY_ID_LENGTH}}}_[A-Za-z0-9]{{{SECRET_LENGTH}}}\Z"
+)
+# Anything that looks like a token inside free text (to remove it from what is recorded).
+TOKEN_IN_TEXT = re.compile(r"dl_(?:live|test)_[A-Za-z0-9]{4,}(?:_[A-Za-z0-9]*)?")
 
 
 class MalformedToken(ValueError):
@@ -52,6 +61,7 @@ class ParsedToken:
 
     key_id: str
     secret: str
+    kind: str = "live"
 
 
 def _random_string(length: int) -> str:
@@ -83,11 +93,11 @@ def generate_key_id() -> str:
     return _random_string(KEY_ID_LENGTH)
 
 
-def generate(key_id: str | None = None) -> NewToken:
-    """Create a new token; the plaintext must be shown once and then forgotten."""
+def generate(key_id: str | None = None, kind: str = "live") -> NewToken:
+    """Create a new token of a kind (live or test); show the plaintext once, then forget it."""
     key_id = key_id or generate_key_id()
     random_part = _random_string(RANDOM_LENGTH)
-    body = f"{PREFIX}{key_id}_{random_part}"
+    body = f"{PREFIXES[kind]}{key_id}_{random_part}"
     secret = random_part + _checksum(body)
     return NewToken(
         key_id=key_id, token=f"{body}{_checksum(body)}", secret_hash=hash_secret(secret)
@@ -98,12 +108,15 @@ def parse(raw: str) -> ParsedToken:
     """Parse a token strictly; surrounding whitespace is forgiven, anything else is not."""
     token = raw.strip()
     if len(token) != TOKEN_LENGTH or not TOKEN_RE.match(token):
-        raise MalformedToken("token does not have the form dl_live_<key_id>_<secret>")
+        raise MalformedToken(
+            "token does not have the form dl_live_<key_id>_<secret> (or dl_test_…)"
+        )
     body, checksum = token[:-CHECKSUM_LENGTH], token[-CHECKSUM_LENGTH:]
     if not hmac.compare_digest(_checksum(body), checksum):
         raise MalformedToken("token checksum does not match (mistyped or truncated token)")
-    key_id, _, secret = token[len(PREFIX) :].partition("_")
-    return ParsedToken(key_id=key_id, secret=secret)
+    prefix = token[: len(PREFIX)]  # both prefixes have the same length
+    key_id, _, secret = token[len(prefix) :].partition("_")
+    return ParsedToken(key_id=key_id, secret=secret, kind=KINDS[prefix])
 
 
 def secret_matches(secret: str, stored_hash: str) -> bool:
@@ -111,6 +124,6 @@ def secret_matches(secret: str, stored_hash: str) -> bool:
     return hmac.compare_digest(hash_secret(secret), stored_hash)
 
 
-def masked(key_id: str) -> str:
+def masked(key_id: str, kind: str = "live") -> str:
     """Return the display form of a key whose secret is never shown again."""
-    return f"{PREFIX}{key_id}_••••"
+    return f"{PREFIXES.get(kind, PREFIX)}{key_id}_••••"

@@ -381,7 +381,7 @@ def test_the_quest_suggests_a_key_name_until_it_is_taken(app, client, owner):
 def test_status_endpoint_reports_the_first_event(app, client, owner):
     key_id, token = create(app, owner)
     status = client.get(f"/sites/{owner}/keys/{key_id}/status.json").get_json()
-    assert status == {"received": False, "quest_done": False, "event": None}
+    assert status == {"received": False, "quest_done": False, "event": None, "refused": None}
     sent = client.post(
         "/event",
         json={"event_name": "success", "name": "paid-customer", "page_path": "/checkout/success"},

@@ -130,7 +130,12 @@ def event_rows(
             if property_bits
             else (literal(None),) * 4
         ),
-    ).where(Event.site_id == site_id, Event.occurred_at >= start, Event.occurred_at < end)
+    ).where(
+        Event.site_id == site_id,
+        Event.occurred_at >= start,
+        Event.occurred_at < end,
+        Event.counted(),
+    )
     strict = definition.mode == "strict"
     if not strict:  # strict needs the events between the steps too
         query = query.where(any_step_clause(definition))
@@ -185,6 +190,7 @@ def catch_up(session: Session, funnel: Funnel, definition: FunnelDefinition) -> 
                 Event.id > after_id,
                 Event.id <= up_to_id,
                 Event.site_id == funnel.site_id,
+                Event.counted(),
                 any_step_clause(definition),
             )
         ).all()

@@ -18,7 +18,7 @@ def common_paths(session: Session, site_id: int, limit: int = 5) -> list[str]:
     """The most common page paths of the site's newest page views."""
     rows = session.execute(
         select(Event.page_path)
-        .where(Event.site_id == site_id)
+        .where(Event.site_id == site_id, Event.counted())
         .order_by(Event.occurred_at.desc())
         .limit(SAMPLE_EVENTS)
         .where(Event.event_name == "pageview")

@@ -231,7 +231,7 @@ def _exact_visitors(site_id: int, start: datetime, end: datetime, buckets: list)
     rows = db.session.execute(
         select(Event.visitor_id, occurred_at, Event.event_name, Event.name, Event.page_path)
         .where(Event.site_id == site_id, Event.occurred_at >= start, Event.occurred_at < end)
-        .where(Event.visitor_id.not_like("a:%"))
+        .where(Event.visitor_id.not_like("a:%"), Event.counted())
     )
     for visitor, occurred, kind, name, page in rows:
         if not is_visitor(visitor):
@@ -329,7 +329,7 @@ def _distinct_visitors(site_id: int, start: datetime, end: datetime) -> tuple[in
     row = db.session.execute(
         select(func.count(distinct(visitor)), func.count(distinct(converter)))
         .where(Event.site_id == site_id, Event.occurred_at >= start, Event.occurred_at < end)
-        .where(visitor.not_like("a:%"))
+        .where(visitor.not_like("a:%"), Event.counted())
     ).one()
     return int(row[0]), int(row[1])
 

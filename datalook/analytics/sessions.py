@@ -154,7 +154,10 @@ def _apply(tx: Session, after_id: int, up_to_id: int) -> None:
     per_visitor: dict[tuple[int, str], list[SessionEvent]] = defaultdict(list)
     rows = tx.execute(
         select(*_EVENT_COLUMNS).where(
-            Event.id > after_id, Event.id <= up_to_id, Event.visitor_id.not_like("a:%")
+            Event.id > after_id,
+            Event.id <= up_to_id,
+            Event.visitor_id.not_like("a:%"),
+            Event.counted(),
         )
     )
     for event_id, site_id, visitor, at, event_name, path, name in rows:
@@ -235,6 +238,7 @@ def _rederive(
                 Event.occurred_at <= session.ended_at,
                 Event.visitor_id == visitor,
                 Event.id <= up_to_id,
+                Event.counted(),
             )
         ):
             stored[event_id] = SessionEvent(at, event_id, event_name, path, name)

@@ -32,6 +32,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 from flask import Flask
@@ -53,6 +54,11 @@ from .models import (
     VisitorSketch,
 )
 
+if TYPE_CHECKING:  # annotations only: erasure calls this module, not the other way round
+    from sqlalchemy.orm import Session
+
+    from ..erasure import DeletedEvents
+
 log = logging.getLogger(__name__)
 
 BATCH = 5000
@@ -72,6 +78,9 @@ EVENT_COLUMNS = (
     Event.properties,
     Event.occurred_at,
     Event.received_at,
+    # Read, not filtered in SQL: the fold's cursor must step over test events too, and a
+    # filtered id would look like an uncommitted one.
+    Event.is_test,
 )
 
 
@@ -80,7 +89,7 @@ def fold_columns(dialect: str) -> tuple:
     if dialect != "sqlite":
         return EVENT_COLUMNS
     as_text = [type_coerce(Event.occurred_at, String), type_coerce(Event.received_at, String)]
-    return (*EVENT_COLUMNS[:-2], *as_text)
+    return (*EVENT_COLUMNS[:-3], *as_text, Event.is_test)
 
 
 _KIND = {"pageview": 1, "click": 2, "custom": 3, "success": 4}
@@ -142,8 +151,10 @@ class Accumulator:
     FLUSH_EVERY = 200_000
 
     def add(self, row) -> None:
-        """Add one event row (the columns of EVENT_COLUMNS)."""
-        _id, site, kind, name, page, visitor, micros, props, occurred, _received = row
+        """Add one event row (the columns of EVENT_COLUMNS); a test event adds nothing."""
+        _id, site, kind, name, page, visitor, micros, props, occurred, _received, is_test = row
+        if is_test:
+            return
         hour, day = _hour_of(occurred, self._hours)
         page = page[:MAX_PAGE]
         success = kind == "success"
@@ -199,6 +210,14 @@ class Accumulator:
                 for visitor in ids:
                     sketch.update(visitor)
         self.visitors.clear()
+
+    def negate(self) -> None:
+        """Turn every count and amount into its opposite (to take events out)."""
+        for table in (self.totals, self.rules, self.properties):
+            for counts in table.values():
+                counts[:] = [-n for n in counts]
+        for key in self.pages:
+            self.pages[key] = -self.pages[key]
 
     def sketches_by_key(self) -> dict:
         """Every sketch filled so far, by (site, hours, dim, start)."""
@@ -606,3 +625,30 @@ def start_for(app: Flask) -> Folder | None:
         found = app.extensions["datalook_analytics_folder"] = Folder(app, lead, interval)
         found.start()
     return found
+
+
+def forget_deleted(session: Session, deleted: DeletedEvents) -> None:
+    """Take events that are about to be deleted out of the rollups, in the deleting
+    transaction (an erasure or a retention cut-off corrects the reports at once).
+
+    Only events the fold has counted (id up to the cursor) are subtracted; the cursor's
+    version moves on, so a fold that read the doomed events meanwhile on another host starts
+    over without them. Counts and revenue are exact after this. Visitor sketches cannot
+    forget one visitor: ranges large enough to be estimated may count an erased visitor
+    until `flask analytics rebuild` (the sketches hold no identifier, only hashed registers).
+    """
+    if deleted.where is None or deleted.only_test:  # test events were never counted
+        return
+    connection = session.connection()
+    dialect = connection.dialect.name
+    last_id, version = _read_cursor(connection)
+    taken = Accumulator()
+    for row in connection.execute(
+        select(*fold_columns(dialect)).where(deleted.where, Event.id <= last_id)
+    ):
+        taken.add(row)
+    taken.visitors.clear()  # sketches cannot subtract (see above)
+    taken.negate()
+    if not _claim(connection, version, None):
+        raise RuntimeError("the report summaries changed meanwhile; try again")
+    _write(connection, taken, {}, dialect)

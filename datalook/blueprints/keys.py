@@ -8,10 +8,11 @@ from flask import Blueprint, current_app, flash, jsonify, redirect, render_templ
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
-from .. import apikeys, show_once
+from .. import apikeys, live, show_once
 from ..access import owned_key_or_404, owned_site_or_404
 from ..extensions import db
-from ..forms import EmptyForm, KeyNameForm, RotateForm
+from ..forms import EmptyForm, KeyKindForm, RotateForm
+from ..ingest.refusals import recorder_for
 from ..ingest.schema import format_value
 from ..ingest.usage import counter_for
 from ..models import ApiKey, Event, KeyUsage, utcnow
@@ -60,7 +61,7 @@ def _render_index(site, form, status=200, existing=None):
 @login_required
 def index(site_id: int):
     """List the site's keys."""
-    return _render_index(owned_site_or_404(site_id), KeyNameForm())
+    return _render_index(owned_site_or_404(site_id), KeyKindForm())
 
 
 @bp.route("/", methods=["POST"])
@@ -119,10 +120,15 @@ def status(site_id: int, key_id: str):
     first = db.session.scalar(
         select(Event).where(Event.api_key_id == key.id).order_by(Event.id).limit(1)
     )
+    if first is None:
+        # Refusals this process has not written yet, so the wait sees them at once.
+        recorder_for(current_app.extensions).flush(db.engine)
     body: dict[str, object] = {
         "received": first is not None,
         "quest_done": server_events_done(site),
         "event": None,
+        # The newest refused request of this key: the wait explains it instead of waiting.
+        "refused": None if first is not None else live.last_refusal(key),
     }
     if first is not None:
         body["event"] = {

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from .. import show_once, snippets
 from ..access import owned_site_or_404
 from ..extensions import db
-from ..forms import KeyNameForm
+from ..forms import KeyKindForm
 from ..models import ApiKey, utcnow
 from ..quest_state import quests_for, server_events_done
 
@@ -54,7 +54,7 @@ def server_events(site_id: int):
     site = owned_site_or_404(site_id)
     # Suggest the name the page's help text gives, unless a key of that name is active.
     taken = show_once.active_key_named(site, SUGGESTED_KEY_NAME) is not None
-    form = KeyNameForm(data={"name": "" if taken else SUGGESTED_KEY_NAME})
+    form = KeyKindForm(data={"name": "" if taken else SUGGESTED_KEY_NAME})
     return _render_quest(site, form)
 
 

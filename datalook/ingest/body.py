@@ -28,6 +28,8 @@ def read_json(environ: dict, max_bytes: int) -> object:
         raise ApiError(
             413, "payload_too_large", f"The body is larger than {max_bytes // 1024} KiB."
         )
+    # Kept for the refused-request log's excerpt, should the body be refused (refusals.py).
+    environ["datalook.raw_body"] = raw
     if not raw.strip():
         raise ApiError(400, "invalid_json", "The request body is empty; send a JSON object.")
     return parse_json(raw)

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 from limits import RateLimitItem
 from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Request, Response
@@ -20,10 +21,12 @@ from werkzeug.wrappers import Request, Response
 from ..apikeys import AuthenticatedKey, AuthFailure, authenticate
 from ..envelope import ApiError, error_response, json_response
 from ..models import utcnow
+from ..ratelimit.limit_text import describe
 from ..ratelimit.rules import ApiLimits, key_limit_exceeded, with_limit_headers
 from ..sql.connections import HeldConnection
 from . import schema, storage
 from .body import read_json
+from .refusals import DUPLICATE, RAW_BODY, RefusalRecorder
 from .usage import UsageCounter
 
 
@@ -36,6 +39,7 @@ class Context:
     counter: UsageCounter
     limits: ApiLimits
     collect_limit: RateLimitItem  # per client address and site on /collect
+    refusals: RefusalRecorder  # the live debugger's log of refused requests
     # Errors that mean "the database cannot take this now" (locked, down), raw or wrapped.
     database_errors: tuple[type[Exception], ...]
 
@@ -49,6 +53,7 @@ class Call:
     now: datetime
     engine: Engine
     connection: Any  # the thread's held DB-API connection (sql.connections.HeldConnection)
+    refusals: RefusalRecorder
 
 
 @dataclass(slots=True)
@@ -78,7 +83,13 @@ def handle(context: Context, request: Request, step: Step) -> Answer:
             key = authenticate(connection, context.engine.dialect, header, now)
         except AuthFailure as failure:
             # A failed attempt spends the client address's budget, never a real key's.
-            return context.limits.refuse_failed_auth(request.remote_addr) or error_response(
+            limited = context.limits.refuse_failed_auth(request.remote_addr)
+            if failure.key is not None:  # a real key id: its owner sees the refusal live
+                status, code = (429, "rate_limited") if limited else (401, failure.code)
+                # The owner may learn what the sender may not: the key id was right.
+                told = _MISMATCH_NOTE if failure.code == "invalid_token" else failure.message
+                context.refusals.refused(failure.key, now, status, code, told)
+            return limited or error_response(
                 401,
                 failure.code,
                 failure.message,
@@ -87,11 +98,24 @@ def handle(context: Context, request: Request, step: Step) -> Answer:
         counter.record(key.id, now)
         state = context.limits.spend_key(key.key_id, key.rate_limit)
         if state is not None and not state.allowed:
-            return key_limit_exceeded(state)
+            refused = key_limit_exceeded(state)
+            context.refusals.refused(
+                key, now, 429, "rate_limited", f"Over this key's limit of {describe(state.item)}."
+            )
+            return refused
         try:
-            answer = step(Call(request, key, now, context.engine, connection))
+            answer = step(Call(request, key, now, context.engine, connection, context.refusals))
         except ApiError as exc:
             answer = exc.get_response()
+            context.refusals.refused(
+                key,
+                now,
+                exc.code or 400,
+                exc.error_code,
+                exc.description or "",
+                exc.errors,
+                request.environ.get(RAW_BODY),
+            )
         if counter.due():
             counter.flush(context.engine)
         return with_limit_headers(answer, state)
@@ -100,6 +124,12 @@ def handle(context: Context, request: Request, step: Step) -> Answer:
         return _unavailable()
     finally:
         held.release()
+
+
+_MISMATCH_NOTE = (
+    "The key id is this key's, but the secret does not match: an old (rotated), mistyped or "
+    "other kind's token?"
+)
 
 
 def _www_authenticate(code: str) -> str:
@@ -165,9 +195,23 @@ def one_event(call: Call) -> Answer:
     answer = NoContent()
     if outcome == storage.DUPLICATE:
         answer.headers.append(("DataLook-Duplicate", "true"))
+        _record_duplicates(call, 204, [event])
     if event.stripped_keys:
         answer.headers.append(("DataLook-Stripped-Keys", _stripped_header(event.stripped_keys)))
     return answer
+
+
+def _record_duplicates(call: Call, status: int, events: list[schema.Event]) -> None:
+    """Show duplicates (accepted, not stored again) in the live view, through the log."""
+    for event in events[:3]:
+        call.refusals.refused(
+            call.key,
+            call.now,
+            status,
+            DUPLICATE,
+            f"Duplicate event_id {event.event_id}: already stored, not counted again.",
+            raw=orjson.dumps(event.as_public_dict()),
+        )
 
 
 def batch(call: Call) -> Answer:
@@ -216,6 +260,23 @@ def batch(call: Call) -> Answer:
     }
     errors.extend({"index": index, **storage.rule_cap()} for index in sorted(refused))
     errors.sort(key=lambda error: error["index"])
+    if errors:  # a partly refused batch: the refused items are worth a record too
+        call.refusals.refused(
+            call.key,
+            call.now,
+            200,
+            "invalid_events",
+            f"{len({e['index'] for e in errors})} of {len(items)} events were refused.",
+            errors,
+            call.request.environ.get(RAW_BODY),
+        )
+    repeated = [
+        event
+        for (_, event), outcome in zip(valid, outcomes, strict=True)
+        if outcome == storage.DUPLICATE
+    ]
+    if repeated:
+        _record_duplicates(call, 200, repeated)
     return json_response(
         {
             "accepted": outcomes.count(storage.STORED),

@@ -87,15 +87,17 @@ def _json_text(value: object) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """Who sent events: a site, and the API key (None for a browser's /collect)."""
+    """Who sent events: a site, the API key (None for a browser's /collect), and whether
+    they are test events (a dl_test_ key's: stored, shown live, never in a report)."""
 
     site_id: int
     api_key_id: int | None
+    is_test: bool = False
 
     @classmethod
     def of_key(cls, key: AuthenticatedKey) -> Source:
         """The source of an authenticated backend's events."""
-        return cls(key.site_id, key.id)
+        return cls(key.site_id, key.id, key.is_test)
 
 
 def _row(key: Source, event: Event, received_at: datetime) -> dict:
@@ -114,6 +116,7 @@ def _row(key: Source, event: Event, received_at: datetime) -> dict:
         "event_id": event.event_id,
         "occurred_at": event.occurred_at,
         "received_at": received_at,
+        "is_test": key.is_test,
     }
 
 

@@ -46,11 +46,36 @@
     card.appendChild(link);
   }
 
+  var statusText = card.querySelector("[data-status-text]");
+  var shownRefusal = null;
+
+  // "We received a request from this key, but it was refused: `field` message".
+  function showRefusal(refused) {
+    if (!statusText || refused.id === shownRefusal) { return; }
+    shownRefusal = refused.id;
+    card.classList.add("refused-state");
+    statusText.replaceChildren();
+    statusText.appendChild(document.createTextNode(
+      "We received a request from this key, but it was refused: "));
+    var first = (refused.errors || [])[0];
+    if (first && first.field) {
+      statusText.appendChild(text("code", first.field));
+      var rest = first.message || "";
+      if (rest.indexOf(first.field) === 0) { rest = rest.slice(first.field.length); }
+      statusText.appendChild(document.createTextNode(" " + rest.trim()));
+    } else {
+      statusText.appendChild(document.createTextNode(refused.message));
+    }
+    statusText.appendChild(document.createTextNode(
+      " (HTTP " + refused.status + ", " + refused.code + "). Fix it and send again; this page keeps watching."));
+  }
+
   function poll() {
     fetch(url, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (body) {
         if (body && body.received) { showEvent(body); return; }
+        if (body && body.refused) { showRefusal(body.refused); }
         setTimeout(poll, 2000);
       })
       .catch(function () { setTimeout(poll, 4000); });

@@ -1,0 +1,189 @@
+"""Deleting events: erase one visitor (GDPR Art. 17), retention cut-offs, clearing test events.
+
+Every deletion runs in one transaction with its audit entry (who, when, what kind, how many
+events; never the events, never the visitor's id in clear), and calls every subscriber of
+ON_EVENTS_DELETED inside that transaction, just before the events go (so a subscriber can
+still read them), so what is derived from the events (the report rollups, sessions, saved
+funnels) is corrected in the same commit as the deletion, or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import current_app
+from sqlalchemy import ColumnElement, Delete, delete, func, select
+from sqlalchemy.orm import Session
+
+from .analytics import derived, summaries
+from .extensions import db
+from .ingest.refusals import recorder_for
+from .models import AuditEntry, Event, RefusedRequest, Site, utcnow
+from .sql.connections import write_lock
+
+MAX_USER_ID = 256
+
+
+@dataclass(frozen=True, slots=True)
+class DeletedEvents:
+    """What a deletion removed, for subscribers that keep summaries of the events.
+
+    `first_hour` and `last_hour` bound the UTC hours (truncated occurred_at) of the deleted
+    events; `visitor_id` is set when one visitor was erased; `only_test` when only test
+    events (which no report counts) were deleted.
+    """
+
+    site_id: int
+    count: int
+    first_hour: datetime | None
+    last_hour: datetime | None
+    visitor_id: str | None = None
+    only_test: bool = False
+    # SQL: the events about to be deleted (still readable when the subscribers run).
+    where: ColumnElement[bool] | None = None
+
+
+# Subscribers: called as hook(session, deleted) inside the deleting transaction, before the
+# DELETE; one that raises rolls the deletion back. The report rollups take the events out,
+# and the derived sessions and funnel rows of the events go with them.
+ON_EVENTS_DELETED: list[Callable[[Session, DeletedEvents], None]] = [
+    summaries.forget_deleted,
+    derived.forget_deleted,
+]
+
+
+class ErasureRefused(ValueError):
+    """A deletion was refused; the message is for the person (page or CLI)."""
+
+
+def _hour(moment: datetime | None) -> datetime | None:
+    """Truncate a time to its UTC hour."""
+    return moment.replace(minute=0, second=0, microsecond=0) if moment else None
+
+
+def subject_digest(site_id: int, user_id: str) -> str:
+    """A SHA-256 of the erased visitor: it proves an erasure on request, it names nobody."""
+    return "sha256:" + hashlib.sha256(f"{site_id}:{user_id}".encode()).hexdigest()
+
+
+def _delete(
+    site: Site,
+    condition: ColumnElement[bool],
+    actor: str,
+    action: str,
+    subject: str,
+    visitor_id: str | None = None,
+    only_test: bool = False,
+    also: Delete | None = None,
+) -> int:
+    """Delete the site's events matching `condition` with the audit entry and the hooks
+    (and the statement `also`), in one transaction, queued with the other writers."""
+    session = db.session()  # the request's (scoped) session itself
+    session.rollback()  # start the transaction inside the writers' lock
+    with write_lock(db.engine.dialect, db.engine.url.database):
+        return _delete_locked(
+            session, site, condition, actor, action, subject, visitor_id, only_test, also
+        )
+
+
+def _delete_locked(
+    session: Session,
+    site: Site,
+    condition: ColumnElement[bool],
+    actor: str,
+    action: str,
+    subject: str,
+    visitor_id: str | None,
+    only_test: bool,
+    also: Delete | None,
+) -> int:
+    """The body of _delete, holding the writers' lock."""
+    try:
+        if also is not None:
+            session.execute(also)
+        where = (Event.site_id == site.id) & condition
+        count, first, last = session.execute(
+            select(func.count(), func.min(Event.occurred_at), func.max(Event.occurred_at)).where(
+                where
+            )
+        ).one()
+        deleted = DeletedEvents(
+            site.id, count, _hour(first), _hour(last), visitor_id, only_test, where
+        )
+        if count:
+            for hook in ON_EVENTS_DELETED:
+                hook(session, deleted)
+            session.execute(delete(Event).where(where))
+        session.add(
+            AuditEntry(
+                site_id=site.id,
+                actor=actor[:300],
+                action=action,
+                subject=subject,
+                events_deleted=count,
+                created_at=utcnow(),
+            )
+        )
+        session.flush()
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    return count
+
+
+def erase_visitor(site: Site, user_id: str, actor: str) -> int:
+    """Delete every event of one success_user_id (and refusal excerpts that name it)."""
+    if not user_id or len(user_id) > MAX_USER_ID:
+        raise ErasureRefused(f"Give the visitor's success_user_id (1 to {MAX_USER_ID} characters).")
+    visitor_id = f"u:{user_id}"
+    # Refusals this process still holds go to the table first, where the erasure finds them.
+    recorder_for(current_app.extensions).flush(db.engine)
+    # The refused-request log is short and bounded; its excerpts may quote the user id.
+    escaped = user_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    quoting = delete(RefusedRequest).where(
+        RefusedRequest.site_id == site.id,
+        RefusedRequest.excerpt.like(f"%{escaped}%", escape="\\"),
+    )
+    return _delete(
+        site,
+        Event.visitor_id == visitor_id,
+        actor,
+        "erase_visitor",
+        subject_digest(site.id, user_id),
+        visitor_id=visitor_id,
+        also=quoting,
+    )
+
+
+def delete_before(site: Site, cutoff: datetime, actor: str) -> int:
+    """Delete the site's events that occurred before `cutoff` (naive UTC): retention."""
+    return _delete(
+        site,
+        Event.occurred_at < cutoff,
+        actor,
+        "delete_before",
+        f"before {cutoff:%Y-%m-%d %H:%M} UTC",
+    )
+
+
+def clear_test_events(site: Site, actor: str) -> int:
+    """Delete every event sent with the site's test keys (no report counts them)."""
+    return _delete(
+        site, Event.is_test.is_(True), actor, "clear_test", "test events", only_test=True
+    )
+
+
+def recent_audit(site: Site, limit: int = 20) -> list[AuditEntry]:
+    """The site's latest deletions, newest first."""
+    return list(
+        db.session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.site_id == site.id)
+            .order_by(AuditEntry.id.desc())
+            .limit(limit)
+        )
+    )

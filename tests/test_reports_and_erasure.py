@@ -1,0 +1,100 @@
+"""Reports and what is derived from events, across the live-view features: test keys'
+events are never counted, and an erasure or a retention cut-off corrects the reports and
+removes the derived rows (sessions) at once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from datalook import erasure
+from datalook.analytics import sessions
+from datalook.analytics.funnel_models import VisitorSession
+from datalook.apikeys import create_key
+from datalook.extensions import db
+from datalook.models import Site
+from tests.conftest import add_site, sign_up
+from tests.factories import make_key
+
+PAID = {"event_name": "success", "name": "paid-customer", "page_path": "/checkout/success"}
+
+
+@pytest.fixture
+def site(client, app):
+    """A logged-in owner's site with a live and a test key: (site id, live, test headers)."""
+    sign_up(client)
+    site_id = add_site(client)
+    with app.app_context():
+        owned = db.session.get(Site, site_id)
+        live = make_key(owned, rate_limit="100000 per 10 seconds")
+        test = create_key(owned, "Trying the snippets", None, kind="test")
+    return (
+        site_id,
+        {"Authorization": f"Bearer {live.token}"},
+        {"Authorization": f"Bearer {test.token}"},
+    )
+
+
+def _send(app, headers: dict, **event) -> None:
+    """POST one event through the real API and require 204."""
+    answer = app.test_client().post("/event", json={"page_path": "/", **event}, headers=headers)
+    assert answer.status_code == 204, answer.get_data(as_text=True)
+
+
+def _totals(client, site_id: int) -> dict:
+    """Today's totals from stats.json (it folds pending events first)."""
+    answer = client.get(f"/sites/{site_id}/stats.json?period=today")
+    assert answer.status_code == 200
+    return answer.get_json()["totals"]
+
+
+def test_test_keys_events_are_stored_but_never_counted(app, client, site):
+    site_id, live, test = site
+    _send(app, test, **PAID, success_user_id="tester", success_value=9.99)
+    _send(app, test, event_name="pageview", success_user_id="tester")
+    _send(app, live, **PAID, success_user_id="alice", success_value=20)
+    totals = _totals(client, site_id)
+    assert (totals["events"], totals["conversions"], totals["revenue"]) == (1, 1, "20.00")
+    assert totals["visitors"] == 1
+    with app.app_context():
+        sessions.catch_up(db.session())
+        visitors = db.session.scalars(select(VisitorSession.visitor_id)).all()
+    assert visitors == ["u:alice"]
+
+
+def test_erasing_a_visitor_corrects_the_reports_and_the_sessions_at_once(app, client, site):
+    site_id, live, _ = site
+    _send(app, live, **PAID, success_user_id="alice", success_value=0.1)
+    _send(app, live, **PAID, success_user_id="alice", success_value=0.2)
+    _send(app, live, **PAID, success_user_id="bob", success_value=19.99)
+    _send(app, live, event_name="pageview", success_user_id="alice")
+    before = _totals(client, site_id)  # folded: the erasure must take them out again
+    assert (before["events"], before["conversions"], before["revenue"]) == (4, 3, "20.29")
+    with app.app_context():
+        sessions.catch_up(db.session())
+        erased = erasure.erase_visitor(db.session.get(Site, site_id), "alice", "test")
+    assert erased == 3
+    after = _totals(client, site_id)
+    assert (after["events"], after["conversions"], after["revenue"]) == (1, 1, "19.99")
+    assert after["visitors"] == 1
+    with app.app_context():
+        left = db.session.scalars(select(VisitorSession.visitor_id)).all()
+    assert left == ["u:bob"]
+
+
+def test_a_retention_cut_off_empties_the_reports_before_it(app, client, site):
+    site_id, live, _ = site
+    _send(app, live, **PAID, success_user_id="alice", success_value=5)
+    assert _totals(client, site_id)["conversions"] == 1
+    later = datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=2)
+    with app.app_context():
+        sessions.catch_up(db.session())
+        assert db.session.scalar(select(func.count()).select_from(VisitorSession)) == 1
+        deleted = erasure.delete_before(db.session.get(Site, site_id), later, "test")
+        remaining = db.session.scalar(select(func.count()).select_from(VisitorSession))
+    assert deleted == 1
+    assert remaining == 0
+    after = _totals(client, site_id)
+    assert (after["events"], after["conversions"], after["revenue"]) == (0, 0, "0.00")
