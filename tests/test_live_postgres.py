@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, text
 
-from datalook import apikeys, erasure, stats, tokens
+from datalook import apikeys, erasure, tokens
 from datalook.extensions import db
 from datalook.ingest import refusals
 from datalook.ingest.refusals import recorder_for
 from datalook.models import AuditEntry, RefusedRequest, Site
+from tests import raw_figures as stats
 from tests.conftest import add_site, sign_up
 from tests.factories import Made, bearer, stored_events
 from tests.test_postgres import pg_app  # noqa: F401 - the PostgreSQL app fixture

@@ -84,6 +84,9 @@ EVENT_COLUMNS = (
 )
 
 
+RECEIVED_AT = 9  # the position of received_at in a row of EVENT_COLUMNS
+
+
 def fold_columns(dialect: str) -> tuple:
     """The event columns a fold reads; on SQLite the times stay text (parsed once per hour)."""
     if dialect != "sqlite":
@@ -350,7 +353,7 @@ def usable_prefix(
         return rows
     expected = last_id + 1
     for index, row in enumerate(rows):
-        if row[0] != expected and row[0] > settled_id and row[-1] > now - GAP_WAIT:
+        if row[0] != expected and row[0] > settled_id and row[RECEIVED_AT] > now - GAP_WAIT:
             return rows[:index]  # an id before this one may still commit
         expected = row[0] + 1
     return rows

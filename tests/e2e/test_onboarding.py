@@ -34,7 +34,8 @@ def test_new_owner_signs_up_adds_a_site_and_sees_the_quests(page, new_context, s
         "href", f"/sites/{site_id}/quests/server-events"
     )
 
-    # The quest list: the backend quest first and still to do, then the browser's, then later.
+    # The quest list: the backend quest first and still to do, then the browser's and the
+    # funnel's, each a live quest of its own.
     quests = page.locator("ol.quests > li")
     expect(quests.first.get_by_role("heading")).to_have_text(QUEST_TITLE)
     expect(quests.first.locator(".badge")).to_have_text("To do")
@@ -42,7 +43,8 @@ def test_new_owner_signs_up_adds_a_site_and_sees_the_quests(page, new_context, s
     assert quests.count() > 1
     expect(quests.nth(1).get_by_role("link", name="Add the browser snippet")).to_be_visible()
     expect(quests.nth(1).locator(".badge")).to_have_text("To do")
-    expect(quests.nth(2).locator(".badge")).to_have_text("Coming later")
+    expect(quests.nth(2).get_by_role("link", name="Build your first funnel")).to_be_visible()
+    expect(quests.nth(2).locator(".badge")).to_have_text("To do")
     screenshot(page, "dashboard", readme="dashboard.png")
 
     # Log out: the site's pages now ask for a log-in.

@@ -1,4 +1,5 @@
-"""Dashboard figures computed from stored events."""
+"""Figures computed straight from the raw events, by scanning them: the tests' independent
+oracle for what the reports (datalook/analytics) compute from their summaries."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, distinct, func, literal_column, select
 
-from .extensions import db
-from .ingest.schema import VALUE_SCALE, format_value
-from .models import Event, SuccessRule
+from datalook.extensions import db
+from datalook.ingest.schema import VALUE_SCALE, format_value
+from datalook.models import Event, SuccessRule
 
 _WHOLE_UNITS: ColumnElement[int] = literal_column(f"events.success_value_micros / {VALUE_SCALE}")
 _REMAINDER: ColumnElement[int] = literal_column(f"events.success_value_micros % {VALUE_SCALE}")
