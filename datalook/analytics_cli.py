@@ -28,6 +28,23 @@ def analytics_rebuild(domain: str) -> None:
     click.echo(f"Rebuilt {site.domain}: {count} events in {time.monotonic() - started:.1f} s")
 
 
+@analytics.command("fold")
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.1, 3600),
+    default=summaries.INTERVAL_S,
+    show_default=True,
+    help="Seconds between folds.",
+)
+def analytics_fold(interval: float) -> None:
+    """Fold new events into the report summaries every --interval seconds, until stopped."""
+    folder = summaries.folder_for(current_app._get_current_object())  # type: ignore[attr-defined]
+    if folder is None:
+        raise click.ClickException("this app has no database")
+    folder.interval = interval
+    folder.run()
+
+
 @analytics.command("catch-up")
 def analytics_catch_up() -> None:
     """Fold every event stored since the last fold."""

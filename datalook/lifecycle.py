@@ -12,7 +12,6 @@ import gc
 from flask import Flask
 
 from . import snippets
-from .analytics import summaries
 from .extensions import db
 from .ingest.usage import counter_for, flush_at_exit
 from .sql import wal_checkpoints
@@ -36,5 +35,5 @@ def worker_started(app: object) -> None:
         # One worker per host wins the lead and copies the SQLite WAL into the database on
         # its own thread, so that no writer waits for a checkpoint.
         wal_checkpoints.start_for(app)
-        # One worker per host also folds new events into the report summaries every second.
-        summaries.start_for(app)
+        # The report fold is not a worker's job: scripts/serve.sh runs `flask analytics fold`
+        # beside the server at low priority, so that it never takes CPU from the workers.

@@ -549,7 +549,9 @@ def rebuild_site(engine: Engine, instance_path: str, site_id: int, batch: int = 
 
 
 class Folder:
-    """A daemon thread that folds new events every INTERVAL_S while it leads the host."""
+    """Folds new events every INTERVAL_S while it leads the host: in the foreground
+    (`flask analytics fold`, which scripts/serve.sh runs beside the server at low priority,
+    so that folding never takes CPU from the workers answering events), or on a thread."""
 
     def __init__(self, app: Flask, lead_path: str, interval: float = INTERVAL_S) -> None:
         self.app = app
@@ -563,7 +565,7 @@ class Folder:
         """Start the thread (once)."""
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._run, name="datalook-analytics-fold", daemon=True
+                target=self.run, name="datalook-analytics-fold", daemon=True
             )
             self._thread.start()
 
@@ -573,8 +575,8 @@ class Folder:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def _run(self) -> None:
-        """Wait for the host's lead (a worker that exits drops it), then fold forever."""
+    def run(self) -> None:
+        """Wait for the host's lead (a folder that exits drops it), then fold until stopped."""
         fd = os.open(self.lead_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             while True:
@@ -607,11 +609,11 @@ class Folder:
             log.info("analytics: folded %d events in %.1f s", folded, time.monotonic() - started)
 
 
-def start_for(app: Flask) -> Folder | None:
-    """Start the app's fold thread in this server worker (gunicorn's post_worker_init).
+def folder_for(app: Flask) -> Folder | None:
+    """The app's folder (not started); None for an app without a database.
 
-    Every worker calls it; one per host wins the lead, the others wait for it in case that
-    worker exits. None for an app without a database (the benchmark's bare baseline).
+    Any number may run on a host: one wins the lead, the others wait for it in case it
+    exits.
     """
     config = getattr(app, "config", {})
     if not config.get("SQLALCHEMY_DATABASE_URI") or not hasattr(app, "extensions"):
@@ -626,6 +628,13 @@ def start_for(app: Flask) -> Folder | None:
         # write holds it for a few milliseconds) against how fresh unread summaries are.
         interval = float(config.get("ANALYTICS_FOLD_INTERVAL_S", INTERVAL_S))
         found = app.extensions["datalook_analytics_folder"] = Folder(app, lead, interval)
+    return found
+
+
+def start_for(app: Flask) -> Folder | None:
+    """Start the app's folder on a thread of this process (once per app)."""
+    found = folder_for(app)
+    if found is not None:
         found.start()
     return found
 
