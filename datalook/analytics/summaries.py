@@ -456,7 +456,13 @@ def _claim(connection, version: int, last_id: int | None) -> bool:
 
 
 def fold_once(engine: Engine, batch: int = BATCH) -> int:
-    """Fold one batch of new events (caller holds the host lock); return how many."""
+    """Fold one batch of new events (caller holds the host lock); return how many.
+
+    Each read is a short transaction of its own: a snapshot held across the Python work
+    would keep SQLite from restarting its WAL (see sql/wal_checkpoints.py), and every
+    writer would pay for the longer WAL. The version check when writing makes the reads
+    consistent: if another fold wrote in between, this one starts over.
+    """
     dialect = engine.dialect.name
     with engine.connect() as connection:
         last_id, version = _read_cursor(connection)
@@ -469,14 +475,17 @@ def fold_once(engine: Engine, batch: int = BATCH) -> int:
                 .limit(batch)
             ).all()
         )
-        rows = usable_prefix(rows, last_id, utcnow(), dialect == "sqlite", settled)
-        if not rows:
-            return 0
-        acc = Accumulator()
-        for row in rows:
-            acc.add(row)
-        stored = _stored_sketches(connection, list(acc.sketches_by_key()))
-        connection.rollback()  # end the read transaction before writing
+        connection.rollback()  # end the snapshot before the work
+    rows = usable_prefix(rows, last_id, utcnow(), dialect == "sqlite", settled)
+    if not rows:
+        return 0
+    acc = Accumulator()
+    for row in rows:
+        acc.add(row)
+    keys = list(acc.sketches_by_key())
+    with engine.connect() as connection:
+        stored = _stored_sketches(connection, keys)
+        connection.rollback()
     with write_lock(engine.dialect, engine.url.database), engine.begin() as connection:
         if not _claim(connection, version, rows[-1][0]):
             connection.rollback()
@@ -498,6 +507,11 @@ def catch_up(
                 break
             folded += max(done, 0)
             batches += 1
+            if 0 < done < batch:
+                # The head is reached. Chasing events that arrive meanwhile would fold a
+                # handful at a time, and each fold has a fixed cost (its transactions, the
+                # sketches it merges): they wait for the next fold instead.
+                break
     return folded
 
 
