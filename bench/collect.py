@@ -29,6 +29,7 @@ from bench.run import (
     raised_key,
     run_wrk,
     server_command,
+    server_env,
     settled_count,
 )
 
@@ -79,14 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sys.path.insert(0, str(ROOT))
     load_before = os.getloadavg()
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in ("DATABASE_URL", "RATELIMIT_STORAGE_URI", "DATALOOK_ACCESS_LOG")
-    }
-    env["HOST"] = "127.0.0.1"
-    if options.workers is not None:
-        env["WEB_CONCURRENCY"] = str(options.workers)
+    env = server_env(options.workers)
     workers = int(env.get("WEB_CONCURRENCY", "2"))
     env["COLLECT_ADDRESS_LIMIT"] = RAISED_ADDRESS_LIMIT
     with tempfile.TemporaryDirectory(prefix="datalook-bench-collect-") as tmp:

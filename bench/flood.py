@@ -39,6 +39,7 @@ from bench.run import (
     parse_wrk,
     raised_key,
     server_command,
+    server_env,
     warm_up,
 )
 
@@ -132,14 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     from datalook.config import gunicorn_settings
 
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "RATELIMIT_STORAGE_URI", "DATALOOK_ACCESS_LOG")
-    }
-    env["HOST"] = "127.0.0.1"
-    if options.workers is not None:
-        env["WEB_CONCURRENCY"] = str(options.workers)
+    env = server_env(options.workers)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="datalook-flood-") as tmp:
         tmpdir = Path(tmp)

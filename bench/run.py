@@ -192,6 +192,20 @@ class Server:
         return self.process.returncode
 
 
+def server_env(workers: int | None) -> dict[str, str]:
+    """The environment a benchmark's server starts with: this one, minus the settings that
+    would point it at an operator's database or rate-limit storage, on 127.0.0.1."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("DATABASE_URL", "RATELIMIT_STORAGE_URI", "DATALOOK_ACCESS_LOG")
+    }
+    env["HOST"] = "127.0.0.1"
+    if workers is not None:
+        env["WEB_CONCURRENCY"] = str(workers)
+    return env
+
+
 def server_command(app: str, worker_class: str | None) -> list[str]:
     """How to start gunicorn: serve.sh as `make run` does, or gunicorn with `-k`."""
     if app == "wsgi:app" and worker_class is None:
@@ -605,14 +619,7 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = os.getloadavg()
     started = datetime.now(UTC)
-    base_env = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in ("DATABASE_URL", "RATELIMIT_STORAGE_URI", "DATALOOK_ACCESS_LOG")
-    }
-    base_env["HOST"] = "127.0.0.1"
-    if options.workers is not None:
-        base_env["WEB_CONCURRENCY"] = str(options.workers)
+    base_env = server_env(options.workers)
     try:
         workers = gunicorn_settings(base_env)["workers"]
     except ConfigError as exc:
