@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, render_template
+from flask import Blueprint, current_app, jsonify, render_template
 
 from .. import openapi, show_once, snippets
 from ..browser.script import snippet
@@ -39,4 +39,9 @@ def reports():
 @bp.route("/openapi.json")
 def openapi_json():
     """The public API in OpenAPI 3.1."""
-    return jsonify(openapi.document(show_once.base_url()))
+    config = current_app.config
+    return jsonify(
+        openapi.document(
+            show_once.base_url(), config["COLLECT_ADDRESS_LIMIT"], config["SESSION_COOKIE_NAME"]
+        )
+    )
