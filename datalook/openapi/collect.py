@@ -139,8 +139,7 @@ def _post(collect_limit: str) -> dict:
             "403": error_response(
                 "`invalid_site_key` (no site has this key) or `origin_not_allowed` (the "
                 "page's origin is not allowed for the site; with `Vary: Origin`). No CORS "
-                "headers: the page cannot read this answer.",
-                "Vary",
+                "headers: the page cannot read this answer."
             ),
             "413": error_response(
                 f"`payload_too_large`: the body is over {MAX_COLLECT_BYTES // 1024} KiB.",
@@ -182,7 +181,7 @@ def _preflight(collect_limit: str) -> dict:
             },
             "400": error_response("`invalid_request`: no site key (field `site`)."),
             "403": error_response(
-                "`invalid_site_key` or `origin_not_allowed` (no CORS headers).", "Vary"
+                "`invalid_site_key` or `origin_not_allowed` (with `Vary: Origin`); no CORS headers."
             ),
             "429": error_response(_limit_text(collect_limit), "Retry-After"),
             "503": error_response("`unavailable`: the database could not be read.", "Retry-After"),

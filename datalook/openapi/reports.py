@@ -23,6 +23,9 @@ CURSOR_PATTERN = "^e[0-9]{1,19}\\.r[0-9]{1,19}$"
 #: A key id as live.json's `key` filter accepts it.
 KEY_ID_PATTERN = "^[A-Za-z0-9]{1,32}$"
 
+# Control characters, refused in a step's texts; a text must also hold a visible character.
+_CONTROL = "\\x00-\\x1f\\x7f"
+_VISIBLE = f"^(?=.*\\S)[^{_CONTROL}]*$"
 _SITE_ZONE = "the site's time zone is unknown on this server (a setting, not a parameter)"
 
 #: The date range's errors (ranges.parse_range), by parameter.
@@ -324,7 +327,7 @@ def _step_schema() -> dict:
         "event_name": {"type": "string", "enum": list(EVENT_NAMES)},
         "page_path": {
             "type": ["string", "null"],
-            "pattern": "^/[^*]*\\*?$",
+            "pattern": f"^/[^*{_CONTROL}]*\\*?$",
             "maxLength": MAX_PATH,
             "description": "Exact, or a prefix written with a final `*` (`/docs/*`).",
         },
@@ -332,6 +335,7 @@ def _step_schema() -> dict:
             "type": ["string", "null"],
             "minLength": 1,
             "maxLength": MAX_NAME,
+            "pattern": _VISIBLE,
             "description": "The success rule's `name`.",
         },
         "property": {
@@ -346,6 +350,7 @@ def _step_schema() -> dict:
                             "type": "string",
                             "minLength": 1,
                             "maxLength": funnels.MAX_PROPERTY_KEY,
+                            "pattern": _VISIBLE,
                         },
                         "value": {"type": ["string", "number", "boolean"]},
                     },
