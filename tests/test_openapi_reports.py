@@ -706,3 +706,72 @@ def test_collect_limits_and_outages_answer_as_documented(make_app, monkeypatch):
     )
     found += check_collect(document, "unavailable", outage, 503, "unavailable")
     assert found == []
+
+
+# --- the docs page states the contracts ------------------------------------------------------
+
+REPORT_FACTS = [
+    "GET /sites/<site_id>/stats.json",
+    "funnel.json",
+    "funnels/<funnel_id>.json",
+    "journeys.json",
+    "journeys/next.json",
+    "live.json",
+    "404",
+    "302",
+    "both days inclusive",
+    "decimal string, never a float",
+    "previous",
+    "visitors_exact",
+    "events_without_visitor",
+    "a visitor is a distinct success_user_id",
+    "never as visitors",
+    "counted once",
+    "local midnight",
+    "test key",
+    "archived ones included",
+    "conversion window",
+    "excluded_events_without_visitor",
+    "strict",
+    "30 minutes",
+    "sessions_total",
+    "cursor",
+    "Cache-Control: no-store",
+    "/openapi.json",
+]
+
+
+def docs_text(client) -> str:
+    """The reports docs page as a reader sees it."""
+    import html
+    import re
+
+    response = client.get("/docs/reports")
+    assert response.status_code == 200
+    text = re.sub(r"<[^>]+>", " ", response.get_data(as_text=True))
+    return re.sub(r"\s+", " ", html.unescape(text))
+
+
+def test_the_docs_state_the_contracts_and_the_rules_of_counting(client):
+    text = docs_text(client).lower()
+    missing = [fact for fact in REPORT_FACTS if fact.lower() not in text]
+    assert missing == []
+
+
+def test_the_docs_list_every_period_and_every_parameter_error(client):
+    response = client.get("/docs/reports")
+    markup = response.get_data(as_text=True)
+    missing = [key for key in ranges.PERIODS if f"<code>{key}</code>" not in markup]
+    missing += [
+        f"{field}/{code}"
+        for _envelope, table in described.ENDPOINT_ERRORS.values()
+        for field, codes in table.items()
+        for code in codes
+        if f"<code>{field}</code>" not in markup or f"<code>{code}</code>" not in markup
+    ]
+    missing += [
+        envelope
+        for envelope, _table in described.ENDPOINT_ERRORS.values()
+        if f"<code>{envelope}</code>" not in markup
+    ]
+    assert missing == []

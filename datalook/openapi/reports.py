@@ -26,7 +26,7 @@ KEY_ID_PATTERN = "^[A-Za-z0-9]{1,32}$"
 # Control characters, refused in a step's texts; a text must also hold a visible character.
 _CONTROL = "\\x00-\\x1f\\x7f"
 _VISIBLE = f"^(?=.*\\S)[^{_CONTROL}]*$"
-_SITE_ZONE = "the site's time zone is unknown on this server (a setting, not a parameter)"
+_SITE_ZONE = "The site's time zone setting is unknown on this server (not a parameter)."
 
 #: The date range's errors (ranges.parse_range), by parameter.
 RANGE_ERRORS: dict[str, dict[str, str]] = {
@@ -40,7 +40,7 @@ RANGE_ERRORS: dict[str, dict[str, str]] = {
         "invalid_date": "Not a date written YYYY-MM-DD.",
         "out_of_range": f"Before {ranges.EARLIEST_DAY.isoformat()} or after the year 9998.",
         "before_from": "`to` is before `from`.",
-        "range_too_long": f"The range is {ranges.MAX_CUSTOM_DAYS} days or longer (20 years).",
+        "range_too_long": f"The range is {ranges.MAX_CUSTOM_DAYS} days or longer.",
     },
     "period": {
         "unknown_period": f"Not one of {', '.join(ranges.PERIODS)}.",
