@@ -96,13 +96,12 @@ def problems(document: dict, path: str, method: str, response) -> list[str]:
             found += [f"{status} header {name}: {e.message}" for e in _errors(header_schema, value)]
     content = documented.get("content")
     if content is None:
-        if not status.startswith("3"):
-            found += [f"{status} has a body"] if response.get_data() else []
-        return found
+        return found + ([f"{status} has a body"] if response.get_data() else [])
     if response.mimetype not in content:
         return [*found, f"{status} is {response.mimetype}, documented {sorted(content)}"]
     schema = content[response.mimetype]["schema"]
-    errors = validator(document, schema).iter_errors(response.get_json())
+    body = response.get_json() if response.is_json else response.get_data(as_text=True)
+    errors = validator(document, schema).iter_errors(body)
     return found + [f"{status} body at {list(e.absolute_path)}: {e.message}" for e in errors]
 
 

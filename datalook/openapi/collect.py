@@ -183,7 +183,13 @@ def _preflight(collect_limit: str) -> dict:
             "403": error_response(
                 "`invalid_site_key` or `origin_not_allowed` (with `Vary: Origin`); no CORS headers."
             ),
-            "429": error_response(_limit_text(collect_limit), "Retry-After"),
+            "429": error_response(
+                "`rate_limited`: with an unknown site key, more failed attempts from this "
+                f"address than {FAILED_AUTH_LIMIT.amount} per "
+                f"{FAILED_AUTH_LIMIT.get_expiry()} seconds (a preflight does not spend the "
+                "per-address event limit).",
+                "Retry-After",
+            ),
             "503": error_response("`unavailable`: the database could not be read.", "Retry-After"),
         },
     }

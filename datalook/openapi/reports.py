@@ -670,6 +670,7 @@ def responses() -> dict:
             "headers": {
                 "Location": {"schema": {"type": "string", "examples": ["/login?next=%2F"]}}
             },
+            "content": {"text/html": {"schema": {"type": "string"}}},
         },
         "SiteNotFound": {
             "description": "`not_found`: no such site, or the site belongs to another user "
