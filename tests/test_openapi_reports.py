@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
@@ -18,7 +19,9 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 import datalook
+from datalook import live
 from datalook.analytics import funnels, journeys, ranges, sessions
+from datalook.envelope import ApiError
 from datalook.extensions import db
 from datalook.ingest import collect as collect_module
 from datalook.ingest import schema as event_schema
@@ -161,12 +164,39 @@ def test_the_report_facts_come_from_the_code(client):
     assert exposed["schema"]["const"] == collect_module.EXPOSED_HEADERS
 
 
-@pytest.mark.parametrize("text", ["1m", "90m", "24h", "7d", "30d", "999999d"])
-def test_the_window_pattern_is_the_parser_s(text):
-    import re
+WINDOWS = ["1m", "90m", "24h", "7d", "30d", "999999d", "0m", "25", "1.5h", "h", "24H", " 24h"]
+CURSORS = ["e0.r0", "e12.r3", "e1", "x", "e1.r1.x", "e" + "9" * 20 + ".r1", "E1.R1", "e-1.r0"]
+KEY_IDS = ["AbC123", "a", "k" * 32, "k" * 33, "ab-c", "ab c", "é"]
 
-    assert re.match(funnels.WINDOW_PATTERN, text)
-    assert re.match(described.CURSOR_PATTERN, "e0.r0")
+
+@pytest.mark.parametrize("text", WINDOWS)
+def test_the_window_pattern_accepts_what_the_parser_reads(text):
+    try:
+        funnels.parse_window(text)
+        readable = True
+    except funnels.FunnelError as exc:
+        readable = exc.code != "invalid_window"  # out_of_range: well written, too long
+    assert bool(re.search(funnels.WINDOW_PATTERN, text)) == readable
+
+
+@pytest.mark.parametrize("text", CURSORS)
+def test_the_cursor_pattern_accepts_what_live_json_reads(text):
+    try:
+        live.parse_cursor(text)
+        accepted = True
+    except ApiError:
+        accepted = False
+    assert bool(re.search(described.CURSOR_PATTERN, text)) == accepted
+
+
+@pytest.mark.parametrize("text", KEY_IDS)
+def test_the_key_id_pattern_accepts_what_live_json_reads(text):
+    try:
+        live.parse_filters({"key": text})
+        accepted = True
+    except ApiError:
+        accepted = False
+    assert bool(re.search(described.KEY_ID_PATTERN, text)) == accepted
 
 
 def test_the_reports_are_for_the_session_and_collect_for_anyone(client):
