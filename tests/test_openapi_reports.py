@@ -9,6 +9,7 @@ bad parameters included.
 from __future__ import annotations
 
 import ast
+import io
 import json
 import re
 from datetime import UTC, date, datetime, timedelta
@@ -17,6 +18,8 @@ from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy.exc import OperationalError
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Response
 
 import datalook
 from datalook import live
@@ -804,3 +807,29 @@ def test_the_docs_list_every_period_and_every_parameter_error(client):
         if f"<code>{envelope}</code>" not in markup
     ]
     assert missing == []
+
+
+class BrokenStream(io.RawIOBase):
+    """A request stream that fails the way a server's reader does on a malformed body."""
+
+    def read(self, size: int = -1) -> bytes:
+        raise ValueError("Invalid chunk size")
+
+
+def test_collect_answers_an_unreadable_body_400_as_documented(app, client, browser_site):
+    builder = EnvironBuilder(
+        path=f"/collect?site={browser_site}",
+        method="POST",
+        headers={"Origin": "https://example.com", "User-Agent": CHROME},
+        content_type="text/plain",
+    )
+    environ = builder.get_environ()
+    environ.update(
+        {"wsgi.input": BrokenStream(), "wsgi.input_terminated": True},
+        HTTP_TRANSFER_ENCODING="chunked",
+    )
+    environ.pop("CONTENT_LENGTH", None)
+    response = Response.from_app(app.wsgi_app, environ)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_body"
+    assert problems(spec(client), "/collect", "post", response) == []

@@ -134,7 +134,8 @@ def _post(collect_limit: str) -> dict:
             "400": error_response(
                 "`invalid_request`: no site key (field `site`), or the event is not valid "
                 "(`errors` names every problem, with the codes of POST /event); "
-                "`invalid_json`: the body is empty or not JSON."
+                "`invalid_json`: the body is empty or not JSON; `invalid_body`: the body "
+                "could not be read (malformed chunked encoding, cut short)."
             ),
             "403": error_response(
                 "`invalid_site_key` (no site has this key) or `origin_not_allowed` (the "

@@ -652,7 +652,7 @@ def _bad_request(endpoint: str) -> dict:
     """The documented 400 of one endpoint, its codes explained."""
     _code, table = ENDPOINT_ERRORS[endpoint]
     lines = [
-        f"- `{field}`: " + " ".join(f"`{code}` {meaning}" for code, meaning in codes.items())
+        f"- `{field}`: " + " ".join(f"`{code}`: {meaning}" for code, meaning in codes.items())
         for field, codes in table.items()
     ]
     return {
