@@ -34,7 +34,9 @@ MIN_STEPS, MAX_STEPS = 2, 8
 MODES = ("ordered", "strict")
 DEFAULT_WINDOW = "24h"
 MIN_WINDOW, MAX_WINDOW = timedelta(minutes=1), timedelta(days=30)
-_WINDOW_RE = re.compile(r"^([1-9][0-9]{0,5})([mhd])$")
+# A number and a unit; also the OpenAPI pattern of the `window` parameter.
+WINDOW_PATTERN = "^([1-9][0-9]{0,5})([mhd])$"
+_WINDOW_RE = re.compile(WINDOW_PATTERN)
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 _STEP_KEYS = frozenset({"event_name", "page_path", "name", "property"})
 MAX_PROPERTY_KEY = 100

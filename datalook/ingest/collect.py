@@ -48,7 +48,14 @@ class BrowserSite:
 
 def answer(context: Context, request: Request) -> Response:
     """The ingestion app's endpoint for /collect (POST, and OPTIONS for the preflight)."""
-    body = request.stream.read(MAX_COLLECT_BYTES + 1) if request.method == "POST" else b""
+    try:
+        body = request.stream.read(MAX_COLLECT_BYTES + 1) if request.method == "POST" else b""
+    except Exception:
+        # Whatever the server's reader raises for a malformed or cut-short body: the
+        # client's request is broken, not us (as /event's reader answers).
+        return error_response(
+            400, "invalid_body", "The request body could not be read (malformed or incomplete)."
+        )
     return handle_collect(
         context,
         request.method,
