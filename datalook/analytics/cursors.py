@@ -179,7 +179,7 @@ def derive_in_two_phases(
     derived again). Returns how many events were passed over.
     """
     ensure(session, name)
-    bind = session.get_bind()
+    engine = session.get_bind().engine  # the bind is an Engine here; .engine says so to mypy
     passed = 0
     while True:
         position, version = _read_position(session, name)
@@ -196,7 +196,7 @@ def derive_in_two_phases(
         horizon = ids[take - 1][0]
         result = derive(session, position, horizon)
         session.rollback()  # end the read snapshot before writing
-        with write_lock(bind.dialect, bind.url.database):
+        with write_lock(engine.dialect, engine.url.database):
             if not _claim(session, name, position, version, horizon):
                 session.rollback()
                 continue  # another catch-up or an erasure came first: read again
