@@ -18,6 +18,7 @@ from datalook.extensions import db
 from datalook.models import Event, Site
 from tests.conftest import add_site, sign_up
 from tests.funnel_data import E, set_timezone, store
+from tests.test_postgres import pg_app  # noqa: F401 - a fixture, used by name
 
 HOME = {"event_name": "pageview", "page_path": "/"}
 PAID = {"event_name": "success", "name": "paid"}
@@ -274,3 +275,24 @@ def test_zone_refuses_unknown_names_and_site_zone_falls_back():
     assert ranges.site_zone("Mars/Olympus_Mons").key == "UTC"
     assert ranges.site_zone(None).key == "UTC"
     assert ranges.site_zone("Europe/Berlin").key == "Europe/Berlin"
+
+
+# --- the same on PostgreSQL ---------------------------------------------------------------------
+
+
+def test_money_all_time_and_an_unknown_zone_on_postgresql(pg_app):  # noqa: F811
+    client = pg_app.test_client()
+    sign_up(client)
+
+    def new_shop(domain: str) -> tuple[int, int]:
+        """Another site of the owner, with its saved funnel."""
+        site_id = add_site(client, domain)
+        return site_id, save_funnel(pg_app, site_id)
+
+    test_funnels_write_money_as_stats_json_does(pg_app, client, new_shop("a.example"), *MONEY[0])
+    test_all_time_starts_on_the_first_counted_event_in_every_report(
+        pg_app, client, new_shop("b.example"), "Asia/Kolkata"
+    )
+    test_an_unknown_stored_zone_is_utc_in_every_report_and_page(
+        pg_app, client, new_shop("c.example")
+    )
