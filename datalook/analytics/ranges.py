@@ -275,7 +275,9 @@ def first_counted_day(site_id: int, tz: ZoneInfo) -> date | None:
 def site_range(site: Site, args: Mapping[str, str], now_utc: datetime | None = None) -> DateRange:
     """The range a report asks for in `args`, in the site's zone (RangeError when bad)."""
     tz = site_zone(site.timezone)
-    return parse_range(args, tz, today_in(tz, now_utc), first_counted_day(site.id, tz))
+    # Only "All time" needs the first day: other periods save the read.
+    first = first_counted_day(site.id, tz) if args.get("period") == "all" else None
+    return parse_range(args, tz, today_in(tz, now_utc), first)
 
 
 def parse_range(
