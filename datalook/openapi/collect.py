@@ -11,6 +11,16 @@ from ..ratelimit.rules import FAILED_AUTH_LIMIT
 from .common import error_response, header_refs, ref
 
 _CORS = ("Access-Control-Allow-Origin", "Vary")
+# Every answer a page may read carries these (`Vary` only where the origin is echoed).
+_READABLE = ("Access-Control-Allow-Origin", "Access-Control-Expose-Headers")
+_CORS_RULE = (
+    "CORS: a page may read every answer except the refusal of its own origin. Once the "
+    "site key and the origin are accepted, `Access-Control-Allow-Origin` echoes the page's "
+    "origin (with `Vary: Origin`), errors included; answers given before a site is "
+    "identified (no or unknown site key, key guessing, an unreadable body, a store that "
+    "cannot be read) say nothing about any site and carry `*`; `origin_not_allowed` carries "
+    "no grant, as the site's owner did not allow that page. Never with credentials."
+)
 
 
 def headers() -> dict:
@@ -21,8 +31,9 @@ def headers() -> dict:
 
     return {
         "Access-Control-Allow-Origin": header(
-            "The page's own origin, echoed once the site key and the origin are accepted.",
-            {"type": "string", "examples": ["https://shop.example"]},
+            "The page's own origin, echoed once the site key and the origin are accepted; "
+            "`*` on an answer given before a site is identified.",
+            {"type": "string", "examples": ["https://shop.example", "*"]},
         ),
         "Access-Control-Expose-Headers": header(
             "The answer's headers that the page may read.",
@@ -114,8 +125,7 @@ def _post(collect_limit: str) -> dict:
             "asks for it, Do Not Track visitors are answered 204 and not stored. An event "
             "without `success_user_id` gets a cookieless visitor id: a hash of a daily "
             "rotating secret salt, the site, the client address and the User-Agent (the "
-            "address is never stored). Stored durably before the 204. Once the origin is "
-            "accepted, every answer carries the CORS headers, errors included."
+            "address is never stored). Stored durably before the 204.\n\n" + _CORS_RULE
         ),
         "security": [],
         "parameters": [_site_parameter(), _origin_parameter()],
@@ -132,15 +142,16 @@ def _post(collect_limit: str) -> dict:
                 ),
             },
             "400": error_response(
-                "`invalid_request`: no site key (field `site`), or the event is not valid "
-                "(`errors` names every problem, with the codes of POST /event); "
+                "`invalid_request`: no site key (field `site`; CORS `*`), or the event is "
+                "not valid (`errors` names every problem, with the codes of POST /event); "
                 "`invalid_json`: the body is empty or not JSON; `invalid_body`: the body "
-                "could not be read (malformed chunked encoding, cut short)."
+                "could not be read (malformed chunked encoding, cut short; CORS `*`).",
+                *_READABLE,
             ),
             "403": error_response(
-                "`invalid_site_key` (no site has this key) or `origin_not_allowed` (the "
-                "page's origin is not allowed for the site; with `Vary: Origin`). No CORS "
-                "headers: the page cannot read this answer."
+                "`invalid_site_key` (no site has this key; CORS `*`, any page may read it) "
+                "or `origin_not_allowed` (the page's origin is not allowed for the site; "
+                "with `Vary: Origin` and no CORS grant: that page cannot read this answer)."
             ),
             "413": error_response(
                 f"`payload_too_large`: the body is over {MAX_COLLECT_BYTES // 1024} KiB.",
@@ -149,11 +160,18 @@ def _post(collect_limit: str) -> dict:
             "415": error_response(
                 f"`unsupported_media_type`: send `{'` or `'.join(MEDIA_TYPES)}`.", *answered
             ),
-            "429": error_response(_limit_text(collect_limit), "Retry-After"),
+            "429": error_response(
+                _limit_text(collect_limit) + " CORS: the page's origin for the per-address "
+                "limit, `*` for key guessing.",
+                "Retry-After",
+                *_READABLE,
+            ),
             "503": error_response(
                 "`unavailable`: the event store could not take the event; nothing was "
-                "stored. Retry after `Retry-After` seconds.",
+                "stored. Retry after `Retry-After` seconds. CORS: the page's origin once it "
+                "was accepted, `*` when the site could not be read.",
                 "Retry-After",
+                *_READABLE,
             ),
         },
     }
@@ -180,18 +198,27 @@ def _preflight(collect_limit: str) -> dict:
                     "Access-Control-Max-Age",
                 ),
             },
-            "400": error_response("`invalid_request`: no site key (field `site`)."),
+            "400": error_response(
+                "`invalid_request`: no site key (field `site`); CORS `*`.", *_READABLE
+            ),
             "403": error_response(
-                "`invalid_site_key` or `origin_not_allowed` (with `Vary: Origin`); no CORS headers."
+                "`invalid_site_key` (CORS `*`) or `origin_not_allowed` (with `Vary: Origin`, "
+                "no CORS grant). Either way the preflight fails and the browser does not "
+                "send the POST."
             ),
             "429": error_response(
                 "`rate_limited`: with an unknown site key, more failed attempts from this "
                 f"address than {FAILED_AUTH_LIMIT.amount} per "
                 f"{FAILED_AUTH_LIMIT.get_expiry()} seconds (a preflight does not spend the "
-                "per-address event limit).",
+                "per-address event limit). CORS `*`.",
                 "Retry-After",
+                *_READABLE,
             ),
-            "503": error_response("`unavailable`: the database could not be read.", "Retry-After"),
+            "503": error_response(
+                "`unavailable`: the database could not be read; CORS `*`.",
+                "Retry-After",
+                *_READABLE,
+            ),
         },
     }
 

@@ -19,14 +19,15 @@ ERROR_CODES: dict[str, str] = {
     "invalid_json": "400: the body is empty, not valid JSON, or nested too deeply.",
     "invalid_body": "400: the body could not be read (malformed chunked encoding, cut short).",
     "invalid_request": "400: the JSON is not a valid event or batch; `errors` names each field. "
-    "stats.json and live.json: a bad query parameter, named in `errors`.",
-    "bad_request": "400: any other malformed HTTP request. funnel.json, funnels/{id}.json, "
-    "journeys.json and journeys/next.json: a bad query parameter, named in `errors`.",
+    "The reports (stats.json, funnel.json, funnels/{id}.json, journeys.json, "
+    "journeys/next.json, live.json): a bad query parameter, named in `errors`.",
+    "bad_request": "400: any other malformed HTTP request.",
     "missing_token": "401: no Authorization header.",
     "malformed_token": "401: not `Bearer dl_live_<key_id>_<secret>`, or a checksum mismatch.",
     "invalid_token": "401: no such key, or the secret is wrong.",
     "revoked_token": "401: the key was revoked, or its rotation grace period has ended.",
-    "unauthorized": "401: authentication failed for another reason.",
+    "unauthorized": "401: authentication failed for another reason; for the reports, "
+    "not logged in (no valid session cookie).",
     "forbidden": "403: the request is not allowed.",
     "invalid_site_key": "403 (POST /collect): no site has this public site key.",
     "origin_not_allowed": "403 (POST /collect): the page's origin is not allowed for the site.",

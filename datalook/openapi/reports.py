@@ -26,7 +26,6 @@ KEY_ID_PATTERN = "^[A-Za-z0-9]{1,32}$"
 # Control characters, refused in a step's texts; a text must also hold a visible character.
 _CONTROL = "\\x00-\\x1f\\x7f"
 _VISIBLE = f"^(?=.*\\S)[^{_CONTROL}]*$"
-_SITE_ZONE = "The site's time zone setting is unknown on this server (not a parameter)."
 
 #: The date range's errors (ranges.parse_range), by parameter.
 RANGE_ERRORS: dict[str, dict[str, str]] = {
@@ -109,15 +108,16 @@ def _merge(*tables: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
     return out
 
 
-_ZONE_ERRORS = {"timezone": {"unknown_timezone": _SITE_ZONE}}
-
 #: Every report endpoint: its envelope code for a bad parameter and its parameter errors.
 ENDPOINT_ERRORS: dict[str, tuple[str, dict[str, dict[str, str]]]] = {
     "stats": ("invalid_request", RANGE_ERRORS),
-    "funnel": ("bad_request", _merge(RANGE_ERRORS, _ZONE_ERRORS, FUNNEL_ERRORS)),
-    "saved_funnel": ("bad_request", _merge(RANGE_ERRORS, _ZONE_ERRORS)),
-    "journeys": ("bad_request", _merge(RANGE_ERRORS, _ZONE_ERRORS, JOURNEY_ERRORS)),
-    "next_steps": ("bad_request", _merge(RANGE_ERRORS, _ZONE_ERRORS, JOURNEY_ERRORS, NEXT_ERRORS)),
+    "funnel": ("invalid_request", _merge(RANGE_ERRORS, FUNNEL_ERRORS)),
+    "saved_funnel": ("invalid_request", RANGE_ERRORS),
+    "journeys": ("invalid_request", _merge(RANGE_ERRORS, JOURNEY_ERRORS)),
+    "next_steps": (
+        "invalid_request",
+        _merge(RANGE_ERRORS, JOURNEY_ERRORS, NEXT_ERRORS),
+    ),
     "live": ("invalid_request", LIVE_ERRORS),
 }
 
@@ -164,9 +164,9 @@ def parameters() -> dict:
             "A named range instead of `from`/`to` (not beside them); without either, "
             f"`{ranges.DEFAULT_PERIOD}`. "
             + "; ".join(f"`{key}`: {label}" for key, label in ranges.PERIODS.items())
-            + ". Days are cut at local midnight in the site's time zone. `all` starts on "
-            "the site's first day: the day of its first event for stats.json, the day the "
-            "site was added for funnels and journeys.",
+            + ". Days are cut at local midnight in the site's time zone (UTC should this "
+            "server not know the stored zone). `all` starts on the local day of the site's "
+            "first counted event (today without any), the same in every report.",
             {
                 "type": "string",
                 "enum": list(ranges.PERIODS),
@@ -265,7 +265,11 @@ def _stats_schemas() -> dict:
         "Stats": _object(
             {
                 "site": {"type": "string", "description": "The site's domain."},
-                "timezone": {"type": "string", "description": "IANA name; cuts the days."},
+                "timezone": {
+                    "type": "string",
+                    "description": "The IANA name that cut the days: the site's setting, or "
+                    "UTC should this server not know it.",
+                },
                 "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
                 "from": {"type": "string", "format": "date"},
                 "to": {"type": "string", "format": "date"},
@@ -397,10 +401,10 @@ def _funnel_schemas() -> dict:
                                 "description": "null at step 1 and when nobody reached it.",
                             },
                             "revenue": {
-                                "type": "string",
-                                "pattern": MONEY_PATTERN,
+                                "allOf": [ref("schemas", "Money")],
                                 "description": "Sum of `success_value` of the success events "
-                                "matched at this step: exact, at least 2 decimals.",
+                                "matched at this step, written as stats.json writes money "
+                                '(the site\'s currency: `"1250"` in JPY).',
                             },
                         }
                     ),
@@ -665,12 +669,10 @@ def responses() -> dict:
     """components/responses shared by the reports."""
     return {
         "LogInFirst": {
-            "description": "Not logged in: a redirect to the log-in page, which comes back "
-            "here afterwards (`/login?next=…`).",
-            "headers": {
-                "Location": {"schema": {"type": "string", "examples": ["/login?next=%2F"]}}
-            },
-            "content": {"text/html": {"schema": {"type": "string"}}},
+            "description": "`unauthorized`: not logged in (no valid session cookie). A JSON "
+            "answer, never a redirect to the HTML log-in page; the dashboard's pages "
+            "themselves still redirect to `/login?next=…`.",
+            "content": {"application/json": {"schema": ref("schemas", "Error")}},
         },
         "SiteNotFound": {
             "description": "`not_found`: no such site, or the site belongs to another user "
@@ -689,7 +691,7 @@ def _operation(
     endpoint: str,
     not_found: str | None = None,
 ) -> dict:
-    """A GET of the reports: 200 with `schema`, 302, 400 for `endpoint`, 404."""
+    """A GET of the reports: 200 with `schema`, 400 for `endpoint`, 401, 404."""
     missing = ref("responses", "SiteNotFound")
     if not_found:
         missing = {
@@ -708,8 +710,8 @@ def _operation(
                 "description": "The report.",
                 "content": {"application/json": {"schema": ref("schemas", schema)}},
             },
-            "302": ref("responses", "LogInFirst"),
             "400": _bad_request(endpoint),
+            "401": ref("responses", "LogInFirst"),
             "404": missing,
         },
     }
@@ -912,5 +914,5 @@ def session_scheme(cookie_name: str) -> dict:
         "name": cookie_name,
         "description": "The session cookie set by logging in to the dashboard (`/login`). "
         "Only the site's owner gets its reports; for anyone else the site does not exist "
-        "(404).",
+        "(404), and without a valid cookie every report answers 401 `unauthorized`.",
     }
