@@ -98,3 +98,91 @@ def test_a_retention_cut_off_empties_the_reports_before_it(app, client, site):
     assert remaining == 0
     after = _totals(client, site_id)
     assert (after["events"], after["conversions"], after["revenue"]) == (0, 0, "0.00")
+
+
+def _stats(client, site_id: int, period: str) -> dict:
+    """stats.json for a named period (it folds pending events first)."""
+    answer = client.get(f"/sites/{site_id}/stats.json?period={period}")
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    return answer.get_json()
+
+
+def _ago(days: int, hours: int = 0) -> str:
+    """An ISO timestamp `days` and `hours` before now (inside the API's 7 days back)."""
+    moment = datetime.now(UTC) - timedelta(days=days, hours=hours)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+@pytest.mark.parametrize("period", ["today", "7d", "30d"])
+def test_erasing_a_visitor_takes_them_out_of_the_estimated_visitors(app, client, site, period):
+    site_id, live, _ = site
+    app.config["ANALYTICS_EXACT_EVENTS"] = 0  # every range from the sketches
+    for days, hours in [(0, 0), (0, 1), (3, 0), (6, 2)]:
+        when = _ago(days, hours)
+        _send(app, live, **PAID, success_user_id="alice", success_value=1, timestamp=when)
+        _send(app, live, event_name="pageview", page_path="/a", success_user_id="alice")
+    _send(app, live, **PAID, success_user_id="bob", success_value=2)
+    _send(app, live, event_name="pageview", page_path="/a", success_user_id="carol")
+    before = _stats(client, site_id, period)
+    assert before["totals"]["visitors_exact"] is False
+    assert before["totals"]["visitors"] == 3
+    with app.app_context():
+        erasure.erase_visitor(db.session.get(Site, site_id), "alice", "test")
+    after = _stats(client, site_id, period)
+    assert after["totals"]["visitors"] == 2
+    rules = {rule["name"]: rule for rule in after["rules"]}
+    assert rules["paid-customer"]["converters"] == 1
+    pages = {page["page_path"]: page["visitors"] for page in after["pages"]}
+    assert pages["/a"] == 1
+    assert sum(point["visitors"] for point in after["series"]) >= 1
+    assert all(point["visitors"] <= 2 for point in after["series"])
+
+
+def test_a_retention_cut_off_empties_the_visitor_sketches_before_it(app, client, site):
+    site_id, live, _ = site
+    app.config["ANALYTICS_EXACT_EVENTS"] = 0
+    _send(app, live, **PAID, success_user_id="alice", success_value=5, timestamp=_ago(3))
+    _send(app, live, event_name="pageview", success_user_id="bob")
+    assert _stats(client, site_id, "7d")["totals"]["visitors"] == 2
+    with app.app_context():
+        erasure.delete_before(
+            db.session.get(Site, site_id),
+            datetime.now(UTC).replace(tzinfo=None) - timedelta(days=1),
+            "test",
+        )
+    assert _stats(client, site_id, "7d")["totals"]["visitors"] == 1
+
+
+def _sketch_estimates(site_id: int) -> dict:
+    """Every stored visitor sketch of the site as its rounded estimate, by key."""
+    from datalook.analytics import sketches
+    from datalook.analytics.models import VisitorSketch
+
+    rows = db.session.execute(
+        select(VisitorSketch).where(VisitorSketch.site_id == site_id)
+    ).scalars()
+    return {
+        (row.hours, row.dim, row.start): round(sketches.load(row.sketch).get_estimate())
+        for row in rows
+    }
+
+
+def test_an_erasure_leaves_the_sketches_a_rebuild_would_make(app, client, site):
+    from datalook.analytics import summaries
+
+    site_id, live, _ = site
+    users = ["alice", "bob", "carol", "dave"]
+    for index in range(24):
+        user = users[index % 4] if index % 5 else "alice"
+        kind = PAID if index % 3 == 0 else {"event_name": "pageview"}
+        path = f"/p{index % 3}"
+        when = _ago(index % 7, index % 5)
+        _send(app, live, **{**kind, "page_path": path}, success_user_id=user, timestamp=when)
+    _stats(client, site_id, "today")  # folds
+    with app.app_context():
+        erasure.erase_visitor(db.session.get(Site, site_id), "alice", "test")
+        erased = _sketch_estimates(site_id)
+        summaries.rebuild_site(db.engine, app.instance_path, site_id)
+        db.session.commit()
+        rebuilt = _sketch_estimates(site_id)
+    assert erased == rebuilt

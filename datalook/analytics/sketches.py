@@ -42,6 +42,23 @@ def estimate(stored: list[bytes], extra_ids: Iterable[str] = ()) -> int:
     return round(union.get_estimate())
 
 
+def of_ids(ids: Iterable[str]) -> bytes:
+    """The stored bytes of a sketch of these ids."""
+    sketch = new()
+    for visitor in ids:
+        sketch.update(visitor)
+    return dump(sketch)
+
+
+def union(stored: list[bytes]) -> bytes:
+    """One stored sketch holding every id of the given ones (HLL unions lose nothing: the
+    union of the hour sketches of a day is the sketch of the day's ids)."""
+    merged = ds.hll_union(LG_K)
+    for data in stored:
+        merged.update(load(data))
+    return dump(merged.get_result(_TYPE))
+
+
 def combine(old: bytes | None, fresh: ds.hll_sketch) -> bytes:
     """Fold a sketch into a stored one (None: nothing stored yet)."""
     if old is None:
