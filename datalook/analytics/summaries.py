@@ -692,7 +692,7 @@ def forget_deleted(session: Session, deleted: DeletedEvents) -> None:
 
 def _visitor_dims(kind: str, name: str | None, page: str) -> tuple[str, ...]:
     """The sketch dimensions one visitor's event counts in (as Accumulator.add keys them)."""
-    dims = ("", "p:" + page[:MAX_PAGE])
+    dims: tuple[str, ...] = ("", "p:" + page[:MAX_PAGE])
     if kind == "success":
         dims += ("c",) if name is None else ("c", "r:" + name)
     return dims
