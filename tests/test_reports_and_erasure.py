@@ -186,3 +186,36 @@ def test_an_erasure_leaves_the_sketches_a_rebuild_would_make(app, client, site):
         db.session.commit()
         rebuilt = _sketch_estimates(site_id)
     assert erased == rebuilt
+
+
+def test_settled_figures_follow_an_erasure_and_older_events_folded_later(app, client, site):
+    """Figures of the settled past are cached per process; an erasure, a fold of older
+    events and a rebuild must each show at once."""
+    from tests.analytics_helpers import Sample, store
+
+    site_id, _, _ = site
+    app.config["ANALYTICS_EXACT_EVENTS"] = 0
+    old = datetime.now(UTC).replace(tzinfo=None, minute=0) - timedelta(days=40)
+    first, last = (old - timedelta(days=10)).date(), (old + timedelta(days=10)).date()
+    url = f"/sites/{site_id}/stats.json?from={first}&to={last}"
+
+    def figures() -> tuple:
+        answer = client.get(url).get_json()
+        day = [p for p in answer["series"] if p["start"] == old.date().isoformat()][0]
+        return answer["totals"]["visitors"], answer["totals"]["events"], day["visitors"]
+
+    with app.app_context():
+        store(site_id, [Sample(old, user="alice"), Sample(old, user="bob")])
+    assert figures() == (2, 2, 2)
+    assert figures() == (2, 2, 2)  # now from the cache
+    with app.app_context():
+        store(site_id, [Sample(old + timedelta(hours=1), user="carol")])
+    assert figures() == (3, 3, 3)  # the fold of older events moved the generation on
+    with app.app_context():
+        erasure.erase_visitor(db.session.get(Site, site_id), "alice", "test")
+    assert figures() == (2, 2, 2)
+    with app.app_context():
+        from datalook.analytics import summaries
+
+        summaries.rebuild_site(db.engine, app.instance_path, site_id)
+    assert figures() == (2, 2, 2)

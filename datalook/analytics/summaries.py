@@ -41,7 +41,7 @@ from sqlalchemy import Engine, String, delete, select, text, type_coerce, update
 from ..ingest.schema import VALUE_SCALE
 from ..models import Event, utcnow
 from ..sql.connections import dialect_insert, write_lock
-from . import sketches
+from . import settled, sketches
 from .models import (
     MAX_KEY,
     MAX_PAGE,
@@ -250,7 +250,10 @@ _TOTALS = ["events", "pageviews", "clicks", "custom", "conversions", *_MONEY, "w
 
 
 def _write(connection, acc: Accumulator, stored_sketches: dict, dialect: str) -> None:
-    """Add an accumulator's rollups to the tables and store its merged sketches."""
+    """Add an accumulator's rollups to the tables and store its merged sketches (and move
+    the settled generation on if settled buckets change: see analytics.settled)."""
+    if acc.totals and settled.touches_settled(min(hour for _site, hour in acc.totals)):
+        settled.bump(connection)
     if acc.totals:
         connection.execute(
             _add_to_existing(HourlyTotals, ["site_id", "hour"], _TOTALS, dialect),
@@ -566,6 +569,7 @@ def rebuild_site(engine: Engine, instance_path: str, site_id: int, batch: int = 
                     continue
                 for table in SITE_TABLES:
                     connection.execute(delete(table).where(table.site_id == site_id))
+                settled.bump(connection)  # any bucket may change
                 _write(connection, acc, {}, dialect)
             return acc.count
 
