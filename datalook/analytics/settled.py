@@ -28,7 +28,7 @@ from .models import SummaryCursor
 
 GENERATION = "settled"  # the analytics_cursor row whose version is the generation
 LATE = timedelta(days=8)  # longer than the API's 7 days back, with a day to spare
-MAX_ENTRIES = 4096
+MAX_ENTRIES = 2048  # a merged sketch is up to 16 KB: at most about 32 MB per process
 
 
 def boundary(now: datetime | None = None) -> datetime:
