@@ -8,6 +8,11 @@ partial hours at its edges are read from the raw events (less than an hour each 
 Unique visitors are exact (a COUNT DISTINCT over the raw events of the range) while the
 range holds at most ``exact_limit`` events; above it they are HyperLogLog estimates merged
 from the day and hour sketches (error about 0.8%), and ``visitors_exact`` is False.
+
+What lies before the settled boundary (analytics.settled: buckets that late events can no
+longer reach) is merged once per process and cached under the summaries' generation, so a
+long range costs about as much as its last two weeks: its sketches are read and merged,
+the older part comes from the cache, and the figures stay those of the summaries.
 """
 
 from __future__ import annotations
