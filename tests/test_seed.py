@@ -14,8 +14,10 @@ from datalook.analytics.funnel_store import cursor_name
 from datalook.analytics.sessions import SessionEvent
 from datalook.extensions import db
 from datalook.models import Event, utcnow
+from tests.conftest import add_site, sign_up
 from tests.funnel_data import E, store
 from tests.test_funnels_api import save_funnel
+from tests.test_postgres import pg_app  # noqa: F401 - the fixture
 
 EVENTS, DAYS, VISITORS = 20_000, 7, 2_000
 NAME, PAGE, VISITOR, USER, VALUE, PROPS, AT = 3, 4, 5, 6, 7, 8, 9
@@ -95,7 +97,16 @@ def _cursor(name: str) -> int:
     return db.session.scalar(select(DerivedCursor.last_event_id).where(DerivedCursor.name == name))
 
 
-def test_seed_leaves_the_site_folded_and_derived(app, client, owner):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_app(request):
+    """The app on SQLite, then on PostgreSQL."""
+    return request.getfixturevalue("app" if request.param == "sqlite" else "pg_app")
+
+
+def test_seed_leaves_the_site_folded_and_derived(any_app):
+    app, client = any_app, any_app.test_client()
+    sign_up(client)
+    owner = add_site(client)
     funnel = save_funnel(
         client,
         owner,
