@@ -564,9 +564,11 @@ def rebuild_site(engine: Engine, instance_path: str, site_id: int, batch: int = 
 
 
 class Folder:
-    """Folds new events every INTERVAL_S while it leads the host: in the foreground
-    (`flask analytics fold`, which scripts/serve.sh runs beside the server at low priority,
-    so that folding never takes CPU from the workers answering events), or on a thread."""
+    """Folds new events every INTERVAL_S while it leads the host (into the summaries, then
+    the sessions and saved funnels, so that a report's own catch-up stays small): in the
+    foreground (`flask analytics fold`, which scripts/serve.sh runs beside the server at low
+    priority, so that folding never takes CPU from the workers answering events), or on a
+    thread."""
 
     def __init__(self, app: Flask, lead_path: str, interval: float = INTERVAL_S) -> None:
         self.app = app
