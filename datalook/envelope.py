@@ -46,6 +46,14 @@ class ApiError(HTTPException):
         )
 
 
+def parameter_error(field: str, code: str, message: str) -> ApiError:
+    """The 400 of a bad query parameter, the same for every report: code `invalid_request`
+    (as the ingestion API answers an invalid event), `errors[0].field` naming the parameter."""
+    return ApiError(
+        400, "invalid_request", message, [{"field": field, "code": code, "message": message}]
+    )
+
+
 def truncate(value: object, limit: int = 40) -> str:
     """Return a short, safe echo of client input for an error message."""
     text = value if isinstance(value, str) else repr(value)

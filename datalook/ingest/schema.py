@@ -1,5 +1,5 @@
 """The one description of an event: FIELD_TABLE drives validation here and the OpenAPI
-schema (openapi.py), so the two cannot drift; the size caps of a request live here too.
+schema (openapi/ingestion.py), so the two cannot drift; the size caps of a request live here too.
 
 Validation checks the shape first (an object, no unknown fields, required fields present),
 then each field's type and bounds. Every problem is reported at once, each naming its field;
