@@ -42,6 +42,7 @@ from ..ingest.schema import VALUE_SCALE
 from ..models import Event, utcnow
 from ..sql.connections import dialect_insert, write_lock
 from . import settled, sketches
+from .derive import catch_up_all
 from .models import (
     MAX_KEY,
     MAX_PAGE,
@@ -575,9 +576,11 @@ def rebuild_site(engine: Engine, instance_path: str, site_id: int, batch: int = 
 
 
 class Folder:
-    """Folds new events every INTERVAL_S while it leads the host: in the foreground
-    (`flask analytics fold`, which scripts/serve.sh runs beside the server at low priority,
-    so that folding never takes CPU from the workers answering events), or on a thread."""
+    """Folds new events every INTERVAL_S while it leads the host (into the summaries, then
+    the sessions and saved funnels, so that a report's own catch-up stays small): in the
+    foreground (`flask analytics fold`, which scripts/serve.sh runs beside the server at low
+    priority, so that folding never takes CPU from the workers answering events), or on a
+    thread."""
 
     def __init__(self, app: Flask, lead_path: str, interval: float = INTERVAL_S) -> None:
         self.app = app
@@ -627,12 +630,20 @@ class Folder:
         try:
             with self.app.app_context():
                 folded = catch_up(db.engine, self.app.instance_path)
+                # Sessions and saved funnels too, so that a report's own catch-up is small.
+                derived = catch_up_all(db.session())
+                db.session.remove()
         except Exception:  # a database outage must not end the thread
             log.exception("analytics fold failed")
             self._stop.wait(5.0)
             return
-        if folded > BATCH:
-            log.info("analytics: folded %d events in %.1f s", folded, time.monotonic() - started)
+        if folded > BATCH or max(derived.values()) > BATCH:
+            log.info(
+                "analytics: folded %d events, derived %s in %.1f s",
+                folded,
+                derived,
+                time.monotonic() - started,
+            )
 
 
 def folder_for(app: Flask) -> Folder | None:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from ..access import owned_site_or_404
-from ..analytics import funnel_store, journeys, sessions
+from ..analytics import derive, funnel_store, journeys, sessions
 from ..analytics.funnel_models import Funnel
 from ..analytics.funnels import (
     DEFAULT_WINDOW,
@@ -363,11 +363,5 @@ def catch_up_command() -> None:
     """
     import click
 
-    passed = sessions.catch_up(db.session())
-    click.echo(f"sessions: {passed} events")
-    for funnel in db.session.scalars(select(Funnel).order_by(Funnel.id)).all():
-        definition = definition_from_json(funnel.definition)
-        if definition.mode == "strict":
-            continue
-        passed = funnel_store.catch_up(db.session(), funnel, definition)
-        click.echo(f"funnel {funnel.id}: {passed} events")
+    for what, passed in derive.catch_up_all(db.session()).items():
+        click.echo(f"{what}: {passed} events")
