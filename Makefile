@@ -37,7 +37,7 @@ format: $(VENV)/.dev-deps
 
 # Every scenario runs even when an earlier one misses its target; the exit status says
 # whether all were met. `make bench BENCHES=run` runs one (names are modules of bench/).
-BENCHES ?= run slow_clients collect flood analytics funnels
+BENCHES ?= run fold_cost slow_clients collect flood analytics
 bench: $(VENV)/.dev-deps
 	@status=0; for name in $(BENCHES); do \
 	  echo "== bench.$$name"; $(BIN)/python -m bench.$$name || status=1; \

@@ -8,6 +8,12 @@ same but started with REFUSAL_LOG_PER_SECOND=0, takes the same flood in each rou
 ratio of the two flooded runs is what the refused-request log itself costs the valid key.
 Also reports how many refused requests the log kept (it must stay bounded).
 
+Two floors take the same flood in each round too (bench/floor.py), while the valid key
+keeps sending to DataLook: nginx alone answering 429 on a port of its own (refusing costs
+nothing past nginx), and a WSGI app that answers 429 unread, served exactly as DataLook is
+(nginx front, gunicorn sync workers). Their ratios are the best that refusing could reach
+on this machine: with no app work at all, or with no work past the server's own.
+
 The server is started as `make run` starts it (scripts/serve.sh), on a temporary SQLite
 database. The flood key keeps the default limit (500 per 10 s), as a misbehaving client
 would: past it, the flood is answered 429. `--flood-limit` raises it so that every flooded
@@ -28,6 +34,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from bench.floor import NginxFloor
 from bench.run import (
     BENCH,
     INSTALL_WRK,
@@ -44,6 +51,11 @@ from bench.run import (
 )
 
 TARGET_SLOWDOWN = 0.10  # the valid key keeps at least 90% of its throughput under the flood
+# The floors (bench/floor.py), by the name their figures carry.
+FLOORS = {
+    "stack": "a WSGI app answering 429 unread (same nginx front, same gunicorn)",
+    "nginx": "nginx alone answering 429",
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -82,14 +94,16 @@ def wrk(url: str, body: Path, token: str, seconds: int, connections: int) -> dic
     return parse_wrk(result.stdout)
 
 
-def one_round(url: str, valid: tuple[Path, str], flood: tuple[Path, str] | None, options) -> dict:
-    """The valid key's run, with the flood running beside it when given."""
+def one_round(
+    url: str, valid: tuple[Path, str], flood: tuple[str, Path, str] | None, options
+) -> dict:
+    """The valid key's run, with the flood (its own URL, body, token) beside it when given."""
     answers: dict = {}
     flooding = None
     if flood is not None:
 
         def run_flood() -> None:
-            answers["flood"] = wrk(url, *flood, options.duration + 1, options.connections)
+            answers["flood"] = wrk(*flood, options.duration + 1, options.connections)
 
         flooding = threading.Thread(target=run_flood)
         flooding.start()
@@ -170,12 +184,27 @@ def main(argv: list[str] | None = None) -> int:
             tmpdir / "quiet.log",
             ("GET", "/healthz", None),
         )
+        floor_instance = tmpdir / "floor"
+        floor_instance.mkdir()
+        floor_port = free_port()
+        floor_env = {**env, "DATALOOK_INSTANCE_PATH": str(floor_instance), "PORT": str(floor_port)}
+        stack_floor = Server(
+            "gunicorn floor",
+            server_command("bench.floor:app", None),
+            floor_env,
+            floor_port,
+            tmpdir / "floor.log",
+            ("GET", "/healthz", None),
+        )
+        nginx_floor = NginxFloor(tmpdir / "nginx-floor", free_port())
         database = instance / "datalook.db"
         pairs = []
         try:
             workers = gunicorn_settings(env)["workers"]
             server.start(workers)
             quiet.start(workers)
+            stack_floor.start(workers)
+            nginx_floor.start()
             tokens_of = {}
             for name, side_env in (("logged", env), ("quiet", quiet_env)):
                 tokens_of[name] = keys_for(side_env, options)
@@ -183,12 +212,19 @@ def main(argv: list[str] | None = None) -> int:
             warm = argparse.Namespace(threads=2, connections=8)
             warm_up(url, warm, [str(good), tokens_of["logged"][0]])
             warm_up(quiet_url, warm, [str(good), tokens_of["quiet"][0]])
+            floor_urls = {"stack": stack_floor.url + "/event", "nginx": nginx_floor.url + "/event"}
             for number in range(1, options.rounds + 1):
                 valid, flood = tokens_of["logged"]
                 alone = one_round(url, (good, valid), None, options)["valid"]
-                flooded = one_round(url, (good, valid), (bad, flood), options)
+                flooded = one_round(url, (good, valid), (url, bad, flood), options)
                 quiet_valid, quiet_flood = tokens_of["quiet"]
-                unlogged = one_round(quiet_url, (good, quiet_valid), (bad, quiet_flood), options)
+                unlogged = one_round(
+                    quiet_url, (good, quiet_valid), (quiet_url, bad, quiet_flood), options
+                )
+                floors = {
+                    name: one_round(url, (good, valid), (floor_url, bad, flood), options)
+                    for name, floor_url in floor_urls.items()
+                }
                 pair = {
                     "alone_rps": alone["requests_per_s"],
                     "flooded_rps": flooded["valid"]["requests_per_s"],
@@ -198,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
                     "alone_p99_ms": alone["p99_ms"],
                     "flooded_p99_ms": flooded["valid"]["p99_ms"],
                 }
+                for name, answers in floors.items():
+                    pair[f"{name}_floor_rps"] = answers["valid"]["requests_per_s"]
+                    pair[f"{name}_floor_flood_rps"] = answers["flood"]["requests_per_s"]
+                    pair[f"{name}_floor_ratio"] = pair[f"{name}_floor_rps"] / pair["alone_rps"]
                 pair["ratio"] = pair["flooded_rps"] / pair["alone_rps"]
                 pair["log_ratio"] = pair["flooded_rps"] / pair["flooded_unlogged_rps"]
                 pairs.append(pair)
@@ -209,16 +249,34 @@ def main(argv: list[str] | None = None) -> int:
                     f"req/s ({pair['flood_answers']['limited']} answered 429, "
                     f"{pair['flood_answers']['other']} answered 400)"
                 )
+                for name, what in FLOORS.items():
+                    print(
+                        f"  floor, flood to {what}: valid {pair[f'{name}_floor_rps']:.0f} req/s "
+                        f"(ratio {pair[f'{name}_floor_ratio']:.2f}); flood "
+                        f"{pair[f'{name}_floor_flood_rps']:.0f} req/s"
+                    )
         finally:
             server.stop()
             quiet.stop()
+            stack_floor.stop()
+            nginx_floor.stop()
         kept = refused_rows(database)
     ratio = statistics.median(pair["ratio"] for pair in pairs)
     log_ratio = statistics.median(pair["log_ratio"] for pair in pairs)
+    floor_ratio = {
+        name: statistics.median(pair[f"{name}_floor_ratio"] for pair in pairs) for name in FLOORS
+    }
+    # The app's flooded throughput over the floor's, pair by pair (the "alone" run cancels).
+    of_floor = {
+        name: statistics.median(pair["flooded_rps"] / pair[f"{name}_floor_rps"] for pair in pairs)
+        for name in FLOORS
+    }
     report = {
         "pairs": pairs,
         "median_ratio": ratio,
         "median_log_ratio": log_ratio,
+        "median_floor_ratio": floor_ratio,
+        "median_ratio_of_floor": of_floor,
         "refused_rows_kept": kept,
         "load_before": load_before,
         "load_after": os.getloadavg(),
@@ -229,6 +287,16 @@ def main(argv: list[str] | None = None) -> int:
         f"valid key under the flood: median {ratio:.2f} of its throughput alone; target ≥ "
         f"{1 - TARGET_SLOWDOWN:.2f}: {'met' if met else 'NOT met'}"
     )
+    for name, what in FLOORS.items():
+        print(
+            f"floor, flood to {what}: median {floor_ratio[name]:.2f}; DataLook under the flood "
+            f"at {of_floor[name]:.2f} of this floor"
+        )
+    if max(floor_ratio.values()) < 1 - TARGET_SLOWDOWN:
+        print(
+            "even the floors miss the target: on this machine, the flood's own cost (its client, "
+            "nginx) takes that much from the valid key whatever the app does"
+        )
     print(
         f"the log's own cost: flooded with the log at {log_ratio:.2f} of flooded without it "
         "(1.00: none)"

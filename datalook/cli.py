@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from . import apikeys, erasure, exporting
 from .analytics.money import is_currency
-from .analytics.ranges import RangeError, local_midnight_utc, zone
+from .analytics.ranges import UnknownZone, local_midnight_utc, site_zone, zone
 from .browser import settings as browser_settings
 from .browser.origins import InvalidOrigin
 from .browser.script import snippet
@@ -153,7 +153,7 @@ def _set_report_options(site: Site, timezone: str | None, currency: str | None) 
     if timezone is not None:
         try:
             zone(timezone)
-        except RangeError:
+        except UnknownZone:
             fail(f"{timezone[:60]!r} is not an IANA time zone name")
         site.timezone = timezone
     if currency is not None:
@@ -326,9 +326,10 @@ def events_delete(domain: str, before: str) -> None:
         day = date.fromisoformat(before)
     except ValueError:
         fail(f"--before must be a date YYYY-MM-DD, got {before[:40]!r}")
-    cutoff = local_midnight_utc(day, zone(site.timezone))
+    tz = site_zone(site.timezone)  # as the reports cut days (UTC for a zone unknown here)
+    cutoff = local_midnight_utc(day, tz)
     count = erasure.delete_before(site, cutoff, _actor())
-    click.echo(f"Deleted {count} events of {site.domain} before {day} ({site.timezone})", err=True)
+    click.echo(f"Deleted {count} events of {site.domain} before {day} ({tz.key})", err=True)
 
 
 def register(app: Flask) -> None:

@@ -8,9 +8,11 @@ Plain werkzeug, no Flask: the ingestion app answers without an app context.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import orjson
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Response
 
 
@@ -46,6 +48,14 @@ class ApiError(HTTPException):
         )
 
 
+def parameter_error(field: str, code: str, message: str) -> ApiError:
+    """The 400 of a bad query parameter, the same for every report: code `invalid_request`
+    (as the ingestion API answers an invalid event), `errors[0].field` naming the parameter."""
+    return ApiError(
+        400, "invalid_request", message, [{"field": field, "code": code, "message": message}]
+    )
+
+
 def truncate(value: object, limit: int = 40) -> str:
     """Return a short, safe echo of client input for an error message."""
     text = value if isinstance(value, str) else repr(value)
@@ -74,8 +84,40 @@ def error_response(
 
 def json_response(payload: object, status: int = 200) -> Response:
     """A JSON answer that needs no app context."""
+    return Response(_json_bytes(payload), status=status, mimetype="application/json")
+
+
+def _json_bytes(payload: object) -> bytes:
+    """The JSON text of an answer's body."""
     try:
-        data = orjson.dumps(payload)
+        return orjson.dumps(payload)
     except TypeError:  # integers beyond 64 bits, which orjson refuses
-        data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-    return Response(data, status=status, mimetype="application/json")
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(slots=True)
+class PlainAnswer:
+    """An envelope answer as its status line, (name, value) header pairs and body bytes.
+
+    For the refusals that a flood repeats (a key over its limit): the ingestion app starts
+    it directly, without building a werkzeug Response and its Headers, which cost more than
+    the decision itself. What the client receives is the same as error_response's answer.
+    """
+
+    status: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+def plain_error(status: int, code: str, message: str, extra: dict | None = None) -> PlainAnswer:
+    """error_response's answer (same status line, body and headers) as a PlainAnswer."""
+    body: dict = {"code": code, "message": message}
+    if extra:
+        body.update(extra)
+    data = _json_bytes({"error": body})
+    # The status line and the two headers exactly as werkzeug writes them for a Response.
+    return PlainAnswer(
+        f"{status} {HTTP_STATUS_CODES[status].upper()}",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+        data,
+    )

@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
 from .envelope import ApiError, error_response
-from .extensions import db
+from .extensions import db, login_manager
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,19 @@ def _handle_http_exception(exc: HTTPException) -> Response | tuple[str, int]:
     ), status
 
 
+def _log_in_first() -> Response | None:
+    """Not logged in on a JSON path: 401 in the envelope (a script cannot follow a redirect
+    to an HTML form); None lets pages redirect to the log-in page as before."""
+    if not wants_json():
+        return None
+    return error_response(
+        401,
+        "unauthorized",
+        "Log in first: this report is for the site's owner, with the dashboard's session "
+        "cookie (log in at /login).",
+    )
+
+
 def _handle_unexpected(exc: Exception) -> Response | tuple[str, int]:
     """Roll back, log, and answer 500 without leaking internals."""
     db.session.rollback()
@@ -66,3 +79,4 @@ def register(app: Flask) -> None:
     """Install the error handlers on the app."""
     app.register_error_handler(HTTPException, _handle_http_exception)
     app.register_error_handler(Exception, _handle_unexpected)
+    login_manager.api_answer = _log_in_first

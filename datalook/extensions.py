@@ -1,5 +1,7 @@
 """Flask extensions as module-level singletons, bound to the app in create_app()."""
 
+from collections.abc import Callable
+
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -9,13 +11,25 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import DeclarativeBase
 
 
+class PagesOrApiLoginManager(LoginManager):
+    """Flask-Login's manager, whose "log in first" a hook may answer for machine-facing
+    requests (a 401 in the JSON envelope: see errors.py) before the usual redirect."""
+
+    api_answer: Callable[[], object | None] | None = None
+
+    def unauthorized(self):
+        """The hook's answer when it has one, else Flask-Login's redirect to the log-in page."""
+        answer = self.api_answer() if self.api_answer is not None else None
+        return answer if answer is not None else super().unauthorized()
+
+
 class Base(DeclarativeBase):
     """Declarative base for all models."""
 
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
-login_manager = LoginManager()
+login_manager = PagesOrApiLoginManager()
 csrf = CSRFProtect()
 # Storage and strategy come from the app config (see ratelimit/limiter.py).
 limiter = Limiter(key_func=get_remote_address)

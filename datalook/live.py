@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, func, select
 
-from .envelope import ApiError
+from .envelope import parameter_error
 from .extensions import db
 from .ingest.refusals import DUPLICATE, KEEP_FOR
 from .ingest.schema import EVENT_NAMES, MAX_NAME, MAX_USER_ID, format_value
@@ -56,20 +56,15 @@ class Filters:
         return bool(self.type or self.rule or self.visitor)
 
 
-def _bad(field: str, code: str, message: str) -> ApiError:
-    """A 400 in the JSON envelope naming the query parameter."""
-    return ApiError(
-        400, "invalid_request", message, [{"field": field, "code": code, "message": message}]
-    )
-
-
 def parse_cursor(text: str | None) -> Cursor | None:
     """Parse `after`, or None when absent; a 400 naming `after` when malformed."""
     if text is None or text == "":
         return None
     match = _CURSOR.match(text)
     if match is None:
-        raise _bad("after", "invalid_cursor", "after must be a cursor returned by live.json")
+        raise parameter_error(
+            "after", "invalid_cursor", "after must be a cursor returned by live.json"
+        )
     return Cursor(int(match.group(1)), int(match.group(2)))
 
 
@@ -77,19 +72,23 @@ def parse_filters(args) -> Filters:
     """Read and check the filter parameters (type, rule, key, visitor, refused)."""
     kind = args.get("type") or None
     if kind is not None and kind not in EVENT_NAMES:
-        raise _bad("type", "invalid_choice", f"type must be one of {', '.join(EVENT_NAMES)}")
+        raise parameter_error(
+            "type", "invalid_choice", f"type must be one of {', '.join(EVENT_NAMES)}"
+        )
     rule = args.get("rule") or None
     if rule is not None and len(rule) > MAX_NAME:
-        raise _bad("rule", "too_long", f"rule must be at most {MAX_NAME} characters")
+        raise parameter_error("rule", "too_long", f"rule must be at most {MAX_NAME} characters")
     key = args.get("key") or None
     if key is not None and not _KEY_ID.match(key):
-        raise _bad("key", "invalid_key", "key must be a key id (letters and digits)")
+        raise parameter_error("key", "invalid_key", "key must be a key id (letters and digits)")
     visitor = args.get("visitor") or None
     if visitor is not None and len(visitor) > MAX_USER_ID:
-        raise _bad("visitor", "too_long", f"visitor must be at most {MAX_USER_ID} characters")
+        raise parameter_error(
+            "visitor", "too_long", f"visitor must be at most {MAX_USER_ID} characters"
+        )
     refused = (args.get("refused") or "").lower()
     if refused not in ("", "0", "false", "no", "off", *_TRUE):
-        raise _bad("refused", "invalid_boolean", "refused must be 1 or 0")
+        raise parameter_error("refused", "invalid_boolean", "refused must be 1 or 0")
     return Filters(kind, rule, key, visitor, refused in _TRUE)
 
 
@@ -154,7 +153,7 @@ def _key_pk(site: Site, key_id: str) -> int:
         select(ApiKey.id).where(ApiKey.site_id == site.id, ApiKey.key_id == key_id)
     )
     if found is None:
-        raise _bad("key", "unknown_key", "this site has no key with that id")
+        raise parameter_error("key", "unknown_key", "this site has no key with that id")
     return found
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from .analytics.quest_funnel import funnel_quest_done
 from .extensions import db
-from .models import Event, Site
+from .models import ApiKey, Event, Site
 
 
 @dataclass(frozen=True)
@@ -23,11 +23,17 @@ class Quest:
 
 
 def server_events_done(site: Site) -> bool:
-    """The backend quest is done once any key of the site has delivered an event."""
-    found = db.session.scalar(
-        select(Event.id).where(Event.site_id == site.id, Event.api_key_id.is_not(None)).limit(1)
-    )
-    return found is not None
+    """The backend quest is done once any key of the site has delivered an event.
+
+    One index seek per key of the site (events by api_key_id): asking for any event of the
+    site with a key read every browser event of a site that has none (10M rows, per view).
+    """
+    keys = db.session.scalars(select(ApiKey.id).where(ApiKey.site_id == site.id)).all()
+    for key_id in keys:
+        found = db.session.scalar(select(Event.id).where(Event.api_key_id == key_id).limit(1))
+        if found is not None:
+            return True
+    return False
 
 
 def browser_events_done(site: Site) -> bool:

@@ -6,10 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/flask --app wsgi db upgrade >/dev/null
-# The report fold (new events into the summaries) runs beside the server, in its own process
-# at low priority, every ANALYTICS_FOLD_INTERVAL_S seconds (10): a report folds what is
-# pending before it is read, so reports stay current; this keeps the backlog small. It
-# stops when the server (this process, once it has become gunicorn's master) exits.
+# The report fold (new events into the summaries, the sessions and the saved funnels) runs
+# beside the server, in its own process at low priority, every ANALYTICS_FOLD_INTERVAL_S
+# seconds (10): a report catches up what is pending before it is read, so reports stay
+# current; this keeps that backlog small. It stops when the server (this process, once it
+# has become gunicorn's master) exits.
 setpriv --pdeathsig TERM -- nice -n 10 \
   .venv/bin/flask --app wsgi analytics fold --interval "${ANALYTICS_FOLD_INTERVAL_S:-10}" &
 exec scripts/front.sh .venv/bin/gunicorn -c gunicorn.conf.py wsgi:app

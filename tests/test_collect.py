@@ -722,3 +722,85 @@ def test_the_migration_gives_existing_sites_a_key(tmp_path):
     keys = [key for key, _ in rows]
     assert len(set(keys)) == 2 and all(key.startswith("dls_") for key in keys)
     assert [dnt for _, dnt in rows] == [False, False]
+
+
+# --- CORS of every answer ----------------------------------------------------------------------
+# Before a site is identified the answer says nothing about any site: any page may read it
+# ("*", never with credentials). Once the site is known, its allowed origins decide: the
+# page's origin echoed on every answer, or no grant at all for an origin it did not allow.
+
+PAGE = "https://shop.example"
+CORS_CASES = [
+    # (label, how to ask, status, Access-Control-Allow-Origin or None)
+    ("no site key", {"key": None}, 400, "*"),
+    ("unknown site key", {"key": "dls_nosuchkey"}, 403, "*"),
+    ("site key too long to exist", {"key": "x" * 40}, 403, "*"),
+    ("origin not allowed", {"origin": "https://evil.example"}, 403, None),
+    ("no origin", {"origin": None}, 403, None),
+    ("stored", {}, 204, PAGE),
+    ("invalid event", {"body": {"event_name": "sale", "page_path": "/"}}, 400, PAGE),
+    ("not json", {"body": "{"}, 400, PAGE),
+    ("wrong media type", {"content_type": "text/html"}, 415, PAGE),
+    ("too large", {"body": "x" * (MAX_BODY + 1)}, 413, PAGE),
+]
+
+
+@pytest.mark.parametrize(("label", "ask", "status", "allowed"), CORS_CASES)
+def test_cors_of_each_answer(client, site, label, ask, status, allowed):
+    ask = dict(ask)
+    body = ask.pop("body", event())
+    response = collect(client, site, body, **ask)
+    assert response.status_code == status, response.get_data(as_text=True)[:200]
+    assert response.headers.get("Access-Control-Allow-Origin") == allowed
+    assert "Access-Control-Allow-Credentials" not in response.headers
+    if allowed is not None:
+        assert "Retry-After" in response.headers["Access-Control-Expose-Headers"]
+    if allowed not in (None, "*"):
+        assert response.headers["Vary"] == "Origin"
+
+
+@pytest.mark.parametrize(
+    ("label", "key", "origin", "status", "allowed"),
+    [
+        ("allowed", "default", PAGE, 204, PAGE),
+        ("no site key", None, PAGE, 400, "*"),
+        ("unknown site key", "dls_nosuchkey", PAGE, 403, "*"),
+        ("origin not allowed", "default", "https://evil.example", 403, None),
+    ],
+)
+def test_cors_of_each_preflight(client, site, label, key, origin, status, allowed):
+    query = "" if key is None else f"?site={site.key if key == 'default' else key}"
+    response = client.open(
+        f"/collect{query}",
+        method="OPTIONS",
+        headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
+    )
+    assert response.status_code == status
+    assert response.headers.get("Access-Control-Allow-Origin") == allowed
+    # Only an allowed origin's preflight lets a fetch with application/json be sent.
+    assert ("Access-Control-Allow-Methods" in response.headers) == (status == 204)
+
+
+def test_key_guessing_429_is_readable_by_any_page(client, site):
+    for n in range(61):
+        refused = collect(client, site, event(), key=f"guess{n}")
+    assert_envelope(refused, 429, "rate_limited")
+    assert refused.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Retry-After" in refused.headers["Access-Control-Expose-Headers"]
+
+
+@pytest.mark.parametrize(
+    ("fails", "allowed"),
+    [("datalook.ingest.collect._site", "*"), ("datalook.ingest.storage.store", PAGE)],
+)
+def test_503_carries_the_cors_of_how_far_the_request_got(client, site, monkeypatch, fails, allowed):
+    from sqlalchemy.exc import OperationalError
+
+    def unavailable(*args, **kwargs):
+        raise OperationalError("SELECT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(fails, unavailable)
+    response = collect(client, site, event())
+    assert_envelope(response, 503, "unavailable")
+    assert response.headers["Access-Control-Allow-Origin"] == allowed
+    assert "Retry-After" in response.headers["Access-Control-Expose-Headers"]

@@ -574,6 +574,21 @@ def test_unknown_field_is_named_with_a_suggestion(app, client, made, field, typo
     assert event_count(app) == 0
 
 
+def test_a_repeated_typo_gets_the_same_suggestion_and_long_names_none(client, made):
+    # Suggestions are remembered per name; an answer must not depend on what came before.
+    messages = [
+        assert_envelope(post(client, {**BASE, "eventname": 1}, made.token), 400)["errors"][0][
+            "message"
+        ]
+        for _ in range(3)
+    ]
+    assert messages == ["unknown field 'eventname'; did you mean event_name?"] * 3
+    long_name = "event_name" + "x" * 200  # beyond the remembered length, and close to nothing
+    (problem,) = assert_envelope(post(client, {**BASE, long_name: 1}, made.token), 400)["errors"]
+    assert problem["code"] == "unknown_field" and "did you mean" not in problem["message"]
+    assert problem["field"] == long_name[:59] + "…"
+
+
 def test_unknown_field_without_a_close_match_is_still_named(client, made):
     error = assert_envelope(post(client, {**BASE, "zzz": 1}, made.token), 400)
     assert [(p["field"], p["code"]) for p in error["errors"]] == [("zzz", "unknown_field")]

@@ -10,7 +10,6 @@ from datalook.analytics.funnels import (
     MatchRow,
     VisitorEvent,
     compute,
-    format_micros,
     match_visitor,
     parse_definition,
 )
@@ -147,7 +146,7 @@ def test_a_step_at_the_instant_of_step_one_counts_and_anonymous_rows_are_only_co
         + _rows("u:2", [ev(-1, S2, seq=5)]),
         key=lambda r: (r.visitor_id, r.at, r.seq),
     )
-    report = compute(definition, rows, START, END).as_json()
+    report = compute(definition, rows, START, END).as_json("USD")
     assert [s["visitors"] for s in report["steps"]] == [1, 1]
     assert report["excluded_events_without_visitor"] == 2
 
@@ -167,7 +166,7 @@ def test_report_counts_conversion_median_and_exact_revenue():
             seq += 1
             rows.append(MatchRow(seq, visitor, T0 + timedelta(minutes=gap), 2, value))
     rows.sort(key=lambda r: (r.visitor_id, r.at, r.seq))
-    report = compute(definition, rows, START, END).as_json()
+    report = compute(definition, rows, START, END).as_json("USD")
     first, second = report["steps"]
     assert first == {
         "label": "pageview /",
@@ -185,11 +184,28 @@ def test_report_counts_conversion_median_and_exact_revenue():
 
 
 @pytest.mark.parametrize(
-    ("micros", "text"),
-    [(0, "0.00"), (1_500_000, "1.50"), (10_000_001, "10.000001"), (-2_000_000, "-2.00")],
+    ("currency", "micros", "text"),
+    [
+        ("USD", 0, "0.00"),
+        ("USD", 1_500_000, "1.50"),
+        ("USD", 10_000_001, "10.000001"),
+        ("USD", -2_000_000, "-2.00"),
+        ("JPY", 1_250_000_000, "1250"),
+        ("JPY", 1_250_500_000, "1250.5"),
+        ("BHD", 1_500_000, "1.500"),
+        ("EUR", 1_000_000_000_000_000, "1000000000.00"),
+    ],
 )
-def test_format_micros_is_exact(micros, text):
-    assert format_micros(micros) == text
+def test_revenue_is_written_in_the_sites_currency_exactly(currency, micros, text):
+    definition = parse_definition(
+        [{"event_name": "pageview"}, {"event_name": "success"}], "24h", None
+    )
+    rows = [MatchRow(1, "u:1", T0, 1, None), MatchRow(2, "u:1", T0, 2, micros)]
+    report = compute(definition, rows, START, END).as_json(currency)
+    assert [step["revenue"] for step in report["steps"]] == [
+        "0" if currency == "JPY" else "0." + "0" * (3 if currency == "BHD" else 2),
+        text,
+    ]
 
 
 def _brute_force_depth(events, steps, window, mode, start, end) -> int:

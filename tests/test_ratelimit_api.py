@@ -175,6 +175,23 @@ def test_501st_request_in_the_window_is_refused(app, client, clock):
     assert stored_events(app) == DEFAULT  # nothing of a refused request is stored
 
 
+def test_a_key_over_its_limit_gets_the_envelope_answer_byte_for_byte(app, client, clock):
+    # The over-limit answer is built without werkzeug's Response (it is what a flooding key
+    # gets, over and over); the client must see exactly what the envelope's 429 would be.
+    token, _ = new_key(app)
+    spend(client, token, DEFAULT)
+    clock.advance(2.5)
+    refused = post_event(client, token)
+    state = rules.LimitState(parse_limit("500 per 10 seconds"), False, T0 + WINDOW, 0)
+    expected = rules.too_many(state, "Rate limit of 500 per 10 seconds exceeded for this key")
+    expected.headers.add("X-Content-Type-Options", "nosniff")
+    assert refused.status == expected.status == "429 TOO MANY REQUESTS"
+    assert list(refused.headers) == list(expected.headers)
+    assert refused.get_data() == expected.get_data()
+    assert refused.headers["Content-Length"] == str(len(refused.get_data()))
+    assert refused.headers["Retry-After"] == "8"
+
+
 def test_batches_share_the_bucket_and_count_once(app, client, clock):
     token, _ = new_key(app)
     batch = {"events": [EVENT] * 3}

@@ -1,8 +1,15 @@
 """Cursors over events.id for tables derived from the events, and the lock around catch-up.
 
-Each catch-up pass runs in one transaction that first bumps its cursor row: on SQLite that
-write takes the database's write lock, on PostgreSQL the row lock, so two processes never
-derive the same events twice; the second waits, then reads the moved cursor.
+``catch_up`` runs each pass in one transaction that first bumps its cursor row: on SQLite
+that write takes the database's write lock, on PostgreSQL the row lock, so two processes
+never derive the same events twice; the second waits, then reads the moved cursor.
+
+``derive_in_two_phases`` keeps the write short instead: it reads and computes outside any
+write transaction (a WAL reader blocks nobody), then takes the writers' lock only to
+store the result, and only if the cursor is exactly as it was read (its position and its
+``updated_at``, which every catch-up and every erasure moves); otherwise it starts over.
+On SQLite, a derivation holding the write lock while it computes would keep every event
+writer waiting for as long.
 
 On SQLite ids become visible in order. A PostgreSQL sequence hands out ids before their
 transactions commit, so a gap may still fill: a gap is skipped only once the event after it
@@ -13,15 +20,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..models import Event, utcnow
+from ..sql.connections import write_lock
 from .funnel_models import DerivedCursor
 
 GAP_GRACE = timedelta(seconds=5)
+Derived = TypeVar("Derived")
 
 
 def ensure(session: Session, name: str) -> None:
@@ -53,6 +63,12 @@ def move(session: Session, name: str, last_event_id: int) -> None:
         .where(DerivedCursor.name == name)
         .values(last_event_id=last_event_id, updated_at=utcnow())
     )
+
+
+def invalidate(session: Session) -> None:
+    """Make every derivation computed before now start over (inside the caller's transaction:
+    an erasure deletes the rows it would otherwise store)."""
+    session.execute(update(DerivedCursor).values(updated_at=utcnow()))
 
 
 def reset(session: Session, name: str) -> None:
@@ -120,6 +136,72 @@ def catch_up(session: Session, name: str, apply: Callable[[Session, int, int], N
         apply(session, cursor, horizon)
         move(session, name, horizon)
         session.commit()
+        passed += take
+        if take < len(ids) or len(ids) < BATCH:
+            return passed
+
+
+def _read_position(session: Session, name: str) -> tuple[int, datetime]:
+    """The cursor's position and its version (``updated_at``), without locking it."""
+    row = session.execute(
+        select(DerivedCursor.last_event_id, DerivedCursor.updated_at).where(
+            DerivedCursor.name == name
+        )
+    ).one()
+    return int(row[0]), row[1]
+
+
+def _claim(session: Session, name: str, position: int, version: datetime, to: int) -> bool:
+    """Move the cursor to `to` if it is still at (position, version); locks its row."""
+    result = session.execute(
+        update(DerivedCursor)
+        .where(
+            DerivedCursor.name == name,
+            DerivedCursor.last_event_id == position,
+            DerivedCursor.updated_at == version,
+        )
+        .values(last_event_id=to, updated_at=utcnow())
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def derive_in_two_phases(
+    session: Session,
+    name: str,
+    derive: Callable[[Session, int, int], Derived],
+    store: Callable[[Session, Derived], None],
+) -> int:
+    """Feed the events after the cursor to `derive` in batches, storing each result briefly.
+
+    ``derive(session, after_id, up_to_id)`` only reads and returns what to write;
+    ``store(session, result)`` writes it, inside a short transaction under the writers'
+    lock that also moves the cursor, if nobody moved it meanwhile (else the batch is
+    derived again). Returns how many events were passed over.
+    """
+    ensure(session, name)
+    engine = session.get_bind().engine  # the bind is an Engine here; .engine says so to mypy
+    passed = 0
+    while True:
+        position, version = _read_position(session, name)
+        ids = session.execute(
+            select(Event.id, Event.received_at)
+            .where(Event.id > position)
+            .order_by(Event.id)
+            .limit(BATCH)
+        ).all()
+        take = safe_prefix(position, ids, utcnow(), out_of_order_ids(session))
+        if take == 0:
+            session.rollback()
+            return passed
+        horizon = ids[take - 1][0]
+        result = derive(session, position, horizon)
+        session.rollback()  # end the read snapshot before writing
+        with write_lock(engine.dialect, engine.url.database):
+            if not _claim(session, name, position, version, horizon):
+                session.rollback()
+                continue  # another catch-up or an erasure came first: read again
+            store(session, result)
+            session.commit()
         passed += take
         if take < len(ids) or len(ids) < BATCH:
             return passed

@@ -30,7 +30,7 @@ def stats_json(site: Site, stats: Stats) -> dict:
     currency = site.currency
     return {
         "site": site.domain,
-        "timezone": site.timezone,
+        "timezone": stats.range.tz.key,  # the zone that cut the days (UTC for an unknown one)
         "currency": currency,
         "from": stats.range.first.isoformat(),
         "to": stats.range.last.isoformat(),

@@ -7,7 +7,7 @@ from wtforms import BooleanField, StringField
 from wtforms.validators import Length, ValidationError
 
 from .money import is_currency
-from .ranges import RangeError, zone
+from .ranges import UnknownZone, zone
 
 
 def _strip(value: str | None) -> str | None:
@@ -27,7 +27,7 @@ class ReportSettingsForm(FlaskForm):
         """Accept only IANA zone names this machine knows."""
         try:
             zone(field.data or "")
-        except RangeError as exc:
+        except UnknownZone as exc:
             raise ValidationError("Enter an IANA time zone name, such as Europe/Berlin.") from exc
 
     def validate_currency(self, field: StringField) -> None:

@@ -23,18 +23,20 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from itertools import groupby
 from operator import itemgetter
 from typing import NamedTuple, Protocol
 
 from ..ingest.schema import EVENT_NAMES, MAX_NAME, MAX_PATH
+from .money import decimal_string
 
 MIN_STEPS, MAX_STEPS = 2, 8
 MODES = ("ordered", "strict")
 DEFAULT_WINDOW = "24h"
 MIN_WINDOW, MAX_WINDOW = timedelta(minutes=1), timedelta(days=30)
-_WINDOW_RE = re.compile(r"^([1-9][0-9]{0,5})([mhd])$")
+# A number and a unit; also the OpenAPI pattern of the `window` parameter.
+WINDOW_PATTERN = "^([1-9][0-9]{0,5})([mhd])$"
+_WINDOW_RE = re.compile(WINDOW_PATTERN)
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 _STEP_KEYS = frozenset({"event_name", "page_path", "name", "property"})
 MAX_PROPERTY_KEY = 100
@@ -442,11 +444,6 @@ class StepResult:
     median_seconds_from_previous: float | None
     revenue_micros: int
 
-    @property
-    def revenue(self) -> str:
-        """Exact decimal text of the revenue, at least two decimals."""
-        return format_micros(self.revenue_micros)
-
 
 @dataclass(frozen=True)
 class FunnelReport:
@@ -455,8 +452,9 @@ class FunnelReport:
     steps: tuple[StepResult, ...]
     excluded_events_without_visitor: int
 
-    def as_json(self) -> dict:
-        """The JSON answer of funnel.json and funnels/<id>.json."""
+    def as_json(self, currency: str) -> dict:
+        """The JSON answer of funnel.json and funnels/<id>.json; money as stats.json writes
+        it in the site's `currency` (exact, at least its minor digits: "1250" in JPY)."""
         return {
             "steps": [
                 {
@@ -465,20 +463,12 @@ class FunnelReport:
                     "conversion_from_start": s.conversion_from_start,
                     "conversion_from_previous": s.conversion_from_previous,
                     "median_seconds_from_previous": s.median_seconds_from_previous,
-                    "revenue": s.revenue,
+                    "revenue": decimal_string(s.revenue_micros, currency),
                 }
                 for s in self.steps
             ],
             "excluded_events_without_visitor": self.excluded_events_without_visitor,
         }
-
-
-def format_micros(micros: int) -> str:
-    """Exact decimal text of a value in micros: "12.50", "0.00", "1.234567"."""
-    text = format(Decimal(micros).scaleb(-6), "f")
-    whole, _, frac = text.partition(".")
-    frac = frac.rstrip("0").ljust(2, "0")
-    return f"{whole}.{frac}"
 
 
 def _ratio(part: int, whole: int) -> float:

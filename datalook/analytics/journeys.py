@@ -137,10 +137,12 @@ def top_journeys(session: Session, site_id: int, rng: DateRange, query: JourneyQ
 def next_steps(
     session: Session, site_id: int, rng: DateRange, path: str, query: JourneyQuery
 ) -> dict:
-    """From `path` (its first visit in each session), where visitors go next, or "left".
+    """From `path` (its first visit in each session), where visitors go next, or "left"
+    (`path` None: the session ended there).
 
-    Read from the first ten kept steps: a session whose first visit of `path` is its tenth
-    kept step of more is counted under "beyond": its next step is not kept.
+    Read from a session's kept steps (its first sessions.KEPT_STEPS pages): a session whose
+    first visit of `path` is its last kept step and that went on has no kept next step, so
+    it is left out, of the rows and of `sessions_total` alike.
     """
     t = VisitorSession.__table__.c
     where = _filters(site_id, rng, query)

@@ -3,14 +3,27 @@
 A report covers whole local days, `from` and `to` both inclusive, cut at local midnight in
 the site's IANA time zone. Stored times are naive UTC, so every range is turned into a
 half-open UTC interval `[start_utc, end_utc)` once, here, and nothing else converts.
+
+Every report (dashboard, stats.json, CSV, funnels, journeys) reads its range through
+site_range: the same zone (the site's, UTC should this server not know it) and the same
+"All time" (from the day of the site's first counted event).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from sqlalchemy import func, select
+
+from ..extensions import db
+from ..models import Site
+from .models import HourlyTotals
+
+log = logging.getLogger(__name__)
 
 # The named periods of the range picker, in the order they are offered.
 PERIODS: dict[str, str] = {
@@ -41,17 +54,40 @@ class RangeError(ValueError):
         self.message = message
 
 
+class UnknownZone(ValueError):
+    """A time zone name that this server's tz database does not know."""
+
+
 def zone(name: str) -> ZoneInfo:
-    """Return the IANA zone `name`, or raise RangeError naming `timezone`."""
+    """Return the IANA zone `name`, or raise UnknownZone (a setting being saved is checked
+    with it: the settings form, `flask sites set`)."""
     if not isinstance(name, str) or name not in _zone_names():
-        raise RangeError("timezone", "unknown_timezone", "timezone must be an IANA name")
+        raise UnknownZone(name)
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise RangeError("timezone", "unknown_timezone", "timezone must be an IANA name") from exc
+        raise UnknownZone(name) from exc
 
 
 _ZONES: frozenset[str] | None = None
+_WARNED: set[str] = set()
+
+
+def site_zone(name: str | None) -> ZoneInfo:
+    """The zone that cuts a site's days: its stored setting, or UTC when this server does
+    not know that name.
+
+    A stored name was valid when it was saved, but a server with another tz database (or a
+    restored backup) may not know it. It is a setting, not the client's parameter, so every
+    report and page falls back to UTC (and says which zone it used) instead of refusing.
+    """
+    try:
+        return zone(name or "UTC")
+    except UnknownZone:
+        if name not in _WARNED:  # once per name and process: pages ask on every time shown
+            _WARNED.add(str(name))
+            log.warning("time zone %r of a site is unknown here; its reports use UTC", name)
+        return ZoneInfo("UTC")
 
 
 def _zone_names() -> frozenset[str]:
@@ -220,6 +256,28 @@ def _parse_day(args: Mapping[str, str], field: str) -> date:
     if day < EARLIEST_DAY or day.year > 9998:
         raise RangeError(field, "out_of_range", f"{field} must be from {EARLIEST_DAY} on")
     return day
+
+
+def first_counted_day(site_id: int, tz: ZoneInfo) -> date | None:
+    """The local day of the site's first counted event (None without any): "All time"
+    starts there in every report.
+
+    Read from the summaries (one primary-key seek, test events never in them). The first
+    summarised UTC hour can start on the local day before its event in a zone whose offset
+    is not whole hours: "All time" then begins with one empty day, never after an event.
+    """
+    first = db.session.scalar(
+        select(func.min(HourlyTotals.hour)).where(HourlyTotals.site_id == site_id)
+    )
+    return local_day(first, tz) if first is not None else None
+
+
+def site_range(site: Site, args: Mapping[str, str], now_utc: datetime | None = None) -> DateRange:
+    """The range a report asks for in `args`, in the site's zone (RangeError when bad)."""
+    tz = site_zone(site.timezone)
+    # Only "All time" needs the first day: other periods save the read.
+    first = first_counted_day(site.id, tz) if args.get("period") == "all" else None
+    return parse_range(args, tz, today_in(tz, now_utc), first)
 
 
 def parse_range(

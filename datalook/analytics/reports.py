@@ -8,6 +8,11 @@ partial hours at its edges are read from the raw events (less than an hour each 
 Unique visitors are exact (a COUNT DISTINCT over the raw events of the range) while the
 range holds at most ``exact_limit`` events; above it they are HyperLogLog estimates merged
 from the day and hour sketches (error about 0.8%), and ``visitors_exact`` is False.
+
+What lies before the settled boundary (analytics.settled: buckets that late events can no
+longer reach) is merged once per process and cached under the summaries' generation, so a
+long range costs about as much as its last two weeks: its sketches are read and merged,
+the older part comes from the cache, and the figures stay those of the summaries.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from sqlalchemy import String, and_, case, distinct, func, or_, select, type_coe
 
 from ..extensions import db
 from ..models import Event, Site, SuccessRule
-from . import sketches, summaries
+from . import settled, sketches, summaries
 from .models import HourlyPage, HourlyProperty, HourlyRule, HourlyTotals, RuleDisplay, VisitorSketch
 from .ranges import Bucket, DateRange
 from .summaries import Accumulator, is_visitor
@@ -297,9 +302,8 @@ def _loose_ids(site_id: int, edges: list, dims: list[str]) -> dict[str, set]:
     return loose
 
 
-def _estimates(site_id: int, dims: list[str], start: datetime, end: datetime) -> dict[str, int]:
-    """Estimated distinct visitors per dimension in [start, end), from the sketches."""
-    spans, edges = pieces(start, end, weeks=True)
+def _stored(site_id: int, dims: list[str], spans: list) -> dict[str, list]:
+    """The stored sketches of each dimension over the (hours, start, end) spans."""
     stored: dict[str, list] = {dim: [] for dim in dims}
     s = VisitorSketch
     for span, a, b in spans:
@@ -310,8 +314,62 @@ def _estimates(site_id: int, dims: list[str], start: datetime, end: datetime) ->
         )
         for dim, data in rows:
             stored[dim].append(data)
+    return stored
+
+
+def cut_spans(spans: list, cut: datetime) -> tuple[list, list]:
+    """Split (hours, start, end) spans at `cut` (a UTC Monday midnight, which every span
+    size divides): the spans before it and those after."""
+    before, after = [], []
+    for n, a, b in spans:
+        if b <= cut:
+            before.append((n, a, b))
+        elif a >= cut:
+            after.append((n, a, b))
+        else:
+            before.append((n, a, cut))
+            after.append((n, cut, b))
+    return before, after
+
+
+def _settled_sketches(site_id: int, dims: list[str], spans: list, edges: list, gen: int) -> dict:
+    """The merged sketch of each dimension over settled spans and edges, from the cache or
+    read once and cached (None for a dimension without visitors there)."""
+    if not spans and not edges:
+        return dict.fromkeys(dims)
+    shape = (tuple(spans), tuple(edges))
+    found = {dim: settled.cache.get((site_id, gen, "dim", dim, shape)) for dim in dims}
+    missing = [dim for dim in dims if found[dim] is None]
+    if missing:
+        stored = _stored(site_id, missing, spans)
+        loose = _loose_ids(site_id, edges, missing)
+        for dim in missing:
+            merged = sketches.union_of(stored[dim], loose[dim])
+            # An empty part is cached too (as False), or it would be read again each time.
+            settled.cache.put((site_id, gen, "dim", dim, shape), merged or False)
+            found[dim] = merged
+    return {dim: found[dim] or None for dim in dims}
+
+
+def _estimates(
+    site_id: int, dims: list[str], start: datetime, end: datetime, gen: int | None = None
+) -> dict[str, int]:
+    """Estimated distinct visitors per dimension in [start, end), from the sketches.
+
+    With a generation (see analytics.settled), the part of the range before the settled
+    boundary comes merged from the cache: a long range then reads only its last weeks.
+    """
+    spans, edges = pieces(start, end, weeks=True)
+    base: dict = dict.fromkeys(dims)
+    if gen is not None:
+        cut = settled.boundary()
+        old_spans, spans = cut_spans(spans, cut)
+        old_edges = [edge for edge in edges if edge[1] <= cut]
+        edges = [edge for edge in edges if edge[1] > cut]
+        base = _settled_sketches(site_id, dims, old_spans, old_edges, gen)
+    stored = _stored(site_id, dims, spans)
     loose = _loose_ids(site_id, edges, dims)
-    return {dim: sketches.estimate(stored[dim], loose[dim]) for dim in dims}
+    return {dim: sketches.estimate_with(base[dim], stored[dim], loose[dim]) for dim in dims}
 
 
 # --- the report ----------------------------------------------------------------------------
@@ -335,7 +393,7 @@ def _distinct_visitors(site_id: int, start: datetime, end: datetime) -> tuple[in
 
 
 def _totals(
-    site_id: int, rng: DateRange, limit: int, buckets: list | None = None
+    site_id: int, rng: DateRange, limit: int, buckets: list | None = None, gen: int | None = None
 ) -> tuple[Totals, _ExactVisitors | None]:
     """Totals of a range; with `buckets`, the exact visitor sets too (if the range is small
     enough), for the rules, pages and chart."""
@@ -348,7 +406,7 @@ def _totals(
         return Totals(
             **counts, visitors=len(found.everyone), converters=len(found.converters)
         ), found
-    estimated = _estimates(site_id, ["", "c"], rng.start_utc, rng.end_utc)
+    estimated = _estimates(site_id, ["", "c"], rng.start_utc, rng.end_utc, gen)
     return Totals(
         **counts, visitors=estimated[""], converters=estimated["c"], visitors_exact=False
     ), None
@@ -360,7 +418,9 @@ def _rule_displays(site_id: int) -> dict[str, RuleDisplay]:
     return {row.name: row for row in rows}
 
 
-def _rules(site_id: int, rng: DateRange, totals: Totals, exact: _ExactVisitors | None) -> list:
+def _rules(
+    site_id: int, rng: DateRange, totals: Totals, exact: _ExactVisitors | None, gen: int
+) -> list:
     """One row per success rule: registered ones, and any with conversions in the range."""
     r = HourlyRule
     covered, edges = _covering(r, rng.start_utc, rng.end_utc)
@@ -389,7 +449,8 @@ def _rules(site_id: int, rng: DateRange, totals: Totals, exact: _ExactVisitors |
     if exact is not None:
         converters = {name: len(exact.rules.get(name, ())) for name in names}
     else:
-        estimated = _estimates(site_id, [f"r:{n}" for n in names], rng.start_utc, rng.end_utc)
+        dims = [f"r:{n}" for n in names]
+        estimated = _estimates(site_id, dims, rng.start_utc, rng.end_utc, gen)
         converters = {name: estimated[f"r:{name}"] for name in names}
     displays = _rule_displays(site_id)
     out = []
@@ -469,15 +530,37 @@ def _bucket_visitor_estimates(site_id: int, buckets: list[Bucket]) -> list[int]:
 
 
 def _series(
-    site_id: int, rng: DateRange, buckets: list[Bucket], exact: _ExactVisitors | None
+    site_id: int, rng: DateRange, buckets: list[Bucket], exact: _ExactVisitors | None, gen: int
 ) -> list[SeriesPoint]:
-    """The chart's buckets with events, visitors, conversions and revenue."""
-    visitors: list[int]
+    """The chart's buckets with events, visitors, conversions and revenue.
+
+    Estimated buckets that end before the settled boundary come from the cache (see
+    analytics.settled); the others are read.
+    """
     if exact is not None:
-        visitors = [len(ids) for ids in exact.buckets]
-    else:
-        visitors = _bucket_visitor_estimates(site_id, buckets)
-    hours, sums = _hourly_prefix(site_id, rng.start_utc, rng.end_utc)
+        return _bucket_points(site_id, buckets, [len(ids) for ids in exact.buckets])
+    cut = settled.boundary()
+    keys = [(site_id, gen, "bucket", b.label, b.start_utc, b.end_utc) for b in buckets]
+    found: list[Any] = [
+        settled.cache.get(key) if b.end_utc <= cut else None
+        for key, b in zip(keys, buckets, strict=True)
+    ]
+    todo = [index for index, point in enumerate(found) if point is None]
+    if todo:
+        missing = [buckets[index] for index in todo]
+        points = _bucket_points(site_id, missing, _bucket_visitor_estimates(site_id, missing))
+        for index, point in zip(todo, points, strict=True):
+            found[index] = point
+            if buckets[index].end_utc <= cut:
+                settled.cache.put(keys[index], point)
+    return found
+
+
+def _bucket_points(site_id: int, buckets: list[Bucket], visitors: list[int]) -> list[SeriesPoint]:
+    """The buckets' events, conversions and revenue (from the rollups), with their visitors."""
+    if not buckets:
+        return []
+    hours, sums = _hourly_prefix(site_id, buckets[0].start_utc, buckets[-1].end_utc)
     points = []
     for bucket, seen in zip(buckets, visitors, strict=True):
         inner, edges = split(bucket.start_utc, bucket.end_utc)
@@ -495,7 +578,7 @@ def _series(
     return points
 
 
-def _pages(site_id: int, rng: DateRange, exact: _ExactVisitors | None) -> list[PageRow]:
+def _pages(site_id: int, rng: DateRange, exact: _ExactVisitors | None, gen: int) -> list[PageRow]:
     """The top pages by events, with their visitors."""
     p = HourlyPage
     covered, edges = _covering(p, rng.start_utc, rng.end_utc)
@@ -519,7 +602,8 @@ def _pages(site_id: int, rng: DateRange, exact: _ExactVisitors | None) -> list[P
     if exact is not None:
         seen = {path: len(exact.pages.get(path, ())) for path, _ in top}
     else:
-        estimated = _estimates(site_id, [f"p:{p}" for p, _ in top], rng.start_utc, rng.end_utc)
+        dims = [f"p:{p}" for p, _ in top]
+        estimated = _estimates(site_id, dims, rng.start_utc, rng.end_utc, gen)
         seen = {path: estimated[f"p:{path}"] for path, _ in top}
     return [PageRow(path, count, seen[path]) for path, count in top]
 
@@ -528,15 +612,16 @@ def stats(site: Site, rng: DateRange, limit: int | None = None) -> Stats:
     """The reports of one site over one range (the summaries must be caught up first)."""
     limit = exact_limit() if limit is None else limit
     buckets = rng.buckets()
-    totals, exact = _totals(site.id, rng, limit, buckets)
-    previous, _ = _totals(site.id, rng.previous(), limit)
+    gen = settled.generation(db.session)
+    totals, exact = _totals(site.id, rng, limit, buckets, gen)
+    previous, _ = _totals(site.id, rng.previous(), limit, None, gen)
     return Stats(
         range=rng,
         totals=totals,
         previous=previous,
-        rules=_rules(site.id, rng, totals, exact),
-        series=_series(site.id, rng, buckets, exact),
-        pages=_pages(site.id, rng, exact),
+        rules=_rules(site.id, rng, totals, exact, gen),
+        series=_series(site.id, rng, buckets, exact, gen),
+        pages=_pages(site.id, rng, exact, gen),
         granularity=rng.granularity(),
     )
 

@@ -1,17 +1,23 @@
 """Realistic demo events written at bulk speed (`flask demo seed`).
 
-Pageviews, clicks and custom events over a few dozen pages, successes over a few rules
-with values, returning visitors (`success_user_id`s) and anonymous events, properties:
-generated in time order over the last D days and written in large executemany batches
-(COPY on PostgreSQL) through SQLAlchemy Core, then folded into the summaries.
+Visitors come back in sessions: a session enters the site on a landing page and walks a few
+plausible pages (home, pricing, sign-up, the app, checkout, docs, blog posts), each page
+view followed at times by clicks or custom events; sign-ups, upgrades and checkouts end in
+success events with values. A share of the events carries no `success_user_id` (anonymous
+visitors); half the sessions carry properties (plan, source). Events are generated in time
+order over the last D days and written in large executemany batches (COPY on PostgreSQL)
+through SQLAlchemy Core; the CLI then folds them into the summaries and derives sessions
+and saved funnels, so the first report reads a fully derived site.
 """
 
 from __future__ import annotations
 
 import json
 import random
+from bisect import bisect
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
+from itertools import accumulate
 from typing import cast
 
 from sqlalchemy import Engine, Table, insert
@@ -20,26 +26,63 @@ from ..models import SuccessRule, utcnow
 from ..sql.connections import write_lock
 
 CHUNK = 50_000
-PAGES = [
-    "/",
-    "/pricing",
-    "/features",
-    "/signup",
-    "/login",
-    "/checkout",
-    "/checkout/success",
-    "/docs",
-    "/docs/start",
-    "/docs/api",
-    "/blog",
-    "/about",
-    *[f"/blog/post-{n}" for n in range(1, 19)],
-]
-PAGE_WEIGHTS = [1 / (rank + 1) for rank in range(len(PAGES))]
+POSTS = [f"/blog/post-{n}" for n in range(1, 19)]
+# Where a page leads next (weights); "" ends the session. Plausible walks make the journeys
+# and funnels of the demo meaningful (home -> pricing -> sign-up -> app -> checkout).
+NEXT: dict[str, dict[str, float]] = {
+    "/": {
+        "/pricing": 30,
+        "/features": 18,
+        "/blog": 12,
+        "/docs": 10,
+        "/login": 10,
+        "/signup": 8,
+        "/about": 4,
+        "": 8,
+    },
+    "/pricing": {
+        "/signup": 30,
+        "/features": 12,
+        "/checkout": 12,
+        "/": 12,
+        "/login": 8,
+        "/docs": 6,
+        "": 20,
+    },
+    "/features": {"/pricing": 40, "/signup": 15, "/": 15, "/docs": 12, "": 18},
+    "/signup": {"/app": 60, "/pricing": 10, "/": 8, "": 22},
+    "/login": {"/app": 85, "/": 5, "": 10},
+    "/app": {"/app/settings": 20, "/checkout": 15, "/docs/api": 15, "/pricing": 8, "": 42},
+    "/app/settings": {"/app": 50, "/checkout": 20, "": 30},
+    "/checkout": {"/checkout/success": 45, "/pricing": 20, "/app": 10, "": 25},
+    "/checkout/success": {"/app": 60, "": 40},
+    "/docs": {"/docs/start": 45, "/docs/api": 25, "/": 10, "": 20},
+    "/docs/start": {"/docs/api": 40, "/signup": 20, "/docs": 15, "": 25},
+    "/docs/api": {"/docs": 30, "/docs/start": 15, "/signup": 10, "": 45},
+    "/blog": {**{post: 4 for post in POSTS}, "/": 10, "": 20},
+    "/about": {"/": 40, "/pricing": 30, "": 30},
+    **{post: {"/blog": 30, "/": 15, "/signup": 10, "/pricing": 10, "": 35} for post in POSTS},
+}
+ENTRY: dict[str, float] = {
+    "/": 40,
+    "/pricing": 8,
+    "/docs": 8,
+    "/login": 12,
+    "/features": 4,
+    "/app": 8,
+}
+ENTRY |= {post: 20 / (rank + 1) for rank, post in enumerate(POSTS)}
+PAGES = sorted(NEXT)
 RULES = [("signup", 0.5, []), ("paid-customer", 0.3, [9_990_000, 29_000_000, 99_000_000])]
 RULES += [("upgrade", 0.2, [20_000_000, 70_000_000])]
 PLANS = ["free", "starter", "pro", "enterprise"]
 SOURCES = ["google", "newsletter", "direct", "twitter", "partner"]
+CUSTOM = ["search", "video-play", "download", "share"]
+ANONYMOUS_SHARE = 0.15  # sessions of visitors without a success_user_id
+PROPERTIES_SHARE = 0.5  # sessions whose events carry properties
+CLICK_SHARE, CUSTOM_SHARE = 0.25, 0.12  # after a page view
+UPGRADE_SHARE = 0.15  # page views of /app/settings that end in an upgrade
+MAX_PAGES = 15
 _COLUMNS = [
     "site_id",
     "api_key_id",
@@ -55,43 +98,107 @@ _COLUMNS = [
 ]
 
 
+def _table(weights: dict[str, float]) -> tuple[list[str], list[float]]:
+    """Choices and cumulative weights for a draw by bisect (cheaper than rng.choices)."""
+    return list(weights), list(accumulate(weights.values()))
+
+
+_NEXT = {page: _table(weights) for page, weights in NEXT.items()}
+_ENTRY = _table(ENTRY)
+_PROPS = [
+    [json.dumps({"plan": plan, "source": source}, separators=(",", ":")) for source in SOURCES]
+    for plan in PLANS
+]
+
+
+def _draw(rng: random.Random, table: tuple[list[str], list[float]]) -> str:
+    """One weighted draw."""
+    choices, cumulative = table
+    return choices[bisect(cumulative, rng.random() * cumulative[-1])]
+
+
+# A generated event: offset (s), event_name, name, page, user id, value (micros), properties.
+Generated = tuple[float, str, str | None, str, str | None, int | None, str | None]
+
+
+def session_events(rng: random.Random, visitors: int, at: float) -> list[Generated]:
+    """One session's events from offset `at` (seconds): (offset, event_name, name, page,
+    user id or None, value in micros or None, properties or None)."""
+    user = None
+    if rng.random() >= ANONYMOUS_SHARE:
+        # Heavy-tailed: a few visitors come back often, most rarely.
+        user = int(rng.paretovariate(1.2) * 7919) % visitors
+    user_id = f"user-{user}" if user is not None else None
+    props = None
+    if rng.random() < PROPERTIES_SHARE:
+        props = _PROPS[(user or 0) % len(PLANS)][rng.randrange(len(SOURCES))]
+    out: list[Generated] = []
+    page, previous = _draw(rng, _ENTRY), ""
+    for _ in range(MAX_PAGES):
+        out.append((at, "pageview", None, page, user_id, None, props))
+        roll = rng.random()
+        if roll < CLICK_SHARE:
+            out.append((at + rng.uniform(1, 30), "click", None, page, user_id, None, props))
+        elif roll < CLICK_SHARE + CUSTOM_SHARE:
+            name = CUSTOM[rng.randrange(len(CUSTOM))]
+            out.append((at + rng.uniform(1, 30), "custom", name, page, user_id, None, props))
+        success: tuple[str, int | None] | None = None
+        if page == "/checkout/success":
+            success = ("paid-customer", rng.choice(RULES[1][2]))
+        elif page == "/app" and previous == "/signup":
+            success = ("signup", None)
+        elif page == "/app/settings" and rng.random() < UPGRADE_SHARE:
+            success = ("upgrade", rng.choice(RULES[2][2]))
+        if success:
+            out.append((at + 31, "success", success[0], page, user_id, success[1], props))
+        at += rng.uniform(35, 400)
+        previous, page = page, _draw(rng, _NEXT[page])
+        if not page:
+            break
+    return out
+
+
 def generate(
     site_id: int, key_id: int | None, events: int, days: int, visitors: int, seed: int = 1
 ) -> Iterator[list[tuple]]:
-    """Chunks of event rows (tuples in _COLUMNS order), in time order over the last days."""
+    """Chunks of event rows (tuples in _COLUMNS order), in time order over the last days.
+
+    The span is cut into slices of about CHUNK events; sessions start uniformly within a
+    slice and their events past its end wait for the next slice, so every chunk is in time
+    order and follows the previous one. Exactly `events` rows in all.
+    """
     rng = random.Random(seed)  # noqa: S311 - demo data, not a secret
     end = utcnow()
     start = end - timedelta(days=days)
     span = (end - start).total_seconds()
     chunks = max(1, -(-events // CHUNK))
     made = 0
+    carried: list[Generated] = []
     for index in range(chunks):
-        n = min(CHUNK, events - made)
-        made += n
-        slice_start = span * index / chunks
-        offsets = sorted(slice_start + rng.random() * span / chunks for _ in range(n))
-        kinds = rng.choices(["pageview", "click", "custom", "success"], [70, 17, 9, 4], k=n)
-        pages = rng.choices(PAGES, PAGE_WEIGHTS, k=n)
-        users = [rng.randrange(visitors) if rng.random() < 0.85 else None for _ in range(n)]
-        rows = []
-        for offset, kind, page, user in zip(offsets, kinds, pages, users, strict=True):
-            at = start + timedelta(seconds=offset)
-            name = micros = None
-            if kind == "success":
-                name, _, values = rng.choices(RULES, [r[1] for r in RULES])[0]
-                micros = rng.choice(values) if values else None
-            props = None
-            if rng.random() < 0.5:
-                props = json.dumps(
-                    {"plan": PLANS[(user or 0) % 4], "source": rng.choice(SOURCES)},
-                    separators=(",", ":"),
-                )
-            user_id = f"user-{user}" if user is not None else None
-            visitor = f"u:{user_id}" if user_id else f"a:{rng.getrandbits(64):016x}"
-            rows.append(
-                (site_id, key_id, kind, name, page, visitor, user_id, micros, props, at, at)
-            )
-        yield rows
+        slice_start, slice_end = span * index / chunks, span * (index + 1) / chunks
+        target = events * (index + 1) // chunks - made
+        last = index == chunks - 1
+        now_rows = [e for e in carried if e[0] < slice_end]
+        carried = [e for e in carried if e[0] >= slice_end]
+        while len(now_rows) < target:
+            for event in session_events(
+                rng, visitors, slice_start + rng.random() * (slice_end - slice_start)
+            ):
+                (now_rows if event[0] < slice_end else carried).append(event)
+        now_rows.sort(key=lambda e: e[0])
+        if last:  # exactly `events`; the carried rest would lie in the future
+            now_rows = now_rows[: max(0, target)]
+        made += len(now_rows)
+        yield [_row(site_id, key_id, start, event, rng) for event in now_rows]
+
+
+def _row(site_id: int, key_id: int | None, start: datetime, event: tuple, rng) -> tuple:
+    """An events row (in _COLUMNS order) of a generated event."""
+    offset, kind, name, page, user_id, micros, props = event
+    at = start + timedelta(seconds=offset)
+    # Without a success_user_id every event is its own anonymous visitor, as ingestion does.
+    visitor = f"u:{user_id}" if user_id else f"a:{rng.getrandbits(64):016x}"
+    return (site_id, key_id, kind, name, page, visitor, user_id, micros, props, at, at)
 
 
 def _copy_rows(connection, rows: list[tuple]) -> None:

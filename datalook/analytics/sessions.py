@@ -149,8 +149,16 @@ _EVENT_COLUMNS = (
 VISITORS_PER_QUERY = 500
 
 
-def _apply(tx: Session, after_id: int, up_to_id: int) -> None:
-    """Fold the events (after_id, up_to_id] into the sessions of their visitors."""
+@dataclass
+class SessionChanges:
+    """What one batch of events does to the stored sessions."""
+
+    gone: list[int]
+    made: list[dict]
+
+
+def derive_changes(tx: Session, after_id: int, up_to_id: int) -> SessionChanges:
+    """The sessions that the events (after_id, up_to_id] replace and create (reads only)."""
     per_visitor: dict[tuple[int, str], list[SessionEvent]] = defaultdict(list)
     rows = tx.execute(
         select(*_EVENT_COLUMNS).where(
@@ -163,19 +171,24 @@ def _apply(tx: Session, after_id: int, up_to_id: int) -> None:
     for event_id, site_id, visitor, at, event_name, path, name in rows:
         per_visitor[(site_id, visitor)].append(SessionEvent(at, event_id, event_name, path, name))
     nearby = _sessions_near(tx, per_visitor)
-    gone: list[int] = []
-    made: list[dict] = []
+    changes = SessionChanges([], [])
     for (site_id, visitor), events in per_visitor.items():
         events.sort(key=lambda e: (e.at, e.seq))
         near = nearby.get((site_id, visitor), [])
         removed, states = _rederive(tx, site_id, visitor, events, near, up_to_id)
-        gone += removed
-        made += [to_row(site_id, s) for s in states]
+        changes.gone += removed
+        changes.made += [to_row(site_id, s) for s in states]
+    return changes
+
+
+def store_changes(tx: Session, changes: SessionChanges) -> None:
+    """Replace the derived sessions (inside the short write transaction)."""
     table = cast(Table, VisitorSession.__table__)
+    gone = changes.gone
     for offset in range(0, len(gone), VISITORS_PER_QUERY):
         tx.execute(delete(table).where(table.c.id.in_(gone[offset : offset + VISITORS_PER_QUERY])))
-    if made:
-        tx.execute(insert(table), made)
+    if changes.made:
+        tx.execute(insert(table), changes.made)
 
 
 def _sessions_near(
@@ -247,4 +260,4 @@ def _rederive(
 
 def catch_up(session: Session) -> int:
     """Bring the sessions up to the newest safe event (all sites)."""
-    return cursors.catch_up(session, CURSOR, _apply)
+    return cursors.derive_in_two_phases(session, CURSOR, derive_changes, store_changes)

@@ -41,7 +41,8 @@ from sqlalchemy import Engine, String, delete, select, text, type_coerce, update
 from ..ingest.schema import VALUE_SCALE
 from ..models import Event, utcnow
 from ..sql.connections import dialect_insert, write_lock
-from . import sketches
+from . import settled, sketches
+from .derive import catch_up_all
 from .models import (
     MAX_KEY,
     MAX_PAGE,
@@ -149,6 +150,10 @@ class Accumulator:
     visitors: dict = field(default_factory=lambda: defaultdict(set))
     sketches: dict = field(default_factory=dict)
     count: int = 0
+    # False: keep only which (site, hour, dim) had visitors (visitor_keys), no sketches
+    # (taking events out: their sketches are recomputed, see refresh_sketches).
+    sketching: bool = True
+    visitor_keys: set = field(default_factory=set)
     _hours: dict = field(default_factory=dict)
 
     FLUSH_EVERY = 200_000
@@ -202,6 +207,10 @@ class Accumulator:
 
     def _flush_visitors(self) -> None:
         """Move the collected visitor ids into the hour, day and week sketches."""
+        if not self.sketching:
+            self.visitor_keys.update(self.visitors)
+            self.visitors.clear()
+            return
         found = self.sketches
         for (site, hour, dim), ids in self.visitors.items():
             day = hour.replace(hour=0)
@@ -242,7 +251,10 @@ _TOTALS = ["events", "pageviews", "clicks", "custom", "conversions", *_MONEY, "w
 
 
 def _write(connection, acc: Accumulator, stored_sketches: dict, dialect: str) -> None:
-    """Add an accumulator's rollups to the tables and store its merged sketches."""
+    """Add an accumulator's rollups to the tables and store its merged sketches (and move
+    the settled generation on if settled buckets change: see analytics.settled)."""
+    if acc.totals and settled.touches_settled(min(hour for _site, hour in acc.totals)):
+        settled.bump(connection)
     if acc.totals:
         connection.execute(
             _add_to_existing(HourlyTotals, ["site_id", "hour"], _TOTALS, dialect),
@@ -558,14 +570,17 @@ def rebuild_site(engine: Engine, instance_path: str, site_id: int, batch: int = 
                     continue
                 for table in SITE_TABLES:
                     connection.execute(delete(table).where(table.site_id == site_id))
+                settled.bump(connection)  # any bucket may change
                 _write(connection, acc, {}, dialect)
             return acc.count
 
 
 class Folder:
-    """Folds new events every INTERVAL_S while it leads the host: in the foreground
-    (`flask analytics fold`, which scripts/serve.sh runs beside the server at low priority,
-    so that folding never takes CPU from the workers answering events), or on a thread."""
+    """Folds new events every INTERVAL_S while it leads the host (into the summaries, then
+    the sessions and saved funnels, so that a report's own catch-up stays small): in the
+    foreground (`flask analytics fold`, which scripts/serve.sh runs beside the server at low
+    priority, so that folding never takes CPU from the workers answering events), or on a
+    thread."""
 
     def __init__(self, app: Flask, lead_path: str, interval: float = INTERVAL_S) -> None:
         self.app = app
@@ -615,12 +630,20 @@ class Folder:
         try:
             with self.app.app_context():
                 folded = catch_up(db.engine, self.app.instance_path)
+                # Sessions and saved funnels too, so that a report's own catch-up is small.
+                derived = catch_up_all(db.session())
+                db.session.remove()
         except Exception:  # a database outage must not end the thread
             log.exception("analytics fold failed")
             self._stop.wait(5.0)
             return
-        if folded > BATCH:
-            log.info("analytics: folded %d events in %.1f s", folded, time.monotonic() - started)
+        if folded > BATCH or max(derived.values()) > BATCH:
+            log.info(
+                "analytics: folded %d events, derived %s in %.1f s",
+                folded,
+                derived,
+                time.monotonic() - started,
+            )
 
 
 def folder_for(app: Flask) -> Folder | None:
@@ -660,21 +683,118 @@ def forget_deleted(session: Session, deleted: DeletedEvents) -> None:
     Only events the fold has counted (id up to the cursor) are subtracted; the cursor's
     version moves on, so a fold that read the doomed events meanwhile on another host starts
     over without them. Counts and revenue are exact after this. Visitor sketches cannot
-    forget one visitor: ranges large enough to be estimated may count an erased visitor
-    until `flask analytics rebuild` (the sketches hold no identifier, only hashed registers).
+    forget one visitor (they hold hashed registers, no identifier): the sketches of the
+    hours, days and weeks the deleted events touched are recomputed from the events that
+    stay (``refresh_sketches``), so estimated visitors are right at once too.
     """
     if deleted.where is None or deleted.only_test:  # test events were never counted
         return
     connection = session.connection()
     dialect = connection.dialect.name
     last_id, version = _read_cursor(connection)
-    taken = Accumulator()
+    taken = Accumulator(sketching=False)
     for row in connection.execute(
         select(*fold_columns(dialect)).where(deleted.where, Event.id <= last_id)
     ):
         taken.add(row)
-    taken.visitors.clear()  # sketches cannot subtract (see above)
+    taken.sketches_by_key()  # collects the (site, hour, dim) keys, builds no sketch
     taken.negate()
     if not _claim(connection, version, None):
         raise RuntimeError("the report summaries changed meanwhile; try again")
     _write(connection, taken, {}, dialect)
+    refresh_sketches(connection, taken.visitor_keys, deleted.where, last_id)
+
+
+def _visitor_dims(kind: str, name: str | None, page: str) -> tuple[str, ...]:
+    """The sketch dimensions one visitor's event counts in (as Accumulator.add keys them)."""
+    dims: tuple[str, ...] = ("", "p:" + page[:MAX_PAGE])
+    if kind == "success":
+        dims += ("c",) if name is None else ("c", "r:" + name)
+    return dims
+
+
+def _runs(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
+    """Sorted hours as [start, end) runs of consecutive hours."""
+    out: list[list[datetime]] = []
+    for hour in hours:
+        if out and out[-1][1] == hour:
+            out[-1][1] = hour + timedelta(hours=1)
+        else:
+            out.append([hour, hour + timedelta(hours=1)])
+    return [(a, b) for a, b in out]
+
+
+def _put_sketch(connection, key: tuple, data: bytes | None) -> None:
+    """Store one sketch (site, hours, dim, start), or delete it when `data` is None."""
+    site, hours, dim, start = key
+    s = VisitorSketch
+    if data is None:
+        connection.execute(
+            delete(s).where(s.site_id == site, s.hours == hours, s.dim == dim, s.start == start)
+        )
+        return
+    statement = dialect_insert(s.__table__, connection.dialect.name)
+    connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=["site_id", "hours", "dim", "start"],
+            set_={"sketch": statement.excluded.sketch},
+        ),
+        {"site_id": site, "hours": hours, "dim": dim, "start": start, "sketch": data},
+    )
+
+
+def _merged_span(connection, site: int, hours: int, dim: str, start: datetime, end: datetime):
+    """The union of a dimension's stored sketches of one span size in [start, end)."""
+    s = VisitorSketch
+    stored = connection.execute(
+        select(s.sketch).where(
+            s.site_id == site, s.hours == hours, s.dim == dim, s.start >= start, s.start < end
+        )
+    ).scalars()
+    found = list(stored)
+    return sketches.union(found) if found else None
+
+
+def refresh_sketches(connection, keys: set, gone, last_id: int) -> None:
+    """Recompute the visitor sketches of `keys` ((site, hour, dim)), of their days and of
+    their weeks, from the counted events up to `last_id` that `gone` (SQL: the events being
+    deleted, still readable) does not select.
+
+    Hours are counted again from their raw events (a bounded read: the hours the deleted
+    events fell in); a day is the union of its hour sketches and a week of its day sketches,
+    which HyperLogLog gives exactly (a union keeps the larger of each register).
+    """
+    if not keys:
+        return
+    dialect = connection.dialect.name
+    by_site: dict[int, set] = defaultdict(set)
+    for site, hour, dim in keys:
+        by_site[site].add((hour, dim))
+    for site, wanted in by_site.items():
+        hours = sorted({hour for hour, _dim in wanted})
+        seen: dict[tuple, set] = defaultdict(set)
+        cache: dict = {}
+        occurred = fold_columns(dialect)[8]
+        for start, end in _runs(hours):
+            rows = connection.execute(
+                select(Event.visitor_id, Event.event_name, Event.name, Event.page_path, occurred)
+                .where(Event.site_id == site, Event.occurred_at >= start, Event.occurred_at < end)
+                .where(Event.id <= last_id, Event.counted(), Event.visitor_id.not_like("a:%"))
+                .where(~gone)
+            )
+            for visitor, kind, name, page, at in rows:
+                hour = _hour_of(at, cache)[0]
+                for dim in _visitor_dims(kind, name, page):
+                    if (hour, dim) in wanted:
+                        seen[(hour, dim)].add(visitor)
+        for hour, dim in wanted:
+            ids = seen.get((hour, dim))
+            _put_sketch(connection, (site, 1, dim, hour), sketches.of_ids(ids) if ids else None)
+        days = {(hour.replace(hour=0), dim) for hour, dim in wanted}
+        for day, dim in days:
+            merged = _merged_span(connection, site, 1, dim, day, day + timedelta(days=1))
+            _put_sketch(connection, (site, 24, dim, day), merged)
+        weeks = {(day - timedelta(days=day.weekday()), dim) for day, dim in days}
+        for week, dim in weeks:
+            merged = _merged_span(connection, site, 24, dim, week, week + timedelta(days=7))
+            _put_sketch(connection, (site, 168, dim, week), merged)

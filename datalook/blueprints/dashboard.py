@@ -11,7 +11,7 @@ from ..analytics import chart, export, ranges, reports
 from ..analytics.forms import METRICS, ReportSettingsForm, RuleDisplayForm
 from ..analytics.models import RuleDisplay
 from ..analytics.money import display
-from ..errors import ApiError
+from ..envelope import parameter_error
 from ..extensions import db
 from ..models import Site, SuccessRule
 from ..quest_state import quests_for
@@ -19,24 +19,9 @@ from ..quest_state import quests_for
 bp = Blueprint("dashboard", __name__, url_prefix="/sites/<int:site_id>")
 
 
-def _site_zone(site: Site):
-    """The site's zone (UTC should a stored name ever be unknown here)."""
-    try:
-        return ranges.zone(site.timezone)
-    except ranges.RangeError:
-        return ranges.zone("UTC")
-
-
 def _range(site: Site) -> ranges.DateRange:
-    """The range asked for in the URL, in the site's zone (RangeError when malformed)."""
-    tz = _site_zone(site)
-    first = reports.first_day_utc(site)
-    return ranges.parse_range(
-        request.args,
-        tz,
-        ranges.today_in(tz),
-        ranges.local_day(first, tz) if first else None,
-    )
+    """The range asked for in the URL, as every report reads it (RangeError when malformed)."""
+    return ranges.site_range(site, request.args)
 
 
 def _caught_up_site(site_id: int) -> Site:
@@ -125,12 +110,7 @@ def stats_json(site_id: int):
     try:
         rng = _range(site)
     except ranges.RangeError as exc:
-        raise ApiError(
-            400,
-            "invalid_request",
-            exc.message,
-            [{"field": exc.field, "code": exc.code, "message": exc.message}],
-        ) from exc
+        raise parameter_error(exc.field, exc.code, exc.message) from exc
     return export.stats_json(site, reports.stats(site, rng))
 
 

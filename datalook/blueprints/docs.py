@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, render_template
+from flask import Blueprint, current_app, jsonify, render_template
 
-from .. import openapi, show_once, snippets
+from .. import live, openapi, show_once, snippets
+from ..analytics import funnels, journeys, ranges, sessions
+from ..analytics import reports as reports_module
 from ..browser.script import snippet
 
 bp = Blueprint("docs", __name__)
@@ -32,11 +34,26 @@ def browser_sdk():
 
 @bp.route("/docs/reports")
 def reports():
-    """How the reports count, and the stats.json contract."""
-    return render_template("docs/reports.html")
+    """How the reports count, and the JSON contracts of stats, funnels, journeys and live."""
+    return render_template(
+        "docs/reports.html",
+        periods=ranges.PERIODS,
+        default_period=ranges.DEFAULT_PERIOD,
+        errors=openapi.reports.ENDPOINT_ERRORS,
+        funnels=funnels,
+        journey_steps=(journeys.DEFAULT_STEPS, sessions.KEPT_STEPS, journeys.TOP),
+        session_gap_minutes=int(sessions.GAP.total_seconds() // 60),
+        live_page=live.PAGE,
+        top_pages=reports_module.TOP_PAGES,
+    )
 
 
 @bp.route("/openapi.json")
 def openapi_json():
     """The public API in OpenAPI 3.1."""
-    return jsonify(openapi.document(show_once.base_url()))
+    config = current_app.config
+    return jsonify(
+        openapi.document(
+            show_once.base_url(), config["COLLECT_ADDRESS_LIMIT"], config["SESSION_COOKIE_NAME"]
+        )
+    )

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from ..access import owned_site_or_404
-from ..analytics import funnel_store, journeys, sessions
+from ..analytics import derive, funnel_store, journeys, sessions
 from ..analytics.funnel_models import Funnel
 from ..analytics.funnels import (
     DEFAULT_WINDOW,
@@ -22,15 +22,15 @@ from ..analytics.funnels import (
     definition_from_json,
     parse_definition,
 )
+from ..analytics.money import display
 from ..analytics.quest_funnel import (
     common_paths,
     funnel_quest_done,
     rule_names,
     suggested_steps,
 )
-from ..analytics.ranges import PERIODS, DateRange, RangeError, local_day, parse_range, today_in
-from ..analytics.ranges import zone as tz_zone
-from ..envelope import ApiError, json_response
+from ..analytics.ranges import PERIODS, DateRange, RangeError, site_range
+from ..envelope import json_response, parameter_error
 from ..extensions import db
 from ..forms import EmptyForm
 from ..funnel_forms import FunnelForm
@@ -39,17 +39,9 @@ from ..models import Site
 bp = Blueprint("funnels", __name__, url_prefix="/sites/<int:site_id>")
 
 
-def _bad_request(field: str, code: str, message: str) -> ApiError:
-    """The 400 JSON error naming the parameter."""
-    errors = [{"field": field, "code": code, "message": message}]
-    return ApiError(400, "bad_request", message, errors)
-
-
 def _range(site: Site, args: Mapping[str, str]) -> DateRange:
-    """The report's date range in the site's time zone (RangeError for bad input)."""
-    tz = tz_zone(site.timezone)
-    first = local_day(site.created_at, tz) if site.created_at else None
-    return parse_range(args, tz, today_in(tz), first)
+    """The report's date range, as every report reads it (RangeError for bad input)."""
+    return site_range(site, args)
 
 
 def _json_range(site: Site) -> DateRange:
@@ -57,7 +49,7 @@ def _json_range(site: Site) -> DateRange:
     try:
         return _range(site, request.args)
     except RangeError as exc:
-        raise _bad_request(exc.field, exc.code, exc.message) from None
+        raise parameter_error(exc.field, exc.code, exc.message) from None
 
 
 def _definition_from_args(args: MultiDict) -> FunnelDefinition:
@@ -114,9 +106,9 @@ def funnel_json(site_id: int):
     try:
         definition = _definition_from_args(request.args)
     except FunnelError as exc:
-        raise _bad_request(exc.field, exc.code, exc.message) from None
+        raise parameter_error(exc.field, exc.code, exc.message) from None
     report = funnel_store.unsaved_report(db.session(), site.id, definition, rng)
-    return json_response(report.as_json())
+    return json_response(report.as_json(site.currency))
 
 
 @bp.route("/funnels/<int:funnel_id>.json")
@@ -129,7 +121,7 @@ def saved_funnel_json(site_id: int, funnel_id: int):
     report = funnel_store.saved_report(
         db.session(), funnel, definition_from_json(funnel.definition), rng
     )
-    return json_response(report.as_json())
+    return json_response(report.as_json(site.currency))
 
 
 def _journey_query(args: Mapping[str, str]) -> journeys.JourneyQuery:
@@ -137,7 +129,7 @@ def _journey_query(args: Mapping[str, str]) -> journeys.JourneyQuery:
     try:
         return journeys.parse_query(args)
     except journeys.JourneyError as exc:
-        raise _bad_request(exc.field, exc.code, exc.message) from None
+        raise parameter_error(exc.field, exc.code, exc.message) from None
 
 
 @bp.route("/journeys.json")
@@ -160,7 +152,7 @@ def next_steps_json(site_id: int):
     query = _journey_query(request.args)
     path = request.args.get("path") or ""
     if not path.startswith("/"):
-        raise _bad_request("path", "invalid_path", "path must be a page path starting with /")
+        raise parameter_error("path", "invalid_path", "path must be a page path starting with /")
     sessions.catch_up(db.session())
     return json_response(journeys.next_steps(db.session(), site.id, rng, path, query))
 
@@ -302,6 +294,8 @@ def report(site_id: int, funnel_id: int):
         periods=PERIODS,
         delete_form=EmptyForm(),
         duration=format_duration,
+        # As the dashboard shows money: the site's currency, exact to the cent ("¥1,250").
+        money=lambda micros: display(micros, site.currency),
     )
 
 
@@ -369,11 +363,5 @@ def catch_up_command() -> None:
     """
     import click
 
-    passed = sessions.catch_up(db.session())
-    click.echo(f"sessions: {passed} events")
-    for funnel in db.session.scalars(select(Funnel).order_by(Funnel.id)).all():
-        definition = definition_from_json(funnel.definition)
-        if definition.mode == "strict":
-            continue
-        passed = funnel_store.catch_up(db.session(), funnel, definition)
-        click.echo(f"funnel {funnel.id}: {passed} events")
+    for what, passed in derive.catch_up_all(db.session()).items():
+        click.echo(f"{what}: {passed} events")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 
 from werkzeug.wrappers import Request, Response
 
-from ..envelope import error_response
+from ..envelope import PlainAnswer, error_response
 from . import collect, pipeline
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,9 @@ def _send(answer: pipeline.Answer, environ: dict, start_response: Callable) -> I
     if isinstance(answer, pipeline.NoContent):
         start_response(answer.status, [*answer.headers, NOSNIFF])
         return []
+    if isinstance(answer, PlainAnswer):
+        start_response(answer.status, [*answer.headers, NOSNIFF])
+        return [answer.body]
     answer.headers.add(*NOSNIFF)
     body = answer.response
     if isinstance(body, list) and "Content-Length" in answer.headers:

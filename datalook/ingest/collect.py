@@ -33,6 +33,12 @@ _MAX_SITE_KEY = 32
 # The answer's own headers that a page's fetch may read.
 EXPOSED_HEADERS = "DataLook-Duplicate, DataLook-Stripped-Keys, DataLook-Ignored, Retry-After"
 _PREFLIGHT_MAX_AGE = "86400"
+# CORS of the answers given before a site is identified (no or unknown site key, key
+# guessing, an unreadable body, a store that cannot be read): they say nothing about any
+# site and are the same for every caller, so any page may read them, as peers' collection
+# endpoints allow. `*` never lets a page send credentials. Once the site is known its
+# allowed origins decide: the page's origin echoed, or no CORS grant at all.
+PUBLIC_CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": EXPOSED_HEADERS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +54,17 @@ class BrowserSite:
 
 def answer(context: Context, request: Request) -> Response:
     """The ingestion app's endpoint for /collect (POST, and OPTIONS for the preflight)."""
-    body = request.stream.read(MAX_COLLECT_BYTES + 1) if request.method == "POST" else b""
+    try:
+        body = request.stream.read(MAX_COLLECT_BYTES + 1) if request.method == "POST" else b""
+    except Exception:
+        # Whatever the server's reader raises for a malformed or cut-short body: the
+        # client's request is broken, not us (as /event's reader answers).
+        return error_response(
+            400,
+            "invalid_body",
+            "The request body could not be read (malformed or incomplete).",
+            headers=PUBLIC_CORS,
+        )
     return handle_collect(
         context,
         request.method,
@@ -74,20 +90,26 @@ def handle_collect(
     header = {name.lower(): value for name, value in headers.items()}
     site_key = _site_key(query_string)
     if isinstance(site_key, Response):
+        site_key.headers.update(PUBLIC_CORS)
         return site_key
     address = client_address or "unknown"
+    cors = PUBLIC_CORS  # until the site's allowed origins can decide
     try:
         with context.engine.connect() as connection:
             site = _site(connection, site_key) if _plausible_key(site_key) else None
             if site is None:
                 # Guessing keys spends the address's failed-authentication budget (as /event).
-                return context.limits.refuse_failed_auth(address) or error_response(
+                answer = context.limits.refuse_failed_auth(address) or error_response(
                     403,
                     "invalid_site_key",
                     "The site key is unknown or was regenerated; copy the snippet again.",
                 )
+                answer.headers.update(cors)
+                return answer
             origin = header.get("origin")
             if not origins.is_allowed(origin, site.domain, site.allowed_origins):
+                # The owner did not allow this page: no CORS grant, so it cannot read this
+                # answer, and a refused preflight keeps its fetch from being sent at all.
                 return error_response(
                     403,
                     "origin_not_allowed",
@@ -110,7 +132,8 @@ def handle_collect(
             except ApiError as exc:
                 answer = exc.get_response()
     except context.database_errors:
-        return error_response(
+        # With the CORS of how far the request got: the page's origin once it was accepted.
+        answer = error_response(
             503,
             "unavailable",
             "The event store is busy or unavailable; nothing was stored.",

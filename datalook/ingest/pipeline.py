@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Request, Response
 
 from ..apikeys import AuthenticatedKey, AuthFailure, authenticate
-from ..envelope import ApiError, error_response, json_response
+from ..envelope import ApiError, PlainAnswer, error_response, json_response
 from ..models import utcnow
 from ..ratelimit.limit_text import describe
 from ..ratelimit.rules import ApiLimits, key_limit_exceeded, with_limit_headers
@@ -68,7 +68,7 @@ class NoContent:
     status = "204 NO CONTENT"
 
 
-Answer = Response | NoContent
+Answer = Response | NoContent | PlainAnswer
 Step = Callable[[Call], Answer]
 
 

@@ -1,5 +1,5 @@
 """The one description of an event: FIELD_TABLE drives validation here and the OpenAPI
-schema (openapi.py), so the two cannot drift; the size caps of a request live here too.
+schema (openapi/ingestion.py), so the two cannot drift; the size caps of a request live here too.
 
 Validation checks the shape first (an object, no unknown fields, required fields present),
 then each field's type and bounds. Every problem is reported at once, each naming its field;
@@ -9,6 +9,7 @@ client input is echoed only in short, truncated form.
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 import uuid
@@ -439,9 +440,29 @@ KNOWN_FIELDS = frozenset(FIELDS)
 SHAPE_ERRORS = ("not_an_object", "unknown_field", "required")
 
 
+_SORTED_FIELDS = sorted(KNOWN_FIELDS)
+# Longer unknown names are not kept in the cache: it stays a few hundred kilobytes at most.
+_CACHED_NAME_CHARS = 100
+
+
 def _suggest(name: str) -> str:
     """Suggest the closest known field for a misspelt one."""
-    close = difflib.get_close_matches(name, sorted(KNOWN_FIELDS), n=1, cutoff=0.6)
+    # A client that repeats one bad body repeats its unknown names: the comparison is the
+    # dearest part of refusing it, and its answer depends on the name alone.
+    if len(name) <= _CACHED_NAME_CHARS:
+        return _suggest_cached(name)
+    return _closest(name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _suggest_cached(name: str) -> str:
+    """_closest, remembered for the last 1,024 short names."""
+    return _closest(name)
+
+
+def _closest(name: str) -> str:
+    """The "did you mean" part of an unknown field's message ("" when nothing is close)."""
+    close = difflib.get_close_matches(name, _SORTED_FIELDS, n=1, cutoff=0.6)
     return f"; did you mean {close[0]}?" if close else ""
 
 

@@ -21,7 +21,7 @@ from limits import RateLimitItem, parse
 from limits.storage import MovingWindowSupport
 from werkzeug.wrappers import Response
 
-from ..envelope import error_response
+from ..envelope import PlainAnswer, error_response, plain_error
 from .limit_text import describe
 from .window import retry_after_seconds
 
@@ -155,6 +155,17 @@ class ApiLimits:
         return too_many(state, "Too many requests with invalid credentials from your address")
 
 
-def key_limit_exceeded(state: LimitState) -> Response:
-    """The 429 answer for a key over its limit."""
-    return too_many(state, f"Rate limit of {describe(state.item)} exceeded for this key")
+def key_limit_exceeded(state: LimitState) -> PlainAnswer:
+    """The 429 answer for a key over its limit: too_many's answer, built as plainly as it can
+    be, because a key that floods past its limit gets nothing else (and must cost little)."""
+    wait = seconds_until(state.reset_time)
+    limit = describe(state.item)
+    answer = plain_error(
+        429,
+        "rate_limited",
+        f"Rate limit of {limit} exceeded for this key; retry in {wait} s.",
+        extra={"limit": limit, "retry_after": wait},
+    )
+    answer.headers += policy_headers(state.item, state.remaining, state.reset_time)
+    answer.headers.append(("Retry-After", str(wait)))
+    return answer

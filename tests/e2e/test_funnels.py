@@ -99,7 +99,7 @@ def test_build_and_save_a_funnel_completes_the_quest(page, live_server, screensh
     expect(table).to_have_count(3)
     expect(table.nth(0).locator("td").nth(0)).to_have_text("3")
     expect(table.nth(2).locator("td").nth(0)).to_have_text("1")
-    expect(table.nth(2).locator("td").nth(5)).to_have_text("19.50")
+    expect(table.nth(2).locator("td").nth(5)).to_have_text("$19.50")  # as the dashboard shows money
     expect(page.locator("svg.funnel-svg rect.bar")).to_have_count(3)
     screenshot(page, "report")
 

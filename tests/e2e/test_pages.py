@@ -150,6 +150,16 @@ PAGES: dict[str, tuple[bool, Callable[[Page, Owner], object], list[tuple[str, st
         lambda page, owner: page.goto("/docs/server-events"),
         [("button", "Copy the curl code")],
     ),
+    "docs-browser": (
+        False,
+        lambda page, owner: page.goto("/docs/browser-sdk"),
+        [("link", "/openapi.json")],
+    ),
+    "docs-reports": (
+        False,
+        lambda page, owner: page.goto("/docs/reports"),
+        [("link", "/openapi.json"), ("link", "How we count")],
+    ),
     "error": (
         True,
         lambda page, owner: page.goto("/sites/999999/"),

@@ -1,4 +1,5 @@
-"""The OpenAPI 3.1 description of the public ingestion API.
+"""The OpenAPI 3.1 description of the server ingestion API (POST /event, /events) and the
+probes, with the error envelope that every machine-facing answer shares.
 
 The event's fields, bounds and per-field error codes come from its one field table
 (ingest/schema.py), the token format from tokens.py, so the description cannot drift from
@@ -8,28 +9,33 @@ every code the package can send.
 
 from __future__ import annotations
 
-from . import snippets, tokens
-from .ingest import schema as event_schema
-from .ingest.schema import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES
+from .. import snippets, tokens
+from ..ingest import schema as event_schema
+from ..ingest.schema import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES
+from .common import MESSAGE, RATE_HEADERS, enum_description, error_response, header_refs, ref
 
 #: Every top-level `error.code` of the envelope, with its status and meaning.
 ERROR_CODES: dict[str, str] = {
     "invalid_json": "400: the body is empty, not valid JSON, or nested too deeply.",
     "invalid_body": "400: the body could not be read (malformed chunked encoding, cut short).",
-    "invalid_request": "400: the JSON is not a valid event or batch; `errors` names each field.",
+    "invalid_request": "400: the JSON is not a valid event or batch; `errors` names each field. "
+    "The reports (stats.json, funnel.json, funnels/{id}.json, journeys.json, "
+    "journeys/next.json, live.json): a bad query parameter, named in `errors`.",
     "bad_request": "400: any other malformed HTTP request.",
     "missing_token": "401: no Authorization header.",
     "malformed_token": "401: not `Bearer dl_live_<key_id>_<secret>`, or a checksum mismatch.",
     "invalid_token": "401: no such key, or the secret is wrong.",
     "revoked_token": "401: the key was revoked, or its rotation grace period has ended.",
-    "unauthorized": "401: authentication failed for another reason.",
+    "unauthorized": "401: authentication failed for another reason; for the reports, "
+    "not logged in (no valid session cookie).",
     "forbidden": "403: the request is not allowed.",
     "invalid_site_key": "403 (POST /collect): no site has this public site key.",
     "origin_not_allowed": "403 (POST /collect): the page's origin is not allowed for the site.",
-    "not_found": "404: no such URL.",
+    "not_found": "404: no such URL; for the reports also a site (or funnel) of another user.",
     "method_not_allowed": "405: the URL exists but not with this method (see `Allow`).",
     "payload_too_large": "413: the body is over the size cap.",
-    "unsupported_media_type": "415: the Content-Type is not application/json.",
+    "unsupported_media_type": "415: the Content-Type is not application/json (POST /collect "
+    "also takes text/plain).",
     "rate_limited": "429: over the rate limit; wait `Retry-After` seconds.",
     "internal_error": "500: a bug on our side; nothing was acknowledged.",
     "unavailable": "503: the event store could not take the event; nothing was stored.",
@@ -70,16 +76,6 @@ WARNING_CODES: dict[str, str] = {
 }
 
 _EXAMPLE_EVENT = snippets.EXAMPLE_EVENT
-
-
-def _ref(kind: str, name: str) -> dict:
-    """Return a $ref to a component."""
-    return {"$ref": f"#/components/{kind}/{name}"}
-
-
-def _enum_description(codes: dict[str, str]) -> str:
-    """Render a code → meaning table as Markdown list for a schema description."""
-    return "\n".join(f"- `{code}`: {meaning}" for code, meaning in codes.items())
 
 
 def _event_schema() -> dict:
@@ -139,7 +135,7 @@ def _normalised_event_schema() -> dict:
 
 def _schemas() -> dict:
     """components/schemas."""
-    message = {"type": "string", "description": "For people; do not parse it."}
+    message = MESSAGE
     return {
         "Event": _event_schema(),
         "EventBatch": {
@@ -151,7 +147,7 @@ def _schemas() -> dict:
                     "type": "array",
                     "minItems": 1,
                     "maxItems": MAX_BATCH_EVENTS,
-                    "items": _ref("schemas", "Event"),
+                    "items": ref("schemas", "Event"),
                     "description": (
                         "1 to 500 events. Each is validated on its own: an invalid event is "
                         "reported by its index and does not stop the others."
@@ -165,8 +161,8 @@ def _schemas() -> dict:
             "required": ["valid", "event", "warnings"],
             "properties": {
                 "valid": {"const": True},
-                "event": _ref("schemas", "NormalisedEvent"),
-                "warnings": {"type": "array", "items": _ref("schemas", "Warning")},
+                "event": ref("schemas", "NormalisedEvent"),
+                "warnings": {"type": "array", "items": ref("schemas", "Warning")},
             },
         },
         "Warning": {
@@ -174,14 +170,14 @@ def _schemas() -> dict:
             "required": ["field", "code", "message"],
             "properties": {
                 "field": {"type": "string", "examples": ["properties.user_email"]},
-                "code": _ref("schemas", "WarningCode"),
+                "code": ref("schemas", "WarningCode"),
                 "message": message,
             },
         },
         "WarningCode": {
             "type": "string",
             "enum": list(WARNING_CODES),
-            "description": _enum_description(WARNING_CODES),
+            "description": enum_description(WARNING_CODES),
         },
         "BatchResult": {
             "type": "object",
@@ -199,7 +195,7 @@ def _schemas() -> dict:
                 },
                 "errors": {
                     "type": "array",
-                    "items": _ref("schemas", "BatchFieldError"),
+                    "items": ref("schemas", "BatchFieldError"),
                     "description": "Problems of the invalid events; none of them was stored.",
                 },
                 "stripped_keys": {
@@ -227,12 +223,12 @@ def _schemas() -> dict:
                         '`""` for the event as a whole.'
                     ),
                 },
-                "code": _ref("schemas", "FieldErrorCode"),
+                "code": ref("schemas", "FieldErrorCode"),
                 "message": message,
             },
         },
         "BatchFieldError": {
-            "allOf": [_ref("schemas", "FieldError")],
+            "allOf": [ref("schemas", "FieldError")],
             "type": "object",
             "required": ["index"],
             "properties": {
@@ -242,12 +238,12 @@ def _schemas() -> dict:
         "FieldErrorCode": {
             "type": "string",
             "enum": list(FIELD_ERROR_CODES),
-            "description": _enum_description(FIELD_ERROR_CODES),
+            "description": enum_description(FIELD_ERROR_CODES),
         },
         "ErrorCode": {
             "type": "string",
             "enum": list(ERROR_CODES),
-            "description": _enum_description(ERROR_CODES),
+            "description": enum_description(ERROR_CODES),
         },
         "Error": {
             "type": "object",
@@ -258,11 +254,11 @@ def _schemas() -> dict:
                     "type": "object",
                     "required": ["code", "message"],
                     "properties": {
-                        "code": _ref("schemas", "ErrorCode"),
+                        "code": ref("schemas", "ErrorCode"),
                         "message": message,
                         "errors": {
                             "type": "array",
-                            "items": _ref("schemas", "FieldError"),
+                            "items": ref("schemas", "FieldError"),
                             "description": "Every problem of the payload at once.",
                         },
                         "limit": {
@@ -356,59 +352,34 @@ def _headers() -> dict:
     }
 
 
-_RATE_HEADERS = (
-    "X-RateLimit-Limit",
-    "X-RateLimit-Remaining",
-    "X-RateLimit-Reset",
-    "RateLimit-Policy",
-    "RateLimit",
-)
-
-
-def _header_refs(*names: str) -> dict:
-    """Map header names to $refs."""
-    return {name: _ref("headers", name) for name in names}
-
-
-def _error_response(description: str, *headers: str, example: dict | None = None) -> dict:
-    """A response whose body is the error envelope."""
-    media: dict = {"schema": _ref("schemas", "Error")}
-    if example is not None:
-        media["example"] = example
-    response: dict = {"description": description, "content": {"application/json": media}}
-    if headers:
-        response["headers"] = _header_refs(*headers)
-    return response
-
-
 def _responses() -> dict:
     """components/responses shared by /event and /events."""
     return {
-        "BadRequest": _error_response(
+        "BadRequest": error_response(
             "`invalid_json` (empty or malformed body) or `invalid_request` (not a valid "
             "event or batch; `errors` names every problem at once).",
-            *_RATE_HEADERS,
+            *RATE_HEADERS,
         ),
-        "Unauthorized": _error_response(
+        "Unauthorized": error_response(
             "The token is missing, malformed, unknown, revoked or expired. An unknown key "
             "and a wrong secret are indistinguishable (`invalid_token`).",
             "WWW-Authenticate",
             example={"error": {"code": "invalid_token", "message": "The token is not valid."}},
         ),
-        "PayloadTooLarge": _error_response(
+        "PayloadTooLarge": error_response(
             "`payload_too_large`: the body is over the cap (refused before it is read whole).",
-            *_RATE_HEADERS,
+            *RATE_HEADERS,
         ),
-        "UnsupportedMediaType": _error_response(
+        "UnsupportedMediaType": error_response(
             "`unsupported_media_type`: send `Content-Type: application/json`.",
-            *_RATE_HEADERS,
+            *RATE_HEADERS,
         ),
-        "RateLimited": _error_response(
+        "RateLimited": error_response(
             "`rate_limited`: the key is over its limit (default 500 requests per 10 seconds, "
             "sliding window), or this address sent too many requests that failed "
             "authentication (60 per minute). Wait `Retry-After` seconds.",
             "Retry-After",
-            *_RATE_HEADERS,
+            *RATE_HEADERS,
             example={
                 "error": {
                     "code": "rate_limited",
@@ -420,7 +391,7 @@ def _responses() -> dict:
                 }
             },
         ),
-        "Unavailable": _error_response(
+        "Unavailable": error_response(
             "`unavailable`: the database could not take the event right now; nothing was "
             "stored. Retry after `Retry-After` seconds.",
             "Retry-After",
@@ -431,12 +402,12 @@ def _responses() -> dict:
 def _common_errors() -> dict:
     """The error answers of both ingestion operations."""
     return {
-        "400": _ref("responses", "BadRequest"),
-        "401": _ref("responses", "Unauthorized"),
-        "413": _ref("responses", "PayloadTooLarge"),
-        "415": _ref("responses", "UnsupportedMediaType"),
-        "429": _ref("responses", "RateLimited"),
-        "503": _ref("responses", "Unavailable"),
+        "400": ref("responses", "BadRequest"),
+        "401": ref("responses", "Unauthorized"),
+        "413": ref("responses", "PayloadTooLarge"),
+        "415": ref("responses", "UnsupportedMediaType"),
+        "429": ref("responses", "RateLimited"),
+        "503": ref("responses", "Unavailable"),
     }
 
 
@@ -469,7 +440,7 @@ def _post_event() -> dict:
             "required": True,
             "content": {
                 "application/json": {
-                    "schema": _ref("schemas", "Event"),
+                    "schema": ref("schemas", "Event"),
                     "example": _EXAMPLE_EVENT,
                 }
             },
@@ -477,13 +448,13 @@ def _post_event() -> dict:
         "responses": {
             "200": {
                 "description": "Validate mode (`?validate=1`): the event is valid; nothing stored.",
-                "headers": _header_refs(*_RATE_HEADERS),
-                "content": {"application/json": {"schema": _ref("schemas", "ValidationResult")}},
+                "headers": header_refs(*RATE_HEADERS),
+                "content": {"application/json": {"schema": ref("schemas", "ValidationResult")}},
             },
             "204": {
                 "description": "Stored (committed durably). No body.",
-                "headers": _header_refs(
-                    "DataLook-Duplicate", "DataLook-Stripped-Keys", *_RATE_HEADERS
+                "headers": header_refs(
+                    "DataLook-Duplicate", "DataLook-Stripped-Keys", *RATE_HEADERS
                 ),
             },
             **_common_errors(),
@@ -509,7 +480,7 @@ def _post_events() -> dict:
             "required": True,
             "content": {
                 "application/json": {
-                    "schema": _ref("schemas", "EventBatch"),
+                    "schema": ref("schemas", "EventBatch"),
                     "example": {"events": [_EXAMPLE_EVENT]},
                 }
             },
@@ -517,8 +488,8 @@ def _post_events() -> dict:
         "responses": {
             "200": {
                 "description": "Processed: the valid events are stored.",
-                "headers": _header_refs(*_RATE_HEADERS),
-                "content": {"application/json": {"schema": _ref("schemas", "BatchResult")}},
+                "headers": header_refs(*RATE_HEADERS),
+                "content": {"application/json": {"schema": ref("schemas", "BatchResult")}},
             },
             **_common_errors(),
         },
@@ -530,13 +501,13 @@ def _probe(operation_id: str, summary: str, schema: str, ready: bool) -> dict:
     responses: dict = {
         "200": {
             "description": "OK.",
-            "content": {"application/json": {"schema": _ref("schemas", schema)}},
+            "content": {"application/json": {"schema": ref("schemas", schema)}},
         }
     }
     if ready:
         responses["503"] = {
             "description": "The database is unreachable.",
-            "content": {"application/json": {"schema": _ref("schemas", schema)}},
+            "content": {"application/json": {"schema": ref("schemas", schema)}},
         }
     return {
         "operationId": operation_id,
@@ -547,60 +518,41 @@ def _probe(operation_id: str, summary: str, schema: str, ready: bool) -> dict:
     }
 
 
-def document(server_url: str) -> dict:
-    """Return the OpenAPI document for the given server base URL."""
+def paths() -> dict:
+    """The paths of the server ingestion API and of the probes."""
     return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "DataLook ingestion API",
-            "version": "1.0.0",
-            "summary": "Send confirmed conversions from your backend.",
-            "description": (
-                "Server events for backends: JSON in, JSON errors out, Bearer-token "
-                "authentication, no cookies and no CORS (keep the key on your server). "
-                'Every error uses one envelope, `{"error": {"code", "message", '
-                '"errors"}}`. Unknown URLs answer 404 `not_found`, another method 405 '
-                "`method_not_allowed`. Guide: /docs/server-events."
-            ),
-        },
-        "servers": [{"url": server_url}],
-        "tags": [
-            {"name": "Ingestion", "description": "Send events."},
-            {"name": "Operations", "description": "Probes for load balancers and orchestrators."},
-        ],
-        "security": [{"bearerAuth": []}],
-        "paths": {
-            "/event": {"post": _post_event()},
-            "/events": {"post": _post_events()},
-            "/healthz": {"get": _probe("healthz", "Liveness: the process is up", "Health", False)},
-            "/readyz": {
-                "get": _probe(
-                    "readyz",
-                    "Readiness: the database and rate-limit storage are reachable",
-                    "Readiness",
-                    True,
-                )
-            },
-        },
-        "components": {
-            "securitySchemes": {
-                "bearerAuth": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "bearerFormat": f"{tokens.PREFIX}<key_id>_<secret>",
-                    "description": (
-                        f"`Authorization: Bearer {tokens.PREFIX}<key_id>_<secret>`. key_id: "
-                        f"{tokens.KEY_ID_LENGTH} letters and digits; secret: "
-                        f"{tokens.RANDOM_LENGTH} random letters and digits followed by a "
-                        f"{tokens.CHECKSUM_LENGTH}-character checksum, so a mistyped token is "
-                        "refused as `malformed_token` at once. Created in the dashboard and "
-                        f"shown once. Test keys ({tokens.TEST_PREFIX}<key_id>_<secret>, same "
-                        "rules) store events that no report counts."
-                    ),
-                }
-            },
-            "schemas": _schemas(),
-            "headers": _headers(),
-            "responses": _responses(),
+        "/event": {"post": _post_event()},
+        "/events": {"post": _post_events()},
+        "/healthz": {"get": _probe("healthz", "Liveness: the process is up", "Health", False)},
+        "/readyz": {
+            "get": _probe(
+                "readyz",
+                "Readiness: the database and rate-limit storage are reachable",
+                "Readiness",
+                True,
+            )
         },
     }
+
+
+def bearer_scheme() -> dict:
+    """The Bearer security scheme of the server keys."""
+    return {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": f"{tokens.PREFIX}<key_id>_<secret>",
+        "description": (
+            f"`Authorization: Bearer {tokens.PREFIX}<key_id>_<secret>`. key_id: "
+            f"{tokens.KEY_ID_LENGTH} letters and digits; secret: "
+            f"{tokens.RANDOM_LENGTH} random letters and digits followed by a "
+            f"{tokens.CHECKSUM_LENGTH}-character checksum, so a mistyped token is "
+            "refused as `malformed_token` at once. Created in the dashboard and "
+            f"shown once. Test keys ({tokens.TEST_PREFIX}<key_id>_<secret>, same "
+            "rules) store events that no report counts."
+        ),
+    }
+
+
+def components() -> dict:
+    """components/schemas, headers and responses of the ingestion API."""
+    return {"schemas": _schemas(), "headers": _headers(), "responses": _responses()}
