@@ -359,3 +359,49 @@ def test_editing_a_saved_funnels_steps_derives_it_again(client, app, ny_site):
     body = client.get(url).get_json()
     assert [s["label"] for s in body["steps"]] == ["pageview /pricing", "pageview /"]
     assert [s["visitors"] for s in body["steps"]] == [2, 0]
+
+
+def test_saved_funnel_equals_the_unsaved_one_over_days_and_a_time_zone_change(client, app, ny_site):
+    """A saved funnel keeps one attempt per visitor and local day: over ranges of one or
+    several days, with attempts of every depth, and after the site's zone changes, its
+    report stays the unsaved one (odd and even counts of gaps for the medians)."""
+    import random
+
+    rng = random.Random(11)
+    funnel_id = save_funnel(client, ny_site, "Checkout", STEPS, window="6h")
+    kinds = [
+        ("pageview", "/", None, None),
+        ("pageview", "/", None, None),
+        ("pageview", "/pricing", None, None),
+        ("success", "/ok", "paid", 2_500_000),
+    ]
+    visitors = [f"u:{i}" for i in range(9)] + ["a:anon"]
+    ranges = [
+        ("2026-03-09", "2026-03-09"),
+        ("2026-03-10", "2026-03-10"),
+        ("2026-03-11", "2026-03-11"),
+        ("2026-03-09", "2026-03-10"),
+        ("2026-03-10", "2026-03-12"),
+        ("2026-03-08", "2026-03-12"),
+    ]
+
+    def check(tz: str) -> None:
+        """Every range gives the saved funnel the unsaved one's report."""
+        for first, last in ranges:
+            days = {"from": first, "to": last}
+            saved = client.get(f"/sites/{ny_site}/funnels/{funnel_id}.json?{urlencode(days)}")
+            unsaved = client.get(funnel_url(ny_site, window="6h", **days))
+            assert saved.status_code == 200
+            assert saved.get_json() == unsaved.get_json(), (tz, days)
+
+    for tz in ("America/New_York", "Asia/Kathmandu", "UTC"):
+        # The zone changes first: the days kept so far no longer line up with the ranges.
+        set_timezone(app, ny_site, tz)
+        check(tz)
+        events = []
+        for _ in range(120):
+            kind, path, name, value = rng.choice(kinds)
+            moment = at(rng.randint(-30 * 60, 60 * 60) + rng.randint(0, 59) / 60)
+            events.append(E(rng.choice(visitors), moment, kind, path, name, value))
+        store(app, ny_site, events)
+        check(tz)

@@ -19,6 +19,9 @@ class Funnel(Model):
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))
     definition: Mapped[str] = mapped_column(Text)
+    # The time zone whose local days its attempts were kept in (one best attempt per visitor
+    # and local day); None until its first catch-up (then every attempt is kept).
+    days_tz: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -45,8 +48,19 @@ NEVER_BEFORE = datetime(1900, 1, 1)
 NEVER_AFTER = datetime(9999, 12, 31)
 
 
+ATTEMPT_COLUMNS = (
+    "depth",
+    *(f"g{k}" for k in range(2, 9)),
+    *(f"v{k}" for k in range(1, 9)),
+)
+
+
 class FunnelAttempt(Model):
     """A visitor's step-1 event of a saved funnel and how far it got (ordered mode).
+
+    Only the best attempt of each visitor and local day (of the site's time zone) is kept:
+    the furthest one, the earliest of those. A range is whole local days, so any other
+    attempt of that day is never a visitor's best in any range.
 
     g<k>: microseconds from step k-1 to step k; v<k>: value (micros) of the event at step k.
     prev_ge: when the visitor's previous attempt that got at least as far started (or
@@ -57,14 +71,15 @@ class FunnelAttempt(Model):
 
     __tablename__ = "funnel_attempts"
     __table_args__ = (
-        # Covers a report's count of visitors per step.
+        # Covers a whole report (visitors, revenue and the gaps' medians): the range is
+        # read from the index alone, never from the table.
         Index(
-            "ix_funnel_attempts_funnel_started",
+            "ix_funnel_attempts_funnel_range",
             "funnel_id",
             "started_at",
             "prev_ge",
             "next_gt",
-            "depth",
+            *ATTEMPT_COLUMNS,
         ),
         Index("ix_funnel_attempts_funnel_visitor", "funnel_id", "visitor_id", "started_at"),
     )

@@ -4,10 +4,12 @@ An unsaved funnel reads the range (plus the window) through the (site_id, occurr
 index: only the columns it needs, filtered in SQL to events that can match a step (a
 property step is narrowed in SQL by its key and checked exactly in Python), streamed in
 time order. A saved funnel keeps, fed by a cursor over events.id and caught up before each
-read, its visitors' matched events, each step-1 event's progress ("attempts") and the count
-of events without a visitor; a report reads one best attempt per visitor. Strict funnels
-need every event of a visitor (to see what lies between steps), so they are always read
-from the events.
+read, its visitors' matched events, the progress of each visitor's best step-1 event per
+local day ("attempts") and the count of events without a visitor; a report reads one best
+attempt per visitor from a covering index and lets the database count, sum and find the
+medians, so it reads no event and moves one row per step to Python. Strict funnels need
+every event of a visitor (to see what lies between steps), so they are always read from
+the events.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import cast
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     Table,
@@ -29,12 +32,13 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from ..models import Event, utcnow
+from ..models import Event, Site, utcnow
 from . import cursors
 from .funnel_models import (
     NEVER_AFTER,
@@ -58,7 +62,7 @@ from .funnels import (
     is_visitor,
     report_from_totals,
 )
-from .ranges import DateRange
+from .ranges import DateRange, local_day, local_midnight_utc, zone
 
 STREAM_ROWS = 5_000
 
@@ -170,8 +174,30 @@ def quarter_hour(moment: datetime) -> datetime:
 
 
 VISITORS_PER_QUERY = 500
-GAP_STEPS = range(2, 9)  # g2..g8
-VALUE_STEPS = range(1, 9)  # v1..v8
+
+
+class ZoneChanged(Exception):
+    """The site's time zone changed during a catch-up: the next one derives the funnel again."""
+
+
+def days_zone(session: Session, funnel_id: int) -> str:
+    """The zone whose local days the funnel's attempts follow: the site's (commits).
+
+    When the site's zone changed, the funnel is derived again: its kept attempts were
+    the best of other days than the ranges now ask for. A funnel that kept every attempt
+    (None) only starts keeping one per day.
+    """
+    site_tz, kept = session.execute(
+        select(Site.timezone, Funnel.days_tz)
+        .join(Funnel, Funnel.site_id == Site.id)
+        .where(Funnel.id == funnel_id)
+    ).one()
+    if kept != site_tz:
+        if kept is not None:
+            forget_matches(session, funnel_id)
+        session.execute(update(Funnel).where(Funnel.id == funnel_id).values(days_tz=site_tz))
+        session.commit()
+    return site_tz
 
 
 def catch_up(session: Session, funnel: Funnel, definition: FunnelDefinition) -> int:
@@ -179,12 +205,17 @@ def catch_up(session: Session, funnel: Funnel, definition: FunnelDefinition) -> 
 
     New matching events of visitors go to funnel_events; the visitor's attempts that
     these events can change (those starting at most one window before them, up to the
-    last of them) are derived again from the visitor's matched events. Events without a
-    visitor are only counted, per quarter hour.
+    last of them, widened to whole local days) are derived again from the visitor's
+    matched events. Events without a visitor are only counted, per quarter hour.
     """
+    tz_name = days_zone(session, funnel.id)
+    tz = zone(tz_name)
 
     def apply(tx: Session, after_id: int, up_to_id: int) -> None:
         """Derive the funnel's rows from the events (after_id, up_to_id]."""
+        # Under the cursor's lock: a zone changed since the start must not be mixed in.
+        if tx.scalar(select(Funnel.days_tz).where(Funnel.id == funnel.id)) != tz_name:
+            raise ZoneChanged
         rows = tx.execute(
             select(*_EVENT_COLUMNS).where(
                 Event.id > after_id,
@@ -223,9 +254,41 @@ def catch_up(session: Session, funnel: Funnel, definition: FunnelDefinition) -> 
                 insert(FunnelExcluded),
                 [{"funnel_id": funnel.id, "bucket": b, "events": n} for b, n in excluded.items()],
             )
-        _derive_attempts(tx, funnel.id, definition, spans)
+        _derive_attempts(tx, funnel.id, definition, spans, tz)
 
-    return cursors.catch_up(session, cursor_name(funnel.id), apply)
+    try:
+        return cursors.catch_up(session, cursor_name(funnel.id), apply)
+    except ZoneChanged:
+        session.rollback()
+        return 0
+
+
+def day_bounds(first: datetime, last: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """[start of the local day of `first`, end of the local day of `last`) in naive UTC."""
+    return (
+        local_midnight_utc(local_day(first, tz), tz),
+        local_midnight_utc(local_day(last, tz) + timedelta(days=1), tz),
+    )
+
+
+def day_bests(found: Iterator[Attempt], tz: ZoneInfo) -> Iterator[Attempt]:
+    """Of attempts in time order, the best of each local day: the furthest, the earliest.
+
+    Any range is whole local days, so another attempt of the same day is never a visitor's
+    best: the kept one is in every range that holds it, and at least as far.
+    """
+    best: Attempt | None = None
+    best_day = None
+    for attempt in found:
+        day = local_day(attempt.times[0], tz)
+        if best is None or day != best_day:
+            if best is not None:
+                yield best
+            best, best_day = attempt, day
+        elif attempt.depth > best.depth:
+            best = attempt
+    if best is not None:
+        yield best
 
 
 def _derive_attempts(
@@ -233,15 +296,21 @@ def _derive_attempts(
     funnel_id: int,
     definition: FunnelDefinition,
     spans: dict[str, tuple[datetime, datetime]],
+    tz: ZoneInfo,
 ) -> None:
-    """Derive again the attempts that new events in `spans` (per visitor) can change."""
+    """Derive again the attempts that new events in `spans` (per visitor) can change.
+
+    Whole local days are derived again: a day keeps only its best attempt, which any of
+    its attempts may become.
+    """
     window, n = definition.window, len(definition.steps)
     attempts_table = cast(Table, FunnelAttempt.__table__)
     visitors = list(spans)
     for offset in range(0, len(visitors), VISITORS_PER_QUERY):
         chunk = visitors[offset : offset + VISITORS_PER_QUERY]
-        since = min(spans[v][0] for v in chunk) - window
-        until = max(spans[v][1] for v in chunk) + window
+        days = {v: day_bounds(spans[v][0] - window, spans[v][1], tz) for v in chunk}
+        since = min(days[v][0] for v in chunk)
+        until = max(days[v][1] for v in chunk) + window
         events: dict[str, list[VisitorEvent]] = defaultdict(list)
         for event_id, visitor, at, mask, value in tx.execute(
             select(
@@ -254,24 +323,23 @@ def _derive_attempts(
                 FunnelEvent.funnel_id == funnel_id,
                 FunnelEvent.visitor_id.in_(chunk),
                 FunnelEvent.occurred_at >= since,
-                FunnelEvent.occurred_at <= until,
+                FunnelEvent.occurred_at < until,
             )
         ):
             events[visitor].append(VisitorEvent(at, event_id, mask, value))
         stale, fresh = [], []
         for visitor in chunk:
-            first, last = spans[visitor][0] - window, spans[visitor][1]
-            stale.append({"f": funnel_id, "v": visitor, "a": first, "b": last})
-            for attempt in attempts(
-                events[visitor], n, window, "ordered", first, last + timedelta(microseconds=1)
-            ):
+            first, end = days[visitor]
+            stale.append({"f": funnel_id, "v": visitor, "a": first, "b": end})
+            found = attempts(events[visitor], n, window, "ordered", first, end)
+            for attempt in day_bests(found, tz):
                 fresh.append(_attempt_row(funnel_id, visitor, attempt))
         tx.execute(
             delete(attempts_table).where(
                 attempts_table.c.funnel_id == bindparam("f"),
                 attempts_table.c.visitor_id == bindparam("v"),
                 attempts_table.c.started_at >= bindparam("a"),
-                attempts_table.c.started_at <= bindparam("b"),
+                attempts_table.c.started_at < bindparam("b"),
             ),
             stale,
         )
@@ -387,36 +455,33 @@ def saved_report(
     """A saved funnel's report: catch up, then read each visitor's best attempt.
 
     Strict funnels need every event of a visitor (to see what lies between the steps), so
-    they are computed from the events like unsaved ones.
+    they are computed from the events like unsaved ones; so is a range in another zone
+    than the one the funnel's days follow (the site's zone changed a moment ago).
     """
     if definition.mode == "strict":
         return unsaved_report(session, funnel.site_id, definition, rng)
     catch_up(session, funnel, definition)
+    kept_tz = session.scalar(select(Funnel.days_tz).where(Funnel.id == funnel.id))
+    if kept_tz != rng.tz.key:
+        return unsaved_report(session, funnel.site_id, definition, rng)
     start, end = rng.start_utc, rng.end_utc
     n = len(definition.steps)
     totals = StepTotals.empty(n)
     t = FunnelAttempt.__table__.c
     best = _best_attempts(funnel.id, start, end)
     connection = session.connection()
-    # Visitors per furthest step from the covering index alone...
-    for depth, visitors in connection.execute(
-        select(t.depth, func.count()).where(*best).group_by(t.depth)
+    # Visitors and revenue per furthest step (v<k> is set up to the attempt's depth).
+    for depth, visitors, *values in connection.execute(
+        select(t.depth, func.count(), *(func.sum(t[f"v{k}"]) for k in range(1, n + 1)))
+        .where(*best)
+        .group_by(t.depth)
     ):
         for k in range(depth):
             totals.visitors[k] += visitors
-    # ...and the times and values of those who went past step 1 (step 1 has a value only
-    # when it is a success step, then every visitor's is read).
-    deepest_first = 1 if definition.steps[0].event_name == "success" else 2
-    # Columns: depth, g2..g8 (indexes 1..7), v1..v8 (indexes 8..15).
-    for row in connection.execute(
-        select(t.depth, *(t[f"g{k}"] for k in GAP_STEPS), *(t[f"v{k}"] for k in VALUE_STEPS)).where(
-            *best, t.depth >= deepest_first
-        )
-    ):
-        for k in range(row[0]):
-            totals.revenue[k] += row[8 + k] or 0
-            if k:
-                totals.gaps_micros[k].append(row[k])
+            totals.revenue[k] += int(values[k] or 0)
+    for k, middle in _middle_gaps(connection, best, totals.visitors).items():
+        # The median of the middle one or two gaps is the median of them all.
+        totals.gaps_micros[k] = middle
     excluded = session.scalar(
         select(func.coalesce(func.sum(FunnelExcluded.events), 0)).where(
             FunnelExcluded.funnel_id == funnel.id,
@@ -425,6 +490,39 @@ def saved_report(
         )
     )
     return report_from_totals(definition, totals, int(excluded or 0))
+
+
+def _middle_gaps(connection, best: list, reached: list[int]) -> dict[int, list[int]]:
+    """Per step k (0-based, from the second on): the middle one or two gaps, sorted.
+
+    The best attempts that went past step 1 are read once (a common table the database
+    materialises, as it is used once per step); each step's gaps are then sorted by the
+    database and only the middle ones come back.
+    """
+    t = FunnelAttempt.__table__.c
+    steps = [k for k in range(1, len(reached)) if reached[k]]
+    if not steps:
+        return {}
+    past_first = (
+        select(t.depth, *(t[f"g{k + 1}"] for k in steps)).where(*best, t.depth >= 2).cte("past")
+    )
+    parts = []
+    for k in steps:
+        gap = past_first.c[f"g{k + 1}"]
+        count = reached[k]
+        middle = (
+            select(literal(k).label("step"), gap.label("gap"))
+            .where(past_first.c.depth > k)
+            .order_by(gap)
+            .limit(2 - count % 2)
+            .offset((count - 1) // 2)
+            .subquery()
+        )
+        parts.append(select(middle.c.step, middle.c.gap))
+    found: dict[int, list[int]] = defaultdict(list)
+    for step, gap in connection.execute(union_all(*parts)):
+        found[step].append(gap)
+    return {k: sorted(gaps) for k, gaps in found.items()}
 
 
 def save(

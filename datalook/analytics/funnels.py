@@ -553,7 +553,22 @@ def compute(
             excluded += sum(1 for r in group if r.mask and range_start <= r.at < range_end)
             continue
         events = list(group)
+        if not any(e.mask & 2 for e in events):
+            # No event can be step 2: the visitor is at step 1 from the earliest step-1
+            # event in the range (rows come in time order), as match_visitor would find.
+            totals.add(_first_entry(events, range_start, range_end))
+            continue
         totals.add(
             match_visitor(events, n, definition.window, definition.mode, range_start, range_end)
         )
     return report_from_totals(definition, totals, excluded)
+
+
+def _first_entry(
+    events: Sequence[MatchRow], range_start: datetime, range_end: datetime
+) -> Progress:
+    """Step 1 from the earliest step-1 event in the range, of events in time order."""
+    for event in events:
+        if event.mask & 1 and range_start <= event.at < range_end:
+            return Progress(1, (event.at,), (event.value_micros,))
+    return NOT_ENTERED
