@@ -105,11 +105,18 @@ def out_of_order_ids(session: Session) -> bool:
 BATCH = 20_000
 
 
-def catch_up(session: Session, name: str, apply: Callable[[Session, int, int], None]) -> int:
+def catch_up(
+    session: Session,
+    name: str,
+    apply: Callable[[Session, int, int], None],
+    batch: int = BATCH,
+) -> int:
     """Feed the events after the cursor to `apply(session, after_id, up_to_id)` in batches.
 
     Each batch is one locked transaction: read the cursor, find how far is safe, derive,
-    move the cursor, commit. Returns how many events were passed over.
+    move the cursor, commit. It holds the writers' lock throughout (event writers queue
+    for it in the kernel rather than sleeping in SQLite's busy handler), so `batch` bounds
+    how long they wait. Returns how many events were passed over.
     """
     ensure(session, name)
     newest = session.scalar(select(func.max(Event.id))) or 0
@@ -119,25 +126,27 @@ def catch_up(session: Session, name: str, apply: Callable[[Session, int, int], N
     session.commit()
     if position >= newest:  # nothing new: no lock, no write
         return 0
+    engine = session.get_bind().engine
     passed = 0
     while True:
-        cursor = lock_and_read(session, name)
-        ids = session.execute(
-            select(Event.id, Event.received_at)
-            .where(Event.id > cursor)
-            .order_by(Event.id)
-            .limit(BATCH)
-        ).all()
-        take = safe_prefix(cursor, ids, utcnow(), out_of_order_ids(session))
-        if take == 0:
+        with write_lock(engine.dialect, engine.url.database):
+            cursor = lock_and_read(session, name)
+            ids = session.execute(
+                select(Event.id, Event.received_at)
+                .where(Event.id > cursor)
+                .order_by(Event.id)
+                .limit(batch)
+            ).all()
+            take = safe_prefix(cursor, ids, utcnow(), out_of_order_ids(session))
+            if take == 0:
+                session.commit()
+                return passed
+            horizon = ids[take - 1][0]
+            apply(session, cursor, horizon)
+            move(session, name, horizon)
             session.commit()
-            return passed
-        horizon = ids[take - 1][0]
-        apply(session, cursor, horizon)
-        move(session, name, horizon)
-        session.commit()
         passed += take
-        if take < len(ids) or len(ids) < BATCH:
+        if take < len(ids) or len(ids) < batch:
             return passed
 
 
