@@ -62,7 +62,7 @@ from .funnels import (
     is_visitor,
     report_from_totals,
 )
-from .ranges import DateRange, local_day, local_midnight_utc, zone
+from .ranges import DateRange, local_day, local_midnight_utc, site_zone, zone
 
 STREAM_ROWS = 5_000
 # Events per derivation transaction. It holds the writers' lock while it derives (about
@@ -191,11 +191,14 @@ def days_zone(session: Session, funnel_id: int) -> str:
     the best of other days than the ranges now ask for. A funnel that kept every attempt
     (None) only starts keeping one per day.
     """
-    site_tz, kept = session.execute(
+    stored_tz, kept = session.execute(
         select(Site.timezone, Funnel.days_tz)
         .join(Funnel, Funnel.site_id == Site.id)
         .where(Funnel.id == funnel_id)
     ).one()
+    # The zone that really cuts the site's days: UTC when this server does not know the
+    # stored name, as in every report.
+    site_tz = site_zone(stored_tz).key
     if kept != site_tz:
         if kept is not None:
             forget_matches(session, funnel_id)
