@@ -131,23 +131,27 @@ def catch_up(
     while True:
         with write_lock(engine.dialect, engine.url.database):
             cursor = lock_and_read(session, name)
-            ids = session.execute(
-                select(Event.id, Event.received_at)
-                .where(Event.id > cursor)
-                .order_by(Event.id)
-                .limit(batch)
-            ).all()
-            take = safe_prefix(cursor, ids, utcnow(), out_of_order_ids(session))
+            take, horizon, full = _next_batch(session, cursor, batch)
             if take == 0:
                 session.commit()
                 return passed
-            horizon = ids[take - 1][0]
             apply(session, cursor, horizon)
             move(session, name, horizon)
             session.commit()
         passed += take
-        if take < len(ids) or len(ids) < batch:
+        if not full:
             return passed
+
+
+def _next_batch(session: Session, after: int, batch: int) -> tuple[int, int, bool]:
+    """The next batch after `after`: how many events may be taken now, the last id taken,
+    and whether more may follow (the batch was full and all of it was taken)."""
+    ids = session.execute(
+        select(Event.id, Event.received_at).where(Event.id > after).order_by(Event.id).limit(batch)
+    ).all()
+    take = safe_prefix(after, ids, utcnow(), out_of_order_ids(session))
+    horizon = ids[take - 1][0] if take else after
+    return take, horizon, take == len(ids) == batch
 
 
 def _read_position(session: Session, name: str) -> tuple[int, datetime]:
@@ -192,17 +196,10 @@ def derive_in_two_phases(
     passed = 0
     while True:
         position, version = _read_position(session, name)
-        ids = session.execute(
-            select(Event.id, Event.received_at)
-            .where(Event.id > position)
-            .order_by(Event.id)
-            .limit(BATCH)
-        ).all()
-        take = safe_prefix(position, ids, utcnow(), out_of_order_ids(session))
+        take, horizon, full = _next_batch(session, position, BATCH)
         if take == 0:
             session.rollback()
             return passed
-        horizon = ids[take - 1][0]
         result = derive(session, position, horizon)
         session.rollback()  # end the read snapshot before writing
         with write_lock(engine.dialect, engine.url.database):
@@ -212,5 +209,5 @@ def derive_in_two_phases(
             store(session, result)
             session.commit()
         passed += take
-        if take < len(ids) or len(ids) < BATCH:
+        if not full:
             return passed
