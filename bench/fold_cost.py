@@ -78,26 +78,27 @@ def fold_process(master: int) -> int:
     raise RuntimeError("no fold process found beside the server")
 
 
-def backlog(database: Path) -> int:
-    """Stored events the fold has not read yet."""
-    top = top_id(database)
+def _read(database: Path, sql: str) -> int:
+    """One integer read from the SQLite file (a WAL reader does not block the server)."""
     conn = sqlite3.connect(database, timeout=10)
     try:
-        done = conn.execute(
-            "SELECT last_event_id FROM analytics_cursor WHERE name = 'events'"
-        ).fetchone()
-        return top - (done[0] if done else 0)
+        return conn.execute(sql).fetchone()[0]
     finally:
         conn.close()
 
 
 def top_id(database: Path) -> int:
     """The highest stored event id."""
-    conn = sqlite3.connect(database, timeout=10)
-    try:
-        return conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
-    finally:
-        conn.close()
+    return _read(database, "SELECT coalesce(max(id), 0) FROM events")
+
+
+def backlog(database: Path) -> int:
+    """Stored events the fold has not read yet."""
+    return _read(
+        database,
+        "SELECT coalesce(max(id), 0) - coalesce((SELECT last_event_id FROM analytics_cursor"
+        " WHERE name = 'events'), 0) FROM events",
+    )
 
 
 def caught_up(database: Path, timeout: float = 120.0) -> float:
