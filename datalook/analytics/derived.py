@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select
 
-from . import cursors
+from . import cursors, sessions, settled
 from .funnel_models import Funnel, FunnelAttempt, FunnelEvent, VisitorSession
 
 if TYPE_CHECKING:  # annotations only: erasure calls this module, not the other way round
@@ -21,8 +21,10 @@ def forget_deleted(session: Session, deleted: DeletedEvents) -> None:
     """Delete the derived rows of events that are about to be deleted (same transaction)."""
     if deleted.only_test:  # test events are never derived from
         return
-    # A derivation computed from these events before this transaction must not store it.
+    # A derivation computed from these events before this transaction must not store it;
+    # the journeys' kept counts of earlier sessions are dropped with the sessions.
     cursors.invalidate(session)
+    settled.bump(session.connection(), sessions.GENERATION)
     funnels = select(Funnel.id).where(Funnel.site_id == deleted.site_id).scalar_subquery()
     if deleted.visitor_id is not None:
         visitor = deleted.visitor_id

@@ -126,12 +126,25 @@ class FunnelExcluded(Model):
     events: Mapped[int] = mapped_column(Integer)
 
 
+JOURNEY_KEYS = tuple(f"j{n}" for n in range(1, 11))
+
+
 class VisitorSession(Model):
     """One session of a visitor: events with no 30-minute gap, and its collapsed page paths."""
 
     __tablename__ = "visitor_sessions"
     __table_args__ = (
-        Index("ix_visitor_sessions_site_started", "site_id", "started_at"),
+        # Covers the journeys report (head journeys of any length, the rule filter): a
+        # range is grouped from the index alone, by integer keys, never from the table.
+        Index(
+            "ix_visitor_sessions_site_journeys",
+            "site_id",
+            "started_at",
+            *JOURNEY_KEYS,
+            "converted",
+            "visitor_id",
+            "rules",
+        ),
         Index("ix_visitor_sessions_visitor", "site_id", "visitor_id", "ended_at"),
     )
 
@@ -154,6 +167,17 @@ class VisitorSession(Model):
     # Success rules converted in the session, as "|a|b|" (empty: none); converted = 0/1.
     rules: Mapped[str] = mapped_column(Text)
     converted: Mapped[int] = mapped_column(Integer)
+    # j<n>: sessions.journey_key of the first n kept steps (of all of them when fewer).
+    j1: Mapped[int | None] = mapped_column(BigInteger)
+    j2: Mapped[int | None] = mapped_column(BigInteger)
+    j3: Mapped[int | None] = mapped_column(BigInteger)
+    j4: Mapped[int | None] = mapped_column(BigInteger)
+    j5: Mapped[int | None] = mapped_column(BigInteger)
+    j6: Mapped[int | None] = mapped_column(BigInteger)
+    j7: Mapped[int | None] = mapped_column(BigInteger)
+    j8: Mapped[int | None] = mapped_column(BigInteger)
+    j9: Mapped[int | None] = mapped_column(BigInteger)
+    j10: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class DerivedCursor(Model):

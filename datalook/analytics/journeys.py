@@ -9,20 +9,26 @@ sessions with a success (of `rule`, when given).
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_left
 from collections import Counter, defaultdict
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 
 from sqlalchemy import Integer, and_, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from ..ingest.schema import MAX_NAME, MAX_PATH
+from . import settled
 from .funnel_models import VisitorSession
 from .ranges import DateRange
-from .sessions import CUT_WIDTH, KEPT_STEPS, decode_steps
+from .sessions import CUT_WIDTH, GENERATION, KEPT_STEPS, boundary, decode_steps, journey_key
 
 DEFAULT_STEPS = 5
 TOP = 100
+IDS_PER_QUERY = 500
+# A settled part is a few MB at 10M events (per journey: counts and visitor hashes).
+_cache = settled.AppCache("datalook_journeys_cache", 16)
 LEFT = None  # the next step of a visitor who left
 
 
@@ -66,18 +72,12 @@ def parse_query(args: Mapping[str, str]) -> JourneyQuery:
     return JourneyQuery(int(raw), _path_arg(args, "start"), _path_arg(args, "end"), rule)
 
 
-def _cut(cuts, index):
-    """SQL: the end offset of kept step `index` (1-based) in the encoded text."""
-    position = (index - 1) * CUT_WIDTH + 1
-    return cast(func.substr(cuts, position, CUT_WIDTH), Integer)
-
-
 def _filters(site_id: int, rng: DateRange, query: JourneyQuery) -> list:
     """The WHERE of a journeys query."""
     t = VisitorSession.__table__.c
     where = [t.site_id == site_id, t.started_at >= rng.start_utc, t.started_at < rng.end_utc]
     if query.start:
-        where.append(func.substr(t.paths, 1, _cut(t.cuts, 1)) == query.start)
+        where.append(t.j1 == journey_key([query.start]))
     if query.end:
         where.append(t.last_path == query.end)
     if query.rule:
@@ -85,53 +85,150 @@ def _filters(site_id: int, rng: DateRange, query: JourneyQuery) -> list:
     return where
 
 
-def _journey_key(query: JourneyQuery):
-    """SQL: the journey text of a session (first N steps, or last N with `end`)."""
+def _ending_key(steps: int):
+    """SQL: the text of a session's last `steps` steps (from its kept tail)."""
     t = VisitorSession.__table__.c
-    n = query.steps
-    if not query.end:
-        return func.substr(t.paths, 1, _cut(t.cuts, n))
     kept = case((t.path_count < KEPT_STEPS, t.path_count), else_=literal(KEPT_STEPS))
     # Offset (1-based) of the last N kept steps: just after the cut ending step kept-N.
-    skip = kept - n
+    skip = kept - steps
     offset = (skip - 1) * CUT_WIDTH + 1
     start = cast(func.substr(t.tail_cuts, offset, CUT_WIDTH), Integer) + 2
     return case((skip <= 0, t.tail), else_=func.substr(t.tail, start))
 
 
-def top_journeys(session: Session, site_id: int, rng: DateRange, query: JourneyQuery) -> dict:
-    """The top 100 journeys and the number of sessions they were drawn from."""
+@dataclass
+class JourneyCounts:
+    """Per journey key: sessions, converted, the smallest session id, and its visitors.
+
+    Visitors are kept as the sorted hashes of their ids (8 bytes each in an array; two
+    visitors of one journey share a hash with odds of about 1 in 10^13), so that a settled
+    part can be kept per process and a fresh part added to it without counting a visitor
+    of both twice.
+    """
+
+    sessions: Counter = field(default_factory=Counter)
+    converted: Counter = field(default_factory=Counter)
+    sample: dict = field(default_factory=dict)
+    visitors: dict = field(default_factory=dict)
+
+    def add(self, key, visitor: str, sessions: int, converted: int, sample: int) -> None:
+        """Count one visitor's sessions of one journey."""
+        self.sessions[key] += sessions
+        self.converted[key] += converted
+        self.sample[key] = min(self.sample.get(key, sample), sample)
+        self.visitors.setdefault(key, []).append(hash(visitor))
+
+    def settle(self) -> JourneyCounts:
+        """Freeze the visitors as sorted arrays (small, and searchable by bisect)."""
+        self.visitors = {key: array("q", sorted(set(v))) for key, v in self.visitors.items()}
+        return self
+
+
+def _grouped(session: Session, key, where: list, rule: bool) -> Iterator:
+    """(key, visitor, sessions, converted, smallest session id) of the sessions `where`."""
     t = VisitorSession.__table__.c
-    where = _filters(site_id, rng, query)
-    key = _journey_key(query).label("journey")
-    converted = (func.count(t.id) if query.rule else func.coalesce(func.sum(t.converted), 0)).label(
-        "converted"
-    )
-    rows = session.execute(
-        select(
-            key,
-            func.count(t.id).label("sessions"),
-            func.count(t.visitor_id.distinct()).label("visitors"),
-            converted,
-        )
+    converted = func.count() if rule else func.coalesce(func.sum(t.converted), 0)
+    return session.execute(
+        select(key, t.visitor_id, func.count(), converted, func.min(t.id))
         .where(and_(*where))
-        .group_by(key)
-        .order_by(func.count(t.id).desc(), key)
-        .limit(TOP)
-    ).all()
-    total = session.scalar(select(func.count(t.id)).where(and_(*where)))
+        .group_by(key, t.visitor_id)
+    )
+
+
+def _known(visitors: array | None, visitor_hash: int) -> bool:
+    """Whether a sorted array of visitor hashes holds this one."""
+    if not visitors:
+        return False
+    at = bisect_left(visitors, visitor_hash)
+    return at < len(visitors) and visitors[at] == visitor_hash
+
+
+def top_journeys(session: Session, site_id: int, rng: DateRange, query: JourneyQuery) -> dict:
+    """The top 100 journeys (most sessions first, then by their paths) and the number of
+    sessions they were drawn from.
+
+    The range splits at sessions.boundary() (a UTC midnight at least two hours back):
+    sessions that started before it change only with a bump of the sessions' generation,
+    so their counts per journey are read once per process and kept under that generation;
+    the fresh part (a day at most) is read each time and added, a visitor of both parts
+    counted once.
+    """
+    t = VisitorSession.__table__.c
+    if query.end:
+        # Few sessions end at one path: grouped by the text of their tails.
+        key = _ending_key(query.steps)
+    else:
+        # Grouped by the integer key of the first N steps, from the covering index.
+        key = t[f"j{query.steps}"]
+    where = _filters(site_id, rng, query)
+    rule = query.rule is not None
+    cut = min(max(boundary(), rng.start_utc), rng.end_utc)
+    old = JourneyCounts()
+    if cut > rng.start_utc:
+        generation = settled.generation(session, GENERATION)
+        cache_key = ("journeys", site_id, generation, query, rng.start_utc, cut)
+        found = _cache.get(cache_key)
+        if found is None:
+            found = JourneyCounts()
+            for row in _grouped(session, key, [*where, t.started_at < cut], rule):
+                found.add(*row)
+            _cache.put(cache_key, found.settle())
+        old = found
+    counts = JourneyCounts(
+        Counter(old.sessions), Counter(old.converted), dict(old.sample), old.visitors
+    )
+    new_visitors: Counter = Counter()
+    for journey, visitor, n, converted, sample in _grouped(
+        session, key, [*where, t.started_at >= cut], rule
+    ):
+        counts.sessions[journey] += n
+        counts.converted[journey] += converted
+        counts.sample[journey] = min(counts.sample.get(journey, sample), sample)
+        if not _known(old.visitors.get(journey), hash(visitor)):
+            new_visitors[journey] += 1
+    return _ranked(session, counts, new_visitors, query)
+
+
+def _ranked(
+    session: Session, counts: JourneyCounts, new_visitors: Counter, query: JourneyQuery
+) -> dict:
+    """The answer: the first TOP journeys by sessions, ties in the order of their paths."""
+    by_sessions = counts.sessions.most_common()
+    if not by_sessions:
+        return {"journeys": [], "sessions_total": 0}
+    edge = by_sessions[min(TOP, len(by_sessions)) - 1][1]
+    # Every journey as frequent as the TOP-th one: the ties at the edge are ordered by
+    # their paths, which the integer keys cannot do, so their texts are read first.
+    candidates = [key for key, n in by_sessions if n >= edge]
+    if query.end:
+        texts = {key: key for key in candidates}
+    else:
+        by_sample = _head_texts(session, [counts.sample[k] for k in candidates], query.steps)
+        texts = {key: by_sample[counts.sample[key]] for key in candidates}
+    chosen = sorted(candidates, key=lambda k: (-counts.sessions[k], texts[k]))[:TOP]
     return {
         "journeys": [
             {
-                "paths": decode_steps(journey),
-                "sessions": sessions,
-                "visitors": visitors,
-                "converted": int(conv),
+                "paths": decode_steps(texts[key]),
+                "sessions": counts.sessions[key],
+                "visitors": len(counts.visitors.get(key, ())) + new_visitors[key],
+                "converted": int(counts.converted[key]),
             }
-            for journey, sessions, visitors, conv in rows
+            for key in chosen
         ],
-        "sessions_total": total or 0,
+        "sessions_total": sum(counts.sessions.values()),
     }
+
+
+def _head_texts(session: Session, ids: list[int], steps: int) -> dict[int, str]:
+    """The encoded text of the first `steps` steps of each of these sessions, by id."""
+    t = VisitorSession.__table__.c
+    texts: dict[int, str] = {}
+    for offset in range(0, len(ids), IDS_PER_QUERY):
+        chunk = ids[offset : offset + IDS_PER_QUERY]
+        for session_id, paths in session.execute(select(t.id, t.paths).where(t.id.in_(chunk))):
+            texts[session_id] = "\n".join(decode_steps(paths)[:steps])
+    return texts
 
 
 def next_steps(

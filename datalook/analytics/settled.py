@@ -48,21 +48,22 @@ def touches_settled(first_hour: datetime | None, now: datetime | None = None) ->
     return first_hour is not None and first_hour < boundary(now) + timedelta(days=7)
 
 
-def bump(connection) -> None:
-    """Move the generation on (inside the transaction that changes settled summaries)."""
+def bump(connection, name: str = GENERATION) -> None:
+    """Move the generation on (inside the transaction that changes settled summaries);
+    `name` picks another generation (the sessions' one: see journeys)."""
     statement = dialect_insert(SummaryCursor.__table__, connection.dialect.name)
     connection.execute(
         statement.on_conflict_do_update(
             index_elements=["name"],
             set_={"version": SummaryCursor.__table__.c.version + 1, "updated_at": utcnow()},
         ),
-        {"name": GENERATION, "last_event_id": 0, "version": 1, "updated_at": utcnow()},
+        {"name": name, "last_event_id": 0, "version": 1, "updated_at": utcnow()},
     )
 
 
-def generation(session) -> int:
+def generation(session, name: str = GENERATION) -> int:
     """The current generation (0 before the first bump)."""
-    found = session.scalar(select(SummaryCursor.version).where(SummaryCursor.name == GENERATION))
+    found = session.scalar(select(SummaryCursor.version).where(SummaryCursor.name == name))
     return int(found or 0)
 
 
@@ -91,17 +92,21 @@ class _Cache:
                 self.items.popitem(last=False)
 
 
-class _AppCache:
-    """The cache of the current app (one per app: tests run many apps, on many databases,
+class AppCache:
+    """A cache of the current app (one per app: tests run many apps, on many databases,
     in one process)."""
+
+    def __init__(self, name: str, size: int) -> None:
+        self.name = name
+        self.size = size
 
     def _mine(self) -> _Cache:
         """This app's cache, made on first use."""
         from flask import current_app
 
-        found = current_app.extensions.get("datalook_settled_cache")
+        found = current_app.extensions.get(self.name)
         if found is None:
-            found = current_app.extensions.setdefault("datalook_settled_cache", _Cache(MAX_ENTRIES))
+            found = current_app.extensions.setdefault(self.name, _Cache(self.size))
         return found
 
     def get(self, key: tuple) -> Any:
@@ -113,4 +118,4 @@ class _AppCache:
         self._mine().put(key, value)
 
 
-cache = _AppCache()
+cache = AppCache("datalook_settled_cache", MAX_ENTRIES)
