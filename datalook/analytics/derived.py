@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select
 
-from . import cursors, sessions, settled
+from . import cursors, kinds, sessions, settled
 from .funnel_models import Funnel, FunnelAttempt, FunnelEvent, VisitorSession
 
 if TYPE_CHECKING:  # annotations only: erasure calls this module, not the other way round
@@ -25,6 +25,8 @@ def forget_deleted(session: Session, deleted: DeletedEvents) -> None:
     # the journeys' kept counts of earlier sessions are dropped with the sessions.
     cursors.invalidate(session)
     settled.bump(session.connection(), sessions.GENERATION)
+    if deleted.where is not None:
+        kinds.forget_deleted(session, deleted.where)
     funnels = select(Funnel.id).where(Funnel.site_id == deleted.site_id).scalar_subquery()
     if deleted.visitor_id is not None:
         visitor = deleted.visitor_id

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..models import BigId, Model, utcnow
@@ -188,3 +197,44 @@ class DerivedCursor(Model):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_event_id: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class EventKind(Model):
+    """One kind of event of a site: an event name, a page path and a success rule name.
+
+    The unit of the kind index (analytics.kinds): a funnel step matches whole kinds.
+    `digest` (SHA-256 of the three) keeps the unique key short whatever the path's length.
+    """
+
+    __tablename__ = "event_kinds"
+    __table_args__ = (UniqueConstraint("site_id", "digest"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    digest: Mapped[str] = mapped_column(String(64))
+    event_name: Mapped[str] = mapped_column(String(16))
+    page_path: Mapped[str] = mapped_column(Text)
+    name: Mapped[str | None] = mapped_column(String(100))
+
+
+class KindEvent(Model):
+    """A counted event filed under its kind: what an unsaved funnel reads of it.
+
+    Keyed (site, kind, time, id): the events of a few kinds over a range are a few
+    sequential reads of the key (on SQLite the table is the key: WITHOUT ROWID), where the
+    events table would be read whole over the range.
+    """
+
+    __tablename__ = "kind_events"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    site_id: Mapped[int] = mapped_column(
+        ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind_id: Mapped[int] = mapped_column(
+        ForeignKey("event_kinds.id", ondelete="CASCADE"), primary_key=True
+    )
+    occurred_at: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    event_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    visitor_id: Mapped[str] = mapped_column(String(260))
+    value_micros: Mapped[int | None] = mapped_column(BigInteger)

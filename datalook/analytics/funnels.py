@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
 from operator import itemgetter
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 from ..ingest.schema import EVENT_NAMES, MAX_NAME, MAX_PATH
 from .money import decimal_string
@@ -257,17 +257,9 @@ def definition_from_json(text: str) -> FunnelDefinition:
 # ---------------------------------------------------------------- per-visitor matching
 
 
-class TimedEvent(Protocol):
-    """What the matching reads of an event (VisitorEvent and MatchRow both have it)."""
-
-    @property
-    def at(self) -> datetime: ...
-    @property
-    def seq(self) -> int: ...
-    @property
-    def mask(self) -> int: ...
-    @property
-    def value_micros(self) -> int | None: ...
+# What the matching reads of an event, by position: (at, seq, mask, value), a VisitorEvent
+# or a plain tuple in its order (a million of them is the common case at 10M events).
+TimedEvent = tuple
 
 
 class VisitorEvent(NamedTuple):
@@ -311,13 +303,34 @@ def match_visitor(
     `events` are the visitor's events (any order); in strict mode they must be all of them,
     with mask 0 for those that match no step. `range_end` is exclusive.
     """
-    best = NOT_ENTERED
-    for attempt in attempts(events, steps, window, mode, range_start, range_end):
-        if attempt.depth > best.depth:
-            best = attempt
-            if best.depth == steps:
+    ordered = sorted(events)  # by time, then seq: an event id, never equal
+    by_step = _StepIndex(ordered, steps)
+    best: tuple[int, ...] = ()
+    for index in by_step.positions[0]:
+        at = ordered[index][_AT]
+        if at < range_start:
+            continue
+        if at >= range_end:
+            break
+        deadline = at + window
+        if by_step.bound(at, deadline) <= len(best):
+            # Not computed: it cannot beat the best. When no later start can either (a
+            # step up to the next one has no event from here on), stop.
+            if by_step.exhausted(at, len(best)):
                 break
-    return best
+            continue
+        if mode == "strict":
+            chain = _strict_chain(ordered, index, steps, deadline)
+        else:
+            chain = _ordered_chain(by_step, (index,), steps, deadline)
+        if len(chain) > len(best):  # the earliest of the furthest
+            best = chain
+            if len(best) == steps:
+                break
+    if not best:
+        return NOT_ENTERED
+    picked = [ordered[i] for i in best]
+    return Progress(len(best), tuple(e[_AT] for e in picked), tuple(e[_VALUE] for e in picked))
 
 
 def attempts(
@@ -329,26 +342,45 @@ def attempts(
     starts_before: datetime,
 ) -> Iterator[Attempt]:
     """Each step-1 event in [starts_from, starts_before) and how far it got, in time order."""
-    ordered = sorted(events, key=lambda e: (e.at, e.seq))
-    by_step = _StepIndex(ordered, steps)
-    for index in by_step.positions[0]:
-        first = ordered[index]
-        if first.at < starts_from:
-            continue
-        if first.at >= starts_before:
-            break
-        deadline = first.at + window
-        if mode == "strict":
-            chain = _strict_chain(ordered, index, steps, deadline)
-        else:
-            chain = _ordered_chain(by_step, (index,), steps, deadline)
+    ordered = sorted(events)  # by time, then seq: an event id, never equal
+    for chain in _chains(
+        _StepIndex(ordered, steps), steps, window, mode, starts_from, starts_before
+    ):
         picked = [ordered[i] for i in chain]
         yield Attempt(
             len(chain),
-            tuple(e.at for e in picked),
-            tuple(e.value_micros for e in picked),
-            first.seq,
+            tuple(e[_AT] for e in picked),
+            tuple(e[_VALUE] for e in picked),
+            picked[0][_SEQ],
         )
+
+
+# An event is read by position, as a VisitorEvent or a plain (at, seq, mask, value) tuple.
+_AT, _SEQ, _MASK, _VALUE = range(4)
+
+
+def _chains(
+    by_step: _StepIndex,
+    steps: int,
+    window: timedelta,
+    mode: str,
+    starts_from: datetime,
+    starts_before: datetime,
+) -> Iterator[tuple[int, ...]]:
+    """For each step-1 event in [starts_from, starts_before) of time-ordered events, the
+    positions of the events of the furthest chain it starts."""
+    ordered = by_step.ordered
+    for index in by_step.positions[0]:
+        at = ordered[index][_AT]
+        if at < starts_from:
+            continue
+        if at >= starts_before:
+            break
+        deadline = at + window
+        if mode == "strict":
+            yield _strict_chain(ordered, index, steps, deadline)
+        else:
+            yield _ordered_chain(by_step, (index,), steps, deadline)
 
 
 class _StepIndex:
@@ -357,14 +389,28 @@ class _StepIndex:
     def __init__(self, ordered: Sequence[TimedEvent], steps: int) -> None:
         """Index the time-ordered events by the steps they match."""
         self.ordered = ordered
-        self.positions: list[list[int]] = [[] for _ in range(steps)]
-        self.times: list[list[datetime]] = [[] for _ in range(steps)]
-        for position, event in enumerate(ordered):
-            mask = event.mask
-            for k in range(steps):
-                if mask >> k & 1:
-                    self.positions[k].append(position)
-                    self.times[k].append(event.at)
+        masks = [event[_MASK] for event in ordered]
+        self.positions: list[list[int]] = [
+            [i for i, mask in enumerate(masks) if mask >> k & 1] for k in range(steps)
+        ]
+        self.times: list[list[datetime]] = [
+            [ordered[i][_AT] for i in positions] for positions in self.positions
+        ]
+
+    def bound(self, start: datetime, deadline: datetime) -> int:
+        """How far a chain starting at `start` can get at most: up to the first step with
+        no event in [start, deadline]."""
+        for k in range(1, len(self.times)):
+            times = self.times[k]
+            i = bisect_left(times, start)
+            if i == len(times) or times[i] > deadline:
+                return k
+        return len(self.times)
+
+    def exhausted(self, start: datetime, depth: int) -> bool:
+        """Whether no chain starting at or after `start` can get past `depth` steps (a
+        step up to depth + 1 has no event from `start` on)."""
+        return any(not self.times[k] or self.times[k][-1] < start for k in range(1, depth + 1))
 
 
 def _strict_chain(
@@ -377,7 +423,7 @@ def _strict_chain(
         if nxt >= len(ordered):
             break
         event = ordered[nxt]
-        if event.at > deadline or not event.mask >> len(chain) & 1:
+        if event[_AT] > deadline or not event[_MASK] >> len(chain) & 1:
             break
         chain.append(nxt)
     return tuple(chain)
@@ -395,7 +441,7 @@ def _ordered_chain(
     if k == steps:
         return chain
     positions, times = index.positions[k], index.times[k]
-    after = index.ordered[chain[-1]].at
+    after = index.ordered[chain[-1]][_AT]
     candidates = []
     first_time = None
     for j in range(bisect_left(times, after), len(positions)):
@@ -536,39 +582,78 @@ def summarise(
 
 def compute(
     definition: FunnelDefinition,
-    rows: Iterable[MatchRow],
+    rows: Iterable[tuple],
     range_start: datetime,
     range_end: datetime,
 ) -> FunnelReport:
     """The report from rows grouped by visitor, each visitor's rows in time order.
 
-    Rows without a visitor are only counted (those in the range); the rows of a visitor
-    go to the matching as they are (a MatchRow has the fields of a VisitorEvent).
+    Rows are MatchRows or plain tuples in their order (seq, visitor, at, mask, value).
+    Rows without a visitor are only counted (those in the range). A visitor without a
+    step-1 event in the range takes no part; one with no event that can be step 2 is at
+    step 1 from the earliest step-1 event in the range (rows come in time order), as
+    match_visitor would find; only the others go through the matching.
     """
     n = len(definition.steps)
     totals = StepTotals.empty(n)
     excluded = 0
     for visitor, group in groupby(rows, key=itemgetter(1)):
         if not is_visitor(visitor):
-            excluded += sum(1 for r in group if r.mask and range_start <= r.at < range_end)
+            excluded += sum(1 for r in group if r[3] and range_start <= r[2] < range_end)
             continue
         events = list(group)
-        if not any(e.mask & 2 for e in events):
-            # No event can be step 2: the visitor is at step 1 from the earliest step-1
-            # event in the range (rows come in time order), as match_visitor would find.
-            totals.add(_first_entry(events, range_start, range_end))
+        entry = _first_entry(events, range_start, range_end)
+        if entry is NOT_ENTERED:
             continue
+        if not any(r[3] & 2 for r in events):
+            totals.add(entry)
+            continue
+        matched = [VisitorEvent(r[2], r[0], r[3], r[4]) for r in events]
         totals.add(
-            match_visitor(events, n, definition.window, definition.mode, range_start, range_end)
+            match_visitor(matched, n, definition.window, definition.mode, range_start, range_end)
         )
     return report_from_totals(definition, totals, excluded)
 
 
-def _first_entry(
-    events: Sequence[MatchRow], range_start: datetime, range_end: datetime
-) -> Progress:
-    """Step 1 from the earliest step-1 event in the range, of events in time order."""
-    for event in events:
-        if event.mask & 1 and range_start <= event.at < range_end:
-            return Progress(1, (event.at,), (event.value_micros,))
+def _first_entry(events: Sequence[tuple], range_start: datetime, range_end: datetime) -> Progress:
+    """Step 1 from the earliest step-1 event in the range, of MatchRow-ordered tuples in
+    time order."""
+    for _seq, _visitor, at, mask, value in events:
+        if mask & 1 and range_start <= at < range_end:
+            return Progress(1, (at,), (value,))
     return NOT_ENTERED
+
+
+def compute_visitors(
+    definition: FunnelDefinition,
+    grouped: Mapping[str, list[tuple]],
+    excluded: int,
+    range_start: datetime,
+    range_end: datetime,
+) -> FunnelReport:
+    """The report from each visitor's events, (time, seq, mask, value) in any order.
+
+    A visitor without a step-1 event in the range takes no part; one with no event that
+    can be step 2 is at step 1 from the earliest step-1 event in the range, as
+    match_visitor would find; only the others go through the matching.
+    """
+    n = len(definition.steps)
+    totals = StepTotals.empty(n)
+    window, mode = definition.window, definition.mode
+    for events in grouped.values():
+        entry = None
+        goes_on = False
+        for event in events:
+            mask = event[2]
+            if mask & 1 and range_start <= event[0] < range_end:
+                if entry is None or event[:2] < entry[:2]:
+                    entry = event
+            if mask & 2:
+                goes_on = True
+        if entry is None:
+            continue
+        if not goes_on:
+            totals.add(Progress(1, (entry[0],), (entry[3],)))
+            continue
+        totals.add(match_visitor(events, n, window, mode, range_start, range_end))
+    return report_from_totals(definition, totals, excluded)
