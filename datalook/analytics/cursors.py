@@ -18,6 +18,7 @@ was received more than GAP_GRACE ago (a gap that old is a rolled-back insert).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -74,6 +75,14 @@ def invalidate(session: Session) -> None:
 def reset(session: Session, name: str) -> None:
     """Forget a cursor (its derived rows are about to be rebuilt or are gone)."""
     session.execute(update(DerivedCursor).where(DerivedCursor.name == name).values(last_event_id=0))
+
+
+def touch(session: Session, name: str) -> None:
+    """Make a derivation of this cursor computed before now start over (in the caller's
+    transaction: its derived rows or their meaning change there)."""
+    session.execute(
+        update(DerivedCursor).where(DerivedCursor.name == name).values(updated_at=utcnow())
+    )
 
 
 def safe_prefix(
@@ -154,14 +163,15 @@ def _next_batch(session: Session, after: int, batch: int) -> tuple[int, int, boo
     return take, horizon, take == len(ids) == batch
 
 
-def _read_position(session: Session, name: str) -> tuple[int, datetime]:
-    """The cursor's position and its version (``updated_at``), without locking it."""
+def _read_position(session: Session, name: str) -> tuple[int, datetime] | None:
+    """The cursor's position and its version (``updated_at``), without locking it; None
+    when there is no such cursor (any more)."""
     row = session.execute(
         select(DerivedCursor.last_event_id, DerivedCursor.updated_at).where(
             DerivedCursor.name == name
         )
-    ).one()
-    return int(row[0]), row[1]
+    ).one_or_none()
+    return None if row is None else (int(row[0]), row[1])
 
 
 def _claim(session: Session, name: str, position: int, version: datetime, to: int) -> bool:
@@ -183,20 +193,33 @@ def derive_in_two_phases(
     name: str,
     derive: Callable[[Session, int, int], Derived],
     store: Callable[[Session, Derived], None],
+    batch: int | None = None,
+    seconds: float | None = None,
+    create: bool = True,
 ) -> int:
     """Feed the events after the cursor to `derive` in batches, storing each result briefly.
 
     ``derive(session, after_id, up_to_id)`` only reads and returns what to write;
     ``store(session, result)`` writes it, inside a short transaction under the writers'
     lock that also moves the cursor, if nobody moved it meanwhile (else the batch is
-    derived again). Returns how many events were passed over.
+    derived again). Batches of `batch` events (BATCH by default). With `seconds`, stops
+    after the first stored batch that ends past that many seconds (the rest is for the next
+    call); without, goes on to the newest safe event. `create=False`: a cursor that does
+    not exist (any more) is not made; nothing is derived. Returns how many events were
+    passed over.
     """
-    ensure(session, name)
+    if create:
+        ensure(session, name)
     engine = session.get_bind().engine  # the bind is an Engine here; .engine says so to mypy
+    deadline = None if seconds is None else time.monotonic() + seconds
     passed = 0
     while True:
-        position, version = _read_position(session, name)
-        take, horizon, full = _next_batch(session, position, BATCH)
+        found = _read_position(session, name)
+        if found is None:  # gone with what it derived
+            session.rollback()
+            return passed
+        position, version = found
+        take, horizon, full = _next_batch(session, position, batch or BATCH)
         if take == 0:
             session.rollback()
             return passed
@@ -209,5 +232,5 @@ def derive_in_two_phases(
             store(session, result)
             session.commit()
         passed += take
-        if not full:
+        if not full or (deadline is not None and time.monotonic() >= deadline):
             return passed
