@@ -62,13 +62,21 @@ def _postgresql() -> bool:
     return op.get_bind().dialect.name == "postgresql"
 
 
-def _rekey(
-    table: str, old: str, new: str, target: str, before: dict, after: dict, fk: str
-) -> None:
-    """Rename a derived table's key column `old` to `new`, its foreign key (named `fk`) now
-    to `target`, with its indexes renamed alike (on SQLite: the table is copied once)."""
+def _foreign_key(table: str, column: str) -> str:
+    """The name of the foreign key on `column`: as the database has it (PostgreSQL named
+    0005's itself), or as _SQLITE_NAMES names an unnamed one on SQLite."""
+    for found in sa.inspect(op.get_bind()).get_foreign_keys(table):
+        if found["constrained_columns"] == [column] and found.get("name"):
+            return found["name"]
+    return _SQLITE_NAMES["fk"] % {"table_name": table, "column_0_name": column}
+
+
+def _rekey(table: str, old: str, new: str, target: str, before: dict, after: dict) -> None:
+    """Rename a derived table's key column `old` to `new`, its foreign key now to `target`,
+    with its indexes renamed alike (on SQLite: the table is copied once)."""
     for name in before:
         op.drop_index(name, table_name=table)
+    fk = _foreign_key(table, old)
     with op.batch_alter_table(table, naming_convention=_SQLITE_NAMES) as batch_op:
         batch_op.drop_constraint(fk, type_="foreignkey")
         # On the column's old name, then renamed: in this order on both databases (SQLite's
@@ -119,10 +127,17 @@ def upgrade():
             " COALESCE(MAX(id), 1), MAX(id) IS NOT NULL) FROM funnel_derivations"
         )
     for table, (before, after) in _DERIVED.items():
-        # PostgreSQL named 0005's foreign keys itself; SQLite's get names by _SQLITE_NAMES.
-        fk = f"{table}_funnel_id_fkey" if _postgresql() else f"fk_{table}_funnel_id"
-        _rekey(table, "funnel_id", "derivation_id", "funnel_derivations", before, after, fk)
+        _rekey(table, "funnel_id", "derivation_id", "funnel_derivations", before, after)
     _rename_cursors("funnel:", "funnel_derivation:", "funnels")
+    # A funnel never caught up had no cursor yet: every derivation has one from its start.
+    op.execute(
+        sa.text(
+            "INSERT INTO derived_cursors (name, last_event_id, updated_at)"
+            " SELECT 'funnel_derivation:' || CAST(id AS VARCHAR(20)), 0, :now"
+            " FROM funnel_derivations WHERE 'funnel_derivation:' || CAST(id AS VARCHAR(20))"
+            " NOT IN (SELECT name FROM derived_cursors)"
+        ).bindparams(now=_now())
+    )
     # Nothing refers to funnels any more: copying it on SQLite cascades to nothing.
     with op.batch_alter_table("funnels", schema=None) as batch_op:
         batch_op.drop_column("days_tz")
@@ -168,8 +183,7 @@ def downgrade():
         )
     _rename_cursors("funnel_derivation:", "funnel:", "funnel_derivations", f"WHERE {kept}")
     for table, (before, after) in _DERIVED.items():
-        fk = f"fk_{table}_derivation_id"
-        _rekey(table, "derivation_id", "funnel_id", "funnels", after, before, fk)
+        _rekey(table, "derivation_id", "funnel_id", "funnels", after, before)
     op.drop_index("ux_funnel_derivations_current", table_name="funnel_derivations")
     op.drop_index("ix_funnel_derivations_site_id", table_name="funnel_derivations")
     op.drop_table("funnel_derivations")
