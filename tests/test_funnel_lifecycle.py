@@ -514,6 +514,18 @@ def test_a_report_far_behind_is_computed_from_the_events_and_says_so(site, monke
     assert "still being prepared" not in page.get_data(as_text=True)
 
 
+def test_a_strict_funnel_is_never_said_to_be_prepared(site, monkeypatch):
+    app, client, site_id = site
+    store(app, site_id, random_events(14, 60))
+    funnel_id = save_funnel(client, site_id, "Checkout", STEPS)
+    edit_funnel(client, site_id, funnel_id, EDITS["mode"])
+    monkeypatch.setattr(funnel_store, "REPORT_CATCH_UP_LIMIT", 0)
+    page = client.get(f"/sites/{site_id}/funnels/{funnel_id}?{urlencode(RANGE)}")
+    assert page.status_code == 200
+    assert "still being prepared" not in page.get_data(as_text=True)
+    assert_saved_equals_unsaved(app, client, site_id, funnel_id)
+
+
 # --- 6. the migration keeps what was derived ---------------------------------------------
 
 

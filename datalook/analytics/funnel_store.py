@@ -539,14 +539,14 @@ def saved_report(
     the funnel's days follow (the site's zone changed a moment ago), and a definition that
     is no longer the funnel's (edited meanwhile).
     """
-    site_id = funnel.site_id
+    site_id, text = funnel.site_id, funnel.definition  # as the caller read them
     if definition.mode == "strict":
         return unsaved_report(session, site_id, definition, rng)
     found = funnel_derivations.follow_site_zone(session, funnel.id)
     if (
         found is None
         or found.days_tz != rng.tz.key
-        or json.loads(found.definition) != definition.as_json()
+        or found.definition != text
         or funnel_derivations.backlog(session, found.id) > REPORT_CATCH_UP_LIMIT
     ):
         return unsaved_report(session, site_id, definition, rng)
@@ -558,9 +558,11 @@ def saved_report(
     return report
 
 
-def preparing(session: Session, funnel: Funnel) -> bool:
+def preparing(session: Session, funnel: Funnel, definition: FunnelDefinition) -> bool:
     """Whether the saved funnel's report is computed from the events for now, its
-    derivation being too far behind (the page says so)."""
+    derivation being too far behind (the page says so; strict funnels derive nothing)."""
+    if definition.mode == "strict":
+        return False
     found = funnel_derivations.current(session, funnel.id)
     return (
         found is not None and funnel_derivations.backlog(session, found.id) > REPORT_CATCH_UP_LIMIT

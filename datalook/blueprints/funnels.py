@@ -293,7 +293,7 @@ def report(site_id: int, funnel_id: int):
         funnel=funnel,
         definition=definition,
         report=result,
-        preparing=funnel_store.preparing(db.session(), funnel),
+        preparing=funnel_store.preparing(db.session(), funnel, definition),
         bars=_bars(result),
         rng=rng,
         periods=PERIODS,
