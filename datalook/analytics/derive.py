@@ -82,8 +82,9 @@ def _funnels_most_caught_up_first(session: Session) -> list[tuple[int, int]]:
 
 
 def derivation_pending(session: Session) -> bool:
-    """Whether a bounded catch_up_all left work: retired rows to purge, or a derived table
-    more than a batch behind the newest event."""
+    """Whether a bounded catch_up_all left work worth a sooner tick: retired rows to purge,
+    or a derived table so far behind that a report would not catch it up itself (a steady
+    stream of new events alone keeps the set interval)."""
     retired = session.scalar(select(func.count()).where(FunnelDerivation.retired_at.is_not(None)))
     newest = session.scalar(select(func.max(Event.id))) or 0
     sessions_at = session.scalar(
@@ -91,4 +92,4 @@ def derivation_pending(session: Session) -> bool:
     )
     funnels = _funnels_most_caught_up_first(session)
     behind = newest - min([sessions_at or 0, *(position for _, position in funnels)])
-    return bool(retired) or behind > funnel_store.DERIVE_BATCH
+    return bool(retired) or behind > funnel_store.REPORT_CATCH_UP_LIMIT
