@@ -138,8 +138,9 @@ def upgrade():
             " NOT IN (SELECT name FROM derived_cursors)"
         ).bindparams(now=_now())
     )
-    # Nothing refers to funnels any more: copying it on SQLite cascades to nothing.
-    with op.batch_alter_table("funnels", schema=None) as batch_op:
+    # In place (SQLite 3.35 or later): copying funnels would delete it first, which on
+    # SQLite cascades to any table that still refers to it.
+    with op.batch_alter_table("funnels", schema=None, recreate="never") as batch_op:
         batch_op.drop_column("days_tz")
 
 
