@@ -435,6 +435,59 @@ def test_two_phase_batches_give_the_unsaved_report_as_events_arrive_late(site, b
         assert_saved_equals_unsaved(app, client, site_id, funnel_id)
 
 
+def test_concurrent_catch_ups_an_edit_and_the_purge_leave_the_unsaved_report(site, monkeypatch):
+    import threading
+
+    from datalook.analytics.funnels import parse_definition
+
+    app, client, site_id = site
+    monkeypatch.setattr(funnel_store, "DERIVE_BATCH", 7)  # many short stores that interleave
+    monkeypatch.setattr(funnel_derivations, "PURGE_ROWS", 5)
+    store(app, site_id, random_events(15, 200))
+    funnel_id = save_funnel(client, site_id, "Checkout", STEPS)
+    failures = []
+
+    def catching_up():
+        """A process's catch-ups, as reports and the fold process run them."""
+        with app.app_context():
+            for _ in range(3):
+                funnel_store.catch_up_funnel(db.session, funnel_id)
+
+    def editing():
+        """The owner changes the window, then the steps."""
+        with app.app_context():
+            for steps, window in ((STEPS, "6h"), ([PRICING, PAID], "6h")):
+                funnel = db.session.get(Funnel, funnel_id)
+                definition = parse_definition(steps, window, "ordered")
+                funnel_store.save(db.session, site_id, "Checkout", definition, funnel)
+
+    def purging():
+        """The fold process's purge."""
+        with app.app_context():
+            for _ in range(20):
+                funnel_derivations.purge_retired(db.session, seconds=0)
+
+    def run(work):
+        try:
+            work()
+        except Exception as exc:  # reported below: a thread's exception is otherwise lost
+            failures.append(exc)
+
+    threads = [
+        threading.Thread(target=run, args=(work,))
+        for work in (catching_up, catching_up, editing, purging)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    with app.app_context():
+        derive.catch_up_all(db.session)
+        assert db.session.scalar(select(func.count()).select_from(FunnelDerivation)) == 1
+    assert_saved_equals_unsaved(app, client, site_id, funnel_id)
+
+
 # --- 4. the fold process's budget ---------------------------------------------------------------
 
 
