@@ -143,10 +143,8 @@ with app.app_context():
 
 
 def delete_funnels(env: dict[str, str]) -> None:
-    """Delete the bench's funnels from a reused instance, with the server stopped.
-
-    Not through the app: on a large site the delete outlasts a request (41 s at 10M events).
-    """
+    """Delete the bench's funnels from a reused instance, with the server stopped (their
+    derived rows are purged by the next fold process or `flask funnels catch-up`)."""
     result = subprocess.run(
         [sys.executable, "-c", _DELETE_FUNNELS], cwd=ROOT, env=env, capture_output=True, text=True
     )
@@ -290,14 +288,15 @@ def time_reports(session, server_url: str, ids: dict[str, int], options) -> list
 _WAIT_DERIVED = """
 import sys, time
 from sqlalchemy import func, select
+from datalook.analytics.funnel_derivations import current, cursor_name
 from datalook.analytics.funnel_models import DerivedCursor
-from datalook.analytics.funnel_store import cursor_name
 from datalook.app import create_app
 from datalook.extensions import db
 from datalook.models import Event
-name, deadline = cursor_name(int(sys.argv[1])), time.monotonic() + float(sys.argv[2])
+funnel_id, deadline = int(sys.argv[1]), time.monotonic() + float(sys.argv[2])
 app = create_app()
 with app.app_context():
+    name = cursor_name(current(db.session, funnel_id).id)
     newest = db.session.scalar(select(func.max(Event.id)))
     while time.monotonic() < deadline:
         at = db.session.scalar(
@@ -316,8 +315,7 @@ with app.app_context():
 def wait_derived(env: dict[str, str], funnel_id: int, timeout_s: float = 3600) -> None:
     """Wait until the fold process has derived the saved funnel up to the newest event.
 
-    Only reads (a second writer beside the fold process would meet SQLite's busy timeout
-    while a long derivation batch holds the write lock).
+    Only reads: the fold process derives it, a batch per tick within its budget.
     """
     result = subprocess.run(
         [sys.executable, "-c", _WAIT_DERIVED, str(funnel_id), str(timeout_s)],

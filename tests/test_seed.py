@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from datalook.analytics import seed, sessions, summaries
+from datalook.analytics.funnel_derivations import current, cursor_name
 from datalook.analytics.funnel_models import DerivedCursor, FunnelAttempt, VisitorSession
-from datalook.analytics.funnel_store import cursor_name
 from datalook.analytics.sessions import SessionEvent
 from datalook.extensions import db
 from datalook.models import Event, utcnow
@@ -97,6 +97,11 @@ def _cursor(name: str) -> int:
     return db.session.scalar(select(DerivedCursor.last_event_id).where(DerivedCursor.name == name))
 
 
+def _derivation_cursor(funnel_id: int) -> str:
+    """The cursor of a saved funnel's current derivation."""
+    return cursor_name(current(db.session, funnel_id).id)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_app(request):
     """The app on SQLite, then on PostgreSQL."""
@@ -125,11 +130,12 @@ def test_seed_leaves_the_site_folded_and_derived(any_app):
     assert "derived sessions and saved funnels" in result.output
     with app.app_context():
         newest = db.session.scalar(select(func.max(Event.id)))
-        assert _cursor(sessions.CURSOR) == newest and _cursor(cursor_name(funnel)) == newest
+        assert _cursor(sessions.CURSOR) == newest and _cursor(_derivation_cursor(funnel)) == newest
         assert summaries.catch_up(db.engine, app.instance_path) == 0  # nothing left to fold
         assert sessions.catch_up(db.session) == 0
         assert db.session.scalar(select(func.count()).select_from(VisitorSession)) > 100
-        attempts = select(func.count()).where(FunnelAttempt.funnel_id == funnel)
+        derivation = current(db.session, funnel).id
+        attempts = select(func.count()).where(FunnelAttempt.derivation_id == derivation)
         assert db.session.scalar(attempts) > 0
     journeys = client.get(f"/sites/{owner}/journeys.json?period=7d").get_json()
     assert journeys["sessions_total"] > 100
@@ -144,6 +150,6 @@ def test_the_fold_process_derives_sessions_and_saved_funnels(app, client, owner)
     folder._tick()  # one tick of `flask analytics fold`
     with app.app_context():
         newest = db.session.scalar(select(func.max(Event.id)))
-        assert _cursor(sessions.CURSOR) == newest and _cursor(cursor_name(funnel)) == newest
+        assert _cursor(sessions.CURSOR) == newest and _cursor(_derivation_cursor(funnel)) == newest
         stored = db.session.scalars(select(VisitorSession)).all()
         assert [(s.visitor_id, s.events, s.paths) for s in stored] == [("u:1", 2, "/\n/pricing")]

@@ -1,6 +1,8 @@
 """What the funnels and journeys derive per visitor (sessions, saved funnels' matched events
 and attempts) goes with the events it came from: an erasure leaves no row naming the
-visitor, a retention cut-off none older than the events kept."""
+visitor, a retention cut-off none older than the events kept. Saved funnels' rows are
+corrected in every derivation of the site, retired ones too (they may wait a while to be
+purged)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, select
 
 from . import cursors, kinds, sessions, settled
-from .funnel_models import Funnel, FunnelAttempt, FunnelEvent, VisitorSession
+from .funnel_models import FunnelAttempt, FunnelDerivation, FunnelEvent, VisitorSession
 
 if TYPE_CHECKING:  # annotations only: erasure calls this module, not the other way round
     from sqlalchemy.orm import Session
@@ -27,7 +29,11 @@ def forget_deleted(session: Session, deleted: DeletedEvents) -> None:
     settled.bump(session.connection(), sessions.GENERATION)
     if deleted.where is not None:
         kinds.forget_deleted(session, deleted.where)
-    funnels = select(Funnel.id).where(Funnel.site_id == deleted.site_id).scalar_subquery()
+    derivations = (
+        select(FunnelDerivation.id)
+        .where(FunnelDerivation.site_id == deleted.site_id)
+        .scalar_subquery()
+    )
     if deleted.visitor_id is not None:
         visitor = deleted.visitor_id
         session.execute(
@@ -37,7 +43,9 @@ def forget_deleted(session: Session, deleted: DeletedEvents) -> None:
         )
         for table in (FunnelEvent, FunnelAttempt):
             session.execute(
-                delete(table).where(table.funnel_id.in_(funnels), table.visitor_id == visitor)
+                delete(table).where(
+                    table.derivation_id.in_(derivations), table.visitor_id == visitor
+                )
             )
     elif deleted.last_hour is not None:
         # A retention cut-off: everything derived from before the last deleted hour's end.
@@ -49,11 +57,11 @@ def forget_deleted(session: Session, deleted: DeletedEvents) -> None:
         )
         session.execute(
             delete(FunnelEvent).where(
-                FunnelEvent.funnel_id.in_(funnels), FunnelEvent.occurred_at <= until
+                FunnelEvent.derivation_id.in_(derivations), FunnelEvent.occurred_at <= until
             )
         )
         session.execute(
             delete(FunnelAttempt).where(
-                FunnelAttempt.funnel_id.in_(funnels), FunnelAttempt.started_at <= until
+                FunnelAttempt.derivation_id.in_(derivations), FunnelAttempt.started_at <= until
             )
         )

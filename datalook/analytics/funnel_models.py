@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -28,23 +29,63 @@ class Funnel(Model):
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))
     definition: Mapped[str] = mapped_column(Text)
-    # The time zone whose local days its attempts were kept in (one best attempt per visitor
-    # and local day); None until its first catch-up (then every attempt is kept).
-    days_tz: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+# Every funnel has one current derivation (retired_at NULL); the partial unique index says so.
+_CURRENT = text("retired_at IS NULL")
+
+
+class FunnelDerivation(Model):
+    """One derivation of a saved funnel: its definition in one time zone's local days.
+
+    The derived rows (funnel_events, funnel_attempts, funnel_excluded) belong to a
+    derivation, not to the funnel, and its cursor is cursor_name(id). Editing a funnel's
+    steps, window or mode, or a change of the site's zone, retires the current derivation
+    and starts a new one; deleting the funnel retires it. Either is one small write: the
+    retired rows are purged afterwards in short batches (funnel_store.purge_retired), and
+    the derivation row goes last. No foreign key ties a derivation to its funnel, so
+    deleting a funnel cascades to nothing; ids are never reused (AUTOINCREMENT on SQLite,
+    a sequence on PostgreSQL), so a late writer can never mistake a new derivation for a
+    purged one.
+    """
+
+    __tablename__ = "funnel_derivations"
+    __table_args__ = (
+        Index(
+            "ux_funnel_derivations_current",
+            "funnel_id",
+            unique=True,
+            sqlite_where=_CURRENT,
+            postgresql_where=_CURRENT,
+        ),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The site, kept after the funnel is gone: an erasure also clears retired derivations.
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    funnel_id: Mapped[int] = mapped_column(Integer)
+    # The time zone whose local days its attempts are kept in (one best attempt per visitor
+    # and local day); None only for derivations made before zones were kept (then every
+    # attempt was kept; the first catch-up sets it and keeps one per day from there on).
+    days_tz: Mapped[str | None] = mapped_column(String(64))
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class FunnelEvent(Model):
-    """A visitor's event that matches a step of a saved funnel (bit k of step_mask: step k+1)."""
+    """A visitor's event that matches a step of a funnel derivation (bit k of step_mask:
+    step k+1)."""
 
     __tablename__ = "funnel_events"
     __table_args__ = (
-        Index("ix_funnel_events_funnel_visitor", "funnel_id", "visitor_id", "occurred_at"),
+        Index("ix_funnel_events_derivation_visitor", "derivation_id", "visitor_id", "occurred_at"),
     )
 
-    funnel_id: Mapped[int] = mapped_column(
-        ForeignKey("funnels.id", ondelete="CASCADE"), primary_key=True
+    derivation_id: Mapped[int] = mapped_column(
+        ForeignKey("funnel_derivations.id", ondelete="CASCADE"), primary_key=True
     )
     event_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     visitor_id: Mapped[str] = mapped_column(String(260))
@@ -65,7 +106,7 @@ ATTEMPT_COLUMNS = (
 
 
 class FunnelAttempt(Model):
-    """A visitor's step-1 event of a saved funnel and how far it got (ordered mode).
+    """A visitor's step-1 event of a funnel derivation and how far it got (ordered mode).
 
     Only the best attempt of each visitor and local day (of the site's time zone) is kept:
     the furthest one, the earliest of those. A range is whole local days, so any other
@@ -83,18 +124,18 @@ class FunnelAttempt(Model):
         # Covers a whole report (visitors, revenue and the gaps' medians): the range is
         # read from the index alone, never from the table.
         Index(
-            "ix_funnel_attempts_funnel_range",
-            "funnel_id",
+            "ix_funnel_attempts_derivation_range",
+            "derivation_id",
             "started_at",
             "prev_ge",
             "next_gt",
             *ATTEMPT_COLUMNS,
         ),
-        Index("ix_funnel_attempts_funnel_visitor", "funnel_id", "visitor_id", "started_at"),
+        Index("ix_funnel_attempts_derivation_visitor", "derivation_id", "visitor_id", "started_at"),
     )
 
-    funnel_id: Mapped[int] = mapped_column(
-        ForeignKey("funnels.id", ondelete="CASCADE"), primary_key=True
+    derivation_id: Mapped[int] = mapped_column(
+        ForeignKey("funnel_derivations.id", ondelete="CASCADE"), primary_key=True
     )
     start_event_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     visitor_id: Mapped[str] = mapped_column(String(260))
@@ -120,17 +161,19 @@ class FunnelAttempt(Model):
 
 
 class FunnelExcluded(Model):
-    """Events without a visitor that match a saved funnel's steps, per UTC quarter hour.
+    """Events without a visitor that match a funnel derivation's steps, per UTC quarter hour.
 
     Quarter hours, because every time zone's midnight falls on one: any local-day range
     is a whole number of buckets.
     """
 
     __tablename__ = "funnel_excluded"
-    __table_args__ = (Index("ix_funnel_excluded_funnel_bucket", "funnel_id", "bucket"),)
+    __table_args__ = (Index("ix_funnel_excluded_derivation_bucket", "derivation_id", "bucket"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    funnel_id: Mapped[int] = mapped_column(ForeignKey("funnels.id", ondelete="CASCADE"))
+    derivation_id: Mapped[int] = mapped_column(
+        ForeignKey("funnel_derivations.id", ondelete="CASCADE")
+    )
     bucket: Mapped[datetime] = mapped_column(DateTime)
     events: Mapped[int] = mapped_column(Integer)
 

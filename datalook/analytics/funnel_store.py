@@ -12,6 +12,12 @@ attempt per visitor from a covering index and lets the database count, sum and f
 medians, so it reads no event and moves one row per step to Python. Strict funnels need
 every event of a visitor (to see what lies between steps), so they are always read from
 the events.
+
+The derived rows belong to the funnel's current derivation (funnel_derivations: an edit
+starts a new one, a delete retires it, and retired rows are purged in short batches). They
+are derived in two phases, as the sessions are: each batch of events is computed from
+reads alone, outside any write transaction, then stored in a short one under the writers'
+lock if the derivation's cursor did not move meanwhile (else it is computed again).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import itertools
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import cast
 from zoneinfo import ZoneInfo
@@ -41,14 +48,15 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from ..models import Event, Site, utcnow
+from ..models import Event, utcnow
 from ..sql.compiled import driver_rows
-from . import cursors, kinds
+from . import cursors, funnel_derivations, kinds
 from .funnel_models import (
     NEVER_AFTER,
     NEVER_BEFORE,
     Funnel,
     FunnelAttempt,
+    FunnelDerivation,
     FunnelEvent,
     FunnelExcluded,
 )
@@ -62,17 +70,20 @@ from .funnels import (
     attempts,
     compute,
     compute_visitors,
+    definition_from_json,
     gap_micros,
     is_visitor,
     report_from_totals,
 )
-from .ranges import DateRange, local_day, local_midnight_utc, site_zone, zone
+from .ranges import DateRange, local_day, local_midnight_utc, zone
 
 STREAM_ROWS = 5_000
-# Events per derivation transaction. It holds the writers' lock while it derives (about
-# 100 µs per event on the 10M benchmark site), so a batch of 2,000 keeps event writers
-# waiting some 0.2 s at most, where 20,000 went past their 2 s budget.
-DERIVE_BATCH = 2_000
+# Events per derivation batch. Only storing a batch holds the writers' lock (computing it
+# does not), and storing costs about as much as computing: on a 1M-event site a batch of
+# 5,000 events (about 1,900 rows written) held it 50 to 90 ms at the median, about 0.2 s
+# at the 90th percentile; 20,000 held it 0.25 s at the median, and derived the site only
+# a fifth faster (33 against 41 µs per event). Event writers wait at most 2 s.
+DERIVE_BATCH = 5_000
 
 
 def step_clause(step: Step) -> ColumnElement[bool]:
@@ -188,11 +199,6 @@ def unsaved_report(
     return compute(definition, rows, start, end)
 
 
-def cursor_name(funnel_id: int) -> str:
-    """The cursor of a saved funnel's derived rows."""
-    return f"funnel:{funnel_id}"
-
-
 def quarter_hour(moment: datetime) -> datetime:
     """The UTC quarter hour a moment falls in (the bucket of excluded events)."""
     return moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
@@ -201,94 +207,164 @@ def quarter_hour(moment: datetime) -> datetime:
 VISITORS_PER_QUERY = 500
 
 
-class ZoneChanged(Exception):
-    """The site's time zone changed during a catch-up: the next one derives the funnel again."""
+class Superseded(Exception):
+    """The derivation being caught up is no longer its funnel's current one (the funnel was
+    edited or deleted, or the site's zone changed): nothing more is derived into it."""
 
 
-def days_zone(session: Session, funnel_id: int) -> str:
-    """The zone whose local days the funnel's attempts follow: the site's (commits).
+@dataclass
+class FunnelChanges:
+    """What one batch of events does to a derivation's rows (computed from reads only)."""
 
-    When the site's zone changed, the funnel is derived again: its kept attempts were
-    the best of other days than the ranges now ask for. A funnel that kept every attempt
-    (None) only starts keeping one per day.
+    events: list[dict] = field(default_factory=list)  # new funnel_events rows
+    excluded: list[dict] = field(default_factory=list)  # new funnel_excluded rows
+    stale: list[dict] = field(default_factory=list)  # attempts to delete: visitor, [a, b)
+    fresh: list[dict] = field(default_factory=list)  # attempts to insert, linked
+    links: list[dict] = field(default_factory=list)  # kept attempts whose links move
+
+
+def catch_up(session: Session, funnel: Funnel, definition: FunnelDefinition | None = None) -> int:
+    """Bring a saved funnel's current derivation up to the newest safe event.
+
+    `definition` is not needed: a derivation follows the funnel's stored definition.
+    Returns the events passed over.
     """
-    stored_tz, kept = session.execute(
-        select(Site.timezone, Funnel.days_tz)
-        .join(Funnel, Funnel.site_id == Site.id)
-        .where(Funnel.id == funnel_id)
-    ).one()
-    # The zone that really cuts the site's days: UTC when this server does not know the
-    # stored name, as in every report.
-    site_tz = site_zone(stored_tz).key
-    if kept != site_tz:
-        if kept is not None:
-            forget_matches(session, funnel_id)
-        session.execute(update(Funnel).where(Funnel.id == funnel_id).values(days_tz=site_tz))
-        session.commit()
-    return site_tz
+    return catch_up_funnel(session, funnel.id)
 
 
-def catch_up(session: Session, funnel: Funnel, definition: FunnelDefinition) -> int:
-    """Bring a saved funnel's derived rows up to the newest safe event.
+def catch_up_funnel(session: Session, funnel_id: int, seconds: float | None = None) -> int:
+    """Bring a saved funnel's current derivation up to the newest safe event, or stop at
+    the first batch past `seconds` (cursors.derive_in_two_phases).
 
-    New matching events of visitors go to funnel_events; the visitor's attempts that
-    these events can change (those starting at most one window before them, up to the
-    last of them, widened to whole local days) are derived again from the visitor's
-    matched events. Events without a visitor are only counted, per quarter hour.
+    Follows the site's zone first (a changed zone starts a new derivation). Returns the
+    events passed over (0 when the funnel is gone)."""
+    found = funnel_derivations.follow_site_zone(session, funnel_id)
+    if found is None or found.days_tz is None:  # gone (follow_site_zone sets every zone)
+        return 0
+    return catch_up_derivation(session, found.id, found.days_tz, seconds)
+
+
+def catch_up_derivation(
+    session: Session, derivation_id: int, tz_name: str, seconds: float | None = None
+) -> int:
+    """Derive a derivation's rows from the events after its cursor, in two phases.
+
+    Each batch is computed outside any write transaction (`derive_changes`) and stored in
+    a short one under the writers' lock (`store_changes`), only if its cursor did not move
+    meanwhile: another catch-up, an erasure, a retirement or a zone change moves it, and
+    the batch is computed again (or, the derivation retired, not at all).
     """
-    tz_name = days_zone(session, funnel.id)
-    tz = zone(tz_name)
 
-    def apply(tx: Session, after_id: int, up_to_id: int) -> None:
-        """Derive the funnel's rows from the events (after_id, up_to_id]."""
-        # Under the cursor's lock: a zone changed since the start must not be mixed in.
-        if tx.scalar(select(Funnel.days_tz).where(Funnel.id == funnel.id)) != tz_name:
-            raise ZoneChanged
-        rows = tx.execute(
-            select(*_EVENT_COLUMNS).where(
-                Event.id > after_id,
-                Event.id <= up_to_id,
-                Event.site_id == funnel.site_id,
-                Event.counted(),
-                any_step_clause(definition),
-            )
-        ).all()
-        matched = []
-        excluded: Counter[datetime] = Counter()
-        spans: dict[str, tuple[datetime, datetime]] = {}
-        for event_id, visitor, at, event_name, path, name, props, value in rows:
-            mask = definition.step_mask(event_name, path, name, props)
-            if not mask:
-                continue
-            if not is_visitor(visitor):
-                excluded[quarter_hour(at)] += 1
-                continue
-            matched.append(
-                {
-                    "funnel_id": funnel.id,
-                    "event_id": event_id,
-                    "visitor_id": visitor,
-                    "occurred_at": at,
-                    "step_mask": mask,
-                    "value_micros": value,
-                }
-            )
-            first, last = spans.get(visitor, (at, at))
-            spans[visitor] = (min(first, at), max(last, at))
-        if matched:
-            tx.execute(insert(FunnelEvent), matched)
-        if excluded:
-            tx.execute(
-                insert(FunnelExcluded),
-                [{"funnel_id": funnel.id, "bucket": b, "events": n} for b, n in excluded.items()],
-            )
-        _derive_attempts(tx, funnel.id, definition, spans, tz)
+    def derive(tx: Session, after_id: int, up_to_id: int) -> FunnelChanges:
+        """The changes of the events (after_id, up_to_id] (reads only)."""
+        return derive_changes(tx, derivation_id, tz_name, after_id, up_to_id)
 
     try:
-        return cursors.catch_up(session, cursor_name(funnel.id), apply, DERIVE_BATCH)
-    except ZoneChanged:
+        return cursors.derive_in_two_phases(
+            session,
+            funnel_derivations.cursor_name(derivation_id),
+            derive,
+            store_changes,
+            batch=DERIVE_BATCH,
+            seconds=seconds,
+            create=False,
+        )
+    except Superseded:
         session.rollback()
         return 0
+
+
+def derive_changes(
+    tx: Session, derivation_id: int, tz_name: str, after_id: int, up_to_id: int
+) -> FunnelChanges:
+    """What the events (after_id, up_to_id] change in a derivation's rows (reads only).
+
+    New matching events of visitors become funnel_events rows; the visitor's attempts that
+    these events can change (those starting at most one window before them, up to the
+    last of them, widened to whole local days) are derived again from the visitor's
+    matched events, the stored ones and this batch's own. Events without a visitor are only
+    counted, per quarter hour.
+    """
+    state = tx.execute(
+        select(
+            FunnelDerivation.retired_at,
+            FunnelDerivation.days_tz,
+            FunnelDerivation.site_id,
+            Funnel.definition,
+        )
+        .join(Funnel, Funnel.id == FunnelDerivation.funnel_id)
+        .where(FunnelDerivation.id == derivation_id)
+    ).one_or_none()
+    # A zone changed since the start must not be mixed in; a retired derivation is done.
+    if state is None or state.retired_at is not None or state.days_tz != tz_name:
+        raise Superseded
+    definition = definition_from_json(state.definition)
+    rows = tx.execute(
+        select(*_EVENT_COLUMNS).where(
+            Event.id > after_id,
+            Event.id <= up_to_id,
+            Event.site_id == state.site_id,
+            Event.counted(),
+            any_step_clause(definition),
+        )
+    ).all()
+    changes = FunnelChanges()
+    excluded: Counter[datetime] = Counter()
+    new_events: dict[str, list[VisitorEvent]] = defaultdict(list)
+    for event_id, visitor, at, event_name, path, name, props, value in rows:
+        mask = definition.step_mask(event_name, path, name, props)
+        if not mask:
+            continue
+        if not is_visitor(visitor):
+            excluded[quarter_hour(at)] += 1
+            continue
+        changes.events.append(
+            {
+                "derivation_id": derivation_id,
+                "event_id": event_id,
+                "visitor_id": visitor,
+                "occurred_at": at,
+                "step_mask": mask,
+                "value_micros": value,
+            }
+        )
+        new_events[visitor].append(VisitorEvent(at, event_id, mask, value))
+    changes.excluded = [
+        {"derivation_id": derivation_id, "bucket": b, "events": n} for b, n in excluded.items()
+    ]
+    _derive_attempts(tx, derivation_id, definition, new_events, zone(tz_name), changes)
+    return changes
+
+
+def store_changes(tx: Session, changes: FunnelChanges) -> None:
+    """Write a batch's changes (inside the short write transaction that moves the cursor)."""
+    attempts_table = cast(Table, FunnelAttempt.__table__)
+    if changes.events:
+        tx.execute(insert(FunnelEvent), changes.events)
+    if changes.excluded:
+        tx.execute(insert(FunnelExcluded), changes.excluded)
+    if changes.stale:  # before the inserts: a fresh attempt may keep a stale one's key
+        tx.execute(
+            delete(attempts_table).where(
+                attempts_table.c.derivation_id == bindparam("d"),
+                attempts_table.c.visitor_id == bindparam("v"),
+                attempts_table.c.started_at >= bindparam("a"),
+                attempts_table.c.started_at < bindparam("b"),
+            ),
+            changes.stale,
+        )
+    if changes.fresh:
+        tx.execute(insert(attempts_table), changes.fresh)
+    if changes.links:
+        tx.execute(
+            update(attempts_table)
+            .where(
+                attempts_table.c.derivation_id == bindparam("d"),
+                attempts_table.c.start_event_id == bindparam("e"),
+            )
+            .values(prev_ge=bindparam("p"), next_gt=bindparam("n")),
+            changes.links,
+        )
 
 
 def day_bounds(first: datetime, last: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
@@ -321,22 +397,26 @@ def day_bests(found: Iterator[Attempt], tz: ZoneInfo) -> Iterator[Attempt]:
 
 def _derive_attempts(
     tx: Session,
-    funnel_id: int,
+    derivation_id: int,
     definition: FunnelDefinition,
-    spans: dict[str, tuple[datetime, datetime]],
+    new_events: dict[str, list[VisitorEvent]],
     tz: ZoneInfo,
+    changes: FunnelChanges,
 ) -> None:
-    """Derive again the attempts that new events in `spans` (per visitor) can change.
+    """Derive again the attempts that a batch's new events (per visitor) can change.
 
     Whole local days are derived again: a day keeps only its best attempt, which any of
-    its attempts may become.
+    its attempts may become. The visitor's stored matched events are read; the batch's own
+    are not stored yet, so they are added here.
     """
     window, n = definition.window, len(definition.steps)
-    attempts_table = cast(Table, FunnelAttempt.__table__)
-    visitors = list(spans)
+    visitors = list(new_events)
     for offset in range(0, len(visitors), VISITORS_PER_QUERY):
         chunk = visitors[offset : offset + VISITORS_PER_QUERY]
-        days = {v: day_bounds(spans[v][0] - window, spans[v][1], tz) for v in chunk}
+        days = {}
+        for v in chunk:
+            times = [e.at for e in new_events[v]]
+            days[v] = day_bounds(min(times) - window, max(times), tz)
         since = min(days[v][0] for v in chunk)
         until = max(days[v][1] for v in chunk) + window
         events: dict[str, list[VisitorEvent]] = defaultdict(list)
@@ -348,32 +428,23 @@ def _derive_attempts(
                 FunnelEvent.step_mask,
                 FunnelEvent.value_micros,
             ).where(
-                FunnelEvent.funnel_id == funnel_id,
+                FunnelEvent.derivation_id == derivation_id,
                 FunnelEvent.visitor_id.in_(chunk),
                 FunnelEvent.occurred_at >= since,
                 FunnelEvent.occurred_at < until,
             )
         ):
             events[visitor].append(VisitorEvent(at, event_id, mask, value))
-        stale, fresh = [], []
+        fresh: dict[str, list[dict]] = {}
         for visitor in chunk:
             first, end = days[visitor]
-            stale.append({"f": funnel_id, "v": visitor, "a": first, "b": end})
-            found = attempts(events[visitor], n, window, "ordered", first, end)
-            for attempt in day_bests(found, tz):
-                fresh.append(_attempt_row(funnel_id, visitor, attempt))
-        tx.execute(
-            delete(attempts_table).where(
-                attempts_table.c.funnel_id == bindparam("f"),
-                attempts_table.c.visitor_id == bindparam("v"),
-                attempts_table.c.started_at >= bindparam("a"),
-                attempts_table.c.started_at < bindparam("b"),
-            ),
-            stale,
-        )
-        if fresh:
-            tx.execute(insert(attempts_table), fresh)
-        _relink(tx, funnel_id, chunk)
+            changes.stale.append({"d": derivation_id, "v": visitor, "a": first, "b": end})
+            mine = events[visitor] + new_events[visitor]
+            found = attempts(mine, n, window, "ordered", first, end)
+            fresh[visitor] = [
+                _attempt_row(derivation_id, visitor, attempt) for attempt in day_bests(found, tz)
+            ]
+        _link(tx, derivation_id, days, fresh, changes)
 
 
 def attempt_links(
@@ -400,47 +471,49 @@ def attempt_links(
     return list(zip(prev, following, strict=True))
 
 
-def _relink(tx: Session, funnel_id: int, visitors: list[str]) -> None:
-    """Set prev_ge/next_gt of every attempt of these visitors (new attempts move them)."""
+def _link(
+    tx: Session,
+    derivation_id: int,
+    days: dict[str, tuple[datetime, datetime]],
+    fresh: dict[str, list[dict]],
+    changes: FunnelChanges,
+) -> None:
+    """Set prev_ge/next_gt of the visitors' attempts as they will be once the batch is
+    stored: the stored ones outside the days derived again, and the fresh ones (new
+    attempts move the links of the others)."""
     t = FunnelAttempt.__table__.c
-    rows = tx.execute(
-        select(t.visitor_id, t.start_event_id, t.started_at, t.depth, t.prev_ge, t.next_gt)
-        .where(t.funnel_id == funnel_id, t.visitor_id.in_(visitors))
-        .order_by(t.visitor_id, t.started_at, t.start_event_id)
-    ).all()
-    changed = []
-    start = 0
-    while start < len(rows):
-        end = start
-        while end < len(rows) and rows[end].visitor_id == rows[start].visitor_id:
-            end += 1
-        mine = rows[start:end]
-        links = attempt_links([(r.started_at, r.depth) for r in mine])
-        for row, (prev_ge, next_gt) in zip(mine, links, strict=True):
-            if (row.prev_ge, row.next_gt) != (prev_ge, next_gt):
-                changed.append(
-                    {"f": funnel_id, "e": row.start_event_id, "p": prev_ge, "n": next_gt}
-                )
-        start = end
-    if changed:
-        table = cast(Table, FunnelAttempt.__table__)
-        tx.execute(
-            update(table)
-            .where(table.c.funnel_id == bindparam("f"), table.c.start_event_id == bindparam("e"))
-            .values(prev_ge=bindparam("p"), next_gt=bindparam("n")),
-            changed,
+    kept: dict[str, list] = defaultdict(list)
+    for row in tx.execute(
+        select(t.visitor_id, t.start_event_id, t.started_at, t.depth, t.prev_ge, t.next_gt).where(
+            t.derivation_id == derivation_id, t.visitor_id.in_(list(fresh))
         )
+    ):
+        first, end = days[row.visitor_id]
+        if not first <= row.started_at < end:  # else replaced by the fresh attempts
+            kept[row.visitor_id].append(row)
+    for visitor, rows in fresh.items():
+        # (start, key, depth, the stored row or the fresh row) in the visitor's order.
+        merged = [(r.started_at, r.start_event_id, r.depth, r) for r in kept[visitor]]
+        merged += [(r["started_at"], r["start_event_id"], r["depth"], r) for r in rows]
+        merged.sort(key=lambda item: (item[0], item[1]))
+        links = attempt_links([(started_at, depth) for started_at, _, depth, _ in merged])
+        for (_, key, _, row), (prev_ge, next_gt) in zip(merged, links, strict=True):
+            if isinstance(row, dict):
+                row["prev_ge"], row["next_gt"] = prev_ge, next_gt
+            elif (row.prev_ge, row.next_gt) != (prev_ge, next_gt):
+                changes.links.append({"d": derivation_id, "e": key, "p": prev_ge, "n": next_gt})
+        changes.fresh.extend(rows)
 
 
-def _attempt_row(funnel_id: int, visitor: str, attempt: Attempt) -> dict:
-    """The funnel_attempts row of an attempt."""
+def _attempt_row(derivation_id: int, visitor: str, attempt: Attempt) -> dict:
+    """The funnel_attempts row of an attempt (linked by _link)."""
     row = {
-        "funnel_id": funnel_id,
+        "derivation_id": derivation_id,
         "start_event_id": attempt.seq,
         "visitor_id": visitor,
         "started_at": attempt.times[0],
         "depth": attempt.depth,
-        "prev_ge": NEVER_BEFORE,  # set by _relink
+        "prev_ge": NEVER_BEFORE,
         "next_gt": NEVER_AFTER,
     }
     for k in range(1, 9):
@@ -453,15 +526,7 @@ def _attempt_row(funnel_id: int, visitor: str, attempt: Attempt) -> dict:
     return row
 
 
-def forget_matches(session: Session, funnel_id: int) -> None:
-    """Drop a funnel's derived rows and rewind its cursor (its steps changed)."""
-    cursors.lock_and_read(session, cursor_name(funnel_id))  # not while a catch-up runs
-    for table in (FunnelEvent, FunnelAttempt, FunnelExcluded):
-        session.execute(delete(table).where(table.funnel_id == funnel_id))
-    cursors.reset(session, cursor_name(funnel_id))
-
-
-def _best_attempts(funnel_id: int, start: datetime, end: datetime) -> list:
+def _best_attempts(derivation_id: int, start: datetime, end: datetime) -> list:
     """SQL conditions: the attempts that are their visitor's best in [start, end).
 
     The furthest one of the visitor in the range, the earliest of those: it starts in the
@@ -469,12 +534,19 @@ def _best_attempts(funnel_id: int, start: datetime, end: datetime) -> list:
     """
     t = FunnelAttempt.__table__.c
     return [
-        t.funnel_id == funnel_id,
+        t.derivation_id == derivation_id,
         t.started_at >= start,
         t.started_at < end,
         t.prev_ge < start,
         t.next_gt >= end,
     ]
+
+
+# A report catches a saved funnel up itself while it is at most this many events behind
+# (a second or two of derivation). Further behind (a new or edited funnel on a large site,
+# which the fold process derives in bounded steps), it is computed from the events like an
+# unsaved funnel: same figures, without making the page wait minutes.
+REPORT_CATCH_UP_LIMIT = 20_000
 
 
 def saved_report(
@@ -483,20 +555,50 @@ def saved_report(
     """A saved funnel's report: catch up, then read each visitor's best attempt.
 
     Strict funnels need every event of a visitor (to see what lies between the steps), so
-    they are computed from the events like unsaved ones; so is a range in another zone
-    than the one the funnel's days follow (the site's zone changed a moment ago).
+    they are computed from the events like unsaved ones; so is a funnel whose derivation
+    is still far behind (see REPORT_CATCH_UP_LIMIT), a range in another zone than the one
+    the funnel's days follow (the site's zone changed a moment ago), and a definition that
+    is no longer the funnel's (edited meanwhile).
     """
+    site_id, text = funnel.site_id, funnel.definition  # as the caller read them
     if definition.mode == "strict":
-        return unsaved_report(session, funnel.site_id, definition, rng)
-    catch_up(session, funnel, definition)
-    kept_tz = session.scalar(select(Funnel.days_tz).where(Funnel.id == funnel.id))
-    if kept_tz != rng.tz.key:
-        return unsaved_report(session, funnel.site_id, definition, rng)
+        return unsaved_report(session, site_id, definition, rng)
+    found = funnel_derivations.follow_site_zone(session, funnel.id)
+    if (
+        found is None
+        or found.days_tz != rng.tz.key
+        or found.definition != text
+        or funnel_derivations.backlog(session, found.id) > REPORT_CATCH_UP_LIMIT
+    ):
+        return unsaved_report(session, site_id, definition, rng)
+    catch_up_derivation(session, found.id, rng.tz.key)
+    report = _derived_report(session, found.id, definition, rng)
+    # Retired while it was read (an edit or a delete): its rows may be on their way out.
+    if not funnel_derivations.is_current(session, found.id):
+        return unsaved_report(session, site_id, definition, rng)
+    return report
+
+
+def preparing(session: Session, funnel: Funnel, definition: FunnelDefinition) -> bool:
+    """Whether the saved funnel's report is computed from the events for now, its
+    derivation being too far behind (the page says so; strict funnels derive nothing)."""
+    if definition.mode == "strict":
+        return False
+    found = funnel_derivations.current(session, funnel.id)
+    return (
+        found is not None and funnel_derivations.backlog(session, found.id) > REPORT_CATCH_UP_LIMIT
+    )
+
+
+def _derived_report(
+    session: Session, derivation_id: int, definition: FunnelDefinition, rng: DateRange
+) -> FunnelReport:
+    """The report of a derivation's rows over a range."""
     start, end = rng.start_utc, rng.end_utc
     n = len(definition.steps)
     totals = StepTotals.empty(n)
     t = FunnelAttempt.__table__.c
-    best = _best_attempts(funnel.id, start, end)
+    best = _best_attempts(derivation_id, start, end)
     connection = session.connection()
     # Visitors and revenue per furthest step (v<k> is set up to the attempt's depth).
     for depth, visitors, *values in connection.execute(
@@ -512,7 +614,7 @@ def saved_report(
         totals.gaps_micros[k] = middle
     excluded = session.scalar(
         select(func.coalesce(func.sum(FunnelExcluded.events), 0)).where(
-            FunnelExcluded.funnel_id == funnel.id,
+            FunnelExcluded.derivation_id == derivation_id,
             FunnelExcluded.bucket >= start,
             FunnelExcluded.bucket < end,
         )
@@ -556,24 +658,45 @@ def _middle_gaps(connection, best: list, reached: list[int]) -> dict[int, list[i
 def save(
     session: Session, site_id: int, name: str, definition: FunnelDefinition, funnel=None
 ) -> Funnel:
-    """Create a saved funnel, or change one (its matched events are rebuilt on next read)."""
+    """Create a saved funnel with its first derivation, or change one.
+
+    New steps, a new window or mode retire the funnel's derivation and start another, so
+    the funnel reports its new definition at once and never from the old rows. One small
+    write: the old rows are purged afterwards (funnel_derivations.purge_retired).
+    FunnelGone when the funnel was deleted meanwhile.
+    """
     text = json.dumps(definition.as_json(), separators=(",", ":"))
-    if funnel is None:
-        funnel = Funnel(site_id=site_id, name=name, definition=text)
-        session.add(funnel)
-    else:
-        if funnel.definition != text:
-            forget_matches(session, funnel.id)
-        funnel.name, funnel.definition, funnel.updated_at = name, text, utcnow()
-    session.commit()
-    return funnel
+    funnel_id = None if funnel is None else funnel.id
+    session.rollback()  # begin the write inside the writers' lock
+    with funnel_derivations.writers_lock(session):
+        days_tz = funnel_derivations.site_days_zone(session, site_id)
+        if funnel_id is None:
+            saved = Funnel(site_id=site_id, name=name, definition=text)
+            session.add(saved)
+            session.flush()
+            funnel_derivations.start(session, saved.id, site_id, days_tz)
+        else:
+            locked = funnel_derivations.lock_funnel(session, funnel_id)
+            if locked is None:
+                session.rollback()
+                raise funnel_derivations.FunnelGone(funnel_id)
+            saved = locked
+            if saved.definition != text:
+                funnel_derivations.retire(session, funnel_id)
+                funnel_derivations.start(session, funnel_id, saved.site_id, days_tz)
+            saved.name, saved.definition, saved.updated_at = name, text, utcnow()
+        session.commit()
+    return saved
 
 
 def delete_funnel(session: Session, funnel: Funnel) -> None:
-    """Delete a saved funnel with its matched events and its cursor."""
-    forget_matches(session, funnel.id)
-    session.execute(delete(Funnel).where(Funnel.id == funnel.id))
-    session.execute(
-        delete(cursors.DerivedCursor).where(cursors.DerivedCursor.name == cursor_name(funnel.id))
-    )
-    session.commit()
+    """Delete a saved funnel: one small write that retires its derivation (whose rows
+    funnel_derivations.purge_retired deletes afterwards, in short batches)."""
+    funnel_id = funnel.id
+    session.rollback()  # begin the write inside the writers' lock
+    with funnel_derivations.writers_lock(session):
+        locked = funnel_derivations.lock_funnel(session, funnel_id)
+        if locked is not None:
+            funnel_derivations.retire(session, funnel_id)
+            session.delete(locked)
+        session.commit()

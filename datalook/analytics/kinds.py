@@ -47,14 +47,16 @@ def kind_digest(event_name: str, page_path: str, name: str | None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def catch_up(session: Session) -> int:
-    """File the events after the cursor under their kinds (all sites); how many were read."""
-    return cursors.catch_up(session, CURSOR, _file_events, BATCH)
+def catch_up(session: Session, seconds: float | None = None) -> int:
+    """File the events after the cursor under their kinds (all sites), within `seconds`
+    when given; how many events were passed over."""
+    return cursors.derive_in_two_phases(
+        session, CURSOR, _read_events, _file_events, batch=BATCH, seconds=seconds
+    )
 
 
-def _file_events(tx: Session, after_id: int, up_to_id: int) -> None:
-    """Insert the kind_events rows of the events (after_id, up_to_id] (the cursor's lock is
-    held: nobody else adds kinds meanwhile)."""
+def _read_events(tx: Session, after_id: int, up_to_id: int) -> list[tuple]:
+    """The counted events (after_id, up_to_id], each with its kind's digest (reads only)."""
     rows = tx.execute(
         select(
             Event.id,
@@ -67,9 +69,14 @@ def _file_events(tx: Session, after_id: int, up_to_id: int) -> None:
             Event.success_value_micros,
         ).where(Event.id > after_id, Event.id <= up_to_id, Event.counted())
     ).all()
-    if not rows:
+    return [(row, kind_digest(row.event_name, row.page_path, row.name)) for row in rows]
+
+
+def _file_events(tx: Session, keyed: list[tuple]) -> None:
+    """Insert the kind_events rows of the events read (in the short write transaction,
+    which also makes the kinds seen for the first time)."""
+    if not keyed:
         return
-    keyed = [(row, kind_digest(row.event_name, row.page_path, row.name)) for row in rows]
     ids = _kind_ids(tx, {(row.site_id, digest): row for row, digest in keyed})
     tx.execute(
         insert(KindEvent),
@@ -88,7 +95,8 @@ def _file_events(tx: Session, after_id: int, up_to_id: int) -> None:
 
 
 def _kind_ids(tx: Session, wanted: dict[tuple[int, str], object]) -> dict[tuple[int, str], int]:
-    """The ids of these kinds ((site, digest) → an event row of the kind), created if new."""
+    """The ids of these kinds ((site, digest) → an event row of the kind), created if new
+    (under the writers' lock: nobody else makes kinds meanwhile)."""
     found = _known_ids(tx, list(wanted))
     missing = [key for key in wanted if key not in found]
     if missing:

@@ -42,7 +42,7 @@ from ..ingest.schema import VALUE_SCALE
 from ..models import Event, utcnow
 from ..sql.connections import dialect_insert, write_lock
 from . import settled, sketches
-from .derive import catch_up_all
+from .derive import TICK_SECONDS, catch_up_all, derivation_pending
 from .models import (
     MAX_KEY,
     MAX_PAGE,
@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 BATCH = 5000
 GAP_WAIT = timedelta(seconds=5)
 INTERVAL_S = 1.0
+# Seconds between two ticks while derivation work is left (at most the set interval).
+BUSY_INTERVAL_S = 1.0
 CURSOR = "events"
 # Summary tables of a site, emptied by a rebuild.
 SITE_TABLES = (HourlyTotals, HourlyRule, HourlyPage, HourlyProperty, VisitorSketch)
@@ -616,27 +618,33 @@ class Folder:
                     if self._stop.wait(1.0):
                         return
             self.leading.set()
-            while not self._stop.wait(self.interval):
-                self._tick()
+            delay = self.interval
+            while not self._stop.wait(delay):
+                # Soon again while derivation work is left (a first derivation of a funnel
+                # goes on over many bounded ticks); else at the set interval.
+                delay = min(self.interval, BUSY_INTERVAL_S) if self._tick() else self.interval
         finally:
             self.leading.clear()
             os.close(fd)
 
-    def _tick(self) -> None:
-        """One catch-up; a failure is logged and tried again on the next tick."""
+    def _tick(self) -> bool:
+        """One catch-up; whether derivation work is left for the next tick. A failure is
+        logged and tried again on the next tick."""
         from ..extensions import db
 
         started = time.monotonic()
         try:
             with self.app.app_context():
                 folded = catch_up(db.engine, self.app.instance_path)
-                # Sessions and saved funnels too, so that a report's own catch-up is small.
-                derived = catch_up_all(db.session())
+                # Sessions and saved funnels too, so that a report's own catch-up is small;
+                # within a budget, so that the next fold of the summaries is not held back.
+                derived = catch_up_all(db.session(), TICK_SECONDS)
+                more = derivation_pending(db.session())
                 db.session.remove()
         except Exception:  # a database outage must not end the thread
             log.exception("analytics fold failed")
             self._stop.wait(5.0)
-            return
+            return False
         if folded > BATCH or max(derived.values()) > BATCH:
             log.info(
                 "analytics: folded %d events, derived %s in %.1f s",
@@ -644,6 +652,7 @@ class Folder:
                 derived,
                 time.monotonic() - started,
             )
+        return more
 
 
 def folder_for(app: Flask) -> Folder | None:

@@ -12,6 +12,7 @@ from werkzeug.datastructures import MultiDict
 
 from ..access import owned_site_or_404
 from ..analytics import derive, funnel_store, journeys, sessions
+from ..analytics.funnel_derivations import FunnelGone
 from ..analytics.funnel_models import Funnel
 from ..analytics.funnels import (
     DEFAULT_WINDOW,
@@ -219,7 +220,10 @@ def _save_from_form(site: Site, funnel: Funnel | None):
         definition = parse_definition(steps, form.window.data, form.mode.data)
     except FunnelError as exc:
         return _render_builder(site, form, steps or [{}, {}], funnel, error=exc, status=400)
-    saved = funnel_store.save(db.session(), site.id, form.name.data, definition, funnel)
+    try:
+        saved = funnel_store.save(db.session(), site.id, form.name.data, definition, funnel)
+    except FunnelGone:  # deleted meanwhile
+        abort(404)
     flash(f"Funnel “{saved.name}” saved.", "success")
     return redirect(url_for("funnels.report", site_id=site.id, funnel_id=saved.id))
 
@@ -289,6 +293,7 @@ def report(site_id: int, funnel_id: int):
         funnel=funnel,
         definition=definition,
         report=result,
+        preparing=funnel_store.preparing(db.session(), funnel, definition),
         bars=_bars(result),
         rng=rng,
         periods=PERIODS,
@@ -359,9 +364,10 @@ def catch_up_command() -> None:
 
     Reports catch up by themselves before reading; running this every minute (cron, a
     timer) keeps that work small, and after saving a funnel on a large site it does the
-    first derivation ahead of the first report.
+    first derivation ahead of the first report. It also purges what deleted and edited
+    funnels left behind.
     """
     import click
 
     for what, passed in derive.catch_up_all(db.session()).items():
-        click.echo(f"{what}: {passed} events")
+        click.echo(f"{what}: {passed}" if what == derive.PURGED else f"{what}: {passed} events")
