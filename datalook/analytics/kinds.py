@@ -25,7 +25,7 @@ from sqlalchemy import delete, func, insert, literal_column, select, tuple_
 from sqlalchemy.orm import Session
 
 from ..models import Event
-from ..sql.compiled import driver_rows
+from ..sql.compiled import CompiledStatement, StatementCache, driver_rows
 from . import cursors
 from .funnel_models import DerivedCursor, EventKind, KindEvent
 from .funnels import FunnelDefinition, Step
@@ -56,47 +56,69 @@ def catch_up(session: Session, seconds: float | None = None) -> int:
 
 
 def _read_events(tx: Session, after_id: int, up_to_id: int) -> list[tuple]:
-    """The counted events (after_id, up_to_id], each with its kind's digest (reads only)."""
-    rows = tx.execute(
-        select(
-            Event.id,
-            Event.site_id,
-            Event.event_name,
-            Event.page_path,
-            Event.name,
-            Event.occurred_at,
-            Event.visitor_id,
-            Event.success_value_micros,
-        ).where(Event.id > after_id, Event.id <= up_to_id, Event.counted())
-    ).all()
-    return [(row, kind_digest(row.event_name, row.page_path, row.name)) for row in rows]
+    """The counted events (after_id, up_to_id] as (site, digest, kind_events row values),
+    read as the driver's tuples (reads only: the fold process files every event)."""
+    query = select(
+        Event.site_id,
+        Event.event_name,
+        Event.page_path,
+        Event.name,
+        Event.occurred_at,
+        Event.id,
+        Event.visitor_id,
+        Event.success_value_micros,
+    ).where(Event.id > after_id, Event.id <= up_to_id, Event.counted())
+    digests: dict[tuple, str] = {}  # a batch holds a few hundred kinds at most
+    out = []
+    for site_id, event_name, page_path, name, at, event_id, visitor, value in driver_rows(
+        tx.connection(), query, STREAM_ROWS
+    ):
+        key = (site_id, event_name, page_path, name)
+        digest = digests.get(key)
+        if digest is None:
+            digest = digests[key] = kind_digest(event_name, page_path, name)
+        if isinstance(at, str):  # SQLite's stored text
+            at = datetime.fromisoformat(at)
+        out.append((site_id, digest, key, at, event_id, visitor, value))
+    return out
 
 
-def _file_events(tx: Session, keyed: list[tuple]) -> None:
+_INSERT = StatementCache(
+    {"kind_events": lambda dialect: CompiledStatement(insert(KindEvent), dialect)}
+)
+
+
+def _file_events(tx: Session, read: list[tuple]) -> None:
     """Insert the kind_events rows of the events read (in the short write transaction,
-    which also makes the kinds seen for the first time)."""
-    if not keyed:
+    which also makes the kinds seen for the first time), in one driver call."""
+    if not read:
         return
-    ids = _kind_ids(tx, {(row.site_id, digest): row for row, digest in keyed})
-    tx.execute(
-        insert(KindEvent),
-        [
-            {
-                "site_id": row.site_id,
-                "kind_id": ids[(row.site_id, digest)],
-                "occurred_at": row.occurred_at,
-                "event_id": row.id,
-                "visitor_id": row.visitor_id,
-                "value_micros": row.success_value_micros,
-            }
-            for row, digest in keyed
-        ],
-    )
+    ids = _kind_ids(tx, {(site_id, digest): key for site_id, digest, key, *_ in read})
+    connection = tx.connection()
+    statement = _INSERT.get("kind_events", connection.dialect)
+    cursor = connection.connection.cursor()
+    try:
+        statement.executemany(
+            cursor,
+            [
+                {
+                    "site_id": site_id,
+                    "kind_id": ids[(site_id, digest)],
+                    "occurred_at": at,
+                    "event_id": event_id,
+                    "visitor_id": visitor,
+                    "value_micros": value,
+                }
+                for site_id, digest, _, at, event_id, visitor, value in read
+            ],
+        )
+    finally:
+        cursor.close()
 
 
-def _kind_ids(tx: Session, wanted: dict[tuple[int, str], object]) -> dict[tuple[int, str], int]:
-    """The ids of these kinds ((site, digest) → an event row of the kind), created if new
-    (under the writers' lock: nobody else makes kinds meanwhile)."""
+def _kind_ids(tx: Session, wanted: dict[tuple[int, str], tuple]) -> dict[tuple[int, str], int]:
+    """The ids of these kinds ((site, digest) → (site, event name, path, rule name)),
+    created if new (under the writers' lock: nobody else makes kinds meanwhile)."""
     found = _known_ids(tx, list(wanted))
     missing = [key for key in wanted if key not in found]
     if missing:
@@ -106,9 +128,9 @@ def _kind_ids(tx: Session, wanted: dict[tuple[int, str], object]) -> dict[tuple[
                 {
                     "site_id": site_id,
                     "digest": digest,
-                    "event_name": wanted[(site_id, digest)].event_name,  # type: ignore[attr-defined]
-                    "page_path": wanted[(site_id, digest)].page_path,  # type: ignore[attr-defined]
-                    "name": wanted[(site_id, digest)].name,  # type: ignore[attr-defined]
+                    "event_name": wanted[(site_id, digest)][1],
+                    "page_path": wanted[(site_id, digest)][2],
+                    "name": wanted[(site_id, digest)][3],
                 }
                 for site_id, digest in missing
             ],
