@@ -50,7 +50,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ..models import Event, utcnow
 from ..sql.compiled import driver_rows
-from . import cursors, funnel_derivations, kinds
+from . import cursors, funnel_derivations, kinds, settled
 from .funnel_models import (
     NEVER_AFTER,
     NEVER_BEFORE,
@@ -69,11 +69,13 @@ from .funnels import (
     VisitorEvent,
     attempts,
     compute,
-    compute_visitors,
     definition_from_json,
+    furthest,
     gap_micros,
     is_visitor,
     report_from_totals,
+    summarise,
+    visitor_progress,
 )
 from .ranges import DateRange, local_day, local_midnight_utc, zone
 
@@ -192,11 +194,49 @@ def unsaved_report(
     """Compute a funnel from the events of the range (and the window after it): read from
     the kind index where it can be (see analytics.kinds), else from the events."""
     start, end = rng.start_utc, rng.end_utc
-    indexed = kinds.visitor_events(session, site_id, definition, start, end)
+    indexed = _indexed_report(session, site_id, definition, start, end)
     if indexed is not None:
-        return compute_visitors(definition, *indexed, start, end)
+        return indexed
     rows = event_rows(session, site_id, definition, start, end + definition.window)
     return compute(definition, rows, start, end)
+
+
+# Per process: how far each visitor got from the settled part of a range, per funnel.
+_settled_progress = settled.AppCache("datalook_unsaved_funnels_cache", 16)
+
+
+def _indexed_report(
+    session: Session, site_id: int, definition: FunnelDefinition, start: datetime, end: datetime
+) -> FunnelReport | None:
+    """An unsaved funnel from the kind index, or None when it must read the events.
+
+    The range splits where the attempts that start before the split end before
+    settled.boundary(): what those attempts reached changes only with a bump of the
+    settled generation (kinds.py bumps it for events filed there), so it is computed once
+    per process and kept; each view computes the attempts from the split on and keeps, per
+    visitor, the earlier part's progress unless the later part got further.
+    """
+    if not kinds.answers(definition) or not kinds.ready(session):
+        return None
+    # After the catch-up: filing events of the settled past moves the generation on.
+    split = min(max(settled.boundary() - definition.window, start), end)
+    earlier: tuple[dict, int] = ({}, 0)
+    if split > start:
+        key = ("unsaved", site_id, settled.generation(session), definition, start, split)
+        found = _settled_progress.get(key)
+        if found is None:
+            read = kinds.visitor_events(session, site_id, definition, start, split)
+            if read is None:
+                return None
+            found = (visitor_progress(definition, read[0], start, split), read[1])
+            _settled_progress.put(key, found)
+        earlier = found
+    read = kinds.visitor_events(session, site_id, definition, split, end)
+    if read is None:
+        return None
+    later = visitor_progress(definition, read[0], split, end)
+    progress = furthest(earlier[0], later)
+    return summarise(definition, progress.values(), earlier[1] + read[1])
 
 
 def quarter_hour(moment: datetime) -> datetime:

@@ -631,16 +631,28 @@ def compute_visitors(
     range_start: datetime,
     range_end: datetime,
 ) -> FunnelReport:
-    """The report from each visitor's events, (time, seq, mask, value) in any order.
+    """The report from each visitor's events, (time, seq, mask, value) in any order."""
+    progress = visitor_progress(definition, grouped, range_start, range_end)
+    return summarise(definition, progress.values(), excluded)
 
-    A visitor without a step-1 event in the range takes no part; one with no event that
-    can be step 2 is at step 1 from the earliest step-1 event in the range, as
-    match_visitor would find; only the others go through the matching.
+
+def visitor_progress(
+    definition: FunnelDefinition,
+    grouped: Mapping[str, list[tuple]],
+    range_start: datetime,
+    range_end: datetime,
+) -> dict[str, Progress]:
+    """How far each visitor got from their step-1 events in [range_start, range_end), of
+    their events, (time, seq, mask, value) in any order; visitors who did not enter are
+    left out.
+
+    One with no event that can be step 2 is at step 1 from the earliest step-1 event in
+    the range, as match_visitor would find; only the others go through the matching.
     """
     n = len(definition.steps)
-    totals = StepTotals.empty(n)
     window, mode = definition.window, definition.mode
-    for events in grouped.values():
+    found: dict[str, Progress] = {}
+    for visitor, events in grouped.items():
         entry = None
         goes_on = False
         for event in events:
@@ -653,7 +665,18 @@ def compute_visitors(
         if entry is None:
             continue
         if not goes_on:
-            totals.add(Progress(1, (entry[0],), (entry[3],)))
+            found[visitor] = Progress(1, (entry[0],), (entry[3],))
             continue
-        totals.add(match_visitor(events, n, window, mode, range_start, range_end))
-    return report_from_totals(definition, totals, excluded)
+        found[visitor] = match_visitor(events, n, window, mode, range_start, range_end)
+    return found
+
+
+def furthest(earlier: Mapping[str, Progress], later: Mapping[str, Progress]) -> dict[str, Progress]:
+    """Per visitor, the progress of two consecutive parts of a range: the later part's only
+    if it got further (a tie goes to the earlier start, as in match_visitor)."""
+    merged = dict(earlier)
+    for visitor, progress in later.items():
+        known = merged.get(visitor)
+        if known is None or progress.depth > known.depth:
+            merged[visitor] = progress
+    return merged

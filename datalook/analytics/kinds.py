@@ -11,7 +11,9 @@ A cursor over events.id feeds new events in batches, as for the sessions; the fo
 keeps it caught up, and a report catches up the rest itself. Further behind than
 BEHIND_AT_MOST (a first derivation), or for a step that matches too many kinds, a property
 step or the strict mode (which needs every event of a visitor), the funnel reads the
-events instead. Erasure and retention delete the rows of the events they delete.
+events instead. Erasure and retention delete the rows of the events they delete. Filing
+an event of the settled past, or deleting any, moves the settled generation on: unsaved
+funnels keep what they computed from the settled past per process (funnel_store).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from ..models import Event
 from ..sql.compiled import CompiledStatement, StatementCache, driver_rows
-from . import cursors
+from . import cursors, settled
 from .funnel_models import DerivedCursor, EventKind, KindEvent
 from .funnels import FunnelDefinition, Step
 
@@ -93,8 +95,12 @@ def _file_events(tx: Session, read: list[tuple]) -> None:
     which also makes the kinds seen for the first time), in one driver call."""
     if not read:
         return
-    ids = _kind_ids(tx, {(site_id, digest): key for site_id, digest, key, *_ in read})
     connection = tx.connection()
+    if min(row[3] for row in read) < settled.boundary():
+        # Events of the settled past (demo seeding, a long-stopped catch-up): what unsaved
+        # funnels keep of it per process must be read again.
+        settled.bump(connection)
+    ids = _kind_ids(tx, {(site_id, digest): key for site_id, digest, key, *_ in read})
     statement = _INSERT.get("kind_events", connection.dialect)
     cursor = connection.connection.cursor()
     try:
@@ -157,19 +163,6 @@ def _known_ids(tx: Session, keys: list[tuple[int, str]]) -> dict[tuple[int, str]
     return found
 
 
-def _caught_up(session: Session) -> bool:
-    """Catch the index up if it is at most BEHIND_AT_MOST events behind; whether it was."""
-    newest = session.scalar(select(func.max(Event.id))) or 0
-    position = session.scalar(
-        select(DerivedCursor.last_event_id).where(DerivedCursor.name == CURSOR)
-    )
-    if newest - (position or 0) > BEHIND_AT_MOST:
-        session.rollback()
-        return False
-    catch_up(session)
-    return True
-
-
 def step_kinds(session: Session, site_id: int, step: Step) -> list[int]:
     """The ids of the site's kinds that `step` matches (up to MAX_KINDS + 1 of them)."""
     query = select(EventKind.id).where(
@@ -186,20 +179,38 @@ def step_kinds(session: Session, site_id: int, step: Step) -> list[int]:
     return list(session.scalars(query.limit(MAX_KINDS + 1)))
 
 
+def answers(definition: FunnelDefinition) -> bool:
+    """Whether the index can answer this funnel at all: not in strict mode (which needs
+    every event of a visitor), no property step (properties are not in the index)."""
+    return definition.mode != "strict" and all(s.property_key is None for s in definition.steps)
+
+
+def ready(session: Session) -> bool:
+    """Catch the index up if it is at most BEHIND_AT_MOST events behind; whether it was
+    (call it before reading the index: a new event may bring a new kind)."""
+    newest = session.scalar(select(func.max(Event.id))) or 0
+    position = session.scalar(
+        select(DerivedCursor.last_event_id).where(DerivedCursor.name == CURSOR)
+    )
+    if newest - (position or 0) > BEHIND_AT_MOST:
+        session.rollback()
+        return False
+    catch_up(session)
+    return True
+
+
 def visitor_events(
     session: Session, site_id: int, definition: FunnelDefinition, start: datetime, end: datetime
 ) -> tuple[dict[str, list[tuple]], int] | None:
-    """A funnel's matching events from the index, or None when the funnel must read the
-    events (see the module's docstring).
+    """A funnel's matching events from the index (caught up by `ready`), or None when the
+    funnel must read the events (see the module's docstring).
 
     Returns each visitor's events of the range [start, end + window) as
     (time, event id, step mask, value), in no particular order, and the number of events
     without a visitor in [start, end). Read in the key's order: grouping by visitor here
     costs less than the database's sort.
     """
-    if definition.mode == "strict" or any(s.property_key is not None for s in definition.steps):
-        return None
-    if not _caught_up(session):  # first: a new event may bring a new kind
+    if not answers(definition):
         return None
     masks: dict[int, int] = defaultdict(int)
     for k, step in enumerate(definition.steps):
@@ -266,6 +277,7 @@ def forget_deleted(session: Session, where) -> None:
     ).all()
     if not doomed:
         return
+    settled.bump(session.connection())  # unsaved funnels keep what they read of the past
     keyed = [
         (row, (row.site_id, kind_digest(row.event_name, row.page_path, row.name))) for row in doomed
     ]
