@@ -306,23 +306,14 @@ def match_visitor(
     ordered = sorted(events)  # by time, then seq: an event id, never equal
     by_step = _StepIndex(ordered, steps)
     best: tuple[int, ...] = ()
-    for index in by_step.positions[0]:
-        at = ordered[index][_AT]
-        if at < range_start:
-            continue
-        if at >= range_end:
-            break
-        deadline = at + window
+    for index, at, deadline in _starts(by_step, window, range_start, range_end):
         if by_step.bound(at, deadline) <= len(best):
             # Not computed: it cannot beat the best. When no later start can either (a
             # step up to the next one has no event from here on), stop.
             if by_step.exhausted(at, len(best)):
                 break
             continue
-        if mode == "strict":
-            chain = _strict_chain(ordered, index, steps, deadline)
-        else:
-            chain = _ordered_chain(by_step, (index,), steps, deadline)
+        chain = _chain(by_step, index, steps, deadline, mode)
         if len(chain) > len(best):  # the earliest of the furthest
             best = chain
             if len(best) == steps:
@@ -369,6 +360,14 @@ def _chains(
 ) -> Iterator[tuple[int, ...]]:
     """For each step-1 event in [starts_from, starts_before) of time-ordered events, the
     positions of the events of the furthest chain it starts."""
+    for index, _, deadline in _starts(by_step, window, starts_from, starts_before):
+        yield _chain(by_step, index, steps, deadline, mode)
+
+
+def _starts(
+    by_step: _StepIndex, window: timedelta, starts_from: datetime, starts_before: datetime
+) -> Iterator[tuple[int, datetime, datetime]]:
+    """(position, time, deadline) of each step-1 event in [starts_from, starts_before)."""
     ordered = by_step.ordered
     for index in by_step.positions[0]:
         at = ordered[index][_AT]
@@ -376,11 +375,16 @@ def _chains(
             continue
         if at >= starts_before:
             break
-        deadline = at + window
-        if mode == "strict":
-            yield _strict_chain(ordered, index, steps, deadline)
-        else:
-            yield _ordered_chain(by_step, (index,), steps, deadline)
+        yield index, at, at + window
+
+
+def _chain(
+    by_step: _StepIndex, index: int, steps: int, deadline: datetime, mode: str
+) -> tuple[int, ...]:
+    """The positions of the furthest chain the step-1 event at `index` starts."""
+    if mode == "strict":
+        return _strict_chain(by_step.ordered, index, steps, deadline)
+    return _ordered_chain(by_step, (index,), steps, deadline)
 
 
 class _StepIndex:
