@@ -132,7 +132,7 @@ def save_funnel(session: requests.Session, site_url: str) -> int:
 _DELETE_FUNNELS = """
 from sqlalchemy import select
 from datalook.analytics import funnel_store
-from datalook.analytics.funnel_models import Funnel
+from datalook.analytics.funnels.models import Funnel
 from datalook.app import create_app
 from datalook.extensions import db
 app = create_app()
@@ -288,8 +288,8 @@ def time_reports(session, server_url: str, ids: dict[str, int], options) -> list
 _WAIT_DERIVED = """
 import sys, time
 from sqlalchemy import func, select
-from datalook.analytics.funnel_derivations import current, cursor_name
-from datalook.analytics.funnel_models import DerivedCursor
+from datalook.analytics.funnels.derivation import current, cursor_name
+from datalook.analytics.funnels.models import DerivedCursor
 from datalook.app import create_app
 from datalook.extensions import db
 from datalook.models import Event

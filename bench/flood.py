@@ -122,7 +122,7 @@ def keys_for(env: dict[str, str], options: argparse.Namespace) -> tuple[str, str
         env, "keys", "create", "--site", "flood.bench.example", "--name", "Flood"
     ).strip()
     if options.flood_limit:
-        from datalook import tokens
+        from datalook.keys import tokens
 
         key_id = tokens.parse(flood_token).key_id
         flask_cli(env, "keys", "set-limit", key_id, options.flood_limit)

@@ -9,9 +9,9 @@ import uuid
 
 from limits.storage import MovingWindowSupport
 
-from datalook import tokens
+from datalook.keys import tokens
 from datalook.ratelimit.window import US_PER_SECOND
-from datalook.snippets import render
+from datalook.snippets.render import render
 
 
 def measure_check_cost(

@@ -54,7 +54,7 @@ Install it with:  sudo apt-get install wrk   (Debian/Ubuntu; macOS: brew install
 
 def example_event() -> dict:
     """The example event of the docs page (the same object the snippets send)."""
-    from datalook.snippets import EXAMPLE_EVENT
+    from datalook.snippets.render import EXAMPLE_EVENT
 
     return dict(EXAMPLE_EVENT)
 
@@ -291,7 +291,7 @@ def run_wrk(
 def raised_key(env: dict[str, str], domain: str, name: str) -> str:
     """Create a key through the CLI with its limit raised so far that 429 never interferes;
     return its token."""
-    from datalook import tokens  # importable once main() has put the project on sys.path
+    from datalook.keys import tokens
 
     token = flask_cli(env, "keys", "create", "--site", domain, "--name", name).strip()
     flask_cli(env, "keys", "set-limit", tokens.parse(token).key_id, "100000000 per 10 seconds")
@@ -499,10 +499,12 @@ def time_show_once_page(workdir: Path, n: int) -> dict:
     os.environ["DATALOOK_INSTANCE_PATH"] = str(workdir)
     for name in ("DATABASE_URL", "RATELIMIT_STORAGE_URI", "PUBLIC_URL"):
         os.environ.pop(name, None)
-    from datalook import apikeys, show_once, snippets, tokens
     from datalook.app import create_app
     from datalook.extensions import db
+    from datalook.keys import apikeys, tokens
     from datalook.models import Site, User
+    from datalook.snippets import render as snippets
+    from datalook.web import show_once
 
     app = create_app()
     samples = []

@@ -12,18 +12,20 @@ from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, errors, timefmt, tokens
+from . import cli
 from .config import from_environ
-from .errors import wants_json
+from .envelope import wants_json
 from .extensions import csrf, db, login_manager, migrate
 from .ingest.app import Dispatcher, IngestionApp
 from .ingest.pipeline import Context
 from .ingest.refusals import recorder_for
 from .ingest.usage import counter_for
+from .keys import tokens
 from .ratelimit import limiter as rate_limiter
 from .ratelimit.rules import parsed as parsed_limit
 from .sql import connections
 from .sql.connections import HeldConnection
+from .web import errors, timefmt
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -116,7 +118,7 @@ class _HttpsAwareSessionInterface(SecureCookieSessionInterface):
 
 def _register_blueprints(app: Flask) -> None:
     """Mount every area of the app."""
-    from .blueprints import (
+    from .web import (
         auth,
         browser_quest,
         dashboard,
@@ -124,11 +126,11 @@ def _register_blueprints(app: Flask) -> None:
         funnels,
         health,
         keys,
-        live,
         quests,
         sites,
         tracker,
     )
+    from .web import live_page as live
 
     areas = (
         auth,
@@ -164,7 +166,7 @@ def _register_security_headers(app: Flask) -> None:
     @app.after_request
     def _headers(response):
         """CSP without inline scripts or styles, no sniffing, no framing (pages); nosniff (JSON)."""
-        if wants_json():
+        if wants_json(request.path):
             response.headers["X-Content-Type-Options"] = "nosniff"
         else:
             for name, value in _PAGE_HEADERS.items():

@@ -121,3 +121,13 @@ def plain_error(status: int, code: str, message: str, extra: dict | None = None)
         [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
         data,
     )
+
+
+# Paths of the pages app that machines call: they always get JSON errors (the ingestion
+# API answers its own; see ingest/).
+API_PREFIXES = ("/api/", "/openapi.json", "/healthz", "/readyz")
+
+
+def wants_json(path: str) -> bool:
+    """Return whether a request path is an API call (JSON errors) or a page."""
+    return path.startswith(API_PREFIXES) or path.endswith(".json")

@@ -18,7 +18,8 @@ from flask import current_app
 from sqlalchemy import ColumnElement, Delete, delete, func, select
 from sqlalchemy.orm import Session
 
-from .analytics import derived, summaries
+from .analytics import forget as derived
+from .analytics.rollups import fold as summaries
 from .extensions import db
 from .ingest.refusals import recorder_for
 from .models import AuditEntry, Event, RefusedRequest, Site, utcnow

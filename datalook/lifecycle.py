@@ -11,9 +11,9 @@ import gc
 
 from flask import Flask
 
-from . import snippets
 from .extensions import db
 from .ingest.usage import counter_for, flush_at_exit
+from .snippets import render as snippets
 from .sql import wal_checkpoints
 
 

@@ -30,8 +30,8 @@ from sqlalchemy.ext.hybrid import hybrid_method
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql.elements import ColumnElement
 
+from .accounts.passwords import check_password, hash_password
 from .extensions import db
-from .passwords import check_password, hash_password
 
 if TYPE_CHECKING:  # Flask-SQLAlchemy's db.Model is built at run time; type-check as the base
     from .extensions import Base as Model

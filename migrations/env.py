@@ -7,7 +7,7 @@ from flask import current_app
 from alembic import context
 from sqlalchemy import text
 
-from datalook.filelock import WriteLock
+from datalook.sql.filelock import WriteLock
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.

@@ -1,4 +1,4 @@
-"""Test data made directly through the models and datalook.apikeys (no forms, no CLI)."""
+"""Test data made directly through the models and datalook.keys.apikeys (no forms, no CLI)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from flask import Flask
 from sqlalchemy import func, select
 
-from datalook import apikeys, exporting
+from datalook import exporting
 from datalook.extensions import db
+from datalook.keys import apikeys
 from datalook.models import ApiKey, Event, Site, User
 
 _serial = itertools.count(1)
@@ -46,7 +47,7 @@ def make_site(owner: User, domain: str | None = None) -> Site:
 
 
 def make_key(site: Site, name: str | None = None, rate_limit: str | None = None) -> Made:
-    """Create a key through datalook.apikeys.create_key; optionally set its own limit."""
+    """Create a key through datalook.keys.apikeys.create_key; optionally set its own limit."""
     created = apikeys.create_key(site, name or f"key {next(_serial)}", None)
     if rate_limit is not None:
         apikeys.set_limit(created.key, rate_limit)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from datalook.analytics import summaries
+from datalook.analytics.rollups import fold as summaries
 from datalook.extensions import db
 from datalook.models import Site
 from tests.analytics_helpers import Sample, store

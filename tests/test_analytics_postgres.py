@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from datalook.analytics import summaries
+from datalook.analytics.rollups import fold as summaries
 from datalook.extensions import db
 from datalook.models import Site
 from tests.analytics_helpers import Sample, expected, random_samples, store

@@ -53,10 +53,9 @@ def test_only_the_app_factory_imports_the_blueprints():
     upward = [
         (module, target)
         for module, path in MODULES.items()
-        if not module.startswith(("datalook.blueprints", "datalook.app"))
+        if not module.startswith(("datalook.web", "datalook.app"))
         for target, names in _imports(path)
-        if target.startswith("datalook.blueprints")
-        or (target == "datalook" and "blueprints" in names)
+        if target.startswith("datalook.web") or (target == "datalook" and "blueprints" in names)
     ]
     assert upward == []
 

@@ -14,10 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from datalook import apikeys, filelock, tokens
 from datalook.extensions import db
 from datalook.ingest.usage import counter_for
+from datalook.keys import apikeys, tokens
 from datalook.models import ApiKey, KeyUsage, SuccessRule, utcnow
+from datalook.sql import filelock
 from tests import raw_figures as stats
 from tests.factories import bearer, create_token, event_count, stored_events
 

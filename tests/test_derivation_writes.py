@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from datalook import erasure
 from datalook.analytics import cursors, sessions
-from datalook.analytics.funnel_models import DerivedCursor, VisitorSession
+from datalook.analytics.funnels.models import DerivedCursor, VisitorSession
 from datalook.extensions import db
 from datalook.models import Site
 from tests.funnel_data import E, store

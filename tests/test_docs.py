@@ -16,8 +16,9 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 import datalook
-from datalook import openapi, snippets
+from datalook import openapi
 from datalook.ingest import storage
+from datalook.snippets import render as snippets
 
 jsonschema = pytest.importorskip("jsonschema")
 openapi_spec_validator = pytest.importorskip("openapi_spec_validator")

@@ -16,8 +16,8 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from datalook import apikeys, tokens
 from datalook.extensions import db
+from datalook.keys import apikeys, tokens
 from datalook.models import ApiKey, SuccessRule, utcnow
 from tests import raw_figures as stats
 from tests.conftest import _make_app, sign_up

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from datalook import tokens
+from datalook.keys import tokens
 from tests.factories import create_token, event_count
 
 ANSWERS = {200, 204, 400, 401, 413, 415, 429, 503}

@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from datalook.filelock import WriteLock
+from datalook.sql.filelock import WriteLock
 
 
 def test_threads_racing_the_first_use_stay_exclusive(tmp_path: Path) -> None:

@@ -7,7 +7,13 @@ from datetime import timedelta
 
 import pytest
 
-from datalook.analytics.funnels import FunnelError, Step, parse_definition, parse_step, parse_window
+from datalook.analytics.funnels.matching import (
+    FunnelError,
+    Step,
+    parse_definition,
+    parse_step,
+    parse_window,
+)
 
 PV = {"event_name": "pageview", "page_path": "/"}
 PAID = {"event_name": "success", "name": "paid"}

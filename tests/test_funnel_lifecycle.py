@@ -18,8 +18,10 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import event, func, select, text
 
 from datalook import erasure
-from datalook.analytics import derive, funnel_derivations, funnel_store, summaries
-from datalook.analytics.funnel_models import (
+from datalook.analytics import catch_up as derive
+from datalook.analytics.funnels import derivation as funnel_derivations
+from datalook.analytics.funnels import store as funnel_store
+from datalook.analytics.funnels.models import (
     DerivedCursor,
     Funnel,
     FunnelAttempt,
@@ -27,6 +29,7 @@ from datalook.analytics.funnel_models import (
     FunnelEvent,
     FunnelExcluded,
 )
+from datalook.analytics.rollups import fold as summaries
 from datalook.extensions import db
 from datalook.models import Event, Site
 from tests.conftest import add_site, csrf_from, sign_up
@@ -438,7 +441,7 @@ def test_two_phase_batches_give_the_unsaved_report_as_events_arrive_late(site, b
 def test_concurrent_catch_ups_an_edit_and_the_purge_leave_the_unsaved_report(site, monkeypatch):
     import threading
 
-    from datalook.analytics.funnels import parse_definition
+    from datalook.analytics.funnels.matching import parse_definition
 
     app, client, site_id = site
     monkeypatch.setattr(funnel_store, "DERIVE_BATCH", 7)  # many short stores that interleave

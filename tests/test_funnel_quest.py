@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from datalook.analytics.quest_funnel import suggested_steps
 from datalook.extensions import db
 from datalook.models import SuccessRule
+from datalook.web.quest_funnel import suggested_steps
 from tests.funnel_data import E, store
 from tests.test_funnels_api import STEPS, save_funnel
 

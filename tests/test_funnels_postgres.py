@@ -83,7 +83,7 @@ def test_a_young_id_gap_is_waited_for_on_postgresql(pg_app, pg_client):  # noqa:
 
     from sqlalchemy import func, insert, select
 
-    from datalook.analytics.funnel_models import DerivedCursor
+    from datalook.analytics.funnels.models import DerivedCursor
     from datalook.models import Event, utcnow
 
     site_id = add_site(pg_client, "gap.example.com")

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from datalook.analytics import cursors, sessions
-from datalook.analytics.funnel_models import VisitorSession
+from datalook.analytics.funnels.models import VisitorSession
 from datalook.analytics.sessions import SessionEvent, build, encode_steps
 from datalook.extensions import db
 from tests.conftest import add_site, sign_up
@@ -245,9 +245,9 @@ def test_bad_journey_parameters(client, site, args, field):
 def test_concurrent_catch_ups_derive_each_event_once(app, owner, monkeypatch):
     import threading
 
-    from datalook.analytics import funnel_store
-    from datalook.analytics.funnel_models import FunnelEvent
-    from datalook.analytics.funnels import parse_definition
+    from datalook.analytics.funnels import store as funnel_store
+    from datalook.analytics.funnels.matching import parse_definition
+    from datalook.analytics.funnels.models import FunnelEvent
 
     monkeypatch.setattr(cursors, "BATCH", 7)  # many small passes, so that the two interleave
     rng = random.Random(11)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from datalook import apikeys, tokens
 from datalook.extensions import db
+from datalook.keys import apikeys, tokens
 from datalook.models import ApiKey, Site, User, utcnow
 from tests.conftest import _make_app, csrf_from, post_form
 

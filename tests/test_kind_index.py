@@ -12,9 +12,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from datalook.analytics import funnel_store, kinds, settled
-from datalook.analytics.funnel_models import KindEvent
-from datalook.analytics.funnels import compute, parse_definition
+from datalook.analytics import kinds, settled
+from datalook.analytics.funnels import store as funnel_store
+from datalook.analytics.funnels.matching import compute, parse_definition
+from datalook.analytics.funnels.models import KindEvent
 from datalook.analytics.ranges import DateRange
 from datalook.erasure import delete_before, erase_visitor
 from datalook.extensions import db

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from datalook import apikeys, erasure, live, tokens
+from datalook import erasure, live
 from datalook.config import ConfigError, from_environ
 from datalook.extensions import db
 from datalook.ingest import refusals
 from datalook.ingest.refusals import recorder_for
+from datalook.keys import apikeys, tokens
 from datalook.models import ApiKey, AuditEntry, Event, RefusedRequest, Site, utcnow
 from tests import raw_figures as stats
 from tests.conftest import add_site, csrf_from, post_form, sign_up

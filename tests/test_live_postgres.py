@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, text
 
-from datalook import apikeys, erasure, tokens
+from datalook import erasure
 from datalook.extensions import db
 from datalook.ingest import refusals
 from datalook.ingest.refusals import recorder_for
+from datalook.keys import apikeys, tokens
 from datalook.models import AuditEntry, RefusedRequest, Site
 from tests import raw_figures as stats
 from tests.conftest import add_site, sign_up

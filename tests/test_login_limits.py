@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from datalook.accounts.login_guard import ACCOUNT_FAILURE_LIMIT, DEVICE_COOKIE
 from datalook.extensions import db, limiter
-from datalook.login_guard import ACCOUNT_FAILURE_LIMIT, DEVICE_COOKIE
 from tests.conftest import csrf_from, sign_up
 from tests.factories import make_user
 

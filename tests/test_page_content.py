@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from datalook.timefmt import site_time
+from datalook.web.timefmt import site_time
 from tests.conftest import sign_up
 
 

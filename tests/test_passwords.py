@@ -8,9 +8,9 @@ import sys
 import pytest
 from sqlalchemy import select
 
+from datalook.accounts.passwords import check_password, hash_password, password_problem
 from datalook.extensions import db
 from datalook.models import User
-from datalook.passwords import check_password, hash_password, password_problem
 from tests.conftest import csrf_from, post_form, sign_up
 from tests.live import ROOT
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from datalook import tokens
 from datalook.config import ConfigError, from_environ, gunicorn_settings
+from datalook.keys import tokens
 from tests.conftest import csrf_from
 
 ROOT = Path(__file__).resolve().parent.parent

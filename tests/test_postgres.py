@@ -8,8 +8,8 @@ import pytest
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, text
 
-from datalook import apikeys
 from datalook.extensions import db
+from datalook.keys import apikeys
 from datalook.models import Site, User
 from tests import raw_figures as stats
 from tests.conftest import _make_app, skip_or_fail

@@ -18,9 +18,9 @@ import pytest
 from limits import parse as parse_limit
 from sqlalchemy import select
 
-from datalook import apikeys, tokens
 from datalook.extensions import db, limiter
 from datalook.ingest.usage import counter_for
+from datalook.keys import apikeys, tokens
 from datalook.models import ApiKey, Event, Site
 from datalook.ratelimit import rules
 from datalook.ratelimit.mapped import MappedWindowStorage

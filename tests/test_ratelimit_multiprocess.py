@@ -23,7 +23,7 @@ import pytest
 import redis
 import requests
 
-from datalook import tokens
+from datalook.keys import tokens
 from tests.conftest import skip_or_fail
 from tests.live import LiveServer, free_port
 

@@ -12,8 +12,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import update
 
-from datalook.analytics import funnel_store, ranges, reports
-from datalook.analytics.funnels import parse_definition
+from datalook.analytics import ranges
+from datalook.analytics.funnels import store as funnel_store
+from datalook.analytics.funnels.matching import parse_definition
+from datalook.analytics.reports import service as reports
 from datalook.extensions import db
 from datalook.models import Event, Site
 from tests.conftest import add_site, sign_up

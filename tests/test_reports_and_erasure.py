@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 
 from datalook import erasure
 from datalook.analytics import sessions
-from datalook.analytics.funnel_models import VisitorSession
-from datalook.apikeys import create_key
+from datalook.analytics.funnels.models import VisitorSession
 from datalook.extensions import db
+from datalook.keys.apikeys import create_key
 from datalook.models import Site
 from tests.conftest import add_site, sign_up
 from tests.factories import make_key
@@ -174,7 +174,7 @@ def test_a_retention_cut_off_empties_the_visitor_sketches_before_it(app, client,
 def _sketch_estimates(site_id: int) -> dict:
     """Every stored visitor sketch of the site as its rounded estimate, by key."""
     from datalook.analytics import sketches
-    from datalook.analytics.models import VisitorSketch
+    from datalook.analytics.rollups.models import VisitorSketch
 
     rows = db.session.execute(
         select(VisitorSketch).where(VisitorSketch.site_id == site_id)
@@ -191,7 +191,7 @@ def test_an_erasure_leaves_the_sketches_a_rebuild_would_make(app, client, site):
 
 def _erase_matches_rebuild(app, client, site, erased_user: str) -> None:
     """After erasing one visitor the stored sketches equal those of a rebuild."""
-    from datalook.analytics import summaries
+    from datalook.analytics.rollups import fold as summaries
 
     site_id, live, _ = site
     users = ["alice", "bob", "carol", "dave"]
@@ -238,7 +238,7 @@ def test_settled_figures_follow_an_erasure_and_older_events_folded_later(app, cl
         erasure.erase_visitor(db.session.get(Site, site_id), "alice", "test")
     assert figures() == (2, 2, 2)
     with app.app_context():
-        from datalook.analytics import summaries
+        from datalook.analytics.rollups import fold as summaries
 
         summaries.rebuild_site(db.engine, app.instance_path, site_id)
     assert figures() == (2, 2, 2)

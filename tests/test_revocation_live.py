@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from datalook import tokens
+from datalook.keys import tokens
 from tests.live import LiveServer
 
 EVENT = {"event_name": "click", "page_path": "/pricing"}

@@ -8,10 +8,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from datalook.analytics import seed, sessions, summaries
-from datalook.analytics.funnel_derivations import current, cursor_name
-from datalook.analytics.funnel_models import DerivedCursor, FunnelAttempt, VisitorSession
+from datalook.analytics import sessions
+from datalook.analytics.funnels.derivation import current, cursor_name
+from datalook.analytics.funnels.models import DerivedCursor, FunnelAttempt, VisitorSession
+from datalook.analytics.rollups import fold as summaries
 from datalook.analytics.sessions import SessionEvent
+from datalook.cli import demo_seed as seed
 from datalook.extensions import db
 from datalook.models import Event, utcnow
 from tests.conftest import add_site, sign_up

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from datalook.domains import InvalidDomain, normalise_domain
+from datalook.accounts.domains import InvalidDomain, normalise_domain
 from datalook.extensions import db
 from datalook.models import ApiKey, Site
 from tests.conftest import add_site, csrf_from, post_form, sign_up

@@ -17,7 +17,9 @@ from pygments import lex
 from pygments.lexers import get_lexer_by_name
 from pygments.token import Error
 
-from datalook import snippets, tokens
+import datalook
+from datalook.keys import tokens
+from datalook.snippets import render as snippets
 
 GOLDEN_DIR = Path(__file__).with_name("snippets_golden")
 GOLDEN_URL = "https://datalook.example/event"
@@ -397,7 +399,7 @@ def test_write_stylesheet(tmp_path):
 
 def _render_partial(items) -> str:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(Path(snippets.__file__).with_name("templates")),
+        loader=jinja2.FileSystemLoader(Path(datalook.__file__).with_name("templates")),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
@@ -436,7 +438,7 @@ def test_partial_escapes_nothing_twice():
 
 
 def test_snippets_js_has_keyboard_support_and_copies_plain_text():
-    script = (Path(snippets.__file__).with_name("static") / "snippets.js").read_text()
+    script = (Path(datalook.__file__).with_name("static") / "snippets.js").read_text()
     for key in ("ArrowRight", "ArrowLeft", "Home", "End"):
         assert f"'{key}'" in script
     assert "navigator.clipboard.writeText(text)" in script

@@ -29,10 +29,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from datalook import apikeys, snippets, tokens
 from datalook.exporting import event_dict
 from datalook.extensions import db
+from datalook.keys import apikeys, tokens
 from datalook.models import Event, Site, User
+from datalook.snippets import render as snippets
 from tests.conftest import _make_app
 from tests.live import LiveServer
 

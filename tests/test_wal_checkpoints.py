@@ -18,7 +18,7 @@ import pytest
 import requests
 from flask import Flask
 
-from datalook import filelock
+from datalook.sql import filelock
 from datalook.sql.wal_checkpoints import (
     AUTOCHECKPOINT_PAGES,
     Checkpointer,

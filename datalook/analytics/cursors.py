@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from ..models import Event, utcnow
 from ..sql.connections import write_lock
-from .funnel_models import DerivedCursor
+from .funnels.models import DerivedCursor
 
 GAP_GRACE = timedelta(seconds=5)
 Derived = TypeVar("Derived")

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from ..ingest.schema import MAX_NAME, MAX_PATH
 from . import settled
-from .funnel_models import VisitorSession
+from .funnels.models import VisitorSession
 from .ranges import DateRange
 from .sessions import CUT_WIDTH, GENERATION, KEPT_STEPS, boundary, decode_steps, journey_key
 

@@ -29,8 +29,8 @@ from sqlalchemy.orm import Session
 from ..models import Event
 from ..sql.compiled import CompiledStatement, StatementCache, driver_rows
 from . import cursors, settled
-from .funnel_models import DerivedCursor, EventKind, KindEvent
-from .funnels import FunnelDefinition, Step
+from .funnels.matching import FunnelDefinition, Step
+from .funnels.models import DerivedCursor, EventKind, KindEvent
 
 CURSOR = "kinds"
 BATCH = 10_000

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import Site
-from .models import HourlyTotals
+from .rollups.models import HourlyTotals
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from ..models import Event, utcnow
 from . import cursors, settled
-from .funnel_models import VisitorSession
+from .funnels.models import VisitorSession
 
 GAP = timedelta(minutes=30)
 # Sessions that started before boundary() change only with a bump of this generation.

@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from ..models import utcnow
 from ..sql.connections import dialect_insert
-from .models import SummaryCursor
+from .rollups.models import SummaryCursor
 
 GENERATION = "settled"  # the analytics_cursor row whose version is the generation
 LATE = timedelta(days=8)  # longer than the API's 7 days back, with a day to spare

@@ -34,9 +34,9 @@ import orjson
 from sqlalchemy import Table, delete, event, insert, select
 from sqlalchemy.engine import Engine
 
+from ..keys.tokens import TOKEN_IN_TEXT
 from ..models import RefusedRequest
 from ..sql.connections import write_lock
-from ..tokens import TOKEN_IN_TEXT
 from .pii import is_pii_key
 
 PER_KEY_PER_SECOND = 5

@@ -9,9 +9,10 @@ every code the package can send.
 
 from __future__ import annotations
 
-from .. import snippets, tokens
 from ..ingest import schema as event_schema
 from ..ingest.schema import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES
+from ..keys import tokens
+from ..snippets import render as snippets
 from .common import MESSAGE, RATE_HEADERS, enum_description, error_response, header_refs, ref
 
 #: Every top-level `error.code` of the envelope, with its status and meaning.

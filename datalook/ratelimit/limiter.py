@@ -10,12 +10,12 @@ from __future__ import annotations
 import time
 from typing import cast
 
-from flask import Flask, render_template
+from flask import Flask, render_template, request
 from flask_limiter import RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from limits.storage import MovingWindowSupport, Storage
 
-from ..errors import wants_json
+from ..envelope import wants_json
 from ..extensions import limiter
 from .limit_text import describe
 from .mapped import MappedWindowStorage
@@ -85,7 +85,7 @@ def _rate_limited(exc: RateLimitExceeded):
     """Answer a breached limit: JSON envelope for the API, a readable page for people."""
     current = limiter.current_limit
     wait = seconds_until(current.window[0]) if current else 60
-    if wants_json():
+    if wants_json(request.path):
         reset_time = current.window[0] if current else time.time() + wait
         state = LimitState(exc.limit.limit, False, reset_time, 0)
         return too_many(state, f"Rate limit of {describe(exc.limit.limit)} exceeded")

@@ -41,7 +41,7 @@ from typing import Any
 from limits.errors import ConfigurationError
 from limits.storage import MovingWindowSupport, Storage
 
-from ..filelock import WriteLock
+from ..sql.filelock import WriteLock
 from .window import (
     MMAP_SCHEME,
     US_PER_SECOND,

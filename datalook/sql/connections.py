@@ -14,8 +14,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, Engine
 
-from .. import filelock
 from ..extensions import db
+from . import filelock
 from .wal_checkpoints import AUTOCHECKPOINT_PAGES
 
 

@@ -20,7 +20,7 @@ import threading
 from flask import Flask
 from sqlalchemy.engine import make_url
 
-from .. import filelock
+from . import filelock
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import requests
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
-from datalook.snippets import PLACEHOLDER
+from datalook.snippets.render import PLACEHOLDER
 from tests.e2e.flows import QUEST_TITLE, TOKEN_RE, add_site, create_key, sign_up
 
 pytestmark = pytest.mark.e2e

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 from playwright.sync_api import expect
 
-from datalook.snippets import ENV_VAR, PLACEHOLDER, RUNTIMES
+from datalook.snippets.render import ENV_VAR, PLACEHOLDER, RUNTIMES
 from tests.e2e.flows import add_site, create_key, sign_up
 
 pytestmark = pytest.mark.e2e

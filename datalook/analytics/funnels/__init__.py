@@ -1,0 +1,1 @@
+"""Funnels: definitions, per-visitor matching, unsaved reads and saved funnels' derivations."""

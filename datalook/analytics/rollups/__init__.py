@@ -1,0 +1,1 @@
+"""The report summaries (rollups): folded from the events by the worker, forgotten on erasure."""

@@ -1,0 +1,1 @@
+"""API keys: the token format, creating, rotating, authenticating, and the show-once page."""

@@ -1,0 +1,138 @@
+"""The "Add the browser snippet" quest: the site's snippet, its origins and key, the live wait."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, jsonify, redirect, render_template, url_for
+from flask_login import login_required
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, StringField
+from wtforms.validators import AnyOf, DataRequired, Length
+
+from ..accounts.access import owned_site_or_404
+from ..browser import settings
+from ..browser.origins import InvalidOrigin, added_origins, default_origins
+from ..browser.script import snippet
+from ..extensions import db
+from ..models import Site
+from . import show_once
+from .forms.accounts import EmptyForm
+from .quest_state import browser_events_done
+
+bp = Blueprint("browser_quest", __name__, url_prefix="/sites/<int:site_id>/quests/browser-sdk")
+
+
+class OriginForm(FlaskForm):
+    """Add (or remove) one allowed origin."""
+
+    origin = StringField("Origin", validators=[DataRequired(), Length(max=300)])
+
+
+class DntForm(FlaskForm):
+    """Turn the Do-Not-Track setting on or off."""
+
+    respect = HiddenField(validators=[AnyOf(["on", "off"])])
+
+
+def _render(site: Site, origin_form: OriginForm | None = None, status: int = 200):
+    """Render the quest page."""
+    page = render_template(
+        "quests/browser_sdk.html",
+        site=site,
+        snippet=snippet(show_once.base_url(), site.site_key or "", site.respect_dnt),
+        default_origins=default_origins(site.domain),
+        added_origins=added_origins(site.allowed_origins),
+        origin_form=origin_form or OriginForm(),
+        form=EmptyForm(),
+        done=browser_events_done(site),
+    )
+    return page, status
+
+
+@bp.route("/")
+@login_required
+def show(site_id: int):
+    """Show the snippet pre-filled with the site key, and wait for the first pageview."""
+    return _render(owned_site_or_404(site_id))
+
+
+@bp.route("/status.json")
+@login_required
+def status(site_id: int):
+    """The site's first browser pageview, for the quest's live wait (reads the site only)."""
+    site = owned_site_or_404(site_id)
+    done = browser_events_done(site)
+    body: dict = {"received": done, "quest_done": done, "event": None}
+    if done and site.first_pageview_at is not None:
+        body["event"] = {
+            "event_name": "pageview",
+            "name": None,
+            "page_path": site.first_pageview_path,
+            "timestamp": site.first_pageview_at.replace(microsecond=0).isoformat() + "Z",
+        }
+        body["dashboard_url"] = url_for("dashboard.overview", site_id=site.id)
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/origins", methods=["POST"])
+@login_required
+def add_origin(site_id: int):
+    """Allow one more origin to send the site's browser events."""
+    site = owned_site_or_404(site_id)
+    form = OriginForm()
+    if form.validate_on_submit():
+        try:
+            added = settings.add_origin(site, form.origin.data)
+        except InvalidOrigin as exc:
+            form.origin.errors.append(str(exc))
+        else:
+            db.session.commit()
+            flash(f"{added} may now send events.", "success")
+            return redirect(url_for(".show", site_id=site.id))
+    return _render(site, form, 400)
+
+
+@bp.route("/origins/remove", methods=["POST"])
+@login_required
+def remove_origin(site_id: int):
+    """Stop accepting browser events from an added origin."""
+    site = owned_site_or_404(site_id)
+    form = OriginForm()
+    if form.validate_on_submit():
+        try:
+            removed = settings.remove_origin(site, form.origin.data)
+        except InvalidOrigin as exc:
+            flash(str(exc), "error")
+        else:
+            db.session.commit()
+            flash(f"{removed} may no longer send events.", "success")
+    return redirect(url_for(".show", site_id=site.id))
+
+
+@bp.route("/do-not-track", methods=["POST"])
+@login_required
+def do_not_track(site_id: int):
+    """Turn on or off skipping visitors who ask not to be tracked."""
+    site = owned_site_or_404(site_id)
+    form = DntForm()
+    if form.validate_on_submit():
+        site.respect_dnt = form.respect.data == "on"
+        db.session.commit()
+        state = "skipped" if site.respect_dnt else "counted"
+        flash(
+            f"Visitors who send Do-Not-Track or Global Privacy Control are now {state}.", "success"
+        )
+    return redirect(url_for(".show", site_id=site.id))
+
+
+@bp.route("/site-key", methods=["POST"])
+@login_required
+def regenerate_key(site_id: int):
+    """Replace the site key: pages with the old snippet stop being counted at once."""
+    site = owned_site_or_404(site_id)
+    if EmptyForm().validate_on_submit():
+        settings.regenerate_site_key(site)
+        db.session.commit()
+        flash("The site key is new: paste the new snippet into your pages.", "success")
+    return redirect(url_for(".show", site_id=site.id))

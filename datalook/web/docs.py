@@ -1,0 +1,62 @@
+"""Documentation pages and the OpenAPI description of the public API."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, render_template
+
+from .. import live, openapi
+from ..analytics import journeys, ranges, sessions
+from ..analytics.funnels import matching as funnels
+from ..analytics.reports import service as reports_module
+from ..browser.script import snippet
+from ..snippets import render as snippets
+from . import show_once
+
+bp = Blueprint("docs", __name__)
+
+
+@bp.route("/docs/server-events")
+def server_events():
+    """The server events guide, with placeholder snippets."""
+    return render_template(
+        "docs/server_events.html",
+        event_url=show_once.event_url(),
+        snippets=snippets.render(show_once.event_url(), None),
+    )
+
+
+@bp.route("/docs/browser-sdk")
+def browser_sdk():
+    """The browser SDK guide, with a placeholder snippet."""
+    return render_template(
+        "docs/browser_sdk.html",
+        snippet=snippet(show_once.base_url(), "YOUR_SITE_KEY"),
+        collect_url=f"{show_once.base_url()}/collect",
+    )
+
+
+@bp.route("/docs/reports")
+def reports():
+    """How the reports count, and the JSON contracts of stats, funnels, journeys and live."""
+    return render_template(
+        "docs/reports.html",
+        periods=ranges.PERIODS,
+        default_period=ranges.DEFAULT_PERIOD,
+        errors=openapi.reports.ENDPOINT_ERRORS,
+        funnels=funnels,
+        journey_steps=(journeys.DEFAULT_STEPS, sessions.KEPT_STEPS, journeys.TOP),
+        session_gap_minutes=int(sessions.GAP.total_seconds() // 60),
+        live_page=live.PAGE,
+        top_pages=reports_module.TOP_PAGES,
+    )
+
+
+@bp.route("/openapi.json")
+def openapi_json():
+    """The public API in OpenAPI 3.1."""
+    config = current_app.config
+    return jsonify(
+        openapi.document(
+            show_once.base_url(), config["COLLECT_ADDRESS_LIMIT"], config["SESSION_COOKIE_NAME"]
+        )
+    )

@@ -1,0 +1,107 @@
+"""The live view (events and refused requests as they arrive), test events, and erasure."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user, login_required
+from sqlalchemy import func, select
+
+from .. import erasure, live
+from ..accounts.access import owned_site_or_404
+from ..extensions import db
+from ..ingest.refusals import recorder_for
+from ..models import Event
+from .forms.accounts import EmptyForm, EraseForm
+
+bp = Blueprint("live", __name__, url_prefix="/sites/<int:site_id>")
+
+
+@bp.route("/live")
+@login_required
+def page(site_id: int):
+    """The live view on a page of its own."""
+    site = owned_site_or_404(site_id)
+    return render_template("live/page.html", site=site)
+
+
+@bp.route("/live.json")
+@login_required
+def feed(site_id: int):
+    """Events and refused requests after a cursor, newest first (polled by live.js)."""
+    site = owned_site_or_404(site_id)
+    after = live.parse_cursor(request.args.get("after"))
+    filters = live.parse_filters(request.args)
+    # What this process has recorded but not yet written, so the view is current.
+    recorder_for(current_app.extensions).flush(db.engine)
+    response = jsonify(live.feed(site, after, filters))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/live/clear-test", methods=["POST"])
+@login_required
+def clear_test(site_id: int):
+    """Delete every test event of the site in one click."""
+    site = owned_site_or_404(site_id)
+    form = EmptyForm()
+    if not form.validate_on_submit():
+        flash("The form expired; try again.", "error")
+        return redirect(url_for("live.page", site_id=site.id))
+    count = erasure.clear_test_events(site, current_user.email)
+    flash(f"Deleted {count} test event{'s' if count != 1 else ''}.", "success")
+    # Back to the page the button was on (a fixed choice: never a URL from the form).
+    back = "live.privacy" if request.form.get("back") == "privacy" else "live.page"
+    return redirect(url_for(back, site_id=site.id))
+
+
+@bp.route("/privacy")
+@login_required
+def privacy(site_id: int):
+    """Erase a visitor, clear test events, and the log of past deletions."""
+    site = owned_site_or_404(site_id)
+    return _render_privacy(site, EraseForm())
+
+
+def _render_privacy(site, form, status=200):
+    """The privacy page with its forms and the audit log."""
+    return render_template(
+        "live/privacy.html",
+        site=site,
+        form=form,
+        clear_form=EmptyForm(),
+        audit=erasure.recent_audit(site),
+    ), status
+
+
+@bp.route("/privacy/erase", methods=["POST"])
+@login_required
+def erase(site_id: int):
+    """Confirm, then erase every event of one success_user_id."""
+    site = owned_site_or_404(site_id)
+    form = EraseForm()
+    if not form.validate_on_submit():
+        return _render_privacy(site, form, 400)
+    user_id = form.user_id.data
+    if form.confirmed.data != "yes":
+        count = db.session.scalar(
+            select(func.count())
+            .select_from(Event)
+            .where(Event.site_id == site.id, Event.visitor_id == f"u:{user_id}")
+        )
+        return render_template("live/erase_confirm.html", site=site, form=form, count=count)
+    try:
+        count = erasure.erase_visitor(site, user_id, current_user.email)
+    except erasure.ErasureRefused as exc:
+        form.user_id.errors.append(str(exc))
+        return _render_privacy(site, form, 400)
+    flash(f"Erased {count} event{'s' if count != 1 else ''} of that visitor.", "success")
+    return redirect(url_for("live.privacy", site_id=site.id))
