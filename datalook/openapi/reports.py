@@ -13,7 +13,8 @@ from __future__ import annotations
 from .. import live
 from ..analytics import journeys, ranges, sessions
 from ..analytics.funnels import matching as funnels
-from ..analytics.reports import service as reports
+from ..analytics.reports import pages as report_pages
+from ..analytics.reports import totals as report_totals
 from ..ingest.schema import EVENT_NAMES, MAX_NAME, MAX_PATH, MAX_USER_ID
 from ..models import KEY_KIND_LIVE, KEY_KIND_TEST
 from .common import MESSAGE, ref
@@ -248,8 +249,8 @@ def _stats_schemas() -> dict:
             "visitors_exact": {
                 "type": "boolean",
                 "description": "False when `visitors` is a HyperLogLog estimate (error within "
-                f"about 1%): the range holds more than {reports.DEFAULT_EXACT_LIMIT:,} events "
-                "(the server's default limit).",
+                f"about 1%): the range holds more than {report_totals.DEFAULT_EXACT_LIMIT:,} "
+                "events (the server's default limit).",
             },
             "revenue": money,
             "events_without_visitor": _COUNT,
@@ -315,8 +316,8 @@ def _stats_schemas() -> dict:
                 },
                 "pages": {
                     "type": "array",
-                    "maxItems": reports.TOP_PAGES,
-                    "description": f"The top {reports.TOP_PAGES} pages by events.",
+                    "maxItems": report_pages.TOP_PAGES,
+                    "description": f"The top {report_pages.TOP_PAGES} pages by events.",
                     "items": _object(
                         {"page_path": {"type": "string"}, "events": _COUNT, "visitors": _COUNT}
                     ),

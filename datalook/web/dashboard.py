@@ -11,6 +11,7 @@ from ..analytics import ranges
 from ..analytics.money import display
 from ..analytics.reports import serialise as export
 from ..analytics.reports import service as reports
+from ..analytics.reports.model import Stats
 from ..analytics.rollups.models import RuleDisplay
 from ..envelope import parameter_error
 from ..extensions import db
@@ -43,7 +44,7 @@ def _change(current: int | float, previous: int | float) -> str | None:
     return f"{sign}{abs(percent):.0f}%"
 
 
-def _metric_values(stats: reports.Stats, metric: str) -> list[float]:
+def _metric_values(stats: Stats, metric: str) -> list[float]:
     """The chart's values of one metric (revenue in currency units)."""
     if metric == "revenue":
         return [p.revenue_micros / 1_000_000 for p in stats.series]

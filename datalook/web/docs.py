@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, jsonify, render_template
 from .. import live, openapi
 from ..analytics import journeys, ranges, sessions
 from ..analytics.funnels import matching as funnels
-from ..analytics.reports import service as reports_module
+from ..analytics.reports import pages as report_pages
 from ..browser.script import snippet
 from ..snippets import render as snippets
 from . import show_once
@@ -47,7 +47,7 @@ def reports():
         journey_steps=(journeys.DEFAULT_STEPS, sessions.KEPT_STEPS, journeys.TOP),
         session_gap_minutes=int(sessions.GAP.total_seconds() // 60),
         live_page=live.PAGE,
-        top_pages=reports_module.TOP_PAGES,
+        top_pages=report_pages.TOP_PAGES,
     )
 
 

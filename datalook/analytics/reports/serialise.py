@@ -7,7 +7,7 @@ import io
 
 from ...models import Site
 from ..money import decimal_string
-from .service import BreakdownRow, Stats, Totals
+from .model import BreakdownRow, Stats, Totals
 
 
 def _totals_json(totals: Totals, currency: str) -> dict:
