@@ -1,15 +1,46 @@
-"""The package's shape: imports run downwards, nobody borrows another module's private
-names, and there are no import cycles (checked from the source, so a change that breaks
-the layout fails here)."""
+"""The package's shape, read from the source so a change that breaks the layout fails here.
+
+Every import counts: module-level, inside functions and under `TYPE_CHECKING` alike. The
+rules: imports run downwards through the layers below, there are no import cycles, nobody
+borrows another module's private names (imported or read as `module._name`), the
+ingestion app needs no Flask (followed transitively), at most 12 modules sit loose at the
+top of the package, and no module is longer than 600 lines.
+"""
 
 from __future__ import annotations
 
 import ast
+from functools import cache
 from pathlib import Path
 
 import datalook
 
 PACKAGE = Path(datalook.__file__).parent
+MAX_LOOSE_MODULES = 12
+MAX_MODULE_LINES = 600
+
+#: The layers, top first: a module may import its own layer and those below it only.
+#: A name is matched by its longest dotted prefix listed here.
+LAYERS: list[tuple[str, ...]] = [
+    ("datalook.app",),
+    ("datalook.web", "datalook.cli"),
+    ("datalook.openapi",),
+    ("datalook.erasure", "datalook.live", "datalook.exporting", "datalook.lifecycle"),
+    ("datalook.analytics",),
+    ("datalook.ingest", "datalook.snippets", "datalook.browser", "datalook.keys"),
+    ("datalook.accounts.access", "datalook.ratelimit"),
+    ("datalook.models",),
+    ("datalook.accounts", "datalook.sql", "datalook.acquisition"),
+    (
+        "datalook.config",
+        "datalook.envelope",
+        "datalook.extensions",
+        "datalook.ratelimit.limit_text",
+    ),
+    ("datalook",),
+]
+
+FLASK_PACKAGES = ("flask", "flask_sqlalchemy", "flask_login", "flask_wtf", "flask_limiter")
 
 
 def _module_name(path: Path) -> str:
@@ -18,101 +49,18 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imports(path: Path) -> list[tuple[str, list[str]]]:
-    """(imported module, names taken from it) for every import of one module, resolved."""
-    module = _module_name(path)
-    return [
-        found
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-        if isinstance(node, ast.ImportFrom | ast.Import)
-        for found in _imports_of(node, module, path)
-    ]
-
-
 MODULES = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
 
 
-def _is_module(name: str) -> bool:
-    """Whether a dotted name is a module of the package."""
-    return name in MODULES
+@cache
+def _tree(module: str) -> ast.Module:
+    """The parsed source of one module."""
+    return ast.parse(MODULES[module].read_text(encoding="utf-8"))
 
 
-def test_no_module_imports_a_private_name_of_another():
-    borrowed = [
-        (module, target, name)
-        for module, path in MODULES.items()
-        for target, names in _imports(path)
-        if target.startswith("datalook")
-        for name in names
-        if name.startswith("_") and not _is_module(f"{target}.{name}")
-    ]
-    assert borrowed == []
-
-
-def test_only_the_app_factory_imports_the_blueprints():
-    upward = [
-        (module, target)
-        for module, path in MODULES.items()
-        if not module.startswith(("datalook.web", "datalook.app"))
-        for target, names in _imports(path)
-        if target.startswith("datalook.web") or (target == "datalook" and "blueprints" in names)
-    ]
-    assert upward == []
-
-
-def test_ingestion_and_rate_limit_rules_need_no_flask():
-    flask_free = [
-        module
-        for module in MODULES
-        if module.startswith("datalook.ingest") or module == "datalook.ratelimit.rules"
-    ]
-    users = [
-        (module, target)
-        for module in flask_free
-        for target, _ in _imports(MODULES[module])
-        if target.split(".")[0] in ("flask", "flask_sqlalchemy", "flask_login", "flask_limiter")
-    ]
-    assert users == []
-
-
-def test_no_import_cycles_at_module_level():
-    graph: dict[str, set[str]] = {}
-    for module, path in MODULES.items():
-        edges = set()
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in tree.body:  # module level only: imports inside functions are deferred
-            if isinstance(node, ast.ImportFrom | ast.Import):
-                for target, names in _imports_of(node, module, path):
-                    for name in names or [None]:
-                        candidate = f"{target}.{name}" if name else target
-                        if _is_module(candidate):
-                            edges.add(candidate)
-                        elif _is_module(target):
-                            edges.add(target)
-        edges.discard(module)
-        graph[module] = edges
-    cycles = []
-    state: dict[str, int] = {}
-
-    def visit(node: str, trail: list[str]) -> None:
-        state[node] = 1
-        for nxt in sorted(graph[node]):
-            if state.get(nxt) == 1:
-                cycles.append([*trail[trail.index(nxt) :], nxt] if nxt in trail else [node, nxt])
-            elif nxt not in state:
-                visit(nxt, [*trail, nxt])
-        state[node] = 2
-
-    for module in sorted(graph):
-        if module not in state:
-            visit(module, [module])
-    # A package's __init__ importing its own submodules is not a cycle of concern.
-    cycles = [c for c in cycles if not any(c[0].startswith(m + ".") for m in c[1:2])]
-    assert cycles == []
-
-
-def _imports_of(node: ast.AST, module: str, path: Path) -> list[tuple[str, list[str]]]:
-    """Resolve one import statement of `module` (as _imports does for a whole file)."""
+def _resolve(node: ast.ImportFrom | ast.Import, module: str) -> list[tuple[str, list[str]]]:
+    """(imported module, names taken from it) for one import statement of `module`."""
+    path = MODULES[module]
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     if isinstance(node, ast.ImportFrom):
         base = package
@@ -122,5 +70,162 @@ def _imports_of(node: ast.AST, module: str, path: Path) -> list[tuple[str, list[
             node.module or "" if node.level == 0 else ".".join(filter(None, [base, node.module]))
         )
         return [(target, [alias.name for alias in node.names])]
-    assert isinstance(node, ast.Import)
     return [(alias.name, []) for alias in node.names]
+
+
+@cache
+def _imports(module: str) -> list[tuple[str, list[str]]]:
+    """Every import of one module, wherever it stands in the file."""
+    return [
+        found
+        for node in ast.walk(_tree(module))
+        if isinstance(node, ast.ImportFrom | ast.Import)
+        for found in _resolve(node, module)
+    ]
+
+
+@cache
+def _edges(module: str) -> frozenset[str]:
+    """The package's modules that one module imports (a name that is a module counts as it)."""
+    edges = set()
+    for target, names in _imports(module):
+        for name in names or [None]:
+            candidate = f"{target}.{name}" if name else target
+            if candidate in MODULES:
+                edges.add(candidate)
+            elif target in MODULES:
+                edges.add(target)
+    edges.discard(module)
+    return frozenset(edges)
+
+
+def _layer(name: str) -> int:
+    """The index of the layer a dotted name belongs to (0 is the top)."""
+    best, found = -1, len(LAYERS)
+    for index, prefixes in enumerate(LAYERS):
+        for prefix in prefixes:
+            if (name == prefix or name.startswith(prefix + ".")) and len(prefix) > best:
+                best, found = len(prefix), index
+    return found
+
+
+def _aliases(module: str) -> dict[str, str]:
+    """Local names bound to the package's modules by the imports of one module."""
+    out = {}
+    for node in ast.walk(_tree(module)):
+        if isinstance(node, ast.ImportFrom):
+            target = _resolve(node, module)[0][0]
+            for alias in node.names:
+                if f"{target}.{alias.name}" in MODULES:
+                    out[alias.asname or alias.name] = f"{target}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname and alias.name in MODULES:
+                    out[alias.asname] = alias.name
+    return out
+
+
+def test_every_module_is_in_a_layer():
+    assert [m for m in MODULES if _layer(m) == len(LAYERS)] == []
+
+
+def test_imports_run_downwards():
+    upward = [
+        (module, target)
+        for module in MODULES
+        for target in _edges(module)
+        if _layer(target) < _layer(module)
+    ]
+    assert upward == []
+
+
+def test_no_import_cycles():
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(_edges(node)):
+            if state.get(nxt) == 1:
+                cycles.append([*trail[trail.index(nxt) :], nxt])
+            elif nxt not in state:
+                visit(nxt, [*trail, nxt])
+        state[node] = 2
+
+    for module in sorted(MODULES):
+        if module not in state:
+            visit(module, [module])
+    # A package's __init__ importing its own submodules is not a cycle of concern.
+    cycles = [c for c in cycles if not any(c[0].startswith(m + ".") for m in c[1:2])]
+    assert cycles == []
+
+
+def test_no_module_imports_a_private_name_of_another():
+    borrowed = [
+        (module, target, name)
+        for module in MODULES
+        for target, names in _imports(module)
+        if target.startswith("datalook")
+        for name in names
+        if name.startswith("_") and f"{target}.{name}" not in MODULES
+    ]
+    assert borrowed == []
+
+
+def test_no_module_reads_a_private_attribute_of_another():
+    borrowed = []
+    for module in MODULES:
+        aliases = _aliases(module)
+        for node in ast.walk(_tree(module)):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in aliases
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
+                borrowed.append((module, aliases[node.value.id], node.attr))
+    assert borrowed == []
+
+
+def test_only_the_app_factory_imports_the_web_layer():
+    upward = [
+        (module, target)
+        for module in MODULES
+        if not module.startswith(("datalook.web", "datalook.app"))
+        for target in _edges(module)
+        if target.startswith("datalook.web")
+    ]
+    assert upward == []
+
+
+def test_ingestion_needs_no_flask_even_through_other_modules():
+    def reaches_flask(start: str) -> list[str]:
+        seen, todo, found = {start}, [start], []
+        while todo:
+            module = todo.pop()
+            for target, _ in _imports(module):
+                if target.split(".")[0] in FLASK_PACKAGES:
+                    found.append(f"{module} -> {target}")
+            for nxt in _edges(module) - seen:
+                seen.add(nxt)
+                todo.append(nxt)
+        return found
+
+    flask_free = [m for m in MODULES if m.startswith("datalook.ingest")]
+    flask_free.append("datalook.ratelimit.rules")
+    assert {m: reaches_flask(m) for m in flask_free if reaches_flask(m)} == {}
+
+
+def test_few_modules_loose_at_the_top():
+    loose = [p.name for p in PACKAGE.glob("*.py") if p.name != "__init__.py"]
+    assert len(loose) <= MAX_LOOSE_MODULES, sorted(loose)
+
+
+def test_no_module_is_too_long():
+    long = {
+        module: n
+        for module, path in MODULES.items()
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}

@@ -217,7 +217,7 @@ def test_the_reports_are_for_the_session_and_collect_for_anyone(client):
 # --- parameter error codes cannot drift ------------------------------------------------------
 
 # The calls that raise a report parameter's error: (field, code, message).
-RAISERS = {"RangeError", "FunnelError", "JourneyError", "parameter_error"}
+RAISERS = {"ParameterError", "FunnelError", "parameter_error"}
 # Codes built at run time (f"invalid_{key}"), which the scan cannot read; provoked below.
 BUILT_CODES = {("step", "invalid_name"), ("step", "invalid_key")}
 

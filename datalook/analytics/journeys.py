@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from ..ingest.schema import MAX_NAME, MAX_PATH
 from . import settled
 from .funnels.models import VisitorSession
+from .parameters import ParameterError
 from .ranges import DateRange
 from .sessions import CUT_WIDTH, GENERATION, KEPT_STEPS, boundary, decode_steps, journey_key
 
@@ -30,17 +31,6 @@ IDS_PER_QUERY = 500
 # A settled part is a few MB at 10M events (per journey: counts and visitor hashes).
 _cache = settled.AppCache("datalook_journeys_cache", 16)
 LEFT = None  # the next step of a visitor who left
-
-
-class JourneyError(ValueError):
-    """A journeys parameter that cannot be used; names the parameter."""
-
-    def __init__(self, field: str, code: str, message: str) -> None:
-        """Keep the field and the machine-readable code beside the message."""
-        super().__init__(message)
-        self.field = field
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -57,18 +47,18 @@ def _path_arg(args: Mapping[str, str], key: str) -> str | None:
     """An optional page path parameter."""
     value = args.get(key) or None
     if value is not None and (not value.startswith("/") or len(value) > MAX_PATH):
-        raise JourneyError(key, "invalid_path", f"{key} must be a page path starting with /")
+        raise ParameterError(key, "invalid_path", f"{key} must be a page path starting with /")
     return value
 
 
 def parse_query(args: Mapping[str, str]) -> JourneyQuery:
-    """Read steps/start/end/rule from request arguments or raise JourneyError."""
+    """Read steps/start/end/rule from request arguments or raise ParameterError."""
     raw = args.get("steps") or str(DEFAULT_STEPS)
     if not raw.isdigit() or not 1 <= int(raw) <= KEPT_STEPS:
-        raise JourneyError("steps", "out_of_range", f"steps must be from 1 to {KEPT_STEPS}")
+        raise ParameterError("steps", "out_of_range", f"steps must be from 1 to {KEPT_STEPS}")
     rule = args.get("rule") or None
     if rule is not None and (len(rule) > MAX_NAME or "|" in rule):
-        raise JourneyError("rule", "invalid_rule", "rule must be a success rule name")
+        raise ParameterError("rule", "invalid_rule", "rule must be a success rule name")
     return JourneyQuery(int(raw), _path_arg(args, "start"), _path_arg(args, "end"), rule)
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import Site
+from .parameters import ParameterError
 from .rollups.models import HourlyTotals
 
 log = logging.getLogger(__name__)
@@ -41,17 +42,6 @@ DEFAULT_PERIOD = "30d"
 # No report reaches before this day: it bounds "All time" and custom ranges.
 EARLIEST_DAY = date(2000, 1, 1)
 MAX_CUSTOM_DAYS = 366 * 20
-
-
-class RangeError(ValueError):
-    """A range parameter that cannot be used; names the parameter for the JSON error."""
-
-    def __init__(self, field: str, code: str, message: str) -> None:
-        """Keep the field and the machine-readable code beside the message."""
-        super().__init__(message)
-        self.field = field
-        self.code = code
-        self.message = message
 
 
 class UnknownZone(ValueError):
@@ -241,20 +231,20 @@ def named_range(period: str, tz: ZoneInfo, today: date, first_day: date | None) 
     if period == "all":
         start = max(min(first_day or today, today), EARLIEST_DAY)
         return DateRange(start, today, tz, period)
-    raise RangeError("period", "unknown_period", f"period must be one of {', '.join(PERIODS)}")
+    raise ParameterError("period", "unknown_period", f"period must be one of {', '.join(PERIODS)}")
 
 
 def _parse_day(args: Mapping[str, str], field: str) -> date:
-    """Parse one YYYY-MM-DD parameter or raise RangeError naming it."""
+    """Parse one YYYY-MM-DD parameter or raise ParameterError naming it."""
     text = args.get(field, "")
     try:
         if len(text) != 10:
             raise ValueError(text)
         day = date.fromisoformat(text)
     except ValueError as exc:
-        raise RangeError(field, "invalid_date", f"{field} must be a date YYYY-MM-DD") from exc
+        raise ParameterError(field, "invalid_date", f"{field} must be a date YYYY-MM-DD") from exc
     if day < EARLIEST_DAY or day.year > 9998:
-        raise RangeError(field, "out_of_range", f"{field} must be from {EARLIEST_DAY} on")
+        raise ParameterError(field, "out_of_range", f"{field} must be from {EARLIEST_DAY} on")
     return day
 
 
@@ -273,7 +263,7 @@ def first_counted_day(site_id: int, tz: ZoneInfo) -> date | None:
 
 
 def site_range(site: Site, args: Mapping[str, str], now_utc: datetime | None = None) -> DateRange:
-    """The range a report asks for in `args`, in the site's zone (RangeError when bad)."""
+    """The range a report asks for in `args`, in the site's zone (ParameterError when bad)."""
     tz = site_zone(site.timezone)
     # Only "All time" needs the first day: other periods save the read.
     first = first_counted_day(site.id, tz) if args.get("period") == "all" else None
@@ -295,15 +285,17 @@ def parse_range(
     period = args.get("period") or None
     if has_from or has_to:
         if period:
-            raise RangeError("period", "conflicting_parameters", "give period or from/to, not both")
+            raise ParameterError(
+                "period", "conflicting_parameters", "give period or from/to, not both"
+            )
         if not has_to:
-            raise RangeError("to", "missing", "to is required with from")
+            raise ParameterError("to", "missing", "to is required with from")
         if not has_from:
-            raise RangeError("from", "missing", "from is required with to")
+            raise ParameterError("from", "missing", "from is required with to")
         first, last = _parse_day(args, "from"), _parse_day(args, "to")
         if last < first:
-            raise RangeError("to", "before_from", "to must be on or after from")
+            raise ParameterError("to", "before_from", "to must be on or after from")
         if (last - first).days >= MAX_CUSTOM_DAYS:
-            raise RangeError("to", "range_too_long", "a range is at most 20 years")
+            raise ParameterError("to", "range_too_long", "a range is at most 20 years")
         return DateRange(first, last, tz)
     return named_range(period or DEFAULT_PERIOD, tz, today, first_day)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from ..accounts.access import owned_site_or_404
 from ..analytics import ranges
 from ..analytics.money import display
+from ..analytics.parameters import ParameterError
 from ..analytics.reports import serialise as export
 from ..analytics.reports import service as reports
 from ..analytics.reports.model import Stats
@@ -24,7 +25,7 @@ bp = Blueprint("dashboard", __name__, url_prefix="/sites/<int:site_id>")
 
 
 def _range(site: Site) -> ranges.DateRange:
-    """The range asked for in the URL, as every report reads it (RangeError when malformed)."""
+    """The range asked for in the URL, as every report reads it (ParameterError when malformed)."""
     return ranges.site_range(site, request.args)
 
 
@@ -58,7 +59,7 @@ def overview(site_id: int):
     site = _caught_up_site(site_id)
     try:
         rng = _range(site)
-    except ranges.RangeError as exc:
+    except ParameterError as exc:
         flash(f"{exc.field}: {exc.message}. Showing the last 30 days.", "error")
         return redirect(url_for("dashboard.overview", site_id=site.id))
     metric = request.args.get("metric", "events")
@@ -113,7 +114,7 @@ def stats_json(site_id: int):
     site = _caught_up_site(site_id)
     try:
         rng = _range(site)
-    except ranges.RangeError as exc:
+    except ParameterError as exc:
         raise parameter_error(exc.field, exc.code, exc.message) from exc
     return export.stats_json(site, reports.stats(site, rng))
 
@@ -124,7 +125,7 @@ def report_csv(site_id: int, report: str):
     site = _caught_up_site(site_id)
     try:
         rng = _range(site)
-    except ranges.RangeError as exc:
+    except ParameterError as exc:
         abort(400, description=f"{exc.field}: {exc.message}")
     stats = reports.stats(site, rng)
     key = request.args.get("key", "").strip()[:128]

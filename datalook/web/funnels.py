@@ -26,7 +26,8 @@ from ..analytics.funnels.matching import (
 )
 from ..analytics.funnels.models import Funnel
 from ..analytics.money import display
-from ..analytics.ranges import PERIODS, DateRange, RangeError, site_range
+from ..analytics.parameters import ParameterError
+from ..analytics.ranges import PERIODS, DateRange, site_range
 from ..envelope import json_response, parameter_error
 from ..extensions import db
 from ..models import Site
@@ -38,7 +39,7 @@ bp = Blueprint("funnels", __name__, url_prefix="/sites/<int:site_id>")
 
 
 def _range(site: Site, args: Mapping[str, str]) -> DateRange:
-    """The report's date range, as every report reads it (RangeError for bad input)."""
+    """The report's date range, as every report reads it (ParameterError for bad input)."""
     return site_range(site, args)
 
 
@@ -46,7 +47,7 @@ def _json_range(site: Site) -> DateRange:
     """The date range of a JSON request, or a 400 naming the parameter."""
     try:
         return _range(site, request.args)
-    except RangeError as exc:
+    except ParameterError as exc:
         raise parameter_error(exc.field, exc.code, exc.message) from None
 
 
@@ -126,7 +127,7 @@ def _journey_query(args: Mapping[str, str]) -> journeys.JourneyQuery:
     """The journeys parameters or a 400 naming the parameter."""
     try:
         return journeys.parse_query(args)
-    except journeys.JourneyError as exc:
+    except ParameterError as exc:
         raise parameter_error(exc.field, exc.code, exc.message) from None
 
 
@@ -162,7 +163,7 @@ def _page_range(site: Site) -> DateRange:
     """The date range of a page; a bad one is a 400 page."""
     try:
         return _range(site, request.args)
-    except RangeError as exc:
+    except ParameterError as exc:
         abort(400, description=f"{exc.field}: {exc.message}")
 
 
@@ -320,7 +321,7 @@ def journeys_page(site_id: int):
     rng = _page_range(site)
     try:
         query = journeys.parse_query(request.args)
-    except journeys.JourneyError as exc:
+    except ParameterError as exc:
         abort(400, description=f"{exc.field}: {exc.message}")
     sessions.catch_up(db.session())
     top = journeys.top_journeys(db.session(), site.id, rng, query)

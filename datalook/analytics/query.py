@@ -1,0 +1,117 @@
+"""One report request's parameters, read once: `parse(site, args, report)` → `ReportQuery`.
+
+Every report route (JSON and CSV) goes through `parse`; it reads the parameter groups its
+report takes, in the order their errors are checked, and raises one `ParameterError`
+naming the first bad parameter. New parameters (filters, dimensions…) are a group here,
+not a new parser per route.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ..models import Site
+from . import journeys
+from .funnels.matching import FunnelDefinition, parse_definition
+from .parameters import ParameterError
+from .ranges import DateRange, site_range
+
+#: The longest property key the breakdown reads (longer ones are cut, never refused).
+MAX_BREAKDOWN_KEY = 128
+
+
+@dataclass(frozen=True)
+class ReportQuery:
+    """What one report request asks for: the site, its range, and the report's own options."""
+
+    site: Site
+    range: DateRange
+    definition: FunnelDefinition | None = None
+    journey: journeys.JourneyQuery | None = None
+    path: str | None = None
+    key: str = ""
+
+    @property
+    def site_id(self) -> int:
+        """The site's id."""
+        return self.site.id
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The zone that cuts the range's days."""
+        return self.range.tz
+
+
+def _getlist(args: Mapping[str, str], name: str) -> list[str]:
+    """Every value of a repeated parameter (a plain mapping holds at most one)."""
+    getlist = getattr(args, "getlist", None)
+    if getlist is not None:
+        return list(getlist(name))
+    value = args.get(name)
+    return [] if value is None else [value]
+
+
+def _range(site: Site, args: Mapping[str, str], now_utc: datetime | None) -> dict[str, Any]:
+    """`from`/`to` or `period`, in the site's zone."""
+    return {"range": site_range(site, args, now_utc)}
+
+
+def _steps(site: Site, args: Mapping[str, str], now_utc: datetime | None) -> dict[str, Any]:
+    """An unsaved funnel's definition: repeated `step`, `window`, `mode`."""
+    definition = parse_definition(_getlist(args, "step"), args.get("window"), args.get("mode"))
+    return {"definition": definition}
+
+
+def _journey(site: Site, args: Mapping[str, str], now_utc: datetime | None) -> dict[str, Any]:
+    """The journeys' `steps`, `start`, `end` and `rule`."""
+    return {"journey": journeys.parse_query(args)}
+
+
+def _path(site: Site, args: Mapping[str, str], now_utc: datetime | None) -> dict[str, Any]:
+    """The page path that next steps start from (required)."""
+    path = args.get("path") or ""
+    if not path.startswith("/"):
+        raise ParameterError("path", "invalid_path", "path must be a page path starting with /")
+    return {"path": path}
+
+
+def _key(site: Site, args: Mapping[str, str], now_utc: datetime | None) -> dict[str, Any]:
+    """The property key of the breakdown (optional; cut, never refused)."""
+    return {"key": args.get("key", "").strip()[:MAX_BREAKDOWN_KEY]}
+
+
+Parser = Callable[[Site, Mapping[str, str], datetime | None], dict[str, Any]]
+
+#: Each parameter group's parser.
+GROUPS: dict[str, Parser] = {
+    "range": _range,
+    "steps": _steps,
+    "journey": _journey,
+    "path": _path,
+    "key": _key,
+}
+
+#: The groups each report reads, in the order their errors are checked.
+REPORTS: dict[str, tuple[str, ...]] = {
+    "stats": ("range",),
+    "page": ("range", "key"),
+    "csv": ("range", "key"),
+    "funnel": ("range", "steps"),
+    "saved_funnel": ("range",),
+    "journeys": ("range", "journey"),
+    "next_steps": ("range", "journey", "path"),
+}
+
+
+def parse(
+    site: Site, args: Mapping[str, str], report: str, now_utc: datetime | None = None
+) -> ReportQuery:
+    """Read the parameters of `report` from `args` (ParameterError names the first bad one)."""
+    values: dict[str, Any] = {}
+    for group in REPORTS[report]:
+        values.update(GROUPS[group](site, args, now_utc))
+    return ReportQuery(site=site, **values)
