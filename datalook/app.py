@@ -6,11 +6,14 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from flask import Flask, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import Map
+from werkzeug.routing.converters import IntegerConverter
 
 from . import cli
 from .config import from_environ
@@ -28,9 +31,20 @@ from .sql.connections import HeldConnection
 from .web import errors, timefmt
 
 
+class RowIdConverter(IntegerConverter):
+    """`<int:…>` in a URL is a row id, at most 2^63 − 1: a larger number matches no route
+    (404) instead of overflowing the database's integer (a 500)."""
+
+    def __init__(self, url_map: Map, *args: Any, **kwargs: Any) -> None:
+        """Bound the number by the largest signed 64-bit integer unless a route sets `max`."""
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(url_map, *args, **kwargs)
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     """Create and configure the DataLook app; `test_config` overrides the environment."""
     app = Flask(__name__, instance_path=os.environ.get("DATALOOK_INSTANCE_PATH") or None)
+    app.url_map.converters["int"] = RowIdConverter
     instance = Path(app.instance_path)
     app.config.from_mapping(from_environ(os.environ, instance))
     app.config.update(
