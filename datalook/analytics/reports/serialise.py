@@ -67,9 +67,18 @@ def stats_json(site: Site, stats: Stats) -> dict:
 REPORTS = ("totals", "rules", "series", "pages", "breakdown")
 
 
+# What makes a spreadsheet run a cell as a formula: these first characters (ASCII and their
+# fullwidth forms, which some spreadsheets fold to ASCII), also after leading blanks.
+_FORMULA_STARTS = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
+_BLANKS = " \t\r\n\u00a0\u3000"
+
+
 def _safe(value: object) -> object:
-    """Keep a spreadsheet from running a cell as a formula (=, +, -, @ at the start)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    """Keep a spreadsheet from running a cell as a formula: prefix `'` to text that starts
+    (after any blanks) with =, +, - or @ (or a fullwidth one), or with a tab or CR."""
+    if not isinstance(value, str) or not value:
+        return value
+    if value[0] in "\t\r" or value.lstrip(_BLANKS)[:1] in _FORMULA_STARTS:
         return "'" + value
     return value
 
