@@ -14,7 +14,7 @@ from urllib.parse import unquote
 import pytest
 
 from datalook.extensions import db
-from datalook.ingest.pii import is_pii_key, strip_pii
+from datalook.ingest.pii import is_pii_key, is_pii_value, strip_pii
 from tests.factories import bearer, create_token, stored_events
 
 STRIPPED = [
@@ -61,6 +61,26 @@ STRIPPED = [
     "SSN_last4",
     "my ssn",
     "ssn ",
+    # Addresses, payment data and network addresses (the extended rule).
+    "address",
+    "billing_address",
+    "shippingAddress",
+    "ip",
+    "IP",
+    "client_ip",
+    "ipAddress",
+    "ip-v4",
+    "card",
+    "credit_card",
+    "creditCardNumber",
+    "card_number",
+    "cardNumber",
+    "CARD",
+    "iban",
+    "IBAN",
+    "payout_iban",
+    "cvv",
+    "card_cvc",
 ]
 
 KEPT = [
@@ -75,7 +95,15 @@ KEPT = [
     "crossness",
     "grassNumber",
     "className",
-    "address",
+    "zip",
+    "tip",
+    "shipping",
+    "cardinal",
+    "discard",
+    "scorecard",
+    "caribbean",
+    "ipsum",
+    "recipe",
     "username",
     "user_id",
     "mail",  # not "email"
@@ -102,6 +130,52 @@ def test_ordinary_keys_are_kept(key):
     assert not is_pii_key(key)
 
 
+PII_VALUES = [
+    "jane@example.com",
+    " Jane.Doe+news@mail.example.co.uk ",
+    "contact me at jane@example.com please",
+    "4111 1111 1111 1111",  # a test Visa number (Luhn-valid)
+    "4111-1111-1111-1111",
+    "5500005555555559",
+    "378282246310005",  # a test Amex number
+    "DE89 3704 0044 0532 0130 00",  # the standard example IBAN
+    "GB82WEST12345698765432",
+    "gb82 west 1234 5698 7654 32",
+    "203.0.113.7",
+    "2001:db8::1",
+    "::ffff:192.0.2.1",
+]
+
+ORDINARY_VALUES = [
+    "pro",
+    "4111 1111 1111 1112",  # fails the Luhn check
+    "1234567890123",  # 13 digits, not Luhn-valid
+    "12345",
+    "order-2026-0001",
+    "DE00 3704 0044 0532 0130 00",  # wrong IBAN check digits
+    "1.2.3",
+    "v1.2.3.4",
+    "a@b",  # no domain
+    "@handle",
+    "10:30",
+    "ab" * 40,
+    "",
+]
+
+
+@pytest.mark.parametrize("value", PII_VALUES)
+def test_values_that_look_like_personal_data_are_recognised(value):
+    assert is_pii_value(value)
+    kept, stripped = strip_pii({"plan": "pro", "note": value})
+    assert kept == {"plan": "pro"} and stripped == ["note"]
+
+
+@pytest.mark.parametrize("value", [*ORDINARY_VALUES, 4111111111111111, 3.5, True])
+def test_ordinary_values_are_kept(value):
+    assert not is_pii_value(value)
+    assert strip_pii({"note": value}) == ({"note": value}, [])
+
+
 def test_strip_pii_keeps_order_and_names_what_it_removed():
     kept, stripped = strip_pii({"plan": "pro", "Email": "a@b.c", "seats": 3, "ssn": "1"})
     assert kept == {"plan": "pro", "seats": 3}
@@ -120,7 +194,9 @@ def test_stripped_keys_are_not_stored_and_are_reported(app):
         "ssnLast4": "1234",
         "password_confirmation": "hunter2-secret",
         "e-mail address": "bob@example.com",
-        "note": "values are not inspected: mail me at carol@example.com",
+        "note": "values are inspected too: mail me at carol@example.com",
+        "card_brand": "visa",
+        "reference": "4111 1111 1111 1111",
     }
     response = app.test_client().post(
         "/event",
@@ -136,6 +212,9 @@ def test_stripped_keys_are_not_stored_and_are_reported(app):
         "ssnLast4",
         "password_confirmation",
         "e-mail address",
+        "note",
+        "card_brand",
+        "reference",
     ]
     header = response.headers["DataLook-Stripped-Keys"]
     assert [unquote(part.strip()) for part in header.split(",")] == expected_stripped
@@ -143,7 +222,6 @@ def test_stripped_keys_are_not_stored_and_are_reported(app):
     assert stored["properties"] == {
         "plan": "starter",
         "classname": "A",
-        "note": properties["note"],
     }
     assert stored["stripped_keys"] == expected_stripped
     # The values are nowhere in the database file.
@@ -151,7 +229,15 @@ def test_stripped_keys_are_not_stored_and_are_reported(app):
         path = db.engine.url.database
     with sqlite3.connect(path) as raw:
         dump = "\n".join(raw.iterdump())
-    for secret in ("alice@example.com", "+1 555 0100", "1234", "hunter2-secret", "bob@"):
+    for secret in (
+        "alice@example.com",
+        "+1 555 0100",
+        "1234",
+        "hunter2-secret",
+        "bob@",
+        "carol@",
+        "4111 1111",
+    ):
         assert secret not in dump
 
 

@@ -37,7 +37,7 @@ from sqlalchemy.engine import Engine
 from ..keys.tokens import TOKEN_IN_TEXT
 from ..models import RefusedRequest
 from ..sql.connections import write_lock
-from .pii import is_pii_key
+from .pii import is_pii_key, is_pii_value
 
 PER_KEY_PER_SECOND = 5
 MAX_PENDING = 500
@@ -89,7 +89,7 @@ def _without_pii(value: object, depth: int = 0) -> object:
         return {
             scrub_text(str(k)): _without_pii(v, depth + 1)
             for k, v in value.items()
-            if not is_pii_key(str(k))
+            if not is_pii_key(str(k)) and not is_pii_value(v)
         }
     if isinstance(value, list):
         return [_without_pii(v, depth + 1) for v in value[:20]]
