@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from datalook.analytics.funnels.matching import (
+from datalook.analytics.funnels.definition import (
     FunnelError,
     Step,
     parse_definition,

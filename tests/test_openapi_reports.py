@@ -24,7 +24,7 @@ from werkzeug.wrappers import Response
 import datalook
 from datalook import live
 from datalook.analytics import journeys, ranges, sessions
-from datalook.analytics.funnels import matching as funnels
+from datalook.analytics.funnels import definition as funnels
 from datalook.envelope import ApiError
 from datalook.extensions import db
 from datalook.ingest import collect as collect_module

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .. import live
 from ..analytics import journeys, ranges, sessions
-from ..analytics.funnels import matching as funnels
+from ..analytics.funnels import definition as funnels
 from ..analytics.reports import service as reports
 from ..ingest.schema import EVENT_NAMES, MAX_NAME, MAX_PATH, MAX_USER_ID
 from ..models import KEY_KIND_LIVE, KEY_KIND_TEST
