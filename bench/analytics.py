@@ -131,7 +131,7 @@ def save_funnel(session: requests.Session, site_url: str) -> int:
 
 _DELETE_FUNNELS = """
 from sqlalchemy import select
-from datalook.analytics import funnel_store
+from datalook.analytics.funnels import repository as funnel_store
 from datalook.analytics.funnels.models import Funnel
 from datalook.app import create_app
 from datalook.extensions import db

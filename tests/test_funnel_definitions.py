@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from datalook.analytics.funnels.matching import (
-    FunnelError,
+from datalook.analytics.funnels.definition import (
+    ParameterError,
     Step,
     parse_definition,
     parse_step,
@@ -97,7 +97,7 @@ BAD = [
     ("steps", "window", "mode", "field", "code"), [b[1:] for b in BAD], ids=[b[0] for b in BAD]
 )
 def test_bad_definitions_name_the_parameter(steps, window, mode, field, code):
-    with pytest.raises(FunnelError) as caught:
+    with pytest.raises(ParameterError) as caught:
         parse_definition(steps, window, mode)
     assert (caught.value.field, caught.value.code) == (field, code)
 

@@ -20,7 +20,8 @@ from sqlalchemy import event, func, select, text
 from datalook import erasure
 from datalook.analytics import catch_up as derive
 from datalook.analytics.funnels import derivation as funnel_derivations
-from datalook.analytics.funnels import store as funnel_store
+from datalook.analytics.funnels import read_catch_up
+from datalook.analytics.funnels import repository as funnel_repository
 from datalook.analytics.funnels.models import (
     DerivedCursor,
     Funnel,
@@ -326,7 +327,7 @@ def test_an_event_writer_is_not_held_back_while_a_funnel_derives(app, client):
     funnel_id = save_funnel(client, site_id, "Checkout", STEPS)
     database = app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
     writes = []
-    derive_changes = funnel_store.derive_changes
+    derive_changes = funnel_derivations.derive_changes
 
     def derive_writing(*args):
         # Another connection writes now, with a short busy timeout: it fails with
@@ -340,12 +341,12 @@ def test_an_event_writer_is_not_held_back_while_a_funnel_derives(app, client):
             other.close()
         return derive_changes(*args)
 
-    funnel_store.derive_changes = derive_writing
+    funnel_derivations.derive_changes = derive_writing
     try:
         with app.app_context():
-            passed = funnel_store.catch_up_funnel(db.session, funnel_id)
+            passed = funnel_derivations.catch_up_funnel(db.session, funnel_id)
     finally:
-        funnel_store.derive_changes = derive_changes
+        funnel_derivations.derive_changes = derive_changes
     assert writes == ["written"] and passed == 120
     assert_saved_equals_unsaved(app, client, site_id, funnel_id)
 
@@ -359,7 +360,7 @@ def _overtake_erasure(app, client, site_id: int, funnel_id: int) -> None:
 def _overtake_catch_up(app, client, site_id: int, funnel_id: int) -> None:
     """Another process catches the funnel up first."""
     with app.app_context():
-        funnel_store.catch_up_funnel(db.session, funnel_id)
+        funnel_derivations.catch_up_funnel(db.session, funnel_id)
 
 
 def _overtake_zone(app, client, site_id: int, funnel_id: int) -> None:
@@ -389,7 +390,7 @@ def test_a_derivation_overtaken_stores_nothing_stale(site, overtaker, monkeypatc
     funnel_id = save_funnel(client, site_id, "Checkout", STEPS)
     first = derivation_of(app, funnel_id)
     calls, overtaking = [], []
-    derive_changes = funnel_store.derive_changes
+    derive_changes = funnel_derivations.derive_changes
 
     def derive_once_overtaken(tx, derivation_id, *args):
         if overtaking:  # the other process's own derivation
@@ -402,9 +403,9 @@ def test_a_derivation_overtaken_stores_nothing_stale(site, overtaker, monkeypatc
             overtaking.clear()
         return result
 
-    monkeypatch.setattr(funnel_store, "derive_changes", derive_once_overtaken)
+    monkeypatch.setattr(funnel_derivations, "derive_changes", derive_once_overtaken)
     with app.app_context():
-        funnel_store.catch_up_derivation(db.session, first, "America/New_York")
+        funnel_derivations.catch_up_derivation(db.session, first, "America/New_York")
     monkeypatch.undo()
     if outcome == "redone":  # computed again from the events that remain
         assert calls == [first, first]
@@ -431,7 +432,7 @@ def test_a_derivation_overtaken_stores_nothing_stale(site, overtaker, monkeypatc
 @pytest.mark.parametrize("batch", [3, 7, 50_000], ids=["batches of 3", "of 7", "one batch"])
 def test_two_phase_batches_give_the_unsaved_report_as_events_arrive_late(site, batch, monkeypatch):
     app, client, site_id = site
-    monkeypatch.setattr(funnel_store, "DERIVE_BATCH", batch)
+    monkeypatch.setattr(funnel_derivations, "DERIVE_BATCH", batch)
     funnel_id = save_funnel(client, site_id, "Checkout", STEPS, window="90m")
     for seed in range(4):
         store(app, site_id, random_events(10 + seed, 40))
@@ -441,10 +442,10 @@ def test_two_phase_batches_give_the_unsaved_report_as_events_arrive_late(site, b
 def test_concurrent_catch_ups_an_edit_and_the_purge_leave_the_unsaved_report(site, monkeypatch):
     import threading
 
-    from datalook.analytics.funnels.matching import parse_definition
+    from datalook.analytics.funnels.definition import parse_definition
 
     app, client, site_id = site
-    monkeypatch.setattr(funnel_store, "DERIVE_BATCH", 7)  # many short stores that interleave
+    monkeypatch.setattr(funnel_derivations, "DERIVE_BATCH", 7)  # many short stores that interleave
     monkeypatch.setattr(funnel_derivations, "PURGE_ROWS", 5)
     store(app, site_id, random_events(15, 200))
     funnel_id = save_funnel(client, site_id, "Checkout", STEPS)
@@ -454,7 +455,7 @@ def test_concurrent_catch_ups_an_edit_and_the_purge_leave_the_unsaved_report(sit
         """A process's catch-ups, as reports and the fold process run them."""
         with app.app_context():
             for _ in range(3):
-                funnel_store.catch_up_funnel(db.session, funnel_id)
+                funnel_derivations.catch_up_funnel(db.session, funnel_id)
 
     def editing():
         """The owner changes the window, then the steps."""
@@ -462,7 +463,7 @@ def test_concurrent_catch_ups_an_edit_and_the_purge_leave_the_unsaved_report(sit
             for steps, window in ((STEPS, "6h"), ([PRICING, PAID], "6h")):
                 funnel = db.session.get(Funnel, funnel_id)
                 definition = parse_definition(steps, window, "ordered")
-                funnel_store.save(db.session, site_id, "Checkout", definition, funnel)
+                funnel_repository.save(db.session, site_id, "Checkout", definition, funnel)
 
     def purging():
         """The fold process's purge."""
@@ -502,10 +503,10 @@ def _events_between(app, after: int, up_to: int) -> int:
 
 def test_a_bounded_tick_leaves_the_rest_for_the_next_and_summaries_still_fold(site, monkeypatch):
     app, client, site_id = site
-    monkeypatch.setattr(funnel_store, "DERIVE_BATCH", 10)
+    monkeypatch.setattr(funnel_derivations, "DERIVE_BATCH", 10)
     monkeypatch.setattr(funnel_derivations, "PURGE_ROWS", 5)
     monkeypatch.setattr(summaries, "TICK_SECONDS", 0)  # one batch of each per tick
-    monkeypatch.setattr(funnel_store, "REPORT_CATCH_UP_LIMIT", 20)
+    monkeypatch.setattr(read_catch_up, "REPORT_CATCH_UP_LIMIT", 20)
     store(app, site_id, random_events(6, 60))
     funnel_id = save_funnel(client, site_id, "Checkout", STEPS)
     client.get(saved_url(site_id, funnel_id))  # derived, then deleted: rows to purge
@@ -542,7 +543,7 @@ def test_a_bounded_tick_leaves_the_rest_for_the_next_and_summaries_still_fold(si
 
 def test_the_funnels_most_caught_up_derive_first_and_each_gets_a_batch(site, monkeypatch):
     app, client, site_id = site
-    monkeypatch.setattr(funnel_store, "DERIVE_BATCH", 5)
+    monkeypatch.setattr(funnel_derivations, "DERIVE_BATCH", 5)
     store(app, site_id, random_events(8, 40))
     behind = save_funnel(client, site_id, "Behind", STEPS)
     current = save_funnel(client, site_id, "Current", [PRICING, PAID])
@@ -568,7 +569,7 @@ def test_a_report_far_behind_is_computed_from_the_events_and_says_so(site, monke
     store(app, site_id, random_events(12, 120))
     funnel_id = save_funnel(client, site_id, "Checkout", STEPS)
     derivation = derivation_of(app, funnel_id)
-    monkeypatch.setattr(funnel_store, "REPORT_CATCH_UP_LIMIT", 50)
+    monkeypatch.setattr(read_catch_up, "REPORT_CATCH_UP_LIMIT", 50)
     assert_saved_equals_unsaved(app, client, site_id, funnel_id)
     assert cursor_of(app, derivation) == 0  # the report did not derive 120 events itself
     page = client.get(f"/sites/{site_id}/funnels/{funnel_id}?{urlencode(RANGE)}")
@@ -586,7 +587,7 @@ def test_a_strict_funnel_is_never_said_to_be_prepared(site, monkeypatch):
     store(app, site_id, random_events(14, 60))
     funnel_id = save_funnel(client, site_id, "Checkout", STEPS)
     edit_funnel(client, site_id, funnel_id, EDITS["mode"])
-    monkeypatch.setattr(funnel_store, "REPORT_CATCH_UP_LIMIT", 0)
+    monkeypatch.setattr(read_catch_up, "REPORT_CATCH_UP_LIMIT", 0)
     page = client.get(f"/sites/{site_id}/funnels/{funnel_id}?{urlencode(RANGE)}")
     assert page.status_code == 200
     assert "still being prepared" not in page.get_data(as_text=True)

@@ -6,13 +6,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from datalook.analytics.funnels.matching import (
-    MatchRow,
-    VisitorEvent,
-    compute,
-    match_visitor,
-    parse_definition,
-)
+from datalook.analytics.funnels.definition import parse_definition
+from datalook.analytics.funnels.matching import MatchRow, VisitorEvent, match_visitor
+from datalook.analytics.funnels.report import compute
 
 T0 = datetime(2026, 3, 10, 12, 0, 0)
 START, END = datetime(2026, 3, 10), datetime(2026, 3, 11)
@@ -256,8 +252,8 @@ def test_matching_agrees_with_a_brute_force_search(seed, mode):
 
 
 def test_attempt_links_point_to_the_previous_as_deep_and_the_next_deeper():
+    from datalook.analytics.funnels.changes import attempt_links
     from datalook.analytics.funnels.models import NEVER_AFTER, NEVER_BEFORE
-    from datalook.analytics.funnels.store import attempt_links
 
     t = [T0 + timedelta(minutes=i) for i in range(5)]
     links = attempt_links([(t[0], 1), (t[1], 3), (t[2], 2), (t[3], 3), (t[4], 1)])

@@ -302,7 +302,7 @@ def test_saved_funnel_stays_equal_to_the_unsaved_one_as_events_arrive_late(
 ):
     import random
 
-    from datalook.analytics.funnels import store as funnel_store
+    from datalook.analytics.funnels import derivation as funnel_store
 
     if derive_batch:  # many short derivation transactions must give the same rows
         monkeypatch.setattr(funnel_store, "DERIVE_BATCH", derive_batch)

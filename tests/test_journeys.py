@@ -245,9 +245,9 @@ def test_bad_journey_parameters(client, site, args, field):
 def test_concurrent_catch_ups_derive_each_event_once(app, owner, monkeypatch):
     import threading
 
-    from datalook.analytics.funnels import store as funnel_store
-    from datalook.analytics.funnels.matching import parse_definition
-    from datalook.analytics.funnels.models import FunnelEvent
+    from datalook.analytics.funnels import derivation, repository
+    from datalook.analytics.funnels.definition import parse_definition
+    from datalook.analytics.funnels.models import Funnel, FunnelEvent
 
     monkeypatch.setattr(cursors, "BATCH", 7)  # many small passes, so that the two interleave
     rng = random.Random(11)
@@ -262,7 +262,7 @@ def test_concurrent_catch_ups_derive_each_event_once(app, owner, monkeypatch):
     ]
     definition = parse_definition(steps, "1h", "ordered")
     with app.app_context():
-        funnel = funnel_store.save(db.session, owner, "F", definition)
+        funnel = repository.save(db.session, owner, "F", definition)
         funnel_id = funnel.id
     failures = []
 
@@ -271,8 +271,8 @@ def test_concurrent_catch_ups_derive_each_event_once(app, owner, monkeypatch):
         try:
             with app.app_context():
                 sessions.catch_up(db.session)
-                mine = db.session.get(funnel_store.Funnel, funnel_id)
-                funnel_store.catch_up(db.session, mine, definition)
+                mine = db.session.get(Funnel, funnel_id)
+                derivation.catch_up(db.session, mine, definition)
         except Exception as exc:  # reported below: a thread's exception is otherwise lost
             failures.append(exc)
 

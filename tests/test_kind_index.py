@@ -13,9 +13,10 @@ import pytest
 from sqlalchemy import func, select
 
 from datalook.analytics import kinds, settled
-from datalook.analytics.funnels import store as funnel_store
-from datalook.analytics.funnels.matching import compute, parse_definition
+from datalook.analytics.funnels import unsaved as funnel_store
+from datalook.analytics.funnels.definition import parse_definition
 from datalook.analytics.funnels.models import KindEvent
+from datalook.analytics.funnels.report import compute
 from datalook.analytics.ranges import DateRange
 from datalook.erasure import delete_before, erase_visitor
 from datalook.extensions import db

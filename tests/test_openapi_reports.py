@@ -24,7 +24,7 @@ from werkzeug.wrappers import Response
 import datalook
 from datalook import live
 from datalook.analytics import journeys, ranges, sessions
-from datalook.analytics.funnels import matching as funnels
+from datalook.analytics.funnels import definition as funnels
 from datalook.envelope import ApiError
 from datalook.extensions import db
 from datalook.ingest import collect as collect_module
@@ -178,7 +178,7 @@ def test_the_window_pattern_accepts_what_the_parser_reads(text):
     try:
         funnels.parse_window(text)
         readable = True
-    except funnels.FunnelError as exc:
+    except funnels.ParameterError as exc:
         readable = exc.code != "invalid_window"  # out_of_range: well written, too long
     assert bool(re.search(funnels.WINDOW_PATTERN, text)) == readable
 
@@ -217,7 +217,7 @@ def test_the_reports_are_for_the_session_and_collect_for_anyone(client):
 # --- parameter error codes cannot drift ------------------------------------------------------
 
 # The calls that raise a report parameter's error: (field, code, message).
-RAISERS = {"ParameterError", "FunnelError", "parameter_error"}
+RAISERS = {"ParameterError", "parameter_error"}
 # Codes built at run time (f"invalid_{key}"), which the scan cannot read; provoked below.
 BUILT_CODES = {("step", "invalid_name"), ("step", "invalid_key")}
 

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import update
 
 from datalook.analytics import ranges
-from datalook.analytics.funnels import store as funnel_store
-from datalook.analytics.funnels.matching import parse_definition
+from datalook.analytics.funnels import repository as funnel_store
+from datalook.analytics.funnels.definition import parse_definition
 from datalook.analytics.reports import service as reports
 from datalook.extensions import db
 from datalook.models import Event, Site

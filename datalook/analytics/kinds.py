@@ -13,7 +13,7 @@ BEHIND_AT_MOST (a first derivation), or for a step that matches too many kinds, 
 step or the strict mode (which needs every event of a visitor), the funnel reads the
 events instead. Erasure and retention delete the rows of the events they delete. Filing
 an event of the settled past, or deleting any, moves the settled generation on: unsaved
-funnels keep what they computed from the settled past per process (funnel_store).
+funnels keep what they computed from the settled past per process (funnels.unsaved).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from ..models import Event
 from ..sql.compiled import CompiledStatement, StatementCache, driver_rows
 from . import cursors, settled
-from .funnels.matching import FunnelDefinition, Step
+from .funnels.definition import FunnelDefinition, Step
 from .funnels.models import DerivedCursor, EventKind, KindEvent
 
 CURSOR = "kinds"

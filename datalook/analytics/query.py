@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from ..models import Site
 from . import journeys
-from .funnels.matching import FunnelDefinition, parse_definition
+from .funnels.definition import FunnelDefinition, parse_definition
 from .parameters import ParameterError
 from .ranges import DateRange, site_range
 

@@ -51,7 +51,7 @@ class UnknownZone(ValueError):
 def zone(name: str) -> ZoneInfo:
     """Return the IANA zone `name`, or raise UnknownZone (a setting being saved is checked
     with it: the settings form, `flask sites set`)."""
-    if not isinstance(name, str) or name not in _zone_names():
+    if not isinstance(name, str) or name not in zone_names():
         raise UnknownZone(name)
     try:
         return ZoneInfo(name)
@@ -80,7 +80,7 @@ def site_zone(name: str | None) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def _zone_names() -> frozenset[str]:
+def zone_names() -> frozenset[str]:
     """The IANA names this machine knows (cached: the tz database does not change at run time)."""
     global _ZONES
     if _ZONES is None:

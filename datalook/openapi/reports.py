@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .. import live
 from ..analytics import journeys, ranges, sessions
-from ..analytics.funnels import matching as funnels
+from ..analytics.funnels import definition as funnels
 from ..analytics.reports import pages as report_pages
 from ..analytics.reports import totals as report_totals
 from ..ingest.schema import EVENT_NAMES, MAX_NAME, MAX_PATH, MAX_USER_ID

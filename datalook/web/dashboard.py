@@ -158,7 +158,7 @@ def settings(site_id: int):
         return redirect(url_for("dashboard.overview", site_id=site.id))
     status = 400 if form.errors else 200
     return render_template(
-        "dashboard/settings.html", site=site, form=form, zones=sorted(ranges._zone_names())
+        "dashboard/settings.html", site=site, form=form, zones=sorted(ranges.zone_names())
     ), status
 
 

@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, jsonify, render_template
 
 from .. import live, openapi
 from ..analytics import journeys, ranges, sessions
-from ..analytics.funnels import matching as funnels
+from ..analytics.funnels import definition as funnels
 from ..analytics.reports import pages as report_pages
 from ..browser.script import snippet
 from ..snippets import render as snippets

@@ -7,24 +7,22 @@ from collections.abc import Mapping
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import login_required
-from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from ..accounts.access import owned_site_or_404
 from ..analytics import catch_up as derive
 from ..analytics import journeys, sessions
-from ..analytics.funnels import store as funnel_store
-from ..analytics.funnels.derivation import FunnelGone
-from ..analytics.funnels.matching import (
+from ..analytics.funnels import repository, saved, unsaved
+from ..analytics.funnels.definition import (
     DEFAULT_WINDOW,
     MAX_STEPS,
     MIN_STEPS,
     FunnelDefinition,
-    FunnelError,
     definition_from_json,
     parse_definition,
 )
 from ..analytics.funnels.models import Funnel
+from ..analytics.funnels.repository import FunnelGone
 from ..analytics.money import display
 from ..analytics.parameters import ParameterError
 from ..analytics.ranges import PERIODS, DateRange, site_range
@@ -85,9 +83,7 @@ def _steps_from_form(form: MultiDict) -> list[dict]:
 
 def _owned_funnel(site: Site, funnel_id: int) -> Funnel:
     """A saved funnel of an owned site, or 404."""
-    funnel = db.session.scalar(
-        select(Funnel).where(Funnel.id == funnel_id, Funnel.site_id == site.id)
-    )
+    funnel = repository.site_funnel(db.session(), site.id, funnel_id)
     if funnel is None:
         abort(404)
     return funnel
@@ -104,9 +100,9 @@ def funnel_json(site_id: int):
     rng = _json_range(site)
     try:
         definition = _definition_from_args(request.args)
-    except FunnelError as exc:
+    except ParameterError as exc:
         raise parameter_error(exc.field, exc.code, exc.message) from None
-    report = funnel_store.unsaved_report(db.session(), site.id, definition, rng)
+    report = unsaved.unsaved_report(db.session(), site.id, definition, rng)
     return json_response(report.as_json(site.currency))
 
 
@@ -117,9 +113,7 @@ def saved_funnel_json(site_id: int, funnel_id: int):
     site = owned_site_or_404(site_id)
     funnel = _owned_funnel(site, funnel_id)
     rng = _json_range(site)
-    report = funnel_store.saved_report(
-        db.session(), funnel, definition_from_json(funnel.definition), rng
-    )
+    report = saved.saved_report(db.session(), funnel, definition_from_json(funnel.definition), rng)
     return json_response(report.as_json(site.currency))
 
 
@@ -172,10 +166,8 @@ def _page_range(site: Site) -> DateRange:
 def index(site_id: int):
     """The site's saved funnels."""
     site = owned_site_or_404(site_id)
-    saved = db.session.scalars(
-        select(Funnel).where(Funnel.site_id == site.id).order_by(Funnel.name, Funnel.id)
-    ).all()
-    return render_template("funnels/index.html", site=site, funnels=saved, delete_form=EmptyForm())
+    listed = repository.site_funnels(db.session(), site.id)
+    return render_template("funnels/index.html", site=site, funnels=listed, delete_form=EmptyForm())
 
 
 def _render_builder(
@@ -216,14 +208,14 @@ def _save_from_form(site: Site, funnel: Funnel | None):
         return _render_builder(site, form, steps or [{}, {}], funnel, status=400)
     try:
         definition = parse_definition(steps, form.window.data, form.mode.data)
-    except FunnelError as exc:
+    except ParameterError as exc:
         return _render_builder(site, form, steps or [{}, {}], funnel, error=exc, status=400)
     try:
-        saved = funnel_store.save(db.session(), site.id, form.name.data, definition, funnel)
+        stored = repository.save(db.session(), site.id, form.name.data, definition, funnel)
     except FunnelGone:  # deleted meanwhile
         abort(404)
-    flash(f"Funnel “{saved.name}” saved.", "success")
-    return redirect(url_for("funnels.report", site_id=site.id, funnel_id=saved.id))
+    flash(f"Funnel “{stored.name}” saved.", "success")
+    return redirect(url_for("funnels.report", site_id=site.id, funnel_id=stored.id))
 
 
 @bp.route("/funnels/", methods=["POST"])
@@ -261,7 +253,7 @@ def delete(site_id: int, funnel_id: int):
     if not EmptyForm().validate_on_submit():
         abort(400, description="The form expired; reload the page and try again.")
     name = funnel.name
-    funnel_store.delete_funnel(db.session(), funnel)
+    repository.delete_funnel(db.session(), funnel)
     flash(f"Funnel “{name}” deleted.", "success")
     return redirect(url_for("funnels.index", site_id=site.id))
 
@@ -284,14 +276,14 @@ def report(site_id: int, funnel_id: int):
     funnel = _owned_funnel(site, funnel_id)
     rng = _page_range(site)
     definition = definition_from_json(funnel.definition)
-    result = funnel_store.saved_report(db.session(), funnel, definition, rng)
+    result = saved.saved_report(db.session(), funnel, definition, rng)
     return render_template(
         "funnels/report.html",
         site=site,
         funnel=funnel,
         definition=definition,
         report=result,
-        preparing=funnel_store.preparing(db.session(), funnel, definition),
+        preparing=saved.preparing(db.session(), funnel, definition),
         bars=_bars(result),
         rng=rng,
         periods=PERIODS,

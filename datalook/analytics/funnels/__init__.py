@@ -1,1 +1,1 @@
-"""Funnels: definitions, per-visitor matching, unsaved reads and saved funnels' derivations."""
+"""Funnels: definitions, matching, unsaved and saved reports, saved funnels' derivations."""

@@ -44,7 +44,7 @@ class FunnelDerivation(Model):
     derivation, not to the funnel, and its cursor is cursor_name(id). Editing a funnel's
     steps, window or mode, or a change of the site's zone, retires the current derivation
     and starts a new one; deleting the funnel retires it. Either is one small write: the
-    retired rows are purged afterwards in short batches (funnel_store.purge_retired), and
+    retired rows are purged afterwards in short batches (derivation.purge_retired), and
     the derivation row goes last. No foreign key ties a derivation to its funnel, so
     deleting a funnel cascades to nothing; ids are never reused (AUTOINCREMENT on SQLite,
     a sequence on PostgreSQL), so a late writer can never mistake a new derivation for a

@@ -1,0 +1,60 @@
+"""The one place a funnel report may write: catching up what it reads, within bounds."""
+
+# A report reads derived rows (a saved funnel's derivation, the kind index) that the fold
+# process keeps nearly caught up; the few events it has not derived yet a report derives
+# itself, here and nowhere else, before it reads. Everything after is reads only.
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from sqlalchemy.orm import Session
+
+from .. import kinds
+from . import derivation
+from .definition import FunnelDefinition
+from .models import Funnel
+
+# A report catches a saved funnel up itself while it is at most this many events behind
+# (a second or two of derivation). Further behind (a new or edited funnel on a large site,
+# which the fold process derives in bounded steps), it is computed from the events like an
+# unsaved funnel: same figures, without making the page wait minutes.
+REPORT_CATCH_UP_LIMIT = 20_000
+
+
+class CaughtUp(NamedTuple):
+    """What a funnel report reads, now caught up: a saved funnel's current derivation, else
+    the kind index (when it answers the funnel), else (neither) the events."""
+
+    derivation_id: int | None = None
+    kind_index: bool = False
+
+
+def catch_up_for_read(
+    session: Session,
+    definition: FunnelDefinition,
+    funnel: Funnel | None = None,
+    tz_name: str | None = None,
+) -> CaughtUp:
+    """Catch up what a report of `definition` will read, as far as a read may, and say what.
+
+    A saved `funnel` (as the caller read it; not strict) over a range in the zone `tz_name`
+    is read from its current derivation, which follows the site's zone first and is then
+    derived up to the newest safe event, unless it is more than REPORT_CATCH_UP_LIMIT
+    events behind, its days follow another zone than the range (the site's zone changed a
+    moment ago) or it derives another definition (edited meanwhile). Otherwise the funnel
+    is read like an unsaved one: from the kind index when the index can answer it at all,
+    caught up unless it is too far behind (kinds.ready); else from the events.
+    """
+    if funnel is not None and tz_name is not None and definition.mode != "strict":
+        funnel_id, text = funnel.id, funnel.definition  # as the caller read them
+        found = derivation.follow_site_zone(session, funnel_id)
+        if (
+            found is not None
+            and found.days_tz == tz_name
+            and found.definition == text
+            and derivation.backlog(session, found.id) <= REPORT_CATCH_UP_LIMIT
+        ):
+            derivation.catch_up_derivation(session, found.id, tz_name)
+            return CaughtUp(derivation_id=found.id)
+    return CaughtUp(kind_index=kinds.answers(definition) and kinds.ready(session))

@@ -1,0 +1,78 @@
+"""Saved funnels: listed, found, saved (created or edited) and deleted."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ...models import utcnow
+from . import derivation
+from .definition import FunnelDefinition
+from .models import Funnel
+
+
+class FunnelGone(LookupError):
+    """The funnel was deleted meanwhile."""
+
+
+def site_funnels(session: Session, site_id: int) -> list[Funnel]:
+    """The site's saved funnels, by name."""
+    return list(
+        session.scalars(
+            select(Funnel).where(Funnel.site_id == site_id).order_by(Funnel.name, Funnel.id)
+        ).all()
+    )
+
+
+def site_funnel(session: Session, site_id: int, funnel_id: int) -> Funnel | None:
+    """A saved funnel of the site; None when the site has no such funnel."""
+    return session.scalar(select(Funnel).where(Funnel.id == funnel_id, Funnel.site_id == site_id))
+
+
+def save(
+    session: Session, site_id: int, name: str, definition: FunnelDefinition, funnel=None
+) -> Funnel:
+    """Create a saved funnel with its first derivation, or change one.
+
+    New steps, a new window or mode retire the funnel's derivation and start another, so
+    the funnel reports its new definition at once and never from the old rows. One small
+    write: the old rows are purged afterwards (derivation.purge_retired).
+    FunnelGone when the funnel was deleted meanwhile.
+    """
+    text = json.dumps(definition.as_json(), separators=(",", ":"))
+    funnel_id = None if funnel is None else funnel.id
+    session.rollback()  # begin the write inside the writers' lock
+    with derivation.writers_lock(session):
+        days_tz = derivation.site_days_zone(session, site_id)
+        if funnel_id is None:
+            saved = Funnel(site_id=site_id, name=name, definition=text)
+            session.add(saved)
+            session.flush()
+            derivation.start(session, saved.id, site_id, days_tz)
+        else:
+            locked = derivation.lock_funnel(session, funnel_id)
+            if locked is None:
+                session.rollback()
+                raise FunnelGone(funnel_id)
+            saved = locked
+            if saved.definition != text:
+                derivation.retire(session, funnel_id)
+                derivation.start(session, funnel_id, saved.site_id, days_tz)
+            saved.name, saved.definition, saved.updated_at = name, text, utcnow()
+        session.commit()
+    return saved
+
+
+def delete_funnel(session: Session, funnel: Funnel) -> None:
+    """Delete a saved funnel: one small write that retires its derivation (whose rows
+    derivation.purge_retired deletes afterwards, in short batches)."""
+    funnel_id = funnel.id
+    session.rollback()  # begin the write inside the writers' lock
+    with derivation.writers_lock(session):
+        locked = derivation.lock_funnel(session, funnel_id)
+        if locked is not None:
+            derivation.retire(session, funnel_id)
+            session.delete(locked)
+        session.commit()
