@@ -89,6 +89,10 @@ def cut_spans(spans: list, cut: datetime) -> tuple[list, list]:
     return before, after
 
 
+#: Where a raw row (the rollups' EVENT_COLUMNS) holds is_test: the last column.
+IS_TEST = len(summaries.EVENT_COLUMNS) - 1
+
+
 def raw_rows(site_id: int, start: datetime, end: datetime) -> list:
     """The raw event rows of [start, end), as the fold reads them (a bounded piece)."""
     return db.session.execute(  # type: ignore[return-value]

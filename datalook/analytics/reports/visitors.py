@@ -20,7 +20,7 @@ from ..rollups.fold import is_visitor
 from ..rollups.models import (
     VisitorSketch,
 )
-from .spans import WEEK, cut_spans, pieces, raw_rows
+from .spans import IS_TEST, WEEK, cut_spans, pieces, raw_rows
 
 
 @dataclass
@@ -64,12 +64,13 @@ def exact_visitors(site_id: int, start: datetime, end: datetime, buckets: list) 
 
 
 def loose_ids(site_id: int, edges: list, dims: list[str]) -> dict[str, set]:
-    """Visitor ids per dimension in the sub-hour edges, from raw events."""
+    """Visitor ids per dimension in the sub-hour edges, from raw events (a test key's
+    events count nowhere, as in the folded sketches of whole hours)."""
     loose: dict[str, set] = {dim: set() for dim in dims}
     for a, b in edges:
         for row in raw_rows(site_id, a, b):
             visitor, kind, name, page = row[5], row[2], row[3], row[4][: summaries.MAX_PAGE]
-            if not is_visitor(visitor):
+            if row[IS_TEST] or not is_visitor(visitor):
                 continue
             for dim in ("", "p:" + page, *(("c", f"r:{name}") if kind == "success" else ())):
                 if dim in loose:
