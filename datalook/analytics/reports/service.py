@@ -385,7 +385,7 @@ def _estimates(
 
 def exact_limit() -> int:
     """Largest number of events in a range whose visitors are counted exactly."""
-    return int(current_app.config.get("ANALYTICS_EXACT_EVENTS", DEFAULT_EXACT_LIMIT))
+    return int(current_app.config["ANALYTICS_EXACT_EVENTS"])
 
 
 def _distinct_visitors(site_id: int, start: datetime, end: datetime) -> tuple[int, int]:
