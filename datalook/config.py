@@ -14,6 +14,9 @@ from urllib.parse import urlsplit
 
 from .ratelimit.limit_text import validate_limit
 
+#: The most events in a report's range whose visitors are counted exactly (by default).
+DEFAULT_EXACT_EVENTS = 5_000
+
 
 class ConfigError(RuntimeError):
     """A configuration value is invalid; the message says which and why."""
@@ -126,6 +129,31 @@ def _refusal_log_rate(environ: Mapping[str, str]) -> int:
     return int(raw)
 
 
+def _exact_events(environ: Mapping[str, str]) -> int:
+    """Return ANALYTICS_EXACT_EVENTS: the most events in a report's range whose visitors are
+    counted exactly (larger ranges estimate them from sketches; 0: always estimate)."""
+    raw = environ.get("ANALYTICS_EXACT_EVENTS", str(DEFAULT_EXACT_EVENTS)).strip()
+    if not raw.isdigit() or int(raw) > 1_000_000_000:
+        raise ConfigError(
+            f"ANALYTICS_EXACT_EVENTS must be a number from 0 to 1000000000, got {raw[:20]!r}"
+        )
+    return int(raw)
+
+
+def _fold_interval(environ: Mapping[str, str]) -> float:
+    """Return ANALYTICS_FOLD_INTERVAL_S: seconds between two folds of the report summaries."""
+    raw = environ.get("ANALYTICS_FOLD_INTERVAL_S", "1").strip()
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0.1 <= seconds <= 3600:  # also refuses nan and inf
+        raise ConfigError(
+            f"ANALYTICS_FOLD_INTERVAL_S must be 0.1 to 3600 seconds, got {raw[:20]!r}"
+        )
+    return seconds
+
+
 def load_secret_key(instance_path: Path) -> str:
     """Read the secret key from instance/, generating it once (mode 0600) when missing."""
     path = instance_path / "secret_key"
@@ -161,6 +189,8 @@ def from_environ(environ: Mapping[str, str], instance_path: Path) -> dict:
         "TRUSTED_PROXIES": _trusted_proxies(environ),
         "SQLITE_BUSY_TIMEOUT_MS": _busy_timeout(environ),
         "REFUSAL_LOG_PER_SECOND": _refusal_log_rate(environ),
+        "ANALYTICS_EXACT_EVENTS": _exact_events(environ),
+        "ANALYTICS_FOLD_INTERVAL_S": _fold_interval(environ),
         "HOST": environ.get("HOST", "127.0.0.1"),
         "PORT": _port(environ),
         "WEB_CONCURRENCY": _workers(environ),

@@ -14,7 +14,7 @@ from .. import live
 from ..analytics import journeys, ranges, sessions
 from ..analytics.funnels import definition as funnels
 from ..analytics.reports import pages as report_pages
-from ..analytics.reports import totals as report_totals
+from ..config import DEFAULT_EXACT_EVENTS
 from ..ingest.schema import EVENT_NAMES, MAX_NAME, MAX_PATH, MAX_USER_ID
 from ..models import KEY_KIND_LIVE, KEY_KIND_TEST
 from .common import MESSAGE, ref
@@ -249,7 +249,7 @@ def _stats_schemas() -> dict:
             "visitors_exact": {
                 "type": "boolean",
                 "description": "False when `visitors` is a HyperLogLog estimate (error within "
-                f"about 1%): the range holds more than {report_totals.DEFAULT_EXACT_LIMIT:,} "
+                f"about 1%): the range holds more than {DEFAULT_EXACT_EVENTS:,} "
                 "events (the server's default limit).",
             },
             "revenue": money,

@@ -10,7 +10,6 @@ from flask_login import login_required
 from werkzeug.datastructures import MultiDict
 
 from ..accounts.access import owned_site_or_404
-from ..analytics import catch_up as derive
 from ..analytics import journeys, sessions
 from ..analytics.funnels import repository, saved, unsaved
 from ..analytics.funnels.definition import (
@@ -346,18 +345,3 @@ def quest(site_id: int):
         rules=rule_names(db.session(), site.id),
         steps=suggested_steps(db.session(), site.id),
     )
-
-
-@bp.cli.command("catch-up")
-def catch_up_command() -> None:
-    """Derive sessions and every saved funnel's rows up to the newest events.
-
-    Reports catch up by themselves before reading; running this every minute (cron, a
-    timer) keeps that work small, and after saving a funnel on a large site it does the
-    first derivation ahead of the first report. It also purges what deleted and edited
-    funnels left behind.
-    """
-    import click
-
-    for what, passed in derive.catch_up_all(db.session()).items():
-        click.echo(f"{what}: {passed}" if what == derive.PURGED else f"{what}: {passed} events")

@@ -20,15 +20,12 @@ from .model import RuleRow, Totals
 from .spans import covering, money_micros, raw_acc, split
 from .visitors import ExactVisitors, distinct_visitors, estimates, exact_visitors
 
-DEFAULT_EXACT_LIMIT = 5_000
-
-
 TOTAL_COLUMNS = ("events", "pageviews", "clicks", "custom", "conversions")
 
 
 def exact_limit() -> int:
     """Largest number of events in a range whose visitors are counted exactly."""
-    return int(current_app.config.get("ANALYTICS_EXACT_EVENTS", DEFAULT_EXACT_LIMIT))
+    return int(current_app.config["ANALYTICS_EXACT_EVENTS"])
 
 
 def _counts(site_id: int, start: datetime, end: datetime) -> dict:

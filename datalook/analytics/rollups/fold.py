@@ -672,7 +672,7 @@ def folder_for(app: Flask) -> Folder | None:
             lead = _lock_path(db.engine, app.instance_path) + "-lead"
         # ANALYTICS_FOLD_INTERVAL_S trades the writers' lock time per second (each fold's
         # write holds it for a few milliseconds) against how fresh unread summaries are.
-        interval = float(config.get("ANALYTICS_FOLD_INTERVAL_S", INTERVAL_S))
+        interval = float(config["ANALYTICS_FOLD_INTERVAL_S"])
         found = app.extensions["datalook_analytics_folder"] = Folder(app, lead, interval)
     return found
 
