@@ -141,6 +141,7 @@ def _register_blueprints(app: Flask) -> None:
         health,
         keys,
         quests,
+        reports_api,
         sites,
         tracker,
     )
@@ -158,6 +159,7 @@ def _register_blueprints(app: Flask) -> None:
         docs,
         health,
         funnels,
+        reports_api,
     )
     for module in areas:
         app.register_blueprint(module.bp)

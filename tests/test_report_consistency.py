@@ -15,7 +15,7 @@ from sqlalchemy import update
 from datalook.analytics import ranges
 from datalook.analytics.funnels import repository as funnel_store
 from datalook.analytics.funnels.definition import parse_definition
-from datalook.analytics.reports import service as reports
+from datalook.analytics import freshness
 from datalook.extensions import db
 from datalook.models import Event, Site
 from tests.conftest import add_site, sign_up
@@ -42,7 +42,7 @@ def set_currency(app, site_id: int, currency: str) -> None:
 def fold(app) -> None:
     """Fold the stored events into the summaries (the fold thread's work)."""
     with app.app_context():
-        reports.catch_up(None)
+        freshness.catch_up_summaries(None)
 
 
 def save_funnel(app, site_id: int) -> int:

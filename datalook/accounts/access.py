@@ -1,6 +1,12 @@
-"""Ownership checks: a site and everything in it belong to its owner alone."""
+"""Who may see what: a site and everything in it belong to its owner alone.
+
+Every route asks here, with the principal making the request (today a logged-in user) and
+what it wants to do, so that roles and read keys can be added in this one place.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from flask import abort
 from flask_login import current_user
@@ -9,15 +15,40 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import ApiKey, Site
 
+#: What a principal may want of a site: read its reports, or manage it.
+ACTIONS = ("read", "manage")
 
-def owned_site_or_404(site_id: int) -> Site:
-    """Return the current user's site, or 404 (never 403: others must not learn it exists)."""
-    site = db.session.scalar(
-        select(Site).where(Site.id == site_id, Site.owner_id == current_user.id)
-    )
+
+@dataclass(frozen=True)
+class Principal:
+    """Who makes a request: the id of a logged-in user (None for nobody)."""
+
+    user_id: int | None
+
+
+def current_principal() -> Principal:
+    """The principal of the current request (the logged-in user)."""
+    return Principal(current_user.id if current_user.is_authenticated else None)
+
+
+def site_or_404(principal: Principal, site_id: int, action: str = "read") -> Site:
+    """Return the site if `principal` may do `action` with it, or 404 (never 403: others
+    must not learn that it exists)."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}")
+    site = None
+    if principal.user_id is not None:
+        site = db.session.scalar(
+            select(Site).where(Site.id == site_id, Site.owner_id == principal.user_id)
+        )
     if site is None:
         abort(404)
     return site
+
+
+def owned_site_or_404(site_id: int) -> Site:
+    """Return the current user's site to manage, or 404."""
+    return site_or_404(current_principal(), site_id, "manage")
 
 
 def owned_key_or_404(site: Site, key_id: str) -> ApiKey:

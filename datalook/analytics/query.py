@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from ..models import Site
@@ -19,6 +19,8 @@ from . import journeys
 from .funnels.definition import FunnelDefinition, parse_definition
 from .parameters import ParameterError
 from .ranges import DateRange, site_range
+
+_T = TypeVar("_T")
 
 #: The longest property key the breakdown reads (longer ones are cut, never refused).
 MAX_BREAKDOWN_KEY = 128
@@ -44,6 +46,28 @@ class ReportQuery:
     def zone(self) -> ZoneInfo:
         """The zone that cuts the range's days."""
         return self.range.tz
+
+    @property
+    def steps(self) -> FunnelDefinition:
+        """The unsaved funnel asked for (a report that reads the "steps" group)."""
+        return _given(self.definition, "steps")
+
+    @property
+    def journey_query(self) -> journeys.JourneyQuery:
+        """The journeys' options (a report that reads the "journey" group)."""
+        return _given(self.journey, "journey")
+
+    @property
+    def start_path(self) -> str:
+        """The page path next steps start from (a report that reads the "path" group)."""
+        return _given(self.path, "path")
+
+
+def _given(value: _T | None, group: str) -> _T:
+    """A parameter group's value, which its report's parse has read."""
+    if value is None:
+        raise LookupError(f"this report does not read the {group!r} parameters")
+    return value
 
 
 def _getlist(args: Mapping[str, str], name: str) -> list[str]:

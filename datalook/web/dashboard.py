@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 from sqlalchemy import select
 
-from ..accounts.access import owned_site_or_404
-from ..analytics import ranges
+from ..accounts.access import current_principal, owned_site_or_404, site_or_404
+from ..analytics import freshness, ranges
 from ..analytics.money import display
 from ..analytics.parameters import ParameterError
-from ..analytics.reports import serialise as export
+from ..analytics.query import parse
 from ..analytics.reports import service as reports
 from ..analytics.reports.model import Stats
 from ..analytics.rollups.models import RuleDisplay
-from ..envelope import parameter_error
 from ..extensions import db
 from ..models import Site, SuccessRule
 from . import chart
@@ -24,16 +23,11 @@ from .quest_state import quests_for
 bp = Blueprint("dashboard", __name__, url_prefix="/sites/<int:site_id>")
 
 
-def _range(site: Site) -> ranges.DateRange:
-    """The range asked for in the URL, as every report reads it (ParameterError when malformed)."""
-    return ranges.site_range(site, request.args)
-
-
 def _caught_up_site(site_id: int) -> Site:
-    """The owned site, after folding the events stored since the last fold."""
-    owned_site_or_404(site_id)
-    reports.catch_up()
-    return owned_site_or_404(site_id)
+    """The readable site, after folding the events stored since the last fold."""
+    site_or_404(current_principal(), site_id, "read")
+    freshness.catch_up_summaries()
+    return site_or_404(current_principal(), site_id, "read")
 
 
 def _change(current: int | float, previous: int | float) -> str | None:
@@ -58,10 +52,11 @@ def overview(site_id: int):
     """Show the site's reports for the range in the URL."""
     site = _caught_up_site(site_id)
     try:
-        rng = _range(site)
+        query = parse(site, request.args, "page")
     except ParameterError as exc:
         flash(f"{exc.field}: {exc.message}. Showing the last 30 days.", "error")
         return redirect(url_for("dashboard.overview", site_id=site.id))
+    rng = query.range
     metric = request.args.get("metric", "events")
     if metric not in METRICS:
         metric = "events"
@@ -76,7 +71,7 @@ def overview(site_id: int):
         texts = [f"{v:,}" for v in values]
         axis = lambda v: f"{v:,.0f}"  # noqa: E731
     picture = chart.build([p.label for p in stats.series], values, texts, axis)
-    key = request.args.get("key", "").strip()[:128]
+    key = query.key
     keys = reports.property_keys(site)
     if not key and keys:
         key = keys[0]
@@ -105,43 +100,6 @@ def overview(site_id: int):
         range_args=rng.query_args(),
         exact_limit=reports.exact_limit(),
     )
-
-
-@bp.route("/stats.json")
-@login_required
-def stats_json(site_id: int):
-    """The reports as JSON (the documented contract); 400 names a bad parameter."""
-    site = _caught_up_site(site_id)
-    try:
-        rng = _range(site)
-    except ParameterError as exc:
-        raise parameter_error(exc.field, exc.code, exc.message) from exc
-    return export.stats_json(site, reports.stats(site, rng))
-
-
-@login_required
-def report_csv(site_id: int, report: str):
-    """One report as a CSV download, for the range in the URL."""
-    site = _caught_up_site(site_id)
-    try:
-        rng = _range(site)
-    except ParameterError as exc:
-        abort(400, description=f"{exc.field}: {exc.message}")
-    stats = reports.stats(site, rng)
-    key = request.args.get("key", "").strip()[:128]
-    rows = reports.breakdown(site, rng, key) if report == "breakdown" and key else None
-    text = export.csv_text(report, site, stats, rows)
-    name = f"{site.domain}-{report}-{rng.first.isoformat()}-{rng.last.isoformat()}.csv"
-    return Response(
-        text,
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
-
-
-# One fixed URL per report (the report is a default, not a URL part to be guessed).
-for _name in export.REPORTS:
-    bp.add_url_rule(f"/reports/{_name}.csv", "report_csv", report_csv, defaults={"report": _name})
 
 
 @bp.route("/settings", methods=["GET", "POST"])

@@ -10,8 +10,8 @@ from flask_login import login_required
 from werkzeug.datastructures import MultiDict
 
 from ..accounts.access import owned_site_or_404
-from ..analytics import journeys, sessions
-from ..analytics.funnels import repository, saved, unsaved
+from ..analytics import freshness, journeys
+from ..analytics.funnels import repository, saved
 from ..analytics.funnels.definition import (
     DEFAULT_WINDOW,
     MAX_STEPS,
@@ -25,7 +25,6 @@ from ..analytics.funnels.repository import FunnelGone
 from ..analytics.money import display
 from ..analytics.parameters import ParameterError
 from ..analytics.ranges import PERIODS, DateRange, site_range
-from ..envelope import json_response, parameter_error
 from ..extensions import db
 from ..models import Site
 from .forms.accounts import EmptyForm
@@ -38,14 +37,6 @@ bp = Blueprint("funnels", __name__, url_prefix="/sites/<int:site_id>")
 def _range(site: Site, args: Mapping[str, str]) -> DateRange:
     """The report's date range, as every report reads it (ParameterError for bad input)."""
     return site_range(site, args)
-
-
-def _json_range(site: Site) -> DateRange:
-    """The date range of a JSON request, or a 400 naming the parameter."""
-    try:
-        return _range(site, request.args)
-    except ParameterError as exc:
-        raise parameter_error(exc.field, exc.code, exc.message) from None
 
 
 def _definition_from_args(args: MultiDict) -> FunnelDefinition:
@@ -86,67 +77,6 @@ def _owned_funnel(site: Site, funnel_id: int) -> Funnel:
     if funnel is None:
         abort(404)
     return funnel
-
-
-# ------------------------------------------------------------------------------ JSON
-
-
-@bp.route("/funnel.json")
-@login_required
-def funnel_json(site_id: int):
-    """An unsaved funnel over a date range."""
-    site = owned_site_or_404(site_id)
-    rng = _json_range(site)
-    try:
-        definition = _definition_from_args(request.args)
-    except ParameterError as exc:
-        raise parameter_error(exc.field, exc.code, exc.message) from None
-    report = unsaved.unsaved_report(db.session(), site.id, definition, rng)
-    return json_response(report.as_json(site.currency))
-
-
-@bp.route("/funnels/<int:funnel_id>.json")
-@login_required
-def saved_funnel_json(site_id: int, funnel_id: int):
-    """A saved funnel over a date range."""
-    site = owned_site_or_404(site_id)
-    funnel = _owned_funnel(site, funnel_id)
-    rng = _json_range(site)
-    report = saved.saved_report(db.session(), funnel, definition_from_json(funnel.definition), rng)
-    return json_response(report.as_json(site.currency))
-
-
-def _journey_query(args: Mapping[str, str]) -> journeys.JourneyQuery:
-    """The journeys parameters or a 400 naming the parameter."""
-    try:
-        return journeys.parse_query(args)
-    except ParameterError as exc:
-        raise parameter_error(exc.field, exc.code, exc.message) from None
-
-
-@bp.route("/journeys.json")
-@login_required
-def journeys_json(site_id: int):
-    """The top journeys of a date range."""
-    site = owned_site_or_404(site_id)
-    rng = _json_range(site)
-    query = _journey_query(request.args)
-    sessions.catch_up(db.session())
-    return json_response(journeys.top_journeys(db.session(), site.id, rng, query))
-
-
-@bp.route("/journeys/next.json")
-@login_required
-def next_steps_json(site_id: int):
-    """Where visitors go next from one path."""
-    site = owned_site_or_404(site_id)
-    rng = _json_range(site)
-    query = _journey_query(request.args)
-    path = request.args.get("path") or ""
-    if not path.startswith("/"):
-        raise parameter_error("path", "invalid_path", "path must be a page path starting with /")
-    sessions.catch_up(db.session())
-    return json_response(journeys.next_steps(db.session(), site.id, rng, path, query))
 
 
 # ----------------------------------------------------------------------------- pages
@@ -314,7 +244,7 @@ def journeys_page(site_id: int):
         query = journeys.parse_query(request.args)
     except ParameterError as exc:
         abort(400, description=f"{exc.field}: {exc.message}")
-    sessions.catch_up(db.session())
+    freshness.catch_up_sessions(db.session())
     top = journeys.top_journeys(db.session(), site.id, rng, query)
     path = request.args.get("path") or ""
     following = None

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from flask import (
     Blueprint,
-    current_app,
     flash,
-    jsonify,
     redirect,
     render_template,
     request,
@@ -15,10 +13,9 @@ from flask import (
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
-from .. import erasure, live
+from .. import erasure
 from ..accounts.access import owned_site_or_404
 from ..extensions import db
-from ..ingest.refusals import recorder_for
 from ..models import Event
 from .forms.accounts import EmptyForm, EraseForm
 
@@ -31,20 +28,6 @@ def page(site_id: int):
     """The live view on a page of its own."""
     site = owned_site_or_404(site_id)
     return render_template("live/page.html", site=site)
-
-
-@bp.route("/live.json")
-@login_required
-def feed(site_id: int):
-    """Events and refused requests after a cursor, newest first (polled by live.js)."""
-    site = owned_site_or_404(site_id)
-    after = live.parse_cursor(request.args.get("after"))
-    filters = live.parse_filters(request.args)
-    # What this process has recorded but not yet written, so the view is current.
-    recorder_for(current_app.extensions).flush(db.engine)
-    response = jsonify(live.feed(site, after, filters))
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 @bp.route("/live/clear-test", methods=["POST"])

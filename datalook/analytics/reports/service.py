@@ -20,14 +20,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from flask import current_app
 from sqlalchemy import func, select
 
 from ...extensions import db
 from ...models import Event, Site
 from .. import settled
 from ..ranges import DateRange
-from ..rollups import fold as summaries
 from ..rollups.models import (
     HourlyTotals,
 )
@@ -39,7 +37,6 @@ from .totals import exact_limit, rules_of, totals_of
 
 __all__ = [
     "breakdown",
-    "catch_up",
     "exact_limit",
     "first_day_utc",
     "property_keys",
@@ -89,14 +86,3 @@ def recent_events(site_id: int, limit: int = 20) -> list[Event]:
             .limit(limit)
         )
     )
-
-
-def catch_up(max_batches: int | None = 10) -> None:
-    """Fold the events stored since the last fold (a bounded number: a backlog is the fold
-    thread's work), then start a fresh read. A failing fold is logged and the report is
-    served from the summaries as they are."""
-    try:
-        summaries.catch_up(db.engine, current_app.instance_path, max_batches)
-    except Exception:  # the page must not fail because the fold did
-        log.exception("analytics: catching up before a report failed")
-    db.session.commit()  # a SQLite read transaction begun earlier would miss the fold

@@ -1,0 +1,149 @@
+"""Every report as JSON or CSV: one route each, one parser of their parameters, one handler
+of a bad parameter.
+
+A request goes: the site the principal may read (accounts.access) → its parameters
+(analytics.query.parse, which raises ParameterError) → the report → JSON or CSV. A bad
+parameter answers the JSON envelope naming it (a 400 page for a CSV download).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, current_app, request
+from flask_login import login_required
+from werkzeug.exceptions import BadRequest
+
+from .. import live
+from ..accounts.access import current_principal, site_or_404
+from ..analytics import freshness, journeys
+from ..analytics.funnels import repository, saved, unsaved
+from ..analytics.funnels.definition import definition_from_json
+from ..analytics.funnels.models import Funnel
+from ..analytics.parameters import ParameterError
+from ..analytics.query import parse
+from ..analytics.reports import serialise
+from ..analytics.reports import service as reports
+from ..envelope import json_response, parameter_error
+from ..extensions import db
+from ..ingest.refusals import recorder_for
+from ..models import Site
+
+bp = Blueprint("reports_api", __name__, url_prefix="/sites/<int:site_id>")
+
+
+@bp.errorhandler(ParameterError)
+def bad_parameter(exc: ParameterError):
+    """A bad report parameter: the JSON envelope naming it, or a 400 page for a download."""
+    if request.path.endswith(".json"):
+        return current_app.handle_http_exception(parameter_error(exc.field, exc.code, exc.message))
+    return current_app.handle_http_exception(BadRequest(f"{exc.field}: {exc.message}"))
+
+
+def _site(site_id: int) -> Site:
+    """The site whose reports the principal of this request may read, or 404."""
+    return site_or_404(current_principal(), site_id, "read")
+
+
+def _caught_up_site(site_id: int) -> Site:
+    """The readable site, after folding the events stored since the last fold."""
+    _site(site_id)
+    freshness.catch_up_summaries()
+    return _site(site_id)
+
+
+@bp.route("/stats.json")
+@login_required
+def stats_json(site_id: int):
+    """The reports as JSON (the documented contract)."""
+    site = _caught_up_site(site_id)
+    query = parse(site, request.args, "stats")
+    return serialise.stats_json(site, reports.stats(site, query.range))
+
+
+@login_required
+def report_csv(site_id: int, report: str):
+    """One report as a CSV download, for the range in the URL."""
+    site = _caught_up_site(site_id)
+    query = parse(site, request.args, "csv")
+    stats = reports.stats(site, query.range)
+    rows = reports.breakdown(site, query.range, query.key) if report == "breakdown" else None
+    text = serialise.csv_text(report, site, stats, rows if query.key else None)
+    rng = query.range
+    name = f"{site.domain}-{report}-{rng.first.isoformat()}-{rng.last.isoformat()}.csv"
+    return Response(
+        text,
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+# One fixed URL per report (the report is a default, not a URL part to be guessed).
+for _name in serialise.REPORTS:
+    bp.add_url_rule(f"/reports/{_name}.csv", "report_csv", report_csv, defaults={"report": _name})
+
+
+def _site_funnel(site: Site, funnel_id: int) -> Funnel:
+    """A saved funnel of a readable site, or 404."""
+    funnel = repository.site_funnel(db.session(), site.id, funnel_id)
+    if funnel is None:
+        abort(404)
+    return funnel
+
+
+@bp.route("/funnel.json")
+@login_required
+def funnel_json(site_id: int):
+    """An unsaved funnel over a date range."""
+    site = _site(site_id)
+    query = parse(site, request.args, "funnel")
+    report = unsaved.unsaved_report(db.session(), site.id, query.steps, query.range)
+    return json_response(report.as_json(site.currency))
+
+
+@bp.route("/funnels/<int:funnel_id>.json")
+@login_required
+def saved_funnel_json(site_id: int, funnel_id: int):
+    """A saved funnel over a date range."""
+    site = _site(site_id)
+    funnel = _site_funnel(site, funnel_id)
+    query = parse(site, request.args, "saved_funnel")
+    definition = definition_from_json(funnel.definition)
+    report = saved.saved_report(db.session(), funnel, definition, query.range)
+    return json_response(report.as_json(site.currency))
+
+
+@bp.route("/journeys.json")
+@login_required
+def journeys_json(site_id: int):
+    """The top journeys of a date range."""
+    site = _site(site_id)
+    query = parse(site, request.args, "journeys")
+    freshness.catch_up_sessions(db.session())
+    answer = journeys.top_journeys(db.session(), site.id, query.range, query.journey_query)
+    return json_response(answer)
+
+
+@bp.route("/journeys/next.json")
+@login_required
+def next_steps_json(site_id: int):
+    """Where visitors go next from one path."""
+    site = _site(site_id)
+    query = parse(site, request.args, "next_steps")
+    freshness.catch_up_sessions(db.session())
+    answer = journeys.next_steps(
+        db.session(), site.id, query.range, query.start_path, query.journey_query
+    )
+    return json_response(answer)
+
+
+@bp.route("/live.json")
+@login_required
+def live_json(site_id: int):
+    """Events and refused requests after a cursor, newest first (polled by live.js)."""
+    site = _site(site_id)
+    after = live.parse_cursor(request.args.get("after"))
+    filters = live.parse_filters(request.args)
+    # What this process has recorded but not yet written, so the view is current.
+    recorder_for(current_app.extensions).flush(db.engine)
+    response = json_response(live.feed(site, after, filters))
+    response.headers["Cache-Control"] = "no-store"
+    return response
