@@ -31,7 +31,8 @@ from datalook.ingest import collect as collect_module
 from datalook.ingest import schema as event_schema
 from datalook.ingest import storage
 from datalook.models import Site
-from datalook.openapi import reports as described
+from datalook.openapi import report_parameters as described
+from datalook.openapi import reports as described_reports
 from tests.conftest import add_site, sign_up
 from tests.factories import make_key
 from tests.test_funnels_api import save_funnel
@@ -109,7 +110,27 @@ def problems(document: dict, path: str, method: str, response) -> list[str]:
     schema = content[response.mimetype]["schema"]
     body = response.get_json() if response.is_json else response.get_data(as_text=True)
     errors = validator(document, schema).iter_errors(body)
-    return found + [f"{status} body at {list(e.absolute_path)}: {e.message}" for e in errors]
+    found += [f"{status} body at {list(e.absolute_path)}: {e.message}" for e in errors]
+    if "x-parameter-errors" in documented:
+        found += parameter_problems(documented["x-parameter-errors"], body)
+    return found
+
+
+def parameter_problems(listed: dict, body) -> list[str]:
+    """A report's 400 against the codes its documentation lists: the envelope's code, one
+    item, and a (parameter, code) pair of that report."""
+    error = body.get("error", {}) if isinstance(body, dict) else {}
+    items = error.get("errors") or []
+    found = []
+    if error.get("code") != listed["code"]:
+        found.append(f"400 code {error.get('code')!r}, documented {listed['code']!r}")
+    if len(items) != 1:
+        found.append(f"400 has {len(items)} items in errors, documented 1")
+    for item in items:
+        pair = (item.get("field"), item.get("code"))
+        if pair[1] not in listed["fields"].get(pair[0], []):
+            found.append(f"400 names {pair[0]}/{pair[1]}, not documented for this report")
+    return found
 
 
 def _errors(schema: dict, value) -> list:
@@ -602,6 +623,39 @@ def test_other_users_get_404_and_visitors_get_401(app, client, shop):
                 found.append(f"{url}: {response.status_code}, wanted {status}")
             found += [f"{url}: {p}" for p in problems(document, path, "get", response)]
         assert anonymous.get(url).get_json()["error"]["code"] == "unauthorized"
+    assert found == []
+
+
+# Each endpoint of the description's tables, by its path under the site.
+ENDPOINTS = {
+    "stats": "stats.json",
+    "funnel": "funnel.json",
+    "saved_funnel": "funnels/{funnel_id}.json",
+    "journeys": "journeys.json",
+    "next_steps": "journeys/next.json",
+    "live": "live.json",
+}
+
+
+def test_each_report_answers_the_example_of_its_400(client, shop):
+    site_id, _key, funnel_id = shop
+    document = spec(client)
+    assert (
+        set(ENDPOINTS)
+        == set(described.ENDPOINT_ERRORS)
+        == set(described_reports.BAD_REQUEST_EXAMPLES)
+    )
+    found = []
+    for endpoint, report in ENDPOINTS.items():
+        path = f"{SITE}/{report}"
+        media = document["paths"][path]["get"]["responses"]["400"]["content"]["application/json"]
+        query = described_reports.BAD_REQUEST_EXAMPLES[endpoint][0]
+        url = f"/sites/{site_id}/{report.replace('{funnel_id}', str(funnel_id))}"
+        response = client.get(f"{url}?{urlencode(query)}")
+        found += [f"{url}: {p}" for p in problems(document, path, "get", response)]
+        documented = [example["value"] for example in media["examples"].values()]
+        if documented != [response.get_json()]:
+            found.append(f"{url}: answered {response.get_json()}, documented {documented}")
     assert found == []
 
 

@@ -12,10 +12,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import update
 
-from datalook.analytics import ranges
+from datalook.analytics import freshness, ranges
 from datalook.analytics.funnels import repository as funnel_store
 from datalook.analytics.funnels.definition import parse_definition
-from datalook.analytics import freshness
 from datalook.extensions import db
 from datalook.models import Event, Site
 from tests.conftest import add_site, sign_up

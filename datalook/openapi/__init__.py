@@ -1,13 +1,15 @@
 """The OpenAPI 3.1 description of DataLook's public HTTP API, in one document.
 
 Three parts, each in its module: the server ingestion API and the probes (ingestion), the
-browser endpoint (collect), and a site's reports as JSON for its owner (reports). Each
-reads its facts (fields, bounds, names, caps) from the code that enforces them.
+browser endpoint (collect), and a site's reports as JSON for its owner (reports: the paths
+and answers; report_parameters: the query parameters and their error codes; report_schemas:
+the answers' schemas). Each reads its facts (fields, bounds, names, caps) from the code that
+enforces them. Every error answer is the one `Error` envelope.
 """
 
 from __future__ import annotations
 
-from . import collect, ingestion, reports
+from . import collect, ingestion, report_parameters, report_schemas, reports
 from .ingestion import ERROR_CODES, FIELD_ERROR_CODES, WARNING_CODES
 
 __all__ = ["ERROR_CODES", "FIELD_ERROR_CODES", "WARNING_CODES", "document"]
@@ -59,9 +61,9 @@ def document(
                 "bearerAuth": ingestion.bearer_scheme(),
                 "sessionCookie": reports.session_scheme(session_cookie),
             },
-            "schemas": {**parts["schemas"], **reports.schemas()},
+            "schemas": {**parts["schemas"], **report_schemas.schemas()},
             "headers": {**parts["headers"], **collect.headers()},
             "responses": {**parts["responses"], **reports.responses()},
-            "parameters": reports.parameters(),
+            "parameters": report_parameters.parameters(),
         },
     }

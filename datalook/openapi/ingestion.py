@@ -248,7 +248,8 @@ def _schemas() -> dict:
         },
         "Error": {
             "type": "object",
-            "description": "The one error envelope of the API.",
+            "description": "The one error envelope of the API: the body of every error "
+            "answer, whatever the endpoint.",
             "required": ["error"],
             "properties": {
                 "error": {
@@ -259,8 +260,15 @@ def _schemas() -> dict:
                         "message": message,
                         "errors": {
                             "type": "array",
-                            "items": ref("schemas", "FieldError"),
-                            "description": "Every problem of the payload at once.",
+                            "items": {
+                                "anyOf": [
+                                    ref("schemas", "FieldError"),
+                                    ref("schemas", "ParameterError"),
+                                ]
+                            },
+                            "description": "An event or a batch: every problem of the "
+                            "payload at once (FieldError). A report: its first bad query "
+                            "parameter (ParameterError).",
                         },
                         "limit": {
                             "type": "string",

@@ -42,7 +42,7 @@ def reports():
         "docs/reports.html",
         periods=ranges.PERIODS,
         default_period=ranges.DEFAULT_PERIOD,
-        errors=openapi.reports.ENDPOINT_ERRORS,
+        errors=openapi.report_parameters.ENDPOINT_ERRORS,
         funnels=funnels,
         journey_steps=(journeys.DEFAULT_STEPS, sessions.KEPT_STEPS, journeys.TOP),
         session_gap_minutes=int(sessions.GAP.total_seconds() // 60),

@@ -1,10 +1,49 @@
-"""The reports' figures as dataclasses: what stats(), breakdown() and the JSON contract share."""
+"""The reports' figures as dataclasses: what stats(), breakdown() and the JSON contract share.
+
+Beside each dataclass that stats.json writes, its JSON fields (TOTALS_JSON, RULE_JSON,
+SERIES_JSON, PAGE_JSON): the key, the attribute it is read from and its kind. serialise.py
+writes the answer from these tables and the OpenAPI description builds its schemas from
+them, so a field added here appears in both, in this order.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 from ..ranges import DateRange
+
+#: Decimals of a ratio in JSON (JsonKind.RATIO).
+RATIO_DECIMALS = 6
+
+
+class JsonKind(Enum):
+    """How a figure is written in JSON (and so how it is described)."""
+
+    COUNT = "count"  # a whole number, 0 or more
+    MONEY = "money"  # millionths, written as an exact decimal string in the site's currency
+    RATIO = "ratio"  # a number, 0 or more, rounded to RATIO_DECIMALS
+    FLAG = "flag"  # true or false
+    TEXT = "text"  # a string
+
+
+@dataclass(frozen=True)
+class JsonField:
+    """One key of a report's JSON object.
+
+    `description` is Markdown for the API description; a `{name}` in it is a fact that the
+    description fills in from a module this one cannot import (such as `{exact_limit}`).
+    """
+
+    name: str
+    kind: JsonKind
+    source: str | None = None  # the dataclass attribute it is read from; None: `name`
+    description: str | None = None
+
+    @property
+    def attribute(self) -> str:
+        """The dataclass attribute that holds the value."""
+        return self.source or self.name
 
 
 @dataclass(frozen=True)
@@ -33,6 +72,30 @@ class Totals:
         return self.events_without_visitor / self.events if self.events else 0.0
 
 
+#: stats.json's `totals` and `previous`.
+TOTALS_JSON = (
+    JsonField("events", JsonKind.COUNT),
+    JsonField("pageviews", JsonKind.COUNT),
+    JsonField("clicks", JsonKind.COUNT),
+    JsonField("custom", JsonKind.COUNT),
+    JsonField("conversions", JsonKind.COUNT, description="Success events."),
+    JsonField(
+        "visitors",
+        JsonKind.COUNT,
+        description="Distinct visitors (`success_user_id`, or the browser's cookieless daily "
+        "id); events without one are not visitors.",
+    ),
+    JsonField(
+        "visitors_exact",
+        JsonKind.FLAG,
+        description="False when `visitors` is a HyperLogLog estimate (error within about 1%): "
+        "the range holds more than {exact_limit} events (the server's default limit).",
+    ),
+    JsonField("revenue", JsonKind.MONEY, "revenue_micros"),
+    JsonField("events_without_visitor", JsonKind.COUNT),
+)
+
+
 @dataclass(frozen=True)
 class RuleRow:
     """One success rule's figures in the range."""
@@ -51,6 +114,21 @@ class RuleRow:
         return self.revenue_micros // self.conversions if self.conversions else 0
 
 
+#: One item of stats.json's `rules`.
+RULE_JSON = (
+    JsonField("name", JsonKind.TEXT),
+    JsonField("conversions", JsonKind.COUNT),
+    JsonField("converters", JsonKind.COUNT, description="Distinct visitors."),
+    JsonField(
+        "conversion_rate",
+        JsonKind.RATIO,
+        description=f"converters / visitors of the range ({RATIO_DECIMALS} decimals; 0 without "
+        "visitors).",
+    ),
+    JsonField("revenue", JsonKind.MONEY, "revenue_micros"),
+)
+
+
 @dataclass(frozen=True)
 class SeriesPoint:
     """One bucket of the chart."""
@@ -62,6 +140,16 @@ class SeriesPoint:
     revenue_micros: int
 
 
+#: One item of stats.json's `series`.
+SERIES_JSON = (
+    JsonField("start", JsonKind.TEXT, "label"),
+    JsonField("events", JsonKind.COUNT),
+    JsonField("visitors", JsonKind.COUNT),
+    JsonField("conversions", JsonKind.COUNT),
+    JsonField("revenue", JsonKind.MONEY, "revenue_micros"),
+)
+
+
 @dataclass(frozen=True)
 class PageRow:
     """One page path's events and visitors."""
@@ -69,6 +157,14 @@ class PageRow:
     page_path: str
     events: int
     visitors: int
+
+
+#: One item of stats.json's `pages`.
+PAGE_JSON = (
+    JsonField("page_path", JsonKind.TEXT),
+    JsonField("events", JsonKind.COUNT),
+    JsonField("visitors", JsonKind.COUNT),
+)
 
 
 @dataclass(frozen=True)

@@ -1,28 +1,40 @@
-"""The reports as the stats.json contract and as CSV tables."""
+"""The reports as the stats.json contract and as CSV tables.
+
+stats.json's rows are written from the JSON field tables of model.py, the same tables that
+the OpenAPI description builds their schemas from.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 
 from ...models import Site
 from ..money import decimal_string
-from .model import BreakdownRow, Stats, Totals
+from . import model  # its JSON field tables, read when called (as the API description does)
+from .model import RATIO_DECIMALS, BreakdownRow, JsonField, JsonKind, Stats, Totals
+
+
+def _value(field: JsonField, row: object, currency: str) -> object:
+    """One field of a row as JSON writes it: money as an exact decimal string, ratios
+    rounded."""
+    value = getattr(row, field.attribute)
+    if field.kind is JsonKind.MONEY:
+        return decimal_string(value, currency)
+    if field.kind is JsonKind.RATIO:
+        return round(value, RATIO_DECIMALS)
+    return value
+
+
+def row_json(fields: Iterable[JsonField], row: object, currency: str) -> dict:
+    """One row (a dataclass of model.py) as the JSON object its field table describes."""
+    return {field.name: _value(field, row, currency) for field in fields}
 
 
 def _totals_json(totals: Totals, currency: str) -> dict:
     """The totals object of stats.json."""
-    return {
-        "events": totals.events,
-        "pageviews": totals.pageviews,
-        "clicks": totals.clicks,
-        "custom": totals.custom,
-        "conversions": totals.conversions,
-        "visitors": totals.visitors,
-        "visitors_exact": totals.visitors_exact,
-        "revenue": decimal_string(totals.revenue_micros, currency),
-        "events_without_visitor": totals.events_without_visitor,
-    }
+    return row_json(model.TOTALS_JSON, totals, currency)
 
 
 def stats_json(site: Site, stats: Stats) -> dict:
@@ -36,30 +48,9 @@ def stats_json(site: Site, stats: Stats) -> dict:
         "to": stats.range.last.isoformat(),
         "totals": _totals_json(stats.totals, currency),
         "previous": _totals_json(stats.previous, currency),
-        "rules": [
-            {
-                "name": rule.name,
-                "conversions": rule.conversions,
-                "converters": rule.converters,
-                "conversion_rate": round(rule.conversion_rate, 6),
-                "revenue": decimal_string(rule.revenue_micros, currency),
-            }
-            for rule in stats.rules
-        ],
-        "series": [
-            {
-                "start": point.label,
-                "events": point.events,
-                "visitors": point.visitors,
-                "conversions": point.conversions,
-                "revenue": decimal_string(point.revenue_micros, currency),
-            }
-            for point in stats.series
-        ],
-        "pages": [
-            {"page_path": page.page_path, "events": page.events, "visitors": page.visitors}
-            for page in stats.pages
-        ],
+        "rules": [row_json(model.RULE_JSON, rule, currency) for rule in stats.rules],
+        "series": [row_json(model.SERIES_JSON, point, currency) for point in stats.series],
+        "pages": [row_json(model.PAGE_JSON, page, currency) for page in stats.pages],
     }
 
 
