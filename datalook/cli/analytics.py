@@ -9,6 +9,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from ..analytics import catch_up as derive
+from ..analytics import worker
 from ..analytics.rollups import fold as summaries
 from ..extensions import db
 from ..keys import apikeys
@@ -34,13 +35,13 @@ def analytics_rebuild(domain: str) -> None:
 @click.option(
     "--interval",
     type=click.FloatRange(0.1, 3600),
-    default=summaries.INTERVAL_S,
+    default=worker.INTERVAL_S,
     show_default=True,
     help="Seconds between folds.",
 )
 def analytics_fold(interval: float) -> None:
     """Fold new events into the report summaries every --interval seconds, until stopped."""
-    folder = summaries.folder_for(current_app._get_current_object())  # type: ignore[attr-defined]
+    folder = worker.folder_for(current_app._get_current_object())  # type: ignore[attr-defined]
     if folder is None:
         raise click.ClickException("this app has no database")
     folder.interval = interval

@@ -30,9 +30,11 @@ from sqlalchemy import String, and_, case, distinct, func, or_, select, type_coe
 from ...extensions import db
 from ...models import Event, Site, SuccessRule
 from .. import settled, sketches
+from ..funnels.matching import is_visitor
 from ..ranges import Bucket, DateRange
-from ..rollups import fold as summaries
-from ..rollups.fold import Accumulator, is_visitor
+from ..rollups import accumulate as summaries
+from ..rollups import fold
+from ..rollups.accumulate import Accumulator
 from ..rollups.models import (
     HourlyPage,
     HourlyProperty,
@@ -711,7 +713,7 @@ def catch_up(max_batches: int | None = 10) -> None:
     thread's work), then start a fresh read. A failing fold is logged and the report is
     served from the summaries as they are."""
     try:
-        summaries.catch_up(db.engine, current_app.instance_path, max_batches)
+        fold.catch_up(db.engine, current_app.instance_path, max_batches)
     except Exception:  # the page must not fail because the fold did
         log.exception("analytics: catching up before a report failed")
     db.session.commit()  # a SQLite read transaction begun earlier would miss the fold
