@@ -10,8 +10,6 @@ funnels) is corrected in the same commit as the deletion, or not at all.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
@@ -19,7 +17,8 @@ from sqlalchemy import ColumnElement, Delete, delete, func, select
 from sqlalchemy.orm import Session
 
 from .analytics import forget as derived
-from .analytics.rollups import fold as summaries
+from .analytics.deletions import DeletedEvents, OnEventsDeleted
+from .analytics.rollups import forget as rollups
 from .extensions import db
 from .ingest.refusals import recorder_for
 from .models import AuditEntry, Event, RefusedRequest, Site, utcnow
@@ -28,30 +27,12 @@ from .sql.connections import write_lock
 MAX_USER_ID = 256
 
 
-@dataclass(frozen=True, slots=True)
-class DeletedEvents:
-    """What a deletion removed, for subscribers that keep summaries of the events.
-
-    `first_hour` and `last_hour` bound the UTC hours (truncated occurred_at) of the deleted
-    events; `visitor_id` is set when one visitor was erased; `only_test` when only test
-    events (which no report counts) were deleted.
-    """
-
-    site_id: int
-    count: int
-    first_hour: datetime | None
-    last_hour: datetime | None
-    visitor_id: str | None = None
-    only_test: bool = False
-    # SQL: the events about to be deleted (still readable when the subscribers run).
-    where: ColumnElement[bool] | None = None
-
-
-# Subscribers: called as hook(session, deleted) inside the deleting transaction, before the
-# DELETE; one that raises rolls the deletion back. The report rollups take the events out,
-# and the derived sessions and funnel rows of the events go with them.
-ON_EVENTS_DELETED: list[Callable[[Session, DeletedEvents], None]] = [
-    summaries.forget_deleted,
+# Subscribers (the contract: analytics.deletions): called as hook(session, deleted) inside
+# the deleting transaction, before the DELETE; one that raises rolls the deletion back. The
+# report rollups take the events out, and the derived sessions and funnel rows of the
+# events go with them.
+ON_EVENTS_DELETED: list[OnEventsDeleted] = [
+    rollups.forget_deleted,
     derived.forget_deleted,
 ]
 

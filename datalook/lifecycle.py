@@ -36,4 +36,5 @@ def worker_started(app: object) -> None:
         # its own thread, so that no writer waits for a checkpoint.
         wal_checkpoints.start_for(app)
         # The report fold is not a worker's job: scripts/serve.sh runs `flask analytics fold`
-        # beside the server at low priority, so that it never takes CPU from the workers.
+        # (analytics.worker) beside the server at low priority, so that it never takes CPU
+        # from the workers.

@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from datalook.analytics import worker
+from datalook.analytics.rollups import accumulate
 from datalook.analytics.rollups import fold as summaries
 from datalook.extensions import db
 from datalook.models import Site
@@ -250,16 +252,16 @@ def test_a_fold_with_a_stale_cursor_writes_nothing(app, owner):
         store(owner, [Sample(datetime(2026, 6, 1), "pageview", "u")])
         engine = db.engine
         with engine.begin() as connection:
-            last, version = summaries._read_cursor(connection)
+            seen = summaries.position(connection)
         assert summaries.fold_once(engine) == 1
         with engine.begin() as connection:  # a second writer that read the old version
-            assert summaries._claim(connection, version, last + 1) is False
+            assert summaries.claim(connection, seen, seen.last_event_id + 1) is False
 
 
 def fold_row(event_id: int, received_at: datetime) -> tuple:
     """A fold row: its id, and its received_at where the fold's columns put it."""
-    values: list = [event_id] + [None] * (len(summaries.EVENT_COLUMNS) - 1)
-    values[summaries.RECEIVED_AT] = received_at
+    values: list = [event_id] + [None] * (len(accumulate.EVENT_COLUMNS) - 1)
+    values[accumulate.RECEIVED_AT] = received_at
     return tuple(values)
 
 
@@ -329,11 +331,11 @@ def test_the_docs_describe_the_reports(client):
 def test_the_fold_thread_leads_once_per_host_and_folds(owner, app):
     with app.app_context():
         store(owner, [Sample(datetime(2026, 6, 1), "pageview", f"u{i}") for i in range(30)])
-    first = summaries.start_for(app)
-    second = summaries.Folder(app, first.lead_path)  # another worker of the same database
+    first = worker.start_for(app)
+    second = worker.Folder(app, first.lead_path)  # another worker of the same database
     second.start()
     try:
-        assert first is summaries.start_for(app)  # started once per app
+        assert first is worker.start_for(app)  # started once per app
         assert first.leading.wait(5)
         assert not second.leading.wait(1.5)  # the other waits for the lead
         with app.app_context():

@@ -19,6 +19,7 @@ from sqlalchemy import event, func, select, text
 
 from datalook import erasure
 from datalook.analytics import catch_up as derive
+from datalook.analytics import worker
 from datalook.analytics.funnels import derivation as funnel_derivations
 from datalook.analytics.funnels import read_catch_up
 from datalook.analytics.funnels import repository as funnel_repository
@@ -505,7 +506,7 @@ def test_a_bounded_tick_leaves_the_rest_for_the_next_and_summaries_still_fold(si
     app, client, site_id = site
     monkeypatch.setattr(funnel_derivations, "DERIVE_BATCH", 10)
     monkeypatch.setattr(funnel_derivations, "PURGE_ROWS", 5)
-    monkeypatch.setattr(summaries, "TICK_SECONDS", 0)  # one batch of each per tick
+    monkeypatch.setattr(worker, "TICK_SECONDS", 0)  # one batch of each per tick
     monkeypatch.setattr(read_catch_up, "REPORT_CATCH_UP_LIMIT", 20)
     store(app, site_id, random_events(6, 60))
     funnel_id = save_funnel(client, site_id, "Checkout", STEPS)
@@ -519,7 +520,7 @@ def test_a_bounded_tick_leaves_the_rest_for_the_next_and_summaries_still_fold(si
     with app.app_context():
         newest = db.session.scalar(select(func.max(Event.id)))
         engine = db.engine
-    folder = summaries.folder_for(app)
+    folder = worker.folder_for(app)
 
     positions, purged = [0], []
     while positions[-1] < newest or derivation_exists(app, old):

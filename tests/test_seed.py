@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from datalook.analytics import sessions
+from datalook.analytics import sessions, worker
 from datalook.analytics.funnels.derivation import current, cursor_name
 from datalook.analytics.funnels.models import DerivedCursor, FunnelAttempt, VisitorSession
 from datalook.analytics.rollups import fold as summaries
@@ -148,7 +148,7 @@ def test_the_fold_process_derives_sessions_and_saved_funnels(app, client, owner)
     funnel = save_funnel(client, owner, "Two", [{"event_name": "pageview", "page_path": "/"}] * 2)
     now = utcnow().replace(microsecond=0)
     store(app, owner, [E("u:1", now), E("u:1", now + timedelta(seconds=5), path="/pricing")])
-    folder = summaries.folder_for(app)
+    folder = worker.folder_for(app)
     folder._tick()  # one tick of `flask analytics fold`
     with app.app_context():
         newest = db.session.scalar(select(func.max(Event.id)))

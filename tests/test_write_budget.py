@@ -19,7 +19,7 @@ def hold_writers_lock(database: str, seconds: float) -> subprocess.Popen:
     """Another process holds the database's writers' lock (a writer stuck ahead) for a while."""
     code = (
         "import sys, time\n"
-        "from datalook import filelock\n"
+        "from datalook.sql import filelock\n"
         "with filelock.for_database(sys.argv[1]).hold():\n"
         "    print('held', flush=True)\n"
         "    time.sleep(float(sys.argv[2]))\n"

@@ -1,15 +1,33 @@
-"""Cursors over events.id for tables derived from the events, and their catch-up.
+"""Cursors over events.id for the tables derived from the events: one protocol for all.
 
-``derive_in_two_phases`` reads and computes outside any write transaction (a WAL reader
-blocks nobody), then takes the writers' lock only to store the result, and only if the
-cursor is exactly as it was read (its position and its ``updated_at``, which every
-catch-up, every erasure and every retirement of a funnel derivation moves); otherwise it
-starts over. So two processes never store the same events twice, and on SQLite no event
-writer waits while a derivation computes.
+Every table derived from the events (the report rollups, the kind index, the sessions, the
+saved funnels' rows) keeps a cursor: a named row of a cursor table holding the last event
+id it has taken and a version. Each follows the same protocol (``CursorTable``):
 
-On SQLite ids become visible in order. A PostgreSQL sequence hands out ids before their
-transactions commit, so a gap may still fill: a gap is skipped only once the event after it
-was received more than GAP_GRACE ago (a gap that old is a rolled-back insert).
+1. read the cursor's Position (its last event id and its version), and read and compute
+   from the events after it outside any write transaction (a WAL reader blocks nobody);
+2. store the result in a short transaction, under the writers' lock, that claims the
+   cursor (``claim``): moves it, and its version, only if it is still exactly at the
+   Position read; a writer that finds it moved rolls back and starts over. So two
+   processes never store the same events twice, and on SQLite no event writer waits while
+   a derivation computes;
+3. whatever changes what a computation begun earlier would store (an erasure, a retired
+   funnel derivation, a rebuild) moves the version too (``bump``, or a claim that does not
+   move the position), so that computation starts over.
+
+The version is the rollups' integer `version` (analytics_cursor, which counts every move),
+or, in derived_cursors, `updated_at` (the time of the last move).
+
+Ids and commit order (``safe_prefix``): on SQLite ids become visible in order. A
+PostgreSQL sequence hands out ids before their transactions commit, so a gap may still
+fill: a gap is stepped over only once the event after it was received more than GAP_GRACE
+ago (a gap that old is a rolled-back insert, or a duplicate skipped by ON CONFLICT), or,
+for a caller that asks (``settled_id``), at once when it lies below an id that no open
+transaction can still commit.
+
+``derive_in_two_phases`` runs the protocol batch by batch on the ORM session (kinds,
+sessions, funnels); the rollups' fold (analytics.rollups.fold) runs it on connections of
+its own, reading the event rows in the same snapshot as the cursor.
 """
 
 from __future__ import annotations
@@ -17,9 +35,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,51 +46,132 @@ from ..sql.connections import write_lock
 from .funnels.models import DerivedCursor
 
 GAP_GRACE = timedelta(seconds=5)
+BATCH = 20_000
 Derived = TypeVar("Derived")
 
 
+class Position(NamedTuple):
+    """Where a cursor stood when it was read."""
+
+    last_event_id: int
+    version: Any  # an int (a counter) or a datetime (the last move): see CursorTable
+
+
+class CursorTable:
+    """A table of named cursors (name, last_event_id, updated_at) and the claims on them.
+
+    `counter`: the table counts every move in an integer `version` column (and also
+    stamps `updated_at`); without, `updated_at` itself is the version. `bind` below is a
+    Session or a Connection: the claim and the bump run in its transaction.
+    """
+
+    def __init__(self, model: Any, counter: bool = False) -> None:
+        self.model = model
+        self.counter = counter
+        self.version = model.version if counter else model.updated_at
+
+    def ensure(self, session: Session, name: str) -> None:
+        """Create the cursor at 0 if it does not exist (commits; a racing creator is fine)."""
+        if session.get(self.model, name) is not None:
+            return
+        session.add(self.model(name=name, last_event_id=0, updated_at=utcnow()))
+        try:
+            session.commit()
+        except IntegrityError:  # another process created it first
+            session.rollback()
+
+    def _select(self, name: str):
+        """The position and version of one cursor."""
+        return select(self.model.last_event_id, self.version).where(self.model.name == name)
+
+    def _position(self, row) -> Position:
+        """A selected row as a Position."""
+        return Position(int(row[0]), int(row[1]) if self.counter else row[1])
+
+    def read(self, bind, name: str) -> Position | None:
+        """The cursor's position, without locking it; None when there is no such cursor
+        (any more)."""
+        row = bind.execute(self._select(name)).one_or_none()
+        return None if row is None else self._position(row)
+
+    def read_existing(self, bind, name: str) -> Position:
+        """The position of a cursor that must exist (NoResultFound otherwise)."""
+        return self._position(bind.execute(self._select(name)).one())
+
+    def claim(self, bind, name: str, seen: Position, to: int | None = None) -> bool:
+        """Move the cursor to `to` (None: leave the position) and its version on, if it is
+        still at `seen`; whether it was. Locks its row until the transaction ends."""
+        values: dict[str, Any] = {"updated_at": utcnow()}
+        if self.counter:
+            values["version"] = seen.version + 1
+        if to is not None:
+            values["last_event_id"] = to
+        result = bind.execute(
+            update(self.model)
+            .where(
+                self.model.name == name,
+                self.model.last_event_id == seen.last_event_id,
+                self.version == seen.version,
+            )
+            .values(**values)
+        )
+        return result.rowcount == 1
+
+    def bump(self, bind, name: str | None = None) -> None:
+        """Move the version of one cursor (None: of every cursor of the table) on, wherever
+        it stands: a computation that read it before starts over."""
+        values: dict[str, Any] = {"updated_at": utcnow()}
+        if self.counter:
+            values["version"] = self.model.version + 1
+        statement = update(self.model)
+        if name is not None:
+            statement = statement.where(self.model.name == name)
+        bind.execute(statement.values(**values))
+
+
+# The cursors of the kind index, the sessions and the saved funnels' derivations.
+DERIVED = CursorTable(DerivedCursor)
+
+
 def ensure(session: Session, name: str) -> None:
-    """Create the cursor at 0 if it does not exist (commits; a racing creator is fine)."""
-    if session.get(DerivedCursor, name) is not None:
-        return
-    session.add(DerivedCursor(name=name, last_event_id=0, updated_at=utcnow()))
-    try:
-        session.commit()
-    except IntegrityError:  # another process created it first
-        session.rollback()
+    """Create the derived cursor at 0 if it does not exist (commits)."""
+    DERIVED.ensure(session, name)
 
 
 def invalidate(session: Session) -> None:
     """Make every derivation computed before now start over (inside the caller's transaction:
     an erasure deletes the rows it would otherwise store)."""
-    session.execute(update(DerivedCursor).values(updated_at=utcnow()))
+    DERIVED.bump(session)
 
 
 def touch(session: Session, name: str) -> None:
     """Make a derivation of this cursor computed before now start over (in the caller's
     transaction: its derived rows or their meaning change there)."""
-    session.execute(
-        update(DerivedCursor).where(DerivedCursor.name == name).values(updated_at=utcnow())
-    )
+    DERIVED.bump(session, name)
 
 
 def safe_prefix(
     cursor: int,
-    rows: Sequence[tuple[int, datetime]],
+    rows: Sequence[Sequence],
     now: datetime,
     ids_may_commit_out_of_order: bool,
+    settled_id: int = 0,
+    received_at: int = 1,
 ) -> int:
-    """How many of `rows` (id, received_at; ids ascending, all > cursor) may be taken now.
+    """How many of `rows` (ids ascending, all > cursor) may be taken now.
 
-    Stops before the first gap in the ids whose next event is younger than GAP_GRACE, when
-    ids may still commit out of order (PostgreSQL); otherwise every row is safe.
+    A row holds its event id first and its received_at at index `received_at`. Stops
+    before the first gap in the ids whose next event is younger than GAP_GRACE, when ids
+    may still commit out of order (PostgreSQL); otherwise every row is safe. A gap before
+    an id up to `settled_id` is final at once (see ``settled_id``).
     """
     if not ids_may_commit_out_of_order:
         return len(rows)
     expected = cursor + 1
-    for taken, (event_id, received_at) in enumerate(rows):
-        if event_id != expected and received_at > now - GAP_GRACE:
-            return taken
+    for taken, row in enumerate(rows):
+        event_id = row[0]
+        if event_id != expected and event_id > settled_id and row[received_at] > now - GAP_GRACE:
+            return taken  # an id before this one may still commit
         expected = event_id + 1
     return len(rows)
 
@@ -82,7 +181,27 @@ def out_of_order_ids(session: Session) -> bool:
     return session.get_bind().dialect.name != "sqlite"
 
 
-BATCH = 20_000
+# Write transactions open in this database now (each holds the lock on its own xid).
+_OPEN_WRITERS = text(
+    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+    " WHERE l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted"
+    " AND a.datname = current_database() AND l.pid <> pg_backend_pid()"
+)
+_LAST_ID = text("SELECT last_value FROM events_id_seq")
+
+
+def settled_id(connection) -> int:
+    """PostgreSQL: an id below which every gap is final (0 when that is not known).
+
+    Read the sequence's last value first, then look for open write transactions: if there
+    are none, every transaction that took an id up to that value has ended, so a missing
+    id is a rolled-back insert or a duplicate that ON CONFLICT skipped. Duplicates leave
+    such gaps all the time; without this each would hold a cursor back for GAP_GRACE.
+    """
+    last = connection.execute(_LAST_ID).scalar() or 0
+    if connection.execute(_OPEN_WRITERS).scalar():
+        return 0
+    return int(last)
 
 
 def _next_batch(session: Session, after: int, batch: int) -> tuple[int, int, bool]:
@@ -94,31 +213,6 @@ def _next_batch(session: Session, after: int, batch: int) -> tuple[int, int, boo
     take = safe_prefix(after, ids, utcnow(), out_of_order_ids(session))
     horizon = ids[take - 1][0] if take else after
     return take, horizon, take == len(ids) == batch
-
-
-def _read_position(session: Session, name: str) -> tuple[int, datetime] | None:
-    """The cursor's position and its version (``updated_at``), without locking it; None
-    when there is no such cursor (any more)."""
-    row = session.execute(
-        select(DerivedCursor.last_event_id, DerivedCursor.updated_at).where(
-            DerivedCursor.name == name
-        )
-    ).one_or_none()
-    return None if row is None else (int(row[0]), row[1])
-
-
-def _claim(session: Session, name: str, position: int, version: datetime, to: int) -> bool:
-    """Move the cursor to `to` if it is still at (position, version); locks its row."""
-    result = session.execute(
-        update(DerivedCursor)
-        .where(
-            DerivedCursor.name == name,
-            DerivedCursor.last_event_id == position,
-            DerivedCursor.updated_at == version,
-        )
-        .values(last_event_id=to, updated_at=utcnow())
-    )
-    return result.rowcount == 1  # type: ignore[attr-defined]
 
 
 def derive_in_two_phases(
@@ -147,11 +241,11 @@ def derive_in_two_phases(
     deadline = None if seconds is None else time.monotonic() + seconds
     passed = 0
     while True:
-        found = _read_position(session, name)
-        if found is None:  # gone with what it derived
+        seen = DERIVED.read(session, name)
+        if seen is None:  # gone with what it derived
             session.rollback()
             return passed
-        position, version = found
+        position = seen.last_event_id
         take, horizon, full = _next_batch(session, position, batch or BATCH)
         if take == 0:
             session.rollback()
@@ -159,7 +253,7 @@ def derive_in_two_phases(
         result = derive(session, position, horizon)
         session.rollback()  # end the read snapshot before writing
         with write_lock(engine.dialect, engine.url.database):
-            if not _claim(session, name, position, version, horizon):
+            if not DERIVED.claim(session, name, seen, horizon):
                 session.rollback()
                 continue  # another catch-up or an erasure came first: read again
             store(session, result)

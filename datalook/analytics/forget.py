@@ -2,21 +2,19 @@
 and attempts) goes with the events it came from: an erasure leaves no row naming the
 visitor, a retention cut-off none older than the events kept. Saved funnels' rows are
 corrected in every derivation of the site, retired ones too (they may wait a while to be
-purged)."""
+purged).
+
+A subscriber of erasure.ON_EVENTS_DELETED (the contract: analytics.deletions); the report
+rollups have their own (analytics.rollups.forget)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from . import cursors, kinds, sessions, settled
+from .deletions import DeletedEvents
 from .funnels.models import FunnelAttempt, FunnelDerivation, FunnelEvent, VisitorSession
-
-if TYPE_CHECKING:  # annotations only: erasure calls this module, not the other way round
-    from sqlalchemy.orm import Session
-
-    from ..erasure import DeletedEvents
 
 
 def forget_deleted(session: Session, deleted: DeletedEvents) -> None:

@@ -7,6 +7,7 @@ import time
 import click
 from flask import current_app
 
+from ..analytics import worker
 from ..analytics.rollups import fold as summaries
 from ..extensions import db
 from .common import CommandGroup, site_by_domain
@@ -29,13 +30,13 @@ def analytics_rebuild(domain: str) -> None:
 @click.option(
     "--interval",
     type=click.FloatRange(0.1, 3600),
-    default=summaries.INTERVAL_S,
+    default=worker.INTERVAL_S,
     show_default=True,
     help="Seconds between folds.",
 )
 def analytics_fold(interval: float) -> None:
     """Fold new events into the report summaries every --interval seconds, until stopped."""
-    folder = summaries.folder_for(current_app._get_current_object())  # type: ignore[attr-defined]
+    folder = worker.folder_for(current_app._get_current_object())  # type: ignore[attr-defined]
     if folder is None:
         raise click.ClickException("this app has no database")
     folder.interval = interval

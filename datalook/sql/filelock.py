@@ -5,6 +5,11 @@ so under load from several worker processes most of the time goes into sleeping.
 advisory `flock` on a companion file queues the writers in the kernel instead: a waiter
 wakes the moment the holder releases. SQLite's locking still guarantees correctness; this
 only removes the sleeping.
+
+This module holds the flock primitives of the package: WriteLock (an exclusive lock that
+threads and processes wait for and release around their work: the writers' lock of a
+database file, ``for_database``, or another lock file, ``for_path``) and ``try_flock``, on
+which the leaders of sql.leader build.
 """
 
 from __future__ import annotations
@@ -36,6 +41,15 @@ def _on_alarm(_signum, _frame) -> None:
         raise _Expired
 
 
+def try_flock(fd: int) -> bool:
+    """Take the exclusive flock on `fd` without waiting; False if another holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
 def _flock_within(fd: int, seconds: float) -> bool:
     """Take the flock on `fd` if it is free within `seconds`; whether it was taken.
 
@@ -43,11 +57,8 @@ def _flock_within(fd: int, seconds: float) -> bool:
     workers serve requests): a blocking flock, so the waiter still wakes the moment the lock
     is free, cut short by a one-shot alarm. On other threads (no signals there): short sleeps.
     """
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    if try_flock(fd):
         return True
-    except BlockingIOError:
-        pass
     if seconds <= 0:
         return False
     if threading.current_thread() is not threading.main_thread():
@@ -72,14 +83,11 @@ def _flock_within(fd: int, seconds: float) -> bool:
 
 def _flock_polling(fd: int, deadline: float) -> bool:
     """Try the flock until `deadline` (monotonic), sleeping a millisecond between tries."""
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.001)
+    while not try_flock(fd):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.001)
+    return True
 
 
 class WriteLock:
@@ -158,4 +166,16 @@ def for_database(path: str) -> WriteLock:
     lock = _database_locks.get(path)
     if lock is None:
         lock = _database_locks.setdefault(path, WriteLock(path + ".lock"))
+    return lock
+
+
+_path_locks: dict[str, WriteLock] = {}
+
+
+def for_path(path: str) -> WriteLock:
+    """The lock whose file is `path`, one per path and process (a lock held around longer
+    work than a write, such as the report fold's host lock)."""
+    lock = _path_locks.get(path)
+    if lock is None:
+        lock = _path_locks.setdefault(path, WriteLock(path))
     return lock

@@ -4,23 +4,21 @@ SQLite's automatic checkpoint runs inside the commit that fills the WAL past 1,0
 while that writer still holds the write lock (filelock), so every other writer waits for
 it: about 4 ms of copying and fsync every few hundred events, which set the p99 of
 POST /event in the benchmark. Instead, one thread per database, in whichever server worker
-wins an advisory lock, checkpoints every INTERVAL_S (see ``checkpoint``). Writers keep a
-far higher automatic threshold (AUTOCHECKPOINT_PAGES, set on every connection by
-database.py) as a safety net: should the thread stop, the WAL is still bounded.
+leads the host (sql.leader), checkpoints every INTERVAL_S (see ``checkpoint``). Writers
+keep a far higher automatic threshold (AUTOCHECKPOINT_PAGES, set on every connection by
+sql/connections.py) as a safety net: should the thread stop, the WAL is still bounded.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import sqlite3
-import threading
 
 from flask import Flask
 from sqlalchemy.engine import make_url
 
 from . import filelock
+from .leader import Leader
 
 log = logging.getLogger(__name__)
 
@@ -62,68 +60,32 @@ def checkpoint(
     return frames, copied
 
 
-class Checkpointer:
-    """A daemon thread that checkpoints one database file while it leads the host."""
+class Checkpointer(Leader):
+    """A daemon thread that checkpoints one database file while it leads the host (one
+    checkpointer per database is enough)."""
+
+    thread_name = "datalook-wal-checkpoints"
 
     def __init__(self, database_path: str, interval: float = INTERVAL_S) -> None:
+        super().__init__(database_path + ".checkpointer")
         self.database_path = database_path
         self.interval = interval
-        self.leading = threading.Event()  # set while this thread holds the lead
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        """Start the thread (once)."""
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._run, name="datalook-wal-checkpoints", daemon=True
-            )
-            self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the thread and wait for it (the lead passes to another process)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        """Wait for the lead (one checkpointer per database is enough), then checkpoint."""
-        lead_fd = os.open(self.database_path + ".checkpointer", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            # The leader's process may exit (a restarted worker): its lock goes with it.
-            while not _try_lock(lead_fd):
-                if self._stop.wait(1.0):
-                    return
-            self.leading.set()
-            self._checkpoint_until_stopped()
-        finally:
-            self.leading.clear()
-            os.close(lead_fd)  # releases the lead
-
-    def _checkpoint_until_stopped(self) -> None:
+    def lead(self) -> None:
         """Checkpoint every interval on a connection of the thread's own."""
         writers = filelock.for_database(self.database_path)
         connection = sqlite3.connect(self.database_path, isolation_level=None)
         last = None
         try:
-            while not self._stop.wait(self.interval):
+            while not self.wait(self.interval):
                 try:
                     last = checkpoint(connection, writers, last)
                 except sqlite3.Error as exc:  # e.g. a disk error: log it, try again later
                     log.warning("WAL checkpoint failed: %s", exc)
                     last = None
-                    self._stop.wait(1.0)
+                    self.wait(1.0)
         finally:
             connection.close()
-
-
-def _try_lock(fd: int) -> bool:
-    """Take the exclusive lead without waiting; False if another process holds it."""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
 
 
 def sqlite_file(database_url: str) -> str | None:

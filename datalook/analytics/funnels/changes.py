@@ -14,9 +14,10 @@ from sqlalchemy.orm import Session
 
 from ...models import Event
 from ..ranges import local_day, local_midnight_utc, zone
+from ..visitor_ids import is_visitor
 from .clauses import any_step_clause
 from .definition import FunnelDefinition, definition_from_json
-from .matching import Attempt, VisitorEvent, attempts, is_visitor
+from .matching import Attempt, VisitorEvent, attempts
 from .models import (
     NEVER_AFTER,
     NEVER_BEFORE,

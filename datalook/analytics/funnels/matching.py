@@ -245,11 +245,6 @@ class MatchRow(NamedTuple):
     value_micros: int | None
 
 
-def is_visitor(visitor_id: str) -> bool:
-    """A visitor id names a visitor unless it is a per-event anonymous id ("a:...")."""
-    return not visitor_id.startswith("a:")
-
-
 def visitor_progress(
     definition: FunnelDefinition,
     grouped: Mapping[str, list[tuple]],

@@ -10,12 +10,12 @@ from itertools import groupby
 from operator import itemgetter
 
 from ..money import decimal_string
+from ..visitor_ids import is_visitor
 from .definition import FunnelDefinition
 from .matching import (
     NOT_ENTERED,
     Progress,
     VisitorEvent,
-    is_visitor,
     match_visitor,
     visitor_progress,
 )

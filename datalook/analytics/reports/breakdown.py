@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from ...extensions import db
 from ...models import Site
 from ..ranges import DateRange
-from ..rollups import fold as summaries
+from ..rollups import accumulate as summaries
 from ..rollups.models import (
     HourlyProperty,
 )

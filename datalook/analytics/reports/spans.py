@@ -9,8 +9,8 @@ from sqlalchemy import and_, or_, select
 
 from ...extensions import db
 from ...models import Event
-from ..rollups import fold as summaries
-from ..rollups.fold import Accumulator
+from ..rollups import accumulate as summaries
+from ..rollups.accumulate import Accumulator
 
 HOUR = timedelta(hours=1)
 

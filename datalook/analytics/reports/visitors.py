@@ -15,11 +15,11 @@ from ...extensions import db
 from ...models import Event
 from .. import settled, sketches
 from ..ranges import Bucket
-from ..rollups import fold as summaries
-from ..rollups.fold import is_visitor
+from ..rollups import accumulate as summaries
 from ..rollups.models import (
     VisitorSketch,
 )
+from ..visitor_ids import is_visitor
 from .spans import IS_TEST, WEEK, cut_spans, pieces, raw_rows
 
 

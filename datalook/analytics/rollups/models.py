@@ -1,4 +1,4 @@
-"""Summary tables of the reports, maintained from the events by analytics.summaries.
+"""Summary tables of the reports, maintained from the events by analytics.rollups.fold.
 
 Rules, pages and properties are kept per UTC hour and per UTC day (`hours` 1 or 24): a
 long range reads its whole days from the day rows, its edges from the hour rows. On SQLite

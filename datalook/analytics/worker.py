@@ -1,0 +1,104 @@
+"""The fold process: keeps the report summaries and every derived table caught up.
+
+scripts/serve.sh runs it beside the server (`flask analytics fold`, at low priority, so
+that folding never takes CPU from the workers answering events); server workers do not
+fold (see lifecycle.py). Each tick folds new events into the summaries
+(analytics.rollups.fold), then catches the sessions and saved funnels up within a budget
+(analytics.catch_up), so that a report's own catch-up before it is read stays small.
+
+Any number of folders may run on a host: one leads (sql.leader), the others wait to take
+over should it exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Flask
+
+from ..extensions import db
+from ..sql.leader import Leader
+from .catch_up import TICK_SECONDS, catch_up_all, derivation_pending
+from .rollups.fold import BATCH, catch_up, host_lock_path
+
+log = logging.getLogger(__name__)
+
+INTERVAL_S = 1.0
+# Seconds between two ticks while derivation work is left (at most the set interval).
+BUSY_INTERVAL_S = 1.0
+
+
+class Folder(Leader):
+    """Folds new events every `interval` seconds while it leads the host (into the
+    summaries, then the sessions and saved funnels): in the foreground (``run``: `flask
+    analytics fold`), or on a thread of this process (``start``)."""
+
+    thread_name = "datalook-analytics-fold"
+
+    def __init__(self, app: Flask, lead_path: str, interval: float = INTERVAL_S) -> None:
+        super().__init__(lead_path)
+        self.app = app
+        self.interval = interval
+
+    def lead(self) -> None:
+        """Tick until stopped."""
+        delay = self.interval
+        while not self.wait(delay):
+            # Soon again while derivation work is left (a first derivation of a funnel
+            # goes on over many bounded ticks); else at the set interval.
+            delay = min(self.interval, BUSY_INTERVAL_S) if self._tick() else self.interval
+
+    def _tick(self) -> bool:
+        """One catch-up; whether derivation work is left for the next tick. A failure is
+        logged and tried again on the next tick."""
+        started = time.monotonic()
+        try:
+            with self.app.app_context():
+                folded = catch_up(db.engine, self.app.instance_path)
+                # Sessions and saved funnels too, so that a report's own catch-up is small;
+                # within a budget, so that the next fold of the summaries is not held back.
+                derived = catch_up_all(db.session(), TICK_SECONDS)
+                more = derivation_pending(db.session())
+                db.session.remove()
+        except Exception:  # a database outage must not end the thread
+            log.exception("analytics fold failed")
+            self.wait(5.0)
+            return False
+        if folded > BATCH or max(derived.values()) > BATCH:
+            log.info(
+                "analytics: folded %d events, derived %s in %.1f s",
+                folded,
+                derived,
+                time.monotonic() - started,
+            )
+        return more
+
+
+def folder_for(app: Flask) -> Folder | None:
+    """The app's folder (not started); None for an app without a database.
+
+    Any number may run on a host: one wins the lead, the others wait for it in case it
+    exits.
+    """
+    config = getattr(app, "config", {})
+    if not config.get("SQLALCHEMY_DATABASE_URI") or not hasattr(app, "extensions"):
+        return None
+    found = app.extensions.get("datalook_analytics_folder")
+    if found is None:
+        with app.app_context():
+            lead = host_lock_path(db.engine, app.instance_path) + "-lead"
+        # ANALYTICS_FOLD_INTERVAL_S trades the writers' lock time per second (each fold's
+        # write holds it for a few milliseconds) against how fresh unread summaries are.
+        interval = float(config["ANALYTICS_FOLD_INTERVAL_S"])
+        found = app.extensions["datalook_analytics_folder"] = Folder(app, lead, interval)
+    return found
+
+
+def start_for(app: Flask) -> Folder | None:
+    """Start the app's folder on a thread of this process (once per app): for an app
+    served without scripts/serve.sh's fold process, and for tests."""
+    found = folder_for(app)
+    if found is not None:
+        found.start()
+    return found
