@@ -5,6 +5,8 @@ the layout fails here)."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import datalook
@@ -73,6 +75,69 @@ def test_ingestion_and_rate_limit_rules_need_no_flask():
         if target.split(".")[0] in ("flask", "flask_sqlalchemy", "flask_login", "flask_limiter")
     ]
     assert users == []
+
+
+def _is_flask(name: str) -> bool:
+    """Whether an imported name belongs to Flask or to one of its extensions."""
+    top = name.split(".")[0]
+    return top == "flask" or top.startswith("flask_")
+
+
+def _loaded_by(target: str, names: list[str]) -> list[str]:
+    """What one resolved import loads: the target and its parent packages (whose
+    __init__ runs first), and the submodules it names (`from . import pipeline`)."""
+    parts = target.split(".")
+    loaded = [".".join(parts[: i + 1]) for i in range(len(parts))]
+    return loaded + [f"{target}.{name}" for name in names if _is_module(f"{target}.{name}")]
+
+
+def _import_chains(roots: list[str]) -> list[list[str]]:
+    """Follow every import (module level, in functions, under TYPE_CHECKING) from `roots`
+    through the package's modules; one chain of modules per import from outside the package
+    reached that way, ending with the imported name."""
+    came_from: dict[str, str | None] = dict.fromkeys(roots)
+    waiting, chains = list(roots), []
+    while waiting:
+        module = waiting.pop()
+        for target, names in _imports(MODULES[module]):
+            for loaded in _loaded_by(target, names):
+                if not _is_module(loaded):
+                    if not loaded.startswith("datalook"):
+                        chain, step = [loaded], module
+                        while step is not None:
+                            chain.insert(0, step)
+                            step = came_from[step]
+                        chains.append(chain)
+                elif loaded not in came_from:
+                    came_from[loaded] = module
+                    waiting.append(loaded)
+    return chains
+
+
+def test_ingestion_needs_no_flask_even_through_what_it_imports():
+    ingestion = [module for module in MODULES if module.startswith("datalook.ingest")]
+    through_flask = sorted(
+        {" -> ".join(chain) for chain in _import_chains(ingestion) if _is_flask(chain[-1])}
+    )
+    assert not through_flask, "\n".join(through_flask)
+
+
+def test_importing_ingestion_loads_no_flask():
+    """The same rule at run time, which also covers what third-party packages import."""
+    ingestion = sorted(module for module in MODULES if module.startswith("datalook.ingest"))
+    script = (
+        f"import sys\nfor name in {ingestion!r}:\n    __import__(name)\n"
+        "tops = {name.split('.')[0] for name in sys.modules}\n"
+        "print(sorted(top for top in tops if top == 'flask' or top.startswith('flask_')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PACKAGE.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]"
 
 
 def test_no_import_cycles_at_module_level():

@@ -17,7 +17,6 @@ import os
 import sqlite3
 import threading
 
-from flask import Flask
 from sqlalchemy.engine import make_url
 
 from . import filelock
@@ -134,7 +133,7 @@ def sqlite_file(database_url: str) -> str | None:
     return url.database
 
 
-def start_for(app: Flask) -> Checkpointer | None:
+def start_for(app) -> Checkpointer | None:
     """Start the app's checkpointer in this server worker; None unless the app is on SQLite.
 
     gunicorn.conf.py calls this for whatever app it serves (the benchmark's bare baseline
