@@ -44,7 +44,8 @@ from urllib.parse import urlencode
 
 import requests
 
-from bench.run import FLASK, ROOT, Server, free_port, git_commit
+from bench.report import git_commit
+from bench.servers import FLASK, ROOT, Server, free_port
 
 RESULTS = ROOT / "bench" / "results" / "analytics.json"
 BIG, SMALL = "big.bench.example", "small.bench.example"

@@ -18,20 +18,18 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.run import (
+from bench.scenarios import settled_count
+from bench.servers import (
     BENCH,
-    INSTALL_WRK,
     ROOT,
     Server,
-    example_event,
     flask_cli,
     free_port,
     raised_key,
-    run_wrk,
     server_command,
     server_env,
-    settled_count,
 )
+from bench.wrk import INSTALL_WRK, example_event, run_wrk
 
 RESULTS = BENCH / "results" / "collect.json"
 SITE = "collect.bench.example"

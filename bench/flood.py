@@ -35,20 +35,17 @@ import threading
 from pathlib import Path
 
 from bench.floor import NginxFloor
-from bench.run import (
+from bench.servers import (
     BENCH,
-    INSTALL_WRK,
     ROOT,
     Server,
-    example_event,
     flask_cli,
     free_port,
-    parse_wrk,
     raised_key,
     server_command,
     server_env,
-    warm_up,
 )
+from bench.wrk import INSTALL_WRK, example_event, parse_wrk, warm_up
 
 TARGET_SLOWDOWN = 0.10  # the valid key keeps at least 90% of its throughput under the flood
 # The floors (bench/floor.py), by the name their figures carry.

@@ -30,22 +30,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.run import (
-    INSTALL_WRK,
+from bench.report import git_commit
+from bench.scenarios import measured_run
+from bench.servers import (
     ROOT,
     Server,
     children,
     cpu_seconds,
-    example_event,
     flask_cli,
     free_port,
-    git_commit,
-    measured_run,
     raised_key,
     server_command,
     server_env,
-    warm_up,
 )
+from bench.wrk import INSTALL_WRK, example_event, warm_up
 
 RESULTS = ROOT / "bench" / "results" / "fold_cost.json"
 # "Within noise": the median pair keeps at least this share of requests/s, and its p99

@@ -23,17 +23,8 @@ import threading
 import time
 from pathlib import Path
 
-from bench.run import (
-    BENCH,
-    Server,
-    example_event,
-    flask_cli,
-    free_port,
-    raised_key,
-    run_wrk,
-    server_command,
-    warm_up,
-)
+from bench.servers import BENCH, Server, flask_cli, free_port, raised_key, server_command
+from bench.wrk import example_event, run_wrk, warm_up
 
 RESULTS = BENCH / "results" / "slow_clients.json"
 TARGET_PROBE_S = 1.0

@@ -8,7 +8,8 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy.orm import DeclarativeBase
+
+from .models import Base
 
 
 class PagesOrApiLoginManager(LoginManager):
@@ -23,10 +24,8 @@ class PagesOrApiLoginManager(LoginManager):
         return answer if answer is not None else super().unauthorized()
 
 
-class Base(DeclarativeBase):
-    """Declarative base for all models."""
-
-
+# The models are plain SQLAlchemy (models.Base, no Flask); Flask-SQLAlchemy serves their
+# metadata (db.metadata is Base.metadata: create_all, migrations) through db.session.
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = PagesOrApiLoginManager()

@@ -1,15 +1,17 @@
 """SQLAlchemy models: accounts, sites, API keys, events and what is derived from them.
 
 Timestamps are naive UTC everywhere (`utcnow()`), so SQLite and PostgreSQL agree.
+
+Plain SQLAlchemy 2 (no Flask): the ingestion API uses these models without Flask, and
+extensions.py hands `Base` to Flask-SQLAlchemy (`SQLAlchemy(model_class=Base)`), whose
+`db.session`, `db.metadata` and migrations then serve the same tables.
 """
 
 from __future__ import annotations
 
 import secrets
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING
 
-from flask_login import UserMixin
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -26,17 +28,31 @@ from sqlalchemy import (
     or_,
     text,
 )
+from sqlalchemy import inspect as inspect_state
 from sqlalchemy.ext.hybrid import hybrid_method
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.sql.elements import ColumnElement
 
 from .accounts.passwords import check_password, hash_password
-from .extensions import db
 
-if TYPE_CHECKING:  # Flask-SQLAlchemy's db.Model is built at run time; type-check as the base
-    from .extensions import Base as Model
-else:
-    Model = db.Model
+
+class Base(DeclarativeBase):
+    """Declarative base of all models (Flask-SQLAlchemy's db.Model shares its metadata)."""
+
+    def __repr__(self) -> str:
+        """`<User 3>`, or `<User (pending …)>` before a flush (as Flask-SQLAlchemy's models)."""
+        state = inspect_state(self)
+        if state.transient:
+            pk = f"(transient {id(self)})"
+        elif state.pending:
+            pk = f"(pending {id(self)})"
+        else:
+            pk = ", ".join(map(str, state.identity or ()))
+        return f"<{type(self).__name__} {pk}>"
+
+
+# The name the models (here and in analytics/) are declared on.
+Model = Base
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a real BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -56,10 +72,16 @@ KEY_KIND_LIVE = "live"
 KEY_KIND_TEST = "test"
 
 
-class User(UserMixin, Model):
-    """A person who owns sites; logs in with email and password."""
+class User(Model):
+    """A person who owns sites; logs in with email and password.
+
+    Also what Flask-Login asks of a user (what its UserMixin gives, written here so that the
+    models need no Flask): every stored user is active; two users are equal when their ids
+    are; the id as text is what the session cookie keeps.
+    """
 
     __tablename__ = "users"
+    __hash__ = object.__hash__  # defining __eq__ would otherwise make users unhashable
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
@@ -67,6 +89,31 @@ class User(UserMixin, Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     sites: Mapped[list[Site]] = relationship(back_populates="owner", order_by="Site.domain")
+
+    @property
+    def is_active(self) -> bool:
+        """Flask-Login: whether the user may log in (every account may)."""
+        return True
+
+    @property
+    def is_authenticated(self) -> bool:
+        """Flask-Login: a real user (not the anonymous one) is authenticated when active."""
+        return self.is_active
+
+    @property
+    def is_anonymous(self) -> bool:
+        """Flask-Login: a stored user is never the anonymous user."""
+        return False
+
+    def get_id(self) -> str:
+        """Flask-Login: the id kept in the session (loaded back by app.py's user loader)."""
+        return str(self.id)
+
+    def __eq__(self, other: object) -> bool:
+        """Users are equal when their ids are (as with Flask-Login's UserMixin)."""
+        if isinstance(other, User):
+            return self.get_id() == other.get_id()
+        return NotImplemented
 
     @staticmethod
     def normalise_email(email: str) -> str:

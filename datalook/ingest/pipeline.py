@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Request, Response
 
 from ..envelope import ApiError, PlainAnswer, error_response, json_response
-from ..keys.apikeys import AuthenticatedKey, AuthFailure, authenticate
+from ..keys.authentication import AuthenticatedKey, AuthFailure, authenticate
 from ..models import utcnow
 from ..ratelimit.limit_text import describe
 from ..ratelimit.rules import ApiLimits, key_limit_exceeded, with_limit_headers

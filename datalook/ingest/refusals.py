@@ -57,7 +57,7 @@ _JSON_PAIR = re.compile(r'"((?:[^"\\]|\\.){0,200})"\s*:\s*("(?:[^"\\]|\\.)*"?|[^
 
 
 class IdentifiedKey(Protocol):
-    """What the log needs of a key (apikeys.AuthenticatedKey or apikeys.KnownKey)."""
+    """What the log needs of a key (authentication.AuthenticatedKey or KnownKey)."""
 
     @property
     def id(self) -> int: ...

@@ -17,7 +17,7 @@ import orjson
 from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy.engine import Dialect
 
-from ..keys.apikeys import AuthenticatedKey
+from ..keys.authentication import AuthenticatedKey
 from ..models import Event as EventRow
 from ..models import Site, SuccessRule
 from ..sql.compiled import CompiledStatement, StatementCache

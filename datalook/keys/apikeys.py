@@ -1,23 +1,23 @@
 """API keys: create (with the 10-key cap), revoke, rotate, and authenticate a Bearer token.
 
 This is the one home of the key model's behaviour; the dashboard, the CLI and /event use it.
+Authenticating a token is authentication.py, which needs no Flask (the ingestion API imports
+it from there); `apikeys.authenticate`, `AuthFailure` and `KnownKey` name the same objects.
 """
 
 from __future__ import annotations
 
-import functools
-import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NamedTuple
 
-from sqlalchemy import DateTime, String, bindparam, case, func, select, update
-from sqlalchemy.engine import Dialect
+from sqlalchemy import func, select, update
 
 from ..extensions import db
-from ..models import KEY_KIND_LIVE, KEY_KIND_TEST, ApiKey, Site, User, utcnow
-from ..sql.compiled import CompiledStatement, StatementCache
+from ..models import KEY_KIND_LIVE, ApiKey, Site, User, utcnow
 from . import tokens
+from .authentication import AuthFailure as AuthFailure
+from .authentication import KnownKey as KnownKey
+from .authentication import authenticate as authenticate
 
 MAX_ACTIVE_KEYS = 10
 GRACE_PERIODS = {
@@ -160,131 +160,3 @@ def set_limit(key: ApiKey, limit: str | None) -> None:
     """Set a key's own rate limit (already validated), or None for the default."""
     key.rate_limit = limit
     db.session.commit()
-
-
-# --- authentication of a Bearer token (the /event hot path) --------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class AuthenticatedKey:
-    """The few facts about a key that an authenticated request needs."""
-
-    id: int
-    key_id: str
-    site_id: int
-    rate_limit: str | None
-    is_test: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class KnownKey:
-    """A key that a refused request named by a real key id (for the refusal log only)."""
-
-    id: int
-    site_id: int
-    is_test: bool
-
-
-class AuthFailure(Exception):
-    """Authentication failed; `code` is the machine-readable reason.
-
-    `key` is the key whose id the token named, when that key exists (a wrong secret, a
-    revoked key): its owner sees the refusal in the live view.
-    """
-
-    def __init__(self, code: str, message: str, key: KnownKey | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.key = key
-
-
-_keys = ApiKey.__table__
-# Compiled once per dialect. Never cached: the row itself, so that a revocation is seen by
-# the very next request on every process and every host.
-_LOOKUP = select(
-    _keys.c.id,
-    _keys.c.key_id,
-    _keys.c.site_id,
-    _keys.c.secret_hash,
-    _keys.c.rate_limit,
-    _keys.c.kind,
-    # The model's rule of being active, evaluated by the database at the request's `now`.
-    case(
-        # The class-level rule takes SQL values too (the hybrid's expression side).
-        (ApiKey.active_at(bindparam("now", type_=DateTime())), 1),  # type: ignore[arg-type]
-        else_=0,
-    ).label("active"),
-).where(_keys.c.key_id == bindparam("key_id", type_=String()))
-_STATEMENTS = StatementCache({"lookup": lambda dialect: CompiledStatement(_LOOKUP, dialect)})
-
-
-class _KeyRow(NamedTuple):
-    """One row of _LOOKUP, by name (the raw DB-API cursor gives plain tuples)."""
-
-    id: int
-    key_id: str
-    site_id: int
-    secret_hash: str
-    rate_limit: str | None
-    kind: str
-    active: int
-
-
-def bearer_token(header: str | None) -> str:
-    """Extract the token from an Authorization header value, or raise AuthFailure."""
-    if header is None or not header.strip():
-        raise AuthFailure("missing_token", "Send the API key as 'Authorization: Bearer dl_live_…'.")
-    scheme, _, credentials = header.strip().partition(" ")
-    if scheme.lower() != "bearer" or not credentials.strip():
-        raise AuthFailure("malformed_token", "The Authorization header must be 'Bearer <token>'.")
-    return credentials
-
-
-@functools.lru_cache(maxsize=1024)
-def _presented(credentials: str) -> tuple[str, str, str]:
-    """The key id, the secret's stored digest and the kind of a well-formed token
-    (MalformedToken if it is not). A pure function of the token, so its answers are kept
-    for the next request of the same backend: nothing in them can go stale. Whether the
-    key is still valid is read from its row every time."""
-    parsed = tokens.parse(credentials)
-    return parsed.key_id, tokens.hash_secret(parsed.secret), parsed.kind
-
-
-def authenticate(
-    connection, dialect: Dialect, header: str | None, now: datetime
-) -> AuthenticatedKey:
-    """Check a Bearer header on a DB-API connection; raise AuthFailure with the reason."""
-    try:
-        key_id, secret_hash, kind = _presented(bearer_token(header))
-    except tokens.MalformedToken as exc:
-        raise AuthFailure("malformed_token", f"The token is malformed: {exc}.") from None
-    cursor = connection.cursor()
-    try:
-        lookup = _STATEMENTS.get("lookup", dialect)
-        found = lookup.execute(cursor, {"key_id": key_id, "now": now}).fetchone()
-    finally:
-        cursor.close()
-    if found is None:
-        raise AuthFailure("invalid_token", "The token is not valid.")
-    row = _KeyRow(*found)
-    is_test = row.kind == KEY_KIND_TEST
-    # An unknown key and a wrong secret look the same from outside. (A token of the other
-    # kind cannot match: its checksum covers the prefix, so its secret differs.)
-    if not hmac.compare_digest(secret_hash, row.secret_hash) or kind != row.kind:
-        raise AuthFailure(
-            "invalid_token", "The token is not valid.", KnownKey(row.id, row.site_id, is_test)
-        )
-    if not row.active:
-        raise AuthFailure(
-            "revoked_token",
-            "The token was revoked or has expired.",
-            KnownKey(row.id, row.site_id, is_test),
-        )
-    return AuthenticatedKey(
-        id=row.id,
-        key_id=row.key_id,
-        site_id=row.site_id,
-        rate_limit=row.rate_limit,
-        is_test=is_test,
-    )

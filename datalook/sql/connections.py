@@ -1,4 +1,8 @@
-"""Database engine tuning that must hold on every connection, and portable upserts."""
+"""Database engine tuning that must hold on every connection, and portable upserts.
+
+No Flask here (the ingestion API uses this module): init_app finds the app's engine through
+the app object it is given.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,11 @@ import threading
 import time
 import weakref
 
-from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, Engine
 
-from ..extensions import db
 from . import filelock
 from .wal_checkpoints import AUTOCHECKPOINT_PAGES
 
@@ -41,10 +43,10 @@ def _sqlite_pragmas(synchronous: str, busy_timeout_ms: int):
     return apply
 
 
-def init_app(app: Flask) -> None:
-    """Attach per-connection settings to the app's engine."""
+def init_app(app) -> None:
+    """Attach per-connection settings to a Flask app's engine (its Flask-SQLAlchemy's)."""
     with app.app_context():
-        engine: Engine = db.engine
+        engine: Engine = app.extensions["sqlalchemy"].engine
         if engine.dialect.name == "sqlite":
             hook = _sqlite_pragmas(
                 app.config["SQLITE_SYNCHRONOUS"], app.config["SQLITE_BUSY_TIMEOUT_MS"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 
-from flask import Flask
 from sqlalchemy.engine import make_url
 
 from . import filelock
@@ -96,7 +95,7 @@ def sqlite_file(database_url: str) -> str | None:
     return url.database
 
 
-def start_for(app: Flask) -> Checkpointer | None:
+def start_for(app) -> Checkpointer | None:
     """Start the app's checkpointer in this server worker; None unless the app is on SQLite.
 
     gunicorn.conf.py calls this for whatever app it serves (the benchmark's bare baseline
