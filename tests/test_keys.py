@@ -79,13 +79,31 @@ VALID = tokens.generate().token
         VALID + "\x00",
         "é" * 59,
     ],
+    # Named cases: the token is random, and node ids must be the same in every process.
+    ids=[
+        "empty",
+        "prefix-only",
+        "test-prefix-on-a-live-body",
+        "one-short",
+        "one-long",
+        "checksum-mismatch",
+        "dashes",
+        "underscore-in-key-id",
+        "upper-case",
+        "right-shape-wrong-checksum",
+        "space-inside",
+        "nul-after",
+        "non-ascii",
+    ],
 )
 def test_malformed_tokens_are_refused_before_any_lookup(bad):
     with pytest.raises(tokens.MalformedToken):
         tokens.parse(bad)
 
 
-@pytest.mark.parametrize("wrapped", [f" {VALID}", f"{VALID}\n", f"\t{VALID} \r\n"])
+@pytest.mark.parametrize(
+    "wrapped", [f" {VALID}", f"{VALID}\n", f"\t{VALID} \r\n"], ids=["space", "newline", "tab-crlf"]
+)
 def test_surrounding_whitespace_is_forgiven(wrapped):
     assert tokens.parse(wrapped).key_id == tokens.parse(VALID).key_id
 
@@ -100,6 +118,7 @@ def test_surrounding_whitespace_is_forgiven(wrapped):
         ("Bearer not-a-token", "malformed_token"),
         (f"Bearer {tokens.generate().token}", "invalid_token"),
     ],
+    ids=["none", "empty", "basic", "bearer-alone", "not-a-token", "unknown-key"],
 )
 def test_authentication_failures_say_why(app, header, code):
     with pytest.raises(apikeys.AuthFailure) as failure:
