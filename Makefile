@@ -3,9 +3,17 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format bench clean-venv
+.PHONY: run test lint format bench clean-venv system-deps-run system-deps-test
 
-$(BIN)/python:
+# The Debian packages (scripts/system-deps.sh installs what is missing when run as root,
+# else prints the one command to run).
+system-deps-run:
+	@scripts/system-deps.sh run
+
+system-deps-test:
+	@scripts/system-deps.sh test
+
+$(BIN)/python: | system-deps-run
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
@@ -20,10 +28,10 @@ $(VENV)/.dev-deps: requirements.txt requirements-dev.txt tests/e2e/package-lock.
 	npm ci --prefix tests/e2e --no-audit --no-fund --silent
 	touch $@
 
-run: $(VENV)/.runtime-deps
+run: system-deps-run $(VENV)/.runtime-deps
 	./scripts/serve.sh
 
-test: $(VENV)/.dev-deps
+test: system-deps-test $(VENV)/.dev-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-deps
