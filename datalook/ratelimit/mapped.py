@@ -181,6 +181,17 @@ class MappedWindowStorage(Storage, MovingWindowSupport):
         _SLOT.pack_into(view, free, digest, 0, 0, 0, 0, 0, 0)
         return free
 
+    def _claimed(self, digest: bytes) -> tuple[mmap.mmap, int, int]:
+        """(the table, now in µs, the offset of the key's slot, claimed if new); call with
+        the lock held. The clock is read under the lock: stamps follow the order of
+        decisions."""
+        view = self._mapped()
+        now = self._now_us()
+        offset = self._find(view, digest, now, create=True)
+        if offset is None:  # create=True claims a slot or raises; this is for the types
+            raise WindowTableFull("no free slot")
+        return view, now, offset
+
     # -- moving window --------------------------------------------------------------------
 
     def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
@@ -191,12 +202,7 @@ class MappedWindowStorage(Storage, MovingWindowSupport):
         digest = _digest(self.key_prefix + key)
         expiry_us = expiry * US_PER_SECOND
         with self._lock.hold():
-            view = self._mapped()
-            # The clock is read under the lock: stamps follow the order of decisions.
-            now = self._now_us()
-            offset = self._find(view, digest, now, create=True)
-            if offset is None:  # create=True claims a slot or raises; this is for the types
-                raise WindowTableFull("no free slot")
+            view, now, offset = self._claimed(digest)
             fields = _SLOT.unpack_from(view, offset)
             expires, live, head, count = fields[1:5]
             live, head, count, oldest = self._expire(
@@ -317,11 +323,7 @@ class MappedWindowStorage(Storage, MovingWindowSupport):
         """Add ``amount`` to a counter that lives ``expiry`` seconds from its first hit."""
         digest = _digest(self.key_prefix + key)
         with self._lock.hold():
-            view = self._mapped()
-            now = self._now_us()
-            offset = self._find(view, digest, now, create=True)
-            if offset is None:  # create=True claims a slot or raises; this is for the types
-                raise WindowTableFull("no free slot")
+            view, now, offset = self._claimed(digest)
             fields = list(_SLOT.unpack_from(view, offset))
             if fields[6] <= now:
                 fields[5], fields[6] = amount, now + expiry * US_PER_SECOND
