@@ -21,7 +21,7 @@ from .analytics.deletions import DeletedEvents, OnEventsDeleted
 from .analytics.rollups import forget as rollups
 from .extensions import db
 from .ingest.refusals import recorder_for
-from .models import AuditEntry, Event, RefusedRequest, Site, utcnow
+from .models import RULE_FROM_TEST, AuditEntry, Event, RefusedRequest, Site, SuccessRule, utcnow
 from .sql.connections import write_lock
 
 MAX_USER_ID = 256
@@ -153,9 +153,19 @@ def delete_before(site: Site, cutoff: datetime, actor: str) -> int:
 
 
 def clear_test_events(site: Site, actor: str) -> int:
-    """Delete every event sent with the site's test keys (no report counts them)."""
+    """Delete every event sent with the site's test keys (no report counts them), and the
+    success rule names only they used (which frees the test keys' cap of names)."""
+    test_only = delete(SuccessRule).where(
+        SuccessRule.site_id == site.id, SuccessRule.origin == RULE_FROM_TEST
+    )
     return _delete(
-        site, Event.is_test.is_(True), actor, "clear_test", "test events", only_test=True
+        site,
+        Event.is_test.is_(True),
+        actor,
+        "clear_test",
+        "test events",
+        only_test=True,
+        also=test_only,
     )
 
 

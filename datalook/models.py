@@ -235,10 +235,13 @@ class Event(Model):
     __table_args__ = (
         # Retries with the same event_id are duplicates. Partial: most events carry no
         # event_id, and an index entry they can never collide on cost a page write each.
+        # Browsers and servers have an id space each: anyone can send a browser event (the
+        # site key is public), so a browser's id must never make a server event a duplicate.
         Index(
             "uq_events_site_event_id",
             "site_id",
             "event_id",
+            "from_browser",
             unique=True,
             sqlite_where=text("event_id IS NOT NULL"),
             postgresql_where=text("event_id IS NOT NULL"),
@@ -274,11 +277,22 @@ class Event(Model):
     received_at: Mapped[datetime] = mapped_column(DateTime)
     # Sent with a test key: stored and shown live, never counted (reports filter is_test = false).
     is_test: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # Sent by a browser (POST /collect, no API key): its event_id is in the browsers' space.
+    from_browser: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     @classmethod
     def counted(cls) -> ColumnElement[bool]:
         """SQL: the event counts in reports (a test key's events never do)."""
         return cls.is_test.is_(False)
+
+
+# Who registered a success rule's name, in rising order of trust: only test keys, a browser
+# (POST /collect, which anyone can send to), a backend's live key. A name belongs to the
+# most trusted sender that has used it; each kind has a cap of its own (ingest/storage.py).
+RULE_FROM_TEST = "test"
+RULE_FROM_BROWSER = "browser"
+RULE_FROM_SERVER = "server"
+RULE_ORIGINS = (RULE_FROM_TEST, RULE_FROM_BROWSER, RULE_FROM_SERVER)
 
 
 class SuccessRule(Model):
@@ -291,6 +305,15 @@ class SuccessRule(Model):
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(100))
     first_seen_at: Mapped[datetime] = mapped_column(DateTime)
+    # One of RULE_ORIGINS; a live event of a test-only name makes it a browser's or server's.
+    origin: Mapped[str] = mapped_column(
+        String(8), default=RULE_FROM_SERVER, server_default=RULE_FROM_SERVER
+    )
+
+    @classmethod
+    def listed(cls) -> ColumnElement[bool]:
+        """SQL: the rule is listed in reports (a name sent only with test keys never is)."""
+        return cls.origin != RULE_FROM_TEST
 
 
 class VisitorSalt(Model):

@@ -67,7 +67,7 @@ def success_rules(site_id: int) -> list[RuleStats]:
     rows = db.session.execute(
         select(SuccessRule.name, SuccessRule.first_seen_at, counts.c.last, counts.c.n)
         .outerjoin(counts, counts.c.name == SuccessRule.name)
-        .where(SuccessRule.site_id == site_id)
+        .where(SuccessRule.site_id == site_id, SuccessRule.listed())
         .order_by(SuccessRule.first_seen_at)
     ).all()
     return [RuleStats(name, first, last, n or 0) for name, first, last, n in rows]

@@ -243,17 +243,23 @@ def _collect(
         salt = visitor.daily_salt(connection, now.date())
         event.visitor_id = visitor.visitor_id(salt, site.id, client_address or "", user_agent)
     connection.commit()  # end the lookups' transaction; storage runs its own
+    # A browser's event ids and new rule names are kept apart from a backend's: anyone can
+    # send this (the site key is public), so it must never pre-empt a server event.
+    source = storage.Source.browser(site.id)
     (outcome,) = storage.store(
         connection.connection,
         context.engine.dialect,
         context.engine.url.database,
-        storage.Source(site.id, None),  # a browser: no API key
+        source,
         [event],
         now,
     )
     if outcome == storage.TOO_MANY_RULES:
         raise ApiError(
-            400, "invalid_request", "The event is not valid; see errors.", [storage.rule_cap()]
+            400,
+            "invalid_request",
+            "The event is not valid; see errors.",
+            [storage.rule_cap(source)],
         )
     duplicate = outcome == storage.DUPLICATE
     if event.event_name == "pageview" and site.first_pageview_at is None and not duplicate:

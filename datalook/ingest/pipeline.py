@@ -163,6 +163,11 @@ def _store(call: Call, events: list[schema.Event]) -> list[str]:
     )
 
 
+def _rule_cap(call: Call) -> dict:
+    """The field error of an event whose new rule name is over this key's cap."""
+    return storage.rule_cap(storage.Source.of_key(call.key))
+
+
 def _stripped_header(keys: list[str]) -> str:
     """List stripped keys in a header-safe form (percent-encoded, comma-separated)."""
     return ", ".join(quote(key, safe="") for key in keys)
@@ -190,7 +195,7 @@ def one_event(call: Call) -> Answer:
     (outcome,) = _store(call, [event])
     if outcome == storage.TOO_MANY_RULES:
         raise ApiError(
-            400, "invalid_request", "The event is not valid; see errors.", [storage.rule_cap()]
+            400, "invalid_request", "The event is not valid; see errors.", [_rule_cap(call)]
         )
     answer = NoContent()
     if outcome == storage.DUPLICATE:
@@ -258,7 +263,9 @@ def batch(call: Call) -> Answer:
         for (index, _), outcome in zip(valid, outcomes, strict=True)
         if outcome == storage.TOO_MANY_RULES
     }
-    errors.extend({"index": index, **storage.rule_cap()} for index in sorted(refused))
+    if refused:
+        cap = _rule_cap(call)
+        errors.extend({"index": index, **cap} for index in sorted(refused))
     errors.sort(key=lambda error: error["index"])
     if errors:  # a partly refused batch: the refused items are worth a record too
         call.refusals.refused(

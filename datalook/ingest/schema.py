@@ -354,10 +354,13 @@ FIELD_TABLE: tuple[Field, ...] = (
         lambda problems, value, _now: _text(problems, "name", value, MAX_NAME),
         {"type": ["string", "null"], "minLength": 1, "maxLength": MAX_NAME, "pattern": _NO_CONTROL},
         "The success rule name. Required (non-empty) when `event_name` is `success`; optional "
-        "otherwise. The first success event with a new name registers the rule for the site.",
+        "otherwise. The first success event with a new name registers the rule for the site, "
+        "within its sender's cap: the backend's live keys, browsers (POST /collect) and test "
+        "keys each have their own, so none can use up another's. A name sent only with test "
+        "keys is listed in no report until a live event uses it.",
         "paid-customer",
-        # too_many_rules is decided when storing: a new name beyond the site's cap.
-        (*_TEXT_ERRORS, "required", "too_many_rules"),
+        # Decided when storing: a new name beyond its sender's cap (the second from browsers).
+        (*_TEXT_ERRORS, "required", "too_many_rules", "too_many_browser_rules"),
         required_when=lambda body: body.get("event_name") == "success",
         required_message="name (the success rule name) is required when event_name is success",
     ),
@@ -417,7 +420,9 @@ FIELD_TABLE: tuple[Field, ...] = (
         {"type": ["string", "null"], "pattern": "^[A-Za-z0-9_-]{1,64}$"},
         "Your id for this event (a UUID is ideal), for safe retries: a repeat of an event_id "
         "for the same site (within at least 7 days) is answered 204 with "
-        "`DataLook-Duplicate: true` and stores nothing.",
+        "`DataLook-Duplicate: true` and stores nothing. A backend's keys (live and test) share "
+        "one space of ids, browsers (POST /collect) have their own: a browser's id never makes "
+        "a server event a duplicate.",
         "3f0c9a52-6f7e-4e55-9d0e-1c2b3a4d5e6f",
         ("invalid_format",),
     ),

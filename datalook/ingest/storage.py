@@ -14,14 +14,14 @@ from datetime import datetime
 from typing import cast
 
 import orjson
-from sqlalchemy import Table, bindparam, func, insert, select
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.engine import Dialect
 
 from ..keys.authentication import AuthenticatedKey
+from ..models import RULE_FROM_BROWSER, RULE_FROM_SERVER, RULE_FROM_TEST, Site, SuccessRule
 from ..models import Event as EventRow
-from ..models import Site, SuccessRule
 from ..sql.compiled import CompiledStatement, StatementCache
-from ..sql.connections import insert_ignoring_conflicts, write_lock
+from ..sql.connections import dialect_insert, insert_ignoring_conflicts, write_lock
 from .schema import Event
 
 _events = cast(Table, EventRow.__table__)
@@ -32,30 +32,39 @@ _COLUMNS = [c.name for c in _events.columns if c.name != "id"]
 _STATEMENTS = StatementCache(
     {
         "insert": lambda d: CompiledStatement(insert(_events), d, _COLUMNS),
-        # A repeated event_id inserts nothing and returns no row: that is a duplicate.
+        # A repeated event_id inserts nothing and returns no row: that is a duplicate. The
+        # same id from a browser and from a server are two events (from_browser differs).
         "insert_idempotent": lambda d: CompiledStatement(
             insert_ignoring_conflicts(
                 _events,
-                ["site_id", "event_id"],
+                ["site_id", "event_id", "from_browser"],
                 d.name,
                 index_where=_events.c.event_id.is_not(None),  # the partial unique index
             ).returning(_events.c.id),
             d,
             _COLUMNS,
         ),
-        "register_rule": lambda d: CompiledStatement(
-            insert_ignoring_conflicts(_rules, ["site_id", "name"], d.name),
+        # A new name, or a test-only name that a live event now uses (seen from now on).
+        "put_rule": lambda d: _put_rule(d),
+        "promote_rule": lambda d: CompiledStatement(
+            update(_rules)
+            .where(
+                _rules.c.site_id == bindparam("rule_site"), _rules.c.name == bindparam("rule_name")
+            )
+            .values(origin=bindparam("new_origin")),
             d,
-            ["site_id", "name", "first_seen_at"],
         ),
-        "rule_exists": lambda d: CompiledStatement(
-            select(_rules.c.id).where(
+        "rule_origin": lambda d: CompiledStatement(
+            select(_rules.c.origin).where(
                 _rules.c.site_id == bindparam("site_id"), _rules.c.name == bindparam("name")
             ),
             d,
         ),
-        "rule_count": lambda d: CompiledStatement(
-            select(func.count()).where(_rules.c.site_id == bindparam("site_id")), d
+        "rule_counts": lambda d: CompiledStatement(
+            select(_rules.c.origin, func.count())
+            .where(_rules.c.site_id == bindparam("site_id"))
+            .group_by(_rules.c.origin),
+            d,
         ),
         # New rules of one site are admitted one transaction at a time (the site's row lock
         # on PostgreSQL; SQLite's writers are serial already), so the cap is exact.
@@ -65,15 +74,41 @@ _STATEMENTS = StatementCache(
     }
 )
 
-# What store() says of each event.
+
+def _put_rule(dialect: Dialect) -> CompiledStatement:
+    """INSERT a rule name, or make an existing one the given origin, seen from `now`."""
+    statement = dialect_insert(_rules, dialect.name)
+    return CompiledStatement(
+        statement.on_conflict_do_update(
+            index_elements=["site_id", "name"],
+            set_={
+                "origin": statement.excluded.origin,
+                "first_seen_at": statement.excluded.first_seen_at,
+            },
+        ),
+        dialect,
+        ["site_id", "name", "first_seen_at", "origin"],
+    )
+
+
+# What store() says of each event (TOO_MANY_RULES: over its sender's cap, see rule_cap).
 STORED, DUPLICATE, TOO_MANY_RULES = "stored", "duplicate", "too_many_rules"
 # Distinct success rules a site may have: each is a row on every report, so one key must not
-# be able to create them without end. A new name beyond this refuses its event.
+# be able to create them without end. A new name beyond its sender's cap refuses its event.
+# The caps are apart, so that no sender can use up another's: names registered by a
+# backend's live keys; names first sent by browsers (anyone can send those: the site key is
+# public); names sent only with test keys (listed in no report, gone with the test events).
 MAX_RULES_PER_SITE = 1000
-# Success rule names known to be registered, per process and database, so that only a new
-# name costs a look-up; bounded (least recently used out) so no process grows without end.
+MAX_BROWSER_RULES_PER_SITE = 100
+MAX_TEST_RULES_PER_SITE = 1000
+# A name belongs to the most trusted sender that has used it (within that sender's cap).
+_RANK = {RULE_FROM_TEST: 0, RULE_FROM_BROWSER: 1, RULE_FROM_SERVER: 2}
+# Success rule names known to be registered, per process and database, with the rank up to
+# which a sender may use them without admission, so that only a new name (or a name new to
+# a more trusted sender) costs a look-up; bounded (least recently used out) so no process
+# grows without end.
 KNOWN_RULES_CACHED = 10_000
-_known_rules: OrderedDict[tuple[str | None, int, str], None] = OrderedDict()
+_known_rules: OrderedDict[tuple[str | None, int, str], int] = OrderedDict()
 _known_lock = threading.Lock()
 
 
@@ -87,17 +122,31 @@ def _json_text(value: object) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """Who sent events: a site, the API key (None for a browser's /collect), and whether
-    they are test events (a dl_test_ key's: stored, shown live, never in a report)."""
+    """Who sent events: a site, the API key (None for a browser's /collect), whether they
+    are test events (a dl_test_ key's: stored, shown live, never in a report), and whether
+    a browser sent them (anyone may: their event ids and rule names are kept apart)."""
 
     site_id: int
     api_key_id: int | None
     is_test: bool = False
+    from_browser: bool = False
 
     @classmethod
     def of_key(cls, key: AuthenticatedKey) -> Source:
         """The source of an authenticated backend's events."""
         return cls(key.site_id, key.id, key.is_test)
+
+    @classmethod
+    def browser(cls, site_id: int) -> Source:
+        """The source of a browser's events (POST /collect): no API key."""
+        return cls(site_id, None, from_browser=True)
+
+    @property
+    def rule_origin(self) -> str:
+        """Who registers the success rule names this source sends first."""
+        if self.from_browser:
+            return RULE_FROM_BROWSER
+        return RULE_FROM_TEST if self.is_test else RULE_FROM_SERVER
 
 
 def _row(key: Source, event: Event, received_at: datetime) -> dict:
@@ -117,6 +166,7 @@ def _row(key: Source, event: Event, received_at: datetime) -> dict:
         "occurred_at": event.occurred_at,
         "received_at": received_at,
         "is_test": key.is_test,
+        "from_browser": key.from_browser,
     }
 
 
@@ -146,7 +196,7 @@ def store(
         else:
             first_index[event.event_id] = index
             keyed.append((index, _row(key, event, received_at)))
-    new_names = _unknown_rule_names(database, key.site_id, events, outcome)
+    new_names = _unknown_rule_names(database, key, events, outcome)
 
     # Conversions happen before the lock: every microsecond inside it is one that every
     # other writer of the database waits.
@@ -154,12 +204,12 @@ def store(
     plain_bound = list(zip((i for i, _ in plain), insert.bind([r for _, r in plain]), strict=True))
     idempotent = _STATEMENTS.get("insert_idempotent", dialect)
     keyed_bound = [(index, idempotent.params(row)) for index, row in keyed]
-    admitted: set[str] = set()
+    admitted: dict[str, int] = {}
     with write_lock(dialect, database):
         cursor = connection.cursor()
         try:
             if new_names:
-                admitted = _admit_rules(cursor, dialect, key.site_id, new_names, received_at)
+                admitted = _admit_rules(cursor, dialect, key, new_names, received_at)
                 for index, event in enumerate(events):
                     if event.name in new_names and event.name not in admitted:
                         outcome[index] = TOO_MANY_RULES
@@ -183,9 +233,11 @@ def store(
 
 
 def _unknown_rule_names(
-    database: str | None, site_id: int, events: list[Event], outcome: list[str]
+    database: str | None, key: Source, events: list[Event], outcome: list[str]
 ) -> set[str]:
-    """Success rule names of these events that this process has not seen registered."""
+    """Success rule names of these events that this process has not seen registered for
+    a sender as trusted as this one."""
+    rank = _RANK[key.rule_origin]
     with _known_lock:
         return {
             event.name
@@ -193,48 +245,92 @@ def _unknown_rule_names(
             if event.event_name == "success"
             and event.name is not None
             and state == STORED
-            and (database, site_id, event.name) not in _known_rules
+            and _known_rules.get((database, key.site_id, event.name), -1) < rank
         }
 
 
+def _cap(origin: str) -> int:
+    """How many names of this origin a site may have (read when used: tests change them)."""
+    if origin == RULE_FROM_BROWSER:
+        return MAX_BROWSER_RULES_PER_SITE
+    return MAX_TEST_RULES_PER_SITE if origin == RULE_FROM_TEST else MAX_RULES_PER_SITE
+
+
 def _admit_rules(
-    cursor, dialect: Dialect, site_id: int, names: set[str], now: datetime
-) -> set[str]:
-    """Register new rule names within the site's cap; return the names that may be used
-    (already registered, or registered now). Runs inside the caller's transaction."""
+    cursor, dialect: Dialect, key: Source, names: set[str], now: datetime
+) -> dict[str, int]:
+    """Register new rule names, each within its sender's cap; return the names that may be
+    used (already registered, or registered now), each with the rank up to which senders
+    need no admission for it. Runs inside the caller's transaction.
+
+    A name already registered by a less trusted sender becomes this sender's, within this
+    sender's cap (a test-only name is then seen from now on). A backend's live event with a
+    browser's name is accepted even when the backend's cap is full: the name is listed
+    already, and stays the browsers' (whose cap bounds it).
+    """
+    site_id, origin = key.site_id, key.rule_origin
+    rank = _RANK[origin]
     params = {"site_id": site_id}
     _STATEMENTS.get("lock_site", dialect).execute(cursor, params).fetchall()
-    count = _STATEMENTS.get("rule_count", dialect).execute(cursor, params).fetchone()[0]
-    exists = _STATEMENTS.get("rule_exists", dialect)
-    register = _STATEMENTS.get("register_rule", dialect)
-    admitted = set()
+    counts = dict(_STATEMENTS.get("rule_counts", dialect).execute(cursor, params).fetchall())
+    held_by = _STATEMENTS.get("rule_origin", dialect)
+    put = _STATEMENTS.get("put_rule", dialect)
+    admitted = {}
     for name in sorted(names):
-        if exists.execute(cursor, {"site_id": site_id, "name": name}).fetchone() is not None:
-            admitted.add(name)
-        elif count < MAX_RULES_PER_SITE:
-            register.executemany(cursor, [{"site_id": site_id, "name": name, "first_seen_at": now}])
-            count += 1
-            admitted.add(name)
+        row = held_by.execute(cursor, {"site_id": site_id, "name": name}).fetchone()
+        held = row[0] if row is not None else None
+        if held is not None and _RANK[held] >= rank:
+            admitted[name] = _RANK[held]
+        elif counts.get(origin, 0) < _cap(origin):
+            if held == RULE_FROM_BROWSER:  # listed already: it keeps its first sight
+                _STATEMENTS.get("promote_rule", dialect).execute(
+                    cursor, {"rule_site": site_id, "rule_name": name, "new_origin": origin}
+                )
+            else:
+                put.execute(
+                    cursor,
+                    {"site_id": site_id, "name": name, "first_seen_at": now, "origin": origin},
+                )
+            counts[origin] = counts.get(origin, 0) + 1
+            if held is not None:
+                counts[held] -= 1
+            admitted[name] = rank
+        elif held == RULE_FROM_BROWSER:
+            admitted[name] = rank  # the backend's cap is full: accepted, still the browsers'
     return admitted
 
 
-def _remember_rules(database: str | None, site_id: int, names: set[str]) -> None:
-    """Note registered rule names in the bounded per-process cache."""
+def _remember_rules(database: str | None, site_id: int, names: dict[str, int]) -> None:
+    """Note registered rule names (with their rank) in the bounded per-process cache."""
     with _known_lock:
-        for name in names:
-            _known_rules[(database, site_id, name)] = None
+        for name, rank in names.items():
+            _known_rules[(database, site_id, name)] = rank
             _known_rules.move_to_end((database, site_id, name))
         while len(_known_rules) > KNOWN_RULES_CACHED:
             _known_rules.popitem(last=False)
 
 
-def rule_cap() -> dict:
-    """The field error of a success event whose new rule name is over the site's cap."""
-    return {
-        "field": "name",
-        "code": "too_many_rules",
-        "message": (
-            f"this site already has {MAX_RULES_PER_SITE} success rules, the maximum; "
-            "use one of them, or archive rules you no longer need"
-        ),
-    }
+def rule_cap(key: Source) -> dict:
+    """The field error of a success event whose new rule name is over its sender's cap."""
+    if key.from_browser:
+        return {
+            "field": "name",
+            "code": "too_many_browser_rules",
+            "message": (
+                f"this site already has {MAX_BROWSER_RULES_PER_SITE} success rules first sent "
+                "from browsers, the maximum for browsers; use one of them, or send this "
+                "conversion from your backend (POST /event)"
+            ),
+        }
+    if key.is_test:
+        message = (
+            f"this site already has {MAX_TEST_RULES_PER_SITE} success rules sent only with "
+            "test keys, the maximum for them; use one of them, or clear the test events "
+            "(which removes those rules)"
+        )
+    else:
+        message = (
+            f"this site already has {MAX_RULES_PER_SITE} success rules from its backend, the "
+            "maximum; use one of them"
+        )
+    return {"field": "name", "code": "too_many_rules", "message": message}

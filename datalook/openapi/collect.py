@@ -7,6 +7,7 @@ the event itself is the same `Event` schema as POST /event (one field table).
 from __future__ import annotations
 
 from ..ingest.collect import EXPOSED_HEADERS, MAX_COLLECT_BYTES, MEDIA_TYPES
+from ..ingest.storage import MAX_BROWSER_RULES_PER_SITE
 from ..ratelimit.rules import FAILED_AUTH_LIMIT
 from .common import error_response, header_refs, ref
 
@@ -134,8 +135,10 @@ def _post(collect_limit: str) -> dict:
             "204": {
                 "description": (
                     "Stored; or recognised as a duplicate by `event_id` "
-                    "(`DataLook-Duplicate: true`); or not stored because the sender is a bot "
-                    "or asked not to be tracked (`DataLook-Ignored`). No body."
+                    "(`DataLook-Duplicate: true`; browsers' ids are apart from the backend's, "
+                    "so a browser's id never makes a server event a duplicate); or not stored "
+                    "because the sender is a bot or asked not to be tracked "
+                    "(`DataLook-Ignored`). No body."
                 ),
                 "headers": header_refs(
                     *answered, "DataLook-Duplicate", "DataLook-Stripped-Keys", "DataLook-Ignored"
@@ -143,7 +146,11 @@ def _post(collect_limit: str) -> dict:
             },
             "400": error_response(
                 "`invalid_request`: no site key (field `site`; CORS `*`), or the event is "
-                "not valid (`errors` names every problem, with the codes of POST /event); "
+                "not valid (`errors` names every problem, with the codes of POST /event), or "
+                "a success names a new rule while the site already has "
+                f"{MAX_BROWSER_RULES_PER_SITE} rules first sent from browsers (field `name`, "
+                "code `too_many_browser_rules`: the browsers' own cap, which never counts "
+                "toward the backend's); "
                 "`invalid_json`: the body is empty or not JSON; `invalid_body`: the body "
                 "could not be read (malformed chunked encoding, cut short; CORS `*`).",
                 *_READABLE,

@@ -10,6 +10,7 @@ every code the package can send.
 from __future__ import annotations
 
 from ..ingest import schema as event_schema
+from ..ingest import storage
 from ..ingest.schema import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_BYTES
 from ..keys import tokens
 from ..snippets import render as snippets
@@ -67,8 +68,14 @@ FIELD_ERROR_CODES: dict[str, str] = {
     "too_far_in_future": "`timestamp` is more than 1 hour ahead.",
     "too_old": "`timestamp` is more than 7 days ago.",
     "invalid_length": "`events` must hold 1 to 500 events.",
-    "too_many_rules": "A success event with a new rule `name`, and the site has 1,000 rules "
-    "already (the cap): nothing was stored for it.",
+    "too_many_rules": "A success event with a new rule `name`, and the site has "
+    f"{storage.MAX_RULES_PER_SITE:,} rules from its backend already (the cap; rules first sent "
+    "from browsers or only with test keys do not count toward it); with a test key, "
+    f"{storage.MAX_TEST_RULES_PER_SITE:,} names sent only with test keys (their own cap). "
+    "Nothing was stored for it.",
+    "too_many_browser_rules": "POST /collect: a success event with a new rule `name`, and the "
+    f"site has {storage.MAX_BROWSER_RULES_PER_SITE} rules first sent from browsers already "
+    "(the browsers' own cap, apart from the backend's). Nothing was stored for it.",
 }
 
 #: Every `code` of a warning (the request succeeded, but something was changed).

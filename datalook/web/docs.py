@@ -9,6 +9,7 @@ from ..analytics import journeys, ranges, sessions
 from ..analytics.funnels import definition as funnels
 from ..analytics.reports import pages as report_pages
 from ..browser.script import snippet
+from ..ingest import storage
 from ..snippets import render as snippets
 from . import show_once
 
@@ -22,6 +23,7 @@ def server_events():
         "docs/server_events.html",
         event_url=show_once.event_url(),
         snippets=snippets.render(show_once.event_url(), None),
+        **_rule_caps(),
     )
 
 
@@ -32,7 +34,17 @@ def browser_sdk():
         "docs/browser_sdk.html",
         snippet=snippet(show_once.base_url(), "YOUR_SITE_KEY"),
         collect_url=f"{show_once.base_url()}/collect",
+        **_rule_caps(),
     )
+
+
+def _rule_caps() -> dict[str, int]:
+    """The caps of success rule names per site, by who sent them first."""
+    return {
+        "max_rules": storage.MAX_RULES_PER_SITE,
+        "max_browser_rules": storage.MAX_BROWSER_RULES_PER_SITE,
+        "max_test_rules": storage.MAX_TEST_RULES_PER_SITE,
+    }
 
 
 @bp.route("/docs/reports")

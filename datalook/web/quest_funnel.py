@@ -31,7 +31,7 @@ def rule_names(session: Session, site_id: int, limit: int = 5) -> list[str]:
     return list(
         session.scalars(
             select(SuccessRule.name)
-            .where(SuccessRule.site_id == site_id)
+            .where(SuccessRule.site_id == site_id, SuccessRule.listed())
             .order_by(SuccessRule.first_seen_at, SuccessRule.id)
             .limit(limit)
         )
