@@ -31,6 +31,9 @@ $(VENV)/.dev-deps: requirements.txt requirements-dev.txt tests/e2e/package-lock.
 run: system-deps-run $(VENV)/.runtime-deps
 	./scripts/serve.sh
 
+# The suite runs on every core (pytest-xdist), each test file whole on one worker: every test
+# makes its own servers, ports, databases and Redis keys. PYTEST_ARGS="-n 0" runs it serially.
+PYTEST_ARGS ?= -n auto --dist loadfile
 test: system-deps-test $(VENV)/.dev-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
