@@ -285,3 +285,19 @@ def test_the_descriptions_facts_are_filled_in(document):
     exact = document["components"]["schemas"]["StatsTotals"]["properties"]["visitors_exact"]
     assert "{" not in exact["description"]
     assert report_schemas.FACTS["exact_limit"] in exact["description"]
+
+
+@pytest.mark.parametrize("endpoint", [e for e in REPORT_PATHS if e != "live"])
+def test_each_report_documents_the_query_parameters_its_parser_reads(document, endpoint):
+    from datalook.analytics import query
+
+    def resolved(parameter: dict) -> dict:
+        """A parameter, its $ref followed."""
+        if "$ref" in parameter:
+            return document["components"]["parameters"][parameter["$ref"].rsplit("/", 1)[1]]
+        return parameter
+
+    operation = document["paths"][REPORT_PATHS[endpoint]]["get"]
+    documented = [p["name"] for p in map(resolved, operation["parameters"]) if p["in"] == "query"]
+    read = [name for group in query.REPORTS[endpoint] for name in query.GROUP_PARAMETERS[group]]
+    assert documented == read

@@ -119,6 +119,15 @@ GROUPS: dict[str, Parser] = {
     "key": _key,
 }
 
+#: The query parameters each group reads (the OpenAPI document lists them per report).
+GROUP_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "range": ("from", "to", "period"),
+    "steps": ("step", "window", "mode"),
+    "journey": ("steps", "start", "end", "rule"),
+    "path": ("path",),
+    "key": ("key",),
+}
+
 #: The groups each report reads, in the order their errors are checked.
 REPORTS: dict[str, tuple[str, ...]] = {
     "stats": ("range",),

@@ -10,7 +10,7 @@ live answers.
 
 from __future__ import annotations
 
-from ..analytics import journeys, ranges, sessions
+from ..analytics import journeys, query, ranges, sessions
 from ..analytics.funnels import definition as funnels
 from ..ingest.schema import EVENT_NAMES, MAX_NAME, MAX_PATH, MAX_USER_ID
 from .common import ref
@@ -191,7 +191,8 @@ def parameters() -> dict:
     }
 
 
-_RANGE = [ref("parameters", name) for name in ("SiteId", "From", "To", "Period")]
+_SITE = [ref("parameters", "SiteId")]
+_RANGE = [ref("parameters", name) for name in ("From", "To", "Period")]
 _JOURNEY = [
     ref("parameters", name)
     for name in ("JourneySteps", "JourneyStart", "JourneyEnd", "JourneyRule")
@@ -302,13 +303,20 @@ def _live_parameters() -> list:
     ]
 
 
-def endpoint_parameters(endpoint: str) -> list:
-    """The parameters of one report endpoint (a key of ENDPOINT_ERRORS), in order."""
+def _group_parameters(group: str) -> list:
+    """The documented query parameters of one of analytics.query's parameter groups."""
     return {
-        "stats": _RANGE,
-        "funnel": [*_RANGE, *_funnel_parameters()],
-        "saved_funnel": [*_RANGE, _funnel_id()],
-        "journeys": [*_RANGE, *_JOURNEY],
-        "next_steps": [*_RANGE, *_JOURNEY, *_next_steps_parameters()],
-        "live": _live_parameters(),
-    }[endpoint]
+        "range": _RANGE,
+        "steps": _funnel_parameters(),
+        "journey": _JOURNEY,
+        "path": _next_steps_parameters(),
+    }[group]
+
+
+def endpoint_parameters(endpoint: str) -> list:
+    """The parameters of one report endpoint (a key of ENDPOINT_ERRORS), in order: its path
+    parameters, then the groups that analytics.query.parse reads for it, in its order."""
+    if endpoint == "live":
+        return _live_parameters()
+    path = [*_SITE, _funnel_id()] if endpoint == "saved_funnel" else _SITE
+    return [*path, *(p for group in query.REPORTS[endpoint] for p in _group_parameters(group))]
