@@ -42,6 +42,9 @@ class Context:
     refusals: RefusalRecorder  # the live debugger's log of refused requests
     # Errors that mean "the database cannot take this now" (locked, down), raw or wrapped.
     database_errors: tuple[type[Exception], ...]
+    # SQLITE_BUSY_TIMEOUT_MS in seconds when it counts from the trusted front's
+    # X-Request-Start (behind a proxy, on SQLite: request_start); None otherwise.
+    front_budget: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
