@@ -117,6 +117,12 @@ def _ingestion_context(app: Flask) -> Context:
         parsed_limit(app.config["COLLECT_ADDRESS_LIMIT"]),
         refusals,
         (dbapi.OperationalError, dbapi.InterfaceError, OperationalError, InterfaceError),
+        # Behind the front (TRUSTED_PROXIES), a write's wait counts from its X-Request-Start.
+        front_budget=(
+            app.config["SQLITE_BUSY_TIMEOUT_MS"] / 1000
+            if app.config["TRUSTED_PROXIES"] and engine.dialect.name == "sqlite"
+            else None
+        ),
     )
 
 

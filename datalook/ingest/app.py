@@ -12,12 +12,14 @@ envelope, always with nosniff.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 
 from werkzeug.wrappers import Request, Response
 
 from ..envelope import PlainAnswer, error_response
-from . import collect, pipeline
+from ..sql.connections import set_write_deadline
+from . import collect, pipeline, request_start
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,18 @@ class IngestionApp:
         """Answer one request to an API path."""
         request = Request(environ)
         try:
-            answer = self._answer(request)
+            budget = self.context.front_budget
+            if budget is None:
+                answer = self._answer(request)
+            else:
+                # The busy budget counts from the front's receipt of the whole request.
+                set_write_deadline(
+                    request_start.deadline(environ, budget, time.time(), time.monotonic())
+                )
+                try:
+                    answer = self._answer(request)
+                finally:
+                    set_write_deadline(None)
         except Exception:
             # Nothing a client sends may reach here; if a bug does, log it and answer the
             # envelope (never a traceback).

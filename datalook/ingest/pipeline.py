@@ -42,6 +42,9 @@ class Context:
     refusals: RefusalRecorder  # the live debugger's log of refused requests
     # Errors that mean "the database cannot take this now" (locked, down), raw or wrapped.
     database_errors: tuple[type[Exception], ...]
+    # SQLITE_BUSY_TIMEOUT_MS in seconds when it counts from the trusted front's
+    # X-Request-Start (behind a proxy, on SQLite: request_start); None otherwise.
+    front_budget: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +90,7 @@ def handle(context: Context, request: Request, step: Step) -> Answer:
             if failure.key is not None:  # a real key id: its owner sees the refusal live
                 status, code = (429, "rate_limited") if limited else (401, failure.code)
                 # The owner may learn what the sender may not: the key id was right.
-                told = _MISMATCH_NOTE if failure.code == "invalid_token" else failure.message
+                told = _OWNER_NOTES.get(failure.code, failure.message)
                 context.refusals.refused(failure.key, now, status, code, told)
             return limited or error_response(
                 401,
@@ -130,6 +133,13 @@ _MISMATCH_NOTE = (
     "The key id is this key's, but the secret does not match: an old (rotated), mistyped or "
     "other kind's token?"
 )
+_MISTYPED_NOTE = (
+    "The key id is this key's, but the token is mistyped or truncated (its checksum does not "
+    "match): copy the whole token again."
+)
+# What a key's owner is told of a refusal that named the key, where it differs from the
+# sender's answer.
+_OWNER_NOTES = {"invalid_token": _MISMATCH_NOTE, "malformed_token": _MISTYPED_NOTE}
 
 
 def _www_authenticate(code: str) -> str:

@@ -111,16 +111,16 @@ def authenticate(
     connection, dialect: Dialect, header: str | None, now: datetime
 ) -> AuthenticatedKey:
     """Check a Bearer header on a DB-API connection; raise AuthFailure with the reason."""
+    credentials = bearer_token(header)
     try:
-        key_id, secret_hash, kind = _presented(bearer_token(header))
+        key_id, secret_hash, kind = _presented(credentials)
     except tokens.MalformedToken as exc:
-        raise AuthFailure("malformed_token", f"The token is malformed: {exc}.") from None
-    cursor = connection.cursor()
-    try:
-        lookup = _STATEMENTS.get("lookup", dialect)
-        found = lookup.execute(cursor, {"key_id": key_id, "now": now}).fetchone()
-    finally:
-        cursor.close()
+        raise AuthFailure(
+            "malformed_token",
+            f"The token is malformed: {exc}.",
+            _named_key(connection, dialect, credentials, now),
+        ) from None
+    found = _lookup(connection, dialect, key_id, now)
     if found is None:
         raise AuthFailure("invalid_token", "The token is not valid.")
     row = _KeyRow(*found)
@@ -144,3 +144,25 @@ def authenticate(
         rate_limit=row.rate_limit,
         is_test=is_test,
     )
+
+
+def _lookup(connection, dialect: Dialect, key_id: str, now: datetime) -> tuple | None:
+    """The key's row (_KeyRow's fields), or None for an unknown key id."""
+    cursor = connection.cursor()
+    try:
+        lookup = _STATEMENTS.get("lookup", dialect)
+        return lookup.execute(cursor, {"key_id": key_id, "now": now}).fetchone()
+    finally:
+        cursor.close()
+
+
+def _named_key(connection, dialect: Dialect, credentials: str, now: datetime) -> KnownKey | None:
+    """The key that a malformed token still names (a typo in its secret, or the secret cut
+    short, with the key id whole), so that its owner sees the refusal; else None. Like a
+    wrong secret, this costs the refused request one look-up; nothing of the secret is kept."""
+    key_id = tokens.key_id_of(credentials)
+    found = _lookup(connection, dialect, key_id, now) if key_id is not None else None
+    if found is None:
+        return None
+    row = _KeyRow(*found)
+    return KnownKey(row.id, row.site_id, row.kind == KEY_KIND_TEST)

@@ -6,7 +6,8 @@ A token is ``dl_live_<key_id>_<secret>``, or ``dl_test_<key_id>_<secret>`` for a
 * ``key_id``: 12 characters of ``[A-Za-z0-9]``; public, stored in plain text, shown masked.
 * ``secret``: 32 random characters of ``[A-Za-z0-9]`` (about 190 bits from ``secrets``)
   followed by a 6-character base62 CRC32 checksum of everything before it, so that a
-  mistyped token is refused without touching the database (as GitHub's tokens do).
+  mistyped token is refused without checking its secret against the database (as GitHub's
+  tokens are). If its key id is still whole (``key_id_of``), the key's owner is told.
 
 Only the SHA-256 digest of the secret is stored. The secret carries far more entropy than
 any password, so a fast hash is safe here, and it keeps the ingestion path cheap (bcrypt
@@ -37,6 +38,10 @@ TOKEN_LENGTH = len(PREFIX) + KEY_ID_LENGTH + 1 + SECRET_LENGTH
 # \Z, not $: "$" would also match before a trailing newline.
 TOKEN_RE = re.compile(
     rf"\Adl_(?:live|test)_[A-Za-z0-9]{{{KEY_ID_LENGTH}}}_[A-Za-z0-9]{{{SECRET_LENGTH}}}\Z"
+)
+# A token whose prefix and key id are whole but whose secret is mistyped or cut short.
+_NAMES_KEY_RE = re.compile(
+    rf"\Adl_(?:live|test)_([A-Za-z0-9]{{{KEY_ID_LENGTH}}})_[A-Za-z0-9]{{0,{2 * SECRET_LENGTH}}}\Z"
 )
 # Anything that looks like a token inside free text (to remove it from what is recorded).
 TOKEN_IN_TEXT = re.compile(r"dl_(?:live|test)_[A-Za-z0-9]{4,}(?:_[A-Za-z0-9]*)?")
@@ -117,6 +122,13 @@ def parse(raw: str) -> ParsedToken:
     prefix = token[: len(PREFIX)]  # both prefixes have the same length
     key_id, _, secret = token[len(prefix) :].partition("_")
     return ParsedToken(key_id=key_id, secret=secret, kind=KINDS[prefix])
+
+
+def key_id_of(raw: str) -> str | None:
+    """The key id named by a token that `parse` refused, if its prefix and key id are whole
+    (a typo in the secret, or the secret cut short); None for anything else."""
+    match = _NAMES_KEY_RE.match(raw.strip())
+    return match.group(1) if match else None
 
 
 def secret_matches(secret: str, stored_hash: str) -> bool:

@@ -85,6 +85,17 @@ def upsert(table, values: dict, index_elements: list[str], set_: dict, dialect_n
 # SQLITE_BUSY_TIMEOUT_MS of each SQLite file (seconds), set by init_app: the whole time a
 # write may wait, for the writers' lock and then for SQLite's own lock together.
 _budgets: dict[str, float] = {}
+# This thread's request deadline (time.monotonic()), if its budget counts from earlier than
+# the write: set_write_deadline.
+_request = threading.local()
+
+
+def set_write_deadline(deadline: float | None) -> None:
+    """Make this thread's budgeted writes end by `deadline` (time.monotonic()) at the latest,
+    until it is set back to None: the ingestion app counts a request's budget from the
+    moment its front had the whole request, so the time it waited for a busy worker counts
+    too. A deadline already past fails the write at once (filelock.LockTimeout)."""
+    _request.deadline = deadline
 
 
 def write_lock(dialect: Dialect, database: str | None):
@@ -117,11 +128,18 @@ class _BudgetedWrite:
         self.narrowed = None
 
     def __enter__(self):
-        """Take the lock; narrow this thread's busy timeout by the time spent waiting."""
+        """Take the lock; narrow this thread's busy timeout by the time spent waiting (and
+        by the time the request waited before, with a request deadline)."""
         started = time.monotonic()
-        self.lock.hold(self.budget).__enter__()
-        left = self.budget - (time.monotonic() - started)
-        if left < self.budget - 0.001:  # waited a millisecond or more
+        budget = self.budget
+        deadline = getattr(_request, "deadline", None)
+        if deadline is not None:
+            budget = min(budget, deadline - started)
+            if budget <= 0:
+                raise filelock.LockTimeout("database is busy (the request waited its budget)")
+        self.lock.hold(budget).__enter__()
+        left = budget - (time.monotonic() - started)
+        if left < self.budget - 0.001:  # waited (here or before) a millisecond or more
             self.narrowed = HeldConnection.set_busy_timeout_here(
                 self.database, max(1, int(left * 1000))
             )
