@@ -9,7 +9,7 @@ from typing import NoReturn
 import click
 from flask.cli import AppGroup
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..accounts.domains import InvalidDomain, normalise_domain
 from ..extensions import db
@@ -22,6 +22,16 @@ def fail(message: str) -> NoReturn:
     """Print a one-line refusal on stderr and exit with status 1."""
     click.echo(f"Error: {message}", err=True)
     sys.exit(1)
+
+
+def add_or_fail(row: object, taken: str) -> None:
+    """Store a new row, or exit with `taken` when a unique constraint says it exists."""
+    db.session.add(row)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        fail(taken)
 
 
 def site_by_domain(domain: str) -> Site:

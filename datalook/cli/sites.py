@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 from flask import current_app
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from ..accounts.domains import InvalidDomain, normalise_domain
 from ..analytics.money import is_currency
@@ -15,7 +14,7 @@ from ..browser.origins import InvalidOrigin
 from ..browser.script import snippet
 from ..extensions import db
 from ..models import Site, User
-from .common import CommandGroup, fail, site_by_domain
+from .common import CommandGroup, add_or_fail, fail, site_by_domain
 
 sites = CommandGroup("sites", help="Manage sites.")
 
@@ -32,12 +31,9 @@ def sites_create(domain: str, owner: str) -> None:
         normal = normalise_domain(domain)
     except InvalidDomain as exc:
         fail(str(exc))
-    db.session.add(Site(owner_id=user.id, domain=normal))
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        fail(f"{user.email} already has a site {normal!r}")
+    add_or_fail(
+        Site(owner_id=user.id, domain=normal), f"{user.email} already has a site {normal!r}"
+    )
     click.echo(f"Created site {normal}")
 
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import click
-from sqlalchemy.exc import IntegrityError
 
 from ..accounts.emails import InvalidEmail, normalise_email
 from ..accounts.passwords import MIN_PASSWORD_LENGTH, password_problem
-from ..extensions import db
 from ..models import User
-from .common import CommandGroup, fail
+from .common import CommandGroup, add_or_fail, fail
 
 users = CommandGroup("users", help="Manage user accounts.")
 
@@ -32,10 +30,5 @@ def users_create(email: str, password: str) -> None:
         fail(f"the password is refused: {problem}")
     user = User(email=normal)
     user.set_password(password)
-    db.session.add(user)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        fail(f"a user {normal!r} already exists")
+    add_or_fail(user, f"a user {normal!r} already exists")
     click.echo(f"Created user {normal}")
