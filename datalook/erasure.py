@@ -16,6 +16,7 @@ from flask import current_app
 from sqlalchemy import ColumnElement, Delete, delete, func, select
 from sqlalchemy.orm import Session
 
+from .analytics import cursors
 from .analytics import forget as derived
 from .analytics.deletions import DeletedEvents, OnEventsDeleted
 from .analytics.rollups import forget as rollups
@@ -29,9 +30,10 @@ MAX_USER_ID = 256
 
 # Subscribers (the contract: analytics.deletions): called as hook(session, deleted) inside
 # the deleting transaction, before the DELETE; one that raises rolls the deletion back. The
-# report rollups take the events out, and the derived sessions and funnel rows of the
-# events go with them.
+# derivations under way are stopped, the report rollups take the events out, and the kind
+# index, sessions and saved funnels' rows become what the events left derive.
 ON_EVENTS_DELETED: list[OnEventsDeleted] = [
+    derived.stop_derivations,
     rollups.forget_deleted,
     derived.forget_deleted,
 ]
@@ -99,6 +101,7 @@ def _delete_locked(
             for hook in ON_EVENTS_DELETED:
                 hook(session, deleted)
             session.execute(delete(Event).where(where))
+            cursors.rewind_past_deleted(session)  # SQLite gives the ids of the newest again
         session.add(
             AuditEntry(
                 site_id=site.id,

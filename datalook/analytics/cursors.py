@@ -37,13 +37,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..models import Event, utcnow
 from ..sql.connections import write_lock
 from .funnels.models import DerivedCursor
+from .rollups.models import SummaryCursor
 
 GAP_GRACE = timedelta(seconds=5)
 BATCH = 20_000
@@ -142,6 +143,36 @@ def invalidate(session: Session) -> None:
     """Make every derivation computed before now start over (inside the caller's transaction:
     an erasure deletes the rows it would otherwise store)."""
     DERIVED.bump(session)
+
+
+def hold(session: Session, name: str) -> int:
+    """Move a derived cursor's version on and return its position, inside the caller's
+    write transaction (under the writers' lock): what that transaction stores replaces
+    what a derivation computed before it, and on PostgreSQL the cursor's row stays locked
+    until it ends (a catch-up storing meanwhile waits, then finds the cursor moved). The
+    cursor must exist (``ensure``)."""
+    DERIVED.bump(session, name)
+    return int(DERIVED.read_existing(session, name).last_event_id)
+
+
+def rewind_past_deleted(session: Session) -> None:
+    """After events were deleted (in the deleting transaction): no cursor may stand past
+    the newest event left.
+
+    SQLite gives a new row the largest id + 1 (events.id has no AUTOINCREMENT), so once
+    the newest events are deleted (test events cleared, the latest visitor erased, a
+    cut-off after every event) their ids are given again; a cursor left past them would
+    never read the events that take them. Lowering it loses nothing: no event is left
+    between the newest one and where it stood. A PostgreSQL sequence never gives an id
+    twice.
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    newest = session.scalar(select(func.max(Event.id))) or 0
+    for model in (SummaryCursor, DerivedCursor):
+        session.execute(
+            update(model).where(model.last_event_id > newest).values(last_event_id=newest)
+        )
 
 
 def touch(session: Session, name: str) -> None:

@@ -3,7 +3,8 @@
 datalook.erasure deletes events (an erasure, a retention cut-off, clearing test events) and,
 inside the deleting transaction, just before the DELETE, calls every subscriber of its
 ON_EVENTS_DELETED with a DeletedEvents. The subscribers live here in analytics (the report
-rollups, the sessions and the saved funnels' rows take the events out); they import this
+rollups, the kind index, the sessions and the saved funnels' rows take the events out, and
+are left as a derivation of the remaining events would leave them); they import this
 module, never erasure: erasure imports analytics, not the other way round.
 """
 

@@ -11,7 +11,8 @@ A cursor over events.id feeds new events in batches, as for the sessions; the fo
 keeps it caught up, and a report catches up the rest itself. Further behind than
 BEHIND_AT_MOST (a first derivation), or for a step that matches too many kinds, a property
 step or the strict mode (which needs every event of a visitor), the funnel reads the
-events instead. Erasure and retention delete the rows of the events they delete. Filing
+events instead. Erasure and retention delete the rows of the events they delete, and the
+kinds left without any; a rebuild files a site's events again (``refile``). Filing
 an event of the settled past, or deleting any, moves the settled generation on: unsaved
 funnels keep what they computed from the settled past per process (funnels.unsaved).
 """
@@ -60,6 +61,11 @@ def catch_up(session: Session, seconds: float | None = None) -> int:
 def _read_events(tx: Session, after_id: int, up_to_id: int) -> list[tuple]:
     """The counted events (after_id, up_to_id] as (site, digest, kind_events row values),
     read as the driver's tuples (reads only: the fold process files every event)."""
+    return _read(tx, Event.id > after_id, Event.id <= up_to_id)
+
+
+def _read(tx: Session, *where) -> list[tuple]:
+    """The counted events `where` selects as (site, digest, kind_events row values)."""
     query = select(
         Event.site_id,
         Event.event_name,
@@ -69,7 +75,7 @@ def _read_events(tx: Session, after_id: int, up_to_id: int) -> list[tuple]:
         Event.id,
         Event.visitor_id,
         Event.success_value_micros,
-    ).where(Event.id > after_id, Event.id <= up_to_id, Event.counted())
+    ).where(*where, Event.counted())
     digests: dict[tuple, str] = {}  # a batch holds a few hundred kinds at most
     out = []
     for site_id, event_name, page_path, name, at, event_id, visitor, value in driver_rows(
@@ -262,9 +268,17 @@ def _stored(moment: datetime) -> str:
     return moment.isoformat(sep=" ", timespec="microseconds")
 
 
-def forget_deleted(session: Session, where) -> None:
+def forget_deleted(session: Session, where, one_visitor: bool) -> None:
     """Delete the index rows of the events `where` selects (about to be deleted, in the
-    same transaction)."""
+    same transaction), and the kinds left without any.
+
+    One visitor's events (an erasure: a few, spread over any time) go by their keys; a
+    cut-off's (many, over one span of time) by each kind's range of the span, read in the
+    key's order.
+    """
+    if not one_visitor:
+        _forget_spans(session, where)
+        return
     doomed = session.execute(
         select(
             Event.site_id,
@@ -289,3 +303,77 @@ def forget_deleted(session: Session, where) -> None:
         session.execute(
             delete(t).where(tuple_(t.site_id, t.kind_id, t.occurred_at, t.event_id).in_(chunk))
         )
+    for site_id in {row.site_id for row in doomed}:
+        forget_unused(
+            session, site_id, [kind_id for (site, _), kind_id in ids.items() if site == site_id]
+        )
+
+
+def _forget_spans(session: Session, where) -> None:
+    """Delete the index rows of the events `where` selects, kind by kind over the span of
+    time they cover (each row checked against their ids)."""
+    spans = session.execute(
+        select(Event.site_id, func.min(Event.occurred_at), func.max(Event.occurred_at))
+        .where(where, Event.counted())
+        .group_by(Event.site_id)
+    ).all()
+    if not spans:
+        return
+    settled.bump(session.connection())  # unsaved funnels keep what they read of the past
+    doomed = select(Event.id).where(where)
+    t = KindEvent
+    for site_id, low, high in spans:
+        kind_ids = list(session.scalars(select(EventKind.id).where(EventKind.site_id == site_id)))
+        for offset in range(0, len(kind_ids), KEYS_PER_QUERY):
+            session.execute(
+                delete(t).where(
+                    t.site_id == site_id,
+                    t.kind_id.in_(kind_ids[offset : offset + KEYS_PER_QUERY]),
+                    t.occurred_at >= low,
+                    t.occurred_at <= high,
+                    t.event_id.in_(doomed),
+                )
+            )
+        forget_unused(session, site_id)
+
+
+def forget_unused(session: Session, site_id: int, kind_ids: list[int] | None = None) -> None:
+    """Delete the site's kinds (of `kind_ids`; None: all) that no filed event has any more:
+    what was derived from deleted events goes with them, as a derivation of the events
+    left would have no such kind. A kind whose events are not filed yet is made again when
+    they are (under the writers' lock, like this)."""
+    t = KindEvent
+    unused = ~select(t.kind_id).where(t.site_id == site_id, t.kind_id == EventKind.id).exists()
+    if kind_ids is None:
+        session.execute(delete(EventKind).where(EventKind.site_id == site_id, unused))
+        return
+    for offset in range(0, len(kind_ids), KEYS_PER_QUERY):
+        chunk = kind_ids[offset : offset + KEYS_PER_QUERY]
+        session.execute(
+            delete(EventKind).where(EventKind.site_id == site_id, EventKind.id.in_(chunk), unused)
+        )
+
+
+def refile(
+    tx: Session, site_id: int, start: datetime | None, end: datetime | None, up_to_id: int
+) -> int:
+    """File again the site's counted events of [start, end) (None: no bound) up to
+    `up_to_id`, replacing the index rows of that range (in the caller's write transaction,
+    which holds the cursor: analytics.rebuild). Returns the events filed."""
+    span = []
+    if start is not None:
+        span.append(Event.occurred_at >= start)
+    if end is not None:
+        span.append(Event.occurred_at < end)
+    read = _read(tx, Event.site_id == site_id, Event.id <= up_to_id, *span)
+    t = KindEvent
+    kind_ids = list(tx.scalars(select(EventKind.id).where(EventKind.site_id == site_id)))
+    for offset in range(0, len(kind_ids), KEYS_PER_QUERY):
+        where = [t.site_id == site_id, t.kind_id.in_(kind_ids[offset : offset + KEYS_PER_QUERY])]
+        if start is not None:
+            where.append(t.occurred_at >= start)
+        if end is not None:
+            where.append(t.occurred_at < end)
+        tx.execute(delete(t).where(*where))
+    _file_events(tx, read)
+    return len(read)

@@ -7,7 +7,9 @@ visitor ("a:" ids) take no part.
 
 A cursor over events.id feeds new events in batches. An event after the visitor's latest
 session extends it (or starts a new one); a late event (before the end of the visitor's
-latest session) re-derives the sessions it can touch from the stored events.
+latest session) re-derives the sessions it can touch from the stored events. Deleting
+events (``forget_deleted``) and a rebuild (``rederive``, window by window) derive the
+sessions of a span of time again from the events left.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import ColumnElement, Table, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from ..models import Event, utcnow
 from . import cursors, settled
-from .funnels.models import VisitorSession
+from .funnels.models import DerivedCursor, VisitorSession
 
 GAP = timedelta(minutes=30)
 # Sessions that started before boundary() change only with a bump of this generation.
@@ -309,3 +311,103 @@ def _rederive(
 def catch_up(session: Session) -> int:
     """Bring the sessions up to the newest safe event (all sites)."""
     return cursors.derive_in_two_phases(session, CURSOR, derive_changes, store_changes)
+
+
+def rederive(
+    tx: Session,
+    site_id: int,
+    start: datetime | None,
+    end: datetime | None,
+    up_to_id: int,
+    excluding: ColumnElement[bool] | None = None,
+) -> int:
+    """Derive again the site's sessions that start in [start, end) (None: no bound) from
+    its events up to `up_to_id` but those `excluding` selects (events about to be
+    deleted), replacing the stored ones; in the caller's write transaction, which holds
+    the cursor (at `up_to_id`). Returns the sessions stored.
+
+    The events are read from GAP before `start` (a session starting in the span has no
+    event within GAP before it) to QUIET after `end`, and further while a session starting
+    in the span may go on past what was read.
+    """
+    read_from = None if start is None else start - GAP
+    read_to = None if end is None else end + QUIET
+    further = timedelta(hours=6)
+    while True:
+        found, complete = _sessions_starting(
+            tx, site_id, (start, end), (read_from, read_to), up_to_id, excluding
+        )
+        if complete or read_to is None:
+            break
+        read_to, further = read_to + further, further * 2
+    table = cast(Table, VisitorSession.__table__)
+    where = [table.c.site_id == site_id]
+    if start is not None:
+        where.append(table.c.started_at >= start)
+    if end is not None:
+        where.append(table.c.started_at < end)
+    tx.execute(delete(table).where(*where))
+    if found:
+        tx.execute(insert(table), [to_row(site_id, state) for state in found])
+    return len(found)
+
+
+def _sessions_starting(
+    tx: Session,
+    site_id: int,
+    span: tuple[datetime | None, datetime | None],
+    read: tuple[datetime | None, datetime | None],
+    up_to_id: int,
+    excluding: ColumnElement[bool] | None,
+) -> tuple[list[SessionState], bool]:
+    """The sessions starting in `span` of the events read over `read`, and whether each is
+    complete (no event of its visitor can follow within GAP past what was read)."""
+    where = [
+        Event.site_id == site_id,
+        Event.id <= up_to_id,
+        Event.visitor_id.not_like("a:%"),
+        Event.counted(),
+    ]
+    if read[0] is not None:
+        where.append(Event.occurred_at >= read[0])
+    if read[1] is not None:
+        where.append(Event.occurred_at < read[1])
+    if excluding is not None:
+        where.append(~excluding)
+    per_visitor: dict[str, list[SessionEvent]] = defaultdict(list)
+    for event_id, _, visitor, at, event_name, path, name in tx.execute(
+        select(*_EVENT_COLUMNS).where(*where)
+    ):
+        per_visitor[visitor].append(SessionEvent(at, event_id, event_name, path, name))
+    start, end = span
+    found: list[SessionState] = []
+    complete = True
+    for visitor, events in per_visitor.items():
+        for state in build(visitor, events):
+            if (start is None or state.started_at >= start) and (
+                end is None or state.started_at < end
+            ):
+                found.append(state)
+                if read[1] is not None and state.ended_at + GAP >= read[1]:
+                    complete = False
+    return found, complete
+
+
+def forget_deleted(
+    tx: Session, site_id: int, where: ColumnElement[bool], first: datetime, until: datetime
+) -> None:
+    """Derive again, from the events left, the site's sessions that events about to be
+    deleted (`where` selects them; they occurred in [first, until)) belong to: those that
+    overlap [first, until), in the deleting transaction. A session across a retention
+    cut-off keeps its events after it; one that had only deleted events goes."""
+    t = VisitorSession.__table__.c
+    low, high = tx.execute(
+        select(func.min(t.started_at), func.max(t.ended_at)).where(
+            t.site_id == site_id, t.started_at < until, t.ended_at >= first
+        )
+    ).one()
+    if low is None:
+        return
+    position = tx.scalar(select(DerivedCursor.last_event_id).where(DerivedCursor.name == CURSOR))
+    start, end = min(first, low), max(until, high + timedelta(microseconds=1))
+    rederive(tx, site_id, start, end, position or 0, excluding=where)

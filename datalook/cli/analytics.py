@@ -1,4 +1,4 @@
-"""`flask analytics ...`: the report summaries (rebuild, fold, catch-up)."""
+"""`flask analytics ...`: the report summaries and derived tables (rebuild, fold, catch-up)."""
 
 from __future__ import annotations
 
@@ -6,24 +6,39 @@ import time
 
 import click
 from flask import current_app
+from sqlalchemy import select
 
-from ..analytics import worker
+from ..analytics import rebuild, worker
 from ..analytics.rollups import fold as summaries
 from ..extensions import db
-from .common import CommandGroup, site_by_domain
+from ..models import Site
+from .common import CommandGroup, fail, site_by_domain
 
-analytics = CommandGroup("analytics", help="Maintain the report summaries.")
+analytics = CommandGroup("analytics", help="Maintain the report summaries and derived tables.")
 
 
 @analytics.command("rebuild")
-@click.option("--site", "domain", required=True)
-def analytics_rebuild(domain: str) -> None:
-    """Recompute a site's summaries from its raw events (safe while events arrive)."""
-    site = site_by_domain(domain)
-    started = time.monotonic()
-    summaries.catch_up(db.engine, current_app.instance_path)
-    count = summaries.rebuild_site(db.engine, current_app.instance_path, site.id)
-    click.echo(f"Rebuilt {site.domain}: {count} events in {time.monotonic() - started:.1f} s")
+@click.option("--site", "domain", help="The site's domain.")
+@click.option("--all", "every", is_flag=True, help="Every site.")
+def analytics_rebuild(domain: str | None, every: bool) -> None:
+    """Rebuild everything derived from a site's events from the events themselves: the
+    summaries, the kind index, the sessions, the saved funnels' rows (safe while events
+    arrive). The repair for any derived row that is wrong."""
+    if bool(domain) == every:
+        fail("give --site DOMAIN or --all")
+    if every:
+        sites = [(s.id, s.domain) for s in db.session.scalars(select(Site).order_by(Site.id))]
+    else:
+        site = site_by_domain(domain or "")
+        sites = [(site.id, site.domain)]
+    for site_id, name in sites:
+        started = time.monotonic()
+        done = rebuild.rebuild_site(db.session(), db.engine, current_app.instance_path, site_id)
+        click.echo(
+            f"Rebuilt {name}: {done.events} events in {time.monotonic() - started:.1f} s"
+            f" (kind index: {done.filed} events, {done.sessions} sessions,"
+            f" saved funnels: {done.derived} events)"
+        )
 
 
 @analytics.command("fold")

@@ -200,14 +200,53 @@ def _derive_attempts(
     its attempts may become. The visitor's stored matched events are read; the batch's own
     are not stored yet, so they are added here.
     """
+    days = {}
+    for visitor, events in new_events.items():
+        times = [e.at for e in events]
+        days[visitor] = day_bounds(min(times) - definition.window, max(times), tz)
+    _derive_days(tx, derivation_id, definition, days, new_events, tz, changes)
+
+
+def forget_changes(
+    tx: Session,
+    derivation_id: int,
+    definition: FunnelDefinition,
+    tz_name: str,
+    spans: dict[str, tuple[datetime, datetime]],
+) -> FunnelChanges:
+    """What deleting matched events changes in a derivation's attempts (reads only).
+
+    `spans`: per visitor, the first and last time of their deleted matched events, whose
+    funnel_events rows this transaction has deleted already. The attempts these events
+    were part of (starting at most one window before them, up to the last of them) and
+    the others of the same local days are derived again from the matched events left, as
+    new events derive them; the links of the visitor's other attempts follow.
+    """
+    tz = zone(tz_name)
+    days = {
+        visitor: day_bounds(first - definition.window, last, tz)
+        for visitor, (first, last) in spans.items()
+    }
+    changes = FunnelChanges()
+    _derive_days(tx, derivation_id, definition, days, {}, tz, changes)
+    return changes
+
+
+def _derive_days(
+    tx: Session,
+    derivation_id: int,
+    definition: FunnelDefinition,
+    days: dict[str, tuple[datetime, datetime]],
+    new_events: dict[str, list[VisitorEvent]],
+    tz: ZoneInfo,
+    changes: FunnelChanges,
+) -> None:
+    """Derive the attempts of each visitor's days [first, end) (of `days`) again, from
+    their stored matched events and their `new_events` (not stored yet)."""
     window, n = definition.window, len(definition.steps)
-    visitors = list(new_events)
+    visitors = list(days)
     for offset in range(0, len(visitors), VISITORS_PER_QUERY):
         chunk = visitors[offset : offset + VISITORS_PER_QUERY]
-        days = {}
-        for v in chunk:
-            times = [e.at for e in new_events[v]]
-            days[v] = day_bounds(min(times) - window, max(times), tz)
         since = min(days[v][0] for v in chunk)
         until = max(days[v][1] for v in chunk) + window
         events: dict[str, list[VisitorEvent]] = defaultdict(list)
@@ -230,7 +269,7 @@ def _derive_attempts(
         for visitor in chunk:
             first, end = days[visitor]
             changes.stale.append({"d": derivation_id, "v": visitor, "a": first, "b": end})
-            mine = events[visitor] + new_events[visitor]
+            mine = events[visitor] + new_events.get(visitor, [])
             found = attempts(mine, n, window, "ordered", first, end)
             fresh[visitor] = [
                 _attempt_row(derivation_id, visitor, attempt) for attempt in day_bests(found, tz)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from ...models import Event
@@ -18,7 +19,7 @@ from .. import sketches
 from ..deletions import DeletedEvents
 from .accumulate import Accumulator, fold_columns, hour_and_day, visitor_dims
 from .fold import claim, position
-from .models import VisitorSketch
+from .models import HourlyPage, HourlyProperty, HourlyRule, HourlyTotals, VisitorSketch
 from .write import write
 
 
@@ -28,7 +29,8 @@ def forget_deleted(session: Session, deleted: DeletedEvents) -> None:
 
     Only events the fold has counted (id up to the cursor) are subtracted; the cursor's
     version moves on, so a fold that read the doomed events meanwhile on another host starts
-    over without them. Counts and revenue are exact after this. Visitor sketches cannot
+    over without them. Counts and revenue are exact after this, and a row left at zero is
+    deleted (a fold of the remaining events makes none). Visitor sketches cannot
     forget one visitor (they hold hashed registers, no identifier): the sketches of the
     hours, days and weeks the deleted events touched are recomputed from the events that
     stay (``refresh_sketches``), so estimated visitors are right at once too.
@@ -49,7 +51,36 @@ def forget_deleted(session: Session, deleted: DeletedEvents) -> None:
     if not claim(connection, seen, None):
         raise RuntimeError("the report summaries changed meanwhile; try again")
     write(connection, taken, {}, dialect)
+    drop_empty(connection, taken)
     refresh_sketches(connection, taken.visitor_keys, deleted.where, last_id)
+
+
+def drop_empty(connection, taken: Accumulator) -> None:
+    """Delete the rollup rows that no event counts in any more, over the hours and days
+    `taken` (the events taken out) touched: a few statements, each a range of the keys."""
+    spans: dict[int, list[datetime]] = defaultdict(list)
+    for site, hour in taken.totals:
+        spans[site].append(hour)
+    keys: dict[int, set[str]] = defaultdict(set)
+    for site, key, *_ in taken.properties:
+        keys[site].add(key)
+    for site, hours in spans.items():
+        low, high = min(hours).replace(hour=0), max(hours)
+        for model, count in (
+            (HourlyTotals, "events"),
+            (HourlyRule, "conversions"),
+            (HourlyPage, "events"),
+            (HourlyProperty, "events"),
+        ):
+            if model is HourlyProperty and not keys[site]:
+                continue
+            table = cast(Table, model.__table__)
+            where = [table.c.site_id == site, table.c.hour.between(low, high), table.c[count] == 0]
+            if model is not HourlyTotals:
+                where.append(table.c.hours.in_([1, 24]))  # the key's order: site, hours, hour
+            if model is HourlyProperty:  # the key's order: site, key, hours, hour
+                where.append(table.c.key.in_(sorted(keys[site])))
+            connection.execute(delete(table).where(*where))
 
 
 def _runs(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
@@ -63,35 +94,71 @@ def _runs(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
     return [(a, b) for a, b in out]
 
 
-def _put_sketch(connection, key: tuple, data: bytes | None) -> None:
-    """Store one sketch (site, hours, dim, start), or delete it when `data` is None."""
-    site, hours, dim, start = key
+def _put_sketches(connection, found: dict[tuple, bytes | None]) -> None:
+    """Store sketches by key (site, hours, dim, start); delete those whose bytes are None.
+    One statement of each kind, run for every key (a retention cut-off refreshes
+    thousands)."""
     s = VisitorSketch
-    if data is None:
+    keys = ("site_id", "hours", "dim", "start")
+    gone = [dict(zip(keys, key, strict=True)) for key, data in found.items() if data is None]
+    if gone:
+        table = cast(Table, s.__table__)
         connection.execute(
-            delete(s).where(s.site_id == site, s.hours == hours, s.dim == dim, s.start == start)
+            delete(table).where(*(table.c[name] == bindparam(f"k_{name}") for name in keys)),
+            [{f"k_{name}": value for name, value in row.items()} for row in gone],
         )
-        return
-    statement = dialect_insert(s.__table__, connection.dialect.name)
-    connection.execute(
-        statement.on_conflict_do_update(
-            index_elements=["site_id", "hours", "dim", "start"],
-            set_={"sketch": statement.excluded.sketch},
-        ),
-        {"site_id": site, "hours": hours, "dim": dim, "start": start, "sketch": data},
-    )
+    kept = [
+        {**dict(zip(keys, key, strict=True)), "sketch": data}
+        for key, data in found.items()
+        if data is not None
+    ]
+    if kept:
+        statement = dialect_insert(s.__table__, connection.dialect.name)
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=list(keys), set_={"sketch": statement.excluded.sketch}
+            ),
+            kept,
+        )
 
 
-def _merged_span(connection, site: int, hours: int, dim: str, start: datetime, end: datetime):
-    """The union of a dimension's stored sketches of one span size in [start, end)."""
+def _merged_spans(
+    connection, site: int, hours: int, wanted: set[tuple[str, datetime]], length: timedelta
+) -> dict[tuple, bytes | None]:
+    """For each (dim, start) wanted, the union of the dimension's stored sketches of `hours`
+    in [start, start + length) (None when there is none), by key (site, hours of the
+    union, dim, start): one read of the span they cover per 500 dimensions."""
     s = VisitorSketch
-    stored = connection.execute(
-        select(s.sketch).where(
-            s.site_id == site, s.hours == hours, s.dim == dim, s.start >= start, s.start < end
-        )
-    ).scalars()
-    found = list(stored)
-    return sketches.union(found) if found else None
+    low = min(start for _, start in wanted)
+    high = max(start for _, start in wanted) + length
+    dims = sorted({dim for dim, _ in wanted})
+    parts: dict[tuple[str, datetime], list[bytes]] = defaultdict(list)
+    for offset in range(0, len(dims), 500):
+        for dim, start, data in connection.execute(
+            select(s.dim, s.start, s.sketch).where(
+                s.site_id == site,
+                s.hours == hours,
+                s.dim.in_(dims[offset : offset + 500]),
+                s.start >= low,
+                s.start < high,
+            )
+        ):
+            holding = (dim, _span_start(start, length))
+            if holding in wanted:
+                parts[holding].append(data)
+    span = {timedelta(days=1): 24, timedelta(days=7): 168}[length]
+    return {
+        (site, span, dim, start): sketches.union(parts[(dim, start)])
+        if parts.get((dim, start))
+        else None
+        for dim, start in wanted
+    }
+
+
+def _span_start(moment: datetime, length: timedelta) -> datetime:
+    """The start of the day (length one day) or of the week from Monday holding `moment`."""
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return day if length == timedelta(days=1) else day - timedelta(days=day.weekday())
 
 
 def refresh_sketches(connection, keys: set, gone, last_id: int) -> None:
@@ -126,14 +193,16 @@ def refresh_sketches(connection, keys: set, gone, last_id: int) -> None:
                 for dim in visitor_dims(kind, name, page):
                     if (hour, dim) in wanted:
                         seen[(hour, dim)].add(visitor)
-        for hour, dim in wanted:
-            ids = seen.get((hour, dim))
-            _put_sketch(connection, (site, 1, dim, hour), sketches.of_ids(ids) if ids else None)
-        days = {(hour.replace(hour=0), dim) for hour, dim in wanted}
-        for day, dim in days:
-            merged = _merged_span(connection, site, 1, dim, day, day + timedelta(days=1))
-            _put_sketch(connection, (site, 24, dim, day), merged)
-        weeks = {(day - timedelta(days=day.weekday()), dim) for day, dim in days}
-        for week, dim in weeks:
-            merged = _merged_span(connection, site, 24, dim, week, week + timedelta(days=7))
-            _put_sketch(connection, (site, 168, dim, week), merged)
+        _put_sketches(
+            connection,
+            {
+                (site, 1, dim, hour): sketches.of_ids(ids)
+                if (ids := seen.get((hour, dim)))
+                else None
+                for hour, dim in wanted
+            },
+        )
+        days = {(dim, hour.replace(hour=0)) for hour, dim in wanted}
+        _put_sketches(connection, _merged_spans(connection, site, 1, days, timedelta(days=1)))
+        weeks = {(dim, day - timedelta(days=day.weekday())) for dim, day in days}
+        _put_sketches(connection, _merged_spans(connection, site, 24, weeks, timedelta(days=7)))
