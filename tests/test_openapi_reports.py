@@ -184,7 +184,7 @@ def test_the_report_facts_come_from_the_code(client):
     collect = document["paths"]["/collect"]["post"]
     assert set(collect["requestBody"]["content"]) == set(collect_module.MEDIA_TYPES)
     for media in collect["requestBody"]["content"].values():
-        assert media["schema"] == {"$ref": "#/components/schemas/Event"}
+        assert media["schema"] == {"$ref": "#/components/schemas/BrowserEvent"}
     exposed = document["components"]["headers"]["Access-Control-Expose-Headers"]
     assert exposed["schema"]["const"] == collect_module.EXPOSED_HEADERS
 

@@ -18,8 +18,8 @@ from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy.engine import Dialect
 
 from ..keys.authentication import AuthenticatedKey
+from ..models import ACQUISITION_LENGTHS, Site, SuccessRule
 from ..models import Event as EventRow
-from ..models import Site, SuccessRule
 from ..sql.compiled import CompiledStatement, StatementCache
 from ..sql.connections import insert_ignoring_conflicts, write_lock
 from .schema import Event
@@ -28,6 +28,8 @@ _events = cast(Table, EventRow.__table__)
 _rules = cast(Table, SuccessRule.__table__)
 _sites = cast(Table, Site.__table__)
 _COLUMNS = [c.name for c in _events.columns if c.name != "id"]
+# An event stored without derived acquisition columns: NULL, "(not recorded)".
+_NOT_RECORDED = dict.fromkeys(ACQUISITION_LENGTHS)
 
 _STATEMENTS = StatementCache(
     {
@@ -117,6 +119,7 @@ def _row(key: Source, event: Event, received_at: datetime) -> dict:
         "occurred_at": event.occurred_at,
         "received_at": received_at,
         "is_test": key.is_test,
+        **(event.acquisition or _NOT_RECORDED),
     }
 
 
