@@ -135,7 +135,15 @@ EXTRA_FACTS = [
     "PowerShell",
 ]
 
-REPORTS = ("stats", "funnel", "funnels/{funnel_id}", "journeys", "journeys/next", "live")
+REPORTS = (
+    "stats",
+    "breakdown",
+    "funnel",
+    "funnels/{funnel_id}",
+    "journeys",
+    "journeys/next",
+    "live",
+)
 EVENT_STATUSES = {"200", "204", "400", "401", "413", "415", "429", "503"}
 BATCH_STATUSES = EVENT_STATUSES - {"204"}
 RATE_HEADERS = {

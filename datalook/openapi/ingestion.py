@@ -20,7 +20,7 @@ ERROR_CODES: dict[str, str] = {
     "invalid_json": "400: the body is empty, not valid JSON, or nested too deeply.",
     "invalid_body": "400: the body could not be read (malformed chunked encoding, cut short).",
     "invalid_request": "400: the JSON is not a valid event or batch; `errors` names each field. "
-    "The reports (stats.json, funnel.json, funnels/{id}.json, journeys.json, "
+    "The reports (stats.json, breakdown.json, funnel.json, funnels/{id}.json, journeys.json, "
     "journeys/next.json, live.json): a bad query parameter, named in `errors`.",
     "bad_request": "400: any other malformed HTTP request.",
     "missing_token": "401: no Authorization header.",
