@@ -228,6 +228,24 @@ class ApiKey(Model):
         return "active"
 
 
+#: The acquisition columns of events and their lengths (values are cut to fit at ingestion).
+ACQUISITION_LENGTHS = {
+    "source": 100,
+    "channel": 20,
+    "medium": 100,
+    "campaign": 100,
+    "term": 100,
+    "content": 100,
+    "referrer": 500,
+    "device": 10,
+    "browser": 50,
+    "browser_version": 20,
+    "os": 50,
+    "os_version": 20,
+    "country": 2,
+}
+
+
 class Event(Model):
     """One stored event. Values are exact: `success_value_micros` is value × 10⁶."""
 
@@ -279,6 +297,25 @@ class Event(Model):
     is_test: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     # Sent by a browser (POST /collect, no API key): its event_id is in the browsers' space.
     from_browser: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Where the visitor came from and on what, derived once at ingestion (ingest/arrivals.py)
+    # from what the event carried; the address and User-Agent themselves are never stored.
+    # NULL: stored before these columns existed ("(not recorded)"); "": the event has no
+    # such value ("(none)").
+    source: Mapped[str | None] = mapped_column(String(ACQUISITION_LENGTHS["source"]))
+    channel: Mapped[str | None] = mapped_column(String(ACQUISITION_LENGTHS["channel"]))
+    medium: Mapped[str | None] = mapped_column(String(ACQUISITION_LENGTHS["medium"]))
+    campaign: Mapped[str | None] = mapped_column(String(ACQUISITION_LENGTHS["campaign"]))
+    term: Mapped[str | None] = mapped_column(String(ACQUISITION_LENGTHS["term"]))
+    content: Mapped[str | None] = mapped_column(String(ACQUISITION_LENGTHS["content"]))
+    referrer: Mapped[str | None] = mapped_column(String(ACQUISITION_LENGTHS["referrer"]))
+    device: Mapped[str | None] = mapped_column(String(ACQUISITION_LENGTHS["device"]))
+    browser: Mapped[str | None] = mapped_column(String(ACQUISITION_LENGTHS["browser"]))
+    browser_version: Mapped[str | None] = mapped_column(
+        String(ACQUISITION_LENGTHS["browser_version"])
+    )
+    os: Mapped[str | None] = mapped_column(String(ACQUISITION_LENGTHS["os"]))
+    os_version: Mapped[str | None] = mapped_column(String(ACQUISITION_LENGTHS["os_version"]))
+    country: Mapped[str | None] = mapped_column(String(ACQUISITION_LENGTHS["country"]))
 
     @classmethod
     def counted(cls) -> ColumnElement[bool]:

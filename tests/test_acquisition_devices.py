@@ -145,3 +145,40 @@ def test_only_the_first_512_characters_are_read():
     assert device_of(long_a) is device_of(long_b)  # one entry: the same first 512 characters
     assert devices.cache_info().currsize == 1
     assert device_of(long_a).device == "mobile"
+
+
+MAC = device_of(
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.4 Safari/605.1.15"
+)
+WINDOWS = device_of(
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0"
+)
+
+
+@pytest.mark.parametrize(
+    ("found", "width", "expected"),
+    [
+        (MAC, None, "desktop"),
+        (MAC, 1440, "desktop"),
+        (MAC, 1280, "desktop"),
+        (MAC, 1024, "tablet"),  # an iPad asking for the desktop site
+        (MAC, 820, "tablet"),
+        (MAC, 390, "mobile"),  # an iPhone asking for the desktop site
+        (WINDOWS, 1024, "desktop"),
+        (WINDOWS, 360, "mobile"),
+        (MAC, 0, "desktop"),
+    ],
+)
+def test_the_screen_width_corrects_a_desktop_class(found, width, expected):
+    corrected = devices.with_screen(found, width)
+    assert corrected.device == expected
+    assert (corrected.browser, corrected.os) == (found.browser, found.os)
+
+
+def test_the_screen_width_never_changes_another_class():
+    phone = device_of(
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
+        "(KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1"
+    )
+    assert devices.with_screen(phone, 2560) == phone

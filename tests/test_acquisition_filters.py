@@ -13,6 +13,7 @@ from datalook.acquisition.dimensions import (
     Filter,
     FilterError,
     is_dimension,
+    parse_dimension,
     parse_filter,
     property_key,
 )
@@ -169,3 +170,27 @@ def test_is_dimension(name, valid):
 def test_property_key():
     assert property_key("prop:plan") == "plan"
     assert property_key("country") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("source", "source"),
+        (" Country ", "country"),
+        ("prop:Plan", "prop:Plan"),
+        ("PROP:x", "prop:x"),
+    ],
+)
+def test_parse_dimension_reads_a_dimension_alone(text, expected):
+    assert parse_dimension(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [("planet", "unknown_dimension"), ("", "unknown_dimension"), ("source==x", "unknown_dimension")]
+    + [("prop:", "invalid_property_key")],
+)
+def test_parse_dimension_refuses_what_is_none(text, code):
+    with pytest.raises(FilterError) as caught:
+        parse_dimension(text)
+    assert caught.value.code == code

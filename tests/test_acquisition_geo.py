@@ -146,3 +146,38 @@ def test_addresses_are_never_logged(city_database, caplog):
         country_of(ip)
         location_of(ip, city_database)
     assert caplog.records == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1.2.3.4",
+        "255.255.255.255",
+        "0.0.0.1",
+        "::1",
+        "2001:DB8::1",
+        "::ffff:85.214.132.117",
+        "fe80::1%eth0",
+        "01.2.3.4",
+        "1.2.3.04",
+        "1.2.3",
+        "1.2.3.256",
+        "0x1.2.3.4",
+        "1.2.3.4 ",
+        "",
+        "localhost",
+        "2001:db8::1::2",
+        "1:2:3:4:5:6:7:8:9",
+    ],
+)
+def test_parse_address_reads_what_the_standard_parser_reads(text):
+    import ipaddress
+
+    try:
+        wanted = ipaddress.ip_address(text)
+    except ValueError:
+        with pytest.raises(ValueError):
+            geo.parse_address(text)
+    else:
+        assert geo.parse_address(text) == wanted
+        assert str(geo.parse_address(text)) == str(wanted)

@@ -321,3 +321,22 @@ def test_the_package_needs_no_flask_and_no_database():
     outside = imported - ALLOWED - set(sys.stdlib_module_names) - {"__future__"}
     assert outside == set()
     assert imported & ALLOWED == ALLOWED
+
+
+@pytest.mark.parametrize(
+    ("referrer", "expected"),
+    [
+        ("https://www.google.com/search?q=x", "www.google.com"),
+        ("https://shop.example/pricing", None),
+        ("https://www.shop.example/", None),
+        ("https://blog.shop.example/a", None),
+        ("https://checkout.stripe.com/c/pay", None),
+        ("http://localhost:3000/x", None),
+        ("android-app://com.google.android.gm/", None),
+        ("https://1password.com/", "1password.com"),
+        ("http://203.0.113.9/", "203.0.113.9"),
+        (None, None),
+    ],
+)
+def test_counted_host_is_the_host_of_a_referrer_that_is_a_source(referrer, expected):
+    assert sources.counted_host(referrer, ("shop.example", "http://localhost:3000")) == expected

@@ -135,7 +135,15 @@ EXTRA_FACTS = [
     "PowerShell",
 ]
 
-REPORTS = ("stats", "funnel", "funnels/{funnel_id}", "journeys", "journeys/next", "live")
+REPORTS = (
+    "stats",
+    "breakdown",
+    "funnel",
+    "funnels/{funnel_id}",
+    "journeys",
+    "journeys/next",
+    "live",
+)
 EVENT_STATUSES = {"200", "204", "400", "401", "413", "415", "429", "503"}
 BATCH_STATUSES = EVENT_STATUSES - {"204"}
 RATE_HEADERS = {
@@ -251,7 +259,7 @@ def codes_in_code() -> tuple[set[str], set[str]]:
                     envelope.add(_constant(args[1]))
                 elif name == "AuthFailure" and args:
                     envelope.add(_constant(args[0]))
-                elif name == "add" and len(args) == 3 and path.name == "schema.py":
+                elif name == "add" and len(args) == 3 and path.parent.name == "ingest":
                     items.add(_constant(args[1]))
             elif isinstance(node, ast.Assign) and any(
                 getattr(target, "id", None) == "DEFAULT_CODES" for target in node.targets
@@ -423,6 +431,7 @@ def test_openapi_request_schema_is_strict_and_complete(client):
         "properties",
         "event_id",
         "timestamp",
+        "context",
     }
     assert event["properties"]["event_name"]["enum"] == ["pageview", "click", "success", "custom"]
     assert event["then"]["required"] == ["name"]
@@ -437,6 +446,17 @@ VALID_EVENTS = [
     {"event_name": "success", "name": "n", "page_path": "/", "success_value": -1e12},
     {"event_name": "click", "page_path": "/", "event_id": "3f0c9a52-6f7e-4e55-9d0e-1c2b3a4d5e6f"},
     {"event_name": "click", "page_path": "/", "timestamp": None},
+    {
+        "event_name": "pageview",
+        "page_path": "/",
+        "context": {
+            "ip": "2001:db8::1",
+            "user_agent": "Mozilla/5.0",
+            "referrer": "https://www.google.com/?q=x",
+            "utm": {"source": "newsletter", "medium": None},
+        },
+    },
+    {"event_name": "pageview", "page_path": "/", "context": None},
 ]
 
 INVALID_EVENTS = [
@@ -488,6 +508,22 @@ INVALID_EVENTS = [
     ),
     pytest.param(
         {"event_name": "click", "page_path": "/", "timestamp": 1700000000}, id="ts-number"
+    ),
+    pytest.param({"event_name": "click", "page_path": "/", "context": []}, id="context-list"),
+    pytest.param(
+        {"event_name": "click", "page_path": "/", "context": {"ua": "x"}}, id="context-unknown"
+    ),
+    pytest.param(
+        {"event_name": "click", "page_path": "/", "context": {"referrer": "google.com"}},
+        id="context-referrer-relative",
+    ),
+    pytest.param(
+        {"event_name": "click", "page_path": "/", "context": {"utm": {"source": 1}}},
+        id="context-utm-number",
+    ),
+    pytest.param(
+        {"event_name": "click", "page_path": "/", "referrer": "https://a.example/"},
+        id="browser-field-on-event",
     ),
 ]
 

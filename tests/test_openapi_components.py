@@ -31,6 +31,7 @@ NOT_ERRORS = {("/readyz", "get", "503")}
 # Each report endpoint of the description's tables, by its path.
 REPORT_PATHS = {
     "stats": "/sites/{site_id}/stats.json",
+    "breakdown": "/sites/{site_id}/breakdown.json",
     "funnel": "/sites/{site_id}/funnel.json",
     "saved_funnel": "/sites/{site_id}/funnels/{funnel_id}.json",
     "journeys": "/sites/{site_id}/journeys.json",

@@ -184,7 +184,7 @@ def test_the_report_facts_come_from_the_code(client):
     collect = document["paths"]["/collect"]["post"]
     assert set(collect["requestBody"]["content"]) == set(collect_module.MEDIA_TYPES)
     for media in collect["requestBody"]["content"].values():
-        assert media["schema"] == {"$ref": "#/components/schemas/Event"}
+        assert media["schema"] == {"$ref": "#/components/schemas/BrowserEvent"}
     exposed = document["components"]["headers"]["Access-Control-Expose-Headers"]
     assert exposed["schema"]["const"] == collect_module.EXPOSED_HEADERS
 
@@ -239,8 +239,15 @@ def test_the_reports_are_for_the_session_and_collect_for_anyone(client):
 
 # The calls that raise a report parameter's error: (field, code, message).
 RAISERS = {"ParameterError", "parameter_error"}
-# Codes built at run time (f"invalid_{key}"), which the scan cannot read; provoked below.
-BUILT_CODES = {("step", "invalid_name"), ("step", "invalid_key")}
+# Codes built at run time (f"invalid_{key}"), which the scan cannot read; provoked below. The
+# dimension's are a filter's dimension errors, named `dimension` (provoked in
+# test_acquisition_api).
+BUILT_CODES = {
+    ("step", "invalid_name"),
+    ("step", "invalid_key"),
+    ("dimension", "unknown_dimension"),
+    ("dimension", "invalid_property_key"),
+}
 
 
 def raised_parameter_codes() -> set[tuple[str | None, str]]:
@@ -254,6 +261,8 @@ def raised_parameter_codes() -> set[tuple[str | None, str]]:
             if not isinstance(node, ast.Call):
                 continue
             name = node.func.id if isinstance(node.func, ast.Name) else None
+            if name == "FilterError" and node.args and isinstance(node.args[0], ast.Constant):
+                found.add(("filter", node.args[0].value))  # a filter's error names `filter`
             if name in RAISERS and len(node.args) == 3:
                 field, code = node.args[0], node.args[1]
                 if isinstance(code, ast.Constant):
@@ -629,6 +638,7 @@ def test_other_users_get_404_and_visitors_get_401(app, client, shop):
 # Each endpoint of the description's tables, by its path under the site.
 ENDPOINTS = {
     "stats": "stats.json",
+    "breakdown": "breakdown.json",
     "funnel": "funnel.json",
     "saved_funnel": "funnels/{funnel_id}.json",
     "journeys": "journeys.json",

@@ -18,6 +18,9 @@ The device class is one of DEVICES, decided here from the string and ua-parser's
   BlackBerry.
 - desktop: everything else (computers, also smart TVs and game consoles).
 
+`with_screen` corrects a desktop class with the page's screen width when the browser sends
+it: a phone asking for the desktop site, an iPad sending a Mac User-Agent.
+
 Names are made readable and stable for reports: "Mobile Safari" is Safari, "Chrome Mobile"
 is Chrome (the device class already says mobile), "Mac OS X" is macOS. Versions keep the
 major and a non-zero minor ("17.4", "124"); None when unknown.
@@ -156,6 +159,28 @@ def device_of(user_agent: str | None) -> Device:
     if not isinstance(user_agent, str):
         user_agent = ""
     return _cached(user_agent.strip()[:MAX_USER_AGENT])
+
+
+# Screen widths (CSS pixels, as a page reads screen.width) that correct a desktop class: a
+# phone that asked for the desktop site, and an iPad, whose Safari sends a Mac User-Agent
+# (iPads are at most 1024 wide in portrait, which screen.width reports; Macs 1280 or more).
+PHONE_MAX_WIDTH = 575
+IPAD_MAX_WIDTH = 1024
+
+
+def with_screen(found: Device, screen_width: int | None) -> Device:
+    """`found` with its device class corrected by the screen width when the User-Agent
+    said desktop: narrower than 576 is mobile, a macOS User-Agent up to 1024 wide is a
+    tablet. Any other class, or no width, is kept as the User-Agent says."""
+    if found.device != DESKTOP or screen_width is None or screen_width <= 0:
+        return found
+    if screen_width <= PHONE_MAX_WIDTH:
+        device = MOBILE
+    elif found.os == "macOS" and screen_width <= IPAD_MAX_WIDTH:
+        device = TABLET
+    else:
+        return found
+    return Device(device, found.browser, found.browser_version, found.os, found.os_version)
 
 
 def cache_info() -> functools._CacheInfo:

@@ -146,6 +146,12 @@ def _dimension(name: str) -> str:
     )
 
 
+def parse_dimension(name: str) -> str:
+    """A dimension named alone (a report's `dimension`), as a Filter stores it; FilterError
+    (unknown_dimension, invalid_property_key) when it is none."""
+    return _dimension(name.strip() if isinstance(name, str) else "")
+
+
 def parse_filter(text: str) -> Filter:
     """Parse `<dimension><op><value>` into a Filter; raise FilterError when it is unusable."""
     if not isinstance(text, str) or not text.strip():

@@ -188,10 +188,13 @@ def _valid_host(host: str | None) -> str | None:
             return None
     if len(host) > 253:
         return None
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        pass
+    # Only digits and dots (IPv4) or a colon (IPv6) can be an address: parsing costs more
+    # than the rest of a referrer's checks, and most hosts are names.
+    if ":" in host or host.replace(".", "").isdigit():
+        try:
+            return str(ipaddress.ip_address(host))
+        except ValueError:
+            pass
     return host if _HOSTNAME.match(host) else None
 
 
@@ -261,6 +264,21 @@ def source_name(utm_source: str | None) -> str | None:
     return value
 
 
+def counted_host(
+    referrer: str | None,
+    own_hosts: Collection[str] = (),
+    ignored_hosts: Collection[str] = DEFAULT_PAYMENT_HOSTS,
+) -> str | None:
+    """The lowercase host of a referrer that counts as a source: None when there is no
+    http(s) referrer, or its host is one of the site's own hosts or an ignored host (or a
+    subdomain of one). This is the `referrer_host` that channels.channel_of takes."""
+    host = host_of(referrer)
+    if host is None:
+        return None
+    ignored = _normal_hosts(tuple(own_hosts)) + _normal_hosts(tuple(ignored_hosts))
+    return None if _matches(host.removeprefix("www."), ignored) else host
+
+
 def source_of(
     referrer: str | None,
     utm_source: str | None,
@@ -277,13 +295,10 @@ def source_of(
     """
     if (named := source_name(utm_source)) is not None:
         return named
-    host = host_of(referrer)
+    host = counted_host(referrer, own_hosts, ignored_hosts)
     if host is not None:
-        bare = host.removeprefix("www.")
-        ignored = _normal_hosts(tuple(own_hosts)) + _normal_hosts(tuple(ignored_hosts))
-        if not _matches(bare, ignored):
-            found = known_source(host)
-            return found.name if found else bare
+        found = known_source(host)
+        return found.name if found else host.removeprefix("www.")
     for click_id in CLICK_IDS:
         if click_id in click_ids:
             return CLICK_ID_SOURCES[click_id]

@@ -14,16 +14,24 @@ from datetime import datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from ..acquisition.dimensions import Filter, FilterError, parse_dimension, parse_filter
 from ..models import Site
 from . import journeys
 from .funnels.definition import FunnelDefinition, parse_definition
 from .parameters import ParameterError
 from .ranges import DateRange, site_range
+from .reports.raw_events import SUPPORTED, UNSUPPORTED
 
 _T = TypeVar("_T")
 
 #: The longest property key the breakdown reads (longer ones are cut, never refused).
 MAX_BREAKDOWN_KEY = 128
+#: At most this many `filter` parameters in one request.
+MAX_FILTERS = 20
+#: breakdown.json's rows per answer: the default and the most; and the largest offset.
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 100
+MAX_OFFSET = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,10 @@ class ReportQuery:
     journey: journeys.JourneyQuery | None = None
     path: str | None = None
     key: str = ""
+    filters: tuple[Filter, ...] = ()
+    dimension: str | None = None
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
 
     @property
     def site_id(self) -> int:
@@ -108,6 +120,69 @@ def _key(site: Site, args: Mapping[str, str], now_utc: datetime | None) -> dict[
     return {"key": args.get("key", "").strip()[:MAX_BREAKDOWN_KEY]}
 
 
+def _unsupported(field: str, dimension: str) -> ParameterError:
+    """The error of a dimension that the reports do not record (yet)."""
+    return ParameterError(
+        field,
+        "unsupported_dimension",
+        f"{dimension} is not recorded; use one of {', '.join(SUPPORTED)} or prop:<key>",
+    )
+
+
+def _filters(site: Site, args: Mapping[str, str], now_utc: datetime | None) -> dict[str, Any]:
+    """Repeated `filter=<dimension><op><value>`: every one must pass (acquisition.dimensions)."""
+    texts = _getlist(args, "filter")
+    if len(texts) > MAX_FILTERS:
+        raise ParameterError(
+            "filter", "too_many_filters", f"at most {MAX_FILTERS} filters, got {len(texts)}"
+        )
+    found = []
+    for text in texts:
+        try:
+            parsed = parse_filter(text)
+        except FilterError as exc:
+            raise ParameterError(exc.field, exc.code, exc.message) from None
+        if parsed.dimension in UNSUPPORTED:
+            raise _unsupported("filter", parsed.dimension)
+        found.append(parsed)
+    return {"filters": tuple(found)}
+
+
+def _dimension(site: Site, args: Mapping[str, str], now_utc: datetime | None) -> dict[str, Any]:
+    """breakdown.json's `dimension` (required): a dimension name or `prop:<key>`."""
+    text = (args.get("dimension") or "").strip()
+    if not text:
+        raise ParameterError("dimension", "missing", "dimension is required, e.g. source")
+    try:
+        dimension = parse_dimension(text)
+    except FilterError as exc:
+        raise ParameterError("dimension", exc.code, exc.message) from None
+    if dimension in UNSUPPORTED:
+        raise _unsupported("dimension", dimension)
+    return {"dimension": dimension}
+
+
+def _count(args: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """A whole-number parameter within [low, high], or its default when absent."""
+    text = (args.get(name) or "").strip()
+    if not text:
+        return default
+    if not text.isascii() or not text.isdigit():
+        raise ParameterError(name, "invalid_number", f"{name} must be a whole number")
+    value = int(text)
+    if not low <= value <= high:
+        raise ParameterError(name, "out_of_range", f"{name} must be {low} to {high}")
+    return value
+
+
+def _paging(site: Site, args: Mapping[str, str], now_utc: datetime | None) -> dict[str, Any]:
+    """breakdown.json's `limit` (1 to MAX_LIMIT) and `offset` (0 or more)."""
+    return {
+        "limit": _count(args, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
+        "offset": _count(args, "offset", 0, 0, MAX_OFFSET),
+    }
+
+
 Parser = Callable[[Site, Mapping[str, str], datetime | None], dict[str, Any]]
 
 #: Each parameter group's parser.
@@ -117,6 +192,9 @@ GROUPS: dict[str, Parser] = {
     "journey": _journey,
     "path": _path,
     "key": _key,
+    "filters": _filters,
+    "dimension": _dimension,
+    "paging": _paging,
 }
 
 #: The query parameters each group reads (the OpenAPI document lists them per report).
@@ -126,13 +204,17 @@ GROUP_PARAMETERS: dict[str, tuple[str, ...]] = {
     "journey": ("steps", "start", "end", "rule"),
     "path": ("path",),
     "key": ("key",),
+    "filters": ("filter",),
+    "dimension": ("dimension",),
+    "paging": ("limit", "offset"),
 }
 
 #: The groups each report reads, in the order their errors are checked.
 REPORTS: dict[str, tuple[str, ...]] = {
-    "stats": ("range",),
+    "stats": ("range", "filters"),
     "page": ("range", "key"),
-    "csv": ("range", "key"),
+    "csv": ("range", "key", "filters"),
+    "breakdown": ("range", "dimension", "filters", "paging"),
     "funnel": ("range", "steps"),
     "saved_funnel": ("range",),
     "journeys": ("range", "journey"),

@@ -9,7 +9,7 @@ rules themselves (origins, bots, the daily salt) live in datalook/browser/.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from urllib.parse import parse_qs, quote
 
@@ -22,7 +22,7 @@ from ..browser.bots import is_bot
 from ..envelope import ApiError, error_response
 from ..models import Site, utcnow
 from ..ratelimit.rules import seconds_until, spend
-from . import schema, storage
+from . import arrivals, schema, storage
 from .body import parse_json
 from .pipeline import Context
 
@@ -229,7 +229,7 @@ def _collect(
     parsed = _read_json(header.get("content-type", ""), body)
     if isinstance(parsed, Response):
         return parsed
-    event, problems = schema.validate(parsed, now)
+    event, problems = schema.validate(parsed, now, browser=True)
     if event is None:
         return error_response(
             400, "invalid_request", "The event is not valid; see errors.", problems
@@ -242,6 +242,11 @@ def _collect(
     if event.success_user_id is None:
         salt = visitor.daily_salt(connection, now.date())
         event.visitor_id = visitor.visitor_id(salt, site.id, client_address or "", user_agent)
+    # The address and User-Agent are read here, never stored.
+    arrival = replace(event.arrival, ip=client_address, user_agent=user_agent)
+    event.acquisition = arrivals.derive(
+        arrival, arrivals.own_hosts(site.domain, site.allowed_origins)
+    )
     connection.commit()  # end the lookups' transaction; storage runs its own
     # A browser's event ids and new rule names are kept apart from a backend's: anyone can
     # send this (the site key is public), so it must never pre-empt a server event.

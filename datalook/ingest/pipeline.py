@@ -24,7 +24,7 @@ from ..models import utcnow
 from ..ratelimit.limit_text import describe
 from ..ratelimit.rules import ApiLimits, key_limit_exceeded, with_limit_headers
 from ..sql.connections import HeldConnection
-from . import schema, storage
+from . import arrivals, schema, storage
 from .body import read_json
 from .refusals import DUPLICATE, RAW_BODY, RefusalRecorder
 from .usage import UsageCounter
@@ -163,6 +163,10 @@ def _unavailable() -> Response:
 def _store(call: Call, events: list[schema.Event]) -> list[str]:
     """Store events durably, each one's outcome (storage.STORED, DUPLICATE, TOO_MANY_RULES);
     the caller turns a database that cannot take them into 503."""
+    engine = call.engine
+    arrivals.derive_events(
+        events, call.connection, engine.dialect, engine.url.database, call.key.site_id
+    )
     return storage.store(
         call.connection,
         call.engine.dialect,

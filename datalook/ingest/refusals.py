@@ -52,6 +52,9 @@ DUPLICATE = "duplicate"
 
 log = logging.getLogger(__name__)
 _table = cast(Table, RefusedRequest.__table__)
+# A server event's context.user_agent is only read, never kept: not in an excerpt either
+# (its context.ip goes as every "ip" key does, by the PII rule).
+_NEVER_KEPT = frozenset({"user_agent"})
 # A "key": value pair of JSON text that could not be parsed (for the excerpt of bad JSON).
 _JSON_PAIR = re.compile(r'"((?:[^"\\]|\\.){0,200})"\s*:\s*("(?:[^"\\]|\\.)*"?|[^,}\]]*)')
 
@@ -89,7 +92,7 @@ def _without_pii(value: object, depth: int = 0) -> object:
         return {
             scrub_text(str(k)): _without_pii(v, depth + 1)
             for k, v in value.items()
-            if not is_pii_key(str(k)) and not is_pii_value(v)
+            if not is_pii_key(str(k)) and str(k) not in _NEVER_KEPT and not is_pii_value(v)
         }
     if isinstance(value, list):
         return [_without_pii(v, depth + 1) for v in value[:20]]
@@ -100,7 +103,8 @@ def _without_pii(value: object, depth: int = 0) -> object:
 
 def _drop_pii_pairs(match: re.Match) -> str:
     """Keep a "key": value pair of unparsable JSON unless its key names personal data."""
-    return "" if is_pii_key(match.group(1)) else match.group(0)
+    key = match.group(1)
+    return "" if is_pii_key(key) or key in _NEVER_KEPT else match.group(0)
 
 
 def excerpt(raw: bytes | None) -> str | None:

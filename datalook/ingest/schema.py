@@ -19,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from ..envelope import truncate
+from . import arrival_fields
+from .arrival_fields import BOTH, BROWSER, SERVER, Arrival
 from .pii import strip_pii
 
 EVENT_NAMES = ("pageview", "click", "success", "custom")
@@ -58,6 +60,11 @@ class Event:
     event_id: str | None
     occurred_at: datetime  # naive UTC
     visitor_id: str = field(default="")
+    # Where the visitor came from, as sent (arrival_fields), and the acquisition columns
+    # derived from it (ingest/arrivals.py) that are stored with the event (None: not derived,
+    # stored as NULL, "(not recorded)").
+    arrival: Arrival = field(default_factory=Arrival)
+    acquisition: dict | None = None
 
     def as_public_dict(self) -> dict:
         """Return the normalised event as the API shows it (validate mode, live view)."""
@@ -321,6 +328,7 @@ class Field:
     required_when: Callable[[Mapping], bool] | None = None
     required_message: str = ""
     default: Callable[[datetime], object] = lambda _now: None  # when absent or null
+    sent_by: str = BOTH  # arrival_fields.BROWSER: POST /collect only; SERVER: /event(s) only
 
 
 FIELD_TABLE: tuple[Field, ...] = (
@@ -436,55 +444,68 @@ FIELD_TABLE: tuple[Field, ...] = (
         ("not_a_string", "invalid_timestamp", "missing_timezone", "too_far_in_future", "too_old"),
         default=lambda now: now,
     ),
+    *(Field(**spec) for spec in arrival_fields.field_specs()),
 )
-# Every field of an event, in the order the docs and the normalised form list them.
-FIELDS = tuple(f.name for f in FIELD_TABLE)
+# The fields every event has, in the order the docs and the normalised form list them.
+FIELDS = tuple(f.name for f in FIELD_TABLE if f.sent_by == BOTH)
 REQUIRED = tuple(f.name for f in FIELD_TABLE if f.required)
-KNOWN_FIELDS = frozenset(FIELDS)
+# The fields of a server event (POST /event, /events) and of a browser's (POST /collect).
+SERVER_TABLE = tuple(f for f in FIELD_TABLE if f.sent_by != BROWSER)
+BROWSER_TABLE = tuple(f for f in FIELD_TABLE if f.sent_by != SERVER)
+KNOWN_FIELDS = frozenset(f.name for f in SERVER_TABLE)
+KNOWN_BROWSER_FIELDS = frozenset(f.name for f in BROWSER_TABLE)
 # Codes about the event as a whole (not one field's value), for the docs' complete list.
 SHAPE_ERRORS = ("not_an_object", "unknown_field", "required")
 
 
-_SORTED_FIELDS = sorted(KNOWN_FIELDS)
+_SORTED = {False: sorted(KNOWN_FIELDS), True: sorted(KNOWN_BROWSER_FIELDS)}
 # Longer unknown names are not kept in the cache: it stays a few hundred kilobytes at most.
 _CACHED_NAME_CHARS = 100
 
 
-def _suggest(name: str) -> str:
+def _suggest(name: str, browser: bool = False) -> str:
     """Suggest the closest known field for a misspelt one."""
     # A client that repeats one bad body repeats its unknown names: the comparison is the
     # dearest part of refusing it, and its answer depends on the name alone.
     if len(name) <= _CACHED_NAME_CHARS:
-        return _suggest_cached(name)
-    return _closest(name)
+        return _suggest_cached(name, browser)
+    return _closest(name, browser)
 
 
 @functools.lru_cache(maxsize=1024)
-def _suggest_cached(name: str) -> str:
+def _suggest_cached(name: str, browser: bool) -> str:
     """_closest, remembered for the last 1,024 short names."""
-    return _closest(name)
+    return _closest(name, browser)
 
 
-def _closest(name: str) -> str:
+def _closest(name: str, browser: bool) -> str:
     """The "did you mean" part of an unknown field's message ("" when nothing is close)."""
-    close = difflib.get_close_matches(name, _SORTED_FIELDS, n=1, cutoff=0.6)
+    if not browser and name in arrival_fields.CONTEXT_KEYS:
+        return f"; a server event sends it inside context (context.{name})"
+    close = difflib.get_close_matches(name, _SORTED[browser], n=1, cutoff=0.6)
     return f"; did you mean {close[0]}?" if close else ""
 
 
-def validate(body: object, now: datetime) -> tuple[Event | None, list[dict]]:
-    """Return (event, []) for a valid payload or (None, problems); `now` is naive UTC."""
+def validate(body: object, now: datetime, browser: bool = False) -> tuple[Event | None, list[dict]]:
+    """Return (event, []) for a valid payload or (None, problems); `now` is naive UTC.
+    `browser`: a POST /collect body, whose fields are BROWSER_TABLE's (else SERVER_TABLE's)."""
     problems = _Problems()
     if not isinstance(body, dict):
         problems.add(
             "", "not_an_object", f"the event must be a JSON object, got {_type_name(body)}"
         )
         return None, problems.items
-    for name in sorted(set(body) - KNOWN_FIELDS):
+    known, table = (
+        (KNOWN_BROWSER_FIELDS, BROWSER_TABLE) if browser else (KNOWN_FIELDS, SERVER_TABLE)
+    )
+    for name in sorted(set(body) - known):
         problems.add(
-            truncate(name, 60), "unknown_field", f"unknown field {truncate(name)!r}{_suggest(name)}"
+            truncate(name, 60),
+            "unknown_field",
+            f"unknown field {truncate(name)!r}{_suggest(name, browser)}",
         )
     values: dict[str, object] = {}
-    for spec in FIELD_TABLE:
+    for spec in table:
         raw = body.get(spec.name)
         if spec.required and spec.name not in body:
             problems.add(spec.name, "required", f"{spec.name} is required")
@@ -511,6 +532,7 @@ def validate(body: object, now: datetime) -> tuple[Event | None, list[dict]]:
         stripped_keys=stripped,
         event_id=values["event_id"],  # type: ignore[arg-type]
         occurred_at=values["timestamp"],  # type: ignore[arg-type]
+        arrival=arrival_fields.arrival_of(values, browser),
     )
     # Separate namespaces: a user id can never collide with an anonymous visitor.
     event.visitor_id = f"u:{user_id}" if user_id is not None else f"a:{uuid.uuid4().hex}"

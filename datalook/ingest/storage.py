@@ -18,7 +18,14 @@ from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.engine import Dialect
 
 from ..keys.authentication import AuthenticatedKey
-from ..models import RULE_FROM_BROWSER, RULE_FROM_SERVER, RULE_FROM_TEST, Site, SuccessRule
+from ..models import (
+    ACQUISITION_LENGTHS,
+    RULE_FROM_BROWSER,
+    RULE_FROM_SERVER,
+    RULE_FROM_TEST,
+    Site,
+    SuccessRule,
+)
 from ..models import Event as EventRow
 from ..sql.compiled import CompiledStatement, StatementCache
 from ..sql.connections import dialect_insert, insert_ignoring_conflicts, write_lock
@@ -28,6 +35,8 @@ _events = cast(Table, EventRow.__table__)
 _rules = cast(Table, SuccessRule.__table__)
 _sites = cast(Table, Site.__table__)
 _COLUMNS = [c.name for c in _events.columns if c.name != "id"]
+# An event stored without derived acquisition columns: NULL, "(not recorded)".
+_NOT_RECORDED = dict.fromkeys(ACQUISITION_LENGTHS)
 
 _STATEMENTS = StatementCache(
     {
@@ -167,6 +176,7 @@ def _row(key: Source, event: Event, received_at: datetime) -> dict:
         "received_at": received_at,
         "is_test": key.is_test,
         "from_browser": key.from_browser,
+        **(event.acquisition or _NOT_RECORDED),
     }
 
 

@@ -1,7 +1,8 @@
 """The OpenAPI description of the browser endpoint, POST /collect and its CORS preflight.
 
 The media types, the size cap and the headers a page may read come from ingest/collect.py;
-the event itself is the same `Event` schema as POST /event (one field table).
+the event itself is `BrowserEvent`: the fields of POST /event's `Event` (one field table),
+with the browser's acquisition fields in place of `context`.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def _limit_text(collect_limit: str) -> str:
 
 def _post(collect_limit: str) -> dict:
     """POST /collect."""
-    content = {media: {"schema": ref("schemas", "Event")} for media in MEDIA_TYPES}
+    content = {media: {"schema": ref("schemas", "BrowserEvent")} for media in MEDIA_TYPES}
     answered = (*_CORS, "Access-Control-Expose-Headers")
     return {
         "operationId": "postCollect",
@@ -122,7 +123,9 @@ def _post(collect_limit: str) -> dict:
             "In order: the site key, the origin, the per-address limit, the media type "
             f"(`{'` or `'.join(MEDIA_TYPES)}`; a beacon sends `text/plain`, which needs no "
             f"preflight), the size (at most {MAX_COLLECT_BYTES // 1024} KiB), then the same "
-            "field validation and personal-data rule as POST /event. Bots and, when the site "
+            "field validation and personal-data rule as POST /event, with the browser's own "
+            "acquisition fields (`referrer`, `utm`, `click_ids`, `screen_width`) instead of "
+            "`context`: the address and User-Agent are the request's. Bots and, when the site "
             "asks for it, Do Not Track visitors are answered 204 and not stored. An event "
             "without `success_user_id` gets a cookieless visitor id: a hash of a daily "
             "rotating secret salt, the site, the client address and the User-Agent (the "

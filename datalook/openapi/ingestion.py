@@ -21,7 +21,7 @@ ERROR_CODES: dict[str, str] = {
     "invalid_json": "400: the body is empty, not valid JSON, or nested too deeply.",
     "invalid_body": "400: the body could not be read (malformed chunked encoding, cut short).",
     "invalid_request": "400: the JSON is not a valid event or batch; `errors` names each field. "
-    "The reports (stats.json, funnel.json, funnels/{id}.json, journeys.json, "
+    "The reports (stats.json, breakdown.json, funnel.json, funnels/{id}.json, journeys.json, "
     "journeys/next.json, live.json): a bad query parameter, named in `errors`.",
     "bad_request": "400: any other malformed HTTP request.",
     "missing_token": "401: no Authorization header.",
@@ -47,17 +47,19 @@ ERROR_CODES: dict[str, str] = {
 FIELD_ERROR_CODES: dict[str, str] = {
     "required": "A required field is missing (`name` is required for success events).",
     "unknown_field": "A field that the API does not know; the message suggests the closest.",
-    "not_an_object": 'The event (field `""`) or `properties` is not a JSON object.',
+    "not_an_object": 'The event (field `""`), `properties`, `context` or a `utm` is not a '
+    "JSON object.",
     "not_a_string": "The field must be a string.",
     "invalid_type": "`success_user_id` must be a string or an integer.",
     "empty": "The string must not be empty.",
     "too_long": "The string is longer than its maximum.",
     "control_characters": "The string contains control characters.",
-    "invalid_choice": "`event_name` is not one of the four kinds.",
+    "invalid_choice": "`event_name` is not one of the four kinds, or `click_ids` holds a name "
+    "that is no ad click id.",
     "invalid_path": "`page_path` does not start with `/`.",
     "not_a_number": "`success_value` must be a JSON number.",
     "not_finite": "A number must be finite.",
-    "out_of_range": "`success_value` is beyond ±1e12.",
+    "out_of_range": "`success_value` is beyond ±1e12, or `screen_width` beyond 0 to 100000.",
     "too_precise": "`success_value` has more than 6 decimal places.",
     "too_many_keys": "`properties` has more than 50 keys.",
     "invalid_key": "A property key is empty or longer than 128 characters.",
@@ -68,6 +70,10 @@ FIELD_ERROR_CODES: dict[str, str] = {
     "too_far_in_future": "`timestamp` is more than 1 hour ahead.",
     "too_old": "`timestamp` is more than 7 days ago.",
     "invalid_length": "`events` must hold 1 to 500 events.",
+    "invalid_url": "A `referrer` (or `context.referrer`) is not an absolute URL.",
+    "invalid_ip": "`context.ip` is not an IPv4 or IPv6 address.",
+    "not_an_array": "`click_ids` is not a JSON array.",
+    "not_an_integer": "`screen_width` is not a whole number.",
     "too_many_rules": "A success event with a new rule `name`, and the site has "
     f"{storage.MAX_RULES_PER_SITE:,} rules from its backend already (the cap; rules first sent "
     "from browsers or only with test keys do not count toward it); with a test key, "
@@ -86,14 +92,15 @@ WARNING_CODES: dict[str, str] = {
 _EXAMPLE_EVENT = snippets.EXAMPLE_EVENT
 
 
-def _event_schema() -> dict:
-    """The request schema of one event, read from the event's field table."""
-    conditional = [spec.name for spec in event_schema.FIELD_TABLE if spec.required_when]
+def _event_schema(table: tuple = event_schema.SERVER_TABLE, sender: str = "") -> dict:
+    """The request schema of one event, read from the event's field table (a server's, or
+    a browser's)."""
+    conditional = [spec.name for spec in table if spec.required_when]
     return {
         "type": "object",
         "description": (
-            "One event. `null` for an optional field means the same as leaving it out. "
-            "Unknown fields are refused (`unknown_field`)."
+            f"One event{sender}. `null` for an optional field means the same as leaving it "
+            "out. Unknown fields are refused (`unknown_field`)."
         ),
         "required": list(event_schema.REQUIRED),
         "additionalProperties": False,
@@ -105,7 +112,7 @@ def _event_schema() -> dict:
                 # The codes an error about this field can carry (FieldErrorCode explains them).
                 "x-error-codes": list(spec.errors),
             }
-            for spec in event_schema.FIELD_TABLE
+            for spec in table
         },
         "if": {
             "properties": {"event_name": {"const": "success"}},
@@ -146,6 +153,9 @@ def _schemas() -> dict:
     message = MESSAGE
     return {
         "Event": _event_schema(),
+        "BrowserEvent": _event_schema(
+            event_schema.BROWSER_TABLE, " from a web page (POST /collect, the browser script)"
+        ),
         "EventBatch": {
             "type": "object",
             "required": ["events"],

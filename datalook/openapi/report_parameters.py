@@ -10,8 +10,10 @@ live answers.
 
 from __future__ import annotations
 
+from ..acquisition import dimensions
 from ..analytics import journeys, query, ranges, sessions
 from ..analytics.funnels import definition as funnels
+from ..analytics.reports.raw_events import SUPPORTED
 from ..ingest.schema import EVENT_NAMES, MAX_NAME, MAX_PATH, MAX_USER_ID
 from .common import ref
 
@@ -37,6 +39,43 @@ RANGE_ERRORS: dict[str, dict[str, str]] = {
     "period": {
         "unknown_period": f"Not one of {', '.join(ranges.PERIODS)}.",
         "conflicting_parameters": "`period` is given beside `from`/`to`.",
+    },
+}
+
+_DIMENSIONS = ", ".join(SUPPORTED)
+#: The `filter` parameter's errors (query._filters, acquisition.dimensions.parse_filter).
+FILTER_ERRORS: dict[str, dict[str, str]] = {
+    "filter": {
+        "empty_filter": "Empty: a filter is `<dimension><op><value>`, e.g. `country==DE`.",
+        "unknown_operator": "No operator: use `==`, `!=` or `=~`.",
+        "unknown_dimension": f"Not one of {_DIMENSIONS} or `prop:<key>`.",
+        "invalid_property_key": (
+            f"`prop:` without a key of 1 to {dimensions.MAX_PROPERTY_KEY} characters."
+        ),
+        "empty_value": "No value after the operator (`(none)` matches events without one).",
+        "value_too_long": f"The value is longer than {dimensions.MAX_FILTER_VALUE} characters.",
+        "unsupported_dimension": "region or city, which are not recorded.",
+        "too_many_filters": f"More than {query.MAX_FILTERS} filters.",
+    },
+}
+
+#: breakdown.json's own errors (query._dimension, query._paging), by parameter.
+BREAKDOWN_ERRORS: dict[str, dict[str, str]] = {
+    "dimension": {
+        "missing": "No dimension.",
+        "unknown_dimension": f"Not one of {_DIMENSIONS} or `prop:<key>`.",
+        "invalid_property_key": (
+            f"`prop:` without a key of 1 to {dimensions.MAX_PROPERTY_KEY} characters."
+        ),
+        "unsupported_dimension": "region or city, which are not recorded.",
+    },
+    "limit": {
+        "invalid_number": "Not a whole number.",
+        "out_of_range": f"Not 1 to {query.MAX_LIMIT}.",
+    },
+    "offset": {
+        "invalid_number": "Not a whole number.",
+        "out_of_range": f"Not 0 to {query.MAX_OFFSET}.",
     },
 }
 
@@ -103,7 +142,11 @@ def _merge(*tables: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
 
 #: Every report endpoint: its envelope code for a bad parameter and its parameter errors.
 ENDPOINT_ERRORS: dict[str, tuple[str, dict[str, dict[str, str]]]] = {
-    "stats": ("invalid_request", RANGE_ERRORS),
+    "stats": ("invalid_request", _merge(RANGE_ERRORS, FILTER_ERRORS)),
+    "breakdown": (
+        "invalid_request",
+        _merge(RANGE_ERRORS, BREAKDOWN_ERRORS, FILTER_ERRORS),
+    ),
     "funnel": ("invalid_request", _merge(RANGE_ERRORS, FUNNEL_ERRORS)),
     "saved_funnel": ("invalid_request", RANGE_ERRORS),
     "journeys": ("invalid_request", _merge(RANGE_ERRORS, JOURNEY_ERRORS)),
@@ -193,6 +236,63 @@ def parameters() -> dict:
 
 _SITE = [ref("parameters", "SiteId")]
 _RANGE = [ref("parameters", name) for name in ("From", "To", "Period")]
+
+
+def filter_parameter() -> dict:
+    """The repeated `filter` of stats.json, breakdown.json and the CSV reports."""
+    return _query(
+        "filter",
+        "Repeat for each filter; an event counts when it passes all of them. "
+        "`<dimension><op><value>`, split at the first operator: `==` equals (exact; "
+        f"`{dimensions.NONE}` for events without a value, `{dimensions.NOT_RECORDED}` for "
+        "events stored before the server recorded it), `!=` does not equal, `=~` contains "
+        f"(case-insensitive). Dimensions: {_DIMENSIONS}, or `prop:<key>` (an event "
+        "property). channel, source, medium, campaign, term, content, referrer, entry_page "
+        "and exit_page are the visit's (its first event's, its first and last page view's). "
+        f"At most {query.MAX_FILTERS}. With a filter, stats.json is counted from the "
+        "matching events themselves (visitors always exact).",
+        {
+            "type": "array",
+            "maxItems": query.MAX_FILTERS,
+            "items": {"type": "string", "minLength": 4, "pattern": "(==|!=|=~)"},
+            "examples": [["source==Google", "country!=DE", "page=~pricing"]],
+        },
+    ) | {"style": "form", "explode": True}
+
+
+def _dimension_parameters() -> list:
+    """breakdown.json's dimension."""
+    return [
+        _query(
+            "dimension",
+            f"The dimension to break down: {_DIMENSIONS}, or `prop:<key>`.",
+            {"type": "string", "examples": ["source", "channel", "prop:plan"]},
+            required=True,
+        ),
+    ]
+
+
+def _paging_parameters() -> list:
+    """breakdown.json's paging."""
+    return [
+        _query(
+            "limit",
+            f"Rows in this answer, 1 to {query.MAX_LIMIT}.",
+            {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": query.MAX_LIMIT,
+                "default": query.DEFAULT_LIMIT,
+            },
+        ),
+        _query(
+            "offset",
+            "Rows to skip (for the next page: the previous offset plus limit).",
+            {"type": "integer", "minimum": 0, "maximum": query.MAX_OFFSET, "default": 0},
+        ),
+    ]
+
+
 _JOURNEY = [
     ref("parameters", name)
     for name in ("JourneySteps", "JourneyStart", "JourneyEnd", "JourneyRule")
@@ -310,6 +410,9 @@ def _group_parameters(group: str) -> list:
         "steps": _funnel_parameters(),
         "journey": _JOURNEY,
         "path": _next_steps_parameters(),
+        "filters": [filter_parameter()],
+        "dimension": _dimension_parameters(),
+        "paging": _paging_parameters(),
     }[group]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .. import live
-from ..analytics import journeys, sessions
+from ..analytics import journeys, query, sessions
 from ..analytics.funnels import definition as funnels
 from ..analytics.reports import model as report_model
 from ..analytics.reports import pages as report_pages
@@ -123,6 +123,41 @@ def _stats_schemas() -> dict:
                     "description": f"The top {report_pages.TOP_PAGES} pages by events.",
                     "items": ref("schemas", "StatsPage"),
                 },
+            }
+        ),
+    }
+
+
+def _breakdown_schemas() -> dict:
+    """The schemas of breakdown.json."""
+    return {
+        "BreakdownRow": row_schema(report_model.DIMENSION_ROW_JSON),
+        "Breakdown": _object(
+            {
+                "site": {"type": "string", "description": "The site's domain."},
+                "timezone": {"type": "string", "description": "The IANA name that cut the days."},
+                "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                "from": {"type": "string", "format": "date"},
+                "to": {"type": "string", "format": "date"},
+                "dimension": {
+                    "type": "string",
+                    "description": "The dimension, as parsed (`prop:<key>` for a property).",
+                },
+                "filters": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "The filters applied, as parsed.",
+                },
+                "rows": {
+                    "type": "array",
+                    "maxItems": query.MAX_LIMIT,
+                    "items": ref("schemas", "BreakdownRow"),
+                    "description": "At most `limit` rows from `offset`: by visitors, most "
+                    "first, then by value.",
+                },
+                "total_rows": {**_COUNT, "description": "The dimension's values in all."},
+                "limit": {"type": "integer", "minimum": 1, "maximum": query.MAX_LIMIT},
+                "offset": {**_COUNT},
             }
         ),
     }
@@ -429,6 +464,7 @@ def schemas() -> dict:
     """components/schemas of the reports."""
     return {
         **_stats_schemas(),
+        **_breakdown_schemas(),
         **_funnel_schemas(),
         **_journey_schemas(),
         **_live_schemas(),

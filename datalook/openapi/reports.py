@@ -9,7 +9,8 @@ one error envelope (`Error`), each 400 listing its report's parameter codes.
 from __future__ import annotations
 
 from .. import live
-from ..analytics import journeys, sessions
+from ..acquisition.dimensions import DIMENSIONS, NONE, NOT_RECORDED
+from ..analytics import journeys, query, sessions
 from ..analytics.funnels import definition as funnels
 from .common import ref
 from .report_parameters import ENDPOINT_ERRORS, endpoint_parameters
@@ -22,6 +23,12 @@ BAD_REQUEST_EXAMPLES: dict[str, tuple[dict[str, str], str, str, str]] = {
         "to",
         "before_from",
         "to must be on or after from",
+    ),
+    "breakdown": (
+        {"dimension": "source", "filter": "planet==mars"},
+        "filter",
+        "unknown_dimension",
+        "Unknown dimension 'planet': use one of " + ", ".join(DIMENSIONS) + " or prop:<key>.",
     ),
     "funnel": (
         {},
@@ -157,6 +164,23 @@ def paths() -> dict:
                 "seconds of being stored; events of test keys are never counted.",
                 "Stats",
                 "stats",
+            )
+        },
+        f"{base}/breakdown.json": {
+            "get": _operation(
+                "getBreakdown",
+                "Where visitors come from, and any other dimension, over a date range",
+                "One row per value of `dimension` (channel, source, campaign, country, "
+                "device, a page, a property…), counted exactly from the range's events after "
+                "the filters: distinct visitors, visits, page views, conversions, the "
+                "conversion rate and revenue of the events with that value. channel, source, "
+                "medium, campaign, term, content and referrer are a visit's, from its first "
+                f"event; `{NONE}` is the row of events without a value, `{NOT_RECORDED}` that "
+                "of events stored before the server recorded the dimension. Ordered by "
+                f"visitors, most first, then by value; `limit` rows (at most {query.MAX_LIMIT}) "
+                "from `offset`, of `total_rows`.",
+                "Breakdown",
+                "breakdown",
             )
         },
         f"{base}/funnel.json": {

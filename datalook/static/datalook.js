@@ -31,11 +31,30 @@
     }).catch(function () {});
   }
 
+  // Where the visit came from, read once on landing and sent with each pageview: another
+  // site's referrer (origin and path, never its query), the campaign parameters, the names
+  // (not values) of ad click ids, the screen width. Values are cut to what /collect takes.
+  var p = new URLSearchParams(location.search), from = { screen_width: screen.width, utm: {} };
+  try {
+    var r = new URL(d.referrer);
+    if (/^https?:$/.test(r.protocol) && r.origin !== location.origin) {
+      from.referrer = (r.origin + r.pathname).slice(0, 2048);
+    }
+  } catch (x) {}
+  ["source", "medium", "campaign", "term", "content"].forEach(function (k) {
+    var v = p.get("utm_" + k) || k === "source" && (p.get("ref") || p.get("source") || p.get("via"));
+    if (v) {
+      from.utm[k] = v.replace(/[\x00-\x1f\x7f-\x9f]/g, "").slice(0, 100).replace(/[\ud800-\udbff]$/, "");
+    }
+  });
+  from.click_ids = "gclid gbraid wbraid msclkid fbclid ttclid li_fat_id twclid dclid".split(" ")
+    .filter(function (k) { return p.has(k); });
+
   // A pageview per navigation: the path changed since the last one we sent.
   function pageview(force) {
     if (!force && location.pathname === last) { return; }
     last = location.pathname;
-    send({ event_name: "pageview" });
+    send(Object.assign({ event_name: "pageview" }, from));
   }
 
   ["pushState", "replaceState"].forEach(function (m) {

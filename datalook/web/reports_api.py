@@ -19,9 +19,10 @@ from ..analytics.funnels import repository, saved, unsaved
 from ..analytics.funnels.definition import definition_from_json
 from ..analytics.funnels.models import Funnel
 from ..analytics.parameters import ParameterError
-from ..analytics.query import parse
-from ..analytics.reports import serialise
+from ..analytics.query import ReportQuery, parse
+from ..analytics.reports import filtered, serialise
 from ..analytics.reports import service as reports
+from ..analytics.reports.dimension_rows import dimension_rows
 from ..envelope import json_response, parameter_error
 from ..extensions import db
 from ..ingest.refusals import recorder_for
@@ -56,7 +57,25 @@ def stats_json(site_id: int):
     """The reports as JSON (the documented contract)."""
     site = _caught_up_site(site_id)
     query = parse(site, request.args, "stats")
-    return serialise.stats_json(site, reports.stats(site, query.range))
+    return serialise.stats_json(site, _stats(site, query))
+
+
+def _stats(site: Site, query: ReportQuery):
+    """The stats of a query: from the rollups, or with filters from the matching events."""
+    if query.filters:
+        return filtered.stats(site, query.range, query.filters)
+    return reports.stats(site, query.range)
+
+
+@bp.route("/breakdown.json")
+@login_required
+def breakdown_json(site_id: int):
+    """One dimension's values over a range, counted from its events (after any filters)."""
+    site = _site(site_id)
+    query = parse(site, request.args, "breakdown")
+    dimension = query.dimension or ""  # the "dimension" group requires one
+    report = dimension_rows(site, query.range, dimension, query.filters, query.limit, query.offset)
+    return json_response(serialise.breakdown_json(site, report))
 
 
 @login_required
@@ -64,8 +83,12 @@ def report_csv(site_id: int, report: str):
     """One report as a CSV download, for the range in the URL."""
     site = _caught_up_site(site_id)
     query = parse(site, request.args, "csv")
-    stats = reports.stats(site, query.range)
-    rows = reports.breakdown(site, query.range, query.key) if report == "breakdown" else None
+    stats = _stats(site, query)
+    rows = None
+    if report == "breakdown" and query.filters:
+        rows = filtered.property_rows(site, query.range, query.key, query.filters)
+    elif report == "breakdown":
+        rows = reports.breakdown(site, query.range, query.key)
     text = serialise.csv_text(report, site, stats, rows if query.key else None)
     rng = query.range
     name = f"{site.domain}-{report}-{rng.first.isoformat()}-{rng.last.isoformat()}.csv"

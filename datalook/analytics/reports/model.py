@@ -178,6 +178,74 @@ class BreakdownRow:
 
 
 @dataclass(frozen=True)
+class DimensionRow:
+    """One value of a dimension in breakdown.json."""
+
+    value: str
+    visitors: int
+    visits: int
+    pageviews: int
+    conversions: int
+    converters: int
+    revenue_micros: int
+
+    @property
+    def conversion_rate(self) -> float:
+        """Visitors of the row who converted / visitors of the row (0 without visitors)."""
+        return self.converters / self.visitors if self.visitors else 0.0
+
+
+#: One item of breakdown.json's `rows`.
+DIMENSION_ROW_JSON = (
+    JsonField(
+        "value",
+        JsonKind.TEXT,
+        description="The dimension's value; `(none)` for events without one, `(not recorded)` "
+        "for events stored before the server recorded this dimension.",
+    ),
+    JsonField(
+        "visitors",
+        JsonKind.COUNT,
+        description="Distinct visitors with an event of this value (events without a "
+        "visitor id are never visitors).",
+    ),
+    JsonField(
+        "visits",
+        JsonKind.COUNT,
+        description="Visits (sessions: a visitor's events with no gap over 30 minutes) with "
+        "an event of this value.",
+    ),
+    JsonField("pageviews", JsonKind.COUNT, description="Page views of this value."),
+    JsonField("conversions", JsonKind.COUNT, description="Success events of this value."),
+    JsonField(
+        "conversion_rate",
+        JsonKind.RATIO,
+        description=f"Visitors of the row with a success event of this value / `visitors` "
+        f"({RATIO_DECIMALS} decimals; 0 without visitors).",
+    ),
+    JsonField(
+        "revenue",
+        JsonKind.MONEY,
+        "revenue_micros",
+        description="The exact sum of the values of those success events.",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class DimensionBreakdown:
+    """One page of a dimension's values over a range, after the filters."""
+
+    range: DateRange
+    dimension: str
+    filters: tuple[str, ...]
+    rows: list[DimensionRow]
+    total_rows: int
+    limit: int
+    offset: int
+
+
+@dataclass(frozen=True)
 class Stats:
     """Everything the dashboard and stats.json show for one range."""
 

@@ -13,7 +13,15 @@ from collections.abc import Iterable
 from ...models import Site
 from ..money import decimal_string
 from . import model  # its JSON field tables, read when called (as the API description does)
-from .model import RATIO_DECIMALS, BreakdownRow, JsonField, JsonKind, Stats, Totals
+from .model import (
+    RATIO_DECIMALS,
+    BreakdownRow,
+    DimensionBreakdown,
+    JsonField,
+    JsonKind,
+    Stats,
+    Totals,
+)
 
 
 def _value(field: JsonField, row: object, currency: str) -> object:
@@ -51,6 +59,24 @@ def stats_json(site: Site, stats: Stats) -> dict:
         "rules": [row_json(model.RULE_JSON, rule, currency) for rule in stats.rules],
         "series": [row_json(model.SERIES_JSON, point, currency) for point in stats.series],
         "pages": [row_json(model.PAGE_JSON, page, currency) for page in stats.pages],
+    }
+
+
+def breakdown_json(site: Site, report: DimensionBreakdown) -> dict:
+    """The documented JSON body of GET /sites/<id>/breakdown.json."""
+    currency = site.currency
+    return {
+        "site": site.domain,
+        "timezone": report.range.tz.key,
+        "currency": currency,
+        "from": report.range.first.isoformat(),
+        "to": report.range.last.isoformat(),
+        "dimension": report.dimension,
+        "filters": list(report.filters),
+        "rows": [row_json(model.DIMENSION_ROW_JSON, row, currency) for row in report.rows],
+        "total_rows": report.total_rows,
+        "limit": report.limit,
+        "offset": report.offset,
     }
 
 
