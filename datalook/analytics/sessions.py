@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from ..models import Event, utcnow
 from . import cursors, settled
-from .funnels.models import VisitorSession
+from .funnels.models import DerivedCursor, VisitorSession
 
 GAP = timedelta(minutes=30)
 # Sessions that started before boundary() change only with a bump of this generation.
@@ -306,6 +306,16 @@ def _rederive(
     return touched, build(visitor, list(stored.values()))
 
 
-def catch_up(session: Session) -> int:
-    """Bring the sessions up to the newest safe event (all sites)."""
-    return cursors.derive_in_two_phases(session, CURSOR, derive_changes, store_changes)
+def catch_up(session: Session, deadline: float | None = None) -> int:
+    """Bring the sessions up to the newest safe event (all sites), beginning no batch past
+    `deadline` (time.monotonic(); a report's budget) when given; how many events were
+    passed over."""
+    return cursors.derive_in_two_phases(
+        session, CURSOR, derive_changes, store_changes, deadline=deadline
+    )
+
+
+def position(session: Session) -> int:
+    """The last event id the sessions have taken (0 before the first)."""
+    found = session.scalar(select(DerivedCursor.last_event_id).where(DerivedCursor.name == CURSOR))
+    return int(found or 0)
