@@ -154,6 +154,27 @@ def _fold_interval(environ: Mapping[str, str]) -> float:
     return seconds
 
 
+def _catch_up_budget(environ: Mapping[str, str]) -> int:
+    """Return REPORT_CATCHUP_BUDGET_MS: how long a report read may spend catching up what
+    the fold process has not folded yet (0: none; past it, the report answers from what is
+    folded and says so)."""
+    raw = environ.get("REPORT_CATCHUP_BUDGET_MS", "500").strip()
+    if not raw.isdigit() or int(raw) > 4000:
+        raise ConfigError(f"REPORT_CATCHUP_BUDGET_MS must be 0 to 4000, got {raw[:20]!r}")
+    return int(raw)
+
+
+def _fold_behind(environ: Mapping[str, str]) -> int:
+    """Return ANALYTICS_FOLD_BEHIND_EVENTS: how many events the fold may leave pending before
+    /readyz reports it behind."""
+    raw = environ.get("ANALYTICS_FOLD_BEHIND_EVENTS", "50000").strip()
+    if not raw.isdigit() or not 1 <= int(raw) <= 1_000_000_000:
+        raise ConfigError(
+            f"ANALYTICS_FOLD_BEHIND_EVENTS must be a number from 1 to 1000000000, got {raw[:20]!r}"
+        )
+    return int(raw)
+
+
 def load_secret_key(instance_path: Path) -> str:
     """Read the secret key from instance/, generating it once (mode 0600) when missing."""
     path = instance_path / "secret_key"
@@ -191,6 +212,8 @@ def from_environ(environ: Mapping[str, str], instance_path: Path) -> dict:
         "REFUSAL_LOG_PER_SECOND": _refusal_log_rate(environ),
         "ANALYTICS_EXACT_EVENTS": _exact_events(environ),
         "ANALYTICS_FOLD_INTERVAL_S": _fold_interval(environ),
+        "ANALYTICS_FOLD_BEHIND_EVENTS": _fold_behind(environ),
+        "REPORT_CATCHUP_BUDGET_MS": _catch_up_budget(environ),
         "HOST": environ.get("HOST", "127.0.0.1"),
         "PORT": _port(environ),
         "WEB_CONCURRENCY": _workers(environ),

@@ -8,9 +8,12 @@ cd "$(dirname "$0")/.."
 .venv/bin/flask --app wsgi db upgrade >/dev/null
 # The report fold (new events into the summaries, the sessions and the saved funnels) runs
 # beside the server, in its own process at low priority, every ANALYTICS_FOLD_INTERVAL_S
-# seconds (10): a report catches up what is pending before it is read, so reports stay
-# current; this keeps that backlog small. It stops when the server (this process, once it
-# has become gunicorn's master) exits.
-setpriv --pdeathsig TERM -- nice -n 10 \
-  .venv/bin/flask --app wsgi analytics fold --interval "${ANALYTICS_FOLD_INTERVAL_S:-10}" &
+# seconds (10): a report catches up what is pending before it is read, within
+# REPORT_CATCHUP_BUDGET_MS, so reports stay current; this keeps that backlog small.
+# `flask analytics supervise` starts it and starts it again whenever it exits (one log line
+# with its exit status, then a back-off of 1 s doubling to 30 s). The supervisor stops when
+# the server (this process, once it has become gunicorn's master) exits, and the fold stops
+# with the supervisor.
+setpriv --pdeathsig TERM -- .venv/bin/flask --app wsgi analytics supervise -- \
+  nice -n 10 .venv/bin/flask --app wsgi analytics fold --interval "${ANALYTICS_FOLD_INTERVAL_S:-10}" &
 exec scripts/front.sh .venv/bin/gunicorn -c gunicorn.conf.py wsgi:app

@@ -79,6 +79,22 @@ class LiveServer:
         if getattr(self, "log", None):
             self.log.close()
 
+    def readiness(self) -> dict:
+        """The body of /readyz."""
+        return requests.get(f"{self.url}/readyz", timeout=5).json()
+
+    def wait_for_fold(self, timeout: float = 60.0) -> dict:
+        """Wait until the report fold beside the server has stamped its heartbeat (/readyz
+        no longer reports it down); the /readyz body."""
+        deadline = time.monotonic() + timeout
+        body: dict = {}
+        while time.monotonic() < deadline:
+            body = self.readiness()
+            if body["checks"].get("fold") not in ("down", None):
+                return body
+            time.sleep(0.2)
+        raise RuntimeError(f"the fold process did not start in time: {body}")
+
     def read_log(self) -> str:
         """Return what the server has printed so far."""
         return (self.instance / "server.log").read_text(errors="replace")

@@ -194,6 +194,12 @@ def test_journeys_json(client, app, site):
             {"paths": ["/", "/pricing"], "sessions": 1, "visitors": 1, "converted": 0},
         ],
         "sessions_total": 3,
+        # Every stored event is counted (the last one received, as stored here, in 2000).
+        "freshness": {
+            "complete": True,
+            "folded_until": "2000-01-01T00:00:00Z",
+            "pending_events": 0,
+        },
     }
     two = client.get(f"/sites/{site}/journeys.json?{urlencode({**RANGE, 'steps': 2})}").get_json()
     assert two["journeys"] == [

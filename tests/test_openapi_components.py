@@ -9,13 +9,14 @@ stats.json is written from: a field added to a table appears in both, in the sam
 from __future__ import annotations
 
 import dataclasses
-from datetime import date
+from datetime import date, datetime
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from datalook import openapi
+from datalook.analytics.backlog import Freshness
 from datalook.analytics.ranges import DateRange
 from datalook.analytics.reports import model, serialise
 from datalook.analytics.reports.model import JsonField, JsonKind
@@ -207,6 +208,7 @@ STATS = model.Stats(
     pages=[model.PageRow("/pricing", 5, 3)],
     granularity="day",
 )
+FRESH = Freshness(False, datetime(2026, 3, 7, 14, 2, 11), 1_200_000)
 
 
 def test_the_stats_row_schemas_are_the_models_field_tables(document):
@@ -251,7 +253,7 @@ def test_every_kind_has_a_schema_and_every_field_an_attribute_of_its_row():
 
 
 def test_stats_json_writes_the_tables_in_order_as_documented(document):
-    body = serialise.stats_json(SITE, STATS)
+    body = serialise.stats_json(SITE, STATS, FRESH)
     assert list(body) == list(document["components"]["schemas"]["Stats"]["properties"])
     for key, (fields, _row) in (
         ("totals", ROWS["StatsTotals"]),
@@ -273,7 +275,7 @@ def test_a_field_added_to_a_table_appears_in_the_answer_and_in_its_schema(monkey
     added = JsonField("converters", JsonKind.COUNT, description="Visitors who converted.")
     monkeypatch.setattr(model, "TOTALS_JSON", (*model.TOTALS_JSON, added))
     document = openapi.document("http://localhost")
-    body = serialise.stats_json(SITE, STATS)
+    body = serialise.stats_json(SITE, STATS, FRESH)
     assert list(body["totals"])[-1] == "converters"
     assert body["totals"]["converters"] == STATS.totals.converters
     totals = document["components"]["schemas"]["StatsTotals"]

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from datalook.analytics import heartbeat
 from datalook.config import ConfigError, from_environ, gunicorn_settings
+from datalook.extensions import db
 from datalook.keys import tokens
 from tests.conftest import csrf_from
 
@@ -81,11 +83,18 @@ def test_start_up_with_bad_config_prints_a_message_not_a_traceback(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_healthz_and_readyz(client):
+def test_healthz_and_readyz(app, client):
+    with app.app_context():
+        heartbeat.beat(db.engine)  # as the fold process beside the server does at every tick
     assert client.get("/healthz").get_json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.get_json()["checks"] == {"database": "ok", "rate_limit_storage": "ok"}
+    assert ready.get_json()["checks"] == {
+        "database": "ok",
+        "rate_limit_storage": "ok",
+        "fold": "ok",
+    }
+    assert ready.get_json()["status"] == "ok"
 
 
 @pytest.mark.parametrize(

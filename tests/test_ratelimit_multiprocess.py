@@ -324,6 +324,7 @@ def test_redis_outage_never_turns_into_5xx(tmp_path, servers, private_redis):
         workers=2,
         extra_env={"RATELIMIT_STORAGE_URI": f"redis://127.0.0.1:{private_redis.port}/0"},
     )
+    server.wait_for_fold()  # the report fold beside the server has started
     assert readiness(server)["status"] == "ok"
     token = server.new_token()
 
@@ -341,6 +342,7 @@ def test_redis_outage_never_turns_into_5xx(tmp_path, servers, private_redis):
     assert down["checks"] == {
         "database": "ok",
         "rate_limit_storage": "degraded: using a per-process fallback window",
+        "fold": "ok",
     }
     assert up["checks"]["rate_limit_storage"] == "ok"
     phases = sender.by_phase()

@@ -4,6 +4,11 @@ The fold process keeps the summaries, the sessions and saved funnels' derivation
 caught up; a report derives the few events left itself, here and nowhere else, then only
 reads. (Saved and unsaved funnels catch up through funnels.read_catch_up, which their
 reports call; it lives beside the funnels' derivation.)
+
+A read does a bounded amount of it: REPORT_CATCHUP_BUDGET_MS from the start of its
+catch-up (``report_deadline``), checked between batches. When the fold process has fallen
+behind further than that, the report answers from what is folded, and the Freshness each
+catch-up returns says so (analytics.backlog): never an answer that waits for a backlog.
 """
 
 from __future__ import annotations
@@ -14,23 +19,48 @@ from flask import current_app
 from sqlalchemy.orm import Session
 
 from ..extensions import db
-from . import sessions
+from . import backlog, sessions
+from .backlog import Freshness
 from .rollups import fold as summaries
 
 log = logging.getLogger(__name__)
 
 
-def catch_up_summaries(max_batches: int | None = 10) -> None:
-    """Fold the events stored since the last fold (a bounded number: a backlog is the fold
-    thread's work), then start a fresh read. A failing fold is logged and the report is
-    served from the summaries as they are."""
+def report_deadline() -> float:
+    """The deadline of a report read's catch-up: REPORT_CATCHUP_BUDGET_MS from now."""
+    return backlog.deadline_in(current_app.config["REPORT_CATCHUP_BUDGET_MS"] / 1000)
+
+
+def catch_up_summaries(deadline: float | None = None) -> Freshness:
+    """Fold the events stored since the last fold (until `deadline`, a report's budget;
+    without one, all of them), then start a fresh read; how current the summaries are.
+
+    A failing fold is logged and the report is served from the summaries as they are."""
+    newest = backlog.newest_id(db.session)
+    failed = False
     try:
-        summaries.catch_up(db.engine, current_app.instance_path, max_batches)
+        summaries.catch_up(db.engine, current_app.instance_path, deadline=deadline)
     except Exception:  # the page must not fail because the fold did
         log.exception("analytics: catching up before a report failed")
+        failed = True
     db.session.commit()  # a SQLite read transaction begun earlier would miss the fold
+    found = summaries.CURSORS.read(db.session.connection(), summaries.CURSOR)
+    position = 0 if found is None else found.last_event_id  # None: a broken state
+    finished = not failed and not backlog.passed(deadline)
+    return backlog.measure(db.session, newest, [position], finished)
 
 
-def catch_up_sessions(session: Session) -> None:
-    """Bring the sessions the journeys read up to the newest safe event."""
-    sessions.catch_up(session)
+def catch_up_sessions(session: Session, deadline: float | None = None) -> Freshness:
+    """Bring the sessions the journeys read up to the newest safe event (until `deadline`,
+    a report's budget); how current they are. A failing catch-up is logged and the
+    journeys are read from the sessions as they are."""
+    newest = backlog.newest_id(session)
+    failed = False
+    try:
+        sessions.catch_up(session, deadline)
+    except Exception:  # the page must not fail because the catch-up did
+        session.rollback()
+        log.exception("analytics: catching the sessions up before a report failed")
+        failed = True
+    finished = not failed and not backlog.passed(deadline)
+    return backlog.measure(session, newest, [sessions.position(session)], finished)

@@ -50,12 +50,25 @@ def kind_digest(event_name: str, page_path: str, name: str | None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def catch_up(session: Session, seconds: float | None = None) -> int:
+def catch_up(session: Session, seconds: float | None = None, deadline: float | None = None) -> int:
     """File the events after the cursor under their kinds (all sites), within `seconds`
-    when given; how many events were passed over."""
+    when given (at least one batch), beginning no batch past `deadline` (time.monotonic();
+    a report's budget) when given; how many events were passed over."""
     return cursors.derive_in_two_phases(
-        session, CURSOR, _read_events, _file_events, batch=BATCH, seconds=seconds
+        session,
+        CURSOR,
+        _read_events,
+        _file_events,
+        batch=BATCH,
+        seconds=seconds,
+        deadline=deadline,
     )
+
+
+def position(session: Session) -> int:
+    """The last event id filed in the index (0 before the first)."""
+    found = session.scalar(select(DerivedCursor.last_event_id).where(DerivedCursor.name == CURSOR))
+    return int(found or 0)
 
 
 def _read_events(tx: Session, after_id: int, up_to_id: int) -> list[tuple]:
@@ -191,17 +204,16 @@ def answers(definition: FunnelDefinition) -> bool:
     return definition.mode != "strict" and all(s.property_key is None for s in definition.steps)
 
 
-def ready(session: Session) -> bool:
+def ready(session: Session, deadline: float | None = None) -> bool:
     """Catch the index up if it is at most BEHIND_AT_MOST events behind; whether it was
-    (call it before reading the index: a new event may bring a new kind)."""
+    (call it before reading the index: a new event may bring a new kind). With `deadline`
+    (a report's budget), the catch-up begins no batch past it: the index may then be read
+    short of the newest events."""
     newest = session.scalar(select(func.max(Event.id))) or 0
-    position = session.scalar(
-        select(DerivedCursor.last_event_id).where(DerivedCursor.name == CURSOR)
-    )
-    if newest - (position or 0) > BEHIND_AT_MOST:
+    if newest - position(session) > BEHIND_AT_MOST:
         session.rollback()
         return False
-    catch_up(session)
+    catch_up(session, deadline=deadline)
     return True
 
 

@@ -308,9 +308,13 @@ def _rederive(
     return touched, build(visitor, list(stored.values()))
 
 
-def catch_up(session: Session) -> int:
-    """Bring the sessions up to the newest safe event (all sites)."""
-    return cursors.derive_in_two_phases(session, CURSOR, derive_changes, store_changes)
+def catch_up(session: Session, deadline: float | None = None) -> int:
+    """Bring the sessions up to the newest safe event (all sites), beginning no batch past
+    `deadline` (time.monotonic(); a report's budget) when given; how many events were
+    passed over."""
+    return cursors.derive_in_two_phases(
+        session, CURSOR, derive_changes, store_changes, deadline=deadline
+    )
 
 
 def rederive(
@@ -411,3 +415,9 @@ def forget_deleted(
     position = tx.scalar(select(DerivedCursor.last_event_id).where(DerivedCursor.name == CURSOR))
     start, end = min(first, low), max(until, high + timedelta(microseconds=1))
     rederive(tx, site_id, start, end, position or 0, excluding=where)
+
+
+def position(session: Session) -> int:
+    """The last event id the sessions have taken (0 before the first)."""
+    found = session.scalar(select(DerivedCursor.last_event_id).where(DerivedCursor.name == CURSOR))
+    return int(found or 0)

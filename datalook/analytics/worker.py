@@ -1,9 +1,11 @@
 """The fold process: keeps the report summaries and every derived table caught up.
 
 scripts/serve.sh runs it beside the server (`flask analytics fold`, at low priority, so
-that folding never takes CPU from the workers answering events); server workers do not
-fold (see lifecycle.py). Each tick folds new events into the summaries
-(analytics.rollups.fold), then catches the sessions and saved funnels up within a budget
+that folding never takes CPU from the workers answering events, under `flask analytics
+supervise`, which restarts it should it die: analytics.supervisor); server workers do not
+fold (see lifecycle.py). Each tick stamps the heartbeat that /readyz reads
+(analytics.heartbeat), folds new events into the summaries (analytics.rollups.fold, for a
+few seconds at most), then catches the sessions and saved funnels up within a budget
 (analytics.catch_up), so that a report's own catch-up before it is read stays small.
 
 Any number of folders may run on a host: one leads (sql.leader), the others wait to take
@@ -19,14 +21,19 @@ from flask import Flask
 
 from ..extensions import db
 from ..sql.leader import Leader
+from . import heartbeat
 from .catch_up import TICK_SECONDS, catch_up_all, derivation_pending
-from .rollups.fold import BATCH, catch_up, host_lock_path
+from .rollups.fold import BATCH, catch_up, host_lock_path, pending
 
 log = logging.getLogger(__name__)
 
 INTERVAL_S = 1.0
-# Seconds between two ticks while derivation work is left (at most the set interval).
+# Seconds between two ticks while work is left (at most the set interval).
 BUSY_INTERVAL_S = 1.0
+# The longest a tick folds into the summaries (then the sessions and saved funnels get
+# their turn, and the heartbeat is stamped again): a backlog of millions of events is
+# folded over many ticks, each a few seconds long.
+SUMMARIES_TICK_SECONDS = 5.0
 
 
 class Folder(Leader):
@@ -42,24 +49,30 @@ class Folder(Leader):
         self.interval = interval
 
     def lead(self) -> None:
-        """Tick until stopped."""
-        delay = self.interval
+        """Tick at once, then until stopped."""
+        delay = min(self.interval, BUSY_INTERVAL_S) if self._tick() else self.interval
         while not self.wait(delay):
-            # Soon again while derivation work is left (a first derivation of a funnel
-            # goes on over many bounded ticks); else at the set interval.
+            # Soon again while work is left (a backlog of the summaries, a first
+            # derivation of a funnel go on over many bounded ticks); else at the set
+            # interval.
             delay = min(self.interval, BUSY_INTERVAL_S) if self._tick() else self.interval
 
     def _tick(self) -> bool:
-        """One catch-up; whether derivation work is left for the next tick. A failure is
-        logged and tried again on the next tick."""
+        """One catch-up, with the heartbeat stamped before each part (analytics.heartbeat);
+        whether work is left for the next tick. A failure is logged and tried again on the
+        next tick."""
         started = time.monotonic()
         try:
             with self.app.app_context():
-                folded = catch_up(db.engine, self.app.instance_path)
+                heartbeat.beat(db.engine)
+                deadline = time.monotonic() + SUMMARIES_TICK_SECONDS
+                folded = catch_up(db.engine, self.app.instance_path, deadline=deadline)
+                heartbeat.beat(db.engine)
                 # Sessions and saved funnels too, so that a report's own catch-up is small;
                 # within a budget, so that the next fold of the summaries is not held back.
                 derived = catch_up_all(db.session(), TICK_SECONDS)
-                more = derivation_pending(db.session())
+                # Sooner too while the summaries are more than a batch behind.
+                more = derivation_pending(db.session()) or pending(db.engine) > BATCH
                 db.session.remove()
         except Exception:  # a database outage must not end the thread
             log.exception("analytics fold failed")

@@ -8,7 +8,7 @@ import click
 from flask import current_app
 from sqlalchemy import select
 
-from ..analytics import rebuild, worker
+from ..analytics import rebuild, supervisor, worker
 from ..analytics.rollups import fold as summaries
 from ..extensions import db
 from ..models import Site
@@ -56,6 +56,17 @@ def analytics_fold(interval: float) -> None:
         raise click.ClickException("this app has no database")
     folder.interval = interval
     folder.run()
+
+
+@analytics.command(
+    "supervise", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
+)
+@click.option("--name", default="analytics fold", show_default=True, help="Named in the log.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def analytics_supervise(name: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND (the fold: `-- flask analytics fold ...`) and restart it whenever it
+    exits, after a back-off of 1 s doubling to 30 s; until SIGTERM or SIGINT."""
+    supervisor.run_until_signalled(supervisor.Supervisor(command, name))
 
 
 @analytics.command("catch-up")

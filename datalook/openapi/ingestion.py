@@ -324,12 +324,42 @@ def _schemas() -> dict:
             "type": "object",
             "required": ["status", "checks"],
             "properties": {
-                "status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
+                "status": {
+                    "type": "string",
+                    "enum": ["ok", "degraded", "unavailable"],
+                    "description": "`unavailable` (503) only when the database is "
+                    "unreachable; `degraded` (200) when the rate-limit storage is, or the "
+                    "report fold is down or behind: events are taken and reports answer, "
+                    "only later.",
+                },
                 "checks": {
                     "type": "object",
                     "properties": {
                         "database": {"type": "string"},
                         "rate_limit_storage": {"type": "string"},
+                        "fold": {
+                            "type": "string",
+                            "enum": ["ok", "behind", "down", "unknown"],
+                            "description": "The report fold process of this host: `down` "
+                            "without a heartbeat for 3 fold intervals (30 s at least), "
+                            "`behind` with more events pending than "
+                            "ANALYTICS_FOLD_BEHIND_EVENTS, `unknown` when it cannot be read.",
+                        },
+                    },
+                },
+                "fold": {
+                    "type": "object",
+                    "properties": {
+                        "pending_events": {
+                            "type": ["integer", "null"],
+                            "minimum": 0,
+                            "description": "Events not folded yet (an estimate from ids).",
+                        },
+                        "last_heartbeat": {
+                            "type": ["string", "null"],
+                            "format": "date-time",
+                            "description": "The fold process's last tick on this host.",
+                        },
                     },
                 },
             },
@@ -553,7 +583,8 @@ def paths() -> dict:
         "/readyz": {
             "get": _probe(
                 "readyz",
-                "Readiness: the database and rate-limit storage are reachable",
+                "Readiness: the database is reachable (and the rate-limit storage, the "
+                "report fold)",
                 "Readiness",
                 True,
             )

@@ -1,7 +1,8 @@
 """The schemas of the reports' JSON answers in the OpenAPI description: stats.json (built
 from the field tables of analytics/reports/model.py, which stats.json is written from),
-funnel.json, journeys.json, journeys/next.json, live.json, and ParameterError, the item of
-the error envelope that names a bad query parameter.
+funnel.json, journeys.json, journeys/next.json, live.json, Freshness (how current each
+report but live.json is), and ParameterError, the item of the error envelope that names a
+bad query parameter.
 """
 
 from __future__ import annotations
@@ -74,6 +75,43 @@ def row_schema(fields: Iterable[JsonField]) -> dict:
     return _object({field.name: _field_schema(field) for field in fields})
 
 
+def _freshness_schema() -> dict:
+    """How current a report is (the `freshness` of every report JSON but live.json)."""
+    return _object(
+        {
+            "complete": {
+                "type": "boolean",
+                "description": "Every event stored when the report was asked for is counted. "
+                "`false` when the fold process is behind further than a report may catch up "
+                "within its budget (REPORT_CATCHUP_BUDGET_MS): the figures are then those "
+                "folded so far, and newer events show once they are folded.",
+            },
+            "folded_until": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "pattern": "Z$",
+                "description": "When the last event counted was received (of the table "
+                "furthest behind, when the report reads several): events received up to "
+                "then are counted. null while no event is stored at all.",
+            },
+            "pending_events": {
+                **_COUNT,
+                "description": "Stored events not counted yet, estimated from the event ids "
+                "(0 when complete, but for the few whose earlier ids are still being "
+                "committed on PostgreSQL).",
+            },
+        },
+        "How current the report is. Reports read tables that the fold process keeps "
+        "up to date with the events; a request catches up what is left for a bounded "
+        "time, and otherwise answers from what is folded, as this says.",
+    )
+
+
+def _freshness() -> dict:
+    """The `freshness` property of a report."""
+    return ref("schemas", "Freshness")
+
+
 def _stats_schemas() -> dict:
     """The schemas of stats.json."""
     return {
@@ -123,6 +161,7 @@ def _stats_schemas() -> dict:
                     "description": f"The top {report_pages.TOP_PAGES} pages by events.",
                     "items": ref("schemas", "StatsPage"),
                 },
+                "freshness": _freshness(),
             }
         ),
     }
@@ -158,6 +197,7 @@ def _breakdown_schemas() -> dict:
                 "total_rows": {**_COUNT, "description": "The dimension's values in all."},
                 "limit": {"type": "integer", "minimum": 1, "maximum": query.MAX_LIMIT},
                 "offset": {**_COUNT},
+                "freshness": _freshness(),
             }
         ),
     }
@@ -253,6 +293,7 @@ def _funnel_schemas() -> dict:
                     "description": "Events in the range that match a step but carry no "
                     "visitor id: they take no part.",
                 },
+                "freshness": _freshness(),
             }
         ),
     }
@@ -287,6 +328,7 @@ def _journey_schemas() -> dict:
                     **_COUNT,
                     "description": "Sessions that the journeys are drawn from.",
                 },
+                "freshness": _freshness(),
             }
         ),
         "NextSteps": _object(
@@ -308,6 +350,7 @@ def _journey_schemas() -> dict:
                     ),
                 },
                 "sessions_total": _COUNT,
+                "freshness": _freshness(),
             }
         ),
     }
@@ -463,6 +506,7 @@ def _parameter_error_code() -> dict:
 def schemas() -> dict:
     """components/schemas of the reports."""
     return {
+        "Freshness": _freshness_schema(),
         **_stats_schemas(),
         **_breakdown_schemas(),
         **_funnel_schemas(),

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from ..accounts.access import current_principal, owned_site_or_404, site_or_404
 from ..analytics import freshness, ranges
+from ..analytics.backlog import Freshness, notice
 from ..analytics.money import display
 from ..analytics.parameters import ParameterError
 from ..analytics.query import parse
@@ -23,11 +24,12 @@ from .quest_state import quests_for
 bp = Blueprint("dashboard", __name__, url_prefix="/sites/<int:site_id>")
 
 
-def _caught_up_site(site_id: int) -> Site:
-    """The readable site, after folding the events stored since the last fold."""
+def _caught_up_site(site_id: int) -> tuple[Site, Freshness]:
+    """The readable site, after folding the events stored since the last fold (within the
+    report's budget), and how current the summaries now are."""
     site_or_404(current_principal(), site_id, "read")
-    freshness.catch_up_summaries()
-    return site_or_404(current_principal(), site_id, "read")
+    current = freshness.catch_up_summaries(freshness.report_deadline())
+    return site_or_404(current_principal(), site_id, "read"), current
 
 
 def _change(current: int | float, previous: int | float) -> str | None:
@@ -50,7 +52,7 @@ def _metric_values(stats: Stats, metric: str) -> list[float]:
 @login_required
 def overview(site_id: int):
     """Show the site's reports for the range in the URL."""
-    site = _caught_up_site(site_id)
+    site, current = _caught_up_site(site_id)
     try:
         query = parse(site, request.args, "page")
     except ParameterError as exc:
@@ -99,6 +101,7 @@ def overview(site_id: int):
         events=reports.recent_events(site.id),
         range_args=rng.query_args(),
         exact_limit=reports.exact_limit(),
+        freshness_notice=notice(current, rng.tz),
     )
 
 

@@ -60,6 +60,7 @@ def reports():
         session_gap_minutes=int(sessions.GAP.total_seconds() // 60),
         live_page=live.PAGE,
         top_pages=report_pages.TOP_PAGES,
+        catch_up_budget_ms=current_app.config["REPORT_CATCHUP_BUDGET_MS"],
     )
 
 

@@ -11,6 +11,7 @@ from werkzeug.datastructures import MultiDict
 
 from ..accounts.access import owned_site_or_404
 from ..analytics import freshness, journeys
+from ..analytics.backlog import notice
 from ..analytics.funnels import repository, saved
 from ..analytics.funnels.definition import (
     DEFAULT_WINDOW,
@@ -205,13 +206,16 @@ def report(site_id: int, funnel_id: int):
     funnel = _owned_funnel(site, funnel_id)
     rng = _page_range(site)
     definition = definition_from_json(funnel.definition)
-    result = saved.saved_report(db.session(), funnel, definition, rng)
+    deadline = freshness.report_deadline()
+    answer = saved.saved_answer(db.session(), funnel, definition, rng, deadline)
+    result = answer.report
     return render_template(
         "funnels/report.html",
         site=site,
         funnel=funnel,
         definition=definition,
         report=result,
+        freshness_notice=notice(answer.freshness, rng.tz),
         preparing=saved.preparing(db.session(), funnel, definition),
         bars=_bars(result),
         rng=rng,
@@ -244,7 +248,7 @@ def journeys_page(site_id: int):
         query = journeys.parse_query(request.args)
     except ParameterError as exc:
         abort(400, description=f"{exc.field}: {exc.message}")
-    freshness.catch_up_sessions(db.session())
+    current = freshness.catch_up_sessions(db.session(), freshness.report_deadline())
     top = journeys.top_journeys(db.session(), site.id, rng, query)
     path = request.args.get("path") or ""
     following = None
@@ -259,6 +263,7 @@ def journeys_page(site_id: int):
         top=top,
         path=path,
         following=following,
+        freshness_notice=notice(current, rng.tz),
     )
 
 

@@ -14,7 +14,8 @@ from werkzeug.exceptions import BadRequest
 
 from .. import live
 from ..accounts.access import current_principal, site_or_404
-from ..analytics import freshness, journeys
+from ..analytics import backlog, freshness, journeys
+from ..analytics.backlog import Freshness
 from ..analytics.funnels import repository, saved, unsaved
 from ..analytics.funnels.definition import definition_from_json
 from ..analytics.funnels.models import Funnel
@@ -44,20 +45,23 @@ def _site(site_id: int) -> Site:
     return site_or_404(current_principal(), site_id, "read")
 
 
-def _caught_up_site(site_id: int) -> Site:
-    """The readable site, after folding the events stored since the last fold."""
+def _caught_up_site(site_id: int) -> tuple[Site, Freshness]:
+    """The readable site, after folding the events stored since the last fold (within the
+    report's budget), and how current the summaries now are."""
     _site(site_id)
-    freshness.catch_up_summaries()
-    return _site(site_id)
+    current = freshness.catch_up_summaries(freshness.report_deadline())
+    return _site(site_id), current
 
 
 @bp.route("/stats.json")
 @login_required
 def stats_json(site_id: int):
     """The reports as JSON (the documented contract)."""
-    site = _caught_up_site(site_id)
+    site, current = _caught_up_site(site_id)
     query = parse(site, request.args, "stats")
-    return serialise.stats_json(site, _stats(site, query))
+    if query.filters:  # counted from the events themselves: as current as they are
+        current = backlog.from_events(db.session)
+    return serialise.stats_json(site, _stats(site, query), current)
 
 
 def _stats(site: Site, query: ReportQuery):
@@ -75,13 +79,14 @@ def breakdown_json(site_id: int):
     query = parse(site, request.args, "breakdown")
     dimension = query.dimension or ""  # the "dimension" group requires one
     report = dimension_rows(site, query.range, dimension, query.filters, query.limit, query.offset)
-    return json_response(serialise.breakdown_json(site, report))
+    answer = serialise.breakdown_json(site, report)
+    return json_response({**answer, "freshness": backlog.from_events(db.session).as_json()})
 
 
 @login_required
 def report_csv(site_id: int, report: str):
     """One report as a CSV download, for the range in the URL."""
-    site = _caught_up_site(site_id)
+    site, _ = _caught_up_site(site_id)
     query = parse(site, request.args, "csv")
     stats = _stats(site, query)
     rows = None
@@ -118,8 +123,9 @@ def funnel_json(site_id: int):
     """An unsaved funnel over a date range."""
     site = _site(site_id)
     query = parse(site, request.args, "funnel")
-    report = unsaved.unsaved_report(db.session(), site.id, query.steps, query.range)
-    return json_response(report.as_json(site.currency))
+    deadline = freshness.report_deadline()
+    answer = unsaved.unsaved_answer(db.session(), site.id, query.steps, query.range, deadline)
+    return json_response(answer.as_json(site.currency))
 
 
 @bp.route("/funnels/<int:funnel_id>.json")
@@ -130,8 +136,9 @@ def saved_funnel_json(site_id: int, funnel_id: int):
     funnel = _site_funnel(site, funnel_id)
     query = parse(site, request.args, "saved_funnel")
     definition = definition_from_json(funnel.definition)
-    report = saved.saved_report(db.session(), funnel, definition, query.range)
-    return json_response(report.as_json(site.currency))
+    deadline = freshness.report_deadline()
+    answer = saved.saved_answer(db.session(), funnel, definition, query.range, deadline)
+    return json_response(answer.as_json(site.currency))
 
 
 @bp.route("/journeys.json")
@@ -140,9 +147,9 @@ def journeys_json(site_id: int):
     """The top journeys of a date range."""
     site = _site(site_id)
     query = parse(site, request.args, "journeys")
-    freshness.catch_up_sessions(db.session())
+    current = freshness.catch_up_sessions(db.session(), freshness.report_deadline())
     answer = journeys.top_journeys(db.session(), site.id, query.range, query.journey_query)
-    return json_response(answer)
+    return json_response({**answer, "freshness": current.as_json()})
 
 
 @bp.route("/journeys/next.json")
@@ -151,11 +158,11 @@ def next_steps_json(site_id: int):
     """Where visitors go next from one path."""
     site = _site(site_id)
     query = parse(site, request.args, "next_steps")
-    freshness.catch_up_sessions(db.session())
+    current = freshness.catch_up_sessions(db.session(), freshness.report_deadline())
     answer = journeys.next_steps(
         db.session(), site.id, query.range, query.start_path, query.journey_query
     )
-    return json_response(answer)
+    return json_response({**answer, "freshness": current.as_json()})
 
 
 @bp.route("/live.json")

@@ -191,13 +191,18 @@ def follow_site_zone(session: Session, funnel_id: int) -> Current | None:
     return Current(derivation_id, site_tz, definition)
 
 
+def position(session: Session, derivation_id: int) -> int:
+    """The last event id the derivation has taken (0 before the first)."""
+    found = session.scalar(
+        select(DerivedCursor.last_event_id).where(DerivedCursor.name == cursor_name(derivation_id))
+    )
+    return int(found or 0)
+
+
 def backlog(session: Session, derivation_id: int) -> int:
     """How many event ids the derivation's cursor is behind the newest event."""
     newest = session.scalar(select(func.max(Event.id))) or 0
-    position = session.scalar(
-        select(DerivedCursor.last_event_id).where(DerivedCursor.name == cursor_name(derivation_id))
-    )
-    return max(0, newest - (position or 0))
+    return max(0, newest - position(session, derivation_id))
 
 
 def is_current(session: Session, derivation_id: int) -> bool:
@@ -283,14 +288,19 @@ def catch_up_funnel(session: Session, funnel_id: int, seconds: float | None = No
 
 
 def catch_up_derivation(
-    session: Session, derivation_id: int, tz_name: str, seconds: float | None = None
+    session: Session,
+    derivation_id: int,
+    tz_name: str,
+    seconds: float | None = None,
+    deadline: float | None = None,
 ) -> int:
     """Derive a derivation's rows from the events after its cursor, in two phases.
 
     Each batch is computed outside any write transaction (`derive_changes`) and stored in
     a short one under the writers' lock (`store_changes`), only if its cursor did not move
     meanwhile: another catch-up, an erasure, a retirement or a zone change moves it, and
-    the batch is computed again (or, the derivation retired, not at all).
+    the batch is computed again (or, the derivation retired, not at all). `seconds` and
+    `deadline` bound it as in cursors.derive_in_two_phases.
     """
 
     def derive(tx: Session, after_id: int, up_to_id: int) -> FunnelChanges:
@@ -306,6 +316,7 @@ def catch_up_derivation(
             batch=DERIVE_BATCH,
             seconds=seconds,
             create=False,
+            deadline=deadline,
         )
     except Superseded:
         session.rollback()

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
 from operator import itemgetter
+from typing import NamedTuple
 
+from ..backlog import Freshness
 from ..money import decimal_string
 from ..visitor_ids import is_visitor
 from .definition import FunnelDefinition
@@ -57,6 +59,17 @@ class FunnelReport:
             ],
             "excluded_events_without_visitor": self.excluded_events_without_visitor,
         }
+
+
+class FunnelAnswer(NamedTuple):
+    """A funnel report and how current the figures it was read from are."""
+
+    report: FunnelReport
+    freshness: Freshness
+
+    def as_json(self, currency: str) -> dict:
+        """The JSON answer of funnel.json and funnels/<id>.json, with its `freshness`."""
+        return {**self.report.as_json(currency), "freshness": self.freshness.as_json()}
 
 
 def _ratio(part: int, whole: int) -> float:

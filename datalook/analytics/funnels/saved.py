@@ -18,7 +18,7 @@ from ..ranges import DateRange
 from . import derivation, read_catch_up, unsaved
 from .definition import FunnelDefinition
 from .models import Funnel, FunnelAttempt, FunnelExcluded
-from .report import FunnelReport, StepTotals, report_from_totals
+from .report import FunnelAnswer, FunnelReport, StepTotals, report_from_totals
 
 
 def _best_attempts(derivation_id: int, start: datetime, end: datetime) -> list:
@@ -40,23 +40,35 @@ def _best_attempts(derivation_id: int, start: datetime, end: datetime) -> list:
 def saved_report(
     session: Session, funnel: Funnel, definition: FunnelDefinition, rng: DateRange
 ) -> FunnelReport:
+    """A saved funnel's report (saved_answer without its freshness)."""
+    return saved_answer(session, funnel, definition, rng).report
+
+
+def saved_answer(
+    session: Session,
+    funnel: Funnel,
+    definition: FunnelDefinition,
+    rng: DateRange,
+    deadline: float | None = None,
+) -> FunnelAnswer:
     """A saved funnel's report: catch up, then read each visitor's best attempt.
 
     Strict funnels need every event of a visitor (to see what lies between the steps), so
     they are computed from the events like unsaved ones; so is a funnel whose derivation
     is still far behind (see REPORT_CATCH_UP_LIMIT), a range in another zone than the one
     the funnel's days follow (the site's zone changed a moment ago), and a definition that
-    is no longer the funnel's (edited meanwhile).
+    is no longer the funnel's (edited meanwhile). The catch-up stops at `deadline` (a
+    report's budget): the answer's freshness says how current the figures are.
     """
     site_id = funnel.site_id  # as the caller read it
-    caught = read_catch_up.catch_up_for_read(session, definition, funnel, rng.tz.key)
+    caught = read_catch_up.catch_up_for_read(session, definition, funnel, rng.tz.key, deadline)
     if caught.derivation_id is not None:
         report = _derived_report(session, caught.derivation_id, definition, rng)
         if derivation.is_current(session, caught.derivation_id):
-            return report
+            return FunnelAnswer(report, caught.freshness)
         # Retired while it was read (an edit or a delete): its rows may be on their way out.
-        return unsaved.unsaved_report(session, site_id, definition, rng)
-    return unsaved.read_report(session, site_id, definition, rng, caught)
+        return unsaved.unsaved_answer(session, site_id, definition, rng, deadline)
+    return unsaved.read_answer(session, site_id, definition, rng, caught)
 
 
 def preparing(session: Session, funnel: Funnel, definition: FunnelDefinition) -> bool:

@@ -20,12 +20,13 @@ from sqlalchemy.orm import Session
 from ...models import Event
 from ...sql.compiled import driver_rows
 from .. import kinds, settled
+from ..backlog import from_events
 from ..ranges import DateRange
 from .clauses import any_step_clause, mask_expression
 from .definition import FunnelDefinition
 from .matching import furthest, visitor_progress
 from .read_catch_up import CaughtUp, catch_up_for_read
-from .report import FunnelReport, compute, summarise
+from .report import FunnelAnswer, FunnelReport, compute, summarise
 
 STREAM_ROWS = 5_000
 
@@ -91,21 +92,44 @@ def unsaved_report(
 ) -> FunnelReport:
     """Compute a funnel from the events of the range (and the window after it): read from
     the kind index where it can be (see analytics.kinds), else from the events."""
-    return read_report(session, site_id, definition, rng, catch_up_for_read(session, definition))
+    return unsaved_answer(session, site_id, definition, rng).report
+
+
+def unsaved_answer(
+    session: Session,
+    site_id: int,
+    definition: FunnelDefinition,
+    rng: DateRange,
+    deadline: float | None = None,
+) -> FunnelAnswer:
+    """unsaved_report with its freshness, catching up until `deadline` (a report's budget)
+    at most."""
+    caught = catch_up_for_read(session, definition, deadline=deadline)
+    return read_answer(session, site_id, definition, rng, caught)
 
 
 def read_report(
     session: Session, site_id: int, definition: FunnelDefinition, rng: DateRange, caught: CaughtUp
 ) -> FunnelReport:
+    """An unsaved funnel's report from what catch_up_for_read caught up (reads only)."""
+    return read_answer(session, site_id, definition, rng, caught).report
+
+
+def read_answer(
+    session: Session, site_id: int, definition: FunnelDefinition, rng: DateRange, caught: CaughtUp
+) -> FunnelAnswer:
     """An unsaved funnel's report from what catch_up_for_read caught up (reads only): the
-    kind index when it answers, else (or when it cannot after all) the events."""
+    kind index when it answers (as current as it is), else (or when it cannot after all)
+    the events (complete)."""
     start, end = rng.start_utc, rng.end_utc
     if caught.kind_index:
         indexed = _indexed_report(session, site_id, definition, start, end)
         if indexed is not None:
-            return indexed
+            return FunnelAnswer(indexed, caught.freshness)
     rows = event_rows(session, site_id, definition, start, end + definition.window)
-    return compute(definition, rows, start, end)
+    # Read from the events: as current as they are.
+    current = from_events(session) if caught.kind_index else caught.freshness
+    return FunnelAnswer(compute(definition, rows, start, end), current)
 
 
 # Per process: how far each visitor got from the settled part of a range, per funnel.

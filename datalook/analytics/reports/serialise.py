@@ -11,6 +11,7 @@ import io
 from collections.abc import Iterable
 
 from ...models import Site
+from ..backlog import Freshness
 from ..money import decimal_string
 from . import model  # its JSON field tables, read when called (as the API description does)
 from .model import (
@@ -45,8 +46,9 @@ def _totals_json(totals: Totals, currency: str) -> dict:
     return row_json(model.TOTALS_JSON, totals, currency)
 
 
-def stats_json(site: Site, stats: Stats) -> dict:
-    """The documented JSON body of GET /sites/<id>/stats.json."""
+def stats_json(site: Site, stats: Stats, freshness: Freshness) -> dict:
+    """The documented JSON body of GET /sites/<id>/stats.json (`freshness`: how current the
+    summaries read were)."""
     currency = site.currency
     return {
         "site": site.domain,
@@ -59,6 +61,7 @@ def stats_json(site: Site, stats: Stats) -> dict:
         "rules": [row_json(model.RULE_JSON, rule, currency) for rule in stats.rules],
         "series": [row_json(model.SERIES_JSON, point, currency) for point in stats.series],
         "pages": [row_json(model.PAGE_JSON, page, currency) for page in stats.pages],
+        "freshness": freshness.as_json(),
     }
 
 

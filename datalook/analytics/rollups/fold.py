@@ -20,14 +20,16 @@ is also final at once when no write transaction is open in the database
 
 Server workers do not fold: the fold process (analytics.worker: `flask analytics fold`,
 which scripts/serve.sh runs beside the server) folds every few seconds, and each report
-folds what is pending, a bounded number of batches, before it is read (``catch_up``), so
-events show within seconds. Late events (up to 7 days back) land in their own hour like
-any other.
+folds what is pending, for REPORT_CATCHUP_BUDGET_MS at most, before it is read
+(``catch_up`` with a deadline; analytics.freshness), so events show within seconds. Late
+events (up to 7 days back) land in their own hour like any other.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -130,13 +132,29 @@ def fold_once(engine: Engine, batch: int = BATCH) -> int:
 
 
 def catch_up(
-    engine: Engine, instance_path: str, max_batches: int | None = None, batch: int = BATCH
+    engine: Engine,
+    instance_path: str,
+    max_batches: int | None = None,
+    batch: int = BATCH,
+    deadline: float | None = None,
 ) -> int:
-    """Fold until no event is pending (or max_batches were folded); return how many."""
+    """Fold until no event is pending (or max_batches were folded); return how many.
+
+    With `deadline` (a time.monotonic() value: a report's budget, or a tick's), waits for
+    the host lock only until then (folding nothing when another fold holds it that long)
+    and begins no batch once it has passed, not even the first.
+    """
+    timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
     folded = 0
     batches = 0
-    with host_lock(engine, instance_path):
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(host_lock(engine, instance_path).hold(timeout))
+        except filelock.LockTimeout:
+            return 0  # another fold is at it: its events show once it is done
         while max_batches is None or batches < max_batches:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
             done = fold_once(engine, batch)
             if done == 0:
                 break
