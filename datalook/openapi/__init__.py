@@ -10,7 +10,7 @@ enforces them. Every error answer is the one `Error` envelope.
 from __future__ import annotations
 
 from . import collect, ingestion, report_parameters, report_schemas, reports
-from .ingestion import ERROR_CODES, FIELD_ERROR_CODES, WARNING_CODES
+from .error_codes import ERROR_CODES, FIELD_ERROR_CODES, WARNING_CODES
 
 __all__ = ["ERROR_CODES", "FIELD_ERROR_CODES", "WARNING_CODES", "document"]
 
