@@ -35,7 +35,7 @@ from datetime import datetime
 import orjson
 from sqlalchemy import select
 
-from ...acquisition.dimensions import NOT_RECORDED, Filter, property_key
+from ...acquisition.dimensions import DIMENSIONS, NOT_RECORDED, Filter, property_key
 from ...extensions import db
 from ...models import ACQUISITION_LENGTHS, Event
 from ..rollups.accumulate import property_text
@@ -50,25 +50,9 @@ VISIT_DIMENSIONS = frozenset(
 EVENT_COLUMN_DIMENSIONS = frozenset({"country", "device", "browser", "os"})
 #: The dimensions these reports can give (acquisition.dimensions.DIMENSIONS but region
 #: and city, which are not stored), and `prop:<key>`.
-SUPPORTED = (
-    "channel",
-    "source",
-    "medium",
-    "campaign",
-    "term",
-    "content",
-    "referrer",
-    "page",
-    "entry_page",
-    "exit_page",
-    "country",
-    "device",
-    "browser",
-    "os",
-    "rule",
-)
 #: Dimensions that acquisition.dimensions knows and the events do not record (yet).
 UNSUPPORTED = frozenset({"region", "city"})
+SUPPORTED = tuple(name for name in DIMENSIONS if name not in UNSUPPORTED)
 _ACQUISITION = tuple(ACQUISITION_LENGTHS)
 _INDEX = {name: index for index, name in enumerate(_ACQUISITION)}
 _COLUMNS = (
