@@ -53,7 +53,7 @@ class Arrival:
     user_agent: str | None = None
 
 
-def _kind(value: object) -> str:
+def type_name(value: object) -> str:
     """A JSON value's type, named for a client developer."""
     if value is None:
         return "null"
@@ -72,7 +72,7 @@ def _text(problems: Problems, name: str, value: object, limit: int) -> str | Non
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        problems.add(name, "not_a_string", f"{name} must be a string, got {_kind(value)}")
+        problems.add(name, "not_a_string", f"{name} must be a string, got {type_name(value)}")
         return None
     if len(value) > limit:
         problems.add(name, "too_long", f"{name} must be at most {limit} characters")
@@ -107,7 +107,7 @@ def check_utm(problems: Problems, value: object, name: str = "utm") -> dict[str,
     """The campaign parameters: an object of source, medium, campaign, term, content, each
     a string of at most MAX_UTM_LENGTH characters."""
     if not isinstance(value, dict):
-        problems.add(name, "not_an_object", f"{name} must be an object, got {_kind(value)}")
+        problems.add(name, "not_an_object", f"{name} must be an object, got {type_name(value)}")
         return None
     _unknown(problems, name, value, UTM_KEYS)
     found = {}
@@ -121,7 +121,9 @@ def check_utm(problems: Problems, value: object, name: str = "utm") -> dict[str,
 def check_click_ids(problems: Problems, value: object) -> tuple[str, ...] | None:
     """The names of the ad click ids on the landing URL (never their values)."""
     if not isinstance(value, list):
-        problems.add("click_ids", "not_an_array", f"click_ids must be an array, got {_kind(value)}")
+        problems.add(
+            "click_ids", "not_an_array", f"click_ids must be an array, got {type_name(value)}"
+        )
         return None
     unknown = [item for item in value if item not in CLICK_IDS]
     if unknown:
@@ -140,7 +142,7 @@ def check_screen_width(problems: Problems, value: object) -> int | None:
         problems.add(
             "screen_width",
             "not_an_integer",
-            f"screen_width must be a whole number, got {_kind(value)}",
+            f"screen_width must be a whole number, got {type_name(value)}",
         )
         return None
     if not 0 <= value <= MAX_SCREEN_WIDTH:
@@ -157,7 +159,9 @@ def _ip(problems: Problems, value: object) -> str | None:
         return None
     if not isinstance(value, str):
         problems.add(
-            "context.ip", "not_a_string", f"context.ip must be a string, got {_kind(value)}"
+            "context.ip",
+            "not_a_string",
+            f"context.ip must be a string, got {type_name(value)}",
         )
         return None
     try:
@@ -170,7 +174,9 @@ def _ip(problems: Problems, value: object) -> str | None:
 def check_context(problems: Problems, value: object) -> Arrival | None:
     """A server event's context: the visitor's address, User-Agent, referrer and campaign."""
     if not isinstance(value, dict):
-        problems.add("context", "not_an_object", f"context must be an object, got {_kind(value)}")
+        problems.add(
+            "context", "not_an_object", f"context must be an object, got {type_name(value)}"
+        )
         return None
     _unknown(problems, "context", value, CONTEXT_KEYS)
     utm = value.get("utm")

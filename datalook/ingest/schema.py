@@ -20,7 +20,7 @@ from decimal import Decimal
 
 from ..envelope import truncate
 from . import arrival_fields
-from .arrival_fields import BOTH, BROWSER, SERVER, Arrival
+from .arrival_fields import BOTH, BROWSER, SERVER, Arrival, type_name
 from .pii import strip_pii
 
 EVENT_NAMES = ("pageview", "click", "success", "custom")
@@ -99,25 +99,10 @@ class _Problems:
         self.items.append({"field": field_name, "code": code, "message": message})
 
 
-def _type_name(value: object) -> str:
-    """Name a JSON value's type the way a client developer thinks of it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
 def _text(problems: _Problems, name: str, value: object, max_len: int) -> str | None:
     """Check a required-string-shaped field: type, non-empty, length, no control chars."""
     if not isinstance(value, str):
-        problems.add(name, "not_a_string", f"{name} must be a string, got {_type_name(value)}")
+        problems.add(name, "not_a_string", f"{name} must be a string, got {type_name(value)}")
         return None
     if not value:
         problems.add(name, "empty", f"{name} must not be empty")
@@ -137,7 +122,9 @@ def _event_name(problems: _Problems, value: object) -> str | None:
     """event_name: exactly one of the four kinds."""
     if not isinstance(value, str):
         problems.add(
-            "event_name", "not_a_string", f"event_name must be a string, got {_type_name(value)}"
+            "event_name",
+            "not_a_string",
+            f"event_name must be a string, got {type_name(value)}",
         )
         return None
     if value not in EVENT_NAMES:
@@ -172,7 +159,7 @@ def _user_id(problems: _Problems, value: object) -> str | None:
         problems.add(
             "success_user_id",
             "invalid_type",
-            f"success_user_id must be a string or an integer, got {_type_name(value)}",
+            f"success_user_id must be a string or an integer, got {type_name(value)}",
         )
         return None
     return _text(problems, "success_user_id", value, MAX_USER_ID)
@@ -184,7 +171,7 @@ def _value(problems: _Problems, value: object) -> int | None:
         problems.add(
             "success_value",
             "not_a_number",
-            f"success_value must be a number, got {_type_name(value)}",
+            f"success_value must be a number, got {type_name(value)}",
         )
         return None
     if isinstance(value, float) and not math.isfinite(value):
@@ -217,7 +204,9 @@ def _properties(problems: _Problems, value: object) -> dict | None:
     """properties: a flat object of at most 50 string/number/boolean values."""
     if not isinstance(value, dict):
         problems.add(
-            "properties", "not_an_object", f"properties must be an object, got {_type_name(value)}"
+            "properties",
+            "not_an_object",
+            f"properties must be an object, got {type_name(value)}",
         )
         return None
     if len(value) > MAX_PROPERTIES:
@@ -253,7 +242,7 @@ def _properties(problems: _Problems, value: object) -> dict | None:
             problems.add(
                 where,
                 "invalid_value",
-                f"property values must be a string, number or boolean, got {_type_name(item)}",
+                f"property values must be a string, number or boolean, got {type_name(item)}",
             )
             ok = False
     return value if ok else None
@@ -275,7 +264,7 @@ def _timestamp(problems: _Problems, value: object, now: datetime) -> datetime | 
     """timestamp: ISO 8601 with a time zone, within 7 days back and 1 hour ahead."""
     if not isinstance(value, str):
         problems.add(
-            "timestamp", "not_a_string", f"timestamp must be a string, got {_type_name(value)}"
+            "timestamp", "not_a_string", f"timestamp must be a string, got {type_name(value)}"
         )
         return None
     try:
@@ -491,9 +480,7 @@ def validate(body: object, now: datetime, browser: bool = False) -> tuple[Event 
     `browser`: a POST /collect body, whose fields are BROWSER_TABLE's (else SERVER_TABLE's)."""
     problems = _Problems()
     if not isinstance(body, dict):
-        problems.add(
-            "", "not_an_object", f"the event must be a JSON object, got {_type_name(body)}"
-        )
+        problems.add("", "not_an_object", f"the event must be a JSON object, got {type_name(body)}")
         return None, problems.items
     known, table = (
         (KNOWN_BROWSER_FIELDS, BROWSER_TABLE) if browser else (KNOWN_FIELDS, SERVER_TABLE)
