@@ -77,15 +77,21 @@ def _read_events(tx: Session, after_id: int, up_to_id: int) -> list[tuple]:
     return _read(tx, Event.id > after_id, Event.id <= up_to_id)
 
 
+#: What files an event under its kind: its site, kind (name, path, rule), time and id.
+KIND_COLUMNS = (
+    Event.site_id,
+    Event.event_name,
+    Event.page_path,
+    Event.name,
+    Event.occurred_at,
+    Event.id,
+)
+
+
 def _read(tx: Session, *where) -> list[tuple]:
     """The counted events `where` selects as (site, digest, kind_events row values)."""
     query = select(
-        Event.site_id,
-        Event.event_name,
-        Event.page_path,
-        Event.name,
-        Event.occurred_at,
-        Event.id,
+        *KIND_COLUMNS,
         Event.visitor_id,
         Event.success_value_micros,
     ).where(*where, Event.counted())
@@ -291,16 +297,7 @@ def forget_deleted(session: Session, where, one_visitor: bool) -> None:
     if not one_visitor:
         _forget_spans(session, where)
         return
-    doomed = session.execute(
-        select(
-            Event.site_id,
-            Event.event_name,
-            Event.page_path,
-            Event.name,
-            Event.occurred_at,
-            Event.id,
-        ).where(where, Event.counted())
-    ).all()
+    doomed = session.execute(select(*KIND_COLUMNS).where(where, Event.counted())).all()
     if not doomed:
         return
     settled.bump(session.connection())  # unsaved funnels keep what they read of the past

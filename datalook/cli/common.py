@@ -9,11 +9,12 @@ from typing import NoReturn
 import click
 from flask.cli import AppGroup
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import OperationalError
 
 from ..accounts.domains import InvalidDomain, normalise_domain
 from ..extensions import db
 from ..models import Site
+from ..sql.connections import add_unique
 
 BUSY = "the database is busy (locked by another writer); try again"
 
@@ -26,11 +27,7 @@ def fail(message: str) -> NoReturn:
 
 def add_or_fail(row: object, taken: str) -> None:
     """Store a new row, or exit with `taken` when a unique constraint says it exists."""
-    db.session.add(row)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
+    if not add_unique(db.session(), row):
         fail(taken)
 
 

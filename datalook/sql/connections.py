@@ -16,6 +16,8 @@ from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from . import filelock
 from .wal_checkpoints import AUTOCHECKPOINT_PAGES
@@ -256,3 +258,15 @@ def _close_quietly(connection) -> None:
     point."""
     with contextlib.suppress(Exception):
         connection.invalidate()
+
+
+def add_unique(session: Session, row: object) -> bool:
+    """Add a row and commit; False (the session rolled back) when a unique constraint says
+    such a row exists already."""
+    session.add(row)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        return False
+    return True

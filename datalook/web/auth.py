@@ -8,7 +8,6 @@ import secrets
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from ..accounts.login_guard import (
     account_wait,
@@ -22,6 +21,7 @@ from ..accounts.redirects import is_local_path
 from ..extensions import db
 from ..models import User
 from ..ratelimit.limiter import auth_form_limit
+from ..sql.connections import add_unique
 from .forms.accounts import EmptyForm, LoginForm, SignupForm
 
 bp = Blueprint("auth", __name__)
@@ -49,11 +49,7 @@ def signup():
     if form.validate_on_submit():
         user = User(email=User.normalise_email(form.email.data))
         user.set_password(form.password.data)
-        db.session.add(user)
-        try:
-            db.session.commit()
-        except IntegrityError:
-            db.session.rollback()
+        if not add_unique(db.session(), user):
             form.email.errors.append("An account with this email already exists. Log in instead?")
         else:
             login_user(user)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
-from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import Site
+from ..sql.connections import add_unique
 from .forms.accounts import SiteForm
 
 bp = Blueprint("sites", __name__, url_prefix="/sites")
@@ -20,11 +20,7 @@ def index():
     form = SiteForm()
     if form.validate_on_submit():
         site = Site(owner_id=current_user.id, domain=form.domain.data)
-        db.session.add(site)
-        try:
-            db.session.commit()
-        except IntegrityError:
-            db.session.rollback()
+        if not add_unique(db.session(), site):
             form.domain.errors.append("You have already added this site.")
         else:
             flash(f"{site.domain} is added. Next: send your first event.", "success")
