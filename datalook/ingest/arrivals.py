@@ -93,6 +93,20 @@ def _where_from(
 
 def derive(arrival: Arrival, hosts: Collection[str]) -> dict[str, str]:
     """The acquisition columns of an event that arrived so, on a site with these hosts."""
+    if not (arrival.referrer or arrival.utm or arrival.click_ids or arrival.ip):
+        if not arrival.user_agent:  # most server events: the same columns every time
+            return _says_nothing()
+    return _derived(arrival, hosts)
+
+
+@functools.cache
+def _says_nothing() -> dict[str, str]:
+    """The columns of an event that says nothing of where it came from (read-only)."""
+    return _derived(Arrival(), ())
+
+
+def _derived(arrival: Arrival, hosts: Collection[str]) -> dict[str, str]:
+    """derive()'s work, for an event that carries something."""
     utm = {key: clean(value, MAX_UTM_LENGTH) for key, value in arrival.utm.items()}
     source, channel, referrer = _where_from(
         sources.referrer_of(arrival.referrer),
