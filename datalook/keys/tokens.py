@@ -43,7 +43,8 @@ TOKEN_RE = re.compile(
 )
 # A token whose prefix and key id are whole but whose secret is mistyped or cut short.
 _NAMES_KEY_RE = re.compile(
-    rf"\Adl_(?:live|test|read)_([A-Za-z0-9]{{{KEY_ID_LENGTH}}})_[A-Za-z0-9]{{0,{2 * SECRET_LENGTH}}}\Z"
+    rf"\Adl_(?:live|test|read)_([A-Za-z0-9]{{{KEY_ID_LENGTH}}})"
+    rf"_[A-Za-z0-9]{{0,{2 * SECRET_LENGTH}}}\Z"
 )
 # Anything that looks like a token inside free text (to remove it from what is recorded).
 TOKEN_IN_TEXT = re.compile(r"dl_(?:live|test|read)_[A-Za-z0-9]{4,}(?:_[A-Za-z0-9]*)?")
@@ -101,7 +102,8 @@ def generate_key_id() -> str:
 
 
 def generate(key_id: str | None = None, kind: str = "live") -> NewToken:
-    """Create a new token of a kind (live, test or read); show the plaintext once, then forget it."""
+    """Create a new token of a kind (live, test or read); show the plaintext once, then
+    forget it."""
     key_id = key_id or generate_key_id()
     random_part = _random_string(RANDOM_LENGTH)
     body = f"{PREFIXES[kind]}{key_id}_{random_part}"

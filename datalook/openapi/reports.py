@@ -10,10 +10,10 @@ one error envelope (`Error`), each 400 listing its report's parameter codes.
 from __future__ import annotations
 
 from .. import live
-from ..keys import tokens
 from ..acquisition.dimensions import DIMENSIONS, NONE, NOT_RECORDED
 from ..analytics import journeys, query, sessions
 from ..analytics.funnels import definition as funnels
+from ..keys import tokens
 from .common import ref
 from .report_parameters import ENDPOINT_ERRORS, endpoint_parameters
 
