@@ -17,6 +17,7 @@ from datalook.models import ApiKey, Site, User
 from tests.conftest import add_site, post_form, sign_up
 from tests.factories import bearer
 from tests.test_funnels_api import save_funnel
+from tests.test_postgres import pg_app  # noqa: F401 - the PostgreSQL fixture
 
 READ_RE = re.compile(r"dl_read_[A-Za-z0-9]{12}_[A-Za-z0-9]{38}")
 STEPS = [{"event_name": "pageview", "page_path": "/"}, {"event_name": "pageview"}]
@@ -289,3 +290,20 @@ def test_every_report_operation_declares_both_security_schemes(client):
         assert {"401", "404", "429"} <= set(op["responses"]), path
     scheme = document["components"]["securitySchemes"]["readKey"]
     assert scheme["type"] == "http" and scheme["scheme"] == "bearer"
+
+
+def test_read_keys_and_a_shared_link_on_postgresql(pg_app):  # noqa: F811 - imported fixture
+    """The read key's look-up (the compiled statement on the request's own connection) and
+    the shared links' table on PostgreSQL."""
+    client = pg_app.test_client()
+    sign_up(client)
+    site = add_site(client, "pg.example.com")
+    read, live = make_key(pg_app, site, "R", "read"), make_key(pg_app, site, "L", "live")
+    assert client.post("/event", json=EVENT, headers=bearer(live)).status_code == 204
+    anonymous = pg_app.test_client()
+    answer = anonymous.get(f"/sites/{site}/stats.json?period=30d", headers=bearer(read))
+    assert answer.status_code == 200 and answer.get_json()["totals"]["events"] == 1
+    assert anonymous.get(f"/sites/{site}/stats.json", headers=bearer(live)).status_code == 401
+    created = post_form(client, f"/sites/{site}/shares/", {"name": "PG"})
+    token = re.search(r"/share/([A-Za-z0-9_-]{43})", created.get_data(as_text=True)).group(1)
+    assert anonymous.get(f"/share/{token}").status_code == 200
