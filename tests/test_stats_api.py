@@ -4,10 +4,12 @@ CLI, keys page, the /event refusal, and the docs page with its examples."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 from urllib.parse import urlencode
 
 import pytest
+from sqlalchemy import select
 
 from datalook.analytics.reports.serialise import REPORTS
 from datalook.config import ConfigError, from_environ
@@ -17,6 +19,7 @@ from datalook.models import ApiKey, Site, User
 from tests.conftest import add_site, post_form, sign_up
 from tests.factories import bearer
 from tests.test_funnels_api import save_funnel
+from tests.test_openapi_reports import problems
 from tests.test_postgres import pg_app  # noqa: F401 - the PostgreSQL fixture
 
 READ_RE = re.compile(r"dl_read_[A-Za-z0-9]{12}_[A-Za-z0-9]{38}")
@@ -161,7 +164,12 @@ def test_a_read_key_sees_the_live_view_without_refused_bodies(app, client, world
     url = f"/sites/{world['site']}/live.json"
     own = [i for i in client.get(url).get_json()["items"] if i["kind"] == "refused"]
     anonymous = app.test_client()
-    theirs = anonymous.get(url, headers=bearer(world["keys"]["read"])).get_json()["items"]
+    answer = anonymous.get(url, headers=bearer(world["keys"]["read"]))
+    theirs = answer.get_json()["items"]
+    # As documented (the site's keys listed include the read keys, kind "read").
+    document = client.get("/openapi.json").get_json()
+    assert problems(document, "/sites/{site_id}/live.json", "get", answer) == []
+    assert "read" in {key["kind"] for key in answer.get_json()["keys"]}
     refused = [i for i in theirs if i["kind"] == "refused"]
     assert own and own[0]["excerpt"]  # the owner sees what was sent
     assert len(refused) == len(own) and all(i["excerpt"] is None for i in refused)
@@ -182,6 +190,9 @@ def test_the_rate_limit_per_read_key(make_app):
     limited = answers[-1]
     assert limited.get_json()["error"]["code"] == "rate_limited"
     assert 3000 <= int(limited.headers["Retry-After"]) <= 3600
+    document = client.get("/openapi.json").get_json()
+    for answer in (answers[0], limited):
+        assert problems(document, "/sites/{site_id}/stats.json", "get", answer) == []
     # The other key has its own budget; the session is not limited by the keys'.
     assert anonymous.get(url, headers=bearer(second)).status_code == 200
     assert client.get(url).status_code == 200
@@ -307,3 +318,15 @@ def test_read_keys_and_a_shared_link_on_postgresql(pg_app):  # noqa: F811 - impo
     created = post_form(client, f"/sites/{site}/shares/", {"name": "PG"})
     token = re.search(r"/share/([A-Za-z0-9_-]{43})", created.get_data(as_text=True)).group(1)
     assert anonymous.get(f"/share/{token}").status_code == 200
+
+
+def test_read_key_secrets_never_reach_the_log(app, world, caplog):
+    caplog.set_level(logging.DEBUG)
+    anonymous = app.test_client()
+    token = world["keys"]["read"]
+    secret = token.rsplit("_", 1)[1]
+    for header in (token, token[:-1] + "x", world["keys"]["revoked"]):
+        anonymous.get(f"/sites/{world['site']}/stats.json", headers=bearer(header))
+    with app.app_context():
+        stored = db.session.scalars(select(ApiKey.secret_hash)).all()
+    assert secret not in caplog.text and all(secret not in value for value in stored)

@@ -10,6 +10,7 @@ import requests
 from playwright.sync_api import expect
 
 from tests.e2e.flows import add_site, create_key, sign_up
+from tests.e2e.test_pages import AXE, AXE_RUN, FAILING_IMPACTS
 
 pytestmark = pytest.mark.e2e
 
@@ -22,7 +23,7 @@ EVENT = {
 }
 
 
-def test_a_visitor_opens_a_protected_shared_link(new_context, live_server, screenshot):
+def test_a_visitor_opens_a_protected_shared_link(browser, new_context, live_server, screenshot):
     owner = new_context().new_page()
     sign_up(owner, "sharer@example.com")
     site_id = add_site(owner, "shared.example.com")
@@ -62,3 +63,13 @@ def test_a_visitor_opens_a_protected_shared_link(new_context, live_server, scree
     expect(visitor.locator("[data-range-label]")).to_have_text("Last 7 days")
     expect(visitor.locator('[data-figure="conversions"]')).to_have_text("1")
     screenshot(visitor, "shared-dashboard")
+
+    # Accessible like every other page (axe-core, injected past the page's CSP).
+    if AXE.exists():
+        checker = browser.new_context(base_url=live_server.url, bypass_csp=True)
+        checker.add_cookies(visitor.context.cookies())
+        page = checker.new_page()
+        page.goto(visitor.url)
+        page.add_script_tag(path=str(AXE))
+        assert page.evaluate(AXE_RUN, list(FAILING_IMPACTS)) == []
+        checker.close()
