@@ -14,7 +14,7 @@ from sqlalchemy import select
 from datalook.analytics.reports.serialise import REPORTS
 from datalook.config import ConfigError, from_environ
 from datalook.extensions import db
-from datalook.keys import apikeys
+from datalook.keys import apikeys, tokens
 from datalook.models import ApiKey, Site, User
 from tests.conftest import add_site, post_form, sign_up
 from tests.factories import bearer
@@ -120,6 +120,7 @@ def test_read_keys_on_every_report_endpoint(app, client, world):
         cases = [
             (keys["other_site"], 404, "not_found"),
             (keys["revoked"], 401, "revoked_token"),
+            (tokens.generate(kind="read").token, 401, "invalid_token"),  # well formed, unknown
             (keys["live"], 401, "wrong_key_kind"),
             (keys["test"], 401, "wrong_key_kind"),
         ]
