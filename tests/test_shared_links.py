@@ -80,6 +80,10 @@ def test_a_link_shows_the_reports_read_only_without_a_session(app, client, share
     week = anonymous.get(f"/share/{token}?from=2020-01-01&to=2020-01-07")
     assert week.status_code == 200
     assert re.search(r'data-figure="conversions">0<', week.get_data(as_text=True))
+    # The property breakdown's form goes to the link too, and answers.
+    assert f'action="/share/{token}"' in html
+    plan = anonymous.get(f"/share/{token}?period=30d&key=plan").get_data(as_text=True)
+    assert re.search(r'<th scope="row">pro</th><td>1</td><td>1</td>', plan)
     # A bad range goes back to the default, never a 500.
     assert anonymous.get(f"/share/{token}?from=nonsense").status_code == 302
     # noindex twice over.
