@@ -1,4 +1,5 @@
-"""Who may see what: a site and everything in it belong to its owner alone.
+"""Who may see what: a site and everything in it belong to its owner; a read key or a shared
+link reads the reports of its one site and nothing else.
 
 Every route asks here, with the principal making the request (today a logged-in user) and
 what it wants to do, so that roles and read keys can be added in this one place.
