@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import select
 
+from datalook.analytics import query
 from datalook.analytics.reports.serialise import REPORTS
 from datalook.config import ConfigError, from_environ
 from datalook.extensions import db
@@ -296,7 +297,16 @@ def test_every_report_operation_declares_both_security_schemes(client):
         for op in item.values()
         if path.startswith("/sites/")
     ]
-    assert len(operations) >= 7
+    assert len(operations) >= 8
+    csv = document["paths"]["/sites/{site_id}/reports/{report}.csv"]["get"]
+    assert csv["parameters"][1]["schema"]["enum"] == list(REPORTS)
+    # The query parameters its parser reads, in its order.
+    named = [
+        document["components"]["parameters"][p["$ref"].rsplit("/", 1)[1]] if "$ref" in p else p
+        for p in csv["parameters"]
+    ]
+    read = [name for group in query.REPORTS["csv"] for name in query.GROUP_PARAMETERS[group]]
+    assert [p["name"] for p in named if p["in"] == "query"] == read
     for path, op in operations:
         assert op["security"] == [{"readKey": []}, {"sessionCookie": []}], path
         assert {"401", "404", "429"} <= set(op["responses"]), path

@@ -15,7 +15,7 @@ from ..analytics import journeys, query, sessions
 from ..analytics.funnels import definition as funnels
 from ..keys import tokens
 from .common import ref
-from .report_parameters import ENDPOINT_ERRORS, endpoint_parameters
+from .report_parameters import ENDPOINT_ERRORS, csv_parameters, endpoint_parameters
 
 #: One bad request per report, documented as its 400's example: (query parameters, the
 #: parameter named, its code, the message). Tests send each and compare the answer.
@@ -241,6 +241,44 @@ def paths() -> dict:
         },
         f"{base}/live.json": {
             "get": _live_operation(),
+        },
+        f"{base}/reports/{{report}}.csv": {
+            "get": _csv_operation(),
+        },
+    }
+
+
+def _csv_operation() -> dict:
+    """GET reports/{report}.csv: the dashboard's CSV downloads."""
+    page = {"text/html": {"schema": {"type": "string"}}}
+    return {
+        "operationId": "getReportCsv",
+        "tags": ["Reports"],
+        "summary": "A report as a CSV download",
+        "description": "The totals, the success rules, the chart's series, the top pages or "
+        "a property's breakdown over a date range, as the dashboard's download links give "
+        "them (formulas in cells are neutralised). Its errors of parameters and site are "
+        "the dashboard's pages (HTML), not the JSON envelope; a refused token is JSON.",
+        "security": [{"readKey": []}, {"sessionCookie": []}],
+        "parameters": csv_parameters(),
+        "responses": {
+            "200": {
+                "description": "The CSV file, as an attachment named after the site, report "
+                "and range.",
+                "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+            },
+            "302": {
+                "description": "Neither a read key nor a session: a redirect to the log-in "
+                "page (the download links are the dashboard's)."
+            },
+            "400": {"description": "A bad parameter, named on an HTML page.", "content": page},
+            "401": ref("responses", "ReadKeyRefused"),
+            "404": {
+                "description": "No such site, or not the read key's (an HTML page).",
+                "content": page,
+            },
+            "429": ref("responses", "ReadKeyRateLimited"),
         },
     }
 
