@@ -142,6 +142,8 @@ def visitor_journey(site_id: int):
     visitor = request.args.get("visitor", "")
     if not visitor or len(visitor) > 260:
         abort(400, description="visitor: give a visitor id")
+    # The sessions of the newest events first, within a report's budget (as the journeys page).
+    freshness.catch_up_sessions(db.session(), freshness.report_deadline())
     sessions = people.visitor_journey(db.session(), site.id, visitor, rng)
     return render_template(
         "journeys/visitor.html",

@@ -30,8 +30,8 @@ from ..analytics.reports import service as reports
 from ..extensions import db
 from ..models import Site
 from .forms.accounts import EmptyForm
-from .funnel_people import may_see_people
 from .forms.funnel_builder import KINDS, FunnelForm, steps_from_form
+from .funnel_people import may_see_people
 from .quest_funnel import common_paths, funnel_quest_done, rule_names, suggested_steps
 
 bp = Blueprint("funnels", __name__, url_prefix="/sites/<int:site_id>")
@@ -119,8 +119,7 @@ def _render_builder(
     problems: dict[int, str] | None = None,
 ):
     """The builder page (new or edit), with the steps to show and any error."""
-    choices = kinds.step_choices(db.session(), site.id)
-    choices["property_keys"] = reports.property_keys(site)
+    choices = _step_choices(site)
     return render_template(
         "funnels/builder.html",
         site=site,
@@ -134,6 +133,15 @@ def _render_builder(
         kinds=KINDS,
         choices=choices,
     ), status
+
+
+def _step_choices(site: Site) -> dict[str, list[str]]:
+    """The builder's autocomplete: the site's paths, rule and custom event names (the kind
+    index) and property keys (the summaries), as the fold process keeps them: the page
+    reads only, so opening it writes nothing."""
+    choices = kinds.step_choices(db.session(), site.id)
+    choices["property_keys"] = reports.property_keys(site)
+    return choices
 
 
 @bp.route("/funnels/new")

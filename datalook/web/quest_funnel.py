@@ -7,8 +7,8 @@ from collections import Counter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..analytics.funnels.models import Funnel
 from ..analytics import freshness, journeys
+from ..analytics.funnels.models import Funnel
 from ..analytics.journeys import JourneyQuery
 from ..analytics.ranges import site_range
 from ..models import Event, Site, SuccessRule

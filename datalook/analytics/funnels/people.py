@@ -86,13 +86,13 @@ def step_visitors(
         ).all()
         found = [StepVisitor(v, at, depth) for v, at, depth in rows]
     else:
-        found = _from_events(session, funnel.site_id, definition, rng, low, high)[
+        found = from_events(session, funnel.site_id, definition, rng, low, high)[
             offset : offset + limit + 1
         ]
     return VisitorPage(tuple(found[:limit]), len(found) > limit)
 
 
-def _from_events(
+def from_events(
     session: Session,
     site_id: int,
     definition: FunnelDefinition,
