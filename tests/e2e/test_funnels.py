@@ -80,8 +80,10 @@ def test_build_and_save_a_funnel_completes_the_quest(page, live_server, screensh
         "input => Array.from(input.list.options).map(o => o.value)"
     )
     assert offered == ["/", "/pricing"]  # the paths of page views and clicks
-    rules = steps.nth(2).get_by_label("Success rule").evaluate(
-        "input => Array.from(input.list.options).map(o => o.value)"
+    rules = (
+        steps.nth(2)
+        .get_by_label("Success rule")
+        .evaluate("input => Array.from(input.list.options).map(o => o.value)")
     )
     assert rules == ["paid-customer"]
     expect(steps.nth(2).get_by_label("Page path")).to_be_hidden()
