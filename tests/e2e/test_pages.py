@@ -288,9 +288,7 @@ def test_page_fits_the_screen_and_is_accessible(
         if name == "funnel-report":  # text in the chart stays readable at every width
             smallest = page.evaluate(SMALLEST_TEXT, "#funnel-bars")
             assert smallest >= 11, f"funnel bars have {smallest} px text at {width} px"
-        if name in ("funnel-report", "journeys") and width in (390, 1280):
-            screenshot(page, f"{name}-{width}", readme=f"{name}-{width}.png")
-        elif name in ("dashboard", "show-once") and width == 390:
+        if name in ("dashboard", "show-once") and width == 390:
             screenshot(page, f"{name}-{width}", readme=f"{name}-phone.png")
         else:
             screenshot(page, f"{name}-{width}")
