@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import func, select
+from flask_migrate import downgrade, upgrade
+from sqlalchemy import func, select, text
 
 from datalook.analytics import kinds
 from datalook.analytics.funnels import repository
@@ -292,3 +293,23 @@ def test_the_suggestion_follows_the_commonest_journey_not_the_busiest_pages(clie
     ]
     assert paths[:3] == ["/", "/pricing", "/signup"]
     assert paths[3:] == [""]  # the empty template row: the journey's three pages only
+
+
+def test_the_migration_renames_names_shared_before_the_index(client, app, site):
+    """Funnels saved before names were unique keep their own names but the first's."""
+    with app.app_context():
+        db.session.remove()
+        downgrade(revision="0018")
+        for name in ("Checkout", "checkout", "CHECKOUT", "Checkout (2)", "Other"):
+            db.session.execute(
+                text(
+                    "INSERT INTO funnels (site_id, name, definition, created_at, updated_at)"
+                    " VALUES (:s, :n, '{}', :t, :t)"
+                ),
+                {"s": site, "n": name, "t": datetime(2026, 1, 1)},
+            )
+        db.session.commit()
+        db.session.remove()
+        upgrade()
+        names = db.session.scalars(select(Funnel.name).order_by(Funnel.id)).all()
+    assert names == ["Checkout", "checkout (3)", "CHECKOUT (4)", "Checkout (2)", "Other"]
