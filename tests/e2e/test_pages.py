@@ -178,6 +178,11 @@ PAGES: dict[str, tuple[bool, Callable[[Page, Owner], object], list[tuple[str, st
         lambda page, owner: page.goto("/docs/reports"),
         [("link", "/openapi.json"), ("link", "How we count")],
     ),
+    "error": (
+        True,
+        lambda page, owner: page.goto("/sites/999999/"),
+        [("link", "Go to your sites")],
+    ),
     "funnels": (
         True,
         lambda page, owner: page.goto(f"/sites/{owner.site_id}/funnels/"),
@@ -193,11 +198,6 @@ PAGES: dict[str, tuple[bool, Callable[[Page, Owner], object], list[tuple[str, st
         True,
         lambda page, owner: page.goto(f"/sites/{owner.site_id}/journeys/?path=/checkout/success"),
         [("button", "Show"), ("button", "Where do visitors go next?")],
-    ),
-    "error": (
-        True,
-        lambda page, owner: page.goto("/sites/999999/"),
-        [("link", "Go to your sites")],
     ),
 }
 
