@@ -16,6 +16,7 @@ from datalook.analytics.funnels.definition import definition_from_json
 from datalook.analytics.funnels.models import Funnel
 from datalook.analytics.ranges import parse_range
 from datalook.extensions import db
+from datalook.web import funnels as funnel_pages
 from tests.conftest import add_site, sign_up
 from tests.funnel_data import E, store
 from tests.test_funnels_api import save_funnel
@@ -214,3 +215,13 @@ def test_a_bad_list_request_is_a_400(client, app):
         assert client.get(f"{base}?{query}").status_code == 400, case
         if "page=" not in query:  # the CSV has no pages
             assert client.get(f"{base}.csv?{query}").status_code == 400, case
+
+
+def test_the_list_reads_a_bounded_number_of_conversions(app, monkeypatch):
+    app, client, site_id, funnel_id, depths = prepare(app)
+    save_funnel(client, site_id, "Second", STEPS)
+    monkeypatch.setattr(funnel_pages, "LISTED_CONVERSIONS", 1)
+    page = client.get(f"/sites/{site_id}/funnels/").get_data(as_text=True)
+    cells = re.findall(r"<td data-conversion>(.*?)</td>", page, re.S)
+    assert len(cells) == 2
+    assert "%" in cells[0] and "see the report" in cells[1]  # listed by name: Checkout first

@@ -72,7 +72,12 @@ def index(site_id: int):
     """The site's saved funnels."""
     site = owned_site_or_404(site_id)
     listed = repository.site_funnels(db.session(), site.id)
-    rows = [_list_row(site, funnel) for funnel in listed]
+    # Each conversion is one read of a funnel's derived rows: the first LISTED_CONVERSIONS
+    # funnels show theirs, any further ones link their report.
+    rows = [
+        _list_row(site, funnel, with_conversion=n < LISTED_CONVERSIONS)
+        for n, funnel in enumerate(listed)
+    ]
     return render_template(
         "funnels/index.html",
         site=site,
@@ -96,7 +101,10 @@ def _remember_range(funnel_id: int, rng: DateRange) -> None:
     session[_LAST_RANGES] = dict(list(kept.items())[:_LAST_RANGES_KEPT])
 
 
-def _list_row(site: Site, funnel: Funnel) -> dict:
+LISTED_CONVERSIONS = 50
+
+
+def _list_row(site: Site, funnel: Funnel, with_conversion: bool = True) -> dict:
     """A row of the funnels list: the funnel, its last range and its conversion over it
     (from its derived rows only: None when they cannot answer, e.g. a strict funnel)."""
     definition = definition_from_json(funnel.definition)
@@ -105,8 +113,21 @@ def _list_row(site: Site, funnel: Funnel) -> dict:
         rng = _range(site, args)
     except ParameterError:  # a range that was fine then (a custom one) may not be now
         rng = _range(site, {})
-    found = saved.derived_conversion(db.session(), funnel, definition, rng)
-    return {"funnel": funnel, "definition": definition, "range": rng, "conversion": found}
+    found = None
+    if with_conversion:
+        found = saved.derived_conversion(db.session(), funnel, definition, rng)
+    note = "being prepared"  # the derivation is behind, or follows another zone for now
+    if definition.mode == "strict":
+        note = "strict: see the report"
+    elif not with_conversion:
+        note = "see the report"
+    return {
+        "funnel": funnel,
+        "definition": definition,
+        "range": rng,
+        "conversion": found,
+        "note": note,
+    }
 
 
 def _render_builder(
