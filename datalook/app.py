@@ -143,6 +143,7 @@ def _register_blueprints(app: Flask) -> None:
         browser_quest,
         dashboard,
         docs,
+        funnel_people,
         funnels,
         health,
         keys,
@@ -166,6 +167,7 @@ def _register_blueprints(app: Flask) -> None:
         docs,
         health,
         funnels,
+        funnel_people,
         reports_api,
         shares,
     )

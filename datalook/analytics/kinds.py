@@ -386,3 +386,31 @@ def refile(
         tx.execute(delete(t).where(*where))
     _file_events(tx, read)
     return len(read)
+
+
+# The builder offers at most this many of each (paths, rule names, custom event names).
+CHOICES = 200
+
+
+def step_choices(session: Session, site_id: int, limit: int = CHOICES) -> dict[str, list[str]]:
+    """What the funnel builder suggests from the site's own kinds: the page paths of its
+    page views and clicks, its success rule names and its custom event names (sorted; a
+    bounded read of the site's kinds, never of its events)."""
+    k = EventKind
+
+    def distinct(column, *where) -> list[str]:
+        """The first `limit` distinct values of a kind column."""
+        query = (
+            select(column)
+            .where(k.site_id == site_id, column.is_not(None), *where)
+            .group_by(column)
+            .order_by(column)
+            .limit(limit)
+        )
+        return [value for value in session.scalars(query) if value]
+
+    return {
+        "paths": distinct(k.page_path, k.event_name.in_(("pageview", "click"))),
+        "rules": distinct(k.name, k.event_name == "success"),
+        "customs": distinct(k.name, k.event_name == "custom"),
+    }

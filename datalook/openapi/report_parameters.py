@@ -84,6 +84,7 @@ BREAKDOWN_ERRORS: dict[str, dict[str, str]] = {
 FUNNEL_ERRORS: dict[str, dict[str, str]] = {
     "step": {
         "step_count": f"Fewer than {funnels.MIN_STEPS} or more than {funnels.MAX_STEPS} steps.",
+        "blank_step": "A step is empty: empty text, `{}` or only empty values.",
         "malformed_step": "A step is not a JSON object.",
         "unknown_key": "A step has a key other than event_name, page_path, name, property.",
         "unknown_event_name": f"`event_name` is not one of {', '.join(EVENT_NAMES)}.",

@@ -22,8 +22,16 @@
     var all = rows();
     all.forEach(function (row, index) {
       row.querySelector("[data-step-number]").textContent = String(index + 1);
+      var prefix = "step-" + (index + 1) + "-";
       row.querySelectorAll("[data-field]").forEach(function (input) {
-        input.id = "step-" + (index + 1) + "-" + input.dataset.field;
+        var label = row.querySelector('label[for="' + input.id + '"]');
+        var hint = row.querySelector('[id="' + input.id + '-hint"]');
+        input.id = prefix + input.dataset.field;
+        if (label) label.htmlFor = input.id;
+        if (hint) {
+          hint.id = input.id + "-hint";
+          input.setAttribute("aria-describedby", hint.id);
+        }
       });
       row.querySelector('[data-action="up"]').disabled = index === 0;
       row.querySelector('[data-action="down"]').disabled = index === all.length - 1;
@@ -38,16 +46,44 @@
     return text === "" ? null : text;
   }
 
+  // Which input says which event of a kind (as the server reads it: forms/funnel_builder).
+  var KIND_INPUT = { pageview: "page_path", click: "page_path", success: "rule_name", custom: "custom_name" };
+  var MISSING = {
+    page_path: "give the page path, e.g. /pricing (/* for any page)",
+    rule_name: "give the success rule's name",
+    custom_name: "give the custom event's name"
+  };
+
+  // Show only the inputs of the step's kind (without this script every input shows).
+  function showKind(row) {
+    var kind = value(row, "event_name");
+    row.querySelectorAll("[data-for-kinds]").forEach(function (label) {
+      label.hidden = label.dataset.forKinds.split(" ").indexOf(kind) < 0;
+    });
+  }
+
   function stepsAsJson() {
     return rows().map(function (row) {
+      var kind = value(row, "event_name");
+      var chosen = value(row, KIND_INPUT[kind]);
       var key = value(row, "property_key");
       return {
-        event_name: value(row, "event_name"),
-        page_path: value(row, "page_path"),
-        name: value(row, "name"),
+        event_name: kind,
+        page_path: KIND_INPUT[kind] === "page_path" ? chosen : null,
+        name: KIND_INPUT[kind] === "page_path" ? null : chosen,
         property: key ? { key: key, value: value(row, "property_value") || "" } : null
       };
     });
+  }
+
+  // The first step left blank, said as the server would say it; null when none is.
+  function missing() {
+    var all = rows();
+    for (var i = 0; i < all.length; i++) {
+      var field = KIND_INPUT[value(all[i], "event_name")];
+      if (!value(all[i], field)) return "Step " + (i + 1) + ": " + MISSING[field] + ".";
+    }
+    return null;
   }
 
   function showPreview(report) {
@@ -71,6 +107,13 @@
 
   // Ask funnel.json for the last 30 days; only the newest answer is shown.
   function refresh() {
+    var blank = missing();
+    if (blank) {
+      latest++;
+      table.hidden = true;
+      status.textContent = "Not counted yet: " + blank;
+      return;
+    }
     var params = new URLSearchParams();
     params.set("period", "30d");
     params.set("window", form.querySelector('[name="window"]').value.trim());
@@ -130,12 +173,17 @@
     list.appendChild(template.content.firstElementChild.cloneNode(true));
     renumber();
     var added = rows()[rows().length - 1];
+    showKind(added);
     added.querySelector("select").focus();
     schedule();
   });
 
   form.addEventListener("input", schedule);
-  form.addEventListener("change", schedule);
+  form.addEventListener("change", function (event) {
+    if (event.target.matches("[data-kind-select]")) showKind(event.target.closest("[data-step]"));
+    schedule();
+  });
+  rows().forEach(showKind);
   renumber();
   refresh();
 })();

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import login_required
 from werkzeug.datastructures import MultiDict
 
 from ..accounts.access import owned_site_or_404
-from ..analytics import freshness, journeys
+from ..analytics import freshness, journeys, kinds
 from ..analytics.backlog import notice
 from ..analytics.funnels import repository, saved
 from ..analytics.funnels.definition import (
@@ -22,14 +22,16 @@ from ..analytics.funnels.definition import (
     parse_definition,
 )
 from ..analytics.funnels.models import Funnel
-from ..analytics.funnels.repository import FunnelGone
+from ..analytics.funnels.repository import DuplicateName, FunnelGone
 from ..analytics.money import display
 from ..analytics.parameters import ParameterError
 from ..analytics.ranges import PERIODS, DateRange, site_range
+from ..analytics.reports import service as reports
 from ..extensions import db
 from ..models import Site
 from .forms.accounts import EmptyForm
-from .forms.funnel_builder import FunnelForm
+from .forms.funnel_builder import KINDS, FunnelForm, steps_from_form
+from .funnel_people import may_see_people
 from .quest_funnel import common_paths, funnel_quest_done, rule_names, suggested_steps
 
 bp = Blueprint("funnels", __name__, url_prefix="/sites/<int:site_id>")
@@ -43,33 +45,6 @@ def _range(site: Site, args: Mapping[str, str]) -> DateRange:
 def _definition_from_args(args: MultiDict) -> FunnelDefinition:
     """Steps (each a JSON object), window and mode from query parameters."""
     return parse_definition(args.getlist("step"), args.get("window"), args.get("mode"))
-
-
-def _steps_from_form(form: MultiDict) -> list[dict]:
-    """The builder's steps, in page order (each field repeats once per step)."""
-    names = form.getlist("event_name")
-    paths = form.getlist("page_path")
-    rules = form.getlist("rule_name")
-    keys = form.getlist("property_key")
-    values = form.getlist("property_value")
-    steps = []
-    for i, event_name in enumerate(names):
-
-        def at(values_list: list[str], index: int = i) -> str | None:
-            """The i-th value of a repeated field, None when empty."""
-            value = values_list[index].strip() if index < len(values_list) else ""
-            return value or None
-
-        key = at(keys)
-        steps.append(
-            {
-                "event_name": event_name,
-                "page_path": at(paths),
-                "name": at(rules),
-                "property": {"key": key, "value": at(values) or ""} if key else None,
-            }
-        )
-    return steps
 
 
 def _owned_funnel(site: Site, funnel_id: int) -> Funnel:
@@ -97,13 +72,75 @@ def index(site_id: int):
     """The site's saved funnels."""
     site = owned_site_or_404(site_id)
     listed = repository.site_funnels(db.session(), site.id)
-    return render_template("funnels/index.html", site=site, funnels=listed, delete_form=EmptyForm())
+    # Each conversion is one read of a funnel's derived rows: the first LISTED_CONVERSIONS
+    # funnels show theirs, any further ones link their report.
+    rows = [
+        _list_row(site, funnel, with_conversion=n < LISTED_CONVERSIONS)
+        for n, funnel in enumerate(listed)
+    ]
+    return render_template(
+        "funnels/index.html",
+        site=site,
+        rows=rows,
+        delete_form=EmptyForm(),
+        number=format_count,
+    )
+
+
+# The range each funnel's report was last viewed with, kept in the signed session cookie
+# for the list (a few funnels' worth: the newest first).
+_LAST_RANGES = "funnel_ranges"
+_LAST_RANGES_KEPT = 20
+
+
+def _remember_range(funnel_id: int, rng: DateRange) -> None:
+    """Remember the range of a funnel's report for the funnels list."""
+    kept = dict(session.get(_LAST_RANGES) or {})
+    kept.pop(str(funnel_id), None)
+    kept = {str(funnel_id): rng.query_args(), **kept}
+    session[_LAST_RANGES] = dict(list(kept.items())[:_LAST_RANGES_KEPT])
+
+
+LISTED_CONVERSIONS = 50
+
+
+def _list_row(site: Site, funnel: Funnel, with_conversion: bool = True) -> dict:
+    """A row of the funnels list: the funnel, its last range and its conversion over it
+    (from its derived rows only: None when they cannot answer, e.g. a strict funnel)."""
+    definition = definition_from_json(funnel.definition)
+    args = (session.get(_LAST_RANGES) or {}).get(str(funnel.id)) or {}
+    try:
+        rng = _range(site, args)
+    except ParameterError:  # a range that was fine then (a custom one) may not be now
+        rng = _range(site, {})
+    found = None
+    if with_conversion:
+        found = saved.derived_conversion(db.session(), funnel, definition, rng)
+    note = "being prepared"  # the derivation is behind, or follows another zone for now
+    if definition.mode == "strict":
+        note = "strict: see the report"
+    elif not with_conversion:
+        note = "see the report"
+    return {
+        "funnel": funnel,
+        "definition": definition,
+        "range": rng,
+        "conversion": found,
+        "note": note,
+    }
 
 
 def _render_builder(
-    site: Site, form: FunnelForm, steps: list[dict], funnel=None, error=None, status=200
+    site: Site,
+    form: FunnelForm,
+    steps: list[dict],
+    funnel=None,
+    error=None,
+    status=200,
+    problems: dict[int, str] | None = None,
 ):
     """The builder page (new or edit), with the steps to show and any error."""
+    choices = _step_choices(site)
     return render_template(
         "funnels/builder.html",
         site=site,
@@ -111,10 +148,21 @@ def _render_builder(
         steps=steps,
         funnel=funnel,
         error=error,
+        problems=problems or {},
         min_steps=MIN_STEPS,
         max_steps=MAX_STEPS,
-        event_names=("pageview", "click", "success", "custom"),
+        kinds=KINDS,
+        choices=choices,
     ), status
+
+
+def _step_choices(site: Site) -> dict[str, list[str]]:
+    """The builder's autocomplete: the site's paths, rule and custom event names (the kind
+    index) and property keys (the summaries), as the fold process keeps them: the page
+    reads only, so opening it writes nothing."""
+    choices = kinds.step_choices(db.session(), site.id)
+    choices["property_keys"] = reports.property_keys(site)
+    return choices
 
 
 @bp.route("/funnels/new")
@@ -133,17 +181,25 @@ def new(site_id: int):
 def _save_from_form(site: Site, funnel: Funnel | None):
     """Validate the posted builder and save, or show it again with the error."""
     form = FunnelForm()
-    steps = _steps_from_form(request.form)
+    steps, problems = steps_from_form(request.form)
+    shown = steps or [{}, {}]
     if not form.validate_on_submit():
-        return _render_builder(site, form, steps or [{}, {}], funnel, status=400)
+        return _render_builder(site, form, shown, funnel, status=400, problems=problems)
+    if problems:
+        return _render_builder(site, form, shown, funnel, status=400, problems=problems)
     try:
         definition = parse_definition(steps, form.window.data, form.mode.data)
     except ParameterError as exc:
-        return _render_builder(site, form, steps or [{}, {}], funnel, error=exc, status=400)
+        return _render_builder(site, form, shown, funnel, error=exc, status=400)
     try:
         stored = repository.save(db.session(), site.id, form.name.data, definition, funnel)
     except FunnelGone:  # deleted meanwhile
         abort(404)
+    except DuplicateName:
+        form.name.errors = [
+            f"This site has a funnel named “{form.name.data}” already: choose another name."
+        ]
+        return _render_builder(site, form, shown, funnel, status=400)
     flash(f"Funnel “{stored.name}” saved.", "success")
     return redirect(url_for("funnels.report", site_id=site.id, funnel_id=stored.id))
 
@@ -209,6 +265,7 @@ def report(site_id: int, funnel_id: int):
     deadline = freshness.report_deadline()
     answer = saved.saved_answer(db.session(), funnel, definition, rng, deadline)
     result = answer.report
+    _remember_range(funnel.id, rng)
     return render_template(
         "funnels/report.html",
         site=site,
@@ -222,9 +279,27 @@ def report(site_id: int, funnel_id: int):
         periods=PERIODS,
         delete_form=EmptyForm(),
         duration=format_duration,
+        number=format_count,
+        drop_text=drop_text,
+        # Who the visitors are (ids may be user ids) only for those who manage the site.
+        see_people=may_see_people(site.id),
         # As the dashboard shows money: the site's currency, exact to the cent ("¥1,250").
         money=lambda micros: display(micros, site.currency),
     )
+
+
+def format_count(n: int) -> str:
+    """A count as every page shows it: 7,199."""
+    return f"{n:,}"
+
+
+def drop_text(before: int, after: int) -> str:
+    """The drop-off between two bars: "−44%" (a true minus), "0%", or "—" when no one
+    reached the step before."""
+    if not before:
+        return "—"
+    share = round(100 * (before - after) / before)
+    return f"−{share}%" if share else "0%"
 
 
 def format_duration(seconds: float) -> str:

@@ -68,14 +68,43 @@ def test_build_and_save_a_funnel_completes_the_quest(page, live_server, screensh
     expect(preview.nth(0).locator("td").nth(1)).to_have_text("3")
     expect(preview.nth(2).locator("td").nth(1)).to_have_text("1")
 
+    # Each step shows the input of its kind only, offering the site's own values (from the
+    # kind index, which the preview has just caught up: the fold process does it otherwise).
+    page.reload()
+    expect(preview).to_have_count(3)
+    first = steps.nth(0)
+    expect(first.get_by_label("What happens")).to_have_value("pageview")
+    expect(first.get_by_label("Success rule")).to_be_hidden()
+    expect(first.get_by_label("Event name")).to_be_hidden()
+    offered = first.get_by_label("Page path").evaluate(
+        "input => Array.from(input.list.options).map(o => o.value)"
+    )
+    assert offered == ["/", "/pricing"]  # the paths of page views and clicks
+    rules = (
+        steps.nth(2)
+        .get_by_label("Success rule")
+        .evaluate("input => Array.from(input.list.options).map(o => o.value)")
+    )
+    assert rules == ["paid-customer"]
+    expect(steps.nth(2).get_by_label("Page path")).to_be_hidden()
+
     # Add a step, move it up, then remove it: the preview follows each edit.
     page.get_by_role("button", name="Add step").click()
     expect(steps).to_have_count(4)
-    steps.nth(3).get_by_label("Event").select_option("click")
+    added = steps.nth(3)
+    added.get_by_label("What happens").select_option("success")
+    expect(added.get_by_label("Success rule")).to_be_visible()
+    expect(added.get_by_label("Page path")).to_be_hidden()
+    added.get_by_label("What happens").select_option("click")
+    expect(added.get_by_label("Success rule")).to_be_hidden()
+    # A blank step is not counted as "any click": the preview says what it needs.
+    expect(page.locator("#preview-status")).to_contain_text("Step 4: give the page path")
+    expect(page.locator("#preview-table")).to_be_hidden()
+    added.get_by_label("Page path").fill("/pricing")
     steps.nth(3).get_by_role("button", name="Move up").click()
-    expect(steps.nth(2).get_by_label("Event")).to_have_value("click")
+    expect(steps.nth(2).get_by_label("What happens")).to_have_value("click")
     expect(preview).to_have_count(4)
-    expect(preview.nth(2).locator("td").nth(0)).to_have_text("click")
+    expect(preview.nth(2).locator("td").nth(0)).to_have_text("click /pricing")
     steps.nth(2).get_by_role("button", name="Remove step").click()
     expect(steps).to_have_count(3)
     expect(preview).to_have_count(3)
@@ -100,8 +129,26 @@ def test_build_and_save_a_funnel_completes_the_quest(page, live_server, screensh
     expect(table.nth(0).locator("td").nth(0)).to_have_text("3")
     expect(table.nth(2).locator("td").nth(0)).to_have_text("1")
     expect(table.nth(2).locator("td").nth(5)).to_have_text("$19.50")  # as the dashboard shows money
-    expect(page.locator("svg.funnel-svg rect.bar")).to_have_count(3)
-    screenshot(page, "report")
+    expect(page.locator("#funnel-bars rect.bar")).to_have_count(3)
+    # The drop-off between the bars, and who dropped off (for those who manage the site).
+    drops = page.locator("#funnel-bars [data-drop] .drop-share")
+    expect(drops).to_have_text(["0%", "−67%"])
+    screenshot(page, "report", readme="funnel-report.png")
+    page.set_viewport_size({"width": 390, "height": 900})
+    screenshot(page, "report-phone", readme="funnel-report-phone.png")
+    page.goto(f"/sites/{site_id}/journeys/")
+    expect(page.locator("#journeys-table")).to_contain_text("/pricing")
+    screenshot(page, "journeys-phone", readme="journeys-phone.png")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    screenshot(page, "journeys", readme="journeys.png")
+    page.go_back()
+    page.get_by_role("link", name="Who dropped off").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Dropped off before step 3")
+    expect(page.locator("#step-visitors tbody tr")).to_have_count(2)
+    expect(page.locator("#step-visitors")).to_contain_text("u:user_1")
+    page.get_by_role("link", name="u:user_1").click()
+    expect(page.locator("#visitor-sessions")).to_contain_text("/pricing")
+    page.go_back()
 
     # The quest is done.
     page.goto(f"/sites/{site_id}/quests/")

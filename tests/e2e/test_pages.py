@@ -96,6 +96,24 @@ def _show_once(page: Page, owner: Owner) -> None:
     create_key(page, owner.site_id, f"Show once {width}")
 
 
+def _funnel_report(page: Page, owner: Owner) -> None:
+    """The report of the site's funnel, saved through the builder the first time."""
+    page.goto(f"/sites/{owner.site_id}/funnels/")
+    saved = page.get_by_role("link", name="Checkout to paid")
+    if saved.count() == 0:
+        page.goto(f"/sites/{owner.site_id}/funnels/new")
+        page.get_by_label("Funnel name").fill("Checkout to paid")
+        steps = page.locator("#steps > li")
+        steps.nth(0).get_by_label("Page path").fill("/checkout/*")
+        steps.nth(1).get_by_label("What happens").select_option("success")
+        steps.nth(1).get_by_label("Success rule").fill("paid-customer")
+        page.get_by_role("button", name="Save funnel").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Checkout to paid")
+        return
+    saved.click()
+    page.wait_for_url(re.compile(r"/funnels/\d+"))
+
+
 # Page name -> (logged in?, how to open it, actions that must be on screen or reachable).
 PAGES: dict[str, tuple[bool, Callable[[Page, Owner], object], list[tuple[str, str]]]] = {
     "landing": (
@@ -175,6 +193,22 @@ PAGES: dict[str, tuple[bool, Callable[[Page, Owner], object], list[tuple[str, st
         lambda page, owner: page.goto("/sites/999999/"),
         [("link", "Go to your sites")],
     ),
+    "funnels": (
+        True,
+        lambda page, owner: page.goto(f"/sites/{owner.site_id}/funnels/"),
+        [("link", "New funnel"), ("link", "Journeys")],
+    ),
+    "funnel-builder": (
+        True,
+        lambda page, owner: page.goto(f"/sites/{owner.site_id}/funnels/new?suggested=1"),
+        [("button", "Add step"), ("button", "Save funnel")],
+    ),
+    "funnel-report": (True, _funnel_report, [("link", "Edit"), ("link", "All funnels")]),
+    "journeys": (
+        True,
+        lambda page, owner: page.goto(f"/sites/{owner.site_id}/journeys/?path=/checkout/success"),
+        [("button", "Show"), ("button", "Where do visitors go next?")],
+    ),
 }
 
 # Every visible control: each must be on screen, or come on screen when scrolled to.
@@ -194,6 +228,21 @@ UNREACHABLE_CONTROLS = """() => {
     }
     window.scrollTo(0, 0);
     return unreachable;
+}"""
+
+# The smallest rendered font size (px) of the text inside an element.
+SMALLEST_TEXT = """(selector) => {
+    const root = document.querySelector(selector);
+    let smallest = Infinity;
+    for (const el of root.querySelectorAll('*')) {
+        const text = Array.from(el.childNodes).some(
+            (n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim());
+        if (!text) continue;
+        const box = el.getBoundingClientRect();
+        const scale = el.ownerSVGElement && box.width ? box.width / el.getBBox().width : 1;
+        smallest = Math.min(smallest, parseFloat(getComputedStyle(el).fontSize) * scale);
+    }
+    return smallest;
 }"""
 
 AXE_RUN = """async (impacts) => {
@@ -246,6 +295,9 @@ def test_page_fits_the_screen_and_is_accessible(
         violations = page.evaluate(AXE_RUN, list(FAILING_IMPACTS))
         assert violations == [], f"{name} at {width} px: " + "; ".join(violations)
         assert errors == []
+        if name == "funnel-report":  # text in the chart stays readable at every width
+            smallest = page.evaluate(SMALLEST_TEXT, "#funnel-bars")
+            assert smallest >= 11, f"funnel bars have {smallest} px text at {width} px"
         if name in ("dashboard", "show-once") and width == 390:
             screenshot(page, f"{name}-{width}", readme=f"{name}-phone.png")
         else:

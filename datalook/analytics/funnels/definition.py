@@ -158,8 +158,31 @@ def _optional_text(raw: Mapping, key: str, number: int, limit: int) -> str | Non
     return value
 
 
+def _blank(raw: object) -> bool:
+    """Whether a step says nothing: empty text, {} or only empty values."""
+    if isinstance(raw, str):
+        text = raw.strip()
+        if not text:
+            return True
+        try:
+            raw = json.loads(text)
+        except ValueError:
+            return False
+    if not isinstance(raw, dict):
+        return False
+    return all(v is None or (isinstance(v, str) and not v.strip()) for v in raw.values())
+
+
 def parse_step(raw: object, number: int) -> Step:
     """Validate one step (a JSON object or its text) or raise ParameterError naming step."""
+    if _blank(raw):
+        # Said apart from a malformed step: an empty row of a form, not a typo.
+        raise ParameterError(
+            "step",
+            "blank_step",
+            f"step {number} is blank: give its event_name ({', '.join(EVENT_NAMES)}) and "
+            'what it matches, e.g. {"event_name": "pageview", "page_path": "/pricing"}',
+        )
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)

@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -24,7 +25,6 @@ class Funnel(Model):
     """A saved funnel of one site: a name and its definition (JSON of steps, window, mode)."""
 
     __tablename__ = "funnels"
-
     id: Mapped[int] = mapped_column(primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))
@@ -32,6 +32,9 @@ class Funnel(Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
+
+# One name per site, whatever its case: of two saves racing for a name, one fails here.
+Index("ux_funnels_site_name", Funnel.site_id, func.lower(Funnel.name), unique=True)
 
 # Every funnel has one current derivation (retired_at NULL); the partial unique index says so.
 _CURRENT = text("retired_at IS NULL")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import func, literal, select, union_all
+from sqlalchemy import case, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from ..ranges import DateRange
@@ -21,7 +21,7 @@ from .models import Funnel, FunnelAttempt, FunnelExcluded
 from .report import FunnelAnswer, FunnelReport, StepTotals, report_from_totals
 
 
-def _best_attempts(derivation_id: int, start: datetime, end: datetime) -> list:
+def best_attempts(derivation_id: int, start: datetime, end: datetime) -> list:
     """SQL conditions: the attempts that are their visitor's best in [start, end).
 
     The furthest one of the visitor in the range, the earliest of those: it starts in the
@@ -91,7 +91,7 @@ def _derived_report(
     n = len(definition.steps)
     totals = StepTotals.empty(n)
     t = FunnelAttempt.__table__.c
-    best = _best_attempts(derivation_id, start, end)
+    best = best_attempts(derivation_id, start, end)
     connection = session.connection()
     # Visitors and revenue per furthest step (v<k> is set up to the attempt's depth).
     for depth, visitors, *values in connection.execute(
@@ -146,3 +146,29 @@ def _middle_gaps(connection, best: list, reached: list[int]) -> dict[int, list[i
     for step, gap in connection.execute(union_all(*parts)):
         found[step].append(gap)
     return {k: sorted(gaps) for k, gaps in found.items()}
+
+
+def derived_conversion(
+    session: Session, funnel: Funnel, definition: FunnelDefinition, rng: DateRange
+) -> tuple[int, int] | None:
+    """(visitors who entered, visitors who reached the last step) of a saved funnel over
+    `rng`, from its current derivation as it stands (reads only: the funnels list shows
+    one per funnel); None when no derivation answers it (strict mode, still preparing, or
+    days in another zone)."""
+    if definition.mode == "strict":
+        return None
+    found = derivation.current(session, funnel.id)
+    if (
+        found is None
+        or found.days_tz != rng.tz.key
+        or found.definition != funnel.definition
+        or derivation.backlog(session, found.id) > read_catch_up.REPORT_CATCH_UP_LIMIT
+    ):
+        return None
+    t = FunnelAttempt.__table__.c
+    best = best_attempts(found.id, rng.start_utc, rng.end_utc)
+    last = len(definition.steps)
+    entered, converted = session.execute(
+        select(func.count(), func.sum(case((t.depth >= last, 1), else_=0))).where(*best)
+    ).one()
+    return int(entered or 0), int(converted or 0)

@@ -103,6 +103,10 @@ def _safe(value: object) -> object:
     return value
 
 
+#: The same rule for the other CSV downloads (a funnel step's visitors).
+safe_cell = _safe
+
+
 def csv_text(
     report: str, site: Site, stats: Stats, breakdown: list[BreakdownRow] | None = None
 ) -> str:
