@@ -103,6 +103,7 @@ class Raw:
     properties: dict | None = None
     acquisition: dict = field(default_factory=dict)  # column -> value (None: NULL)
     is_test: bool = False
+    browser: bool = False  # sent by a browser (POST /collect)
 
 
 def utc_midnight(day: date, tz: ZoneInfo) -> datetime:
@@ -141,6 +142,7 @@ def make_events(seed: int, tz: ZoneInfo) -> list[Raw]:
                     properties=rng.choice([None, {"plan": "pro"}, {"plan": "free"}, {"n": 2}]),
                     acquisition=acquisition,
                     is_test=rng.random() < 0.03,
+                    browser=kind != "success" and rng.random() < 0.85,
                 )
             )
     return out
@@ -164,6 +166,7 @@ def store(site_id: int, events: list[Raw]) -> None:
                 "occurred_at": raw.at,
                 "received_at": received,
                 "is_test": raw.is_test,
+                "from_browser": raw.browser,
                 **raw.acquisition,
             },
         ).scalar_one()
@@ -308,6 +311,31 @@ def expected_rows(events, tz, dimension: str, filters: list[str]) -> list[dict]:
     return sorted(out, key=lambda row: (-row["visitors"], row["value"]))
 
 
+def visit_figures(events, tz, first, last, filters) -> dict:
+    """stats.json's visit figures, counted from scratch: the visits (of a visitor, with a
+    browser page view) whose first event is in the range and that hold an event of the
+    range passing the filters, each as a whole."""
+    start = utc_midnight(first, tz)
+    chosen: dict[int, OracleVisit] = {}
+    for e, visit, number in in_range(events, first, last, tz, filters):
+        if e.visitor.startswith("a:") or visit.events[0].at < start:
+            continue
+        if any(x.kind == "pageview" and x.browser for x in visit.events):
+            chosen[number] = visit
+    views = sum(x.kind == "pageview" and x.browser for v in chosen.values() for x in v.events)
+    bounces = sum(len(v.events) == 1 for v in chosen.values())
+    micros = sum(
+        (v.events[-1].at - v.events[0].at) // timedelta(microseconds=1) for v in chosen.values()
+    )
+    n = len(chosen)
+    return {
+        "visits": n,
+        "views_per_visit": round(views / n, 6) if n else 0.0,
+        "bounce_rate": round(bounces / n, 6) if n else 0.0,
+        "visit_duration_s": round(micros / n / 1_000_000, 6) if n else 0.0,
+    }
+
+
 def expected_totals(events, tz, first, last, filters) -> dict:
     """stats.json's totals, counted from scratch."""
     matched = [e for e, _visit, _n in in_range(events, first, last, tz, filters)]
@@ -323,6 +351,7 @@ def expected_totals(events, tz, first, last, filters) -> dict:
         "visitors_exact": True,
         "revenue": money(sum(e.micros or 0 for e in matched if e.kind == "success")),
         "events_without_visitor": sum(e.visitor.startswith("a:") for e in matched),
+        **visit_figures(events, tz, first, last, filters),
         "_converters": len(converters),
     }
 
