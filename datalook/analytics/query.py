@@ -215,10 +215,10 @@ REPORTS: dict[str, tuple[str, ...]] = {
     "page": ("range", "key"),
     "csv": ("range", "key", "filters"),
     "breakdown": ("range", "dimension", "filters", "paging"),
-    "funnel": ("range", "steps"),
-    "saved_funnel": ("range",),
-    "journeys": ("range", "journey"),
-    "next_steps": ("range", "journey", "path"),
+    "funnel": ("range", "steps", "filters"),
+    "saved_funnel": ("range", "filters"),
+    "journeys": ("range", "journey", "filters"),
+    "next_steps": ("range", "journey", "path", "filters"),
 }
 
 

@@ -239,7 +239,8 @@ _RANGE = [ref("parameters", name) for name in ("From", "To", "Period")]
 
 
 def filter_parameter() -> dict:
-    """The repeated `filter` of stats.json, breakdown.json and the CSV reports."""
+    """The repeated `filter` of every report: stats.json, breakdown.json, the CSV reports,
+    the funnels and the journeys."""
     return _query(
         "filter",
         "Repeat for each filter; an event counts when it passes all of them. "
@@ -250,7 +251,10 @@ def filter_parameter() -> dict:
         "property). channel, source, medium, campaign, term, content, referrer, entry_page "
         "and exit_page are the visit's (its first event's, its first and last page view's). "
         f"At most {query.MAX_FILTERS}. With a filter, stats.json is counted from the "
-        "matching events themselves (visitors always exact).",
+        "matching events themselves (visitors always exact). On funnels and journeys a "
+        "filter applies to the visit in which step 1 (or the session) starts: the visit "
+        "passes when one of its events in the range passes every filter; a funnel's later "
+        "steps may lie in any visit.",
         {
             "type": "array",
             "maxItems": query.MAX_FILTERS,
