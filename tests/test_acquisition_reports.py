@@ -44,6 +44,8 @@ ACQUISITION = (
     "os",
     "os_version",
     "country",
+    "region",
+    "city",
 )
 VISIT_LEVEL = ("channel", "source", "medium", "campaign", "term", "content", "referrer")
 DIMENSIONS = (
@@ -52,6 +54,8 @@ DIMENSIONS = (
     "entry_page",
     "exit_page",
     "country",
+    "region",
+    "city",
     "device",
     "browser",
     "os",
@@ -72,6 +76,8 @@ CHOICES = {
     "os": ["Linux", "iOS", "macOS", ""],
     "os_version": ["", "18.1"],
     "country": ["DE", "IN", "US", ""],
+    "region": ["Bavaria", "Maharashtra", "", None],  # None: a server without a database
+    "city": ["München", "Pune", ""],
 }
 FILTER_SETS = [
     [],
@@ -84,6 +90,7 @@ FILTER_SETS = [
     ["entry_page==/", "exit_page!=/pricing"],
     ["rule==paid", "referrer=~google"],
     ["prop:plan!=(none)", "browser!=Chrome"],
+    ["city=~MÜN", "region!=(not recorded)"],
 ]
 PAGES = ["/", "/pricing", "/docs", "/checkout/success"]
 RULES = ["paid", "trial"]
@@ -225,7 +232,7 @@ def value(dimension: str, e: Raw, visit: OracleVisit) -> str:
     """The event's value of a dimension, as a report row shows it."""
     if dimension in VISIT_LEVEL:
         return shown(visit.events[0].acquisition[dimension])
-    if dimension in ("country", "device", "browser", "os"):
+    if dimension in ("country", "region", "city", "device", "browser", "os"):
         return shown(e.acquisition[dimension])
     if dimension == "page":
         return e.page

@@ -54,7 +54,6 @@ FILTER_ERRORS: dict[str, dict[str, str]] = {
         ),
         "empty_value": "No value after the operator (`(none)` matches events without one).",
         "value_too_long": f"The value is longer than {dimensions.MAX_FILTER_VALUE} characters.",
-        "unsupported_dimension": "region or city, which are not recorded.",
         "too_many_filters": f"More than {query.MAX_FILTERS} filters.",
     },
 }
@@ -67,7 +66,6 @@ BREAKDOWN_ERRORS: dict[str, dict[str, str]] = {
         "invalid_property_key": (
             f"`prop:` without a key of 1 to {dimensions.MAX_PROPERTY_KEY} characters."
         ),
-        "unsupported_dimension": "region or city, which are not recorded.",
     },
     "limit": {
         "invalid_number": "Not a whole number.",

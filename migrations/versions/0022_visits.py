@@ -1,10 +1,12 @@
-"""visits: visitor sessions count the browser's page views and their duration, so that
-stats.json's visit figures (visits, bounce rate, visit duration) read the sessions alone
+"""visits and places: visitor sessions count the browser's page views and their duration,
+so that stats.json's visit figures (visits, bounce rate, visit duration) read the sessions
+alone; events get region and city (from a GEOIP_DATABASE)
 
 Revision ID: 0022
 Revises: 0018
 Create Date: 2026-12-09 10:00:00
 
+region and city are nullable and added without a default (NULL: not recorded), in place.
 Existing sessions get both figures here, in batches by id, from the events they were
 derived from (those up to the sessions' cursor), so no re-derivation is needed.
 """
@@ -94,6 +96,9 @@ def _backfill(bind) -> None:
 
 
 def upgrade():
+    with op.batch_alter_table("events", recreate="never") as batch_op:
+        batch_op.add_column(sa.Column("region", sa.String(length=100), nullable=True))
+        batch_op.add_column(sa.Column("city", sa.String(length=100), nullable=True))
     with op.batch_alter_table("visitor_sessions", recreate="never") as batch_op:
         batch_op.add_column(
             sa.Column("browser_pageviews", sa.Integer(), nullable=False, server_default="0")
@@ -114,3 +119,6 @@ def downgrade():
     with op.batch_alter_table("visitor_sessions", recreate="never") as batch_op:
         batch_op.drop_column("duration_us")
         batch_op.drop_column("browser_pageviews")
+    with op.batch_alter_table("events", recreate="never") as batch_op:
+        batch_op.drop_column("city")
+        batch_op.drop_column("region")

@@ -47,12 +47,10 @@ VISIT_DIMENSIONS = frozenset(
     {"channel", "source", "medium", "campaign", "term", "content", "referrer"}
 )
 #: Dimensions read from the event's own acquisition columns.
-EVENT_COLUMN_DIMENSIONS = frozenset({"country", "device", "browser", "os"})
-#: The dimensions these reports can give (acquisition.dimensions.DIMENSIONS but region
-#: and city, which are not stored), and `prop:<key>`.
-#: Dimensions that acquisition.dimensions knows and the events do not record (yet).
-UNSUPPORTED = frozenset({"region", "city"})
-SUPPORTED = tuple(name for name in DIMENSIONS if name not in UNSUPPORTED)
+EVENT_COLUMN_DIMENSIONS = frozenset({"country", "region", "city", "device", "browser", "os"})
+#: The dimensions these reports give (every one; region and city are "(not recorded)" on
+#: a server without a GEOIP_DATABASE), and `prop:<key>`.
+SUPPORTED = DIMENSIONS
 _ACQUISITION = tuple(ACQUISITION_LENGTHS)
 _INDEX = {name: index for index, name in enumerate(_ACQUISITION)}
 _COLUMNS = (
