@@ -16,6 +16,7 @@ from werkzeug.routing import Map
 from werkzeug.routing.converters import IntegerConverter
 
 from . import cli
+from .acquisition import geo
 from .config import from_environ
 from .envelope import wants_json
 from .extensions import csrf, db, login_manager, migrate
@@ -57,6 +58,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     if test_config:
         app.config.update(test_config)
+    # Region and city at ingestion (acquisition.geo reads the file; checked by the config).
+    geo.use_database(app.config.get("GEOIP_DATABASE"))
     if app.config["PUBLIC_URL"] and app.config["PUBLIC_URL"].startswith("https://"):
         app.config["SESSION_COOKIE_SECURE"] = True
     # One entry for both apps; ProxyFix wraps it, so that both see the client's address.

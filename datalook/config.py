@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import maxminddb
+
 from .ratelimit.limit_text import validate_limit
 
 #: The most events in a report's range whose visitors are counted exactly (by default).
@@ -184,6 +186,21 @@ def _fold_behind(environ: Mapping[str, str]) -> int:
     return int(raw)
 
 
+def _geoip_database(environ: Mapping[str, str]) -> str | None:
+    """GEOIP_DATABASE: an optional MaxMind / DB-IP .mmdb file for region and city; it must
+    exist and open (None: not set, countries come from the embedded registry data)."""
+    raw = environ.get("GEOIP_DATABASE", "").strip()
+    if not raw:
+        return None
+    try:
+        maxminddb.open_database(raw).close()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"GEOIP_DATABASE must be a readable .mmdb file: {exc}") from None
+    except maxminddb.InvalidDatabaseError as exc:
+        raise ConfigError(f"GEOIP_DATABASE is not a valid .mmdb file: {exc}") from None
+    return raw
+
+
 def load_secret_key(instance_path: Path) -> str:
     """Read the secret key from instance/, generating it once (mode 0600) when missing."""
     path = instance_path / "secret_key"
@@ -224,6 +241,7 @@ def from_environ(environ: Mapping[str, str], instance_path: Path) -> dict:
         "ANALYTICS_FOLD_INTERVAL_S": _fold_interval(environ),
         "ANALYTICS_FOLD_BEHIND_EVENTS": _fold_behind(environ),
         "REPORT_CATCHUP_BUDGET_MS": _catch_up_budget(environ),
+        "GEOIP_DATABASE": _geoip_database(environ),
         "HOST": environ.get("HOST", "127.0.0.1"),
         "PORT": _port(environ),
         "WEB_CONCURRENCY": _workers(environ),

@@ -276,6 +276,9 @@ ACQUISITION_LENGTHS = {
     "os": 50,
     "os_version": 20,
     "country": 2,
+    # Only with a GEOIP_DATABASE (acquisition.geo); NULL ("(not recorded)") without one.
+    "region": 100,
+    "city": 100,
 }
 
 
@@ -349,6 +352,8 @@ class Event(Model):
     os: Mapped[str | None] = mapped_column(String(ACQUISITION_LENGTHS["os"]))
     os_version: Mapped[str | None] = mapped_column(String(ACQUISITION_LENGTHS["os_version"]))
     country: Mapped[str | None] = mapped_column(String(ACQUISITION_LENGTHS["country"]))
+    region: Mapped[str | None] = mapped_column(String(ACQUISITION_LENGTHS["region"]))
+    city: Mapped[str | None] = mapped_column(String(ACQUISITION_LENGTHS["city"]))
 
     @classmethod
     def counted(cls) -> ColumnElement[bool]:

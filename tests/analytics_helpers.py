@@ -149,6 +149,12 @@ def expected(samples: list[Sample], tz: ZoneInfo, first: date, last: date) -> di
             "visitors": len(visitors),
             "revenue": money(sum(s.micros or 0 for s in successes)),
             "events_without_visitor": sum(s.user is None for s in inside),
+            # The samples are a backend's events: no browser page view, so no visit (the
+            # visit figures have their own count from scratch, test_visits_oracle.py).
+            "visits": 0,
+            "views_per_visit": 0.0,
+            "bounce_rate": 0.0,
+            "visit_duration_s": 0.0,
         },
         "rules": {
             name: (r["conversions"], len(r["converters"]), money(r["micros"]))

@@ -44,6 +44,8 @@ ACQUISITION = (
     "os",
     "os_version",
     "country",
+    "region",
+    "city",
 )
 VISIT_LEVEL = ("channel", "source", "medium", "campaign", "term", "content", "referrer")
 DIMENSIONS = (
@@ -52,6 +54,8 @@ DIMENSIONS = (
     "entry_page",
     "exit_page",
     "country",
+    "region",
+    "city",
     "device",
     "browser",
     "os",
@@ -72,6 +76,8 @@ CHOICES = {
     "os": ["Linux", "iOS", "macOS", ""],
     "os_version": ["", "18.1"],
     "country": ["DE", "IN", "US", ""],
+    "region": ["Bavaria", "Maharashtra", "", None],  # None: a server without a database
+    "city": ["München", "Pune", ""],
 }
 FILTER_SETS = [
     [],
@@ -84,6 +90,7 @@ FILTER_SETS = [
     ["entry_page==/", "exit_page!=/pricing"],
     ["rule==paid", "referrer=~google"],
     ["prop:plan!=(none)", "browser!=Chrome"],
+    ["city=~MÜN", "region!=(not recorded)"],
 ]
 PAGES = ["/", "/pricing", "/docs", "/checkout/success"]
 RULES = ["paid", "trial"]
@@ -103,6 +110,7 @@ class Raw:
     properties: dict | None = None
     acquisition: dict = field(default_factory=dict)  # column -> value (None: NULL)
     is_test: bool = False
+    browser: bool = False  # sent by a browser (POST /collect)
 
 
 def utc_midnight(day: date, tz: ZoneInfo) -> datetime:
@@ -141,6 +149,7 @@ def make_events(seed: int, tz: ZoneInfo) -> list[Raw]:
                     properties=rng.choice([None, {"plan": "pro"}, {"plan": "free"}, {"n": 2}]),
                     acquisition=acquisition,
                     is_test=rng.random() < 0.03,
+                    browser=kind != "success" and rng.random() < 0.85,
                 )
             )
     return out
@@ -164,6 +173,7 @@ def store(site_id: int, events: list[Raw]) -> None:
                 "occurred_at": raw.at,
                 "received_at": received,
                 "is_test": raw.is_test,
+                "from_browser": raw.browser,
                 **raw.acquisition,
             },
         ).scalar_one()
@@ -222,7 +232,7 @@ def value(dimension: str, e: Raw, visit: OracleVisit) -> str:
     """The event's value of a dimension, as a report row shows it."""
     if dimension in VISIT_LEVEL:
         return shown(visit.events[0].acquisition[dimension])
-    if dimension in ("country", "device", "browser", "os"):
+    if dimension in ("country", "region", "city", "device", "browser", "os"):
         return shown(e.acquisition[dimension])
     if dimension == "page":
         return e.page
@@ -308,6 +318,31 @@ def expected_rows(events, tz, dimension: str, filters: list[str]) -> list[dict]:
     return sorted(out, key=lambda row: (-row["visitors"], row["value"]))
 
 
+def visit_figures(events, tz, first, last, filters) -> dict:
+    """stats.json's visit figures, counted from scratch: the visits (of a visitor, with a
+    browser page view) whose first event is in the range and that hold an event of the
+    range passing the filters, each as a whole."""
+    start = utc_midnight(first, tz)
+    chosen: dict[int, OracleVisit] = {}
+    for e, visit, number in in_range(events, first, last, tz, filters):
+        if e.visitor.startswith("a:") or visit.events[0].at < start:
+            continue
+        if any(x.kind == "pageview" and x.browser for x in visit.events):
+            chosen[number] = visit
+    views = sum(x.kind == "pageview" and x.browser for v in chosen.values() for x in v.events)
+    bounces = sum(len(v.events) == 1 for v in chosen.values())
+    micros = sum(
+        (v.events[-1].at - v.events[0].at) // timedelta(microseconds=1) for v in chosen.values()
+    )
+    n = len(chosen)
+    return {
+        "visits": n,
+        "views_per_visit": round(views / n, 6) if n else 0.0,
+        "bounce_rate": round(bounces / n, 6) if n else 0.0,
+        "visit_duration_s": round(micros / n / 1_000_000, 6) if n else 0.0,
+    }
+
+
 def expected_totals(events, tz, first, last, filters) -> dict:
     """stats.json's totals, counted from scratch."""
     matched = [e for e, _visit, _n in in_range(events, first, last, tz, filters)]
@@ -323,6 +358,7 @@ def expected_totals(events, tz, first, last, filters) -> dict:
         "visitors_exact": True,
         "revenue": money(sum(e.micros or 0 for e in matched if e.kind == "success")),
         "events_without_visitor": sum(e.visitor.startswith("a:") for e in matched),
+        **visit_figures(events, tz, first, last, filters),
         "_converters": len(converters),
     }
 

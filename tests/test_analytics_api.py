@@ -69,6 +69,11 @@ def test_events_sent_through_the_api_are_counted_by_the_rules(client, site):
         "visitors_exact": True,
         "revenue": "25.29",
         "events_without_visitor": 2,
+        # A server's page view makes no visit: only a browser's does.
+        "visits": 0,
+        "views_per_visit": 0.0,
+        "bounce_rate": 0.0,
+        "visit_duration_s": 0.0,
     }
     (rule,) = body["rules"]
     assert rule == {

@@ -149,3 +149,27 @@ def location_of(ip: str | None, database: str | os.PathLike[str] | None = None) 
     if country is None and region is None and city is None:
         return None
     return Location(country, region, city)
+
+
+# The .mmdb file of this process (the app's GEOIP_DATABASE), set when the app is made: the
+# ingestion paths derive outside any request context, so they read it here.
+_configured: str | None = None
+
+
+def use_database(path: str | os.PathLike[str] | None) -> None:
+    """Use this .mmdb file for region and city from now on (None: none); it is opened here,
+    so a missing or broken file fails at start-up."""
+    global _configured
+    if path:
+        open_database(path)
+    _configured = os.fspath(path) if path else None
+
+
+def records_places() -> bool:
+    """Whether region and city are looked up (a database is in use)."""
+    return _configured is not None
+
+
+def located(ip: str | None) -> Location | None:
+    """location_of with the database in use (the registry country alone without one)."""
+    return location_of(ip, _configured)

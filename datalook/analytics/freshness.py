@@ -64,3 +64,16 @@ def catch_up_sessions(session: Session, deadline: float | None = None) -> Freshn
         failed = True
     finished = not failed and not backlog.passed(deadline)
     return backlog.measure(session, newest, [sessions.position(session)], finished)
+
+
+def catch_up_stats(deadline: float | None = None) -> Freshness:
+    """Catch up what stats.json and the dashboard read, the summaries and the sessions (its
+    visit figures), each until `deadline`; how current they are (the one further behind)."""
+    newest = backlog.newest_id(db.session)
+    summaries_now = catch_up_summaries(deadline)
+    sessions_now = catch_up_sessions(db.session(), deadline)
+    db.session.commit()  # a fresh read of both
+    position = summaries.CURSORS.read(db.session.connection(), summaries.CURSOR)
+    positions = [0 if position is None else position.last_event_id, sessions.position(db.session())]
+    finished = summaries_now.complete and sessions_now.complete
+    return backlog.measure(db.session, newest, positions, finished)

@@ -4,7 +4,8 @@ Sessions come from the precomputed `visitor_sessions` (see sessions.py); a sessi
 to the range in which it started. A journey is the first N steps of a session (N from 1 to
 10, default 5); with `end`, the sessions whose last page is `end`, and their last N steps.
 `rule` keeps the sessions that converted on that success rule. `converted` counts the
-sessions with a success (of `rule`, when given).
+sessions with a success (of `rule`, when given). With filters (`kept`: the sessions whose
+visit passes them, reports.visit_filter) the range's sessions are read and counted here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import Integer, and_, case, cast, func, literal, select
 from sqlalchemy.orm import Session
@@ -133,7 +135,13 @@ def _known(visitors: array | None, visitor_hash: int) -> bool:
     return at < len(visitors) and visitors[at] == visitor_hash
 
 
-def top_journeys(session: Session, site_id: int, rng: DateRange, query: JourneyQuery) -> dict:
+def top_journeys(
+    session: Session,
+    site_id: int,
+    rng: DateRange,
+    query: JourneyQuery,
+    kept: set[tuple[str, datetime]] | None = None,
+) -> dict:
     """The top 100 journeys (most sessions first, then by their paths) and the number of
     sessions they were drawn from.
 
@@ -141,8 +149,10 @@ def top_journeys(session: Session, site_id: int, rng: DateRange, query: JourneyQ
     sessions that started before it change only with a bump of the sessions' generation,
     so their counts per journey are read once per process and kept under that generation;
     the fresh part (a day at most) is read each time and added, a visitor of both parts
-    counted once.
+    counted once. With `kept` ((visitor, start) of the sessions to count), only those.
     """
+    if kept is not None:
+        return _kept_journeys(session, site_id, rng, query, kept)
     t = VisitorSession.__table__.c
     if query.end:
         # Few sessions end at one path: grouped by the text of their tails.
@@ -210,6 +220,49 @@ def _ranked(
     }
 
 
+def _kept_journeys(
+    session: Session,
+    site_id: int,
+    rng: DateRange,
+    query: JourneyQuery,
+    kept: set[tuple[str, datetime]],
+) -> dict:
+    """top_journeys over the `kept` sessions of the range, counted from their rows."""
+    t = VisitorSession.__table__.c
+    sessions: Counter = Counter()
+    converted: Counter = Counter()
+    visitors: dict[tuple, set[str]] = defaultdict(set)
+    rows = session.execute(
+        select(t.visitor_id, t.started_at, t.paths, t.tail, t.converted).where(
+            and_(*_filters(site_id, rng, query))
+        )
+    )
+    for visitor, started_at, paths, tail, was_converted in rows:
+        if (visitor, started_at) not in kept:
+            continue
+        if query.end:
+            key = tuple(decode_steps(tail)[-query.steps :])
+        else:
+            key = tuple(decode_steps(paths)[: query.steps])
+        sessions[key] += 1
+        # With a rule, every session read converted on it.
+        converted[key] += 1 if query.rule else was_converted
+        visitors[key].add(visitor)
+    chosen = sorted(sessions, key=lambda k: (-sessions[k], "\n".join(k)))[:TOP]
+    return {
+        "journeys": [
+            {
+                "paths": list(key),
+                "sessions": sessions[key],
+                "visitors": len(visitors[key]),
+                "converted": int(converted[key]),
+            }
+            for key in chosen
+        ],
+        "sessions_total": sum(sessions.values()),
+    }
+
+
 def _head_texts(session: Session, ids: list[int], steps: int) -> dict[int, str]:
     """The encoded text of the first `steps` steps of each of these sessions, by id."""
     t = VisitorSession.__table__.c
@@ -222,27 +275,35 @@ def _head_texts(session: Session, ids: list[int], steps: int) -> dict[int, str]:
 
 
 def next_steps(
-    session: Session, site_id: int, rng: DateRange, path: str, query: JourneyQuery
+    session: Session,
+    site_id: int,
+    rng: DateRange,
+    path: str,
+    query: JourneyQuery,
+    kept: set[tuple[str, datetime]] | None = None,
 ) -> dict:
     """From `path` (its first visit in each session), where visitors go next, or "left"
     (`path` None: the session ended there).
 
     Read from a session's kept steps (its first sessions.KEPT_STEPS pages): a session whose
     first visit of `path` is its last kept step and that went on has no kept next step, so
-    it is left out, of the rows and of `sessions_total` alike.
+    it is left out, of the rows and of `sessions_total` alike. With `kept`, only those
+    sessions ((visitor, start)) are read.
     """
     t = VisitorSession.__table__.c
     where = _filters(site_id, rng, query)
     framed = literal("\n") + t.paths + literal("\n")
     rows = session.execute(
-        select(t.visitor_id, t.paths, t.path_count).where(
+        select(t.visitor_id, t.paths, t.path_count, t.started_at).where(
             and_(*where), framed.contains(f"\n{path}\n", autoescape=True)
         )
     )
     sessions: Counter = Counter()
     visitors: dict[str | None, set[str]] = defaultdict(set)
     total = 0
-    for visitor, paths, count in rows:
+    for visitor, paths, count, started_at in rows:
+        if kept is not None and (visitor, started_at) not in kept:
+            continue
         steps = decode_steps(paths)
         index = steps.index(path)
         if index + 1 < len(steps):

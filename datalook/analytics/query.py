@@ -20,7 +20,6 @@ from . import journeys
 from .funnels.definition import FunnelDefinition, parse_definition
 from .parameters import ParameterError
 from .ranges import DateRange, site_range
-from .reports.raw_events import SUPPORTED, UNSUPPORTED
 
 _T = TypeVar("_T")
 
@@ -120,15 +119,6 @@ def _key(site: Site, args: Mapping[str, str], now_utc: datetime | None) -> dict[
     return {"key": args.get("key", "").strip()[:MAX_BREAKDOWN_KEY]}
 
 
-def _unsupported(field: str, dimension: str) -> ParameterError:
-    """The error of a dimension that the reports do not record (yet)."""
-    return ParameterError(
-        field,
-        "unsupported_dimension",
-        f"{dimension} is not recorded; use one of {', '.join(SUPPORTED)} or prop:<key>",
-    )
-
-
 def _filters(site: Site, args: Mapping[str, str], now_utc: datetime | None) -> dict[str, Any]:
     """Repeated `filter=<dimension><op><value>`: every one must pass (acquisition.dimensions)."""
     texts = _getlist(args, "filter")
@@ -142,8 +132,6 @@ def _filters(site: Site, args: Mapping[str, str], now_utc: datetime | None) -> d
             parsed = parse_filter(text)
         except FilterError as exc:
             raise ParameterError(exc.field, exc.code, exc.message) from None
-        if parsed.dimension in UNSUPPORTED:
-            raise _unsupported("filter", parsed.dimension)
         found.append(parsed)
     return {"filters": tuple(found)}
 
@@ -157,8 +145,6 @@ def _dimension(site: Site, args: Mapping[str, str], now_utc: datetime | None) ->
         dimension = parse_dimension(text)
     except FilterError as exc:
         raise ParameterError("dimension", exc.code, exc.message) from None
-    if dimension in UNSUPPORTED:
-        raise _unsupported("dimension", dimension)
     return {"dimension": dimension}
 
 
@@ -215,10 +201,10 @@ REPORTS: dict[str, tuple[str, ...]] = {
     "page": ("range", "key"),
     "csv": ("range", "key", "filters"),
     "breakdown": ("range", "dimension", "filters", "paging"),
-    "funnel": ("range", "steps"),
-    "saved_funnel": ("range",),
-    "journeys": ("range", "journey"),
-    "next_steps": ("range", "journey", "path"),
+    "funnel": ("range", "steps", "filters"),
+    "saved_funnel": ("range", "filters"),
+    "journeys": ("range", "journey", "filters"),
+    "next_steps": ("range", "journey", "path", "filters"),
 }
 
 

@@ -45,16 +45,27 @@ class SessionEvent:
     event_name: str
     page_path: str
     name: str | None
+    from_browser: bool = False
+
+    @property
+    def browser_pageview(self) -> bool:
+        """Whether it is a page view sent by a browser (what makes a session a visit)."""
+        return self.event_name == "pageview" and self.from_browser
 
 
 @dataclass
 class SessionState:
-    """A session being built: times, counts, the kept steps and the rules converted."""
+    """A session being built: times, counts, the kept steps and the rules converted.
+
+    `browser_pageviews`: the browser's page views in it; a session with one is a visit
+    (reports.visits), and a visit whose one event is that page view is a bounce.
+    """
 
     visitor_id: str
     started_at: datetime
     ended_at: datetime
     events: int = 0
+    browser_pageviews: int = 0
     path_count: int = 0
     head: list[str] = field(default_factory=list)
     tail: list[str] = field(default_factory=list)
@@ -69,6 +80,7 @@ class SessionState:
 def fold(state: SessionState, event: SessionEvent) -> None:
     """Add one event (at or after the session's last one) to the session."""
     state.events += 1
+    state.browser_pageviews += int(event.browser_pageview)
     state.ended_at = max(state.ended_at, event.at)
     if not state.tail or state.tail[-1] != event.page_path:
         state.path_count += 1
@@ -134,6 +146,9 @@ def to_row(site_id: int, state: SessionState) -> dict:
         "started_at": state.started_at,
         "ended_at": state.ended_at,
         "events": state.events,
+        "browser_pageviews": state.browser_pageviews,
+        # Whole microseconds: the visit duration's sums stay exact integers on both engines.
+        "duration_us": (state.ended_at - state.started_at) // timedelta(microseconds=1),
         "path_count": state.path_count,
         "paths": head,
         "cuts": cuts,
@@ -153,6 +168,7 @@ def from_row(row) -> SessionState:
         started_at=row.started_at,
         ended_at=row.ended_at,
         events=row.events,
+        browser_pageviews=row.browser_pageviews,
         path_count=row.path_count,
         head=decode_steps(row.paths),
         tail=decode_steps(row.tail),
@@ -168,6 +184,7 @@ _EVENT_COLUMNS = (
     Event.event_name,
     Event.page_path,
     Event.name,
+    Event.from_browser,
 )
 
 
@@ -200,8 +217,10 @@ def derive_changes(tx: Session, after_id: int, up_to_id: int) -> SessionChanges:
             Event.counted(),
         )
     )
-    for event_id, site_id, visitor, at, event_name, path, name in rows:
-        per_visitor[(site_id, visitor)].append(SessionEvent(at, event_id, event_name, path, name))
+    for event_id, site_id, visitor, at, event_name, path, name, browser in rows:
+        per_visitor[(site_id, visitor)].append(
+            SessionEvent(at, event_id, event_name, path, name, bool(browser))
+        )
     nearby = _sessions_near(tx, per_visitor)
     changes = SessionChanges([], [])
     for (site_id, visitor), events in per_visitor.items():
@@ -294,7 +313,7 @@ def _rederive(
         return [touched[0]], [merged, *build(visitor, rest)]
     stored: dict[int, SessionEvent] = {e.seq: e for e in events}
     for session in touched:
-        for event_id, _, _, at, event_name, path, name in tx.execute(
+        for event_id, _, _, at, event_name, path, name, browser in tx.execute(
             select(*_EVENT_COLUMNS).where(
                 Event.site_id == site_id,
                 Event.occurred_at >= session.started_at,
@@ -304,7 +323,7 @@ def _rederive(
                 Event.counted(),
             )
         ):
-            stored[event_id] = SessionEvent(at, event_id, event_name, path, name)
+            stored[event_id] = SessionEvent(at, event_id, event_name, path, name, bool(browser))
     return touched, build(visitor, list(stored.values()))
 
 
@@ -379,10 +398,12 @@ def _sessions_starting(
     if excluding is not None:
         where.append(~excluding)
     per_visitor: dict[str, list[SessionEvent]] = defaultdict(list)
-    for event_id, _, visitor, at, event_name, path, name in tx.execute(
+    for event_id, _, visitor, at, event_name, path, name, browser in tx.execute(
         select(*_EVENT_COLUMNS).where(*where)
     ):
-        per_visitor[visitor].append(SessionEvent(at, event_id, event_name, path, name))
+        per_visitor[visitor].append(
+            SessionEvent(at, event_id, event_name, path, name, bool(browser))
+        )
     start, end = span
     found: list[SessionState] = []
     complete = True

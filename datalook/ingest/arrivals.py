@@ -10,7 +10,8 @@ derived once at ingestion from what the event carried (arrival_fields.Arrival).
 - device, browser, browser_version, os, os_version: the User-Agent (the browser's header on
   /collect, `context.user_agent` on /event), the device class corrected by the screen width.
 - country: the client address (the request's on /collect, `context.ip` on /event), looked
-  up in memory (acquisition.geo); the address is never stored.
+  up in memory (acquisition.geo); the address is never stored. region and city likewise,
+  only with a GEOIP_DATABASE (acquisition.geo.use_database); without one they stay NULL.
 
 "" stands for a value the event does not have ("(none)" in the reports); NULL is left to
 the events stored before these columns existed ("(not recorded)").
@@ -91,21 +92,22 @@ def _where_from(
     return source, channel, referrer if host else None
 
 
-def derive(arrival: Arrival, hosts: Collection[str]) -> dict[str, str]:
+def derive(arrival: Arrival, hosts: Collection[str]) -> dict[str, str | None]:
     """The acquisition columns of an event that arrived so, on a site with these hosts."""
     if not (arrival.referrer or arrival.utm or arrival.click_ids or arrival.ip):
         if not arrival.user_agent:  # most server events: the same columns every time
-            return _says_nothing()
+            return _says_nothing(geo.records_places())
     return _derived(arrival, hosts)
 
 
 @functools.cache
-def _says_nothing() -> dict[str, str]:
-    """The columns of an event that says nothing of where it came from (read-only)."""
+def _says_nothing(places: bool) -> dict[str, str | None]:
+    """The columns of an event that says nothing of where it came from (read-only), with
+    region and city looked up or not."""
     return _derived(Arrival(), ())
 
 
-def _derived(arrival: Arrival, hosts: Collection[str]) -> dict[str, str]:
+def _derived(arrival: Arrival, hosts: Collection[str]) -> dict[str, str | None]:
     """derive()'s work, for an event that carries something."""
     utm = {key: clean(value, MAX_UTM_LENGTH) for key, value in arrival.utm.items()}
     source, channel, referrer = _where_from(
@@ -124,8 +126,13 @@ def _derived(arrival: Arrival, hosts: Collection[str]) -> dict[str, str]:
         "term": utm.get("term"),
         "content": utm.get("content"),
         "referrer": referrer,
-        "country": geo.country_of(arrival.ip) if arrival.ip else None,
     }
+    if geo.records_places():
+        place = geo.located(arrival.ip) if arrival.ip else None
+        if place is not None:
+            found.update(country=place.country, region=place.region, city=place.city)
+    elif arrival.ip:
+        found["country"] = geo.country_of(arrival.ip)
     if arrival.user_agent:
         device = devices.with_screen(devices.device_of(arrival.user_agent), arrival.screen_width)
         found.update(
@@ -135,7 +142,10 @@ def _derived(arrival: Arrival, hosts: Collection[str]) -> dict[str, str]:
             os=device.os,
             os_version=device.os_version,
         )
-    return {name: _cut(name, found.get(name)) for name in COLUMNS}
+    columns: dict[str, str | None] = {name: _cut(name, found.get(name)) for name in COLUMNS}
+    if not geo.records_places():  # not looked up: "(not recorded)", never "(none)"
+        columns["region"] = columns["city"] = None
+    return columns
 
 
 def site_hosts(connection, dialect: Dialect, database: str | None, site_id: int) -> tuple:

@@ -55,7 +55,6 @@ FILTER_ERRORS: dict[str, dict[str, str]] = {
         ),
         "empty_value": "No value after the operator (`(none)` matches events without one).",
         "value_too_long": f"The value is longer than {dimensions.MAX_FILTER_VALUE} characters.",
-        "unsupported_dimension": "region or city, which are not recorded.",
         "too_many_filters": f"More than {query.MAX_FILTERS} filters.",
     },
 }
@@ -68,7 +67,6 @@ BREAKDOWN_ERRORS: dict[str, dict[str, str]] = {
         "invalid_property_key": (
             f"`prop:` without a key of 1 to {dimensions.MAX_PROPERTY_KEY} characters."
         ),
-        "unsupported_dimension": "region or city, which are not recorded.",
     },
     "limit": {
         "invalid_number": "Not a whole number.",
@@ -241,7 +239,8 @@ _RANGE = [ref("parameters", name) for name in ("From", "To", "Period")]
 
 
 def filter_parameter() -> dict:
-    """The repeated `filter` of stats.json, breakdown.json and the CSV reports."""
+    """The repeated `filter` of every report: stats.json, breakdown.json, the CSV reports,
+    the funnels and the journeys."""
     return _query(
         "filter",
         "Repeat for each filter; an event counts when it passes all of them. "
@@ -252,7 +251,10 @@ def filter_parameter() -> dict:
         "property). channel, source, medium, campaign, term, content, referrer, entry_page "
         "and exit_page are the visit's (its first event's, its first and last page view's). "
         f"At most {query.MAX_FILTERS}. With a filter, stats.json is counted from the "
-        "matching events themselves (visitors always exact).",
+        "matching events themselves (visitors always exact). On funnels and journeys a "
+        "filter applies to the visit in which step 1 (or the session) starts: the visit "
+        "passes when one of its events in the range passes every filter; a funnel's later "
+        "steps may lie in any visit.",
         {
             "type": "array",
             "maxItems": query.MAX_FILTERS,

@@ -31,7 +31,7 @@ def _caught_up_site(site_id: int) -> tuple[Site, Freshness]:
     """The readable site, after folding the events stored since the last fold (within the
     report's budget), and how current the summaries now are."""
     site_or_404(current_principal(), site_id, "read")
-    current = freshness.catch_up_summaries(freshness.report_deadline())
+    current = freshness.catch_up_stats(freshness.report_deadline())
     return site_or_404(current_principal(), site_id, "read"), current
 
 

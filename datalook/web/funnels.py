@@ -21,12 +21,15 @@ from ..analytics.funnels.definition import (
     definition_from_json,
     parse_definition,
 )
+from ..analytics.funnels.filtered import filtered_answer
 from ..analytics.funnels.models import Funnel
 from ..analytics.funnels.repository import DuplicateName, FunnelGone
 from ..analytics.money import display
 from ..analytics.parameters import ParameterError
+from ..analytics.query import ReportQuery, parse
 from ..analytics.ranges import PERIODS, DateRange, site_range
 from ..analytics.reports import service as reports
+from ..analytics.reports.visit_filter import kept_sessions
 from ..extensions import db
 from ..models import Site
 from .forms.accounts import EmptyForm
@@ -62,6 +65,14 @@ def _page_range(site: Site) -> DateRange:
     """The date range of a page; a bad one is a 400 page."""
     try:
         return _range(site, request.args)
+    except ParameterError as exc:
+        abort(400, description=f"{exc.field}: {exc.message}")
+
+
+def _page_query(site: Site, report: str) -> ReportQuery:
+    """A page's report parameters (range, filters…); a bad one is a 400 page."""
+    try:
+        return parse(site, request.args, report)
     except ParameterError as exc:
         abort(400, description=f"{exc.field}: {exc.message}")
 
@@ -260,10 +271,15 @@ def report(site_id: int, funnel_id: int):
     """A saved funnel's report: SVG bars and a table."""
     site = owned_site_or_404(site_id)
     funnel = _owned_funnel(site, funnel_id)
-    rng = _page_range(site)
+    query = _page_query(site, "saved_funnel")
+    rng = query.range
     definition = definition_from_json(funnel.definition)
-    deadline = freshness.report_deadline()
-    answer = saved.saved_answer(db.session(), funnel, definition, rng, deadline)
+    if query.filters:
+        answer = filtered_answer(db.session(), site.id, definition, rng, query.filters)
+    else:
+        answer = saved.saved_answer(
+            db.session(), funnel, definition, rng, freshness.report_deadline()
+        )
     result = answer.report
     _remember_range(funnel.id, rng)
     return render_template(
@@ -276,6 +292,7 @@ def report(site_id: int, funnel_id: int):
         preparing=saved.preparing(db.session(), funnel, definition),
         bars=_bars(result),
         rng=rng,
+        filters=[str(f) for f in query.filters],
         periods=PERIODS,
         delete_form=EmptyForm(),
         duration=format_duration,
@@ -318,23 +335,22 @@ def format_duration(seconds: float) -> str:
 def journeys_page(site_id: int):
     """The journeys report and the next-step view."""
     site = owned_site_or_404(site_id)
-    rng = _page_range(site)
-    try:
-        query = journeys.parse_query(request.args)
-    except ParameterError as exc:
-        abort(400, description=f"{exc.field}: {exc.message}")
+    asked = _page_query(site, "journeys")
+    rng, query = asked.range, asked.journey_query
     current = freshness.catch_up_sessions(db.session(), freshness.report_deadline())
-    top = journeys.top_journeys(db.session(), site.id, rng, query)
+    kept = kept_sessions(asked)
+    top = journeys.top_journeys(db.session(), site.id, rng, query, kept)
     path = request.args.get("path") or ""
     following = None
     if path.startswith("/"):
-        following = journeys.next_steps(db.session(), site.id, rng, path, query)
+        following = journeys.next_steps(db.session(), site.id, rng, path, query, kept)
     return render_template(
         "journeys/index.html",
         site=site,
         rng=rng,
         periods=PERIODS,
         query=query,
+        filters=[str(f) for f in asked.filters],
         top=top,
         path=path,
         following=following,

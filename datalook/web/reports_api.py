@@ -18,12 +18,14 @@ from ..analytics import backlog, freshness, journeys
 from ..analytics.backlog import Freshness
 from ..analytics.funnels import repository, saved, unsaved
 from ..analytics.funnels.definition import definition_from_json
+from ..analytics.funnels.filtered import filtered_answer
 from ..analytics.funnels.models import Funnel
 from ..analytics.parameters import ParameterError
 from ..analytics.query import ReportQuery, parse
 from ..analytics.reports import filtered, serialise
 from ..analytics.reports import service as reports
 from ..analytics.reports.dimension_rows import dimension_rows
+from ..analytics.reports.visit_filter import kept_sessions
 from ..envelope import json_response, parameter_error
 from ..extensions import db
 from ..ingest.refusals import recorder_for
@@ -50,7 +52,7 @@ def _caught_up_site(site_id: int) -> tuple[Site, Freshness]:
     """The readable site, after folding the events stored since the last fold (within the
     report's budget), and how current the summaries now are."""
     _site(site_id)
-    current = freshness.catch_up_summaries(freshness.report_deadline())
+    current = freshness.catch_up_stats(freshness.report_deadline())
     return _site(site_id), current
 
 
@@ -124,6 +126,9 @@ def funnel_json(site_id: int):
     """An unsaved funnel over a date range."""
     site = _site(site_id)
     query = parse(site, request.args, "funnel")
+    if query.filters:
+        answer = filtered_answer(db.session(), site.id, query.steps, query.range, query.filters)
+        return json_response(answer.as_json(site.currency))
     deadline = freshness.report_deadline()
     answer = unsaved.unsaved_answer(db.session(), site.id, query.steps, query.range, deadline)
     return json_response(answer.as_json(site.currency))
@@ -137,6 +142,9 @@ def saved_funnel_json(site_id: int, funnel_id: int):
     funnel = _site_funnel(site, funnel_id)
     query = parse(site, request.args, "saved_funnel")
     definition = definition_from_json(funnel.definition)
+    if query.filters:
+        answer = filtered_answer(db.session(), site.id, definition, query.range, query.filters)
+        return json_response(answer.as_json(site.currency))
     deadline = freshness.report_deadline()
     answer = saved.saved_answer(db.session(), funnel, definition, query.range, deadline)
     return json_response(answer.as_json(site.currency))
@@ -149,7 +157,8 @@ def journeys_json(site_id: int):
     site = _site(site_id)
     query = parse(site, request.args, "journeys")
     current = freshness.catch_up_sessions(db.session(), freshness.report_deadline())
-    answer = journeys.top_journeys(db.session(), site.id, query.range, query.journey_query)
+    kept = kept_sessions(query)
+    answer = journeys.top_journeys(db.session(), site.id, query.range, query.journey_query, kept)
     return json_response({**answer, "freshness": current.as_json()})
 
 
@@ -161,7 +170,12 @@ def next_steps_json(site_id: int):
     query = parse(site, request.args, "next_steps")
     current = freshness.catch_up_sessions(db.session(), freshness.report_deadline())
     answer = journeys.next_steps(
-        db.session(), site.id, query.range, query.start_path, query.journey_query
+        db.session(),
+        site.id,
+        query.range,
+        query.start_path,
+        query.journey_query,
+        kept_sessions(query),
     )
     return json_response({**answer, "freshness": current.as_json()})
 

@@ -1,6 +1,9 @@
 """The reports of a range with filters: stats.json's figures and the property breakdown,
 counted exactly from the events that pass every filter (raw_events).
 
+Visit figures count the visits (reports.visits) that started in the range and hold an
+event of the range that passes every filter, each as a whole (all of its events).
+
 The same figures as the unfiltered reports read from the rollups, over fewer events: totals
 and the previous period, one row per success rule, the chart's buckets and the top pages.
 Visitors are always exact here (`visitors_exact` is true).
@@ -21,8 +24,9 @@ from ..rollups.models import MAX_KEY, MAX_PAGE
 from .breakdown import TOP_VALUES
 from .model import BreakdownRow, PageRow, RuleRow, SeriesPoint, Stats, Totals
 from .pages import TOP_PAGES
-from .raw_events import RawEvent, bucket_of, range_events
+from .raw_events import RawEvent, Visit, bucket_of, range_events
 from .totals import rule_displays
+from .visits import VisitSums
 
 _KINDS = {"pageview": "pageviews", "click": "clicks", "custom": "custom", "success": "conversions"}
 
@@ -46,7 +50,7 @@ def _totals(events: Sequence[RawEvent]) -> Totals:
                 converters.add(event.visitor)
         else:
             without_visitor += 1
-    return Totals(
+    totals = Totals(
         events=len(events),
         pageviews=counts["pageviews"],
         clicks=counts["clicks"],
@@ -56,6 +60,25 @@ def _totals(events: Sequence[RawEvent]) -> Totals:
         events_without_visitor=without_visitor,
         visitors=len(visitors),
         converters=len(converters),
+    )
+    return _visit_sums(events).apply(totals)
+
+
+def _visit_sums(events: Sequence[RawEvent]) -> VisitSums:
+    """The visit figures (reports.visits) of the visits that started in the range with an
+    event that passed the filters: each such visit counted once, as a whole."""
+    seen: dict[int, Visit] = {}
+    for event in events:
+        visit = event.visit
+        if visit is None or visit.number is None or visit.started_before:
+            continue
+        if visit.browser_pageviews:
+            seen.setdefault(id(visit), visit)
+    return VisitSums(
+        visits=len(seen),
+        visit_pageviews=sum(v.browser_pageviews for v in seen.values()),
+        bounces=sum(v.event_count == 1 for v in seen.values()),
+        visit_duration_us=sum(v.duration_us for v in seen.values()),
     )
 
 
@@ -131,7 +154,7 @@ def _pages(events: Sequence[RawEvent]) -> list[PageRow]:
 
 def _events(site: Site, rng: DateRange, filters: Sequence[Filter]) -> list[RawEvent]:
     """The counted events of the range that pass every filter."""
-    return range_events(site.id, rng.start_utc, rng.end_utc, filters)
+    return range_events(site.id, rng.start_utc, rng.end_utc, filters, whole_visits=True)
 
 
 def stats(site: Site, rng: DateRange, filters: Sequence[Filter]) -> Stats:

@@ -60,6 +60,27 @@ class Totals:
     visitors: int = 0
     converters: int = 0
     visitors_exact: bool = True
+    # Visits (reports.visits): sessions that started in the range and hold a browser page
+    # view; their browser page views, bounces and summed durations.
+    visits: int = 0
+    visit_pageviews: int = 0
+    bounces: int = 0
+    visit_duration_us: int = 0
+
+    @property
+    def views_per_visit(self) -> float:
+        """The browser's page views per visit (0 without visits)."""
+        return self.visit_pageviews / self.visits if self.visits else 0.0
+
+    @property
+    def bounce_rate(self) -> float:
+        """Visits whose one event is their page view / visits (0 without visits)."""
+        return self.bounces / self.visits if self.visits else 0.0
+
+    @property
+    def visit_duration_s(self) -> float:
+        """A visit's average time from its first event to its last, in seconds."""
+        return self.visit_duration_us / self.visits / 1_000_000 if self.visits else 0.0
 
     @property
     def conversion_rate(self) -> float:
@@ -93,6 +114,31 @@ TOTALS_JSON = (
     ),
     JsonField("revenue", JsonKind.MONEY, "revenue_micros"),
     JsonField("events_without_visitor", JsonKind.COUNT),
+    JsonField(
+        "visits",
+        JsonKind.COUNT,
+        description="Visits: sessions (a visitor's events with no gap over 30 minutes) that "
+        "started in the range and hold at least one page view sent by the browser. With "
+        "filters, the visits with an event in the range that passes every filter.",
+    ),
+    JsonField(
+        "views_per_visit",
+        JsonKind.RATIO,
+        description="The browser's page views of those visits (all of each visit's) / "
+        "`visits` (0 without visits).",
+    ),
+    JsonField(
+        "bounce_rate",
+        JsonKind.RATIO,
+        description="Visits with one page view and no other event (a server event of the "
+        "same visitor within the visit counts as another) / `visits` (0 without visits).",
+    ),
+    JsonField(
+        "visit_duration_s",
+        JsonKind.RATIO,
+        description="A visit's average time from its first event to its last, in seconds "
+        "(a bounce lasts 0; 0 without visits).",
+    ),
 )
 
 

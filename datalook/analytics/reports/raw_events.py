@@ -30,7 +30,7 @@ import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import orjson
 from sqlalchemy import select
@@ -47,12 +47,10 @@ VISIT_DIMENSIONS = frozenset(
     {"channel", "source", "medium", "campaign", "term", "content", "referrer"}
 )
 #: Dimensions read from the event's own acquisition columns.
-EVENT_COLUMN_DIMENSIONS = frozenset({"country", "device", "browser", "os"})
-#: The dimensions these reports can give (acquisition.dimensions.DIMENSIONS but region
-#: and city, which are not stored), and `prop:<key>`.
-#: Dimensions that acquisition.dimensions knows and the events do not record (yet).
-UNSUPPORTED = frozenset({"region", "city"})
-SUPPORTED = tuple(name for name in DIMENSIONS if name not in UNSUPPORTED)
+EVENT_COLUMN_DIMENSIONS = frozenset({"country", "region", "city", "device", "browser", "os"})
+#: The dimensions these reports give (every one; region and city are "(not recorded)" on
+#: a server without a GEOIP_DATABASE), and `prop:<key>`.
+SUPPORTED = DIMENSIONS
 _ACQUISITION = tuple(ACQUISITION_LENGTHS)
 _INDEX = {name: index for index, name in enumerate(_ACQUISITION)}
 _COLUMNS = (
@@ -64,6 +62,7 @@ _COLUMNS = (
     Event.page_path,
     Event.success_value_micros,
     Event.properties,
+    Event.from_browser,
     *(getattr(Event, name) for name in _ACQUISITION),
 )
 # Visitors per query when reading a visit's events outside the range.
@@ -82,6 +81,7 @@ class RawEvent:
         "page",
         "micros",
         "properties",
+        "from_browser",
         "acquisition",
         "visit",
         "_props",
@@ -91,7 +91,8 @@ class RawEvent:
         self.id, self.visitor, self.at, self.kind, self.name, self.page = row[:6]
         self.micros: int | None = row[6]
         self.properties: str | None = row[7]
-        self.acquisition: tuple = tuple(row[8:])
+        self.from_browser = bool(row[8])
+        self.acquisition: tuple = tuple(row[9:])
         self.visit: Visit | None = None
         self._props: dict | None = None
 
@@ -111,13 +112,19 @@ class RawEvent:
 
 @dataclass(eq=False)
 class Visit:
-    """One visit (session): its first event, first and last page view, its number."""
+    """One visit (session): its first event, first and last page view, its number, and
+    (when read with the events before and after the range) its figures as a whole:
+    `started_before` the range, its events, the browser's page views and its span."""
 
     first: RawEvent
     number: int | None  # None: the one-event visit of an event without a visitor
     entry_page: str | None = None
     exit_page: str | None = None
     events: list[RawEvent] = field(default_factory=list)
+    started_before: bool = False
+    event_count: int = 0
+    browser_pageviews: int = 0
+    duration_us: int = 0
 
 
 def stored_value(value: str | None) -> str | None:
@@ -254,15 +261,25 @@ def place_in_visits(
         head = earlier.get(visitor, [])[::-1]  # oldest first
         if head:
             visits[0].first = head[0]
+            visits[0].started_before = True
         tail = later.get(visitor, [])
         for index, visit in enumerate(visits):
-            pages = _pages(visit.events)
+            whole = visit.events
             if index == 0:
-                pages = _pages(head) + pages
+                whole = head + whole
             if index == len(visits) - 1:
-                pages += _pages(tail)
+                whole = whole + tail
+            pages = _pages(whole)
             visit.entry_page = pages[0] if pages else None
             visit.exit_page = pages[-1] if pages else None
+            _measure(visit, whole)
+
+
+def _measure(visit: Visit, whole: list[RawEvent]) -> None:
+    """A visit's figures from all of its events read (oldest first)."""
+    visit.event_count = len(whole)
+    visit.browser_pageviews = sum(e.kind == "pageview" and e.from_browser for e in whole)
+    visit.duration_us = (whole[-1].at - whole[0].at) // timedelta(microseconds=1)
 
 
 def needs(dimensions: Iterable[str]) -> tuple[bool, bool]:
@@ -281,12 +298,14 @@ def range_events(
     filters: Sequence[Filter] = (),
     dimensions: Iterable[str] = (),
     visits: bool = False,
+    whole_visits: bool = False,
 ) -> list[RawEvent]:
     """The counted events of [start, end) that pass every filter, in time order, each in
-    its visit when `visits` or a dimension or filter needs it."""
+    its visit when `visits` or a dimension or filter needs it; `whole_visits`: with the
+    figures of each visit as a whole (its events before and after the range read too)."""
     events = _rows(site_id, start, end)
     wanted = [*dimensions, *(f.dimension for f in filters)]
-    before, after = needs(wanted)
+    before, after = (True, True) if whole_visits else needs(wanted)
     if visits or before or after:
         place_in_visits(site_id, events, start, end, before, after)
     if not filters:

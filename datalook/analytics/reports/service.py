@@ -34,6 +34,7 @@ from .model import Stats
 from .pages import top_pages
 from .series import series_of
 from .totals import exact_limit, rules_of, totals_of
+from .visits import visit_sums
 
 __all__ = [
     "breakdown",
@@ -48,12 +49,15 @@ log = logging.getLogger(__name__)
 
 
 def stats(site: Site, rng: DateRange, limit: int | None = None) -> Stats:
-    """The reports of one site over one range (the summaries must be caught up first)."""
+    """The reports of one site over one range (the summaries and the sessions must be
+    caught up first: freshness.catch_up_stats)."""
     limit = exact_limit() if limit is None else limit
     buckets = rng.buckets()
     gen = settled.generation(db.session)
     totals, exact = totals_of(site.id, rng, limit, buckets, gen)
     previous, _ = totals_of(site.id, rng.previous(), limit, None, gen)
+    totals = visit_sums(db.session(), site.id, rng).apply(totals)
+    previous = visit_sums(db.session(), site.id, rng.previous()).apply(previous)
     return Stats(
         range=rng,
         totals=totals,
