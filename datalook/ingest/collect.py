@@ -22,7 +22,7 @@ from ..browser.bots import is_bot
 from ..envelope import ApiError, error_response
 from ..models import Site, utcnow
 from ..ratelimit.rules import seconds_until, spend
-from . import arrivals, schema, storage
+from . import arrivals, links, schema, storage
 from .body import parse_json
 from .pipeline import Context
 
@@ -239,9 +239,13 @@ def _collect(
         return _no_content(**{"DataLook-Ignored": "bot"})
     if site.respect_dnt and (header.get("dnt") == "1" or header.get("sec-gpc") == "1"):
         return _no_content(**{"DataLook-Ignored": "do-not-track"})
+    # Every browser event keeps its anonymous id, identified or not: a link of that id to
+    # a user (made by an identified event of it, or by a server) joins its anonymous events.
+    salt = visitor.daily_salt(connection, now.date())
+    event.anonymous_id = visitor.visitor_id(salt, site.id, client_address or "", user_agent)
     if event.success_user_id is None:
-        salt = visitor.daily_salt(connection, now.date())
-        event.visitor_id = visitor.visitor_id(salt, site.id, client_address or "", user_agent)
+        linked = links.linked_user(connection, site.id, event.anonymous_id)
+        event.visitor_id = f"u:{linked}" if linked is not None else event.anonymous_id
     # The address and User-Agent are read here, never stored.
     arrival = replace(event.arrival, ip=client_address, user_agent=user_agent)
     event.acquisition = arrivals.derive(

@@ -65,6 +65,10 @@ class Event:
     # stored as NULL, "(not recorded)").
     arrival: Arrival = field(default_factory=Arrival)
     acquisition: dict | None = None
+    # A browser event's anonymous id (stored); a server event's visitor of the day, computed
+    # from its context's address and User-Agent, that its user is linked to (never stored).
+    anonymous_id: str | None = None
+    joins: str | None = None
 
     def as_public_dict(self) -> dict:
         """Return the normalised event as the API shows it (validate mode, live view)."""

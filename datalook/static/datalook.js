@@ -6,7 +6,8 @@
   var site = me.getAttribute("data-site");
   var api = me.getAttribute("data-api") || new URL(me.src).origin + "/collect";
   var url = api + "?site=" + encodeURIComponent(site);
-  var n = navigator, h = w.history, userId = null, last = null;
+  // data-user-id: the page's logged-in user (rendered by the site), sent with every event.
+  var n = navigator, h = w.history, userId = me.getAttribute("data-user-id") || null, last = null;
   var off = me.hasAttribute("data-respect-dnt") &&
     (n.doNotTrack === "1" || w.doNotTrack === "1" || n.globalPrivacyControl === true);
 
