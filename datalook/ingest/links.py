@@ -61,9 +61,7 @@ def record(
 ) -> None:
     """Make links ((anonymous id, user id, origin)) in the caller's transaction."""
     for anonymous_id, user_id, origin in links:
-        statement = _STATEMENTS.get(
-            "server" if origin == LINK_FROM_SERVER else "browser", dialect
-        )
+        statement = _STATEMENTS.get("server" if origin == LINK_FROM_SERVER else "browser", dialect)
         statement.execute(
             cursor,
             {

@@ -29,7 +29,6 @@ from .body import read_json
 from .refusals import DUPLICATE, RAW_BODY, RefusalRecorder
 from .usage import UsageCounter
 
-
 # The answer's header when a context's address and User-Agent could join no visit: the
 # event's UTC day is before yesterday, whose cookieless ids can no longer be computed.
 NOT_JOINED = "DataLook-Visit-Not-Joined"
