@@ -31,7 +31,7 @@ def report_deadline() -> float:
     return backlog.deadline_in(current_app.config["REPORT_CATCHUP_BUDGET_MS"] / 1000)
 
 
-def _apply_links(session: Session) -> bool:
+def apply_links(session: Session) -> bool:
     """Apply the links of anonymous ids made since the fold process last did (a few: it
     applies them every second); whether that went well (a failure is logged)."""
     try:
@@ -48,7 +48,7 @@ def catch_up_summaries(deadline: float | None = None) -> Freshness:
     without one, all of them), then start a fresh read; how current the summaries are.
 
     A failing fold is logged and the report is served from the summaries as they are."""
-    failed = not _apply_links(db.session())
+    failed = not apply_links(db.session())
     newest = backlog.newest_id(db.session)
     try:
         summaries.catch_up(db.engine, current_app.instance_path, deadline=deadline)
@@ -66,7 +66,7 @@ def catch_up_sessions(session: Session, deadline: float | None = None) -> Freshn
     """Bring the sessions the journeys read up to the newest safe event (until `deadline`,
     a report's budget); how current they are. A failing catch-up is logged and the
     journeys are read from the sessions as they are."""
-    failed = not _apply_links(session)
+    failed = not apply_links(session)
     newest = backlog.newest_id(session)
     try:
         sessions.catch_up(session, deadline)
