@@ -154,12 +154,21 @@ class Site(Model):
     site_key: Mapped[str | None] = mapped_column(String(32), default=new_site_key)
     allowed_origins: Mapped[str | None] = mapped_column(Text)
     respect_dnt: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # VISITOR_IDS: "cookieless" (the day's hash, no storage in the browser) or, chosen by the
+    # owner, "persistent" (a random first-party id the script keeps; it needs consent).
+    visitor_ids: Mapped[str] = mapped_column(
+        String(12), default="cookieless", server_default="cookieless"
+    )
     # The first browser pageview, written once by /collect: the quest's wait reads only this.
     first_pageview_at: Mapped[datetime | None] = mapped_column(DateTime)
     first_pageview_path: Mapped[str | None] = mapped_column(String(2048))
 
     owner: Mapped[User] = relationship(back_populates="sites")
     api_keys: Mapped[list[ApiKey]] = relationship(back_populates="site", order_by="ApiKey.id")
+
+
+#: A site's modes of browser visitor ids, the default first.
+VISITOR_IDS = ("cookieless", "persistent")
 
 
 class ApiKey(Model):

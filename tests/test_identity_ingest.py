@@ -199,3 +199,26 @@ def test_erasing_a_user_erases_the_linked_anonymous_events_and_links(app, client
     assert done == 4  # A's pageview and login, B's pageview, the server's success
     assert events(app, site_id) == [("u:other", cookieless(app, site_id, B, CHROME_LINUX), "/")]
     assert links(app, site_id) == {}
+
+
+def test_persistent_mode_keeps_the_scripts_id_and_the_default_ignores_it(app, client, site):
+    site_id, key, _, _ = site
+    kept = "5f0c9a526f7e4e559d0e1c2b3a4d5e6f"
+    assert collect(client, key, {**HOME, "persistent_id": kept}, ip=A).status_code == 204
+    assert events(app, site_id)[-1][1] == cookieless(app, site_id, A, CHROME_LINUX)
+    with app.app_context():
+        domain = db.session.get(Site, site_id).domain
+    runner = app.test_cli_runner()
+    done = runner.invoke(args=["sites", "set", domain, "--visitor-id", "persistent"])
+    assert done.exit_code == 0, done.output
+    shown = runner.invoke(args=["sites", "snippet", domain])
+    assert "data-persistent" in shown.stdout
+    body = {**HOME, "persistent_id": kept, "success_user_id": "user_42"}
+    assert collect(client, key, body, ip=B).status_code == 204
+    assert events(app, site_id)[-1][1] == f"p:{kept}"
+    assert links(app, site_id) == {f"p:{kept}": ("user_42", "browser")}
+    bad = collect(client, key, {**HOME, "persistent_id": "XYZ"}, ip=A)
+    assert bad.status_code == 400
+    assert bad.get_json()["error"]["errors"][0]["field"] == "persistent_id"
+    refused = runner.invoke(args=["sites", "set", domain, "--visitor-id", "forever"])
+    assert refused.exit_code != 0

@@ -50,6 +50,7 @@ class BrowserSite:
     allowed_origins: str | None
     respect_dnt: bool
     first_pageview_at: datetime | None
+    visitor_ids: str = "cookieless"
 
 
 def answer(context: Context, request: Request) -> Response:
@@ -184,7 +185,12 @@ def _over_address_limit(context: Context, site_id: int, address: str) -> Respons
 
 # Built once: building the expression cost as much as running it in the profile.
 _SITE_BY_KEY = select(
-    Site.id, Site.domain, Site.allowed_origins, Site.respect_dnt, Site.first_pageview_at
+    Site.id,
+    Site.domain,
+    Site.allowed_origins,
+    Site.respect_dnt,
+    Site.first_pageview_at,
+    Site.visitor_ids,
 ).where(Site.site_key == bindparam("site_key"))
 
 
@@ -241,8 +247,12 @@ def _collect(
         return _no_content(**{"DataLook-Ignored": "do-not-track"})
     # Every browser event keeps its anonymous id, identified or not: a link of that id to
     # a user (made by an identified event of it, or by a server) joins its anonymous events.
-    salt = visitor.daily_salt(connection, now.date())
-    event.anonymous_id = visitor.visitor_id(salt, site.id, client_address or "", user_agent)
+    if site.visitor_ids == "persistent" and event.persistent_id is not None:
+        # The owner chose persistent ids (with the visitor's consent): the script's own.
+        event.anonymous_id = f"p:{event.persistent_id}"
+    else:
+        salt = visitor.daily_salt(connection, now.date())
+        event.anonymous_id = visitor.visitor_id(salt, site.id, client_address or "", user_agent)
     if event.success_user_id is None:
         linked = links.linked_user(connection, site.id, event.anonymous_id)
         event.visitor_id = f"u:{linked}" if linked is not None else event.anonymous_id

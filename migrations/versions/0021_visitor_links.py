@@ -21,6 +21,12 @@ def upgrade():
     # In place on SQLite (ADD COLUMN), as 0018: no copy of the events table.
     with op.batch_alter_table("events", recreate="never") as batch_op:
         batch_op.add_column(sa.Column("anonymous_id", sa.String(length=64), nullable=True))
+    with op.batch_alter_table("sites", recreate="never") as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "visitor_ids", sa.String(length=12), server_default="cookieless", nullable=False
+            )
+        )
     op.create_index(
         "ix_events_site_anonymous",
         "events",
@@ -57,4 +63,6 @@ def downgrade():
     op.drop_index("ix_events_site_anonymous", table_name="events")
     with op.batch_alter_table("events", recreate="never") as batch_op:
         batch_op.drop_column("anonymous_id")
+    with op.batch_alter_table("sites", recreate="never") as batch_op:
+        batch_op.drop_column("visitor_ids")
 
