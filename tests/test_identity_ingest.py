@@ -18,6 +18,7 @@ from datalook.browser import visitor
 from datalook.extensions import db
 from datalook.keys import apikeys
 from datalook.models import KEY_KIND_TEST, Event, Site, VisitorLink, utcnow
+from tests.conftest import add_site, csrf_from, sign_up
 from tests.factories import make_site, make_user
 from tests.test_acquisition_ingest import CHROME_LINUX, DOMAIN, IPHONE, collect, send
 
@@ -222,3 +223,32 @@ def test_persistent_mode_keeps_the_scripts_id_and_the_default_ignores_it(app, cl
     assert bad.get_json()["error"]["errors"][0]["field"] == "persistent_id"
     refused = runner.invoke(args=["sites", "set", domain, "--visitor-id", "forever"])
     assert refused.exit_code != 0
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept", "shown"),
+    [
+        ({"mode": "persistent"}, "persistent", "needs the visitor&#39;s consent"),
+        ({"mode": "forever"}, "cookieless", "Choose cookieless or persistent"),
+        ({}, "cookieless", "Choose cookieless or persistent"),
+    ],
+)
+def test_the_settings_page_chooses_the_visitor_ids(app, client, sent, kept, shown):
+    sign_up(client)
+    site_id = add_site(client, "shop.example")
+    page = client.get(f"/sites/{site_id}/quests/browser-sdk/").get_data(as_text=True)
+    assert "Cookieless (the default)" in page
+    answer = client.post(
+        f"/sites/{site_id}/quests/browser-sdk/visitor-ids",
+        data={**sent, "csrf_token": csrf_from(page)},
+        follow_redirects=True,
+    )
+    text = answer.get_data(as_text=True)
+    assert shown in text or shown.replace("&#39;", "'") in text
+    with app.app_context():
+        assert db.session.get(Site, site_id).visitor_ids == kept
+    assert ("data-persistent" in text) == (kept == "persistent")
+    # Without the form's CSRF token nothing changes.
+    client.post(f"/sites/{site_id}/quests/browser-sdk/visitor-ids", data={"mode": "cookieless"})
+    with app.app_context():
+        assert db.session.get(Site, site_id).visitor_ids == kept
