@@ -26,7 +26,7 @@ from tests.test_postgres import pg_app  # noqa: F401 - the fixture
 START = datetime(2026, 5, 1)
 DAYS = 20
 SOURCES = [("Newsletter", "Email", "may"), ("Google", "Organic Search", ""), ("", "Direct", "")]
-SOURCES += [("Facebook", "Paid Social", "spring")]
+SOURCES += [("Facebook", "Paid Social", "spring"), ("Direct / None", "Direct", "")]
 RULES = ["paid", "trial"]
 VALUES = [49_000_000, 10_010_000, 30_000, 1_000_000, None]
 
@@ -120,7 +120,7 @@ def oracle(rows, made, rule, model, dimension, lookback, first, last) -> dict:
         if model == "first":
             shares = [(visits[0], Fraction(1), value)]
         elif model == "last":
-            others = [v for v in visits if v["source"]]
+            others = [v for v in visits if v["source"] not in ("", "Direct / None")]
             shares = [((others or visits)[-1], Fraction(1), value)]
         else:
             n = len(visits)

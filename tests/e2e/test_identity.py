@@ -190,4 +190,4 @@ def test_persistent_ids_join_a_monday_visit_to_a_wednesday_payment(
     if mode == "persistent":
         assert got == {"Newsletter": "49.00"}
     else:  # Monday's cookieless visit stays another visitor: only the login visit counts
-        assert got == {"(none)": "49.00"}
+        assert got == {"Direct / None": "49.00"}

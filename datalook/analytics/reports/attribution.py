@@ -11,7 +11,7 @@ the joined person: a browser's anonymous visits count as the user once a link jo
   for the newsletter). A visit counts for a success when its first page view lies within
   [success - lookback, success]; the page views read begin a day before that window (a
   visit longer than a day of unbroken page views is cut there).
-- A direct visit is one with no source (none, or not recorded).
+- A direct visit is one with no source (`Direct / None`, none, or not recorded).
 - first: the earliest visit counted gets the whole success. last: the latest non-direct
   visit (the latest visit when all are direct). linear: every visit an equal share; the
   revenue is split in the currency's minor unit (cents; millionths for a finer value), the
@@ -32,6 +32,7 @@ from fractions import Fraction
 
 from sqlalchemy import select
 
+from ...acquisition import sources
 from ...acquisition.dimensions import NONE, NOT_RECORDED, Filter
 from ...extensions import db
 from ...models import ACQUISITION_LENGTHS, Event
@@ -48,6 +49,8 @@ MAX_LOOKBACK = timedelta(days=90)
 _MARGIN = timedelta(days=1)
 _VISITORS_PER_QUERY = 500
 _SOURCE = tuple(ACQUISITION_LENGTHS).index("source")
+# A visit's source values that say it came from nowhere in particular.
+_DIRECT = (None, NOT_RECORDED, sources.DIRECT)
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ def touches(
             if last is not None and at - last <= GAP:
                 continue  # within a visit
             if at >= start:
-                direct = stored_value(values[_SOURCE]) in (None, NOT_RECORDED)
+                direct = stored_value(values[_SOURCE]) in _DIRECT
                 found[person].append(Touch(at, _value(values, index), direct))
     return found
 
