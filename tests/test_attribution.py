@@ -239,3 +239,30 @@ def test_bad_parameters_are_refused_naming_them(client, query, field, code):
     assert answer.status_code == 400
     (error,) = answer.get_json()["error"]["errors"]
     assert (error["field"], error["code"]) == (field, code)
+
+
+def test_the_dashboard_shows_revenue_by_source_for_its_range(engine_app):
+    app, client, site_id = engine_app
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        pytest.skip("a page of the dashboard, the same on either database")
+    with app.app_context():
+        db.session.execute(
+            insert(Event),
+            [
+                {
+                    **_row(site_id, datetime(2026, 5, 2), "success", "u:1", None, "", "Direct", ""),
+                    "name": "paid",
+                    "success_value_micros": 1_000_000,
+                }
+            ],
+        )
+        db.session.commit()
+    page = client.get(f"/sites/{site_id}/?from=2026-05-01&to=2026-05-03").get_data(as_text=True)
+    assert "Revenue by source" in page
+    url = (
+        f"/sites/{site_id}/attribution.json?dimension=source&amp;from=2026-05-01&amp;to=2026-05-03"
+    )
+    assert f'data-attribution-url="{url}"' in page
+    script = client.get("/static/attribution.js")
+    assert script.status_code == 200
+    script.close()

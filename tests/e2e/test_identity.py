@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
+from playwright.sync_api import expect
 
 from tests.e2e.flows import add_site, log_in, sign_up
 from tests.e2e.test_browser_sdk import (
@@ -129,6 +130,15 @@ def test_a_login_joins_the_anonymous_visit_to_the_backends_payment(
         context.close()
     pay(live_server, token)
     assert_one_converted_visitor(page, site_id)
+    # The dashboard's success rules show the revenue by source, the model a toggle.
+    page.goto(f"/sites/{site_id}/?period=today")
+    rows = page.locator("#revenue-by-source tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Newsletter")
+    expect(rows.first).to_contain_text("49.00 USD")
+    page.get_by_role("button", name="Linear").click()
+    expect(page.get_by_role("button", name="Linear")).to_have_attribute("aria-pressed", "true")
+    expect(rows.first).to_contain_text("Newsletter")
 
 
 def test_a_backend_with_the_visitors_address_joins_the_visit_without_login(
