@@ -77,7 +77,9 @@ def apply_pending(
         .order_by(VisitorLink.created_at)
         .limit(limit)
     ).all()
-    session.rollback()
+    if not pending:  # the common case: the caller's transaction and objects stay as they are
+        return 0
+    session.rollback()  # writers take the lock before they begin (see erasure)
     moved = 0
     bind = session.get_bind()
     for site_id, anonymous_id, made_at in pending:
