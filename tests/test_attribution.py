@@ -199,6 +199,12 @@ def test_attribution_credits_the_joined_visits_as_the_rules_say(engine_app, monk
             assert got == want["rows"], (model, dimension, lookback)
             assert body["unattributed"] == want["unattributed"], (model, dimension)
             assert (body["rule"], body["model"], body["dimension"]) == (rule, model, dimension)
+            if rule is not None:  # a filter reads every event's visit: the same successes
+                query.pop("rule")
+                query["filter"] = f"rule=={rule}"
+                again = client.get(f"/sites/{site_id}/attribution.json?{urlencode(query)}")
+                assert again.get_json()["rows"] == body["rows"], (model, "filter")
+                assert again.get_json()["filters"] == [f"rule=={rule}"]
             assert "freshness" in body
 
 

@@ -38,7 +38,8 @@ from ...extensions import db
 from ...models import ACQUISITION_LENGTHS, Event
 from ..ranges import DateRange
 from ..sessions import GAP
-from .raw_events import RawEvent, range_events, stored_value
+from ..visitor_ids import is_visitor
+from .raw_events import range_events, stored_value
 
 MODELS = ("first", "last", "linear")
 #: The dimensions a visit is credited by: where it came from.
@@ -139,6 +140,42 @@ def credited(model: str, visits: list[Touch]) -> list[tuple[Touch, Fraction]]:
     return [(visit, Fraction(1, len(visits))) for visit in visits]
 
 
+@dataclass(frozen=True)
+class Success:
+    """A success event as attribution reads it."""
+
+    visitor: str
+    at: datetime
+    micros: int | None
+
+    @property
+    def has_visitor(self) -> bool:
+        """Whether it names a visitor (not a per-event `a:` id)."""
+        return is_visitor(self.visitor)
+
+
+def _successes(
+    site_id: int, rng: DateRange, rule: str | None, filters: Sequence[Filter]
+) -> list[Success]:
+    """The counted success events of the range (of `rule`) that pass the filters: without
+    filters only they are read; a filter needs every event's visit (raw_events)."""
+    if filters:
+        return [
+            Success(event.visitor, event.at, event.micros)
+            for event in range_events(site_id, rng.start_utc, rng.end_utc, filters)
+            if event.kind == "success" and (rule is None or event.name == rule)
+        ]
+    query = (
+        select(Event.visitor_id, Event.occurred_at, Event.success_value_micros)
+        .where(Event.site_id == site_id, Event.counted(), Event.event_name == "success")
+        .where(Event.occurred_at >= rng.start_utc, Event.occurred_at < rng.end_utc)
+        .order_by(Event.occurred_at, Event.id)
+    )
+    if rule is not None:
+        query = query.where(Event.name == rule)
+    return [Success(*row) for row in db.session.execute(query)]
+
+
 def attribution(
     site_id: int,
     rng: DateRange,
@@ -152,11 +189,7 @@ def attribution(
     """The report over the range: successes (of `rule`, else every one) that pass the
     filters, credited by `model` to their people's visits of the lookback; `unit` is the
     currency's minor unit in millionths (linear splits keep it)."""
-    successes: list[RawEvent] = [
-        event
-        for event in range_events(site_id, rng.start_utc, rng.end_utc, filters)
-        if event.kind == "success" and (rule is None or event.name == rule)
-    ]
+    successes = _successes(site_id, rng, rule, filters)
     people = sorted({event.visitor for event in successes if event.has_visitor})
     visits = (
         touches(site_id, people, rng.start_utc - lookback, rng.end_utc, dimension) if people else {}
