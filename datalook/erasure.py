@@ -13,16 +13,25 @@ import hashlib
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import ColumnElement, Delete, delete, func, select
+from sqlalchemy import ColumnElement, Delete, delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from .analytics import cursors
+from .analytics import cursors, identity
 from .analytics import forget as derived
 from .analytics.deletions import DeletedEvents, OnEventsDeleted
 from .analytics.rollups import forget as rollups
 from .extensions import db
 from .ingest.refusals import recorder_for
-from .models import RULE_FROM_TEST, AuditEntry, Event, RefusedRequest, Site, SuccessRule, utcnow
+from .models import (
+    RULE_FROM_TEST,
+    AuditEntry,
+    Event,
+    RefusedRequest,
+    Site,
+    SuccessRule,
+    VisitorLink,
+    utcnow,
+)
 from .sql.connections import write_lock
 
 MAX_USER_ID = 256
@@ -61,7 +70,7 @@ def _delete(
     subject: str,
     visitor_id: str | None = None,
     only_test: bool = False,
-    also: Delete | None = None,
+    also: tuple[Delete, ...] = (),
 ) -> int:
     """Delete the site's events matching `condition` with the audit entry and the hooks
     (and the statement `also`), in one transaction, queued with the other writers."""
@@ -82,12 +91,12 @@ def _delete_locked(
     subject: str,
     visitor_id: str | None,
     only_test: bool,
-    also: Delete | None,
+    also: tuple[Delete, ...],
 ) -> int:
     """The body of _delete, holding the writers' lock."""
     try:
-        if also is not None:
-            session.execute(also)
+        for statement in also:
+            session.execute(statement)
         where = (Event.site_id == site.id) & condition
         count, first, last = session.execute(
             select(func.count(), func.min(Event.occurred_at), func.max(Event.occurred_at)).where(
@@ -133,14 +142,35 @@ def erase_visitor(site: Site, user_id: str, actor: str) -> int:
         RefusedRequest.site_id == site.id,
         RefusedRequest.excerpt.like(f"%{escaped}%", escape="\\"),
     )
+    # The anonymous events of the browsers linked to the user go too (those not moved to
+    # the user yet as well), and so do the links: nothing is left that joins them.
+    linked = list(
+        db.session.scalars(
+            select(VisitorLink.anonymous_id).where(
+                VisitorLink.site_id == site.id, VisitorLink.user_id == user_id
+            )
+        )
+    )
+    condition = Event.visitor_id == visitor_id
+    one_visitor: str | None = visitor_id
+    if linked:
+        anonymous = or_(
+            *(identity.moved_by(site.id, anonymous_id, user_id) for anonymous_id in linked)
+        )
+        condition = or_(condition, anonymous)
+        if db.session.scalar(select(func.count()).where(Event.site_id == site.id, anonymous)):
+            one_visitor = None  # events of other visitor ids: their derived rows by time
+    links = delete(VisitorLink).where(
+        VisitorLink.site_id == site.id, VisitorLink.user_id == user_id
+    )
     return _delete(
         site,
-        Event.visitor_id == visitor_id,
+        condition,
         actor,
         "erase_visitor",
         subject_digest(site.id, user_id),
-        visitor_id=visitor_id,
-        also=quoting,
+        visitor_id=one_visitor,
+        also=(quoting, links),
     )
 
 
@@ -168,7 +198,7 @@ def clear_test_events(site: Site, actor: str) -> int:
         "clear_test",
         "test events",
         only_test=True,
-        also=test_only,
+        also=(test_only,),
     )
 
 

@@ -156,12 +156,21 @@ class Site(Model):
     site_key: Mapped[str | None] = mapped_column(String(32), default=new_site_key)
     allowed_origins: Mapped[str | None] = mapped_column(Text)
     respect_dnt: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # VISITOR_IDS: "cookieless" (the day's hash, no storage in the browser) or, chosen by the
+    # owner, "persistent" (a random first-party id the script keeps; it needs consent).
+    visitor_ids: Mapped[str] = mapped_column(
+        String(12), default="cookieless", server_default="cookieless"
+    )
     # The first browser pageview, written once by /collect: the quest's wait reads only this.
     first_pageview_at: Mapped[datetime | None] = mapped_column(DateTime)
     first_pageview_path: Mapped[str | None] = mapped_column(String(2048))
 
     owner: Mapped[User] = relationship(back_populates="sites")
     api_keys: Mapped[list[ApiKey]] = relationship(back_populates="site", order_by="ApiKey.id")
+
+
+#: A site's modes of browser visitor ids, the default first.
+VISITOR_IDS = ("cookieless", "persistent")
 
 
 class ApiKey(Model):
@@ -302,6 +311,14 @@ class Event(Model):
         ),
         Index("ix_events_site_occurred", "site_id", "occurred_at"),
         Index("ix_events_key", "api_key_id", "id"),
+        # A link finds the events of its anonymous id (partial: server events have none).
+        Index(
+            "ix_events_site_anonymous",
+            "site_id",
+            "anonymous_id",
+            sqlite_where=text("anonymous_id IS NOT NULL"),
+            postgresql_where=text("anonymous_id IS NOT NULL"),
+        ),
         # The live view reads a site's newest events by id.
         Index("ix_events_site_id", "site_id", "id"),
         # Partial: live events (nearly all) write no entry; "Clear test events" finds its own.
@@ -354,6 +371,10 @@ class Event(Model):
     country: Mapped[str | None] = mapped_column(String(ACQUISITION_LENGTHS["country"]))
     region: Mapped[str | None] = mapped_column(String(ACQUISITION_LENGTHS["region"]))
     city: Mapped[str | None] = mapped_column(String(ACQUISITION_LENGTHS["city"]))
+    # A browser event's anonymous id (the day's cookieless `c:` id, or a persistent `p:`
+    # one), stored also when the event was identified: a link (VisitorLink) of this id to
+    # a user makes its anonymous events count as that user. NULL on server events.
+    anonymous_id: Mapped[str | None] = mapped_column(String(64))
 
     @classmethod
     def counted(cls) -> ColumnElement[bool]:
@@ -398,6 +419,42 @@ class VisitorSalt(Model):
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     salt: Mapped[str] = mapped_column(String(64))
+
+
+# Who made a link of an anonymous id to a user: a browser (an identified event from it, or
+# identify()), or a backend's live key (a server event whose context named the visitor's
+# address and User-Agent). A server's link overrides a browser's; a browser's never does.
+LINK_FROM_BROWSER = "browser"
+LINK_FROM_SERVER = "server"
+
+
+class VisitorLink(Model):
+    """An anonymous browser id joined to a user: the id's anonymous events count as
+    `u:<user_id>` in every report (analytics/identity.py applies it to the events)."""
+
+    __tablename__ = "visitor_links"
+    __table_args__ = (
+        Index("ix_visitor_links_user", "site_id", "user_id"),
+        # Links not yet applied to the events: the fold process finds them by this.
+        Index(
+            "ix_visitor_links_pending",
+            "created_at",
+            sqlite_where=text("pending"),
+            postgresql_where=text("pending"),
+        ),
+    )
+
+    site_id: Mapped[int] = mapped_column(
+        ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True
+    )
+    # A `c:` id holds its day's salt, so it names one browser on one day only.
+    anonymous_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(256))
+    origin: Mapped[str] = mapped_column(String(8))  # LINK_FROM_BROWSER or LINK_FROM_SERVER
+    day: Mapped[date] = mapped_column(Date)  # the UTC day the id was seen linked
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    # Made or changed since the events were last rewritten to follow it.
+    pending: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
 
 
 class KeyUsage(Model):

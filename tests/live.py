@@ -44,8 +44,9 @@ class LiveServer:
         self.process: subprocess.Popen | None = None
         self._site_counter = 0
 
-    def start(self, timeout: float = 30.0) -> None:
-        """Start the server and wait until it answers /healthz."""
+    def start(self, timeout: float = 90.0) -> None:
+        """Start the server and wait until it answers /healthz (a first start on a busy
+        machine imports and migrates for a while); one that does not is stopped."""
         self.instance.mkdir(parents=True, exist_ok=True)
         self.log = open(self.instance / "server.log", "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
@@ -65,6 +66,7 @@ class LiveServer:
                     return
             except requests.RequestException:  # not listening yet, or still booting
                 time.sleep(0.1)
+        self.stop()  # never leave a server running behind a failed start
         raise RuntimeError("server did not become healthy in time")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:

@@ -43,6 +43,7 @@ REPORT_PATHS = {
     "journeys": "/sites/{site_id}/journeys.json",
     "next_steps": "/sites/{site_id}/journeys/next.json",
     "live": "/sites/{site_id}/live.json",
+    "attribution": "/sites/{site_id}/attribution.json",
 }
 # stats.json's row schemas and the field table and dataclass each is built from.
 ROWS = {

@@ -47,7 +47,12 @@ CHROME = (
 )
 SITE = "/sites/{site_id}"
 # Headers documented for an answer that are sent only when they apply.
-WHEN_THEY_APPLY = {"DataLook-Duplicate", "DataLook-Stripped-Keys", "DataLook-Ignored"}
+WHEN_THEY_APPLY = {
+    "DataLook-Duplicate",
+    "DataLook-Stripped-Keys",
+    "DataLook-Ignored",
+    "DataLook-Visit-Not-Joined",
+}
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -647,6 +652,7 @@ ENDPOINTS = {
     "journeys": "journeys.json",
     "next_steps": "journeys/next.json",
     "live": "live.json",
+    "attribution": "attribution.json",
 }
 
 

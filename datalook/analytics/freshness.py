@@ -19,7 +19,7 @@ from flask import current_app
 from sqlalchemy.orm import Session
 
 from ..extensions import db
-from . import backlog, sessions
+from . import backlog, identity, sessions
 from .backlog import Freshness
 from .rollups import fold as summaries
 
@@ -31,13 +31,25 @@ def report_deadline() -> float:
     return backlog.deadline_in(current_app.config["REPORT_CATCHUP_BUDGET_MS"] / 1000)
 
 
+def apply_links(session: Session) -> bool:
+    """Apply the links of anonymous ids made since the fold process last did (a few: it
+    applies them every second); whether that went well (a failure is logged)."""
+    try:
+        identity.apply_pending(session)
+    except Exception:  # the page must not fail because a link did
+        session.rollback()
+        log.exception("analytics: applying links before a report failed")
+        return False
+    return True
+
+
 def catch_up_summaries(deadline: float | None = None) -> Freshness:
     """Fold the events stored since the last fold (until `deadline`, a report's budget;
     without one, all of them), then start a fresh read; how current the summaries are.
 
     A failing fold is logged and the report is served from the summaries as they are."""
+    failed = not apply_links(db.session())
     newest = backlog.newest_id(db.session)
-    failed = False
     try:
         summaries.catch_up(db.engine, current_app.instance_path, deadline=deadline)
     except Exception:  # the page must not fail because the fold did
@@ -54,8 +66,8 @@ def catch_up_sessions(session: Session, deadline: float | None = None) -> Freshn
     """Bring the sessions the journeys read up to the newest safe event (until `deadline`,
     a report's budget); how current they are. A failing catch-up is logged and the
     journeys are read from the sessions as they are."""
+    failed = not apply_links(session)
     newest = backlog.newest_id(session)
-    failed = False
     try:
         sessions.catch_up(session, deadline)
     except Exception:  # the page must not fail because the catch-up did

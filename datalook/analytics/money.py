@@ -30,6 +30,11 @@ def to_decimal(micros: int) -> Decimal:
     return Decimal(micros) / VALUE_SCALE
 
 
+def minor_unit(currency: str) -> int:
+    """The currency's smallest unit (a cent) in millionths."""
+    return 10 ** (6 - min(get_currency_precision(currency), 6))
+
+
 def decimal_string(micros: int, currency: str) -> str:
     """The exact amount as a string with at least the currency's minor digits ("9.90")."""
     value = to_decimal(micros)

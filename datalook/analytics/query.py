@@ -8,9 +8,10 @@ not a new parser per route.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -20,11 +21,14 @@ from . import journeys
 from .funnels.definition import FunnelDefinition, parse_definition
 from .parameters import ParameterError
 from .ranges import DateRange, site_range
+from .reports import attribution
 
 _T = TypeVar("_T")
 
 #: The longest property key the breakdown reads (longer ones are cut, never refused).
 MAX_BREAKDOWN_KEY = 128
+#: The longest success rule name (as events send them).
+MAX_NAME = 100
 #: At most this many `filter` parameters in one request.
 MAX_FILTERS = 20
 #: breakdown.json's rows per answer: the default and the most; and the largest offset.
@@ -47,6 +51,10 @@ class ReportQuery:
     dimension: str | None = None
     limit: int = DEFAULT_LIMIT
     offset: int = 0
+    # attribution.json's rule (None: every success), model, dimension and lookback.
+    rule: str | None = None
+    model: str = "last"
+    lookback: timedelta = attribution.DEFAULT_LOOKBACK
 
     @property
     def site_id(self) -> int:
@@ -169,6 +177,43 @@ def _paging(site: Site, args: Mapping[str, str], now_utc: datetime | None) -> di
     }
 
 
+_LOOKBACK = re.compile(r"([1-9][0-9]{0,3})([hd])")
+
+
+def _attribution(site: Site, args: Mapping[str, str], now_utc: datetime | None) -> dict[str, Any]:
+    """attribution.json's `rule` (optional), `model`, `dimension` and `lookback`."""
+    rule = (args.get("rule") or "").strip() or None
+    if rule is not None and (len(rule) > MAX_NAME or not rule.isprintable()):
+        raise ParameterError("rule", "invalid_rule", "rule must be a success rule name")
+    model = (args.get("model") or "last").strip()
+    if model not in attribution.MODELS:
+        raise ParameterError(
+            "model", "invalid_model", f"model must be one of {', '.join(attribution.MODELS)}"
+        )
+    dimension = (args.get("dimension") or "source").strip()
+    if dimension not in attribution.DIMENSIONS:
+        raise ParameterError(
+            "dimension",
+            "invalid_dimension",
+            f"dimension must be one of {', '.join(attribution.DIMENSIONS)}",
+        )
+    text = (args.get("lookback") or "30d").strip()
+    match = _LOOKBACK.fullmatch(text)
+    if match is None:
+        raise ParameterError(
+            "lookback", "invalid_lookback", "lookback must be a number and h or d, e.g. 30d"
+        )
+    count, unit = int(match.group(1)), match.group(2)
+    lookback = timedelta(days=count) if unit == "d" else timedelta(hours=count)
+    if lookback > attribution.MAX_LOOKBACK:
+        raise ParameterError(
+            "lookback",
+            "out_of_range",
+            f"lookback may be at most {attribution.MAX_LOOKBACK.days}d",
+        )
+    return {"rule": rule, "model": model, "dimension": dimension, "lookback": lookback}
+
+
 Parser = Callable[[Site, Mapping[str, str], datetime | None], dict[str, Any]]
 
 #: Each parameter group's parser.
@@ -181,6 +226,7 @@ GROUPS: dict[str, Parser] = {
     "filters": _filters,
     "dimension": _dimension,
     "paging": _paging,
+    "attribution": _attribution,
 }
 
 #: The query parameters each group reads (the OpenAPI document lists them per report).
@@ -193,6 +239,7 @@ GROUP_PARAMETERS: dict[str, tuple[str, ...]] = {
     "filters": ("filter",),
     "dimension": ("dimension",),
     "paging": ("limit", "offset"),
+    "attribution": ("rule", "model", "dimension", "lookback"),
 }
 
 #: The groups each report reads, in the order their errors are checked.
@@ -205,6 +252,7 @@ REPORTS: dict[str, tuple[str, ...]] = {
     "saved_funnel": ("range", "filters"),
     "journeys": ("range", "journey", "filters"),
     "next_steps": ("range", "journey", "path", "filters"),
+    "attribution": ("range", "attribution", "filters"),
 }
 
 

@@ -21,7 +21,7 @@ from flask import Flask
 
 from ..extensions import db
 from ..sql.leader import Leader
-from . import heartbeat
+from . import heartbeat, identity
 from .catch_up import TICK_SECONDS, catch_up_all, derivation_pending
 from .rollups.fold import BATCH, catch_up, host_lock_path, pending
 
@@ -65,6 +65,8 @@ class Folder(Leader):
         try:
             with self.app.app_context():
                 heartbeat.beat(db.engine)
+                # Links first: the events they move are then folded in this same tick.
+                identity.apply_pending(db.session())
                 deadline = time.monotonic() + SUMMARIES_TICK_SECONDS
                 folded = catch_up(db.engine, self.app.instance_path, deadline=deadline)
                 heartbeat.beat(db.engine)

@@ -53,6 +53,15 @@ def daily_salt(connection: Connection, day: date) -> bytes:
     return value
 
 
+def existing_salt(connection: Connection, day: date) -> bytes | None:
+    """The salt of a UTC day if it still exists (never made: a past day's is gone for good)."""
+    found = _known.get((connection.engine.url.database, day))
+    if found is not None:
+        return found
+    salt = connection.scalar(select(_salts.c.salt).where(_salts.c.day == day))
+    return bytes.fromhex(salt) if salt is not None else None
+
+
 def visitor_id(salt: bytes, site_id: int, address: str, user_agent: str) -> str:
     """The day's id of one browser on one site: `c:` and 32 hex digits of a keyed hash."""
     message = f"{site_id}\n{address}\n{user_agent}".encode()

@@ -13,7 +13,7 @@ from ..browser import settings as browser_settings
 from ..browser.origins import InvalidOrigin
 from ..browser.script import snippet
 from ..extensions import db
-from ..models import Site, User
+from ..models import VISITOR_IDS, Site, User
 from .common import CommandGroup, add_or_fail, fail, site_by_domain
 
 sites = CommandGroup("sites", help="Manage sites.")
@@ -56,6 +56,13 @@ def sites_create(domain: str, owner: str) -> None:
     default=None,
     help="Skip browser events of visitors who send Do-Not-Track or Global Privacy Control.",
 )
+@click.option(
+    "--visitor-id",
+    "visitor_ids",
+    type=click.Choice(VISITOR_IDS),
+    help="cookieless (the default: no cookie, a new id every day) or persistent (a random "
+    "first-party id kept by the script across days; in the EU it needs the visitor's consent).",
+)
 def sites_set(
     domain: str,
     timezone: str | None,
@@ -63,13 +70,22 @@ def sites_set(
     add_origins: tuple,
     remove_origins: tuple,
     respect_dnt: bool | None,
+    visitor_ids: str | None,
 ) -> None:
     """Change a site's settings (stored events are never changed by them)."""
     site = site_by_domain(domain)
-    if not (timezone or currency or add_origins or remove_origins or respect_dnt is not None):
+    browser = add_origins or remove_origins or respect_dnt is not None or visitor_ids
+    if not (timezone or currency or browser):
         fail("give at least one setting to change")
     _set_report_options(site, timezone, currency)
     _set_browser_options(site, add_origins, remove_origins, respect_dnt)
+    if visitor_ids is not None:
+        site.visitor_ids = visitor_ids
+        click.echo(
+            f"{site.domain}: {visitor_ids} visitor ids; print the snippet again"
+            " (flask sites snippet) and paste it into your pages",
+            err=True,
+        )
     db.session.commit()
 
 
@@ -117,7 +133,8 @@ def sites_snippet(domain: str) -> None:
     if not base:
         base = f"http://127.0.0.1:{current_app.config['PORT']}"
         click.echo(f"PUBLIC_URL is not set: the snippet points at {base}", err=True)
-    click.echo(snippet(base, site.site_key or "", site.respect_dnt))
+    persistent = site.visitor_ids == "persistent"
+    click.echo(snippet(base, site.site_key or "", site.respect_dnt, persistent))
 
 
 @sites.command("regenerate-site-key")

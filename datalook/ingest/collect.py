@@ -22,7 +22,7 @@ from ..browser.bots import is_bot
 from ..envelope import ApiError, error_response
 from ..models import Site, utcnow
 from ..ratelimit.rules import seconds_until, spend
-from . import arrivals, schema, storage
+from . import arrivals, links, schema, storage
 from .body import parse_json
 from .pipeline import Context
 
@@ -50,6 +50,7 @@ class BrowserSite:
     allowed_origins: str | None
     respect_dnt: bool
     first_pageview_at: datetime | None
+    visitor_ids: str = "cookieless"
 
 
 def answer(context: Context, request: Request) -> Response:
@@ -184,7 +185,12 @@ def _over_address_limit(context: Context, site_id: int, address: str) -> Respons
 
 # Built once: building the expression cost as much as running it in the profile.
 _SITE_BY_KEY = select(
-    Site.id, Site.domain, Site.allowed_origins, Site.respect_dnt, Site.first_pageview_at
+    Site.id,
+    Site.domain,
+    Site.allowed_origins,
+    Site.respect_dnt,
+    Site.first_pageview_at,
+    Site.visitor_ids,
 ).where(Site.site_key == bindparam("site_key"))
 
 
@@ -239,9 +245,17 @@ def _collect(
         return _no_content(**{"DataLook-Ignored": "bot"})
     if site.respect_dnt and (header.get("dnt") == "1" or header.get("sec-gpc") == "1"):
         return _no_content(**{"DataLook-Ignored": "do-not-track"})
-    if event.success_user_id is None:
+    # Every browser event keeps its anonymous id, identified or not: a link of that id to
+    # a user (made by an identified event of it, or by a server) joins its anonymous events.
+    if site.visitor_ids == "persistent" and event.persistent_id is not None:
+        # The owner chose persistent ids (with the visitor's consent): the script's own.
+        event.anonymous_id = f"p:{event.persistent_id}"
+    else:
         salt = visitor.daily_salt(connection, now.date())
-        event.visitor_id = visitor.visitor_id(salt, site.id, client_address or "", user_agent)
+        event.anonymous_id = visitor.visitor_id(salt, site.id, client_address or "", user_agent)
+    if event.success_user_id is None:
+        linked = links.linked_user(connection, site.id, event.anonymous_id)
+        event.visitor_id = f"u:{linked}" if linked is not None else event.anonymous_id
     # The address and User-Agent are read here, never stored.
     arrival = replace(event.arrival, ip=client_address, user_agent=user_agent)
     event.acquisition = arrivals.derive(

@@ -24,10 +24,14 @@ from ..models import utcnow
 from ..ratelimit.limit_text import describe
 from ..ratelimit.rules import ApiLimits, key_limit_exceeded, with_limit_headers
 from ..sql.connections import HeldConnection
-from . import arrivals, schema, storage
+from . import arrivals, links, schema, storage
 from .body import read_json
 from .refusals import DUPLICATE, RAW_BODY, RefusalRecorder
 from .usage import UsageCounter
+
+# The answer's header when a context's address and User-Agent could join no visit: the
+# event's UTC day is before yesterday, whose cookieless ids can no longer be computed.
+NOT_JOINED = "DataLook-Visit-Not-Joined"
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +164,36 @@ def _unavailable() -> Response:
     )
 
 
+def _join_visits(call: Call, events: list[schema.Event]) -> list[int]:
+    """Set the visitor of the day that each identified event's context names (its address
+    and User-Agent, hashed as /collect does), for the link storage makes; the indexes of the
+    events whose day is too old for that (its salt is gone)."""
+    wanted = [
+        (index, event)
+        for index, event in enumerate(events)
+        if event.success_user_id is not None
+        and event.arrival.ip is not None
+        and event.arrival.user_agent
+    ]
+    if not wanted or call.key.is_test:  # a test key's events never count, nor join
+        return []
+    too_old = []
+    with call.engine.connect() as connection:
+        for index, event in wanted:
+            event.joins = links.visit_of(
+                connection,
+                call.key.site_id,
+                event.occurred_at.date(),
+                call.now.date(),
+                event.arrival.ip or "",
+                event.arrival.user_agent or "",
+            )
+            if event.joins is None:
+                too_old.append(index)
+        connection.commit()
+    return too_old
+
+
 def _store(call: Call, events: list[schema.Event]) -> list[str]:
     """Store events durably, each one's outcome (storage.STORED, DUPLICATE, TOO_MANY_RULES);
     the caller turns a database that cannot take them into 503."""
@@ -206,12 +240,15 @@ def one_event(call: Call) -> Answer:
             for key in event.stripped_keys
         ]
         return json_response({"valid": True, "event": event.as_public_dict(), "warnings": warnings})
+    too_old = _join_visits(call, [event])
     (outcome,) = _store(call, [event])
     if outcome == storage.TOO_MANY_RULES:
         raise ApiError(
             400, "invalid_request", "The event is not valid; see errors.", [_rule_cap(call)]
         )
     answer = NoContent()
+    if too_old:
+        answer.headers.append((NOT_JOINED, links.TOO_OLD))
     if outcome == storage.DUPLICATE:
         answer.headers.append(("DataLook-Duplicate", "true"))
         _record_duplicates(call, 204, [event])
@@ -271,6 +308,7 @@ def batch(call: Call) -> Answer:
             errors.extend({"index": index, **problem} for problem in problems)
         else:
             valid.append((index, event))
+    too_old = _join_visits(call, [event for _, event in valid])
     outcomes = _store(call, [event for _, event in valid]) if valid else []
     refused = {
         index
@@ -298,7 +336,7 @@ def batch(call: Call) -> Answer:
     ]
     if repeated:
         _record_duplicates(call, 200, repeated)
-    return json_response(
+    answer = json_response(
         {
             "accepted": outcomes.count(storage.STORED),
             "duplicates": outcomes.count(storage.DUPLICATE),
@@ -310,3 +348,7 @@ def batch(call: Call) -> Answer:
             ],
         }
     )
+    if too_old:
+        events = ",".join(str(valid[index][0]) for index in too_old)
+        answer.headers[NOT_JOINED] = f"{links.TOO_OLD}; events={events}"
+    return answer

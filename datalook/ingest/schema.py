@@ -65,6 +65,11 @@ class Event:
     # stored as NULL, "(not recorded)").
     arrival: Arrival = field(default_factory=Arrival)
     acquisition: dict | None = None
+    # A browser event's anonymous id (stored); a server event's visitor of the day, computed
+    # from its context's address and User-Agent, that its user is linked to (never stored).
+    anonymous_id: str | None = None
+    joins: str | None = None
+    persistent_id: str | None = None  # sent by the script on a site in persistent mode
 
     def as_public_dict(self) -> dict:
         """Return the normalised event as the API shows it (validate mode, live view)."""
@@ -260,6 +265,17 @@ def _event_id(problems: _Problems, value: object) -> str | None:
     return value
 
 
+_PERSISTENT_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def _persistent_id(problems: _Problems, value: object) -> str | None:
+    """persistent_id: 32 lower-case hex digits."""
+    if not isinstance(value, str) or not _PERSISTENT_ID.fullmatch(value):
+        problems.add("persistent_id", "invalid_format", "persistent_id must be 32 hex digits")
+        return None
+    return value
+
+
 def _timestamp(problems: _Problems, value: object, now: datetime) -> datetime | None:
     """timestamp: ISO 8601 with a time zone, within 7 days back and 1 hour ahead."""
     if not isinstance(value, str):
@@ -434,6 +450,17 @@ FIELD_TABLE: tuple[Field, ...] = (
         default=lambda now: now,
     ),
     *(Field(**spec) for spec in arrival_fields.field_specs()),
+    Field(
+        "persistent_id",
+        lambda problems, value, _now: _persistent_id(problems, value),
+        {"type": ["string", "null"], "pattern": "^[0-9a-f]{32}$"},
+        "Browser only, on a site whose owner chose persistent visitor ids: the random id the "
+        "script keeps in a first-party cookie (or localStorage), 32 hex digits. On a site in "
+        "the default cookieless mode it is ignored.",
+        "5f0c9a526f7e4e559d0e1c2b3a4d5e6f",
+        ("invalid_format",),
+        sent_by=BROWSER,
+    ),
 )
 # The fields every event has, in the order the docs and the normalised form list them.
 FIELDS = tuple(f.name for f in FIELD_TABLE if f.sent_by == BOTH)
@@ -520,6 +547,7 @@ def validate(body: object, now: datetime, browser: bool = False) -> tuple[Event 
         event_id=values["event_id"],  # type: ignore[arg-type]
         occurred_at=values["timestamp"],  # type: ignore[arg-type]
         arrival=arrival_fields.arrival_of(values, browser),
+        persistent_id=values.get("persistent_id"),  # type: ignore[arg-type]
     )
     # Separate namespaces: a user id can never collide with an anonymous visitor.
     event.visitor_id = f"u:{user_id}" if user_id is not None else f"a:{uuid.uuid4().hex}"

@@ -20,6 +20,8 @@ from sqlalchemy.engine import Dialect
 from ..keys.authentication import AuthenticatedKey
 from ..models import (
     ACQUISITION_LENGTHS,
+    LINK_FROM_BROWSER,
+    LINK_FROM_SERVER,
     RULE_FROM_BROWSER,
     RULE_FROM_SERVER,
     RULE_FROM_TEST,
@@ -29,6 +31,7 @@ from ..models import (
 from ..models import Event as EventRow
 from ..sql.compiled import CompiledStatement, StatementCache
 from ..sql.connections import dialect_insert, insert_ignoring_conflicts, write_lock
+from . import links
 from .schema import Event
 
 _events = cast(Table, EventRow.__table__)
@@ -177,7 +180,23 @@ def _row(key: Source, event: Event, received_at: datetime) -> dict:
         "is_test": key.is_test,
         "from_browser": key.from_browser,
         **(event.acquisition or _NOT_RECORDED),
+        "anonymous_id": event.anonymous_id if key.from_browser else None,
     }
+
+
+def _links(key: Source, events: list[Event], outcome: list[str]) -> list[tuple[str, str, str]]:
+    """The links these stored events make (test keys' events make none: they never count)."""
+    if key.is_test:
+        return []
+    found = []
+    for event, state in zip(events, outcome, strict=True):
+        if state != STORED or event.success_user_id is None:
+            continue
+        if key.from_browser and event.anonymous_id is not None:
+            found.append((event.anonymous_id, event.success_user_id, LINK_FROM_BROWSER))
+        elif not key.from_browser and event.joins is not None:
+            found.append((event.joins, event.success_user_id, LINK_FROM_SERVER))
+    return found
 
 
 def store(
@@ -231,6 +250,9 @@ def store(
                     cursor.execute(idempotent.sql, bound)
                     if cursor.fetchone() is None:
                         outcome[index] = DUPLICATE
+            made = _links(key, events, outcome)
+            if made:
+                links.record(cursor, dialect, key.site_id, made, received_at)
             connection.commit()
         except BaseException:
             connection.rollback()

@@ -310,6 +310,12 @@ def _headers() -> dict:
             "Property keys removed as personal data: comma-separated, each percent-encoded.",
             {"type": "string", "examples": ["user_email, ssnLast4"]},
         ),
+        "DataLook-Visit-Not-Joined": header(
+            "The event's `context.ip` and `context.user_agent` joined no visit: its UTC day is "
+            "before yesterday, whose cookieless ids can no longer be computed (`too-old`; on "
+            "POST /events followed by `; events=` and the indexes of those events).",
+            {"type": "string", "examples": ["too-old", "too-old; events=0,3"]},
+        ),
         "X-RateLimit-Limit": header("Requests allowed per window for this key.", integer),
         "X-RateLimit-Remaining": header("Requests left in the current window.", integer),
         "X-RateLimit-Reset": header(
@@ -437,7 +443,10 @@ def _post_event() -> dict:
             "204": {
                 "description": "Stored (committed durably). No body.",
                 "headers": header_refs(
-                    "DataLook-Duplicate", "DataLook-Stripped-Keys", *RATE_HEADERS
+                    "DataLook-Duplicate",
+                    "DataLook-Stripped-Keys",
+                    "DataLook-Visit-Not-Joined",
+                    *RATE_HEADERS,
                 ),
             },
             **_common_errors(),
@@ -471,7 +480,7 @@ def _post_events() -> dict:
         "responses": {
             "200": {
                 "description": "Processed: the valid events are stored.",
-                "headers": header_refs(*RATE_HEADERS),
+                "headers": header_refs("DataLook-Visit-Not-Joined", *RATE_HEADERS),
                 "content": {"application/json": {"schema": ref("schemas", "BatchResult")}},
             },
             **_common_errors(),

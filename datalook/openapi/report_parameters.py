@@ -13,6 +13,7 @@ from __future__ import annotations
 from ..acquisition import dimensions
 from ..analytics import journeys, query, ranges, sessions
 from ..analytics.funnels import definition as funnels
+from ..analytics.reports import attribution
 from ..analytics.reports.raw_events import SUPPORTED
 from ..analytics.reports.serialise import REPORTS
 from ..ingest.schema import EVENT_NAMES, MAX_NAME, MAX_PATH, MAX_USER_ID
@@ -75,6 +76,17 @@ BREAKDOWN_ERRORS: dict[str, dict[str, str]] = {
     "offset": {
         "invalid_number": "Not a whole number.",
         "out_of_range": f"Not 0 to {query.MAX_OFFSET}.",
+    },
+}
+
+#: attribution.json's own errors (query._attribution), by parameter.
+ATTRIBUTION_ERRORS: dict[str, dict[str, str]] = {
+    "rule": {"invalid_rule": f"Longer than {MAX_NAME} characters, or holds control characters."},
+    "model": {"invalid_model": f"Not one of {', '.join(attribution.MODELS)}."},
+    "dimension": {"invalid_dimension": f"Not one of {', '.join(attribution.DIMENSIONS)}."},
+    "lookback": {
+        "invalid_lookback": "Not a number from 1 and a unit h or d (`36h`, `30d`).",
+        "out_of_range": f"Longer than {attribution.MAX_LOOKBACK.days} days.",
     },
 }
 
@@ -155,6 +167,10 @@ ENDPOINT_ERRORS: dict[str, tuple[str, dict[str, dict[str, str]]]] = {
         _merge(RANGE_ERRORS, JOURNEY_ERRORS, NEXT_ERRORS),
     ),
     "live": ("invalid_request", LIVE_ERRORS),
+    "attribution": (
+        "invalid_request",
+        _merge(RANGE_ERRORS, ATTRIBUTION_ERRORS, FILTER_ERRORS),
+    ),
 }
 
 
@@ -407,6 +423,36 @@ def _live_parameters() -> list:
     ]
 
 
+def _attribution_parameters() -> list:
+    """attribution.json's rule, model, dimension and lookback."""
+    return [
+        _query(
+            "rule",
+            "The success rule (`name`) whose conversions are credited; without it, every "
+            "success event.",
+            {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
+        ),
+        _query(
+            "model",
+            "`first`: the earliest visit of the lookback gets the whole conversion; `last`: "
+            "the latest visit with a source (the latest visit when all are direct); "
+            "`linear`: every visit an equal share (revenue split in exact cents).",
+            {"type": "string", "enum": list(attribution.MODELS), "default": "last"},
+        ),
+        _query(
+            "dimension",
+            "What a visit is credited by: the acquisition of its first page view.",
+            {"type": "string", "enum": list(attribution.DIMENSIONS), "default": "source"},
+        ),
+        _query(
+            "lookback",
+            "How long before a conversion its visits count: a number and h or d, at most "
+            f"{attribution.MAX_LOOKBACK.days}d.",
+            {"type": "string", "pattern": "^[1-9][0-9]{0,3}[hd]$", "default": "30d"},
+        ),
+    ]
+
+
 def _group_parameters(group: str) -> list:
     """The documented query parameters of one of analytics.query's parameter groups."""
     return {
@@ -417,6 +463,7 @@ def _group_parameters(group: str) -> list:
         "filters": [filter_parameter()],
         "dimension": _dimension_parameters(),
         "paging": _paging_parameters(),
+        "attribution": _attribution_parameters(),
     }[group]
 
 

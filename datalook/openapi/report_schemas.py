@@ -167,6 +167,45 @@ def _stats_schemas() -> dict:
     }
 
 
+def _attribution_schemas() -> dict:
+    """The schemas of attribution.json."""
+    money = {"type": "string", "pattern": "^-?[0-9]+(\\.[0-9]+)?$"}
+    return {
+        "AttributionRow": _object(
+            {
+                "value": {"type": "string", "description": "The visits' value (`(none)`)."},
+                "conversions": {
+                    "type": "number",
+                    "minimum": 0,
+                    "description": "Conversions credited: whole, but for `linear` (shares "
+                    "rounded to 4 decimals).",
+                },
+                "converters": {**_COUNT, "description": "People credited any share."},
+                "revenue": {**money, "description": "Revenue credited, exact."},
+            }
+        ),
+        "Attribution": _object(
+            {
+                "site": {"type": "string", "description": "The site's domain."},
+                "timezone": {"type": "string", "description": "The IANA name that cut the days."},
+                "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                "from": {"type": "string", "format": "date"},
+                "to": {"type": "string", "format": "date"},
+                "rule": {"type": ["string", "null"], "description": "null: every success."},
+                "model": {"type": "string", "enum": ["first", "last", "linear"]},
+                "dimension": {"type": "string"},
+                "lookback": {"type": "string", "examples": ["30d", "36h"]},
+                "filters": {"type": "array", "items": {"type": "string"}},
+                "rows": {"type": "array", "items": ref("schemas", "AttributionRow")},
+                "unattributed": _object(
+                    {"conversions": {**_COUNT}, "revenue": {**money}},
+                ),
+                "freshness": _freshness(),
+            }
+        ),
+    }
+
+
 def _breakdown_schemas() -> dict:
     """The schemas of breakdown.json."""
     return {
@@ -510,6 +549,7 @@ def schemas() -> dict:
         "Freshness": _freshness_schema(),
         **_stats_schemas(),
         **_breakdown_schemas(),
+        **_attribution_schemas(),
         **_funnel_schemas(),
         **_journey_schemas(),
         **_live_schemas(),

@@ -47,6 +47,12 @@ BAD_REQUEST_EXAMPLES: dict[str, tuple[dict[str, str], str, str, str]] = {
         "path must be a page path starting with /",
     ),
     "live": ({"refused": "maybe"}, "refused", "invalid_boolean", "refused must be 1 or 0"),
+    "attribution": (
+        {"model": "middle"},
+        "model",
+        "invalid_model",
+        "model must be one of first, last, linear",
+    ),
 }
 
 
@@ -241,6 +247,23 @@ def paths() -> dict:
         },
         f"{base}/live.json": {
             "get": _live_operation(),
+        },
+        f"{base}/attribution.json": {
+            "get": _operation(
+                "getAttribution",
+                "Which visits led to the conversions, and the revenue they brought",
+                "Each success event of `rule` in the range (server-confirmed or a "
+                "browser's, after the filters) is credited to its visitor's visits that "
+                "began within `lookback` before it, by `model`. The visitor is the joined "
+                "person: a browser's anonymous visits count as the user once an identified "
+                "event of that browser, or a server event with the visitor's address and "
+                "User-Agent, linked them. A visit is a run of page views without a "
+                f"{int(sessions.GAP.total_seconds() // 60)}-minute gap; its value is its "
+                "first page view's. A conversion without a visitor or a visit in the "
+                "lookback is `unattributed`. Rows by revenue, most first.",
+                "Attribution",
+                "attribution",
+            )
         },
         f"{base}/reports/{{report}}.csv": {
             "get": _csv_operation(),

@@ -1,4 +1,5 @@
-/* DataLook browser SDK: pageviews, marked clicks, successes. No cookies, no storage. */
+/* DataLook browser SDK: pageviews, marked clicks, successes. No cookies, no storage, unless
+   the site chose persistent visitor ids (data-persistent, which needs consent in the EU). */
 (function (w, d) {
   "use strict";
   var me = d.currentScript;
@@ -6,15 +7,31 @@
   var site = me.getAttribute("data-site");
   var api = me.getAttribute("data-api") || new URL(me.src).origin + "/collect";
   var url = api + "?site=" + encodeURIComponent(site);
-  var n = navigator, h = w.history, userId = null, last = null;
+  // data-user-id: the page's logged-in user (rendered by the site), sent with every event.
+  var n = navigator, h = w.history, userId = me.getAttribute("data-user-id") || null, last = null;
   var off = me.hasAttribute("data-respect-dnt") &&
     (n.doNotTrack === "1" || w.doNotTrack === "1" || n.globalPrivacyControl === true);
 
-  function rid() {
-    var a = new Uint8Array(12), s = "";
+  function rid(n) {
+    var a = new Uint8Array(n || 12), s = "";
     w.crypto.getRandomValues(a);
     for (var i = 0; i < a.length; i++) { s += (a[i] + 256).toString(16).slice(1); }
     return s;
+  }
+
+  // Persistent mode: one random id per browser, in a cookie on the registrable domain (the
+  // widest domain that takes it, so www. and app. share it), else in localStorage.
+  var pid = null, ls;
+  if (me.hasAttribute("data-persistent")) {
+    try { ls = w.localStorage; } catch (x) {}
+    var m = /(?:^|; )dl_id=([0-9a-f]{32})/.exec(d.cookie);
+    pid = m ? m[1] : ls && /^[0-9a-f]{32}$/.test(ls.dl_id) ? ls.dl_id : rid(16);
+    var parts = location.hostname.split(".");
+    for (var i = parts.length - 2; i >= 0; i--) {
+      d.cookie = "dl_id=" + pid + ";path=/;max-age=34560000;samesite=lax;domain=" + parts.slice(i).join(".");
+      if (d.cookie.indexOf("dl_id=" + pid) >= 0) { break; }
+    }
+    if (ls) { ls.dl_id = pid; }
   }
 
   // One event: sendBeacon (survives leaving the page), else fetch with keepalive.
@@ -23,6 +40,7 @@
     e.page_path = location.pathname;
     e.event_id = rid();
     if (userId !== null && e.success_user_id == null) { e.success_user_id = userId; }
+    if (pid) { e.persistent_id = pid; }
     var body = JSON.stringify(e);
     if (n.sendBeacon && n.sendBeacon(url, body)) { return; }
     fetch(url, {

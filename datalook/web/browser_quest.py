@@ -13,7 +13,7 @@ from ..browser import settings
 from ..browser.origins import InvalidOrigin, added_origins, default_origins
 from ..browser.script import snippet
 from ..extensions import db
-from ..models import Site
+from ..models import VISITOR_IDS, Site
 from . import show_once
 from .forms.accounts import EmptyForm
 from .quest_state import browser_events_done
@@ -33,12 +33,23 @@ class DntForm(FlaskForm):
     respect = HiddenField(validators=[AnyOf(["on", "off"])])
 
 
+class VisitorIdsForm(FlaskForm):
+    """Choose the site's browser visitor ids: cookieless or persistent."""
+
+    mode = HiddenField(validators=[AnyOf(list(VISITOR_IDS))])
+
+
 def _render(site: Site, origin_form: OriginForm | None = None, status: int = 200):
     """Render the quest page."""
     page = render_template(
         "quests/browser_sdk.html",
         site=site,
-        snippet=snippet(show_once.base_url(), site.site_key or "", site.respect_dnt),
+        snippet=snippet(
+            show_once.base_url(),
+            site.site_key or "",
+            site.respect_dnt,
+            site.visitor_ids == "persistent",
+        ),
         default_origins=default_origins(site.domain),
         added_origins=added_origins(site.allowed_origins),
         origin_form=origin_form or OriginForm(),
@@ -123,6 +134,24 @@ def do_not_track(site_id: int):
         flash(
             f"Visitors who send Do-Not-Track or Global Privacy Control are now {state}.", "success"
         )
+    return redirect(url_for(".show", site_id=site.id))
+
+
+@bp.route("/visitor-ids", methods=["POST"])
+@login_required
+def visitor_ids(site_id: int):
+    """Choose cookieless (the default) or persistent visitor ids for the site's browsers."""
+    site = owned_site_or_404(site_id)
+    form = VisitorIdsForm()
+    if form.validate_on_submit():
+        site.visitor_ids = form.mode.data
+        db.session.commit()
+        flash(
+            f"Visitor ids are now {site.visitor_ids}: copy the snippet again into your pages.",
+            "success",
+        )
+    else:
+        flash("Choose cookieless or persistent visitor ids.", "error")
     return redirect(url_for(".show", site_id=site.id))
 
 

@@ -14,7 +14,7 @@ from werkzeug.exceptions import BadRequest
 
 from .. import live
 from ..accounts.access import current_principal, site_or_404
-from ..analytics import backlog, freshness, journeys
+from ..analytics import backlog, freshness, journeys, money
 from ..analytics.backlog import Freshness
 from ..analytics.funnels import repository, saved, unsaved
 from ..analytics.funnels.definition import definition_from_json
@@ -22,7 +22,7 @@ from ..analytics.funnels.filtered import filtered_answer
 from ..analytics.funnels.models import Funnel
 from ..analytics.parameters import ParameterError
 from ..analytics.query import ReportQuery, parse
-from ..analytics.reports import filtered, serialise
+from ..analytics.reports import attribution, filtered, serialise
 from ..analytics.reports import service as reports
 from ..analytics.reports.dimension_rows import dimension_rows
 from ..analytics.reports.visit_filter import kept_sessions
@@ -83,6 +83,27 @@ def breakdown_json(site_id: int):
     dimension = query.dimension or ""  # the "dimension" group requires one
     report = dimension_rows(site, query.range, dimension, query.filters, query.limit, query.offset)
     answer = serialise.breakdown_json(site, report)
+    return json_response({**answer, "freshness": backlog.from_events(db.session).as_json()})
+
+
+@bp.route("/attribution.json")
+@read_key_or_session
+def attribution_json(site_id: int):
+    """Conversions and revenue of a success rule credited to the visits that led to them."""
+    site = _site(site_id)
+    query = parse(site, request.args, "attribution")
+    freshness.apply_links(db.session())  # the links made a moment ago join their visits
+    report = attribution.attribution(
+        site.id,
+        query.range,
+        query.rule,
+        query.model,
+        query.dimension or "source",
+        query.lookback,
+        query.filters,
+        money.minor_unit(site.currency),
+    )
+    answer = serialise.attribution_json(site, report)
     return json_response({**answer, "freshness": backlog.from_events(db.session).as_json()})
 
 

@@ -3,7 +3,7 @@ so that stats.json's visit figures (visits, bounce rate, visit duration) read th
 alone; events get region and city (from a GEOIP_DATABASE)
 
 Revision ID: 0022
-Revises: 0020
+Revises: 0021
 Create Date: 2026-12-09 10:00:00
 
 region and city are nullable and added without a default (NULL: not recorded), in place.
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0022"
-down_revision = "0020"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from sqlalchemy.orm import Session
 
-from .. import backlog, kinds
+from .. import backlog, identity, kinds
 from ..backlog import Freshness
 from . import derivation
 from .definition import FunnelDefinition
@@ -58,6 +58,11 @@ def catch_up_for_read(
     says. A failing catch-up is logged: the derivation is read as it is, the index not at
     all (the events are).
     """
+    try:  # the links made since the fold process last applied them (a few)
+        identity.apply_pending(session)
+    except Exception:  # the report must not fail because a link did
+        session.rollback()
+        log.exception("analytics: applying links before a funnel report failed")
     newest = backlog.newest_id(session)
     if funnel is not None and tz_name is not None and definition.mode != "strict":
         funnel_id, text = funnel.id, funnel.definition  # as the caller read them

@@ -9,11 +9,13 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
+from fractions import Fraction
 
 from ...models import Site
 from ..backlog import Freshness
 from ..money import decimal_string
 from . import model  # its JSON field tables, read when called (as the API description does)
+from .attribution import Attribution
 from .model import (
     RATIO_DECIMALS,
     BreakdownRow,
@@ -80,6 +82,42 @@ def breakdown_json(site: Site, report: DimensionBreakdown) -> dict:
         "total_rows": report.total_rows,
         "limit": report.limit,
         "offset": report.offset,
+    }
+
+
+def _share(value: Fraction) -> int | float:
+    """A number of conversions: whole, or a linear share rounded to 4 decimals."""
+    return int(value) if value.denominator == 1 else round(float(value), 4)
+
+
+def attribution_json(site: Site, report: Attribution) -> dict:
+    """The documented JSON body of GET /sites/<id>/attribution.json."""
+    currency = site.currency
+    hours = int(report.lookback.total_seconds() // 3600)
+    return {
+        "site": site.domain,
+        "timezone": report.range.tz.key,
+        "currency": currency,
+        "from": report.range.first.isoformat(),
+        "to": report.range.last.isoformat(),
+        "rule": report.rule,
+        "model": report.model,
+        "dimension": report.dimension,
+        "lookback": f"{hours // 24}d" if hours % 24 == 0 else f"{hours}h",
+        "filters": list(report.filters),
+        "rows": [
+            {
+                "value": value,
+                "conversions": _share(credit.conversions),
+                "converters": len(credit.converters),
+                "revenue": decimal_string(credit.revenue_micros, currency),
+            }
+            for value, credit in report.rows
+        ],
+        "unattributed": {
+            "conversions": report.unattributed_conversions,
+            "revenue": decimal_string(report.unattributed_micros, currency),
+        },
     }
 
 
