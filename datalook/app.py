@@ -139,13 +139,16 @@ class _HttpsAwareSessionInterface(SecureCookieSessionInterface):
 def _register_blueprints(app: Flask) -> None:
     """Mount every area of the app."""
     from .web import (
+        audit_log,
         auth,
         browser_quest,
         dashboard,
         docs,
         funnels,
         health,
+        invitation,
         keys,
+        members,
         quests,
         reports_api,
         sites,
@@ -166,6 +169,9 @@ def _register_blueprints(app: Flask) -> None:
         health,
         funnels,
         reports_api,
+        members,
+        invitation,
+        audit_log,
     )
     for module in areas:
         app.register_blueprint(module.bp)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -32,14 +33,20 @@ def site_funnel(session: Session, site_id: int, funnel_id: int) -> Funnel | None
 
 
 def save(
-    session: Session, site_id: int, name: str, definition: FunnelDefinition, funnel=None
+    session: Session,
+    site_id: int,
+    name: str,
+    definition: FunnelDefinition,
+    funnel=None,
+    also: Callable[[Session], object] | None = None,
 ) -> Funnel:
     """Create a saved funnel with its first derivation, or change one.
 
     New steps, a new window or mode retire the funnel's derivation and start another, so
     the funnel reports its new definition at once and never from the old rows. One small
     write: the old rows are purged afterwards (derivation.purge_retired).
-    FunnelGone when the funnel was deleted meanwhile.
+    FunnelGone when the funnel was deleted meanwhile. `also(session)` runs in the same
+    transaction, just before the commit (the audit entry).
     """
     text = json.dumps(definition.as_json(), separators=(",", ":"))
     funnel_id = None if funnel is None else funnel.id
@@ -61,13 +68,18 @@ def save(
                 derivation.retire(session, funnel_id)
                 derivation.start(session, funnel_id, saved.site_id, days_tz)
             saved.name, saved.definition, saved.updated_at = name, text, utcnow()
+        if also is not None:
+            also(session)
         session.commit()
     return saved
 
 
-def delete_funnel(session: Session, funnel: Funnel) -> None:
+def delete_funnel(
+    session: Session, funnel: Funnel, also: Callable[[Session], object] | None = None
+) -> None:
     """Delete a saved funnel: one small write that retires its derivation (whose rows
-    derivation.purge_retired deletes afterwards, in short batches)."""
+    derivation.purge_retired deletes afterwards, in short batches); `also(session)` runs
+    in the same transaction when the funnel was still there."""
     funnel_id = funnel.id
     session.rollback()  # begin the write inside the writers' lock
     with derivation.writers_lock(session):
@@ -75,4 +87,6 @@ def delete_funnel(session: Session, funnel: Funnel) -> None:
         if locked is not None:
             derivation.retire(session, funnel_id)
             session.delete(locked)
+            if also is not None:
+                also(session)
         session.commit()
