@@ -230,7 +230,7 @@ def outcome(response, path: str) -> str:
         return "login"
     if response.status_code == 401 and path.endswith(".json"):
         return "login"
-    if response.status_code in (401, 403, 404):
+    if response.status_code in (401, 403, 404) or response.status_code >= 500:
         return str(response.status_code)
     return "allowed"
 

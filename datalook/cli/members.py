@@ -24,11 +24,11 @@ def _user(email: str) -> User:
 @members.command("add")
 @click.argument("domain")
 @click.argument("email")
-@click.option(
-    "--role", type=click.Choice(ROLES), default=ROLE_VIEWER, show_default=True, help="Their role."
-)
+@click.option("--role", default=ROLE_VIEWER, show_default=True, help="owner, admin or viewer.")
 def members_add(domain: str, email: str, role: str) -> None:
     """Make an existing account a member of a site."""
+    if role not in ROLES:
+        fail(f"--role must be one of {', '.join(ROLES)}, got {role[:20]!r}")
     site = site_by_domain(domain)
     user = _user(email)
     try:

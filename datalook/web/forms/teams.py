@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from ...accounts.emails import InvalidEmail, normalise_email
 from ...models import ROLE_VIEWER, ROLES
 
-_ROLE_CHOICES = [(role, role.capitalize()) for role in reversed(ROLES)]
+_ROLE_CHOICES = [SelectChoice(role, role.capitalize()) for role in reversed(ROLES)]
 
 
 class InviteForm(FlaskForm):
