@@ -226,7 +226,9 @@ def outcome(response, path: str) -> str:
     """allowed, 404, 403 or login, as the response says (the log-in page with `next`: a
     page that needs a user; log-out's own redirect to the log-in page is not that)."""
     location = response.headers.get("Location", "")
-    if response.status_code in (301, 302, 303) and re.match(r"(https?://[^/]+)?/login\?next=", location):
+    if response.status_code in (301, 302, 303) and re.match(
+        r"(https?://[^/]+)?/login\?next=", location
+    ):
         return "login"
     if response.status_code == 401 and path.endswith(".json"):
         return "login"

@@ -23,7 +23,7 @@ from datalook.models import (
     User,
     utcnow,
 )
-from tests.conftest import add_site, csrf_from, post_form, sign_up
+from tests.conftest import csrf_from, post_form, sign_up
 from tests.factories import bearer, make_key
 
 LINK = re.compile(r'id="new-link">([^<]+)<')
