@@ -20,7 +20,7 @@ bp = Blueprint("audit", __name__, url_prefix="/sites/<int:site_id>")
 PAGE = 100
 
 
-class FilterError(ValueError):
+class AuditFilterError(ValueError):
     """A filter parameter is wrong: `field` names it."""
 
     def __init__(self, field: str, message: str) -> None:
@@ -37,22 +37,22 @@ def _day(name: str) -> date | None:
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        raise FilterError(name, f"{name} must be a date YYYY-MM-DD, got {raw[:20]!r}") from None
+        raise AuditFilterError(name, f"{name} must be a date YYYY-MM-DD, got {raw[:20]!r}") from None
 
 
 def _filters() -> audit.AuditFilter:
-    """The filters of the request's query string (FilterError naming a wrong one)."""
+    """The filters of the request's query string (AuditFilterError naming a wrong one)."""
     action = request.args.get("action", "").strip() or None
     if action is not None and action not in audit.LABELS:
-        raise FilterError(
+        raise AuditFilterError(
             "action", f"action must be one of the listed actions, got {action[:40]!r}"
         )
     actor = request.args.get("actor", "").strip() or None
     if actor is not None and len(actor) > 300:
-        raise FilterError("actor", "actor has at most 300 characters")
+        raise AuditFilterError("actor", "actor has at most 300 characters")
     since, until = _day("from"), _day("to")
     if since and until and since > until:
-        raise FilterError("to", "to must not be before from")
+        raise AuditFilterError("to", "to must not be before from")
     return audit.AuditFilter(action, actor, since, until)
 
 
@@ -62,7 +62,7 @@ def _before() -> int | None:
     if not raw:
         return None
     if not raw.isdigit() or len(raw) > 18:
-        raise FilterError("before", "before must be an entry id")
+        raise AuditFilterError("before", "before must be an entry id")
     return int(raw)
 
 
@@ -73,7 +73,7 @@ def index(site_id: int):
     site = site_for(site_id, "owner")
     try:
         chosen, before = _filters(), _before()
-    except FilterError as exc:
+    except AuditFilterError as exc:
         page = render_template(
             "audit/index.html", site=site, entries=[], labels=audit.LABELS, error=exc, args={}
         )
@@ -100,7 +100,7 @@ def download(site_id: int):
     site = site_for(site_id, "owner")
     try:
         chosen = _filters()
-    except FilterError as exc:
+    except AuditFilterError as exc:
         raise BadRequest(f"{exc.field}: {exc}") from None
     out = io.StringIO()
     writer = csv.writer(out)
