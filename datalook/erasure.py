@@ -179,8 +179,11 @@ def delete_site(site: Site, actor: audit.Actor) -> int:
     session.rollback()  # start the transaction inside the writers' lock
     with write_lock(db.engine.dialect, db.engine.url.database):
         try:
-            count = session.scalar(
-                select(func.count()).select_from(Event).where(Event.site_id == site.id)
+            count = int(
+                session.scalar(
+                    select(func.count()).select_from(Event).where(Event.site_id == site.id)
+                )
+                or 0
             )
             # Derivations under way may hold the site's events: they start over.
             derived.stop_derivations(session, DeletedEvents(site.id, count, None, None))
@@ -192,7 +195,7 @@ def delete_site(site: Site, actor: audit.Actor) -> int:
             session.rollback()
             raise
     session.expunge_all()
-    return int(count or 0)
+    return count
 
 
 def recent_audit(site: Site, limit: int = 20) -> list[AuditEntry]:

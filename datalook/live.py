@@ -127,7 +127,12 @@ def _event_item(event: Event, key_id: str | None, name: str | None, kind: str | 
 
 
 def _refusal_item(
-    row: RefusedRequest, key_id: str | None, name: str | None, kind: str | None, bodies: bool
+    row: RefusedRequest,
+    key_id: str | None,
+    name: str | None,
+    kind: str | None,
+    *,
+    bodies: bool = True,
 ) -> dict:
     """One refused request (or a duplicate, accepted but not stored again)."""
     duplicate = row.code == DUPLICATE
@@ -214,7 +219,7 @@ def feed(site: Site, after: Cursor | None, filters: Filters, bodies: bool = True
     events = [] if filters.refused_only else _events(site, after, filters, key_pk)
     refusals = [] if filters.events_only else _refusals(site, after, key_pk, utcnow())
     items = [_event_item(*row) for row in events]
-    items += [_refusal_item(*row, bodies) for row in refusals]
+    items += [_refusal_item(*row, bodies=bodies) for row in refusals]
     # Newest first; at the same instant, a request's refusal after its events, then by id.
     items.sort(key=lambda item: (item["time"], item["id"][0], int(item["id"][1:])), reverse=True)
     base = after or Cursor()
@@ -248,4 +253,4 @@ def last_refusal(key: ApiKey) -> dict | None:
     ).scalar_one_or_none()
     if found is None:
         return None
-    return _refusal_item(found, key.key_id, key.name, key.kind, True)
+    return _refusal_item(found, key.key_id, key.name, key.kind)

@@ -37,7 +37,8 @@ def _day(name: str) -> date | None:
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        raise AuditFilterError(name, f"{name} must be a date YYYY-MM-DD, got {raw[:20]!r}") from None
+        message = f"{name} must be a date YYYY-MM-DD, got {raw[:20]!r}"
+        raise AuditFilterError(name, message) from None
 
 
 def _filters() -> audit.AuditFilter:
