@@ -11,9 +11,10 @@ import pytest
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import select, text
 
-from datalook.accounts import audit
+from datalook import erasure
+from datalook.accounts import audit, invitations, members
 from datalook.extensions import db
-from datalook.models import AuditEntry, Site, SiteMember, utcnow
+from datalook.models import AuditEntry, Event, Invitation, Site, SiteMember, User, utcnow
 from tests.conftest import _make_app, add_site, csrf_from, post_form, sign_up
 from tests.test_postgres import pg_app  # noqa: F401 - the PostgreSQL app fixture
 
@@ -223,3 +224,52 @@ def test_the_migration_on_postgresql(pg_app):  # noqa: F811 - the imported fixtu
         upgrade()
         db.session.remove()
         db.engine.dispose()
+
+
+def test_members_invitations_and_deleting_a_site_on_postgresql(pg_app):  # noqa: F811
+    with pg_app.app_context():
+        owner, guest = User(email="o@pg.example"), User(email="g@pg.example")
+        for user in (owner, guest):
+            user.password_hash = "x"
+            db.session.add(user)
+        db.session.commit()
+        site = members.new_site(owner, "pg.example")
+        assert site is not None and members.new_site(owner, "pg.example") is None
+        with pytest.raises(members.MemberRefused, match="last owner"):
+            members.change_role(site, owner.id, "viewer", owner)
+        issued = invitations.create(site, "g@pg.example", "admin", owner)
+        assert invitations.find(issued.token).id == issued.invitation.id
+        assert invitations.accept(issued.invitation, guest).role == "admin"
+        with pytest.raises(invitations.InvitationRefused, match="already used"):
+            invitations.accept(db.session.get(Invitation, issued.invitation.id), guest)
+        members.change_role(site, guest.id, "owner", owner)
+        members.remove_member(site, owner.id, owner, leaving=True)
+        assert [(m.user.email, m.role) for m in members.members_of(site)] == [
+            ("g@pg.example", "owner")
+        ]
+        site_id = site.id
+        db.session.add(
+            Event(
+                site_id=site_id,
+                event_name="pageview",
+                page_path="/",
+                visitor_id="a:1",
+                occurred_at=utcnow(),
+                received_at=utcnow(),
+            )
+        )
+        db.session.commit()
+        with pg_app.test_request_context():
+            assert erasure.delete_site(db.session.get(Site, site_id), guest) == 1
+        assert db.session.get(Site, site_id) is None
+        actions = db.session.scalars(
+            select(AuditEntry.action).where(AuditEntry.site_id == site_id).order_by(AuditEntry.id)
+        ).all()
+        assert actions == [
+            "site_created",
+            "invitation_created",
+            "invitation_accepted",
+            "member_role_changed",
+            "member_left",
+            "site_deleted",
+        ]
