@@ -76,7 +76,15 @@ def test_an_invitation_is_emailed_through_smtp(make_app, smtp):
     body = message.get_payload(decode=True).decode()
     assert path in body and "as admin" in body and "log in or sign up as kim@example.com" in body
     with app.app_context():
-        assert db.session.scalars(select(Invitation.sent_at)).one() is not None
+        invitation = db.session.scalars(select(Invitation)).one()
+        assert invitation.sent_at is not None
+    # Re-sending emails a new link; the first one no longer works.
+    again = post_form(client, f"/sites/{site_id}/invitations/{invitation.id}/resend", {}, members)
+    assert again.status_code == 200
+    assert len(inbox.messages) == 2
+    second = inbox.messages[1][2].get_payload(decode=True).decode()
+    assert link_of(again) in second and path not in second
+    assert client.get(path).status_code == 404
 
 
 def test_an_unreachable_smtp_server_still_shows_the_link(make_app):

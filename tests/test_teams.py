@@ -370,3 +370,19 @@ def test_accepting_an_invitation_needs_its_csrf_token(app, team):
     sign_up(invitee, "jim@example.com")
     assert invitee.post(path, data={}).status_code == 400
     assert role_of(app, site_id, "jim@example.com") is None
+
+
+def test_an_existing_account_logs_in_from_the_link_and_accepts(app, team):
+    owner_client, site_id, invitee = team
+    sign_up(invitee, "kate@example.com")
+    invitee.post("/logout", data={"csrf_token": csrf_from(invitee.get("/sites/").text)})
+    path = link_of(invite(owner_client, site_id, "kate@example.com", "admin"))
+    page = invitee.get(path).get_data(as_text=True)
+    login_url = re.search(r'href="(/login\?next=[^"]+)"', page).group(1).replace("&amp;", "&")
+    logged_in = post_form(
+        invitee, login_url, {"email": "kate@example.com", "password": "correct horse battery"}
+    )
+    assert logged_in.status_code == 302 and logged_in.headers["Location"] == path
+    assert accept(invitee, path).status_code == 302
+    assert role_of(app, site_id, "kate@example.com") == "admin"
+    assert invitee.get(f"/sites/{site_id}/keys/").status_code == 200
