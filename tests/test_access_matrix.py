@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import secrets
 import shutil
 
 import pytest
@@ -29,12 +30,14 @@ from datalook.models import (
     ROLE_OWNER,
     ROLE_VIEWER,
     Invitation,
+    SharedLink,
     Site,
     SiteMember,
     SuccessRule,
     User,
     utcnow,
 )
+from datalook.web.share_links import token_digest
 from tests.conftest import _make_app
 
 PUBLIC, LOGIN, READ, ADMIN, OWNER = "public", "login", ROLE_VIEWER, ROLE_ADMIN, ROLE_OWNER
@@ -56,6 +59,9 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/docs/reports"): PUBLIC,
     ("GET", "/static/<path:filename>"): PUBLIC,
     ("GET", "/js/datalook.js"): PUBLIC,
+    ("GET", "/docs/stats-api"): PUBLIC,
+    ("GET", "/share/<token>"): PUBLIC,
+    ("POST", "/share/<token>"): PUBLIC,
     ("GET", "/invitations/<token>"): PUBLIC,
     ("POST", "/invitations/<token>"): LOGIN,
     ("GET", "/sites/"): LOGIN,
@@ -121,6 +127,9 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", f"{S}/members/<int:user_id>/remove"): OWNER,
     ("POST", f"{S}/invitations/<int:invitation_id>/resend"): OWNER,
     ("POST", f"{S}/invitations/<int:invitation_id>/revoke"): OWNER,
+    ("GET", f"{S}/shares/"): OWNER,
+    ("POST", f"{S}/shares/"): OWNER,
+    ("POST", f"{S}/shares/<int:link_id>/revoke"): OWNER,
     ("GET", f"{S}/audit"): OWNER,
     ("GET", f"{S}/audit.csv"): OWNER,
 }
@@ -175,9 +184,10 @@ def world(tmp_path_factory, migrated_db):
         db.engine.dispose()
 
 
-def make_site(app, ids: dict, invitee: str | None) -> dict:
+def make_site(app, ids: dict, invitee: str | None, share: bool = False) -> dict:
     """A fresh site with the three members, a success rule, a key, a funnel and an
-    invitation (for `invitee`'s address): the values of the URL's variables."""
+    invitation (for `invitee`'s address), a shared link: the values of the URL's variables
+    (`token` is the shared link's with `share`, else the invitation's)."""
     with app.app_context():
         site = Site(owner_id=ids["owner"], domain=f"m{next(_serial)}.example.com")
         db.session.add(site)
@@ -194,8 +204,11 @@ def make_site(app, ids: dict, invitee: str | None) -> dict:
             expires_at=utcnow() + VALID_FOR,
         )
         db.session.add(invitation)
+        share_token = secrets.token_urlsafe(32)
+        link = SharedLink(site_id=site.id, token_hash=token_digest(share_token), name="Board")
+        db.session.add(link)
         db.session.commit()
-        site_id, invitation_id = site.id, invitation.id
+        site_id, invitation_id, link_id = site.id, invitation.id, link.id
         key_id = apikeys.create_key(site, "Prod", None).key.key_id
         steps = [{"event_name": "pageview"}, {"event_name": "pageview"}]
         definition = parse_definition(steps, "24h", "ordered")
@@ -206,7 +219,8 @@ def make_site(app, ids: dict, invitee: str | None) -> dict:
         "funnel_id": funnel_id,
         "invitation_id": invitation_id,
         "user_id": ids["viewer"],
-        "token": token,
+        "token": share_token if share else token,
+        "link_id": link_id,
         "filename": "app.css",
     }
 
@@ -259,7 +273,11 @@ def test_route_and_role(world, shared_site, method, rule, role):
     need = ROUTES[(method, rule)]
     # A POST gets its own site; an invitation's POST is for the role's own address.
     invitee = None if role == "anonymous" else role
-    values = shared_site if method == "GET" else make_site(app, ids, invitee)
+    share = rule.startswith("/share/")
+    if method == "GET" and not share:
+        values = shared_site
+    else:
+        values = make_site(app, ids, invitee, share)
     adapter_rule = next(r for r in app.url_map.iter_rules() if r.rule == rule)
     path = adapter_rule.build(
         {k: v for k, v in values.items() if k in adapter_rule.arguments}, append_unknown=False

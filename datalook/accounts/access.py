@@ -1,7 +1,7 @@
 """Who may see what: the one place where every route's access is decided.
 
-A principal (today a logged-in user; a read key or a shared link is a principal bound to
-one site with a fixed role) wants to do an action with a site. Its role on the site comes
+A principal (a logged-in user; or a read key or a shared link, bound to its one site with a
+viewer's rights) wants to do an action with a site. Its role on the site comes
 from its membership (read on every request, never kept in the session: a removed member
 loses access on the very next request). ACTIONS says the weakest role each action needs:
 
@@ -43,22 +43,30 @@ ROLE_SUMMARIES = {
 }
 
 
+#: Kinds of principal: a logged-in user, a read key (the Stats API), a shared link.
+USER, READ_KEY, SHARE = "user", "read_key", "share"
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who makes a request.
 
-    A user (`user_id`; None for nobody) has the roles of their memberships. A principal
-    bound to one site (`site_id` and `role` set: a read key, a shared link) has that role
-    on that site and none on any other.
+    A user (`user_id`; None for nobody) has the roles of their memberships. A read key or a
+    shared link (`kind`) names the one site it was made for (`site_id`): a viewer there,
+    nobody anywhere else.
     """
 
-    user_id: int | None = None
+    user_id: int | None
+    kind: str = USER
     site_id: int | None = None
-    role: str | None = None
 
 
 def current_principal() -> Principal:
-    """The principal of the current request (the logged-in user)."""
+    """The principal of the current request: the read key or shared link that authenticated
+    it (web/read_auth.py, web/shares.py set `g.principal`), else the logged-in user."""
+    principal = g.get("principal")
+    if principal is not None:
+        return principal
     return Principal(current_user.id if current_user.is_authenticated else None)
 
 
@@ -76,8 +84,8 @@ def allows(role: str | None, action: str) -> bool:
 
 def role_of(principal: Principal, site_id: int) -> str | None:
     """The principal's role on a site (from the database, on every call), or None."""
-    if principal.site_id is not None:
-        return principal.role if principal.site_id == site_id else None
+    if principal.kind in (READ_KEY, SHARE):
+        return ROLE_VIEWER if principal.site_id == site_id else None
     if principal.user_id is None:
         return None
     return db.session.scalar(

@@ -14,6 +14,7 @@ from ..keys import apikeys
 from ..keys.apikeys import CreatedKey
 from ..models import ApiKey, Site, utcnow
 from ..snippets import render as snippets
+from ..snippets import stats_api
 from .forms.accounts import KeyKindForm
 
 
@@ -30,8 +31,10 @@ def event_url() -> str:
 def render(site: Site, created: CreatedKey, heading: str, replaced: ApiKey | None = None):
     """Render the token once, with pre-filled snippets; never cached anywhere.
 
-    `replaced` is the key a rotation replaced: the page says when it stops working.
+    `replaced` is the key a rotation replaced: the page says when it stops working. A read
+    key gets the Stats API's examples instead of the event snippets.
     """
+    is_read = created.key.is_read
     response = make_response(
         render_template(
             "keys/show_once.html",
@@ -40,7 +43,8 @@ def render(site: Site, created: CreatedKey, heading: str, replaced: ApiKey | Non
             token=created.token,
             heading=heading,
             replaced=replaced,
-            snippets=snippets.render(event_url(), created.token),
+            snippets=None if is_read else snippets.render(event_url(), created.token),
+            examples=stats_api.examples(base_url(), site.id, created.token) if is_read else None,
         )
     )
     response.headers["Cache-Control"] = "no-store"
@@ -64,7 +68,8 @@ def create_from_form(site: Site, render_form: Callable[..., Any]):
             # key exists, that its token cannot come back, and offer rotation instead.
             return render_form(site, form, 409, existing=existing)
         return render_form(site, form, 400)
-    return render(site, created, "Your new test key" if kind == "test" else "Your new API key")
+    headings = {"test": "Your new test key", "read": "Your new read key"}
+    return render(site, created, headings.get(kind, "Your new API key"))
 
 
 def active_key_named(site: Site, name: str | None) -> ApiKey | None:
