@@ -142,6 +142,7 @@ class _HttpsAwareSessionInterface(SecureCookieSessionInterface):
 def _register_blueprints(app: Flask) -> None:
     """Mount every area of the app."""
     from .web import (
+        audit_log,
         auth,
         browser_quest,
         dashboard,
@@ -149,7 +150,9 @@ def _register_blueprints(app: Flask) -> None:
         funnel_people,
         funnels,
         health,
+        invitation,
         keys,
+        members,
         quests,
         reports_api,
         shares,
@@ -173,6 +176,9 @@ def _register_blueprints(app: Flask) -> None:
         funnel_people,
         reports_api,
         shares,
+        members,
+        invitation,
+        audit_log,
     )
     for module in areas:
         app.register_blueprint(module.bp)

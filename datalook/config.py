@@ -10,9 +10,10 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import maxminddb
+from email_validator import EmailNotValidError, validate_email
 
 from .ratelimit.limit_text import validate_limit
 
@@ -201,6 +202,57 @@ def _geoip_database(environ: Mapping[str, str]) -> str | None:
     return raw
 
 
+def parse_smtp_url(url: str) -> tuple[bool, str, int, str | None, str | None]:
+    """(TLS from the start, host, port, user, password) of an smtp:// or smtps:// URL;
+    ValueError saying what is wrong (never echoing the URL, which may hold a password)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ValueError("the scheme must be smtp:// or smtps://")
+    if not parts.hostname:
+        raise ValueError("the URL names no host")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("the port must be a number from 1 to 65535") from None
+    tls = parts.scheme == "smtps"
+    return (
+        tls,
+        parts.hostname,
+        port or (465 if tls else 25),
+        unquote(parts.username) if parts.username else None,
+        unquote(parts.password) if parts.password else None,
+    )
+
+
+def _smtp_url(environ: Mapping[str, str]) -> str | None:
+    """Return SMTP_URL (smtp://[user:password@]host[:port] or smtps://…), or None: then
+    no email is sent (invitation links are shown to copy)."""
+    raw = environ.get("SMTP_URL", "").strip()
+    if not raw:
+        return None
+    try:
+        parse_smtp_url(raw)
+    except ValueError as exc:
+        # Never echo the URL: it may hold a password.
+        raise ConfigError(
+            f"SMTP_URL must look like smtp://host:587 or smtps://user:password@host: {exc}"
+        ) from None
+    return raw
+
+
+def _mail_from(environ: Mapping[str, str], smtp_url: str | None) -> str | None:
+    """Return MAIL_FROM, the sender address of emails; required with SMTP_URL."""
+    raw = environ.get("MAIL_FROM", "").strip()
+    if not raw:
+        if smtp_url:
+            raise ConfigError("MAIL_FROM must be set with SMTP_URL, e.g. datalook@example.com")
+        return None
+    try:
+        return validate_email(raw, check_deliverability=False, test_environment=True).normalized
+    except EmailNotValidError as exc:
+        raise ConfigError(f"MAIL_FROM must be an email address, got {raw[:80]!r}: {exc}") from None
+
+
 def load_secret_key(instance_path: Path) -> str:
     """Read the secret key from instance/, generating it once (mode 0600) when missing."""
     path = instance_path / "secret_key"
@@ -242,6 +294,8 @@ def from_environ(environ: Mapping[str, str], instance_path: Path) -> dict:
         "ANALYTICS_FOLD_BEHIND_EVENTS": _fold_behind(environ),
         "REPORT_CATCHUP_BUDGET_MS": _catch_up_budget(environ),
         "GEOIP_DATABASE": _geoip_database(environ),
+        "SMTP_URL": _smtp_url(environ),
+        "MAIL_FROM": _mail_from(environ, _smtp_url(environ)),
         "HOST": environ.get("HOST", "127.0.0.1"),
         "PORT": _port(environ),
         "WEB_CONCURRENCY": _workers(environ),

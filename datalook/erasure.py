@@ -16,12 +16,14 @@ from flask import current_app
 from sqlalchemy import ColumnElement, Delete, delete, func, or_, select
 from sqlalchemy.orm import Session
 
+from .accounts import audit
 from .analytics import cursors, identity
 from .analytics import forget as derived
 from .analytics.deletions import DeletedEvents, OnEventsDeleted
 from .analytics.rollups import forget as rollups
 from .extensions import db
 from .ingest.refusals import recorder_for
+from .ingest.usage import counter_for
 from .models import (
     RULE_FROM_TEST,
     AuditEntry,
@@ -30,7 +32,6 @@ from .models import (
     Site,
     SuccessRule,
     VisitorLink,
-    utcnow,
 )
 from .sql.connections import write_lock
 
@@ -65,7 +66,7 @@ def subject_digest(site_id: int, user_id: str) -> str:
 def _delete(
     site: Site,
     condition: ColumnElement[bool],
-    actor: str,
+    actor: audit.Actor,
     action: str,
     subject: str,
     visitor_id: str | None = None,
@@ -86,7 +87,7 @@ def _delete_locked(
     session: Session,
     site: Site,
     condition: ColumnElement[bool],
-    actor: str,
+    actor: audit.Actor,
     action: str,
     subject: str,
     visitor_id: str | None,
@@ -111,16 +112,9 @@ def _delete_locked(
                 hook(session, deleted)
             session.execute(delete(Event).where(where))
             cursors.rewind_past_deleted(session)  # SQLite gives the ids of the newest again
-        session.add(
-            AuditEntry(
-                site_id=site.id,
-                actor=actor[:300],
-                action=action,
-                subject=subject,
-                events_deleted=count,
-                created_at=utcnow(),
-            )
-        )
+        audit.record(site, actor, action, subject, events_deleted=count, session=session)
+        if action == "delete_before":
+            audit.prune(session)  # the audit log's own retention runs with the events'
         session.flush()
         session.commit()
     except Exception:
@@ -129,7 +123,7 @@ def _delete_locked(
     return count
 
 
-def erase_visitor(site: Site, user_id: str, actor: str) -> int:
+def erase_visitor(site: Site, user_id: str, actor: audit.Actor) -> int:
     """Delete every event of one success_user_id (and refusal excerpts that name it)."""
     if not user_id or len(user_id) > MAX_USER_ID:
         raise ErasureRefused(f"Give the visitor's success_user_id (1 to {MAX_USER_ID} characters).")
@@ -174,7 +168,7 @@ def erase_visitor(site: Site, user_id: str, actor: str) -> int:
     )
 
 
-def delete_before(site: Site, cutoff: datetime, actor: str) -> int:
+def delete_before(site: Site, cutoff: datetime, actor: audit.Actor) -> int:
     """Delete the site's events that occurred before `cutoff` (naive UTC): retention."""
     return _delete(
         site,
@@ -185,7 +179,7 @@ def delete_before(site: Site, cutoff: datetime, actor: str) -> int:
     )
 
 
-def clear_test_events(site: Site, actor: str) -> int:
+def clear_test_events(site: Site, actor: audit.Actor) -> int:
     """Delete every event sent with the site's test keys (no report counts them), and the
     success rule names only they used (which frees the test keys' cap of names)."""
     test_only = delete(SuccessRule).where(
@@ -202,12 +196,43 @@ def clear_test_events(site: Site, actor: str) -> int:
     )
 
 
+def delete_site(site: Site, actor: audit.Actor) -> int:
+    """Delete a site and everything of it (events, keys, members, invitations, summaries:
+    the foreign keys cascade), in one transaction with its audit entry, which outlives the
+    site (audit entries have no foreign key to sites). Return how many events went."""
+    # What this process still holds for the site's keys goes to the tables first, so that
+    # no later write names a key that is gone.
+    counter_for(current_app.extensions).flush(db.engine)
+    recorder_for(current_app.extensions).flush(db.engine)
+    session = db.session()
+    session.rollback()  # start the transaction inside the writers' lock
+    with write_lock(db.engine.dialect, db.engine.url.database):
+        try:
+            count = int(
+                session.scalar(
+                    select(func.count()).select_from(Event).where(Event.site_id == site.id)
+                )
+                or 0
+            )
+            # Derivations under way may hold the site's events: they start over.
+            derived.stop_derivations(session, DeletedEvents(site.id, count, None, None))
+            audit.record(site, actor, "site_deleted", site.domain, events_deleted=count)
+            session.execute(delete(Site).where(Site.id == site.id))
+            cursors.rewind_past_deleted(session)
+            session.commit()
+        except Exception:
+            session.rollback()
+            raise
+    session.expunge_all()
+    return count
+
+
 def recent_audit(site: Site, limit: int = 20) -> list[AuditEntry]:
     """The site's latest deletions, newest first."""
     return list(
         db.session.scalars(
             select(AuditEntry)
-            .where(AuditEntry.site_id == site.id)
+            .where(AuditEntry.site_id == site.id, AuditEntry.action.in_(audit.LONG_KEPT))
             .order_by(AuditEntry.id.desc())
             .limit(limit)
         )

@@ -127,7 +127,12 @@ def _event_item(event: Event, key_id: str | None, name: str | None, kind: str | 
 
 
 def _refusal_item(
-    row: RefusedRequest, key_id: str | None, name: str | None, kind: str | None
+    row: RefusedRequest,
+    key_id: str | None,
+    name: str | None,
+    kind: str | None,
+    *,
+    bodies: bool = True,
 ) -> dict:
     """One refused request (or a duplicate, accepted but not stored again)."""
     duplicate = row.code == DUPLICATE
@@ -139,7 +144,8 @@ def _refusal_item(
         "code": row.code,
         "message": row.message,
         "errors": json.loads(row.errors) if row.errors else [],
-        "excerpt": row.excerpt,
+        # The body as sent (PII keys and tokens removed), for those whose role shows it.
+        "excerpt": row.excerpt if bodies else None,
         "suppressed": row.suppressed,
         "key": _key_dict(key_id, name, kind),
         "test": bool(row.is_test),
@@ -207,17 +213,13 @@ def _refusals(site: Site, after: Cursor | None, key_pk: int | None, now: datetim
 
 
 def feed(site: Site, after: Cursor | None, filters: Filters, bodies: bool = True) -> dict:
-    """The live view's JSON: items newest first, the next cursor, and whether some were skipped.
-
-    Without `bodies` (a read key), refused requests come without their body's excerpt."""
+    """The live view's JSON: items newest first, the next cursor, and whether some were
+    skipped; without `bodies`, refused requests come without the excerpt of their body."""
     key_pk = _key_pk(site, filters.key) if filters.key else None
     events = [] if filters.refused_only else _events(site, after, filters, key_pk)
     refusals = [] if filters.events_only else _refusals(site, after, key_pk, utcnow())
-    items = [_event_item(*row) for row in events] + [_refusal_item(*row) for row in refusals]
-    if not bodies:
-        for item in items:
-            if "excerpt" in item:
-                item["excerpt"] = None
+    items = [_event_item(*row) for row in events]
+    items += [_refusal_item(*row, bodies=bodies) for row in refusals]
     # Newest first; at the same instant, a request's refusal after its events, then by id.
     items.sort(key=lambda item: (item["time"], item["id"][0], int(item["id"][1:])), reverse=True)
     base = after or Cursor()

@@ -497,17 +497,102 @@ class RefusedRequest(Model):
     is_test: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
-class AuditEntry(Model):
-    """Who deleted events of a site, when, what kind of deletion and how many: not the events."""
+#: A member's role on a site, weakest first (accounts/access.py ranks them in this order).
+ROLE_VIEWER = "viewer"
+ROLE_ADMIN = "admin"
+ROLE_OWNER = "owner"
+ROLES = (ROLE_VIEWER, ROLE_ADMIN, ROLE_OWNER)
 
-    __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_site_id", "site_id", "id"),)
+
+class SiteMember(Model):
+    """A user's role on a site: who may see it and what they may do with it.
+
+    Access is decided by these rows alone (never by Site.owner_id, which only says who
+    added the site); every site keeps at least one owner (accounts/members.py).
+    """
+
+    __tablename__ = "site_members"
+    __table_args__ = (
+        UniqueConstraint("site_id", "user_id", name="uq_site_members_site_user"),
+        Index("ix_site_members_user", "user_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    site: Mapped[Site] = relationship()
+    user: Mapped[User] = relationship()
+
+
+class Invitation(Model):
+    """An invitation of one email address to a site with a role: single use, time-limited.
+
+    Only the SHA-256 of its token is stored (the link is shown once and emailed); it is
+    looked up by that digest. Accepted, revoked and expired invitations stay listed.
+    """
+
+    __tablename__ = "invitations"
+    __table_args__ = (
+        UniqueConstraint("token_hash", name="uq_invitations_token_hash"),
+        Index("ix_invitations_site", "site_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(254))
+    role: Mapped[str] = mapped_column(String(8))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    accepted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # When the link was last emailed (None: never, e.g. without SMTP_URL).
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    site: Mapped[Site] = relationship()
+    created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
+
+    def status(self, now: datetime | None = None) -> str:
+        """pending, accepted, revoked or expired."""
+        now = now or utcnow()
+        if self.accepted_at is not None:
+            return "accepted"
+        if self.revoked_at is not None:
+            return "revoked"
+        return "pending" if self.expires_at > now else "expired"
+
+
+class AuditEntry(Model):
+    """One thing someone did: who, when, what, to what (never a secret, never an event).
+
+    Keyed by the site's id and domain without a foreign key, so that the entry recording
+    a site's deletion (and everything before it) outlives the site. Entries without a site
+    (sign-ins) are shown on the audit pages of the sites their actor is a member of.
+    accounts/audit.py writes and prunes them.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_site_id", "site_id", "id"),
+        Index("ix_audit_created_at", "created_at"),
+        Index("ix_audit_actor_user", "actor_user_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int | None] = mapped_column(Integer)
+    site_domain: Mapped[str | None] = mapped_column(String(253))
+    # Who: an email for people, "cli:<login>" for the command line.
     actor: Mapped[str] = mapped_column(String(300))
-    action: Mapped[str] = mapped_column(String(32))  # erase_visitor, delete_before, clear_test
-    # What was deleted, without personal data: a SHA-256 of the visitor, or the cut-off date.
-    subject: Mapped[str] = mapped_column(String(100))
-    events_deleted: Mapped[int] = mapped_column(Integer)
+    actor_user_id: Mapped[int | None] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(48))  # e.g. member_added, erase_visitor
+    # What it was done to, without personal data of visitors (a SHA-256 for an erasure).
+    subject: Mapped[str] = mapped_column(String(300))
+    # Deletions only: how many events went.
+    events_deleted: Mapped[int | None] = mapped_column(Integer)
+    details: Mapped[str | None] = mapped_column(Text)  # JSON object of further facts
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from datalook import exporting
 from datalook.extensions import db
 from datalook.keys import apikeys
-from datalook.models import ApiKey, Event, Site, User
+from datalook.models import ROLE_OWNER, ApiKey, Event, Site, SiteMember, User
 
 _serial = itertools.count(1)
 
@@ -39,9 +39,10 @@ def make_user(email: str | None = None) -> User:
 
 
 def make_site(owner: User, domain: str | None = None) -> Site:
-    """Add a site for `owner` (inside an app context) and return it."""
+    """Add a site with `owner` as its owner member (inside an app context); return it."""
     site = Site(owner_id=owner.id, domain=domain or f"site{next(_serial)}.example.com")
     db.session.add(site)
+    db.session.add(SiteMember(site=site, user_id=owner.id, role=ROLE_OWNER))
     db.session.commit()
     return site
 

@@ -49,7 +49,7 @@ from datalook.analytics.rollups.models import (
     VisitorSketch,
 )
 from datalook.extensions import db
-from datalook.models import Event, Site, User
+from datalook.models import ROLE_OWNER, Event, Site, SiteMember, User
 from tests.conftest import sign_up
 from tests.test_postgres import pg_app  # noqa: F401 - the fixture
 
@@ -146,6 +146,7 @@ def new_site(app, zone: str, funnels: bool = True) -> int:
         count = db.session.scalar(select(func.count()).select_from(Site))
         site = Site(owner=owner, domain=f"site{count}.example.com", timezone=zone)
         db.session.add(site)
+        db.session.add(SiteMember(site=site, user_id=owner.id, role=ROLE_OWNER))
         db.session.commit()
         site_id = site.id
         if funnels:

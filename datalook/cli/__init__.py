@@ -1,4 +1,4 @@
-"""Command-line interface: `flask users|sites|keys|events|analytics|demo|funnels ...`.
+"""Command-line interface: `flask users|sites|members|keys|events|audit|analytics|demo|funnels ...`.
 
 Every refusal exits non-zero with one line on stderr; `keys create` and `keys rotate`
 print the token alone on stdout so scripts can capture it.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import analytics, demo, events, funnels, keys, sites, users
+from . import analytics, audit, demo, events, funnels, keys, members, sites, users
 
 
 def register(app: Flask) -> None:
@@ -16,8 +16,10 @@ def register(app: Flask) -> None:
     for group in (
         users.users,
         sites.sites,
+        members.members,
         keys.keys,
         events.events,
+        audit.audit,
         analytics.analytics,
         demo.demo,
         funnels.funnels,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import sqlite3
 import sys
 from typing import NoReturn
@@ -23,6 +24,14 @@ def fail(message: str) -> NoReturn:
     """Print a one-line refusal on stderr and exit with status 1."""
     click.echo(f"Error: {message}", err=True)
     sys.exit(1)
+
+
+def cli_actor() -> str:
+    """Who runs this command, for the audit log."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no user name in this environment
+        return "cli"
 
 
 def add_or_fail(row: object, taken: str) -> None:

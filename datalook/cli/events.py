@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
 from datetime import date
 
 import click
 
 from .. import erasure, exporting
 from ..analytics.ranges import local_midnight_utc, site_zone
-from .common import CommandGroup, fail, site_by_domain
+from .common import CommandGroup, cli_actor, fail, site_by_domain
 
 events = CommandGroup("events", help="Export, erase and delete stored events.")
 
@@ -23,14 +22,6 @@ def events_export(domain: str) -> None:
         click.echo(line)
 
 
-def _actor() -> str:
-    """Who runs this command, for the audit log."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # no user name in this environment
-        return "cli"
-
-
 @events.command("erase")
 @click.option("--site", "domain", required=True)
 @click.option("--visitor", required=True, help="The success_user_id whose events to erase.")
@@ -38,7 +29,7 @@ def events_erase(domain: str, visitor: str) -> None:
     """Erase every event of one success_user_id (logged: who, when, how many)."""
     site = site_by_domain(domain)
     try:
-        count = erasure.erase_visitor(site, visitor, _actor())
+        count = erasure.erase_visitor(site, visitor, cli_actor())
     except erasure.ErasureRefused as exc:
         fail(str(exc))
     click.echo(f"Erased {count} events of that visitor from {site.domain}", err=True)
@@ -56,5 +47,5 @@ def events_delete(domain: str, before: str) -> None:
         fail(f"--before must be a date YYYY-MM-DD, got {before[:40]!r}")
     tz = site_zone(site.timezone)  # as the reports cut days (UTC for a zone unknown here)
     cutoff = local_midnight_utc(day, tz)
-    count = erasure.delete_before(site, cutoff, _actor())
+    count = erasure.delete_before(site, cutoff, cli_actor())
     click.echo(f"Deleted {count} events of {site.domain} before {day} ({tz.key})", err=True)

@@ -9,7 +9,7 @@ from ..extensions import db
 from ..keys import apikeys
 from ..models import ApiKey
 from ..ratelimit.limit_text import validate_limit
-from .common import CommandGroup, fail, site_by_domain
+from .common import CommandGroup, cli_actor, fail, site_by_domain
 
 keys = CommandGroup("keys", help="Manage API keys.")
 
@@ -34,7 +34,7 @@ def keys_create(domain: str, name: str, test: bool, read: bool) -> None:
         fail("choose one of --test and --read")
     kind = "read" if read else "test" if test else "live"
     try:
-        created = apikeys.create_key(site, name, None, kind=kind)
+        created = apikeys.create_key(site, name, None, kind=kind, actor=cli_actor())
     except apikeys.KeyRefused as exc:
         fail(str(exc))
     click.echo(created.token)
@@ -68,7 +68,7 @@ def keys_list(domain: str) -> None:
 def keys_revoke(key_id: str) -> None:
     """Revoke a key at once."""
     key = _key_by_id(key_id)
-    apikeys.revoke_key(key)
+    apikeys.revoke_key(key, actor=cli_actor())
     click.echo(f"Revoked {key.key_id}", err=True)
 
 
@@ -84,7 +84,7 @@ def keys_rotate(key_id: str, expire_old_in: str) -> None:
     """Create a replacement key and print its token; the old one expires as chosen."""
     key = _key_by_id(key_id)
     try:
-        created = apikeys.rotate_key(key, expire_old_in, None)
+        created = apikeys.rotate_key(key, expire_old_in, None, actor=cli_actor())
     except apikeys.KeyRefused as exc:
         fail(str(exc))
     click.echo(created.token)

@@ -6,6 +6,7 @@ import click
 from flask import current_app
 from sqlalchemy import select
 
+from ..accounts import members
 from ..accounts.domains import InvalidDomain, normalise_domain
 from ..analytics.money import is_currency
 from ..analytics.ranges import UnknownZone, zone
@@ -14,7 +15,7 @@ from ..browser.origins import InvalidOrigin
 from ..browser.script import snippet
 from ..extensions import db
 from ..models import VISITOR_IDS, Site, User
-from .common import CommandGroup, add_or_fail, fail, site_by_domain
+from .common import CommandGroup, cli_actor, fail, site_by_domain
 
 sites = CommandGroup("sites", help="Manage sites.")
 
@@ -31,9 +32,8 @@ def sites_create(domain: str, owner: str) -> None:
         normal = normalise_domain(domain)
     except InvalidDomain as exc:
         fail(str(exc))
-    add_or_fail(
-        Site(owner_id=user.id, domain=normal), f"{user.email} already has a site {normal!r}"
-    )
+    if members.new_site(user, normal, cli_actor()) is None:
+        fail(f"{user.email} already has a site {normal!r}")
     click.echo(f"Created site {normal}")
 
 

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 
+from ..accounts import audit
 from ..extensions import db
 from ..models import KEY_KIND_LIVE, KEY_KIND_READ, ApiKey, Site, User, utcnow
 from . import tokens
@@ -94,6 +95,7 @@ def create_key(
     user: User | None,
     now: datetime | None = None,
     kind: str = KEY_KIND_LIVE,
+    actor: audit.Actor = None,
 ) -> CreatedKey:
     """Create a live, test or read key named `name`; refuse a duplicate active name or an 11th
     active key (live and test keys count alike toward their cap; read keys have their own)."""
@@ -119,6 +121,7 @@ def create_key(
         if duplicate is not None:
             raise KeyRefused(f"An active key named “{name}” already exists; choose another name.")
         created = _insert_key(site, name, user, None, kind)
+        audit.record(site, actor or user, "key_created", created.key.key_id, name=name, kind=kind)
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -126,15 +129,20 @@ def create_key(
     return created
 
 
-def revoke_key(key: ApiKey, now: datetime | None = None) -> None:
+def revoke_key(key: ApiKey, now: datetime | None = None, actor: audit.Actor = None) -> None:
     """Revoke a key; the very next request with it is refused."""
     if key.revoked_at is None:
         key.revoked_at = now or utcnow()
+        audit.record(key.site, actor, "key_revoked", key.key_id, name=key.name)
         db.session.commit()
 
 
 def rotate_key(
-    key: ApiKey, expire_old_in: str, user: User | None, now: datetime | None = None
+    key: ApiKey,
+    expire_old_in: str,
+    user: User | None,
+    now: datetime | None = None,
+    actor: audit.Actor = None,
 ) -> CreatedKey:
     """Replace a key by a new one with the same name and limit; the old one expires later."""
     now = now or utcnow()
@@ -163,6 +171,14 @@ def rotate_key(
             )
         created = _insert_key(site, key.name, user, key.rate_limit, key.kind)
         key.replaced_by = created.key
+        audit.record(
+            site,
+            actor or user,
+            "key_rotated",
+            key.key_id,
+            replaced_by=created.key.key_id,
+            old_key_stops=expire_old_in,
+        )
         db.session.commit()
     except Exception:
         db.session.rollback()

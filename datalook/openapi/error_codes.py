@@ -23,9 +23,13 @@ ERROR_CODES: dict[str, str] = {
     "unauthorized": "401: authentication failed for another reason; for the reports, "
     "not logged in (no valid session cookie).",
     "forbidden": "403: the request is not allowed.",
+    "role_required": "403: a member of the site whose role is too weak for this request "
+    "(for example a viewer asking a key's status); `required_role` names the role it needs, "
+    "`role` theirs.",
     "invalid_site_key": "403 (POST /collect): no site has this public site key.",
     "origin_not_allowed": "403 (POST /collect): the page's origin is not allowed for the site.",
-    "not_found": "404: no such URL; for the reports also a site (or funnel) of another user.",
+    "not_found": "404: no such URL; for the reports also a site (or funnel) the session's "
+    "user is not a member of.",
     "method_not_allowed": "405: the URL exists but not with this method (see `Allow`).",
     "payload_too_large": "413: the body is over the size cap.",
     "unsupported_media_type": "415: the Content-Type is not application/json (POST /collect "

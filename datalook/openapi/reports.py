@@ -118,8 +118,8 @@ def responses() -> dict:
             "content": {"application/json": {"schema": ref("schemas", "Error")}},
         },
         "SiteNotFound": {
-            "description": "`not_found`: no such site, or the site belongs to another user "
-            "(never 403: others do not learn that it exists).",
+            "description": "`not_found`: no such site, or the logged-in user is not one of its "
+            "members (never 403: others do not learn that it exists).",
             "content": {"application/json": {"schema": ref("schemas", "Error")}},
         },
     }
@@ -348,6 +348,7 @@ def session_scheme(cookie_name: str) -> dict:
         "in": "cookie",
         "name": cookie_name,
         "description": "The session cookie set by logging in to the dashboard (`/login`). "
-        "Only the site's owner gets its reports; for anyone else the site does not exist "
-        "(404), and without a valid cookie every report answers 401 `unauthorized`.",
+        "Every member of the site (owner, admin or viewer) gets its reports; for anyone else "
+        "the site does not exist (404), and without a valid cookie every report answers 401 "
+        "`unauthorized`.",
     }

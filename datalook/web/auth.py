@@ -9,6 +9,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 
+from ..accounts import audit
 from ..accounts.login_guard import (
     account_wait,
     is_known_device,
@@ -44,8 +45,10 @@ def home():
 @auth_form_limit
 @signup_hourly_limit
 def signup():
-    """Create an account and log it in."""
+    """Create an account and log it in (then go to `next`, e.g. an invitation's page)."""
     form = SignupForm()
+    if request.method == "GET" and request.args.get("email"):
+        form.email.data = request.args["email"][:254]  # an invitation's link fills it in
     if form.validate_on_submit():
         user = User(email=User.normalise_email(form.email.data))
         user.set_password(form.password.data)
@@ -53,9 +56,11 @@ def signup():
             form.email.errors.append("An account with this email already exists. Log in instead?")
         else:
             login_user(user)
-            flash("Welcome to DataLook! Add your first site to get started.", "success")
+            target = request.args.get("next")
+            if not (target and is_local_path(target)):
+                flash("Welcome to DataLook! Add your first site to get started.", "success")
             # The browser that created the account is a known device from the start.
-            return remember_device(redirect(url_for("sites.index")), user.id)
+            return remember_device(redirect(_safe_next(target)), user.id)
     return render_template("auth/signup.html", form=form), 400 if form.errors else 200
 
 
@@ -76,6 +81,8 @@ def login():
             return page, 429, {"Retry-After": str(wait)}
         if user is not None and user.check_password(form.password.data):
             login_user(user)
+            audit.record(None, user, "sign_in", user.email)
+            db.session.commit()
             return remember_device(redirect(_safe_next(request.args.get("next"))), user.id)
         if user is None:
             _equalise_timing(form.password.data)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, url_for
-from flask_login import login_required
+from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, StringField
 from wtforms.validators import AnyOf, DataRequired, Length
 
-from ..accounts.access import owned_site_or_404
+from ..accounts import audit
+from ..accounts.access import site_for
 from ..browser import settings
 from ..browser.origins import InvalidOrigin, added_origins, default_origins
 from ..browser.script import snippet
@@ -63,14 +64,14 @@ def _render(site: Site, origin_form: OriginForm | None = None, status: int = 200
 @login_required
 def show(site_id: int):
     """Show the snippet pre-filled with the site key, and wait for the first pageview."""
-    return _render(owned_site_or_404(site_id))
+    return _render(site_for(site_id, "admin"))
 
 
 @bp.route("/status.json")
 @login_required
 def status(site_id: int):
     """The site's first browser pageview, for the quest's live wait (reads the site only)."""
-    site = owned_site_or_404(site_id)
+    site = site_for(site_id, "admin")
     done = browser_events_done(site)
     body: dict = {"received": done, "quest_done": done, "event": None}
     if done and site.first_pageview_at is not None:
@@ -90,7 +91,7 @@ def status(site_id: int):
 @login_required
 def add_origin(site_id: int):
     """Allow one more origin to send the site's browser events."""
-    site = owned_site_or_404(site_id)
+    site = site_for(site_id, "admin")
     form = OriginForm()
     if form.validate_on_submit():
         try:
@@ -98,6 +99,7 @@ def add_origin(site_id: int):
         except InvalidOrigin as exc:
             form.origin.errors.append(str(exc))
         else:
+            audit.record(site, current_user, "settings_changed", "allowed origins", added=added)
             db.session.commit()
             flash(f"{added} may now send events.", "success")
             return redirect(url_for(".show", site_id=site.id))
@@ -108,7 +110,7 @@ def add_origin(site_id: int):
 @login_required
 def remove_origin(site_id: int):
     """Stop accepting browser events from an added origin."""
-    site = owned_site_or_404(site_id)
+    site = site_for(site_id, "admin")
     form = OriginForm()
     if form.validate_on_submit():
         try:
@@ -116,6 +118,7 @@ def remove_origin(site_id: int):
         except InvalidOrigin as exc:
             flash(str(exc), "error")
         else:
+            audit.record(site, current_user, "settings_changed", "allowed origins", removed=removed)
             db.session.commit()
             flash(f"{removed} may no longer send events.", "success")
     return redirect(url_for(".show", site_id=site.id))
@@ -125,10 +128,13 @@ def remove_origin(site_id: int):
 @login_required
 def do_not_track(site_id: int):
     """Turn on or off skipping visitors who ask not to be tracked."""
-    site = owned_site_or_404(site_id)
+    site = site_for(site_id, "admin")
     form = DntForm()
     if form.validate_on_submit():
         site.respect_dnt = form.respect.data == "on"
+        audit.record(
+            site, current_user, "settings_changed", "do-not-track", respect=site.respect_dnt
+        )
         db.session.commit()
         state = "skipped" if site.respect_dnt else "counted"
         flash(
@@ -141,10 +147,11 @@ def do_not_track(site_id: int):
 @login_required
 def visitor_ids(site_id: int):
     """Choose cookieless (the default) or persistent visitor ids for the site's browsers."""
-    site = owned_site_or_404(site_id)
+    site = site_for(site_id, "admin")
     form = VisitorIdsForm()
     if form.validate_on_submit():
         site.visitor_ids = form.mode.data
+        audit.record(site, current_user, "settings_changed", "visitor ids", mode=site.visitor_ids)
         db.session.commit()
         flash(
             f"Visitor ids are now {site.visitor_ids}: copy the snippet again into your pages.",
@@ -159,9 +166,10 @@ def visitor_ids(site_id: int):
 @login_required
 def regenerate_key(site_id: int):
     """Replace the site key: pages with the old snippet stop being counted at once."""
-    site = owned_site_or_404(site_id)
+    site = site_for(site_id, "admin")
     if EmptyForm().validate_on_submit():
         settings.regenerate_site_key(site)
+        audit.record(site, current_user, "settings_changed", "site key regenerated")
         db.session.commit()
         flash("The site key is new: paste the new snippet into your pages.", "success")
     return redirect(url_for(".show", site_id=site.id))

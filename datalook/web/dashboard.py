@@ -6,10 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_login import login_required
+from flask_login import current_user, login_required
 from sqlalchemy import select
 
-from ..accounts.access import current_principal, owned_site_or_404, site_or_404
+from ..accounts import audit
+from ..accounts.access import current_principal, site_for, site_or_404
 from ..analytics import freshness, ranges
 from ..analytics.backlog import Freshness, notice
 from ..analytics.money import display
@@ -129,11 +130,19 @@ def report_context(
 @login_required
 def settings(site_id: int):
     """Change the site's report time zone and currency (events are never rewritten)."""
-    site = owned_site_or_404(site_id)
+    site = site_for(site_id, "admin")
     form = ReportSettingsForm(obj=site)
     if form.validate_on_submit():
         site.timezone = form.timezone.data
         site.currency = form.currency.data
+        audit.record(
+            site,
+            current_user,
+            "settings_changed",
+            "report settings",
+            timezone=site.timezone,
+            currency=site.currency,
+        )
         db.session.commit()
         flash("Report settings saved.", "success")
         return redirect(url_for("dashboard.overview", site_id=site.id))
@@ -147,7 +156,7 @@ def settings(site_id: int):
 @login_required
 def rule_display(site_id: int):
     """Rename a success rule for display, or archive it; its events are untouched."""
-    site = owned_site_or_404(site_id)
+    site = site_for(site_id, "admin")
     name = request.values.get("name", "")
     if _rule_id(site.id, name) is None:
         abort(404)
@@ -159,6 +168,9 @@ def rule_display(site_id: int):
             db.session.add(shown)
         shown.label = form.label.data or None
         shown.archived = bool(form.archived.data)
+        audit.record(
+            site, current_user, "rule_changed", name, label=shown.label, archived=shown.archived
+        )
         db.session.commit()
         flash(f"Success rule {name} saved.", "success")
         return redirect(url_for("dashboard.overview", site_id=site.id))

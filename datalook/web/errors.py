@@ -54,7 +54,7 @@ def _log_in_first() -> Response | None:
     return error_response(
         401,
         "unauthorized",
-        "Log in first: this report is for the site's owner, with the dashboard's session "
+        "Log in first: this report is for the site's members, with the dashboard's session "
         "cookie (log in at /login).",
     )
 

@@ -1,7 +1,7 @@
 """Who dropped off or converted at a funnel step, and one visitor's journey.
 
 Visitor ids name people (a user id sent as success_user_id), so these pages are for those
-who may manage the site (accounts.access, "manage"): never for readers or shared links.
+who may manage the site (accounts.access, "admin"): never for readers or shared links.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ bp = Blueprint("funnel_people", __name__, url_prefix="/sites/<int:site_id>")
 def may_see_people(site_id: int) -> bool:
     """Whether the principal of this request may see who the visitors are (manage)."""
     try:
-        site_or_404(current_principal(), site_id, "manage")
+        site_or_404(current_principal(), site_id, "admin")
     except NotFound:
         return False
     return True
@@ -39,7 +39,7 @@ def may_see_people(site_id: int) -> bool:
 
 def _managed_site(site_id: int) -> Site:
     """The site, if the principal may manage it (and so see visitor ids), or 404."""
-    return site_or_404(current_principal(), site_id, "manage")
+    return site_or_404(current_principal(), site_id, "admin")
 
 
 def _range(site: Site) -> DateRange:

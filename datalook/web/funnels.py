@@ -6,10 +6,11 @@ import json
 from collections.abc import Mapping
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
-from flask_login import login_required
+from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
 
-from ..accounts.access import owned_site_or_404
+from ..accounts import audit
+from ..accounts.access import site_for
 from ..analytics import freshness, journeys, kinds
 from ..analytics.backlog import notice
 from ..analytics.funnels import repository, saved
@@ -81,7 +82,7 @@ def _page_query(site: Site, report: str) -> ReportQuery:
 @login_required
 def index(site_id: int):
     """The site's saved funnels."""
-    site = owned_site_or_404(site_id)
+    site = site_for(site_id, "read")
     listed = repository.site_funnels(db.session(), site.id)
     # Each conversion is one read of a funnel's derived rows: the first LISTED_CONVERSIONS
     # funnels show theirs, any further ones link their report.
@@ -180,7 +181,7 @@ def _step_choices(site: Site) -> dict[str, list[str]]:
 @login_required
 def new(site_id: int):
     """The funnel builder, empty or started with the site's suggested steps."""
-    site = owned_site_or_404(site_id)
+    site = site_for(site_id, "admin")
     form = FunnelForm(window=DEFAULT_WINDOW, mode="ordered")
     if request.args.get("suggested"):
         steps = suggested_steps(db.session(), site.id)
@@ -203,7 +204,17 @@ def _save_from_form(site: Site, funnel: Funnel | None):
     except ParameterError as exc:
         return _render_builder(site, form, shown, funnel, error=exc, status=400)
     try:
-        stored = repository.save(db.session(), site.id, form.name.data, definition, funnel)
+        name = form.name.data
+        stored = repository.save(
+            db.session(),
+            site.id,
+            name,
+            definition,
+            funnel,
+            also=lambda session: audit.record(
+                site, current_user, "funnel_saved", name, session=session
+            ),
+        )
     except FunnelGone:  # deleted meanwhile
         abort(404)
     except DuplicateName:
@@ -219,14 +230,14 @@ def _save_from_form(site: Site, funnel: Funnel | None):
 @login_required
 def create(site_id: int):
     """Save a new funnel."""
-    return _save_from_form(owned_site_or_404(site_id), None)
+    return _save_from_form(site_for(site_id, "admin"), None)
 
 
 @bp.route("/funnels/<int:funnel_id>/edit")
 @login_required
 def edit(site_id: int, funnel_id: int):
     """The builder on a saved funnel."""
-    site = owned_site_or_404(site_id)
+    site = site_for(site_id, "admin")
     funnel = _owned_funnel(site, funnel_id)
     data = json.loads(funnel.definition)
     form = FunnelForm(name=funnel.name, window=data["window"], mode=data["mode"])
@@ -237,7 +248,7 @@ def edit(site_id: int, funnel_id: int):
 @login_required
 def update(site_id: int, funnel_id: int):
     """Save changes to a funnel."""
-    site = owned_site_or_404(site_id)
+    site = site_for(site_id, "admin")
     return _save_from_form(site, _owned_funnel(site, funnel_id))
 
 
@@ -245,12 +256,18 @@ def update(site_id: int, funnel_id: int):
 @login_required
 def delete(site_id: int, funnel_id: int):
     """Delete a saved funnel."""
-    site = owned_site_or_404(site_id)
+    site = site_for(site_id, "admin")
     funnel = _owned_funnel(site, funnel_id)
     if not EmptyForm().validate_on_submit():
         abort(400, description="The form expired; reload the page and try again.")
     name = funnel.name
-    repository.delete_funnel(db.session(), funnel)
+    repository.delete_funnel(
+        db.session(),
+        funnel,
+        also=lambda session: audit.record(
+            site, current_user, "funnel_deleted", name, session=session
+        ),
+    )
     flash(f"Funnel “{name}” deleted.", "success")
     return redirect(url_for("funnels.index", site_id=site.id))
 
@@ -269,7 +286,7 @@ def _bars(report) -> list[dict]:
 @login_required
 def report(site_id: int, funnel_id: int):
     """A saved funnel's report: SVG bars and a table."""
-    site = owned_site_or_404(site_id)
+    site = site_for(site_id, "read")
     funnel = _owned_funnel(site, funnel_id)
     query = _page_query(site, "saved_funnel")
     rng = query.range
@@ -334,7 +351,7 @@ def format_duration(seconds: float) -> str:
 @login_required
 def journeys_page(site_id: int):
     """The journeys report and the next-step view."""
-    site = owned_site_or_404(site_id)
+    site = site_for(site_id, "read")
     asked = _page_query(site, "journeys")
     rng, query = asked.range, asked.journey_query
     current = freshness.catch_up_sessions(db.session(), freshness.report_deadline())
@@ -362,7 +379,7 @@ def journeys_page(site_id: int):
 @login_required
 def quest(site_id: int):
     """The "Build your first funnel" quest: steps suggested from the site's own data."""
-    site = owned_site_or_404(site_id)
+    site = site_for(site_id, "read")
     return render_template(
         "funnels/quest.html",
         site=site,

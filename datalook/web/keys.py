@@ -9,7 +9,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
 from .. import live
-from ..accounts.access import owned_key_or_404, owned_site_or_404
+from ..accounts.access import site_for, site_key_or_404
 from ..extensions import db
 from ..ingest.refusals import recorder_for
 from ..ingest.schema import format_value
@@ -66,25 +66,25 @@ def _render_index(site, form, status=200, existing=None):
 @login_required
 def index(site_id: int):
     """List the site's keys."""
-    return _render_index(owned_site_or_404(site_id), KeyKindForm())
+    return _render_index(site_for(site_id, "admin"), KeyKindForm())
 
 
 @bp.route("/", methods=["POST"])
 @login_required
 def create(site_id: int):
     """Create a key from the keys page and show it once."""
-    return show_once.create_from_form(owned_site_or_404(site_id), _render_index)
+    return show_once.create_from_form(site_for(site_id, "admin"), _render_index)
 
 
 @bp.route("/<key_id>/revoke", methods=["GET", "POST"])
 @login_required
 def revoke(site_id: int, key_id: str):
     """Confirm, then revoke a key."""
-    site = owned_site_or_404(site_id)
-    key = owned_key_or_404(site, key_id)
+    site = site_for(site_id, "admin")
+    key = site_key_or_404(site, key_id)
     form = EmptyForm()
     if form.validate_on_submit():
-        apikeys.revoke_key(key)
+        apikeys.revoke_key(key, actor=current_user)
         flash(f"Key “{key.name}” is revoked; requests with it are refused from now on.", "success")
         return redirect(url_for("keys.index", site_id=site.id))
     return render_template("keys/revoke.html", site=site, key=key, form=form)
@@ -94,8 +94,8 @@ def revoke(site_id: int, key_id: str):
 @login_required
 def rotate(site_id: int, key_id: str):
     """Choose a grace period, then replace the key and show the new token once."""
-    site = owned_site_or_404(site_id)
-    key = owned_key_or_404(site, key_id)
+    site = site_for(site_id, "admin")
+    key = site_key_or_404(site, key_id)
     form = RotateForm()
     if form.validate_on_submit():
         try:
@@ -120,8 +120,8 @@ def rotate(site_id: int, key_id: str):
 @login_required
 def status(site_id: int, key_id: str):
     """The first event received with this key, for the quest's live wait."""
-    site = owned_site_or_404(site_id)
-    key = owned_key_or_404(site, key_id)
+    site = site_for(site_id, "admin")
+    key = site_key_or_404(site, key_id)
     first = db.session.scalar(
         select(Event).where(Event.api_key_id == key.id).order_by(Event.id).limit(1)
     )

@@ -14,7 +14,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
 from .. import erasure
-from ..accounts.access import owned_site_or_404
+from ..accounts.access import site_for
 from ..extensions import db
 from ..models import Event
 from .forms.accounts import EmptyForm, EraseForm
@@ -26,7 +26,7 @@ bp = Blueprint("live", __name__, url_prefix="/sites/<int:site_id>")
 @login_required
 def page(site_id: int):
     """The live view on a page of its own."""
-    site = owned_site_or_404(site_id)
+    site = site_for(site_id, "read")
     return render_template("live/page.html", site=site)
 
 
@@ -34,12 +34,12 @@ def page(site_id: int):
 @login_required
 def clear_test(site_id: int):
     """Delete every test event of the site in one click."""
-    site = owned_site_or_404(site_id)
+    site = site_for(site_id, "admin")
     form = EmptyForm()
     if not form.validate_on_submit():
         flash("The form expired; try again.", "error")
         return redirect(url_for("live.page", site_id=site.id))
-    count = erasure.clear_test_events(site, current_user.email)
+    count = erasure.clear_test_events(site, current_user)
     flash(f"Deleted {count} test event{'s' if count != 1 else ''}.", "success")
     # Back to the page the button was on (a fixed choice: never a URL from the form).
     back = "live.privacy" if request.form.get("back") == "privacy" else "live.page"
@@ -50,7 +50,7 @@ def clear_test(site_id: int):
 @login_required
 def privacy(site_id: int):
     """Erase a visitor, clear test events, and the log of past deletions."""
-    site = owned_site_or_404(site_id)
+    site = site_for(site_id, "owner")
     return _render_privacy(site, EraseForm())
 
 
@@ -69,7 +69,7 @@ def _render_privacy(site, form, status=200):
 @login_required
 def erase(site_id: int):
     """Confirm, then erase every event of one success_user_id."""
-    site = owned_site_or_404(site_id)
+    site = site_for(site_id, "owner")
     form = EraseForm()
     if not form.validate_on_submit():
         return _render_privacy(site, form, 400)
@@ -82,7 +82,7 @@ def erase(site_id: int):
         )
         return render_template("live/erase_confirm.html", site=site, form=form, count=count)
     try:
-        count = erasure.erase_visitor(site, user_id, current_user.email)
+        count = erasure.erase_visitor(site, user_id, current_user)
     except erasure.ErasureRefused as exc:
         form.user_id.errors.append(str(exc))
         return _render_privacy(site, form, 400)

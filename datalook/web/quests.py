@@ -6,7 +6,7 @@ from flask import Blueprint, render_template
 from flask_login import login_required
 from sqlalchemy import select
 
-from ..accounts.access import owned_site_or_404
+from ..accounts.access import site_for
 from ..extensions import db
 from ..models import ApiKey, utcnow
 from ..snippets import render as snippets
@@ -21,7 +21,7 @@ bp = Blueprint("quests", __name__, url_prefix="/sites/<int:site_id>/quests")
 @login_required
 def index(site_id: int):
     """List the onboarding quests and their state."""
-    site = owned_site_or_404(site_id)
+    site = site_for(site_id, "read")
     return render_template("quests/index.html", site=site, quests=quests_for(site))
 
 
@@ -52,7 +52,7 @@ def _render_quest(site, form, status=200, existing=None):
 @login_required
 def server_events(site_id: int):
     """Explain server events and offer to create a key."""
-    site = owned_site_or_404(site_id)
+    site = site_for(site_id, "admin")
     # Suggest the name the page's help text gives, unless a key of that name is active.
     taken = show_once.active_key_named(site, SUGGESTED_KEY_NAME) is not None
     form = KeyKindForm(data={"name": "" if taken else SUGGESTED_KEY_NAME})
@@ -63,4 +63,4 @@ def server_events(site_id: int):
 @login_required
 def create_key(site_id: int):
     """Create a key and show its token once, with snippets and the live wait."""
-    return show_once.create_from_form(owned_site_or_404(site_id), _render_quest)
+    return show_once.create_from_form(site_for(site_id, "admin"), _render_quest)

@@ -27,9 +27,10 @@ from limits.storage import MovingWindowSupport
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from ..accounts import audit
 from ..accounts.passwords import check_password, hash_password
 from ..extensions import db, limiter
-from ..models import AuditEntry, SharedLink, Site, utcnow
+from ..models import SharedLink, Site, utcnow
 
 #: Wrong passwords per link, from any address, before it waits.
 LINK_FAILURE_LIMIT = parse("10 per 5 minutes")
@@ -62,18 +63,11 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def audit(site: Site, action: str, subject: str) -> None:
+def _audit(site: Site, action: str, subject: str) -> None:
     """Record an owner's change of the site's shared links in the audit log, inside the
     caller's transaction. Never a token or a password: the link's id and name only."""
-    db.session.add(
-        AuditEntry(
-            site_id=site.id,
-            actor=current_user.email if current_user.is_authenticated else "cli",
-            action=action,
-            subject=subject[:100],
-            events_deleted=0,
-        )
-    )
+    actor = current_user if current_user.is_authenticated else "cli"
+    audit.record(site, actor, action, subject)
 
 
 def create(site: Site, name: str, password: str | None, origins: list[str]) -> CreatedLink:
@@ -89,7 +83,7 @@ def create(site: Site, name: str, password: str | None, origins: list[str]) -> C
     )
     db.session.add(link)
     db.session.flush()
-    audit(site, "share_create", f"shared link {link.id} “{name}”")
+    _audit(site, "share_created", f"shared link {link.id} “{name}”")
     db.session.commit()
     return CreatedLink(link, token)
 
@@ -98,7 +92,7 @@ def revoke(link: SharedLink) -> None:
     """Revoke a link: from the next request on, its URL is 404."""
     if link.revoked_at is None:
         link.revoked_at = utcnow()
-        audit(link.site, "share_revoke", f"shared link {link.id} “{link.name}”")
+        _audit(link.site, "share_revoked", f"shared link {link.id} “{link.name}”")
         db.session.commit()
 
 

@@ -24,7 +24,7 @@ from flask import (
 )
 from flask_login import login_required
 
-from ..accounts.access import SHARE, Principal, current_principal, owned_site_or_404, site_or_404
+from ..accounts.access import SHARE, Principal, current_principal, site_for, site_or_404
 from ..analytics import freshness
 from ..analytics.parameters import ParameterError
 from ..analytics.query import parse
@@ -58,14 +58,14 @@ def _index(site, form, status=200):
 @login_required
 def index(site_id: int):
     """List the site's shared links."""
-    return _index(owned_site_or_404(site_id), ShareForm())
+    return _index(site_for(site_id, "owner"), ShareForm())
 
 
 @bp.route("/sites/<int:site_id>/shares/", methods=["POST"])
 @login_required
 def create(site_id: int):
     """Create a link and show its URL once."""
-    site = owned_site_or_404(site_id)
+    site = site_for(site_id, "owner")
     form = ShareForm()
     if not form.validate_on_submit():
         return _index(site, form, 400)
@@ -87,7 +87,7 @@ def create(site_id: int):
 @login_required
 def revoke(site_id: int, link_id: int):
     """Revoke a link: its URL answers 404 from the next request on."""
-    site = owned_site_or_404(site_id)
+    site = site_for(site_id, "owner")
     link = db.session.get(SharedLink, link_id)
     if link is None or link.site_id != site.id:
         abort(404)

@@ -1,7 +1,7 @@
 """shared dashboards: read-only links to one site's reports (/share/<token>)
 
 Revision ID: 0020
-Revises: 0018
+Revises: 0019
 Create Date: 2026-12-07 10:30:00
 
 Read keys (dl_read_…) need no change of the schema: they are rows of api_keys whose kind
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0020"
-down_revision = "0018"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 

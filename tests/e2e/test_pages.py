@@ -178,6 +178,21 @@ PAGES: dict[str, tuple[bool, Callable[[Page, Owner], object], list[tuple[str, st
         lambda page, owner: page.goto("/docs/reports"),
         [("link", "/openapi.json"), ("link", "How we count")],
     ),
+    "members": (
+        True,
+        lambda page, owner: page.goto(f"/sites/{owner.site_id}/members"),
+        [("button", "Invite"), ("link", "Delete this site…"), ("combobox", "Role")],
+    ),
+    "audit": (
+        True,
+        lambda page, owner: page.goto(f"/sites/{owner.site_id}/audit"),
+        [("button", "Filter"), ("link", "Download CSV")],
+    ),
+    "delete-site": (
+        True,
+        lambda page, owner: page.goto(f"/sites/{owner.site_id}/delete"),
+        [("button", "Delete this site and all its data"), ("link", "Cancel")],
+    ),
     "docs-stats-api": (
         False,
         lambda page, owner: page.goto("/docs/stats-api"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -48,7 +49,12 @@ def site_funnel(session: Session, site_id: int, funnel_id: int) -> Funnel | None
 
 
 def save(
-    session: Session, site_id: int, name: str, definition: FunnelDefinition, funnel=None
+    session: Session,
+    site_id: int,
+    name: str,
+    definition: FunnelDefinition,
+    funnel=None,
+    also: Callable[[Session], object] | None = None,
 ) -> Funnel:
     """Create a saved funnel with its first derivation, or change one.
 
@@ -57,7 +63,8 @@ def save(
     write: the old rows are purged afterwards (derivation.purge_retired).
     FunnelGone when the funnel was deleted meanwhile; DuplicateName when another funnel
     of the site has the name (checked first for a clear answer, and by the unique index
-    for two saves at once).
+    for two saves at once). `also(session)` runs in the same
+    transaction, just before the commit (the audit entry).
     """
     text = json.dumps(definition.as_json(), separators=(",", ":"))
     funnel_id = None if funnel is None else funnel.id
@@ -68,6 +75,8 @@ def save(
             raise DuplicateName(name)
         try:
             saved = _write(session, site_id, name, text, funnel_id)
+            if also is not None:
+                also(session)
             session.commit()
         except IntegrityError:  # the index: another save took the name meanwhile
             session.rollback()
@@ -97,9 +106,12 @@ def _write(session: Session, site_id: int, name: str, text: str, funnel_id: int 
     return saved
 
 
-def delete_funnel(session: Session, funnel: Funnel) -> None:
+def delete_funnel(
+    session: Session, funnel: Funnel, also: Callable[[Session], object] | None = None
+) -> None:
     """Delete a saved funnel: one small write that retires its derivation (whose rows
-    derivation.purge_retired deletes afterwards, in short batches)."""
+    derivation.purge_retired deletes afterwards, in short batches); `also(session)` runs
+    in the same transaction when the funnel was still there."""
     funnel_id = funnel.id
     session.rollback()  # begin the write inside the writers' lock
     with derivation.writers_lock(session):
@@ -107,4 +119,6 @@ def delete_funnel(session: Session, funnel: Funnel) -> None:
         if locked is not None:
             derivation.retire(session, funnel_id)
             session.delete(locked)
+            if also is not None:
+                also(session)
         session.commit()

@@ -131,7 +131,7 @@ _FORMULA_STARTS = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
 _BLANKS = " \t\r\n\u00a0\u3000"
 
 
-def _safe(value: object) -> object:
+def safe_cell(value: object) -> object:
     """Keep a spreadsheet from running a cell as a formula: prefix `'` to text that starts
     (after any blanks) with =, +, - or @ (or a fullwidth one), or with a tab or CR."""
     if not isinstance(value, str) or not value:
@@ -139,10 +139,6 @@ def _safe(value: object) -> object:
     if value[0] in "\t\r" or value.lstrip(_BLANKS)[:1] in _FORMULA_STARTS:
         return "'" + value
     return value
-
-
-#: The same rule for the other CSV downloads (a funnel step's visitors).
-safe_cell = _safe
 
 
 def csv_text(
@@ -167,8 +163,8 @@ def csv_text(
         for rule in stats.rules:
             writer.writerow(
                 [
-                    _safe(rule.name),
-                    _safe(rule.label),
+                    safe_cell(rule.name),
+                    safe_cell(rule.label),
                     rule.archived,
                     rule.conversions,
                     rule.converters,
@@ -184,12 +180,12 @@ def csv_text(
     elif report == "pages":
         writer.writerow(["page_path", "events", "visitors"])
         for page in stats.pages:
-            writer.writerow([_safe(page.page_path), page.events, page.visitors])
+            writer.writerow([safe_cell(page.page_path), page.events, page.visitors])
     elif report == "breakdown":
         writer.writerow(["value", "events", "conversions", "revenue"])
         for row in breakdown or []:
             revenue = decimal_string(row.revenue_micros, cur)
-            writer.writerow([_safe(row.value), row.events, row.conversions, revenue])
+            writer.writerow([safe_cell(row.value), row.events, row.conversions, revenue])
     else:
         raise ValueError(report)
     return out.getvalue()
