@@ -80,6 +80,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", f"{S}/funnels/<int:funnel_id>.json"): READ,
     ("GET", f"{S}/journeys.json"): READ,
     ("GET", f"{S}/journeys/next.json"): READ,
+    ("GET", f"{S}/attribution.json"): READ,
     ("GET", f"{S}/live.json"): READ,
     ("GET", f"{S}/reports/totals.csv"): READ,
     ("GET", f"{S}/reports/rules.csv"): READ,
@@ -95,6 +96,10 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", f"{S}/funnels/<int:funnel_id>/edit"): ADMIN,
     ("POST", f"{S}/funnels/<int:funnel_id>/delete"): ADMIN,
     ("GET", f"{S}/journeys/"): READ,
+    # Who converted or dropped off, and one visitor's journey: visitor ids, so admins only.
+    ("GET", f"{S}/funnels/<int:funnel_id>/visitors"): ADMIN,
+    ("GET", f"{S}/funnels/<int:funnel_id>/visitors.csv"): ADMIN,
+    ("GET", f"{S}/journeys/visitor"): ADMIN,
     # Quests.
     ("GET", f"{S}/quests/"): READ,
     ("GET", f"{S}/quests/funnel"): READ,
@@ -103,6 +108,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", f"{S}/quests/browser-sdk/"): ADMIN,
     ("GET", f"{S}/quests/browser-sdk/status.json"): ADMIN,
     ("POST", f"{S}/quests/browser-sdk/origins"): ADMIN,
+    ("POST", f"{S}/quests/browser-sdk/visitor-ids"): ADMIN,
     ("POST", f"{S}/quests/browser-sdk/origins/remove"): ADMIN,
     ("POST", f"{S}/quests/browser-sdk/do-not-track"): ADMIN,
     ("POST", f"{S}/quests/browser-sdk/site-key"): ADMIN,
