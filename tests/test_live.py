@@ -130,10 +130,12 @@ def test_cli_creates_test_keys_and_lists_the_kind(app, owner):
 def test_quest_offers_a_test_key_with_prefilled_snippets(client, owner):
     quest = client.get(f"/sites/{owner}/quests/server-events").get_data(as_text=True)
     assert "Create test key" in quest and "Create key" in quest
-    shown = client.post(
+    posted = client.post(
         f"/sites/{owner}/quests/server-events/keys",
         data={"name": "Trying it", "kind": "test", "csrf_token": csrf_from(quest)},
     )
+    assert posted.status_code == 303
+    shown = client.get(posted.headers["Location"])
     page = shown.get_data(as_text=True)
     assert shown.status_code == 200 and "Your new test key" in page
     token = page.split('id="new-token">')[1].split("<")[0]

@@ -105,7 +105,8 @@ def test_every_site_route_is_404_for_another_user(app):
     checked = 0
     for rule, method in _site_routes(app):
         url = rule.build(
-            {"site_id": site_id, "key_id": key_id, "funnel_id": 1}, append_unknown=False
+            {"site_id": site_id, "key_id": key_id, "funnel_id": 1, "reveal_id": 1},
+            append_unknown=False,
         )[1]
         response = intruder.open(
             url, method=method, data={"csrf_token": token, "name": "x", "expire_old_in": "now"}
@@ -123,7 +124,8 @@ def test_every_site_route_is_404_for_another_user(app):
 def test_site_pages_need_login(app, client):
     for rule, method in _site_routes(app):
         if method == "GET":
-            url = rule.build({"site_id": 1, "key_id": "abc", "funnel_id": 1}, append_unknown=False)[
-                1
-            ]
+            url = rule.build(
+                {"site_id": 1, "key_id": "abc", "funnel_id": 1, "reveal_id": 1},
+                append_unknown=False,
+            )[1]
             assert client.get(url).status_code in (302, 401), url

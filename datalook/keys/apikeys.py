@@ -7,6 +7,7 @@ it from there); `apikeys.authenticate`, `AuthFailure` and `KnownKey` name the sa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -81,9 +82,13 @@ def create_key(
     user: User | None,
     now: datetime | None = None,
     kind: str = KEY_KIND_LIVE,
+    with_key: Callable[[CreatedKey], None] | None = None,
 ) -> CreatedKey:
     """Create a live or test key named `name`; refuse a duplicate active name or an 11th
-    active key (live and test keys count alike toward the cap)."""
+    active key (live and test keys count alike toward the cap).
+
+    `with_key` is called with the new key before the commit, so what it adds to the session
+    (the show-once page's reveal) is stored with the key or not at all."""
     now = now or utcnow()
     name = name.strip()
     if kind not in tokens.PREFIXES:
@@ -105,6 +110,9 @@ def create_key(
         if duplicate is not None:
             raise KeyRefused(f"An active key named “{name}” already exists; choose another name.")
         created = _insert_key(site, name, user, None, kind)
+        if with_key is not None:
+            db.session.flush()  # the key's id, for what refers to it
+            with_key(created)
         db.session.commit()
     except Exception:
         db.session.rollback()

@@ -17,7 +17,7 @@ from ..ingest.usage import counter_for
 from ..keys import apikeys
 from ..models import ApiKey, Event, KeyUsage, utcnow
 from . import show_once
-from .forms.accounts import EmptyForm, KeyKindForm, RotateForm
+from .forms.accounts import EmptyForm, RotateForm
 from .quest_state import server_events_done
 from .timefmt import site_time
 
@@ -63,7 +63,7 @@ def _render_index(site, form, status=200, existing=None):
 @login_required
 def index(site_id: int):
     """List the site's keys."""
-    return _render_index(owned_site_or_404(site_id), KeyKindForm())
+    return _render_index(owned_site_or_404(site_id), show_once.new_form())
 
 
 @bp.route("/", methods=["POST"])
@@ -71,6 +71,13 @@ def index(site_id: int):
 def create(site_id: int):
     """Create a key from the keys page and show it once."""
     return show_once.create_from_form(owned_site_or_404(site_id), _render_index)
+
+
+@bp.route("/created/<int:reveal_id>")
+@login_required
+def created(site_id: int, reveal_id: int):
+    """The show-once page a create form redirects to (reloading it posts nothing)."""
+    return show_once.reveal_page(owned_site_or_404(site_id), reveal_id)
 
 
 @bp.route("/<key_id>/revoke", methods=["GET", "POST"])
