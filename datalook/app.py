@@ -16,6 +16,7 @@ from werkzeug.routing import Map
 from werkzeug.routing.converters import IntegerConverter
 
 from . import cli
+from .browser.bot_counts import bot_counter_for
 from .config import from_environ
 from .envelope import wants_json
 from .extensions import csrf, db, login_manager, migrate
@@ -118,6 +119,7 @@ def _ingestion_context(app: Flask) -> Context:
         refusals,
         (dbapi.OperationalError, dbapi.InterfaceError, OperationalError, InterfaceError),
         # Behind the front (TRUSTED_PROXIES), a write's wait counts from its X-Request-Start.
+        bots=bot_counter_for(app.extensions),
         front_budget=(
             app.config["SQLITE_BUSY_TIMEOUT_MS"] / 1000
             if app.config["TRUSTED_PROXIES"] and engine.dialect.name == "sqlite"

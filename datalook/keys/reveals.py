@@ -61,19 +61,19 @@ def store(
     token: str,
     user_id: int,
     now: datetime | None = None,
-) -> None:
+) -> KeyReveal:
     """Add the reveal of a key just created (the caller commits it with the key)."""
     now = now or utcnow()
-    session.add(
-        KeyReveal(
-            nonce_hash=nonce_hash(nonce),
-            site_id=key.site_id,
-            user_id=user_id,
-            api_key_id=key.id,
-            ciphertext=_cipher(secret_key, nonce).encrypt(token.encode()).decode(),
-            expires_at=now + REVEAL_FOR,
-        )
+    reveal = KeyReveal(
+        nonce_hash=nonce_hash(nonce),
+        site_id=key.site_id,
+        user_id=user_id,
+        api_key_id=key.id,
+        ciphertext=_cipher(secret_key, nonce).encrypt(token.encode()).decode(),
+        expires_at=now + REVEAL_FOR,
     )
+    session.add(reveal)
+    return reveal
 
 
 def find(session: Session, nonce: str, site_id: int, user_id: int) -> KeyReveal | None:
@@ -106,7 +106,8 @@ def open_reveal(
     expired (otherwise the token is None: it cannot be shown again)."""
     now = now or utcnow()
     key = session.get(ApiKey, reveal.api_key_id)
-    assert key is not None  # the reveal goes with its key (ON DELETE CASCADE)
+    if key is None:  # cannot be: the reveal goes with its key (ON DELETE CASCADE)
+        raise LookupError(f"the key of reveal {reveal.id} is gone")
     if (
         nonce is None
         or reveal.ciphertext is None

@@ -9,6 +9,7 @@
   var statusLine = panel.querySelector("[data-live-status]");
   var filters = panel.querySelector("[data-live-filters]");
   var keySelect = panel.querySelector("[data-live-keys]");
+  var botLine = panel.querySelector("[data-live-bots]");
   var MAX_ROWS = 200;
   var INTERVAL = 1500;
   var cursor = null;
@@ -105,8 +106,23 @@
     return url + "?" + params.toString();
   }
 
+  // "3 requests filtered as bots (HeadlessChrome) in the last 7 days": a headless browser's
+  // events are dropped, and this says so instead of showing nothing.
+  function showBots(bots) {
+    if (!botLine || !bots) { return; }
+    var text = "";
+    if (bots.requests) {
+      var names = bots.by_bot.map(function (b) { return b.bot; }).join(", ");
+      text = bots.requests.toLocaleString("en-US") + (bots.requests === 1 ? " request" : " requests") +
+        " filtered as bots (" + names + ") in the last " + bots.days + " days: their events are not stored.";
+    }
+    if (botLine.textContent !== text) { botLine.textContent = text; }
+    botLine.hidden = !text;
+  }
+
   function show(body, first) {
     fillKeys(body.keys);
+    showBots(body.bots);
     var fragment = document.createDocumentFragment();
     body.items.forEach(function (item) {
       var tr = row(item);

@@ -84,11 +84,9 @@ def _owned_funnel(site: Site, funnel_id: int) -> Funnel:
 
 
 def _page_range(site: Site) -> DateRange:
-    """The date range of a page; a bad one is a 400 page."""
-    try:
-        return _range(site, request.args)
-    except ParameterError as exc:
-        abort(400, description=f"{exc.field}: {exc.message}")
+    """The date range of a page; a bad one raises ParameterError, which every page answers
+    alike (errors.py: a banner, and the page again without the bad parameter)."""
+    return _range(site, request.args)
 
 
 @bp.route("/funnels/")
@@ -244,10 +242,7 @@ def journeys_page(site_id: int):
     """The journeys report and the next-step view."""
     site = owned_site_or_404(site_id)
     rng = _page_range(site)
-    try:
-        query = journeys.parse_query(request.args)
-    except ParameterError as exc:
-        abort(400, description=f"{exc.field}: {exc.message}")
+    query = journeys.parse_query(request.args)  # ParameterError: as a bad range is answered
     current = freshness.catch_up_sessions(db.session(), freshness.report_deadline())
     top = journeys.top_journeys(db.session(), site.id, rng, query)
     path = request.args.get("path") or ""

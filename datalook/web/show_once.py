@@ -82,11 +82,16 @@ def create_from_form(site: Site, render_form: Callable[..., Any]):
         return _to_reveal(site, posted_before, nonce)
     kind = form.kind.data or "live"
     secret_key = current_app.config["SECRET_KEY"]
+    kept: list[KeyReveal] = []
 
     def keep(created: CreatedKey) -> None:
         """Hold the new token for its show-once page, in the key's transaction."""
         reveals.wipe_expired(db.session())
-        reveals.store(db.session(), secret_key, nonce, created.key, created.token, current_user.id)
+        kept.append(
+            reveals.store(
+                db.session(), secret_key, nonce, created.key, created.token, current_user.id
+            )
+        )
 
     try:
         apikeys.create_key(site, form.name.data, current_user, kind=kind, with_key=keep)
@@ -102,9 +107,7 @@ def create_from_form(site: Site, render_form: Callable[..., Any]):
             # token cannot come back, and offer rotation instead.
             return render_form(site, form, 409, existing=existing)
         return render_form(site, form, 400)
-    reveal = reveals.find(db.session(), nonce, site.id, current_user.id)
-    assert reveal is not None  # stored with the key just now
-    return _to_reveal(site, reveal, nonce)
+    return _to_reveal(site, kept[0], nonce)
 
 
 def _to_reveal(site: Site, reveal: KeyReveal, nonce: str):
