@@ -62,6 +62,7 @@ def _delete(
     visitor_id: str | None = None,
     only_test: bool = False,
     also: Delete | None = None,
+    log_nothing: bool = True,
 ) -> int:
     """Delete the site's events matching `condition` with the audit entry and the hooks
     (and the statement `also`), in one transaction, queued with the other writers."""
@@ -69,7 +70,16 @@ def _delete(
     session.rollback()  # start the transaction inside the writers' lock
     with write_lock(db.engine.dialect, db.engine.url.database):
         return _delete_locked(
-            session, site, condition, actor, action, subject, visitor_id, only_test, also
+            session,
+            site,
+            condition,
+            actor,
+            action,
+            subject,
+            visitor_id,
+            only_test,
+            also,
+            log_nothing,
         )
 
 
@@ -83,8 +93,10 @@ def _delete_locked(
     visitor_id: str | None,
     only_test: bool,
     also: Delete | None,
+    log_nothing: bool,
 ) -> int:
-    """The body of _delete, holding the writers' lock."""
+    """The body of _delete, holding the writers' lock (no audit entry for a deletion that
+    found nothing when `log_nothing` is false)."""
     try:
         if also is not None:
             session.execute(also)
@@ -102,16 +114,17 @@ def _delete_locked(
                 hook(session, deleted)
             session.execute(delete(Event).where(where))
             cursors.rewind_past_deleted(session)  # SQLite gives the ids of the newest again
-        session.add(
-            AuditEntry(
-                site_id=site.id,
-                actor=actor[:300],
-                action=action,
-                subject=subject,
-                events_deleted=count,
-                created_at=utcnow(),
+        if count or log_nothing:
+            session.add(
+                AuditEntry(
+                    site_id=site.id,
+                    actor=actor[:300],
+                    action=action,
+                    subject=subject,
+                    events_deleted=count,
+                    created_at=utcnow(),
+                )
             )
-        )
         session.flush()
         session.commit()
     except Exception:
@@ -141,6 +154,8 @@ def erase_visitor(site: Site, user_id: str, actor: str) -> int:
         subject_digest(site.id, user_id),
         visitor_id=visitor_id,
         also=quoting,
+        # An id without events erases nothing: no entry saying "0 events" of a made-up id.
+        log_nothing=False,
     )
 
 

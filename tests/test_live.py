@@ -620,3 +620,31 @@ def test_filtered_reads_look_only_at_the_newest_events(app, client, owner, monke
     assert [i["event_name"] for i in _feed(client, owner, type="click")["items"]] == []
     client.post("/event", json={**GOOD, "event_name": "click"}, headers=bearer(made.token))
     assert [i["event_name"] for i in _feed(client, owner, type="click")["items"]] == ["click"]
+
+
+def test_erasing_a_user_id_without_events_says_there_is_nothing_to_erase(app, client, owner):
+    made = _key(app, owner)
+    client.post("/event", json={**GOOD, "success_user_id": "user_42"}, headers=bearer(made.token))
+    for confirmed in ("", "yes"):  # asked, or posted as confirmed: the same answer
+        answer = post_form(
+            client,
+            f"/sites/{owner}/privacy/erase",
+            {"user_id": "User_42", "confirmed": confirmed},
+            f"/sites/{owner}/privacy",
+        )
+        page = answer.get_data(as_text=True)
+        assert answer.status_code == 200
+        assert "Erase 0 events" not in page and "Erase for good" not in page
+        assert "there is nothing to erase" in page and "“User_42”" in page
+    assert len(stored_events(app, owner)) == 1
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(AuditEntry)) == 0
+    assert "No deletions yet." in client.get(f"/sites/{owner}/privacy").get_data(as_text=True)
+    # The command line says the same, and logs nothing either.
+    result = app.test_cli_runner().invoke(
+        args=["events", "erase", "--site", "example.com", "--visitor", "nobody"]
+    )
+    assert result.exit_code == 0
+    assert result.stderr == "No events of that visitor in example.com: nothing to erase\n"
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(AuditEntry)) == 0
