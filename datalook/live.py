@@ -262,3 +262,24 @@ def last_refusal(key: ApiKey) -> dict | None:
     if found is None:
         return None
     return _refusal_item(found, key.key_id, key.name, key.kind)
+
+
+#: test_events_only counts at most this many test events (the notice says "10,000+").
+MAX_TEST_COUNTED = 10_000
+
+
+def test_events_only(site_id: int) -> int:
+    """How many test events a site has when it has no counted event at all (0 otherwise):
+    the dashboard then says why its reports are empty. Two bounded index reads."""
+    counted = db.session.scalar(
+        select(Event.id).where(Event.site_id == site_id, Event.is_test.is_(False)).limit(1)
+    )
+    if counted is not None:
+        return 0
+    tests = (
+        select(Event.id)
+        .where(Event.site_id == site_id, Event.is_test.is_(True))
+        .limit(MAX_TEST_COUNTED + 1)
+        .subquery()
+    )
+    return int(db.session.scalar(select(func.count()).select_from(tests)) or 0)

@@ -648,3 +648,18 @@ def test_erasing_a_user_id_without_events_says_there_is_nothing_to_erase(app, cl
     assert result.stderr == "No events of that visitor in example.com: nothing to erase\n"
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(AuditEntry)) == 0
+
+
+def test_the_dashboard_says_when_a_site_has_only_test_events(app, client, owner):
+    dashboard = f"/sites/{owner}/"
+    assert "Only test events so far" not in client.get(dashboard).get_data(as_text=True)
+    test_key = _key(app, owner, "test")
+    for _ in range(2):
+        client.post("/event", json=GOOD, headers=bearer(test_key.token))
+    page = client.get(dashboard).get_data(as_text=True)
+    assert "Only test events so far" in page
+    assert "received 2 events from test keys" in page
+    assert f'href="/sites/{owner}/live">See them in the live view</a>' in page
+    # One counted event and the notice goes: the reports have something to show.
+    client.post("/event", json=GOOD, headers=bearer(_key(app, owner).token))
+    assert "Only test events so far" not in client.get(dashboard).get_data(as_text=True)

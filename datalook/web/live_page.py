@@ -13,13 +13,19 @@ from flask import (
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
-from .. import erasure
+from .. import erasure, live
 from ..accounts.access import owned_site_or_404
 from ..extensions import db
 from ..models import Event
 from .forms.accounts import EmptyForm, EraseForm
 
 bp = Blueprint("live", __name__, url_prefix="/sites/<int:site_id>")
+
+
+@bp.app_template_global()
+def test_events_only(site_id: int) -> int:
+    """For the dashboard's notice: the site's test events when it has nothing counted."""
+    return live.test_events_only(site_id)
 
 
 @bp.route("/live")
