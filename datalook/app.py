@@ -17,7 +17,7 @@ from werkzeug.routing.converters import IntegerConverter
 
 from . import cli
 from .browser.bot_counts import bot_counter_for
-from .config import from_environ
+from .config import from_environ, with_settings_file
 from .envelope import wants_json
 from .extensions import csrf, db, login_manager, migrate
 from .ingest.app import Dispatcher, IngestionApp
@@ -47,7 +47,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_path=os.environ.get("DATALOOK_INSTANCE_PATH") or None)
     app.url_map.converters["int"] = RowIdConverter
     instance = Path(app.instance_path)
-    app.config.from_mapping(from_environ(os.environ, instance))
+    # What the environment leaves unset comes from the settings `make run` wrote, if any.
+    app.config.from_mapping(from_environ(with_settings_file(os.environ, instance), instance))
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
