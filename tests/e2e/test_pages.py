@@ -133,6 +133,12 @@ def _live(page: Page, owner: Owner) -> None:
     page.goto(f"/sites/{owner.site_id}/live")
     expect(page.locator("[data-live-rows] tr").first).to_be_visible()
     expect(page.locator("[data-live-bots]")).to_contain_text("filtered as bots (HeadlessChrome)")
+    if page.viewport_size["width"] <= 640:
+        # On a phone each row is a card that fits: nothing scrolls sideways, not even the table.
+        box = page.locator(".live-panel .table-wrap")
+        assert box.evaluate("(el) => el.scrollWidth <= el.clientWidth"), "the live table scrolls"
+        row = page.locator("[data-live-rows] tr").first
+        expect(row.locator('td[data-label="Path"]')).to_have_text("/checkout/success")
 
 
 def _show_once(page: Page, owner: Owner) -> None:
