@@ -331,11 +331,16 @@ def test_revoke_needs_confirmation_then_takes_effect(app, client, owner):
 def test_rotate_in_the_ui_shows_the_new_token_once(app, client, owner):
     key_id, old_token = create(app, owner)
     form = client.get(f"/sites/{owner}/keys/{key_id}/rotate").get_data(as_text=True)
-    response = client.post(
-        f"/sites/{owner}/keys/{key_id}/rotate",
-        data={"expire_old_in": "24h", "csrf_token": csrf_from(form)},
-    )
+    nonce = re.search(r'name="nonce" type="hidden" value="([^"]+)"', form).group(1)
+    data = {"expire_old_in": "24h", "csrf_token": csrf_from(form), "nonce": nonce}
+    posted = client.post(f"/sites/{owner}/keys/{key_id}/rotate", data=data)
+    assert posted.status_code == 303  # Post/Redirect/Get, as a new key's
+    # The same form posted again (a double click) shows the same new key: one rotation.
+    again = client.post(f"/sites/{owner}/keys/{key_id}/rotate", data=data)
+    assert again.status_code == 303 and again.headers["Location"] == posted.headers["Location"]
+    response = client.get(posted.headers["Location"])
     assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    assert "Your rotated API key" in response.get_data(as_text=True)
     new_token = TOKEN_RE.search(response.get_data(as_text=True)).group(0)
     assert new_token != old_token
     assert auth(app, f"Bearer {old_token}") and auth(app, f"Bearer {new_token}")
@@ -363,6 +368,7 @@ def test_rotate_now_says_the_old_key_stopped(app, client, owner):
     response = client.post(
         f"/sites/{owner}/keys/{key_id}/rotate",
         data={"expire_old_in": "now", "csrf_token": csrf_from(form)},
+        follow_redirects=True,
     )
     assert response.status_code == 200
     assert "stopped working just now" in response.get_data(as_text=True)

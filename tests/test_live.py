@@ -608,6 +608,7 @@ def test_a_burst_larger_than_a_page_is_flagged_as_a_gap(app, client, owner, monk
         "items": [],
         "cursor": burst["cursor"],
         "gap": False,
+        "bots": {"days": 7, "requests": 0, "by_bot": []},  # every poll: the line stays live
     }
 
 

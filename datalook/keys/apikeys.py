@@ -128,9 +128,15 @@ def revoke_key(key: ApiKey, now: datetime | None = None) -> None:
 
 
 def rotate_key(
-    key: ApiKey, expire_old_in: str, user: User | None, now: datetime | None = None
+    key: ApiKey,
+    expire_old_in: str,
+    user: User | None,
+    now: datetime | None = None,
+    with_key: Callable[[CreatedKey], None] | None = None,
 ) -> CreatedKey:
-    """Replace a key by a new one with the same name and limit; the old one expires later."""
+    """Replace a key by a new one with the same name and limit; the old one expires later.
+
+    `with_key`: as create_key's, called with the new key before the commit."""
     now = now or utcnow()
     if expire_old_in not in GRACE_PERIODS:
         raise KeyRefused("Choose when the old key stops working: now, 1h, 24h or 7d.")
@@ -157,6 +163,9 @@ def rotate_key(
             )
         created = _insert_key(site, key.name, user, key.rate_limit, key.kind)
         key.replaced_by = created.key
+        if with_key is not None:
+            db.session.flush()
+            with_key(created)
         db.session.commit()
     except Exception:
         db.session.rollback()

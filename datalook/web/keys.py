@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, url_for
-from flask_login import current_user, login_required
+from flask_login import login_required
 from sqlalchemy import func, select
 
 from .. import live
@@ -14,7 +14,7 @@ from ..extensions import db
 from ..ingest.refusals import recorder_for
 from ..ingest.schema import format_value
 from ..ingest.usage import counter_for
-from ..keys import apikeys
+from ..keys import apikeys, reveals
 from ..models import ApiKey, Event, KeyUsage, utcnow
 from . import show_once
 from .forms.accounts import EmptyForm, RotateForm
@@ -102,12 +102,11 @@ def rotate(site_id: int, key_id: str):
     key = owned_key_or_404(site, key_id)
     form = RotateForm()
     if form.validate_on_submit():
-        try:
-            created = apikeys.rotate_key(key, form.expire_old_in.data, current_user)
-        except apikeys.KeyRefused as exc:
-            form.expire_old_in.errors.append(str(exc))
-        else:
-            return show_once.render(site, created, "Your rotated API key", replaced=key)
+        shown = show_once.rotate_from_form(site, key, form)
+        if shown is not None:
+            return shown
+    elif not form.is_submitted():
+        form.nonce.data = reveals.new_nonce()
     status = 400 if form.errors else 200
     # Each choice says the moment it means, in the site's zone: "In 24 hours (until …)".
     now = utcnow()

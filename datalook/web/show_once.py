@@ -23,7 +23,7 @@ from ..keys import apikeys, reveals
 from ..keys.apikeys import CreatedKey
 from ..models import ApiKey, KeyReveal, Site, utcnow
 from ..snippets import render as snippets
-from .forms.accounts import KeyKindForm
+from .forms.accounts import KeyKindForm, RotateForm
 
 # The session holds the nonces of the reveals this browser made: {reveal id: nonce}.
 _SESSION_KEY = "key_reveals"
@@ -75,12 +75,53 @@ def create_from_form(site: Site, render_form: Callable[..., Any]):
     form = KeyKindForm()
     if not form.validate_on_submit():
         return render_form(site, form, 400)
+    kind = form.kind.data or "live"
+    made = _once(
+        site,
+        form,
+        lambda keep: apikeys.create_key(
+            site, form.name.data, current_user, kind=kind, with_key=keep
+        ),
+    )
+    if not isinstance(made, apikeys.KeyRefused):
+        return made
+    form.name.errors.append(str(made))
+    existing = active_key_named(site, form.name.data)
+    if existing is not None:
+        # Most often a form posted again long after: say that the key exists, that its
+        # token cannot come back, and offer rotation instead.
+        return render_form(site, form, 409, existing=existing)
+    return render_form(site, form, 400)
+
+
+def rotate_from_form(site: Site, key: ApiKey, form: RotateForm):
+    """Rotate a key from its submitted form and redirect to the new key's show-once page
+    (the same form posted again redirects to the same page); None with the refusal added
+    to the form's errors."""
+    made = _once(
+        site,
+        form,
+        lambda keep: apikeys.rotate_key(key, form.expire_old_in.data, current_user, with_key=keep),
+    )
+    if isinstance(made, apikeys.KeyRefused):
+        form.expire_old_in.errors.append(str(made))
+        return None
+    return made
+
+
+def _once(
+    site: Site,
+    form: KeyKindForm | RotateForm,
+    make: Callable[[Callable[[CreatedKey], None]], CreatedKey],
+):
+    """Make a key once per form (its nonce): the redirect to its show-once page, or the
+    refusal (apikeys.KeyRefused) to show on the form. `make` gets the hook that stores the
+    new token's reveal in the key's own transaction."""
     nonce = form.nonce.data if reveals.valid_nonce(form.nonce.data) else reveals.new_nonce()
     form.nonce.data = nonce
     posted_before = reveals.find(db.session(), nonce, site.id, current_user.id)
     if posted_before is not None:  # a double submit: the first post made the key
         return _to_reveal(site, posted_before, nonce)
-    kind = form.kind.data or "live"
     secret_key = current_app.config["SECRET_KEY"]
     kept: list[KeyReveal] = []
 
@@ -94,19 +135,13 @@ def create_from_form(site: Site, render_form: Callable[..., Any]):
         )
 
     try:
-        apikeys.create_key(site, form.name.data, current_user, kind=kind, with_key=keep)
+        make(keep)
     except apikeys.KeyRefused as exc:
         # The same form's first post may have made the key while this one waited.
         posted_before = reveals.find(db.session(), nonce, site.id, current_user.id)
         if posted_before is not None:
             return _to_reveal(site, posted_before, nonce)
-        form.name.errors.append(str(exc))
-        existing = active_key_named(site, form.name.data)
-        if existing is not None:
-            # Most often a form posted again long after: say that the key exists, that its
-            # token cannot come back, and offer rotation instead.
-            return render_form(site, form, 409, existing=existing)
-        return render_form(site, form, 400)
+        return exc
     return _to_reveal(site, kept[0], nonce)
 
 
@@ -133,8 +168,12 @@ def reveal_page(site: Site, reveal_id: int):
         )
         response.headers["Cache-Control"] = "no-store"
         return response
-    heading = "Your new test key" if opened.key.is_test else "Your new API key"
-    return render(site, CreatedKey(opened.key, opened.token), heading)
+    replaced = db.session.scalar(select(ApiKey).where(ApiKey.replaced_by_id == opened.key.id))
+    if replaced is not None:
+        heading = "Your rotated API key"
+    else:
+        heading = "Your new test key" if opened.key.is_test else "Your new API key"
+    return render(site, CreatedKey(opened.key, opened.token), heading, replaced=replaced)
 
 
 def active_key_named(site: Site, name: str | None) -> ApiKey | None:

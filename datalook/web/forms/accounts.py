@@ -131,3 +131,5 @@ class RotateForm(FlaskForm):
         default="24h",
         validators=[DataRequired()],
     )
+    # One-time per rendered form, as KeyKindForm's: a double submit shows the same new key.
+    nonce = HiddenField()
