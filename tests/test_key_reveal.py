@@ -121,3 +121,15 @@ def test_only_the_browser_that_created_the_key_sees_its_token(app, client, owner
     sign_up(intruder, "intruder@example.com")
     add_site(intruder, "intruder.example.com")
     assert intruder.get(location).status_code == 404
+
+
+def test_a_nonce_of_another_site_is_not_reused(app, client, owner):
+    url = f"/sites/{owner}/keys/"
+    data = {**_form(client, url), "name": "Prod"}
+    first = client.post(url, data=data)
+    other_site = add_site(client, "other.example.com")
+    # The same nonce posted to another site (a crafted form): a key of its own, no error.
+    other = client.post(f"/sites/{other_site}/keys/", data=data)
+    assert other.status_code == 303 and other.headers["Location"] != first.headers["Location"]
+    assert _token(client, other.headers["Location"]) != _token(client, first.headers["Location"])
+    assert _keys(app) == 2

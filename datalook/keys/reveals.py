@@ -78,13 +78,21 @@ def store(
 
 def find(session: Session, nonce: str, site_id: int, user_id: int) -> KeyReveal | None:
     """The reveal a form's nonce made, for this site and user (expired or not)."""
-    return session.scalar(
-        select(KeyReveal).where(
-            KeyReveal.nonce_hash == nonce_hash(nonce),
-            KeyReveal.site_id == site_id,
-            KeyReveal.user_id == user_id,
-        )
-    )
+    found = session.scalar(select(KeyReveal).where(KeyReveal.nonce_hash == nonce_hash(nonce)))
+    if found is None or (found.site_id, found.user_id) != (site_id, user_id):
+        return None
+    return found
+
+
+def usable(session: Session, nonce: str | None, site_id: int, user_id: int) -> str:
+    """The posted nonce when it is well formed and not another site's or user's (a crafted
+    or copied form); otherwise a fresh one (that post then simply makes its key)."""
+    if nonce is None or not valid_nonce(nonce):
+        return new_nonce()
+    other = session.scalar(select(KeyReveal).where(KeyReveal.nonce_hash == nonce_hash(nonce)))
+    if other is not None and (other.site_id, other.user_id) != (site_id, user_id):
+        return new_nonce()
+    return nonce
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from flask import (
 )
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..keys import apikeys, reveals
@@ -117,7 +118,7 @@ def _once(
     """Make a key once per form (its nonce): the redirect to its show-once page, or the
     refusal (apikeys.KeyRefused) to show on the form. `make` gets the hook that stores the
     new token's reveal in the key's own transaction."""
-    nonce = form.nonce.data if reveals.valid_nonce(form.nonce.data) else reveals.new_nonce()
+    nonce = reveals.usable(db.session(), form.nonce.data, site.id, current_user.id)
     form.nonce.data = nonce
     posted_before = reveals.find(db.session(), nonce, site.id, current_user.id)
     if posted_before is not None:  # a double submit: the first post made the key
@@ -136,11 +137,15 @@ def _once(
 
     try:
         make(keep)
-    except apikeys.KeyRefused as exc:
-        # The same form's first post may have made the key while this one waited.
+    except (apikeys.KeyRefused, IntegrityError) as exc:
+        # The same form's first post may have made the key while this one waited (then
+        # this one met its name, its rotation, or its nonce: the unique nonce_hash).
+        db.session.rollback()
         posted_before = reveals.find(db.session(), nonce, site.id, current_user.id)
         if posted_before is not None:
             return _to_reveal(site, posted_before, nonce)
+        if isinstance(exc, IntegrityError):
+            raise
         return exc
     return _to_reveal(site, kept[0], nonce)
 
