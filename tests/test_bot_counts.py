@@ -15,6 +15,7 @@ from datalook.models import BotRequests, Site, utcnow
 from tests.factories import event_count, make_site, make_user
 from tests.test_collect import CHROME, BrowserSite, collect
 from tests.test_event_api import event
+from tests.test_postgres import pg_app  # noqa: F401 - a fixture, used by name
 
 HEADLESS = CHROME.replace("Chrome/", "HeadlessChrome/")
 
@@ -84,7 +85,14 @@ def test_a_refused_request_is_not_counted_as_a_bot(app, client, browser_site):
     assert client.get(f"/sites/{browser_site.id}/live.json").get_json()["bots"]["requests"] == 0
 
 
-def test_counts_are_written_in_batches(app):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_app(request):
+    """The app on SQLite, then on PostgreSQL."""
+    return request.getfixturevalue("app" if request.param == "sqlite" else "pg_app")
+
+
+def test_counts_are_written_in_batches(any_app):
+    app = any_app
     with app.app_context():
         site_id = make_site(make_user(), "bots.example").id
     day = date(2026, 1, 2)
@@ -104,6 +112,9 @@ def test_counts_are_written_in_batches(app):
         (site_id, day - timedelta(days=1), "Googlebot", 1),
         (site_id, day, "Googlebot", 3),
     ]
+    with app.app_context(), db.engine.connect() as connection:
+        assert bot_counts.recent(connection, site_id, day, days=1).bots == [("Googlebot", 3)]
+        assert bot_counts.recent(connection, site_id, day, days=2).requests == 4
 
 
 def test_a_flood_of_made_up_agents_is_bounded_in_memory():
