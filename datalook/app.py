@@ -29,7 +29,7 @@ from .ratelimit import limiter as rate_limiter
 from .ratelimit.rules import parsed as parsed_limit
 from .sql import connections
 from .sql.connections import HeldConnection
-from .web import errors, timefmt
+from .web import errors, security_headers, timefmt
 
 
 class RowIdConverter(IntegerConverter):
@@ -151,6 +151,7 @@ def _register_blueprints(app: Flask) -> None:
         keys,
         quests,
         reports_api,
+        shares,
         sites,
         tracker,
     )
@@ -169,20 +170,10 @@ def _register_blueprints(app: Flask) -> None:
         health,
         funnels,
         reports_api,
+        shares,
     )
     for module in areas:
         app.register_blueprint(module.bp)
-
-
-_PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "X-Frame-Options": "DENY",
-}
 
 
 def _register_security_headers(app: Flask) -> None:
@@ -194,8 +185,7 @@ def _register_security_headers(app: Flask) -> None:
         if wants_json(request.path):
             response.headers["X-Content-Type-Options"] = "nosniff"
         else:
-            for name, value in _PAGE_HEADERS.items():
-                response.headers.setdefault(name, value)
+            security_headers.add_page_headers(response)
         return response
 
 

@@ -87,6 +87,15 @@ def _event_limit(environ: Mapping[str, str]) -> str:
         ) from None
 
 
+def _read_key_limit(environ: Mapping[str, str]) -> str:
+    """Return READ_KEY_RATE_LIMIT: the default limit of each read key on the report endpoints."""
+    raw = environ.get("READ_KEY_RATE_LIMIT", "600 per hour").strip()
+    try:
+        return validate_limit(raw)
+    except ValueError as exc:
+        raise ConfigError(f"READ_KEY_RATE_LIMIT must look like '600 per hour': {exc}") from None
+
+
 def _collect_address_limit(environ: Mapping[str, str]) -> str:
     """Return the per-address, per-site limit of POST /collect (browser events)."""
     raw = environ.get("COLLECT_ADDRESS_LIMIT", "120 per minute").strip()
@@ -263,6 +272,7 @@ def from_environ(environ: Mapping[str, str], instance_path: Path) -> dict:
         "RATELIMIT_STORAGE_URI": environ.get("RATELIMIT_STORAGE_URI", "").strip() or None,
         "RATELIMIT_EVENT_DEFAULT": _event_limit(environ),
         "COLLECT_ADDRESS_LIMIT": _collect_address_limit(environ),
+        "READ_KEY_RATE_LIMIT": _read_key_limit(environ),
         "SQLITE_SYNCHRONOUS": _sqlite_synchronous(environ),
         "TRUSTED_PROXIES": _trusted_proxies(environ),
         "SQLITE_BUSY_TIMEOUT_MS": _busy_timeout(environ),

@@ -210,12 +210,18 @@ def _refusals(site: Site, after: Cursor | None, key_pk: int | None, now: datetim
     return list(db.session.execute(query.order_by(RefusedRequest.id.desc()).limit(PAGE + 1)))
 
 
-def feed(site: Site, after: Cursor | None, filters: Filters) -> dict:
-    """The live view's JSON: items newest first, the next cursor, and whether some were skipped."""
+def feed(site: Site, after: Cursor | None, filters: Filters, bodies: bool = True) -> dict:
+    """The live view's JSON: items newest first, the next cursor, and whether some were skipped.
+
+    Without `bodies` (a read key), refused requests come without their body's excerpt."""
     key_pk = _key_pk(site, filters.key) if filters.key else None
     events = [] if filters.refused_only else _events(site, after, filters, key_pk)
     refusals = [] if filters.events_only else _refusals(site, after, key_pk, utcnow())
     items = [_event_item(*row) for row in events] + [_refusal_item(*row) for row in refusals]
+    if not bodies:
+        for item in items:
+            if "excerpt" in item:
+                item["excerpt"] = None
     # Newest first; at the same instant, a request's refusal after its events, then by id.
     items.sort(key=lambda item: (item["time"], item["id"][0], int(item["id"][1:])), reverse=True)
     base = after or Cursor()

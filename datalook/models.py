@@ -70,6 +70,8 @@ def new_site_key() -> str:
 
 KEY_KIND_LIVE = "live"
 KEY_KIND_TEST = "test"
+# A read key (dl_read_…) reads one site's reports through the Stats API; it sends no events.
+KEY_KIND_READ = "read"
 
 
 class User(Model):
@@ -185,6 +187,7 @@ class ApiKey(Model):
         ForeignKey("api_keys.id", ondelete="SET NULL")
     )
     # "live" (dl_live_…) or "test" (dl_test_…): test keys' events are stored with is_test set.
+    # "read" (dl_read_…): reads the site's reports (the Stats API), never sends events.
     kind: Mapped[str] = mapped_column(String(8), default="live", server_default="live")
 
     site: Mapped[Site] = relationship(back_populates="api_keys")
@@ -212,6 +215,11 @@ class ApiKey(Model):
         """Whether this is a test key, whose events no report counts."""
         return self.kind == KEY_KIND_TEST
 
+    @property
+    def is_read(self) -> bool:
+        """Whether this is a read key (the Stats API), which sends no events."""
+        return self.kind == KEY_KIND_READ
+
     def is_active(self, now: datetime | None = None) -> bool:
         """Whether the key authenticates requests now (or at `now`)."""
         return self.active_at(now or utcnow())
@@ -226,6 +234,31 @@ class ApiKey(Model):
                 return "expired"
             return f"expires {self.expires_at:%Y-%m-%d %H:%M} UTC"
         return "active"
+
+
+class SharedLink(Model):
+    """A read-only dashboard of one site at /share/<token>, for people without an account.
+
+    Only the SHA-256 of the token is stored (like a key's secret, it carries far more entropy
+    than a password); the optional password is kept as a bcrypt hash.
+    """
+
+    __tablename__ = "shared_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    password_hash: Mapped[str | None] = mapped_column(String(100))
+    # Space-separated origins allowed to embed the link in an iframe (CSP frame-ancestors);
+    # None: no framing at all.
+    frame_ancestors: Mapped[str | None] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    site: Mapped[Site] = relationship()
+    created_by: Mapped[User | None] = relationship()
 
 
 #: The acquisition columns of events and their lengths (values are cut to fit at ingestion).

@@ -393,6 +393,7 @@ def test_openapi_document_is_valid_openapi_3_1(client):
         "/healthz",
         "/readyz",
         *(f"/sites/{{site_id}}/{report}.json" for report in REPORTS),
+        "/sites/{site_id}/reports/{report}.csv",
     }
     scheme = document["components"]["securitySchemes"]["bearerAuth"]
     assert scheme["scheme"] == "bearer"

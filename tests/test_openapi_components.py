@@ -28,7 +28,12 @@ ERROR = {"$ref": "#/components/schemas/Error"}
 MONEY = {"$ref": "#/components/schemas/Money"}
 # Statuses of 400 or more whose body is not an error: the readiness probe's 503 is its state
 # (the Readiness body of its 200), read by load balancers.
-NOT_ERRORS = {("/readyz", "get", "503")}
+NOT_ERRORS = {
+    ("/readyz", "get", "503"),
+    # The CSV downloads' own errors are the dashboard's HTML pages.
+    ("/sites/{site_id}/reports/{report}.csv", "get", "400"),
+    ("/sites/{site_id}/reports/{report}.csv", "get", "404"),
+}
 # Each report endpoint of the description's tables, by its path.
 REPORT_PATHS = {
     "stats": "/sites/{site_id}/stats.json",

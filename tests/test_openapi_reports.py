@@ -224,15 +224,18 @@ def test_the_key_id_pattern_accepts_what_live_json_reads(text):
     assert bool(re.search(described.KEY_ID_PATTERN, text)) == accepted
 
 
-def test_the_reports_are_for_the_session_and_collect_for_anyone(client):
+def test_the_reports_are_for_a_read_key_or_the_session_and_collect_for_anyone(client):
     document = spec(client)
     for path, item in document["paths"].items():
         security = item.get("get", item.get("post", {})).get("security")
         if path.startswith("/sites/"):
-            assert security == [{"sessionCookie": []}], path
+            assert security == [{"readKey": []}, {"sessionCookie": []}], path
         elif path == "/collect":
             assert security == []
     assert document["components"]["securitySchemes"]["sessionCookie"]["name"] == "session"
+    assert document["components"]["securitySchemes"]["readKey"]["bearerFormat"].startswith(
+        "dl_read_"
+    )
 
 
 # --- parameter error codes cannot drift ------------------------------------------------------

@@ -105,7 +105,7 @@ def test_every_site_route_is_404_for_another_user(app):
     checked = 0
     for rule, method in _site_routes(app):
         url = rule.build(
-            {"site_id": site_id, "key_id": key_id, "funnel_id": 1, "reveal_id": 1},
+            {"site_id": site_id, "key_id": key_id, "funnel_id": 1, "reveal_id": 1, "link_id": 1},
             append_unknown=False,
         )[1]
         response = intruder.open(
@@ -125,7 +125,7 @@ def test_site_pages_need_login(app, client):
     for rule, method in _site_routes(app):
         if method == "GET":
             url = rule.build(
-                {"site_id": 1, "key_id": "abc", "funnel_id": 1, "reveal_id": 1},
+                {"site_id": 1, "key_id": "abc", "funnel_id": 1, "reveal_id": 1, "link_id": 1},
                 append_unknown=False,
             )[1]
             assert client.get(url).status_code in (302, 401), url

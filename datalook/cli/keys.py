@@ -26,11 +26,15 @@ def _key_by_id(key_id: str) -> ApiKey:
 @click.option("--site", "domain", required=True)
 @click.option("--name", required=True)
 @click.option("--test", is_flag=True, help="A test key (dl_test_…): its events count in no report.")
-def keys_create(domain: str, name: str, test: bool) -> None:
+@click.option("--read", is_flag=True, help="A read key (dl_read_…): reads the reports (Stats API).")
+def keys_create(domain: str, name: str, test: bool, read: bool) -> None:
     """Create an API key and print its token (shown only this once)."""
     site = site_by_domain(domain)
+    if test and read:
+        fail("choose one of --test and --read")
+    kind = "read" if read else "test" if test else "live"
     try:
-        created = apikeys.create_key(site, name, None, kind="test" if test else "live")
+        created = apikeys.create_key(site, name, None, kind=kind)
     except apikeys.KeyRefused as exc:
         fail(str(exc))
     click.echo(created.token)

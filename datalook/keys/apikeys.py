@@ -14,13 +14,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 
 from ..extensions import db
-from ..models import KEY_KIND_LIVE, ApiKey, Site, User, utcnow
+from ..models import KEY_KIND_LIVE, KEY_KIND_READ, ApiKey, Site, User, utcnow
 from . import tokens
 from .authentication import AuthFailure as AuthFailure
 from .authentication import KnownKey as KnownKey
 from .authentication import authenticate as authenticate
 
 MAX_ACTIVE_KEYS = 10
+# Read keys (the Stats API) have a cap of their own, counted apart from live and test keys.
+MAX_ACTIVE_READ_KEYS = 10
 GRACE_PERIODS = {
     "now": timedelta(0),
     "1h": timedelta(hours=1),
@@ -48,12 +50,23 @@ def _lock_site(site: Site) -> None:
     )
 
 
-def _active_count(site: Site, now: datetime) -> int:
-    """Count the site's keys that still authenticate."""
+def _same_cap(kind: str):
+    """The condition on ApiKey.kind of the keys that share a cap with a key of `kind`:
+    read keys with read keys, live and test keys together."""
+    return ApiKey.kind == KEY_KIND_READ if kind == KEY_KIND_READ else ApiKey.kind != KEY_KIND_READ
+
+
+def cap_of(kind: str) -> int:
+    """The most active keys of a kind's group (read keys, or live and test keys together)."""
+    return MAX_ACTIVE_READ_KEYS if kind == KEY_KIND_READ else MAX_ACTIVE_KEYS
+
+
+def _active_count(site: Site, now: datetime, kind: str = KEY_KIND_LIVE) -> int:
+    """Count the site's keys that still authenticate, of the group that `kind`'s cap counts."""
     return db.session.execute(
         select(func.count())
         .select_from(ApiKey)
-        .where(ApiKey.site_id == site.id, ApiKey.active_at(now))
+        .where(ApiKey.site_id == site.id, ApiKey.active_at(now), _same_cap(kind))
     ).scalar_one()
 
 
@@ -84,23 +97,24 @@ def create_key(
     kind: str = KEY_KIND_LIVE,
     with_key: Callable[[CreatedKey], None] | None = None,
 ) -> CreatedKey:
-    """Create a live or test key named `name`; refuse a duplicate active name or an 11th
-    active key (live and test keys count alike toward the cap).
+    """Create a live, test or read key named `name`; refuse a duplicate active name or an 11th
+    active key (live and test keys count alike toward their cap; read keys have their own).
 
     `with_key` is called with the new key before the commit, so what it adds to the session
     (the show-once page's reveal) is stored with the key or not at all."""
     now = now or utcnow()
     name = name.strip()
     if kind not in tokens.PREFIXES:
-        raise KeyRefused("A key is either live or test.")
+        raise KeyRefused("A key is live, test or read.")
     if not 1 <= len(name) <= 64:
         raise KeyRefused("The key name must be 1 to 64 characters long.")
     try:
         _lock_site(site)
-        if _active_count(site, now) >= MAX_ACTIVE_KEYS:
+        cap = cap_of(kind)
+        if _active_count(site, now, kind) >= cap:
+            what = "read keys" if kind == KEY_KIND_READ else "keys"
             raise KeyRefused(
-                f"This site already has {MAX_ACTIVE_KEYS} active keys, the maximum. "
-                "Revoke one first."
+                f"This site already has {cap} active {what}, the maximum. Revoke one first."
             )
         duplicate = db.session.scalar(
             select(ApiKey.id).where(
@@ -156,9 +170,9 @@ def rotate_key(
         else:
             key.revoked_at = now
         db.session.flush()
-        if _active_count(site, now) >= MAX_ACTIVE_KEYS:
+        if _active_count(site, now, key.kind) >= cap_of(key.kind):
             raise KeyRefused(
-                f"Rotating with a grace period needs a free slot ({MAX_ACTIVE_KEYS} keys are "
+                f"Rotating with a grace period needs a free slot ({cap_of(key.kind)} keys are "
                 "active). Revoke another key first, or rotate with “now”."
             )
         created = _insert_key(site, key.name, user, key.rate_limit, key.kind)

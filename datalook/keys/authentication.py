@@ -16,7 +16,7 @@ from typing import NamedTuple
 from sqlalchemy import DateTime, String, bindparam, case, select
 from sqlalchemy.engine import Dialect
 
-from ..models import KEY_KIND_TEST, ApiKey
+from ..models import KEY_KIND_LIVE, KEY_KIND_READ, KEY_KIND_TEST, ApiKey
 from ..sql.compiled import CompiledStatement, StatementCache
 from . import tokens
 
@@ -75,6 +75,29 @@ _LOOKUP = select(
 _STATEMENTS = StatementCache({"lookup": lambda dialect: CompiledStatement(_LOOKUP, dialect)})
 
 
+@dataclass(frozen=True, slots=True)
+class KeyUse:
+    """What a request authenticates for: the kinds of key it takes, and what a token of any
+    other kind is told (which kind is needed)."""
+
+    kinds: frozenset[str]
+    wrong_kind: str
+
+
+#: Sending events (/event, /events): live and test keys.
+SEND_EVENTS = KeyUse(
+    frozenset({KEY_KIND_LIVE, KEY_KIND_TEST}),
+    "A read key (dl_read_…) only reads reports; sending events needs a live or test key "
+    "(dl_live_… or dl_test_…).",
+)
+#: Reading reports (the Stats API): read keys.
+READ_REPORTS = KeyUse(
+    frozenset({KEY_KIND_READ}),
+    "Reports are read with a read key (dl_read_…); live and test keys only send events. "
+    "Create a read key on the site's keys page.",
+)
+
+
 class _KeyRow(NamedTuple):
     """One row of _LOOKUP, by name (the raw DB-API cursor gives plain tuples)."""
 
@@ -108,9 +131,10 @@ def _presented(credentials: str) -> tuple[str, str, str]:
 
 
 def authenticate(
-    connection, dialect: Dialect, header: str | None, now: datetime
+    connection, dialect: Dialect, header: str | None, now: datetime, use: KeyUse = SEND_EVENTS
 ) -> AuthenticatedKey:
-    """Check a Bearer header on a DB-API connection; raise AuthFailure with the reason."""
+    """Check a Bearer header on a DB-API connection for a use; raise AuthFailure with the
+    reason (a well-formed token of a kind the use does not take: wrong_key_kind)."""
     credentials = bearer_token(header)
     try:
         key_id, secret_hash, kind = _presented(credentials)
@@ -120,6 +144,9 @@ def authenticate(
             f"The token is malformed: {exc}.",
             _named_key(connection, dialect, credentials, now),
         ) from None
+    if kind not in use.kinds:
+        # Told before any look-up: the prefix says the kind, whether or not the key exists.
+        raise AuthFailure("wrong_key_kind", use.wrong_kind)
     found = _lookup(connection, dialect, key_id, now)
     if found is None:
         raise AuthFailure("invalid_token", "The token is not valid.")

@@ -1,7 +1,8 @@
 """API token format: generate, parse strictly, hash, and compare.
 
-A token is ``dl_live_<key_id>_<secret>``, or ``dl_test_<key_id>_<secret>`` for a test key
-(same rules; the checksum covers the prefix, so a test token cannot be turned into a live one):
+A token is ``dl_live_<key_id>_<secret>``, ``dl_test_<key_id>_<secret>`` for a test key, or
+``dl_read_<key_id>_<secret>`` for a read key (the Stats API). Same rules for all three; the
+checksum covers the prefix, so one kind of token cannot be turned into another:
 
 * ``key_id``: 12 characters of ``[A-Za-z0-9]``; public, stored in plain text, shown masked.
 * ``secret``: 32 random characters of ``[A-Za-z0-9]`` (about 190 bits from ``secrets``)
@@ -25,8 +26,9 @@ from dataclasses import dataclass
 
 PREFIX = "dl_live_"
 TEST_PREFIX = "dl_test_"
-# The prefix of each kind of key (models.KEY_KIND_LIVE / KEY_KIND_TEST).
-PREFIXES = {"live": PREFIX, "test": TEST_PREFIX}
+READ_PREFIX = "dl_read_"
+# The prefix of each kind of key (models.KEY_KIND_LIVE / KEY_KIND_TEST / KEY_KIND_READ).
+PREFIXES = {"live": PREFIX, "test": TEST_PREFIX, "read": READ_PREFIX}
 KINDS = {prefix: kind for kind, prefix in PREFIXES.items()}
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 KEY_ID_LENGTH = 12
@@ -37,14 +39,15 @@ TOKEN_LENGTH = len(PREFIX) + KEY_ID_LENGTH + 1 + SECRET_LENGTH
 
 # \Z, not $: "$" would also match before a trailing newline.
 TOKEN_RE = re.compile(
-    rf"\Adl_(?:live|test)_[A-Za-z0-9]{{{KEY_ID_LENGTH}}}_[A-Za-z0-9]{{{SECRET_LENGTH}}}\Z"
+    rf"\Adl_(?:live|test|read)_[A-Za-z0-9]{{{KEY_ID_LENGTH}}}_[A-Za-z0-9]{{{SECRET_LENGTH}}}\Z"
 )
 # A token whose prefix and key id are whole but whose secret is mistyped or cut short.
 _NAMES_KEY_RE = re.compile(
-    rf"\Adl_(?:live|test)_([A-Za-z0-9]{{{KEY_ID_LENGTH}}})_[A-Za-z0-9]{{0,{2 * SECRET_LENGTH}}}\Z"
+    rf"\Adl_(?:live|test|read)_([A-Za-z0-9]{{{KEY_ID_LENGTH}}})"
+    rf"_[A-Za-z0-9]{{0,{2 * SECRET_LENGTH}}}\Z"
 )
 # Anything that looks like a token inside free text (to remove it from what is recorded).
-TOKEN_IN_TEXT = re.compile(r"dl_(?:live|test)_[A-Za-z0-9]{4,}(?:_[A-Za-z0-9]*)?")
+TOKEN_IN_TEXT = re.compile(r"dl_(?:live|test|read)_[A-Za-z0-9]{4,}(?:_[A-Za-z0-9]*)?")
 
 
 class MalformedToken(ValueError):
@@ -99,7 +102,8 @@ def generate_key_id() -> str:
 
 
 def generate(key_id: str | None = None, kind: str = "live") -> NewToken:
-    """Create a new token of a kind (live or test); show the plaintext once, then forget it."""
+    """Create a new token of a kind (live, test or read); show the plaintext once, then
+    forget it."""
     key_id = key_id or generate_key_id()
     random_part = _random_string(RANDOM_LENGTH)
     body = f"{PREFIXES[kind]}{key_id}_{random_part}"
@@ -114,12 +118,12 @@ def parse(raw: str) -> ParsedToken:
     token = raw.strip()
     if len(token) != TOKEN_LENGTH or not TOKEN_RE.match(token):
         raise MalformedToken(
-            "token does not have the form dl_live_<key_id>_<secret> (or dl_test_…)"
+            "token does not have the form dl_live_<key_id>_<secret> (or dl_test_…, dl_read_…)"
         )
     body, checksum = token[:-CHECKSUM_LENGTH], token[-CHECKSUM_LENGTH:]
     if not hmac.compare_digest(_checksum(body), checksum):
         raise MalformedToken("token checksum does not match (mistyped or truncated token)")
-    prefix = token[: len(PREFIX)]  # both prefixes have the same length
+    prefix = token[: len(PREFIX)]  # all prefixes have the same length
     key_id, _, secret = token[len(prefix) :].partition("_")
     return ParsedToken(key_id=key_id, secret=secret, kind=KINDS[prefix])
 

@@ -35,19 +35,23 @@ def document(
                 "Server events for backends (`/event`, `/events`): JSON in, JSON errors "
                 "out, Bearer-token authentication, no cookies and no CORS (keep the key on "
                 "your server). Browser events (`/collect`): a public site key and the "
-                "page's origin. Reports as JSON (`/sites/{site_id}/…`): the dashboard's "
-                "session, for the site's owner. "
+                "page's origin. Reports as JSON (`/sites/{site_id}/…`, the Stats API): a "
+                "read key (`Bearer dl_read_…`) or the dashboard's session. "
                 'Every error uses one envelope, `{"error": {"code", "message", '
                 '"errors"}}`. Unknown URLs answer 404 `not_found`, another method 405 '
                 "`method_not_allowed`. Guides: /docs/server-events, /docs/browser-sdk, "
-                "/docs/reports."
+                "/docs/reports, /docs/stats-api."
             ),
         },
         "servers": [{"url": server_url}],
         "tags": [
             {"name": "Ingestion", "description": "Send events from a backend."},
             {"name": "Browser", "description": "Send events from a web page."},
-            {"name": "Reports", "description": "A site's reports as JSON, for its owner."},
+            {
+                "name": "Reports",
+                "description": "A site's reports as JSON (the Stats API), for a read key of "
+                "the site or its owner's session.",
+            },
             {"name": "Operations", "description": "Probes for load balancers and orchestrators."},
         ],
         "security": [{"bearerAuth": []}],
@@ -59,6 +63,7 @@ def document(
         "components": {
             "securitySchemes": {
                 "bearerAuth": ingestion.bearer_scheme(),
+                "readKey": reports.read_key_scheme(),
                 "sessionCookie": reports.session_scheme(session_cookie),
             },
             "schemas": {**parts["schemas"], **report_schemas.schemas()},

@@ -18,6 +18,8 @@ ERROR_CODES: dict[str, str] = {
     "malformed_token": "401: not `Bearer dl_live_<key_id>_<secret>`, or a checksum mismatch.",
     "invalid_token": "401: no such key, or the secret is wrong.",
     "revoked_token": "401: the key was revoked, or its rotation grace period has ended.",
+    "wrong_key_kind": "401: a key of the wrong kind: the reports take a read key "
+    "(dl_read_…), /event and /events a live or test key.",
     "unauthorized": "401: authentication failed for another reason; for the reports, "
     "not logged in (no valid session cookie).",
     "forbidden": "403: the request is not allowed.",

@@ -14,6 +14,7 @@ from ..acquisition import dimensions
 from ..analytics import journeys, query, ranges, sessions
 from ..analytics.funnels import definition as funnels
 from ..analytics.reports.raw_events import SUPPORTED
+from ..analytics.reports.serialise import REPORTS
 from ..ingest.schema import EVENT_NAMES, MAX_NAME, MAX_PATH, MAX_USER_ID
 from .common import ref
 
@@ -423,3 +424,21 @@ def endpoint_parameters(endpoint: str) -> list:
         return _live_parameters()
     path = [*_SITE, _funnel_id()] if endpoint == "saved_funnel" else _SITE
     return [*path, *(p for group in query.REPORTS[endpoint] for p in _group_parameters(group))]
+
+
+def csv_parameters() -> list:
+    """The parameters of the CSV exports: the site, which report, the range, the breakdown's
+    property key and the filters (analytics.query's "csv" groups)."""
+    report = {
+        "name": "report",
+        "in": "path",
+        "required": True,
+        "description": "Which report: " + ", ".join(f"`{name}`" for name in REPORTS) + ".",
+        "schema": {"type": "string", "enum": list(REPORTS)},
+    }
+    key = _query(
+        "key",
+        "The property key whose values the `breakdown` report lists (ignored by the others).",
+        {"type": "string", "maxLength": query.MAX_BREAKDOWN_KEY},
+    )
+    return [*_SITE, report, *_RANGE, key, filter_parameter()]

@@ -17,7 +17,7 @@ from ..analytics.reports import pages as report_pages
 from ..analytics.reports.model import JsonField, JsonKind
 from ..config import DEFAULT_EXACT_EVENTS
 from ..ingest.schema import EVENT_NAMES, MAX_NAME, MAX_PATH
-from ..models import KEY_KIND_LIVE, KEY_KIND_TEST
+from ..models import KEY_KIND_LIVE, KEY_KIND_READ, KEY_KIND_TEST
 from .common import MESSAGE, enum_description, ref
 from .report_parameters import CURSOR_PATTERN, ENDPOINT_ERRORS
 
@@ -368,7 +368,8 @@ def _live_schemas() -> dict:
             {
                 "key_id": {"type": "string"},
                 "name": {"type": "string"},
-                "kind": {"type": "string", "enum": [KEY_KIND_LIVE, KEY_KIND_TEST]},
+                # A read key appears only in the list of the site's keys (it sends nothing).
+                "kind": {"type": "string", "enum": [KEY_KIND_LIVE, KEY_KIND_TEST, KEY_KIND_READ]},
             }
         ),
         "LiveEvent": _object(

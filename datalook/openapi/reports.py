@@ -1,4 +1,5 @@
-"""The OpenAPI description of a site's reports as JSON, for its logged-in owner: stats.json,
+"""The OpenAPI description of a site's reports as JSON, for its logged-in owner or a read key
+(the Stats API): stats.json,
 funnel.json, funnels/{funnel_id}.json, journeys.json, journeys/next.json and live.json.
 
 The paths and their answers. The query parameters and their error codes are in
@@ -12,8 +13,9 @@ from .. import live
 from ..acquisition.dimensions import DIMENSIONS, NONE, NOT_RECORDED
 from ..analytics import journeys, query, sessions
 from ..analytics.funnels import definition as funnels
+from ..keys import tokens
 from .common import ref
-from .report_parameters import ENDPOINT_ERRORS, endpoint_parameters
+from .report_parameters import ENDPOINT_ERRORS, csv_parameters, endpoint_parameters
 
 #: One bad request per report, documented as its 400's example: (query parameters, the
 #: parameter named, its code, the message). Tests send each and compare the answer.
@@ -94,10 +96,19 @@ def _bad_request(endpoint: str) -> dict:
 def responses() -> dict:
     """components/responses shared by the reports."""
     return {
-        "LogInFirst": {
-            "description": "`unauthorized`: not logged in (no valid session cookie). A JSON "
-            "answer, never a redirect to the HTML log-in page; the dashboard's pages "
-            "themselves still redirect to `/login?next=…`.",
+        "ReadKeyRefused": {
+            "description": "Not logged in (`unauthorized`), or the Authorization header's "
+            "token refused: `missing_token`, `malformed_token`, `invalid_token`, "
+            "`revoked_token`, or `wrong_key_kind` (a live or test key: the reports take a "
+            "read key). A request with an Authorization header is judged by it alone, never "
+            "by a session cookie sent with it. A JSON answer, never a redirect to the HTML "
+            "log-in page.",
+            "content": {"application/json": {"schema": ref("schemas", "Error")}},
+        },
+        "ReadKeyRateLimited": {
+            "description": "`rate_limited`: the read key is over its limit (by default "
+            "600 per hour, per key); wait `Retry-After` seconds.",
+            "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 0}}},
             "content": {"application/json": {"schema": ref("schemas", "Error")}},
         },
         "SiteNotFound": {
@@ -128,7 +139,8 @@ def _operation(
         "tags": ["Reports"],
         "summary": summary,
         "description": description,
-        "security": [{"sessionCookie": []}],
+        # Either one: a read key of the site, or the dashboard's session.
+        "security": [{"readKey": []}, {"sessionCookie": []}],
         "parameters": endpoint_parameters(endpoint),
         "responses": {
             "200": {
@@ -136,8 +148,9 @@ def _operation(
                 "content": {"application/json": {"schema": ref("schemas", schema)}},
             },
             "400": _bad_request(endpoint),
-            "401": ref("responses", "LogInFirst"),
+            "401": ref("responses", "ReadKeyRefused"),
             "404": missing,
+            "429": ref("responses", "ReadKeyRateLimited"),
         },
     }
 
@@ -229,6 +242,44 @@ def paths() -> dict:
         f"{base}/live.json": {
             "get": _live_operation(),
         },
+        f"{base}/reports/{{report}}.csv": {
+            "get": _csv_operation(),
+        },
+    }
+
+
+def _csv_operation() -> dict:
+    """GET reports/{report}.csv: the dashboard's CSV downloads."""
+    page = {"text/html": {"schema": {"type": "string"}}}
+    return {
+        "operationId": "getReportCsv",
+        "tags": ["Reports"],
+        "summary": "A report as a CSV download",
+        "description": "The totals, the success rules, the chart's series, the top pages or "
+        "a property's breakdown over a date range, as the dashboard's download links give "
+        "them (formulas in cells are neutralised). Its errors of parameters and site are "
+        "the dashboard's pages (HTML), not the JSON envelope; a refused token is JSON.",
+        "security": [{"readKey": []}, {"sessionCookie": []}],
+        "parameters": csv_parameters(),
+        "responses": {
+            "200": {
+                "description": "The CSV file, as an attachment named after the site, report "
+                "and range.",
+                "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+            },
+            "302": {
+                "description": "Neither a read key nor a session: a redirect to the log-in "
+                "page (the download links are the dashboard's)."
+            },
+            "400": {"description": "A bad parameter, named on an HTML page.", "content": page},
+            "401": ref("responses", "ReadKeyRefused"),
+            "404": {
+                "description": "No such site, or not the read key's (an HTML page).",
+                "content": page,
+            },
+            "429": ref("responses", "ReadKeyRateLimited"),
+        },
     }
 
 
@@ -248,6 +299,23 @@ def _live_operation() -> dict:
         "Cache-Control": {"schema": {"type": "string", "const": "no-store"}}
     }
     return operation
+
+
+def read_key_scheme() -> dict:
+    """The security scheme of the Stats API: a site's read key as a Bearer token."""
+    return {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": f"{tokens.READ_PREFIX}<key_id>_<secret>",
+        "description": (
+            f"`Authorization: Bearer {tokens.READ_PREFIX}<key_id>_<secret>`: a read key, "
+            "created by the site's owner on its keys page (or `flask keys create --read`), "
+            "shown once. Same format and checksum as the live and test keys. It reads the "
+            "reports of its one site (another site answers 404) and nothing else; /event "
+            "refuses it. No CORS headers are sent: call the reports from a server or a "
+            "script, not from a web page."
+        ),
+    }
 
 
 def session_scheme(cookie_name: str) -> dict:

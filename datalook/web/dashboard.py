@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 from sqlalchemy import select
@@ -10,7 +13,7 @@ from ..accounts.access import current_principal, owned_site_or_404, site_or_404
 from ..analytics import freshness, ranges
 from ..analytics.backlog import Freshness, notice
 from ..analytics.money import display
-from ..analytics.query import parse
+from ..analytics.query import ReportQuery, parse
 from ..analytics.reports import service as reports
 from ..analytics.reports.model import Stats
 from ..analytics.rollups.models import RuleDisplay
@@ -54,6 +57,26 @@ def overview(site_id: int):
     site, current = _caught_up_site(site_id)
     # A bad range raises ParameterError, which every page answers alike (errors.py).
     query = parse(site, request.args, "page")
+    return render_template(
+        "dashboard/overview.html",
+        **report_context(site, query, current, _overview_url(site)),
+        quests=quests_for(site),
+        events=reports.recent_events(site.id),
+        exact_limit=reports.exact_limit(),
+    )
+
+
+def _overview_url(site: Site) -> Callable[..., str]:
+    """The dashboard's own URL with other arguments (the range picker's links)."""
+    return lambda **args: url_for("dashboard.overview", site_id=site.id, **args)
+
+
+def report_context(
+    site: Site, query: ReportQuery, current: Freshness, report_url: Callable[..., str]
+) -> dict[str, Any]:
+    """What dashboard/_reports.html needs to show a readable site's reports over the query's
+    range: the dashboard and the shared links' page both render through this one function.
+    `report_url(**args)` is the page's own URL with other arguments."""
     rng = query.range
     metric = request.args.get("metric", "events")
     if metric not in METRICS:
@@ -75,30 +98,27 @@ def overview(site_id: int):
         key = keys[0]
     rows = reports.breakdown(site, rng, key) if key else []
     show_archived = request.args.get("archived") == "1"
-    return render_template(
-        "dashboard/overview.html",
-        site=site,
-        quests=quests_for(site),
-        stats=stats,
-        rng=rng,
-        periods=ranges.PERIODS,
-        metric=metric,
-        metrics=METRICS,
-        chart=picture,
-        short_label=chart.short_label,
-        money=money,
-        change=_change,
-        breakdown_key=key,
-        breakdown_keys=keys,
-        breakdown=rows,
-        rules=[r for r in stats.rules if show_archived or not r.archived],
-        archived_count=sum(1 for r in stats.rules if r.archived),
-        show_archived=show_archived,
-        events=reports.recent_events(site.id),
-        range_args=rng.query_args(),
-        exact_limit=reports.exact_limit(),
-        freshness_notice=notice(current, rng.tz),
-    )
+    return {
+        "site": site,
+        "stats": stats,
+        "rng": rng,
+        "periods": ranges.PERIODS,
+        "metric": metric,
+        "metrics": METRICS,
+        "chart": picture,
+        "short_label": chart.short_label,
+        "money": money,
+        "change": _change,
+        "breakdown_key": key,
+        "breakdown_keys": keys,
+        "breakdown": rows,
+        "rules": [r for r in stats.rules if show_archived or not r.archived],
+        "archived_count": sum(1 for r in stats.rules if r.archived),
+        "show_archived": show_archived,
+        "range_args": rng.query_args(),
+        "freshness_notice": notice(current, rng.tz),
+        "report_url": report_url,
+    }
 
 
 @bp.route("/settings", methods=["GET", "POST"])

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, render_template
+from flask import Blueprint, current_app, jsonify, render_template, request
+from werkzeug.exceptions import NotFound
 
 from .. import live, openapi
+from ..accounts.access import current_principal, site_or_404
 from ..analytics import journeys, ranges, sessions
 from ..analytics.funnels import definition as funnels
 from ..analytics.reports import pages as report_pages
 from ..browser.script import snippet
 from ..ingest import storage
+from ..keys import apikeys
 from ..snippets import render as snippets
+from ..snippets import stats_api
 from . import show_once
 
 bp = Blueprint("docs", __name__)
@@ -61,6 +65,25 @@ def reports():
         live_page=live.PAGE,
         top_pages=report_pages.TOP_PAGES,
         catch_up_budget_ms=current_app.config["REPORT_CATCHUP_BUDGET_MS"],
+    )
+
+
+@bp.route("/docs/stats-api")
+def stats_api_page():
+    """The Stats API guide: read keys, answers, and examples per endpoint, filled in with
+    the reader's site (`?site=<id>`, when they may read it)."""
+    site_id = request.args.get("site", type=int)
+    if site_id is not None:
+        try:
+            site_or_404(current_principal(), site_id, "read")
+        except NotFound:
+            site_id = None  # someone else's site: the placeholder, and nothing said
+    return render_template(
+        "docs/stats_api.html",
+        site_id=site_id,
+        read_cap=apikeys.MAX_ACTIVE_READ_KEYS,
+        rate_limit=current_app.config["READ_KEY_RATE_LIMIT"],
+        examples=stats_api.examples(show_once.base_url(), site_id, None),
     )
 
 

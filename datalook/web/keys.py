@@ -46,13 +46,16 @@ def _render_index(site, form, status=200, existing=None):
         .where(ApiKey.site_id == site.id)
         .order_by(ApiKey.revoked_at.is_not(None), ApiKey.id.desc())
     ).all()
-    active = sum(1 for key in keys if key.is_active(now))
+    active = sum(1 for key in keys if key.is_active(now) and not key.is_read)
+    active_read = sum(1 for key in keys if key.is_active(now) and key.is_read)
     return render_template(
         "keys/index.html",
         site=site,
         keys=keys,
         active=active,
         cap=apikeys.MAX_ACTIVE_KEYS,
+        active_read=active_read,
+        read_cap=apikeys.MAX_ACTIVE_READ_KEYS,
         usage=_requests_last_24h(site.id),
         form=form,
         existing=existing,

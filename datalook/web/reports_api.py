@@ -1,7 +1,8 @@
 """Every report as JSON or CSV: one route each, one parser of their parameters, one handler
 of a bad parameter.
 
-A request goes: the site the principal may read (accounts.access) → its parameters
+A request goes: who asks (a logged-in user, or a read key: read_auth.py) → the site the
+principal may read (accounts.access) → its parameters
 (analytics.query.parse, which raises ParameterError) → the report → JSON or CSV. A bad
 parameter answers the JSON envelope naming it (a 400 page for a CSV download).
 """
@@ -9,7 +10,6 @@ parameter answers the JSON envelope naming it (a 400 page for a CSV download).
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, current_app, request
-from flask_login import login_required
 from werkzeug.exceptions import BadRequest
 
 from .. import live
@@ -29,6 +29,7 @@ from ..envelope import json_response, parameter_error
 from ..extensions import db
 from ..ingest.refusals import recorder_for
 from ..models import Site
+from .read_auth import read_key_or_session
 
 bp = Blueprint("reports_api", __name__, url_prefix="/sites/<int:site_id>")
 
@@ -55,7 +56,7 @@ def _caught_up_site(site_id: int) -> tuple[Site, Freshness]:
 
 
 @bp.route("/stats.json")
-@login_required
+@read_key_or_session
 def stats_json(site_id: int):
     """The reports as JSON (the documented contract)."""
     site, current = _caught_up_site(site_id)
@@ -73,7 +74,7 @@ def _stats(site: Site, query: ReportQuery):
 
 
 @bp.route("/breakdown.json")
-@login_required
+@read_key_or_session
 def breakdown_json(site_id: int):
     """One dimension's values over a range, counted from its events (after any filters)."""
     site = _site(site_id)
@@ -84,7 +85,7 @@ def breakdown_json(site_id: int):
     return json_response({**answer, "freshness": backlog.from_events(db.session).as_json()})
 
 
-@login_required
+@read_key_or_session
 def report_csv(site_id: int, report: str):
     """One report as a CSV download, for the range in the URL."""
     site, _ = _caught_up_site(site_id)
@@ -119,7 +120,7 @@ def _site_funnel(site: Site, funnel_id: int) -> Funnel:
 
 
 @bp.route("/funnel.json")
-@login_required
+@read_key_or_session
 def funnel_json(site_id: int):
     """An unsaved funnel over a date range."""
     site = _site(site_id)
@@ -130,7 +131,7 @@ def funnel_json(site_id: int):
 
 
 @bp.route("/funnels/<int:funnel_id>.json")
-@login_required
+@read_key_or_session
 def saved_funnel_json(site_id: int, funnel_id: int):
     """A saved funnel over a date range."""
     site = _site(site_id)
@@ -143,7 +144,7 @@ def saved_funnel_json(site_id: int, funnel_id: int):
 
 
 @bp.route("/journeys.json")
-@login_required
+@read_key_or_session
 def journeys_json(site_id: int):
     """The top journeys of a date range."""
     site = _site(site_id)
@@ -154,7 +155,7 @@ def journeys_json(site_id: int):
 
 
 @bp.route("/journeys/next.json")
-@login_required
+@read_key_or_session
 def next_steps_json(site_id: int):
     """Where visitors go next from one path."""
     site = _site(site_id)
@@ -167,7 +168,7 @@ def next_steps_json(site_id: int):
 
 
 @bp.route("/live.json")
-@login_required
+@read_key_or_session
 def live_json(site_id: int):
     """Events and refused requests after a cursor, newest first (polled by live.js)."""
     site = _site(site_id)
@@ -176,6 +177,7 @@ def live_json(site_id: int):
     # What this process has recorded but not yet written, so the view is current.
     recorder_for(current_app.extensions).flush(db.engine)
     bot_counter_for(current_app.extensions).flush(db.engine)
-    response = json_response(live.feed(site, after, filters))
+    bodies = current_principal().sees_request_bodies  # not for read keys
+    response = json_response(live.feed(site, after, filters, bodies=bodies))
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -24,6 +24,7 @@ from ..keys import apikeys, reveals
 from ..keys.apikeys import CreatedKey
 from ..models import ApiKey, KeyReveal, Site, utcnow
 from ..snippets import render as snippets
+from ..snippets import stats_api
 from .forms.accounts import KeyKindForm, RotateForm
 
 # The session holds the nonces of the reveals this browser made: {reveal id: nonce}.
@@ -44,8 +45,10 @@ def event_url() -> str:
 def render(site: Site, created: CreatedKey, heading: str, replaced: ApiKey | None = None):
     """Render the token once, with pre-filled snippets; never cached anywhere.
 
-    `replaced` is the key a rotation replaced: the page says when it stops working.
+    `replaced` is the key a rotation replaced: the page says when it stops working. A read
+    key gets the Stats API's examples instead of the event snippets.
     """
+    is_read = created.key.is_read
     response = make_response(
         render_template(
             "keys/show_once.html",
@@ -54,7 +57,8 @@ def render(site: Site, created: CreatedKey, heading: str, replaced: ApiKey | Non
             token=created.token,
             heading=heading,
             replaced=replaced,
-            snippets=snippets.render(event_url(), created.token),
+            snippets=None if is_read else snippets.render(event_url(), created.token),
+            examples=stats_api.examples(base_url(), site.id, created.token) if is_read else None,
         )
     )
     response.headers["Cache-Control"] = "no-store"
@@ -177,7 +181,8 @@ def reveal_page(site: Site, reveal_id: int):
     if replaced is not None:
         heading = "Your rotated API key"
     else:
-        heading = "Your new test key" if opened.key.is_test else "Your new API key"
+        headings = {"test": "Your new test key", "read": "Your new read key"}
+        heading = headings.get(opened.key.kind, "Your new API key")
     return render(site, CreatedKey(opened.key, opened.token), heading, replaced=replaced)
 
 

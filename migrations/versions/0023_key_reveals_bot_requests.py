@@ -2,7 +2,7 @@
 counted per site, day and bot
 
 Revision ID: 0023
-Revises: 0018
+Revises: 0020
 Create Date: 2026-12-07 10:30:00
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0023"
-down_revision = "0018"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 

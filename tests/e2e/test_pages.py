@@ -211,6 +211,16 @@ PAGES: dict[str, tuple[bool, Callable[[Page, Owner], object], list[tuple[str, st
         lambda page, owner: page.goto("/docs/reports"),
         [("link", "/openapi.json"), ("link", "How we count")],
     ),
+    "docs-stats-api": (
+        False,
+        lambda page, owner: page.goto("/docs/stats-api"),
+        [("link", "/openapi.json"), ("button", "Copy the curl code")],
+    ),
+    "shares": (
+        True,
+        lambda page, owner: page.goto(f"/sites/{owner.site_id}/shares/"),
+        [("button", "Create link"), ("link", "Share")],
+    ),
     "error": (
         True,
         lambda page, owner: page.goto("/sites/999999/"),

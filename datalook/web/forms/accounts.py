@@ -91,7 +91,7 @@ class KeyNameForm(FlaskForm):
 
 
 class KeyKindForm(KeyNameForm):
-    """Name a new key and choose its kind: the submit button pressed says live or test."""
+    """Name a new key and choose its kind: the submit button pressed says live, test or read."""
 
     kind = HiddenField(default="live")
     # One-time per rendered form: a second post of the same form (a double click, a
@@ -99,9 +99,9 @@ class KeyKindForm(KeyNameForm):
     nonce = HiddenField()
 
     def validate_kind(self, field: HiddenField) -> None:
-        """Accept only the two kinds of key."""
-        if (field.data or "live") not in ("live", "test"):
-            raise ValidationError("A key is either live or test.")
+        """Accept only the three kinds of key."""
+        if (field.data or "live") not in ("live", "test", "read"):
+            raise ValidationError("A key is live, test or read.")
 
 
 class EraseForm(FlaskForm):
