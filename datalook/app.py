@@ -17,7 +17,8 @@ from werkzeug.routing.converters import IntegerConverter
 
 from . import cli
 from .acquisition import geo
-from .config import from_environ
+from .browser.bot_counts import bot_counter_for
+from .config import from_environ, with_settings_file
 from .envelope import wants_json
 from .extensions import csrf, db, login_manager, migrate
 from .ingest.app import Dispatcher, IngestionApp
@@ -47,7 +48,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_path=os.environ.get("DATALOOK_INSTANCE_PATH") or None)
     app.url_map.converters["int"] = RowIdConverter
     instance = Path(app.instance_path)
-    app.config.from_mapping(from_environ(os.environ, instance))
+    # What the environment leaves unset comes from the settings `make run` wrote, if any.
+    app.config.from_mapping(from_environ(with_settings_file(os.environ, instance), instance))
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -121,6 +123,7 @@ def _ingestion_context(app: Flask) -> Context:
         refusals,
         (dbapi.OperationalError, dbapi.InterfaceError, OperationalError, InterfaceError),
         # Behind the front (TRUSTED_PROXIES), a write's wait counts from its X-Request-Start.
+        bots=bot_counter_for(app.extensions),
         front_budget=(
             app.config["SQLITE_BUSY_TIMEOUT_MS"] / 1000
             if app.config["TRUSTED_PROXIES"] and engine.dialect.name == "sqlite"

@@ -271,6 +271,63 @@ def load_secret_key(instance_path: Path) -> str:
     return path.read_text().strip()
 
 
+#: The settings file `make run` (scripts/serve.sh) writes in the instance folder: the
+#: settings the server runs with, so that the `flask` command, run from a shell without the
+#: server's environment, uses the same database and knows the served URL.
+SETTINGS_FILE = "datalook.env"
+#: The names it may hold (anything else in it is ignored; SECRET_KEY never goes there).
+SHARED_SETTINGS = (
+    "DATABASE_URL",
+    "PUBLIC_URL",
+    "HOST",
+    "PORT",
+    "RATELIMIT_STORAGE_URI",
+    "TRUSTED_PROXIES",
+    "SQLITE_SYNCHRONOUS",
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "ANALYTICS_EXACT_EVENTS",
+)
+
+
+def read_settings_file(path: Path) -> dict[str, str]:
+    """The NAME=value lines of a settings file (blank lines and # comments skipped; a value
+    is taken as written, without quotes); {} when there is no file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    settings = {}
+    for line in text.splitlines():
+        name, equals, value = line.strip().partition("=")
+        if equals and name in SHARED_SETTINGS:
+            settings[name] = value.strip()
+    return settings
+
+
+def with_settings_file(environ: Mapping[str, str], instance_path: Path) -> dict[str, str]:
+    """The environment, completed by the instance's settings file where it sets nothing:
+    what is set in the environment always wins."""
+    written = read_settings_file(instance_path / SETTINGS_FILE)
+    merged = dict(environ)
+    for name, value in written.items():
+        if not merged.get(name, "").strip():
+            merged[name] = value
+    return merged
+
+
+def served_url(config: Mapping[str, object]) -> str:
+    """The URL visitors reach this instance at: PUBLIC_URL, else http://HOST:PORT (a
+    wildcard HOST shown as 127.0.0.1)."""
+    if config.get("PUBLIC_URL"):
+        return str(config["PUBLIC_URL"])
+    host = str(config.get("HOST") or "127.0.0.1")
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - shown, never bound
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{config.get('PORT', 5000)}"
+
+
 def from_environ(environ: Mapping[str, str], instance_path: Path) -> dict:
     """Build the Flask config mapping from environment variables."""
     instance_path.mkdir(parents=True, exist_ok=True)

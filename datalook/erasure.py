@@ -72,6 +72,7 @@ def _delete(
     visitor_id: str | None = None,
     only_test: bool = False,
     also: tuple[Delete, ...] = (),
+    log_nothing: bool = True,
 ) -> int:
     """Delete the site's events matching `condition` with the audit entry and the hooks
     (and the statement `also`), in one transaction, queued with the other writers."""
@@ -79,7 +80,16 @@ def _delete(
     session.rollback()  # start the transaction inside the writers' lock
     with write_lock(db.engine.dialect, db.engine.url.database):
         return _delete_locked(
-            session, site, condition, actor, action, subject, visitor_id, only_test, also
+            session,
+            site,
+            condition,
+            actor,
+            action,
+            subject,
+            visitor_id,
+            only_test,
+            also,
+            log_nothing,
         )
 
 
@@ -93,8 +103,10 @@ def _delete_locked(
     visitor_id: str | None,
     only_test: bool,
     also: tuple[Delete, ...],
+    log_nothing: bool,
 ) -> int:
-    """The body of _delete, holding the writers' lock."""
+    """The body of _delete, holding the writers' lock (no audit entry for a deletion that
+    found nothing when `log_nothing` is false)."""
     try:
         for statement in also:
             session.execute(statement)
@@ -112,7 +124,8 @@ def _delete_locked(
                 hook(session, deleted)
             session.execute(delete(Event).where(where))
             cursors.rewind_past_deleted(session)  # SQLite gives the ids of the newest again
-        audit.record(site, actor, action, subject, events_deleted=count, session=session)
+        if count or log_nothing:
+            audit.record(site, actor, action, subject, events_deleted=count, session=session)
         if action == "delete_before":
             audit.prune(session)  # the audit log's own retention runs with the events'
         session.flush()
@@ -165,6 +178,8 @@ def erase_visitor(site: Site, user_id: str, actor: audit.Actor) -> int:
         subject_digest(site.id, user_id),
         visitor_id=one_visitor,
         also=(quoting, links),
+        # An id without events erases nothing: no entry saying "0 events" of a made-up id.
+        log_nothing=False,
     )
 
 

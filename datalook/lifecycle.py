@@ -11,6 +11,7 @@ import gc
 
 from flask import Flask
 
+from .browser import bot_counts
 from .extensions import db
 from .ingest.usage import counter_for, flush_at_exit
 from .snippets import render as snippets
@@ -23,6 +24,7 @@ def worker_started(app: object) -> None:
         with app.app_context():
             # Usage counters batched in memory are written when the worker exits.
             flush_at_exit(counter_for(app.extensions), db.engine)
+            bot_counts.flush_at_exit(bot_counts.bot_counter_for(app.extensions), db.engine)
         if app.config.get("PUBLIC_URL"):
             # Highlight the 12 snippets now, so the first show-once page does not pay for it.
             snippets.render(app.config["PUBLIC_URL"] + "/event", None)

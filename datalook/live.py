@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, func, select
 
+from .browser import bot_counts
 from .envelope import parameter_error
 from .extensions import db
 from .ingest.refusals import DUPLICATE, KEEP_FOR
@@ -22,6 +23,9 @@ from .ingest.schema import EVENT_NAMES, MAX_NAME, MAX_USER_ID, format_value
 from .models import ApiKey, Event, RefusedRequest, Site, utcnow
 
 PAGE = 50
+# The live view counts the bot requests dropped over this many days, naming the first few.
+BOT_DAYS = 7
+MAX_BOTS_NAMED = 5
 SCAN_WINDOW = 10_000
 _CURSOR = re.compile(r"\Ae(\d{1,19})\.r(\d{1,19})\Z")
 _KEY_ID = re.compile(r"\A[A-Za-z0-9]{1,32}\Z")
@@ -240,7 +244,19 @@ def feed(site: Site, after: Cursor | None, filters: Filters, bodies: bool = True
             .order_by(ApiKey.id)
         ).all()
         body["keys"] = [_key_dict(*row) for row in keys]
+    body["bots"] = bots_filtered(site)
     return body
+
+
+def bots_filtered(site: Site) -> dict:
+    """Browser requests dropped as bots over the last BOT_DAYS days, by bot (most first):
+    a developer testing with a headless browser learns why nothing shows."""
+    found = bot_counts.recent(db.session.connection(), site.id, utcnow().date(), BOT_DAYS)
+    return {
+        "days": BOT_DAYS,
+        "requests": found.requests,
+        "by_bot": [{"bot": bot, "requests": n} for bot, n in found.bots[:MAX_BOTS_NAMED]],
+    }
 
 
 def last_refusal(key: ApiKey) -> dict | None:
@@ -254,3 +270,24 @@ def last_refusal(key: ApiKey) -> dict | None:
     if found is None:
         return None
     return _refusal_item(found, key.key_id, key.name, key.kind)
+
+
+#: test_events_only counts at most this many test events (the notice says "10,000+").
+MAX_TEST_COUNTED = 10_000
+
+
+def test_events_only(site_id: int) -> int:
+    """How many test events a site has when it has no counted event at all (0 otherwise):
+    the dashboard then says why its reports are empty. Two bounded index reads."""
+    counted = db.session.scalar(
+        select(Event.id).where(Event.site_id == site_id, Event.is_test.is_(False)).limit(1)
+    )
+    if counted is not None:
+        return 0
+    tests = (
+        select(Event.id)
+        .where(Event.site_id == site_id, Event.is_test.is_(True))
+        .limit(MAX_TEST_COUNTED + 1)
+        .subquery()
+    )
+    return int(db.session.scalar(select(func.count()).select_from(tests)) or 0)

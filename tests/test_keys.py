@@ -261,10 +261,13 @@ def test_key_in_grace_period_counts_toward_the_cap(app):
 def test_show_once_then_never_again(app, client, owner):
     quest = client.get(f"/sites/{owner}/quests/server-events").get_data(as_text=True)
     assert "Create key" in quest
-    response = client.post(
+    posted = client.post(
         f"/sites/{owner}/quests/server-events/keys",
         data={"name": "Production server", "csrf_token": csrf_from(quest)},
     )
+    assert posted.status_code == 303  # Post/Redirect/Get: the token is on a GET page
+    assert TOKEN_RE.search(posted.get_data(as_text=True)) is None
+    response = client.get(posted.headers["Location"])
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
     page = response.get_data(as_text=True)
@@ -328,11 +331,16 @@ def test_revoke_needs_confirmation_then_takes_effect(app, client, owner):
 def test_rotate_in_the_ui_shows_the_new_token_once(app, client, owner):
     key_id, old_token = create(app, owner)
     form = client.get(f"/sites/{owner}/keys/{key_id}/rotate").get_data(as_text=True)
-    response = client.post(
-        f"/sites/{owner}/keys/{key_id}/rotate",
-        data={"expire_old_in": "24h", "csrf_token": csrf_from(form)},
-    )
+    nonce = re.search(r'name="nonce" type="hidden" value="([^"]+)"', form).group(1)
+    data = {"expire_old_in": "24h", "csrf_token": csrf_from(form), "nonce": nonce}
+    posted = client.post(f"/sites/{owner}/keys/{key_id}/rotate", data=data)
+    assert posted.status_code == 303  # Post/Redirect/Get, as a new key's
+    # The same form posted again (a double click) shows the same new key: one rotation.
+    again = client.post(f"/sites/{owner}/keys/{key_id}/rotate", data=data)
+    assert again.status_code == 303 and again.headers["Location"] == posted.headers["Location"]
+    response = client.get(posted.headers["Location"])
     assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    assert "Your rotated API key" in response.get_data(as_text=True)
     new_token = TOKEN_RE.search(response.get_data(as_text=True)).group(0)
     assert new_token != old_token
     assert auth(app, f"Bearer {old_token}") and auth(app, f"Bearer {new_token}")
@@ -360,6 +368,7 @@ def test_rotate_now_says_the_old_key_stopped(app, client, owner):
     response = client.post(
         f"/sites/{owner}/keys/{key_id}/rotate",
         data={"expire_old_in": "now", "csrf_token": csrf_from(form)},
+        follow_redirects=True,
     )
     assert response.status_code == 200
     assert "stopped working just now" in response.get_data(as_text=True)
@@ -375,10 +384,11 @@ def test_rotate_now_says_the_old_key_stopped(app, client, owner):
 def test_posting_a_created_key_again_offers_rotation(app, client, owner, form_url, post_url):
     form_url, post_url = form_url.format(site=owner), post_url.format(site=owner)
     first = post_form(client, post_url, {"name": "Production server"}, form_url)
-    assert first.status_code == 200
-    token = TOKEN_RE.search(first.get_data(as_text=True)).group(0)
+    assert first.status_code == 303
+    token = TOKEN_RE.search(client.get(first.headers["Location"]).get_data(as_text=True)).group(0)
 
-    again = post_form(client, post_url, {"name": "Production server"}, form_url)  # a reload
+    # Another form (a new nonce) with the same name: the key exists, its token is not shown.
+    again = post_form(client, post_url, {"name": "Production server"}, form_url)
     page = again.get_data(as_text=True)
     assert again.status_code == 409
     assert "The key “Production server” already exists" in page

@@ -134,10 +134,12 @@ def test_cli_creates_test_keys_and_lists_the_kind(app, owner):
 def test_quest_offers_a_test_key_with_prefilled_snippets(client, owner):
     quest = client.get(f"/sites/{owner}/quests/server-events").get_data(as_text=True)
     assert "Create test key" in quest and "Create key" in quest
-    shown = client.post(
+    posted = client.post(
         f"/sites/{owner}/quests/server-events/keys",
         data={"name": "Trying it", "kind": "test", "csrf_token": csrf_from(quest)},
     )
+    assert posted.status_code == 303
+    shown = client.get(posted.headers["Location"])
     page = shown.get_data(as_text=True)
     assert shown.status_code == 200 and "Your new test key" in page
     token = page.split('id="new-token">')[1].split("<")[0]
@@ -612,6 +614,7 @@ def test_a_burst_larger_than_a_page_is_flagged_as_a_gap(app, client, owner, monk
         "items": [],
         "cursor": burst["cursor"],
         "gap": False,
+        "bots": {"days": 7, "requests": 0, "by_bot": []},  # every poll: the line stays live
     }
 
 
@@ -624,3 +627,46 @@ def test_filtered_reads_look_only_at_the_newest_events(app, client, owner, monke
     assert [i["event_name"] for i in _feed(client, owner, type="click")["items"]] == []
     client.post("/event", json={**GOOD, "event_name": "click"}, headers=bearer(made.token))
     assert [i["event_name"] for i in _feed(client, owner, type="click")["items"]] == ["click"]
+
+
+def test_erasing_a_user_id_without_events_says_there_is_nothing_to_erase(app, client, owner):
+    made = _key(app, owner)
+    client.post("/event", json={**GOOD, "success_user_id": "user_42"}, headers=bearer(made.token))
+    for confirmed in ("", "yes"):  # asked, or posted as confirmed: the same answer
+        answer = post_form(
+            client,
+            f"/sites/{owner}/privacy/erase",
+            {"user_id": "User_42", "confirmed": confirmed},
+            f"/sites/{owner}/privacy",
+        )
+        page = answer.get_data(as_text=True)
+        assert answer.status_code == 200
+        assert "Erase 0 events" not in page and "Erase for good" not in page
+        assert "there is nothing to erase" in page and "“User_42”" in page
+    assert len(stored_events(app, owner)) == 1
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(AuditEntry)) == 0
+    assert "No deletions yet." in client.get(f"/sites/{owner}/privacy").get_data(as_text=True)
+    # The command line says the same, and logs nothing either.
+    result = app.test_cli_runner().invoke(
+        args=["events", "erase", "--site", "example.com", "--visitor", "nobody"]
+    )
+    assert result.exit_code == 0
+    assert result.stderr == "No events of that visitor in example.com: nothing to erase\n"
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(AuditEntry)) == 0
+
+
+def test_the_dashboard_says_when_a_site_has_only_test_events(app, client, owner):
+    dashboard = f"/sites/{owner}/"
+    assert "Only test events so far" not in client.get(dashboard).get_data(as_text=True)
+    test_key = _key(app, owner, "test")
+    for _ in range(2):
+        client.post("/event", json=GOOD, headers=bearer(test_key.token))
+    page = client.get(dashboard).get_data(as_text=True)
+    assert "Only test events so far" in page
+    assert "received 2 events from test keys" in page
+    assert f'href="/sites/{owner}/live">See them in the live view</a>' in page
+    # One counted event and the notice goes: the reports have something to show.
+    client.post("/event", json=GOOD, headers=bearer(_key(app, owner).token))
+    assert "Only test events so far" not in client.get(dashboard).get_data(as_text=True)

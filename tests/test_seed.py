@@ -130,6 +130,8 @@ def test_seed_leaves_the_site_folded_and_derived(any_app):
     )
     assert result.exit_code == 0, result.output
     assert "derived sessions and saved funnels" in result.output
+    # What the fold did, in plain words (not "folded 0", which read like a failure).
+    assert "added 4,000 events to the report summaries" in result.output
     with app.app_context():
         newest = db.session.scalar(select(func.max(Event.id)))
         assert _cursor(sessions.CURSOR) == newest and _cursor(_derivation_cursor(funnel)) == newest

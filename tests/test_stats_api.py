@@ -253,8 +253,11 @@ def test_the_keys_page_creates_a_read_key_shown_once_with_examples(app, client):
     # Without the CSRF token nothing is created.
     refused = client.post(f"/sites/{site}/keys/", data={"name": "Finance", "kind": "read"})
     assert refused.status_code == 400
-    shown = post_form(client, f"/sites/{site}/keys/", {"name": "Finance", "kind": "read"})
+    posted = post_form(client, f"/sites/{site}/keys/", {"name": "Finance", "kind": "read"})
+    assert posted.status_code == 303  # Post/Redirect/Get, as every new key
+    shown = client.get(posted.headers["Location"])
     html = shown.get_data(as_text=True)
+    assert "Your new read key" in html
     assert shown.status_code == 200 and shown.headers["Cache-Control"] == "no-store"
     token = READ_RE.search(html).group(0)
     assert f"/sites/{site}/stats.json" in html and html.count(token) > 10

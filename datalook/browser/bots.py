@@ -25,3 +25,26 @@ def is_bot(user_agent: str | None) -> bool:
     if not user_agent or len(user_agent) < 10:
         return True  # real browsers always send a long one
     return _BOT_WORDS.search(user_agent) is not None
+
+
+# A product token of a User-Agent: "HeadlessChrome/120.0", "Googlebot/2.1", "curl/8.5".
+_TOKEN = re.compile(r"[^\s;()/,]+(?:/[^\s;()]*)?")
+MAX_NAME = 64
+
+
+@functools.lru_cache(maxsize=2048)
+def bot_name(user_agent: str | None) -> str:
+    """A short name for the bot a User-Agent is (is_bot() is true): the product token that
+    gave it away without its version ("HeadlessChrome", "Googlebot", "curl"), for the live
+    view's "3 requests filtered as bots (HeadlessChrome)"."""
+    if not user_agent or not user_agent.strip():
+        return "no User-Agent"
+    found = _BOT_WORDS.search(user_agent)
+    if found is None:
+        return "short User-Agent"
+    for token in _TOKEN.finditer(user_agent):
+        if token.start() <= found.start() < token.end():
+            name = token.group(0).split("/", 1)[0].strip("+:.")
+            if name:
+                return name[:MAX_NAME]
+    return found.group(0).strip("/ ")[:MAX_NAME]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
 import sqlite3
 import sys
-from typing import NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 import click
 from flask.cli import AppGroup
@@ -16,6 +18,7 @@ from ..accounts.domains import InvalidDomain, normalise_domain
 from ..extensions import db
 from ..models import Site
 from ..sql.connections import add_unique
+from ..sql.readiness import not_ready
 
 BUSY = "the database is busy (locked by another writer); try again"
 
@@ -63,12 +66,43 @@ def database_locked(exc: BaseException) -> bool:
     )
 
 
+#: What to run when the database is not set up (the command line never creates one).
+SET_UP = "run `make run` once, or `.venv/bin/flask --app wsgi db upgrade`"
+
+
+def require_database() -> None:
+    """Stop with one line when the app's database is not set up (never create it)."""
+    reason = not_ready(db.engine)
+    if reason is not None:
+        fail(f"the database is not set up: {reason}; {SET_UP}")
+
+
 class CommandGroup(AppGroup):
-    """A command group whose commands, on a database locked past the busy timeout (the wait
-    the API allows, SQLITE_BUSY_TIMEOUT_MS), exit with one line instead of a traceback."""
+    """A command group whose commands need the database set up (else one line says what to
+    run), and, on a database locked past the busy timeout (the wait the API allows,
+    SQLITE_BUSY_TIMEOUT_MS), exit with one line instead of a traceback."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        """Flask's command decorator, whose command first checks the database (after its
+        arguments are parsed, so that --help needs no database)."""
+        if len(args) == 1 and callable(args[0]) and not kwargs:
+            return self.command()(args[0])
+        register = super().command(*args, **kwargs)
+
+        def decorator(function: Callable[..., Any]) -> Any:
+            """Wrap the command's function in the check, then register it."""
+
+            @functools.wraps(function)
+            def checked(*a: Any, **kw: Any) -> Any:
+                require_database()
+                return function(*a, **kw)
+
+            return register(checked)
+
+        return decorator
 
     def invoke(self, ctx: click.Context):
-        """Run the subcommand; turn a locked database into a one-line refusal."""
+        """Run the subcommand; a locked database is a one-line refusal."""
         try:
             return super().invoke(ctx)
         except (OperationalError, sqlite3.OperationalError) as exc:

@@ -32,6 +32,9 @@ def events_erase(domain: str, visitor: str) -> None:
         count = erasure.erase_visitor(site, visitor, cli_actor())
     except erasure.ErasureRefused as exc:
         fail(str(exc))
+    if not count:
+        click.echo(f"No events of that visitor in {site.domain}: nothing to erase", err=True)
+        return
     click.echo(f"Erased {count} events of that visitor from {site.domain}", err=True)
 
 

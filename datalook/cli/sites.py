@@ -13,6 +13,7 @@ from ..analytics.ranges import UnknownZone, zone
 from ..browser import settings as browser_settings
 from ..browser.origins import InvalidOrigin
 from ..browser.script import snippet
+from ..config import served_url
 from ..extensions import db
 from ..models import VISITOR_IDS, Site, User
 from .common import CommandGroup, cli_actor, fail, site_by_domain
@@ -129,9 +130,8 @@ def _set_browser_options(
 def sites_snippet(domain: str) -> None:
     """Print the site's browser <script> tag, alone on stdout."""
     site = site_by_domain(domain)
-    base = current_app.config["PUBLIC_URL"]
-    if not base:
-        base = f"http://127.0.0.1:{current_app.config['PORT']}"
+    base = served_url(current_app.config)
+    if not current_app.config["PUBLIC_URL"]:
         click.echo(f"PUBLIC_URL is not set: the snippet points at {base}", err=True)
     persistent = site.visitor_ids == "persistent"
     click.echo(snippet(base, site.site_key or "", site.respect_dnt, persistent))

@@ -18,7 +18,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request, Response
 
 from ..browser import origins, visitor
-from ..browser.bots import is_bot
+from ..browser.bots import bot_name, is_bot
 from ..envelope import ApiError, error_response
 from ..models import Site, utcnow
 from ..ratelimit.rules import seconds_until, spend
@@ -242,6 +242,7 @@ def _collect(
         )
     user_agent = header.get("user-agent", "")
     if is_bot(user_agent):
+        _count_bot(context, site.id, user_agent, now)
         return _no_content(**{"DataLook-Ignored": "bot"})
     if site.respect_dnt and (header.get("dnt") == "1" or header.get("sec-gpc") == "1"):
         return _no_content(**{"DataLook-Ignored": "do-not-track"})
@@ -291,6 +292,15 @@ def _collect(
         keys = ", ".join(quote(key, safe="") for key in event.stripped_keys)
         answer.headers["DataLook-Stripped-Keys"] = keys
     return answer
+
+
+def _count_bot(context: Context, site_id: int, user_agent: str, now: datetime) -> None:
+    """Count a request dropped as a bot for the live view; write the counts when due."""
+    if context.bots is None:
+        return
+    context.bots.record(site_id, now.date(), bot_name(user_agent))
+    if context.bots.due():
+        context.bots.flush(context.engine)
 
 
 def _mark_first_pageview(connection, site_id: int, event: schema.Event) -> None:

@@ -18,6 +18,7 @@ from limits import RateLimitItem
 from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Request, Response
 
+from ..browser.bot_counts import BotCounter
 from ..envelope import ApiError, PlainAnswer, error_response, json_response
 from ..keys.authentication import AuthenticatedKey, AuthFailure, authenticate
 from ..models import utcnow
@@ -49,6 +50,8 @@ class Context:
     # SQLITE_BUSY_TIMEOUT_MS in seconds when it counts from the trusted front's
     # X-Request-Start (behind a proxy, on SQLite: request_start); None otherwise.
     front_budget: float | None = None
+    # Browser requests dropped as bots, counted for the live view (browser/bot_counts.py).
+    bots: BotCounter | None = None
 
 
 @dataclass(frozen=True, slots=True)

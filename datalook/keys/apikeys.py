@@ -7,6 +7,7 @@ it from there); `apikeys.authenticate`, `AuthFailure` and `KnownKey` name the sa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -96,9 +97,13 @@ def create_key(
     now: datetime | None = None,
     kind: str = KEY_KIND_LIVE,
     actor: audit.Actor = None,
+    with_key: Callable[[CreatedKey], None] | None = None,
 ) -> CreatedKey:
     """Create a live, test or read key named `name`; refuse a duplicate active name or an 11th
-    active key (live and test keys count alike toward their cap; read keys have their own)."""
+    active key (live and test keys count alike toward their cap; read keys have their own).
+
+    `with_key` is called with the new key before the commit, so what it adds to the session
+    (the show-once page's reveal) is stored with the key or not at all."""
     now = now or utcnow()
     name = name.strip()
     if kind not in tokens.PREFIXES:
@@ -122,6 +127,9 @@ def create_key(
             raise KeyRefused(f"An active key named “{name}” already exists; choose another name.")
         created = _insert_key(site, name, user, None, kind)
         audit.record(site, actor or user, "key_created", created.key.key_id, name=name, kind=kind)
+        if with_key is not None:
+            db.session.flush()  # the key's id, for what refers to it
+            with_key(created)
         db.session.commit()
     except Exception:
         db.session.rollback()
@@ -143,8 +151,11 @@ def rotate_key(
     user: User | None,
     now: datetime | None = None,
     actor: audit.Actor = None,
+    with_key: Callable[[CreatedKey], None] | None = None,
 ) -> CreatedKey:
-    """Replace a key by a new one with the same name and limit; the old one expires later."""
+    """Replace a key by a new one with the same name and limit; the old one expires later.
+
+    `with_key`: as create_key's, called with the new key before the commit."""
     now = now or utcnow()
     if expire_old_in not in GRACE_PERIODS:
         raise KeyRefused("Choose when the old key stops working: now, 1h, 24h or 7d.")
@@ -179,6 +190,9 @@ def rotate_key(
             replaced_by=created.key.key_id,
             old_key_stops=expire_old_in,
         )
+        if with_key is not None:
+            db.session.flush()
+            with_key(created)
         db.session.commit()
     except Exception:
         db.session.rollback()

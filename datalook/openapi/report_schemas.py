@@ -504,6 +504,33 @@ def _live_schemas() -> dict:
                     "items": ref("schemas", "LiveKey"),
                     "description": "Without `after` only: the site's keys, for the filter.",
                 },
+                "bots": {
+                    "type": "object",
+                    "required": ["days", "requests", "by_bot"],
+                    "additionalProperties": False,
+                    "description": "Browser requests dropped as bots (never stored) over "
+                    "the last `days` UTC days, and the bots that sent most of them.",
+                    "properties": {
+                        "days": {"type": "integer", "minimum": 1},
+                        "requests": {"type": "integer", "minimum": 0},
+                        "by_bot": {
+                            "type": "array",
+                            "maxItems": live.MAX_BOTS_NAMED,
+                            "items": {
+                                "type": "object",
+                                "required": ["bot", "requests"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "bot": {
+                                        "type": "string",
+                                        "description": "e.g. HeadlessChrome, Googlebot.",
+                                    },
+                                    "requests": {"type": "integer", "minimum": 1},
+                                },
+                            },
+                        },
+                    },
+                },
             },
         },
     }

@@ -9,16 +9,21 @@
   var statusLine = panel.querySelector("[data-live-status]");
   var filters = panel.querySelector("[data-live-filters]");
   var keySelect = panel.querySelector("[data-live-keys]");
+  var botLine = panel.querySelector("[data-live-bots]");
   var MAX_ROWS = 200;
   var INTERVAL = 1500;
   var cursor = null;
   var generation = 0;
   var timer = null;
 
-  function cell(value, className) {
+  // Each cell names its column (data-label): on a phone the rows become cards, one labelled
+  // line per field, and the empty ones are left out (live.css).
+  function cell(value, className, label) {
     var td = document.createElement("td");
-    td.textContent = value === null || value === undefined || value === "" ? "—" : String(value);
-    if (className) { td.className = className; }
+    var empty = value === null || value === undefined || value === "";
+    td.textContent = empty ? "—" : String(value);
+    td.className = (className || "") + (empty ? " is-empty" : "");
+    if (label) { td.setAttribute("data-label", label); }
     return td;
   }
 
@@ -60,29 +65,31 @@
     var tr = document.createElement("tr");
     tr.className = "is-" + item.kind;
     tr.setAttribute("data-item", item.id);
-    tr.appendChild(cell(item.time.replace("T", " ").replace(/\.\d+Z$|Z$/, "")));
+    tr.appendChild(cell(item.time.replace("T", " ").replace(/\.\d+Z$|Z$/, ""), "", "Received"));
     var what = document.createElement("td");
+    what.setAttribute("data-label", "What");
     if (item.kind === "refused") { what.appendChild(badge("refused " + item.status, "refused")); }
     else if (item.kind === "duplicate") { what.appendChild(badge("duplicate", "duplicate")); }
     else { what.appendChild(badge("event", "event")); }
     if (item.test) { what.appendChild(document.createTextNode(" ")); what.appendChild(badge("test", "test")); }
     tr.appendChild(what);
     if (item.kind === "event") {
-      tr.appendChild(cell(item.event_name + (item.name ? " · " + item.name : "")));
-      tr.appendChild(cell(item.page_path));
-      tr.appendChild(cell(item.success_user_id || "anonymous"));
-      tr.appendChild(cell(item.success_value));
+      tr.appendChild(cell(item.event_name + (item.name ? " · " + item.name : ""), "", "Type · name"));
+      tr.appendChild(cell(item.page_path, "", "Path"));
+      tr.appendChild(cell(item.success_user_id || "anonymous", "", "Visitor"));
+      tr.appendChild(cell(item.success_value, "", "Value"));
     } else {
       // A refusal has no path, visitor or value: its message takes their place.
-      tr.appendChild(cell(item.code));
+      tr.appendChild(cell(item.code, "", "Code"));
       var errors = item.errors || [];
       var message = cell(errors.length ? errors[0].message +
-        (errors.length > 1 ? " (and " + (errors.length - 1) + " more)" : "") : item.message);
+        (errors.length > 1 ? " (and " + (errors.length - 1) + " more)" : "") : item.message,
+        "", "Message");
       message.colSpan = 3;
       tr.appendChild(message);
     }
-    tr.appendChild(cell(keyLabel(item.key)));
-    tr.appendChild(cell(details(item), "details"));
+    tr.appendChild(cell(keyLabel(item.key), "", "Key"));
+    tr.appendChild(cell(details(item), "details", "Details"));
     return tr;
   }
 
@@ -105,8 +112,23 @@
     return url + "?" + params.toString();
   }
 
+  // "3 requests filtered as bots (HeadlessChrome) in the last 7 days": a headless browser's
+  // events are dropped, and this says so instead of showing nothing.
+  function showBots(bots) {
+    if (!botLine || !bots) { return; }
+    var text = "";
+    if (bots.requests) {
+      var names = bots.by_bot.map(function (b) { return b.bot; }).join(", ");
+      text = bots.requests.toLocaleString("en-US") + (bots.requests === 1 ? " request" : " requests") +
+        " filtered as bots (" + names + ") in the last " + bots.days + " days: their events are not stored.";
+    }
+    if (botLine.textContent !== text) { botLine.textContent = text; }
+    botLine.hidden = !text;
+  }
+
   function show(body, first) {
     fillKeys(body.keys);
+    showBots(body.bots);
     var fragment = document.createDocumentFragment();
     body.items.forEach(function (item) {
       var tr = row(item);

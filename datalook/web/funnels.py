@@ -63,19 +63,15 @@ def _owned_funnel(site: Site, funnel_id: int) -> Funnel:
 
 
 def _page_range(site: Site) -> DateRange:
-    """The date range of a page; a bad one is a 400 page."""
-    try:
-        return _range(site, request.args)
-    except ParameterError as exc:
-        abort(400, description=f"{exc.field}: {exc.message}")
+    """The date range of a page; a bad one raises ParameterError, which every page answers
+    alike (errors.py: a banner, and the page again without the bad parameter)."""
+    return _range(site, request.args)
 
 
 def _page_query(site: Site, report: str) -> ReportQuery:
-    """A page's report parameters (range, filters…); a bad one is a 400 page."""
-    try:
-        return parse(site, request.args, report)
-    except ParameterError as exc:
-        abort(400, description=f"{exc.field}: {exc.message}")
+    """A page's report parameters (range, filters…); a bad one raises ParameterError, which
+    every page answers alike (errors.py: a banner, and the page without the bad parameter)."""
+    return parse(site, request.args, report)
 
 
 @bp.route("/funnels/")

@@ -14,10 +14,10 @@ from ..extensions import db
 from ..ingest.refusals import recorder_for
 from ..ingest.schema import format_value
 from ..ingest.usage import counter_for
-from ..keys import apikeys
+from ..keys import apikeys, reveals
 from ..models import ApiKey, Event, KeyUsage, utcnow
 from . import show_once
-from .forms.accounts import EmptyForm, KeyKindForm, RotateForm
+from .forms.accounts import EmptyForm, RotateForm
 from .quest_state import server_events_done
 from .timefmt import site_time
 
@@ -66,7 +66,7 @@ def _render_index(site, form, status=200, existing=None):
 @login_required
 def index(site_id: int):
     """List the site's keys."""
-    return _render_index(site_for(site_id, "admin"), KeyKindForm())
+    return _render_index(site_for(site_id, "admin"), show_once.new_form())
 
 
 @bp.route("/", methods=["POST"])
@@ -74,6 +74,13 @@ def index(site_id: int):
 def create(site_id: int):
     """Create a key from the keys page and show it once."""
     return show_once.create_from_form(site_for(site_id, "admin"), _render_index)
+
+
+@bp.route("/created/<int:reveal_id>")
+@login_required
+def created(site_id: int, reveal_id: int):
+    """The show-once page a create form redirects to (reloading it posts nothing)."""
+    return show_once.reveal_page(site_for(site_id, "admin"), reveal_id)
 
 
 @bp.route("/<key_id>/revoke", methods=["GET", "POST"])
@@ -98,12 +105,11 @@ def rotate(site_id: int, key_id: str):
     key = site_key_or_404(site, key_id)
     form = RotateForm()
     if form.validate_on_submit():
-        try:
-            created = apikeys.rotate_key(key, form.expire_old_in.data, current_user)
-        except apikeys.KeyRefused as exc:
-            form.expire_old_in.errors.append(str(exc))
-        else:
-            return show_once.render(site, created, "Your rotated API key", replaced=key)
+        shown = show_once.rotate_from_form(site, key, form)
+        if shown is not None:
+            return shown
+    elif not form.is_submitted():
+        form.nonce.data = reveals.new_nonce()
     status = 400 if form.errors else 200
     # Each choice says the moment it means, in the site's zone: "In 24 hours (until …)".
     now = utcnow()

@@ -13,13 +13,19 @@ from flask import (
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
-from .. import erasure
+from .. import erasure, live
 from ..accounts.access import site_for
 from ..extensions import db
 from ..models import Event
 from .forms.accounts import EmptyForm, EraseForm
 
 bp = Blueprint("live", __name__, url_prefix="/sites/<int:site_id>")
+
+
+@bp.app_template_global()
+def test_events_only(site_id: int) -> int:
+    """For the dashboard's notice: the site's test events when it has nothing counted."""
+    return live.test_events_only(site_id)
 
 
 @bp.route("/live")
@@ -54,12 +60,14 @@ def privacy(site_id: int):
     return _render_privacy(site, EraseForm())
 
 
-def _render_privacy(site, form, status=200):
-    """The privacy page with its forms and the audit log."""
+def _render_privacy(site, form, status=200, nothing_for=None):
+    """The privacy page with its forms and the audit log (and, after an erasure asked for a
+    user id without events, the notice that there is nothing to erase)."""
     return render_template(
         "live/privacy.html",
         site=site,
         form=form,
+        nothing_for=nothing_for,
         clear_form=EmptyForm(),
         audit=erasure.recent_audit(site),
     ), status
@@ -74,12 +82,15 @@ def erase(site_id: int):
     if not form.validate_on_submit():
         return _render_privacy(site, form, 400)
     user_id = form.user_id.data
+    count = db.session.scalar(
+        select(func.count())
+        .select_from(Event)
+        .where(Event.site_id == site.id, Event.visitor_id == f"u:{user_id}")
+    )
+    if not count:
+        # Nothing to confirm and nothing to log: say so on the form (the id may be mistyped).
+        return _render_privacy(site, form, nothing_for=user_id)
     if form.confirmed.data != "yes":
-        count = db.session.scalar(
-            select(func.count())
-            .select_from(Event)
-            .where(Event.site_id == site.id, Event.visitor_id == f"u:{user_id}")
-        )
         return render_template("live/erase_confirm.html", site=site, form=form, count=count)
     try:
         count = erasure.erase_visitor(site, user_id, current_user)

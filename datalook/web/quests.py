@@ -11,7 +11,6 @@ from ..extensions import db
 from ..models import ApiKey, utcnow
 from ..snippets import render as snippets
 from . import show_once
-from .forms.accounts import KeyKindForm
 from .quest_state import quests_for, server_events_done
 
 bp = Blueprint("quests", __name__, url_prefix="/sites/<int:site_id>/quests")
@@ -55,7 +54,7 @@ def server_events(site_id: int):
     site = site_for(site_id, "admin")
     # Suggest the name the page's help text gives, unless a key of that name is active.
     taken = show_once.active_key_named(site, SUGGESTED_KEY_NAME) is not None
-    form = KeyKindForm(data={"name": "" if taken else SUGGESTED_KEY_NAME})
+    form = show_once.new_form(name="" if taken else SUGGESTED_KEY_NAME)
     return _render_quest(site, form)
 
 

@@ -26,6 +26,7 @@ from ..analytics.reports import attribution, filtered, serialise
 from ..analytics.reports import service as reports
 from ..analytics.reports.dimension_rows import dimension_rows
 from ..analytics.reports.visit_filter import kept_sessions
+from ..browser.bot_counts import bot_counter_for
 from ..envelope import json_response, parameter_error
 from ..extensions import db
 from ..ingest.refusals import recorder_for
@@ -210,6 +211,7 @@ def live_json(site_id: int):
     filters = live.parse_filters(request.args)
     # What this process has recorded but not yet written, so the view is current.
     recorder_for(current_app.extensions).flush(db.engine)
+    bot_counter_for(current_app.extensions).flush(db.engine)
     response = json_response(live.feed(site, after, filters, granted("live_bodies")))
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -1,7 +1,7 @@
 """a site's funnel names are unique, whatever their case
 
 Revision ID: 0024
-Revises: 0022
+Revises: 0023
 Create Date: 2026-12-07 10:00:00
 
 Funnels of one site that share a name (ignoring case) are renamed first, the later ones
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0024"
-down_revision = "0022"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 

@@ -47,11 +47,12 @@ def add_site(page: Page, typed: str) -> int:
 
 
 def create_key(page: Page, site_id: int, name: str) -> tuple[str, Response]:
-    """Open the backend quest, name a key and submit; return the token and the POST response."""
+    """Open the backend quest, name a key and submit; return the token and the response of
+    the show-once page (the POST redirects to it)."""
     page.goto(f"/sites/{site_id}/quests/server-events")
     page.get_by_label("Key name").fill(name)
     with page.expect_response(
-        lambda r: r.request.method == "POST" and r.url.endswith("/server-events/keys")
+        lambda r: r.request.method == "GET" and f"/sites/{site_id}/keys/created/" in r.url
     ) as posted:
         page.get_by_role("button", name="Create key").click()
     response = posted.value

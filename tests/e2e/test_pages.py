@@ -84,10 +84,61 @@ def _prepare_owner(browser, server: LiveServer) -> Owner:
             timeout=10,
         )
         assert sent.status_code == 204, sent.text
+        # A headless browser's page view, dropped as a bot: the live view counts it.
+        _send_as_headless_browser(server, "pages.example.com")
         state = context.storage_state()
     finally:
         context.close()
     return Owner(server, state, site_id, new_token.split("_")[2], notice)
+
+
+HEADLESS = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "HeadlessChrome/131.0.0.0 Safari/537.36"
+)
+
+
+def _send_as_headless_browser(server: LiveServer, domain: str) -> None:
+    """POST /collect a page view as a headless browser would (dropped, counted as a bot)."""
+    snippet = server.cli("sites", "snippet", domain)
+    site_key = re.search(r'data-site="([^"]+)"', snippet).group(1)
+    answer = requests.post(
+        f"{server.url}/collect?site={site_key}",
+        data='{"event_name": "pageview", "page_path": "/"}',
+        headers={
+            "Content-Type": "text/plain",
+            "Origin": f"https://{domain}",
+            "User-Agent": HEADLESS,
+        },
+        timeout=10,
+    )
+    assert answer.status_code == 204 and answer.headers["DataLook-Ignored"] == "bot"
+
+
+def _erase(user_id: str) -> Callable[[Page, Owner], None]:
+    """Ask to erase a user id from the privacy page: the confirmation, or the notice that
+    there is nothing to erase."""
+
+    def open_page(page: Page, owner: Owner) -> None:
+        page.goto(f"/sites/{owner.site_id}/privacy")
+        page.get_by_label("The visitor's success_user_id").fill(user_id)
+        page.get_by_role("button", name="Erase…").click()
+        page.wait_for_load_state("load")
+
+    return open_page
+
+
+def _live(page: Page, owner: Owner) -> None:
+    """The live view, once it has shown its rows and the bot count."""
+    page.goto(f"/sites/{owner.site_id}/live")
+    expect(page.locator("[data-live-rows] tr").first).to_be_visible()
+    expect(page.locator("[data-live-bots]")).to_contain_text("filtered as bots (HeadlessChrome)")
+    if page.viewport_size["width"] <= 640:
+        # On a phone each row is a card that fits: nothing scrolls sideways, not even the table.
+        box = page.locator(".live-panel .table-wrap")
+        assert box.evaluate("(el) => el.scrollWidth <= el.clientWidth"), "the live table scrolls"
+        row = page.locator("[data-live-rows] tr").first
+        expect(row.locator('td[data-label="Path"]')).to_have_text("/checkout/success")
 
 
 def _show_once(page: Page, owner: Owner) -> None:
@@ -223,6 +274,24 @@ PAGES: dict[str, tuple[bool, Callable[[Page, Owner], object], list[tuple[str, st
         True,
         lambda page, owner: page.goto(f"/sites/{owner.site_id}/journeys/?path=/checkout/success"),
         [("button", "Show"), ("button", "Where do visitors go next?")],
+    ),
+    "error-in-site": (
+        True,
+        lambda page, owner: page.goto(f"/sites/{owner.site_id}/keys/created/999999"),
+        [("link", "Go to your sites"), ("link", "API keys")],
+    ),
+    "live": (True, _live, [("button", "Clear test events")]),
+    "privacy": (
+        True,
+        lambda page, owner: page.goto(f"/sites/{owner.site_id}/privacy"),
+        [("button", "Erase…"), ("button", "Clear test events")],
+    ),
+    "erase-confirm": (True, _erase("user_42"), [("button", "Erase for good"), ("link", "Cancel")]),
+    "nothing-to-erase": (True, _erase("nobody_here"), [("button", "Erase…")]),
+    "settings": (
+        True,
+        lambda page, owner: page.goto(f"/sites/{owner.site_id}/settings"),
+        [("button", "Save")],
     ),
 }
 

@@ -10,7 +10,6 @@ import re
 
 import pytest
 import requests
-from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 from datalook.snippets.render import PLACEHOLDER
@@ -48,7 +47,7 @@ def test_backend_quest_shows_the_key_once_and_completes_live(
     expect(page.get_by_label("Key name")).to_have_value("Production server")
     expect(page.get_by_text("run as is, these samples get 401 Unauthorized")).to_be_visible()
 
-    # Name the key and submit: the response shows the token once, never cached.
+    # Name the key and submit: the page it leads to shows the token, never cached.
     token, response = create_key(page, site_id, "Production server")
     assert response.status == 200
     assert "no-store" in response.headers["cache-control"]
@@ -109,29 +108,28 @@ def test_backend_quest_shows_the_key_once_and_completes_live(
     expect(other_tab.locator("#first-event").get_by_role("heading")).to_have_text(COMPLETE)
     screenshot(page, "quest-complete", readme="quest-complete.png")
 
-    # Leaving the page and going back, or reloading it, does not bring the token back.
+    # The token is on a GET page (Post/Redirect/Get): Back from the dashboard, then Forward,
+    # or a reload, shows the same page again, never "Confirm Form Resubmission", and makes
+    # no second key.
+    shown_at = page.url
+    assert re.search(rf"/sites/{site_id}/keys/created/\d+$", shown_at), shown_at
     waiting.get_by_role("link", name="Open the dashboard").click()
     expect(page).to_have_url(re.compile(rf"/sites/{site_id}/$"))
-    try:
-        page.go_back()
-    except PlaywrightError as exc:  # the browser asks before posting the form again
-        assert "ERR_CACHE_MISS" in str(exc)
-    expect(page.locator("body")).to_contain_text("Confirm Form Resubmission")
-    assert token not in page.content()
-    # Reloading posts the form again: the page says the key exists and offers rotation.
-    with page.expect_response(lambda r: r.request.method == "POST") as reposted:
+    page.go_back()
+    expect(page).to_have_url(shown_at)
+    expect(page.locator("body")).not_to_contain_text("Confirm Form Resubmission")
+    expect(page.locator("#new-token")).to_have_text(token)
+    page.go_forward()
+    expect(page).to_have_url(re.compile(rf"/sites/{site_id}/$"))
+    page.go_back()
+    with page.expect_response(lambda r: r.url == shown_at) as reloaded:
         page.reload()
-    assert reposted.value.status == 409
-    expect(
-        page.get_by_text("An active key named “Production server” already exists")
-    ).to_be_visible()
-    expect(
-        page.get_by_role("heading", name="The key “Production server” already exists")
-    ).to_be_visible()
-    expect(page.get_by_text("it cannot be shown again")).to_be_visible()
-    rotate = page.get_by_role("link", name="Rotate “Production server”")
-    expect(rotate).to_have_attribute("href", f"/sites/{site_id}/keys/{key_id}/rotate")
-    assert_token_absent(page, token)
+    assert reloaded.value.request.method == "GET" and reloaded.value.status == 200
+    expect(page.locator("#new-token")).to_have_text(token)
+    keys_page = page.context.new_page()
+    keys_page.goto(f"/sites/{site_id}/keys/")
+    expect(keys_page.locator("table.keys tbody tr")).to_have_count(1)
+    keys_page.close()
 
     # The quest is done from now on: the quest list, the dashboard and the quest page say so.
     page.goto(f"/sites/{site_id}/quests/")
@@ -151,3 +149,38 @@ def test_backend_quest_shows_the_key_once_and_completes_live(
     assert [(e["event_name"], e["name"], e["page_path"]) for e in stored] == [
         ("success", "paid-customer", "/checkout/success")
     ]
+
+
+def test_a_double_click_on_create_key_makes_one_key_and_keeps_its_token(page, live_server):
+    sign_up(page, "double@example.org")
+    site_id = add_site(page, "double.example.com")
+    page.goto(f"/sites/{site_id}/quests/server-events")
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    # The live key is the main choice; the test key is offered beside it.
+    expect(page.locator("button.primary", has_text="Create key")).to_be_visible()
+    expect(page.get_by_text("A test key (dl_test_…) is for trying the snippets")).to_be_visible()
+    page.get_by_role("button", name="Create key").dblclick()
+    expect(page.get_by_role("heading", name="Your new API key")).to_be_visible()
+    token = page.locator("#new-token").inner_text().strip()
+    assert TOKEN_RE.fullmatch(token) and token.startswith("dl_live_"), token
+    assert len(posts) == 1, posts  # the second click was dropped by the page
+    page.goto(f"/sites/{site_id}/keys/")
+    expect(page.locator("table.keys tbody tr")).to_have_count(1)
+
+    # Even when two posts of the same form get through (the script cannot stop a second
+    # tab's submit of a copied form), the server shows the same key and makes no second.
+    page.goto(f"/sites/{site_id}/keys/")
+    page.get_by_label("Key name").fill("Second")
+    landed = page.evaluate(
+        """() => {
+            const form = document.querySelector("form[data-submit-once]");
+            const twice = new FormData(form);
+            twice.set("kind", "live");
+            return Promise.all([1, 2].map(() => fetch(form.action, {method: "POST", body: twice})))
+                .then((answers) => answers.map((a) => a.url));
+        }"""
+    )
+    assert landed[0] == landed[1] and "/keys/created/" in landed[0], landed
+    page.goto(f"/sites/{site_id}/keys/")
+    expect(page.locator("table.keys tbody tr")).to_have_count(2)

@@ -94,6 +94,9 @@ class KeyKindForm(KeyNameForm):
     """Name a new key and choose its kind: the submit button pressed says live, test or read."""
 
     kind = HiddenField(default="live")
+    # One-time per rendered form: a second post of the same form (a double click, a
+    # reload) shows the same new key instead of creating another (keys/reveals.py).
+    nonce = HiddenField()
 
     def validate_kind(self, field: HiddenField) -> None:
         """Accept only the three kinds of key."""
@@ -128,3 +131,5 @@ class RotateForm(FlaskForm):
         default="24h",
         validators=[DataRequired()],
     )
+    # One-time per rendered form, as KeyKindForm's: a double submit shows the same new key.
+    nonce = HiddenField()
