@@ -44,8 +44,10 @@ class LiveServer:
         self.process: subprocess.Popen | None = None
         self._site_counter = 0
 
-    def start(self, timeout: float = 30.0) -> None:
-        """Start the server and wait until it answers /healthz."""
+    def start(self, timeout: float = 90.0) -> None:
+        """Start the server and wait until it answers /healthz (an availability bound: on a
+        machine loaded by other jobs, importing the app in the migration, the workers and the
+        fold process beside them can take half a minute)."""
         self.instance.mkdir(parents=True, exist_ok=True)
         self.log = open(self.instance / "server.log", "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
