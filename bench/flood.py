@@ -69,6 +69,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=4, help="per wrk (4)")
     parser.add_argument("--workers", type=int, default=None, help="WEB_CONCURRENCY")
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
+    parser.add_argument(
+        "--stack",
+        choices=("served", "gunicorn"),
+        default="served",
+        help="served: DataLook as make run serves it, the bare app on server.py (default); "
+        "gunicorn: both on gunicorn's sync workers (gunicorn.conf.py) behind the front",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="JSON result file")
     return parser.parse_args(argv)
 
@@ -182,9 +189,12 @@ def measure(tmpdir: Path, options) -> dict:
     good.write_text(json.dumps(example_event()))
     app_env = {**env, "DATALOOK_INSTANCE_PATH": str(tmpdir / "app"), "PORT": str(free_port())}
     bare_env = {**env, "DATALOOK_INSTANCE_PATH": str(tmpdir / "bare"), "PORT": str(free_port())}
+    gunicorn = options.stack == "gunicorn"
+    if gunicorn:  # serve.sh upgrades the database itself
+        flask_cli(app_env, "db", "upgrade")
     app = Server(
         "datalook",
-        server_command("wsgi:app", None),
+        server_command("wsgi:app", None, "gunicorn" if gunicorn else "served"),
         app_env,
         int(app_env["PORT"]),
         tmpdir / "datalook.log",
@@ -193,7 +203,7 @@ def measure(tmpdir: Path, options) -> dict:
     )
     bare = Server(
         "bare app, same stack",
-        server_command("bench.bare_app:app", None, "granian"),
+        server_command("bench.bare_app:app", None, "gunicorn" if gunicorn else "granian"),
         bare_env,
         int(bare_env["PORT"]),
         tmpdir / "bare.log",
@@ -296,9 +306,9 @@ def print_summary(report: dict) -> None:
     """The human-readable table."""
     print(
         f"\nFlood benchmark  {report['timestamp']}  commit {report['commit']}  "
-        f"{report['workers']} workers; servers on CPU {report['server_cpu']}, wrk on CPU "
-        f"{report['client_cpu']}\nload average before {report['load_before']}, after "
-        f"{report['load_after']}\n"
+        f"{report['workers']} workers ({report['stack']}); servers on CPU "
+        f"{report['server_cpu']}, wrk on CPU {report['client_cpu']}\n"
+        f"load average before {report['load_before']}, after {report['load_after']}\n"
     )
     print(f"{'request':<46} {'server µs/req':>13} {'front µs/req':>12} {'×bare':>6}  answers")
     for kind, what in KINDS.items():
@@ -330,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         "timestamp": started.isoformat(timespec="seconds"),
         "commit": git_commit(),
         "workers": measured["workers"],
+        "stack": options.stack,
         "client_cpu": options.client_cpu,
         "server_cpu": options.server_cpu,
         "load_before": [round(x, 2) for x in load_before],
