@@ -151,7 +151,7 @@ class Tokens(NamedTuple):
 
 
 def configured_workers(env: dict[str, str]) -> int | None:
-    """The gunicorn workers the environment asks for (None, said why, if it is invalid)."""
+    """The server workers the environment asks for (None, said why, if it is invalid)."""
     from datalook.config import ConfigError, gunicorn_settings
 
     try:
@@ -369,7 +369,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=8, help="wrk connections (-c)")
     parser.add_argument("--batch-size", type=int, default=100, help="events per POST /events")
     parser.add_argument(
-        "--workers", type=int, help="gunicorn workers (WEB_CONCURRENCY; default: environment)"
+        "--workers", type=int, help="server workers (WEB_CONCURRENCY; default: environment)"
     )
     parser.add_argument(
         "--worker-class",
