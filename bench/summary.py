@@ -93,11 +93,11 @@ def _flood_rows(flood: dict) -> list[tuple[str, str, str, bool, str, str]]:
                 load,
             )
         )
-    for kind, what in (("over_limit", "over-limit"), ("wrong_secret", "wrong-secret")):
+    for kind, what in (("over_limit", "an over-limit"), ("wrong_secret", "a wrong-secret")):
         check = checks[f"share_{kind}"]
         rows.append(
             (
-                f"valid key's share under a {what} flood (taskset)",
+                f"valid key's share under {what} flood (taskset)",
                 f"{check['value']:.2f}",
                 check["target"],
                 check["pass"],
@@ -118,12 +118,12 @@ def main() -> int:
     print(
         "\nDataLook ingestion, every figure of `make bench` (load average: 1 min, before → after)"
     )
-    header = f"{'figure':<62} {'value':<30} {'target':<10} {'met':<4} {'commit':<14} load"
+    header = f"{'figure':<68} {'value':<34} {'target':<10} {'met':<4} {'commit':<14} load"
     print(header)
     print("-" * len(header))
     for figure, value, target, met, commit, load in rows:
         print(
-            f"{figure:<62} {value:<30} {target:<10} {'yes' if met else 'NO':<4} "
+            f"{figure:<68} {value:<34} {target:<10} {'yes' if met else 'NO':<4} "
             f"{commit or '?':<14} {load}"
         )
     missing = [name for name, found in (("bench.run", run), ("bench.flood", flood)) if not found]
