@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import multiprocessing
 import os
 import sys
+import time
 from multiprocessing import util
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -36,7 +38,12 @@ from granian.server import Server  # noqa: E402
 from datalook.config import ConfigError, gunicorn_settings  # noqa: E402
 
 GRACEFUL_TIMEOUT_S = 20  # a worker still busy this long after SIGTERM is killed
-RESPAWN_INTERVAL_S = 1.0  # SIGHUP: between starting a new worker and stopping its old one
+RESPAWN_INTERVAL_S = 0.5  # SIGHUP: from a new worker's readiness to stopping its old one
+READY_TIMEOUT_S = 120.0  # SIGHUP: the longest wait for a new worker to load the app
+
+# The readiness flag of the worker being started: set here in the master just before the
+# fork that starts it (granian forks right after _spawn_worker), so the worker inherits it.
+_starting: list = [None]
 
 
 def load_worker_app(target: str):
@@ -47,11 +54,49 @@ def load_worker_app(target: str):
 
     app = load_target(target)
     worker_started(app)
+    ready = _starting[0]
+    if ready is not None:
+        ready.set()  # the master may now stop the worker this one replaces
     # granian's workers are multiprocessing processes, which end with os._exit and so skip
     # atexit; run its handlers (the usage counters' and refused-request log's last flush)
     # from multiprocessing's own exit step instead.
     util.Finalize(None, atexit._run_exitfuncs, exitpriority=0)  # noqa: SLF001
     return app
+
+
+class GracefulServer(Server):
+    """granian's server, whose restarts (SIGHUP, or a worker that died) stop an old worker
+    only once its replacement has loaded the app and serves.
+
+    granian itself stops the old worker a fixed interval after starting the new one; a new
+    worker that takes longer to import the app (seconds, on a busy machine) would leave no
+    worker listening, and nginx would answer 503 meanwhile.
+    """
+
+    def _spawn_worker(self, idx, target, callback_loader):
+        """granian's worker, with a readiness flag it inherits (see _starting)."""
+        worker = super()._spawn_worker(idx, target, callback_loader)
+        worker.ready = _starting[0] = multiprocessing.get_context("fork").Event()
+        return worker
+
+    def _respawn_workers(self, workers, spawn_target, target_loader, delay: float = 0):
+        """Replace each worker in turn: start the new one, wait until it is ready (or gone),
+        then stop the old one gracefully (killed after GRACEFUL_TIMEOUT_S)."""
+        for idx in workers:
+            self.respawned_wrks[idx] = time.monotonic()
+            old = self.wrks.pop(idx)
+            new = self._spawn_worker(idx=idx, target=spawn_target, callback_loader=target_loader)
+            new.start()
+            self.wrks.insert(idx, new)
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while not new.ready.wait(0.1) and new.is_alive() and time.monotonic() < deadline:
+                pass
+            time.sleep(delay)
+            old.terminate()
+            old.join(self.workers_kill_timeout)
+            if old.is_alive():
+                old.kill()
+                old.join()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -71,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write(f"datalook: configuration error: {exc}\n")
         sys.exit(2)
     host, _, port = options.bind.rpartition(":")
-    server = Server(
+    server = GracefulServer(
         options.app,
         address=host.strip("[]"),
         port=int(port),
