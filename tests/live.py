@@ -67,6 +67,7 @@ class LiveServer:
                     return
             except requests.RequestException:  # not listening yet, or still booting
                 time.sleep(0.1)
+        self.stop()  # not left running behind a failed test
         raise RuntimeError("server did not become healthy in time")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
