@@ -47,8 +47,9 @@ format: $(VENV)/.dev-deps
 	$(BIN)/ruff format .
 
 # Every scenario runs even when an earlier one misses its target; the exit status says
-# whether all were met. `make bench BENCHES=run` runs one (names are modules of bench/).
-BENCHES ?= run fold_cost slow_clients collect flood analytics
+# whether all were met. `make bench BENCHES=run` runs one (names are modules of bench/);
+# `summary` prints the ingestion figures of run and flood in one table.
+BENCHES ?= run fold_cost slow_clients collect flood analytics summary
 bench: $(VENV)/.dev-deps
 	@status=0; for name in $(BENCHES); do \
 	  echo "== bench.$$name"; $(BIN)/python -m bench.$$name || status=1; \

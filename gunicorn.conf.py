@@ -1,4 +1,8 @@
-"""gunicorn settings for `make run`: HOST, PORT and WEB_CONCURRENCY from the environment."""
+"""gunicorn settings (HOST, PORT and WEB_CONCURRENCY from the environment) for the
+conventional deployment the benchmark compares with: `make run` serves with granian
+(server.py); `scripts/front.sh .venv/bin/gunicorn -c gunicorn.conf.py wsgi:app` serves the
+same app on gunicorn's sync workers behind the same nginx front (gunicorn is in
+requirements-dev.txt)."""
 
 import os
 import sys

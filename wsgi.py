@@ -1,7 +1,8 @@
-"""WSGI entry point for gunicorn and the `flask` command: the app, and nothing else.
+"""WSGI entry point for the server (server.py, or gunicorn) and the `flask` command: the app,
+and nothing else.
 
 What a server worker does at start and exit lives in datalook/lifecycle.py, called from
-gunicorn.conf.py; importing this module has no other effect.
+server.py (or gunicorn.conf.py); importing this module has no other effect.
 """
 
 import sys

@@ -3,7 +3,7 @@
 Seeds one large site (10M events by default) and one small site (100k) with
 `flask demo seed` (sessions over plausible page walks; the seed leaves summaries, sessions
 and saved funnels derived) on a temporary instance, starts the production server as
-`make run` does (scripts/serve.sh, through bench.run's Server: gunicorn, nginx and the fold
+`make run` does (scripts/serve.sh, through bench.run's Server: granian, nginx and the fold
 process), logs in, and times, measured by a client on loopback (whole HTTP round trip):
 
 1. the dashboard page and stats.json for Last 30 days, Last 90 days and All time, on both

@@ -60,7 +60,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per side")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (-t)")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections (-c)")
-    parser.add_argument("--workers", type=int, help="gunicorn workers (default: environment)")
+    parser.add_argument("--workers", type=int, help="server workers (default: environment)")
     parser.add_argument("--output", type=Path, default=RESULTS, help="JSON result file")
     return parser.parse_args(argv)
 

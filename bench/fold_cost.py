@@ -65,7 +65,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def fold_process(master: int) -> int:
-    """The pid of the fold process started beside the gunicorn master."""
+    """The pid of the fold process started beside the server's master."""
     for pid in children(master):
         try:
             command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")

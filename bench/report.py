@@ -7,10 +7,13 @@ import subprocess
 
 from bench.servers import ROOT
 
-# The targets of issue 7, on a 2-core machine shared with wrk.
-TARGET_RATIO = 0.6  # requests/s of POST /event (one key) over the bare-Flask baseline
-TARGET_P99_FACTOR = 2.0  # p99 of POST /event at most this many times the baseline's
-TARGET_BATCH_EVENTS_PER_S = 50_000
+# The targets, on a 2-core machine shared with wrk. POST /event (one key) as served, over a
+# bare Flask app on nginx + gunicorn sync (the conventional deployment): requests/s and p99.
+TARGET_RATIO = 1.0
+TARGET_P99_FACTOR = 1.5
+# POST /event over the bare app on the stack that serves DataLook: the app's own cost.
+TARGET_SAME_STACK_RATIO = 0.8
+TARGET_BATCH_EVENTS_PER_S = 100_000
 
 
 def git_commit() -> str | None:
@@ -46,9 +49,10 @@ def print_table(report: dict) -> None:
     pairs = report["pairs"]
     ratios = [pair["ratio"] for pair in pairs]
     factors = [pair["p99_factor"] for pair in pairs]
+    same = [pair["same_stack_ratio"] for pair in pairs]
     print(
         f"\nDataLook ingestion benchmark  {report['timestamp']}  commit {report['commit']}\n"
-        f"{machine['cpu_count']} CPUs, Python {machine['python']}; gunicorn {server['workers']} "
+        f"{machine['cpu_count']} CPUs, Python {machine['python']}; {server['workers']} "
         f"{server['worker_class']} workers via {server['mode']}; wrk -t{wrk['threads']} "
         f"-c{wrk['connections']} -d{wrk['duration_s']:g}s\n"
         "load average before {:.2f} {:.2f} {:.2f}, after {:.2f} {:.2f} {:.2f}\n".format(
@@ -77,7 +81,7 @@ def print_table(report: dict) -> None:
         "events/s: accepted events per second (a 204 is one event); CPU s, ms/req: server\n"
         "CPU time (master + workers) in the run and per answered request; peak: sum of VmHWM;\n"
         "stored: new rows in events during the run, in-flight requests at the cut-off included;\n"
-        "1 and 2 ran as interleaved rounds: totals over the rounds, p50/p99 their medians"
+        "1, 1b and 2 ran as interleaved rounds: totals over the rounds, p50/p99 their medians"
     )
     checks = report["checks"]
     stored = report["stored"]
@@ -89,8 +93,13 @@ def print_table(report: dict) -> None:
     )
     print(
         f"  p99(2)/p99(1)           {checks['p99_factor']['value']:>8.2f}   target <= "
-        f"{TARGET_P99_FACTOR:g}     {_mark(checks['p99_factor']['pass'])}   median of "
+        f"{TARGET_P99_FACTOR:g}   {_mark(checks['p99_factor']['pass'])}   median of "
         f"{len(pairs)} pairs ({min(factors):.2f}-{max(factors):.2f})"
+    )
+    print(
+        f"  (2)/(1b) requests/s     {checks['same_stack_ratio']['value']:>8.2f}   target >= "
+        f"{TARGET_SAME_STACK_RATIO}   {_mark(checks['same_stack_ratio']['pass'])}   median of "
+        f"{len(pairs)} rounds ({min(same):.2f}-{max(same):.2f})"
     )
     print(
         f"  batch events/s          {checks['batch_events_per_s']['value']:>8.0f}   target >= "
@@ -154,6 +163,7 @@ def target_checks(results: dict, pairs: list[dict], stored_rows: dict) -> dict:
     # Medians over the interleaved pairs (see scenarios.paired_scenarios).
     ratio = statistics.median(pair["ratio"] for pair in pairs)
     p99_factor = statistics.median(pair["p99_factor"] for pair in pairs)
+    same_stack = statistics.median(pair["same_stack_ratio"] for pair in pairs)
     stored_during = sum(r["stored"] for r in runs)
     return {
         "ratio": {
@@ -165,6 +175,11 @@ def target_checks(results: dict, pairs: list[dict], stored_rows: dict) -> dict:
             "value": p99_factor,
             "target": f"<= {TARGET_P99_FACTOR}",
             "pass": p99_factor <= TARGET_P99_FACTOR,
+        },
+        "same_stack_ratio": {
+            "value": same_stack,
+            "target": f">= {TARGET_SAME_STACK_RATIO}",
+            "pass": same_stack >= TARGET_SAME_STACK_RATIO,
         },
         "batch_events_per_s": {
             "value": batch["accepted_per_s"],

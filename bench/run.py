@@ -1,12 +1,15 @@
 """Ingestion benchmark: `python -m bench.run` (or `make bench`). A benchmark, not a test.
 
 Starts the production server as `make run` does (scripts/serve.sh) on a temporary SQLite
-database, and the bare-Flask baseline (bench/bare_app.py) under the same gunicorn
-configuration; drives both with wrk, one scenario after the other; then times the show-once
-page and a rate-limit check in isolation. Prints a table and writes bench/results/latest.json.
+database, and the bare-Flask baseline (bench/bare_app.py) twice, behind the same nginx front:
+on gunicorn's sync workers (the conventional deployment) and on the stack that serves
+DataLook (server.py); drives all three with wrk, one scenario after the other; then times
+the show-once page and a rate-limit check in isolation. Prints a table and writes
+bench/results/latest.json.
 
-With --worker-class the servers are started as `gunicorn -c gunicorn.conf.py -k CLASS`
-instead (after `flask db upgrade`), to compare worker types; the default is exactly serve.sh.
+With --worker-class DataLook and the same-stack baseline are started as
+`gunicorn -c gunicorn.conf.py -k CLASS` instead (after `flask db upgrade`), to compare
+worker types; the default is exactly serve.sh.
 
 This module is the run's order; servers.py starts and watches the servers, wrk.py drives
 them, scenarios.py measures and merges the runs, report.py judges and prints them.
@@ -132,7 +135,8 @@ class Bench:
     """One run's two servers, the bodies wrk posts to them, and DataLook's database."""
 
     app: Server
-    bare: Server
+    bare: Server  # bare Flask on gunicorn's sync workers: the conventional deployment
+    bare_same: Server  # bare Flask on the stack that serves DataLook
     body_one: Path
     body_batch: Path
     database: Path
@@ -147,7 +151,7 @@ class Tokens(NamedTuple):
 
 
 def configured_workers(env: dict[str, str]) -> int | None:
-    """The gunicorn workers the environment asks for (None, said why, if it is invalid)."""
+    """The server workers the environment asks for (None, said why, if it is invalid)."""
     from datalook.config import ConfigError, gunicorn_settings
 
     try:
@@ -159,9 +163,9 @@ def configured_workers(env: dict[str, str]) -> int | None:
 
 def server_mode(options: argparse.Namespace) -> tuple[str, str]:
     """The worker class, and how the servers are started."""
-    worker_class = options.worker_class or "sync"
-    mode = "gunicorn -k" if options.worker_class else "scripts/serve.sh (as make run)"
-    return worker_class, mode
+    if options.worker_class:
+        return f"gunicorn {options.worker_class}", "gunicorn -k"
+    return "granian (server.py)", "scripts/serve.sh (as make run)"
 
 
 def write_bodies(tmpdir: Path, batch_size: int) -> tuple[Path, Path]:
@@ -177,7 +181,7 @@ def prepare(tmpdir: Path, base_env: dict[str, str], options: argparse.Namespace)
     """The instance folder, the bodies, the database (with -k) and both servers, unstarted."""
     instance = tmpdir / "instance"
     instance.mkdir()
-    app_port, bare_port = free_port(), free_port()
+    app_port, bare_port, same_port = free_port(), free_port(), free_port()
     app_env = {
         **base_env,
         "DATALOOK_INSTANCE_PATH": str(instance),
@@ -189,6 +193,11 @@ def prepare(tmpdir: Path, base_env: dict[str, str], options: argparse.Namespace)
         **base_env,
         "PORT": str(bare_port),
         "DATALOOK_INSTANCE_PATH": str(tmpdir / "baseline-instance"),
+    }
+    same_env = {
+        **base_env,
+        "PORT": str(same_port),
+        "DATALOOK_INSTANCE_PATH": str(tmpdir / "same-stack-instance"),
     }
     body_one, body_batch = write_bodies(tmpdir, options.batch_size)
     if options.worker_class:  # serve.sh upgrades the database itself
@@ -203,13 +212,22 @@ def prepare(tmpdir: Path, base_env: dict[str, str], options: argparse.Namespace)
     )
     bare = Server(
         "baseline",
-        server_command("bench.bare_app:app", options.worker_class),
+        server_command("bench.bare_app:app", None, "gunicorn"),
         bare_env,
         bare_port,
         tmpdir / "baseline.log",
         ("POST", "/event", body_one.read_bytes()),
     )
-    return Bench(app, bare, body_one, body_batch, instance / "datalook.db")
+    same_stack = "gunicorn" if options.worker_class else "granian"
+    bare_same = Server(
+        "baseline on the same stack",
+        server_command("bench.bare_app:app", options.worker_class, same_stack),
+        same_env,
+        same_port,
+        tmpdir / "baseline-same.log",
+        ("POST", "/event", body_one.read_bytes()),
+    )
+    return Bench(app, bare, bare_same, body_one, body_batch, instance / "datalook.db")
 
 
 def create_bench_data(env: dict[str, str]) -> Tokens:
@@ -234,24 +252,34 @@ def warm_up_servers(bench: Bench, options: argparse.Namespace, warm_token: str) 
     DataLook's warm-up events go to a site of their own, left out of the counts."""
     warm_up(bench.app.url + "/event", options, [str(bench.body_one), warm_token])
     warm_up(bench.bare.url + "/event", options, [str(bench.body_one)])
+    warm_up(bench.bare_same.url + "/event", options, [str(bench.body_one)])
 
 
 def run_scenarios(
     bench: Bench, options: argparse.Namespace, tokens: Tokens
 ) -> tuple[dict, list[dict]]:
-    """Scenarios 1 to 4: their figures by name, and the interleaved pairs of 1 and 2."""
+    """Scenarios 1 to 4: their figures by name, and the interleaved rounds of 1 and 2."""
     print("Scenarios:")
     results: dict = {}
-    results["baseline"], results["event_one_key"], pairs = paired_scenarios(
-        Side("baseline: bare Flask", bench.bare, [str(bench.body_one)]),
-        Side(
-            "POST /event, one key (limit raised)",
-            bench.app,
-            [str(bench.body_one), tokens.fast],
-        ),
+    sides, pairs = paired_scenarios(
+        [
+            Side("1 bare Flask, gunicorn sync", bench.bare, [str(bench.body_one)]),
+            Side("1b bare Flask, the same stack", bench.bare_same, [str(bench.body_one)]),
+            Side(
+                "2 POST /event, one key (limit raised)",
+                bench.app,
+                [str(bench.body_one), tokens.fast],
+            ),
+        ],
         options,
         bench.database,
     )
+    results["baseline"], results["baseline_same_stack"], results["event_one_key"] = sides
+    # Position 0: the conventional deployment's bare app; 1: the bare app on DataLook's stack.
+    for pair in pairs:
+        pair["ratio"], pair["p99_factor"] = pair.pop("ratio_0"), pair.pop("p99_factor_0")
+        pair["same_stack_ratio"] = pair.pop("ratio_1")
+        pair["same_stack_p99_factor"] = pair.pop("p99_factor_1")
     results["event_ten_keys"] = scenario(
         "3 POST /event, 10 keys at the default limit",
         bench.app,
@@ -282,13 +310,16 @@ def serve_and_measure(
         print(f"Starting servers ({workers} {worker_class} workers each, {mode}) ...")
         bench.app.start(workers)
         bench.bare.start(workers)
+        bench.bare_same.start(workers)
         tokens = create_bench_data(bench.app.env)
         warm_up_servers(bench, options, tokens.warm)
         results, pairs = run_scenarios(bench, options, tokens)
     finally:
         bare_status = bench.bare.stop()
+        same_status = bench.bare_same.stop()
         app_status = bench.app.stop()
-    return results, pairs, {"datalook": app_status, "baseline": bare_status}
+    statuses = {"datalook": app_status, "baseline": bare_status, "baseline_same": same_status}
+    return results, pairs, statuses
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -332,17 +363,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--rounds",
         type=int,
         default=5,
-        help="interleaved rounds of scenarios 1 and 2 (each side still gets --duration)",
+        help="interleaved rounds of scenarios 1, 1b and 2 (each side still gets --duration)",
     )
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (-t)")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections (-c)")
     parser.add_argument("--batch-size", type=int, default=100, help="events per POST /events")
     parser.add_argument(
-        "--workers", type=int, help="gunicorn workers (WEB_CONCURRENCY; default: environment)"
+        "--workers", type=int, help="server workers (WEB_CONCURRENCY; default: environment)"
     )
     parser.add_argument(
         "--worker-class",
-        help="gunicorn worker class (-k); starts gunicorn directly instead of serve.sh",
+        help="gunicorn worker class (-k) for DataLook and the same-stack baseline, instead of "
+        "serve.sh",
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="JSON result file")
     return parser.parse_args(argv)

@@ -154,42 +154,43 @@ class Side:
 
 
 def paired_scenarios(
-    baseline: Side, event: Side, options: argparse.Namespace, database: Path
-) -> tuple[dict, dict, list[dict]]:
-    """Scenarios 1 and 2 interleaved: `rounds` pairs of short runs, alternating which goes
-    first, each side getting `duration` seconds in all.
+    sides: list[Side], options: argparse.Namespace, database: Path
+) -> tuple[list[dict], list[dict]]:
+    """The sides interleaved: `rounds` rounds of short runs, one of each side per round (the
+    order turning round by round), each side getting `duration` seconds in all. The last
+    side is DataLook's `POST /event`; the others are baselines.
 
-    The machine is shared: its speed drifts over a run. Measured side by side, each pair
-    sees the same conditions, so the ratio of a pair is meaningful even when the absolute
-    figures move; the target uses the median of the pairs' ratios.
+    The machine is shared: its speed drifts over a run. Measured side by side, each round
+    sees the same conditions, so the ratio of a round is meaningful even when the absolute
+    figures move; the targets use the median of the rounds' ratios. Returns each side's
+    merged figures, and per round each baseline's ratio and p99 factor (keyed by position).
     """
     seconds = options.duration / options.rounds
-    print(
-        f"  1 {baseline.name} and 2 {event.name}: {options.rounds} interleaved rounds of "
-        f"{seconds:g} s each ...",
-        flush=True,
-    )
-    runs: dict[str, list[dict]] = {"baseline": [], "event": []}
+    names = ", ".join(side.name for side in sides)
+    print(f"  {names}: {options.rounds} interleaved rounds of {seconds:g} s each ...", flush=True)
+    runs: list[list[dict]] = [[] for _ in sides]
     stored_before = count_events(database)
     for number in range(options.rounds):
-        order = ("baseline", "event") if number % 2 == 0 else ("event", "baseline")
-        for which in order:
-            side = baseline if which == "baseline" else event
-            runs[which].append(
+        shift = number % len(sides)
+        order = list(range(len(sides)))[shift:] + list(range(len(sides)))[:shift]
+        for index in order:
+            side = sides[index]
+            runs[index].append(
                 measured_run(side.server, "/event", side.script_args, options, seconds)
             )
     stored = settled_count(database) - stored_before
-    pairs = [
-        {
-            "ratio": one["requests_per_s"] / base["requests_per_s"],
-            "p99_factor": one["p99_ms"] / base["p99_ms"],
-            "baseline_requests_per_s": base["requests_per_s"],
-            "event_requests_per_s": one["requests_per_s"],
-        }
-        for base, one in zip(runs["baseline"], runs["event"], strict=True)
+    event_runs = runs[-1]
+    pairs = []
+    for number, one in enumerate(event_runs):
+        pair = {"event_requests_per_s": one["requests_per_s"], "event_p99_ms": one["p99_ms"]}
+        for index in range(len(sides) - 1):
+            base = runs[index][number]
+            pair[f"ratio_{index}"] = one["requests_per_s"] / base["requests_per_s"]
+            pair[f"p99_factor_{index}"] = one["p99_ms"] / base["p99_ms"]
+            pair[f"baseline_{index}_requests_per_s"] = base["requests_per_s"]
+        pairs.append(pair)
+    merged_sides = [
+        merged(side.name, "/event", side_runs, 1, stored if index == len(sides) - 1 else None)
+        for index, (side, side_runs) in enumerate(zip(sides, runs, strict=True))
     ]
-    return (
-        merged(f"1 {baseline.name}", "/event", runs["baseline"], 1, None),
-        merged(f"2 {event.name}", "/event", runs["event"], 1, stored),
-        pairs,
-    )
+    return merged_sides, pairs

@@ -35,7 +35,8 @@ def _stat_fields(pid: int) -> list[str]:
 
 
 def children(pid: int) -> list[int]:
-    """PIDs whose parent is `pid` (gunicorn's workers; not the nginx front beside them)."""
+    """PIDs whose parent is `pid` (the server's workers and the fold's supervisor; not the
+    nginx front beside them)."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -48,10 +49,26 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def _all_children(pid: int) -> list[int]:
+    """PIDs whose parent is `pid`, whatever they are."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if int(_stat_fields(int(entry))[1]) == pid:
+                    found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue  # exited while we looked
+    return found
+
+
 def _is_front(pid: int) -> bool:
     """Whether a process is the nginx front that scripts/front.sh starts."""
-    with open(f"/proc/{pid}/comm") as comm:
-        return comm.read().strip() == "nginx"
+    try:
+        with open(f"/proc/{pid}/comm") as comm:
+            return comm.read().strip() == "nginx"
+    except OSError:
+        return False  # exited while we looked
 
 
 def cpu_seconds(pids: list[int]) -> dict[int, float]:
@@ -81,7 +98,7 @@ def peak_rss_kib(pids: list[int]) -> int:
 
 @dataclass
 class Server:
-    """A gunicorn master (plus workers) started for the benchmark."""
+    """A server's master (plus workers) started for the benchmark."""
 
     name: str
     command: list[str]
@@ -89,6 +106,7 @@ class Server:
     port: int
     log_path: Path
     ready_check: tuple[str, str, bytes | None]  # method, path, body
+    cpus: str | None = None  # taskset's CPU list for the server and all it starts
     process: subprocess.Popen | None = None
     _log: object = field(default=None, repr=False)
 
@@ -100,8 +118,9 @@ class Server:
     def start(self, workers: int, timeout: float = 60.0) -> None:
         """Start the server; return when it answers and all its workers are up."""
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        pinned = ["taskset", "-c", self.cpus] if self.cpus else []  # taskset execs the command
         self.process = subprocess.Popen(
-            self.command,
+            [*pinned, *self.command],
             cwd=ROOT,
             env=self.env,
             stdout=self._log,
@@ -135,6 +154,12 @@ class Server:
         assert self.process is not None
         return [self.process.pid, *children(self.process.pid)]
 
+    def front_pids(self) -> list[int]:
+        """The nginx front's master and worker (children of the server's master)."""
+        assert self.process is not None
+        masters = [pid for pid in _all_children(self.process.pid) if _is_front(pid)]
+        return [pid for master in masters for pid in (master, *_all_children(master))]
+
     def stop(self, timeout: float = 40.0) -> int | None:
         """SIGTERM the master (workers finish and flush), wait; return the exit status."""
         if self.process is None:
@@ -165,13 +190,23 @@ def server_env(workers: int | None) -> dict[str, str]:
     return env
 
 
-def server_command(app: str, worker_class: str | None) -> list[str]:
-    """How to start gunicorn: serve.sh as `make run` does, or gunicorn with `-k`."""
-    if app == "wsgi:app" and worker_class is None:
+# The stacks a benchmark compares, each behind the same nginx front (scripts/front.sh), so
+# that every side of a ratio pays for it: "served" is exactly what `make run` serves
+# (scripts/serve.sh: granian's workers through server.py, and the fold process beside them);
+# "granian" is server.py alone with the given app; "gunicorn" is the conventional
+# deployment, gunicorn's sync workers with gunicorn.conf.py.
+STACKS = ("served", "granian", "gunicorn")
+
+
+def server_command(app: str, worker_class: str | None, stack: str = "served") -> list[str]:
+    """How to start a server: serve.sh as `make run` does (DataLook, stack "served"), or
+    `app` behind the front on granian (server.py) or gunicorn (with `-k worker_class`)."""
+    if app == "wsgi:app" and stack == "served" and worker_class is None:
         return [str(ROOT / "scripts" / "serve.sh")]
-    # Behind the same nginx front as serve.sh, so that both sides of the ratio pay for it.
-    command = [str(ROOT / "scripts" / "front.sh"), str(VENV_BIN / "gunicorn")]
-    command += ["-c", "gunicorn.conf.py"]
+    front = str(ROOT / "scripts" / "front.sh")
+    if stack == "granian" or (stack == "served" and worker_class is None):
+        return [front, sys.executable, str(ROOT / "server.py"), "--app", app]
+    command = [front, str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py"]
     if worker_class:
         command += ["-k", worker_class]
     return [*command, app]

@@ -360,7 +360,8 @@ def from_environ(environ: Mapping[str, str], instance_path: Path) -> dict:
 
 
 def gunicorn_settings(environ: Mapping[str, str]) -> dict:
-    """Validate the server settings gunicorn needs (HOST, PORT, WEB_CONCURRENCY)."""
+    """Validate the app server's settings (HOST, PORT, WEB_CONCURRENCY): server.py's, and
+    gunicorn.conf.py's for the same app on gunicorn."""
     host = environ.get("HOST", "127.0.0.1").strip()
     if not host or any(c.isspace() for c in host):
         raise ConfigError(f"HOST must be an address like 127.0.0.1 or 0.0.0.0, got {host[:40]!r}")

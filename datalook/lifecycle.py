@@ -1,7 +1,8 @@
 """What a server worker does when it starts and when it exits, in one place.
 
-gunicorn.conf.py calls `worker_started` from its post_worker_init hook, in every worker,
-after the app is loaded (each worker loads its own: nothing is shared across a fork).
+server.py calls `worker_started` in every worker once it has loaded the app (each worker
+loads its own: nothing is shared across a fork), as gunicorn.conf.py's post_worker_init hook
+does for gunicorn.
 Importing wsgi.py does none of this.
 """
 

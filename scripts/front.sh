@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Run a gunicorn command behind nginx (deploy/nginx.conf): nginx listens on HOST:PORT and
-# reads every request in full before passing it on; gunicorn gets a private port on
+# Run a server command behind nginx (deploy/nginx.conf): nginx listens on HOST:PORT and
+# reads every request in full before passing it on; the server gets a private port on
 # 127.0.0.1. Used by serve.sh (so by `make run`, the tests and the benchmark).
 #
+#   scripts/front.sh .venv/bin/python server.py --app wsgi:app
 #   scripts/front.sh .venv/bin/gunicorn -c gunicorn.conf.py wsgi:app
 #
-# nginx runs as a child of the gunicorn master (this script execs gunicorn) and is told to
+# nginx runs as a child of the server's master (this script execs the server) and is told to
 # stop when that master exits, so stopping the server stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 nginx_bin="$(command -v nginx || true)"
 [ -n "$nginx_bin" ] || nginx_bin=/usr/sbin/nginx
 if [ ! -x "$nginx_bin" ]; then
-  echo "datalook: nginx is required in front of gunicorn (Debian: apt-get install nginx)" >&2
+  echo "datalook: nginx is required in front of the server (Debian: apt-get install nginx)" >&2
   exit 2
 fi
 
@@ -24,7 +25,7 @@ front_dir="$(mkdir -p "$instance" && cd "$instance" && pwd)/front-$port"
 mkdir -p "$front_dir/tmp"
 rm -f "$front_dir/nginx.pid"
 
-# A free port for gunicorn, chosen by the kernel.
+# A free port for the server, chosen by the kernel.
 upstream_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 
 case "$host" in
@@ -41,7 +42,7 @@ sed -e "s|@FRONT_DIR@|$front_dir|g" \
     -e "s|@USER_LINE@|$user_line|g" \
     deploy/nginx.conf >"$front_dir/nginx.conf"
 
-# nginx in the foreground, as a child of this process (soon the gunicorn master); it gets
+# nginx in the foreground, as a child of this process (soon the server's master); it gets
 # SIGTERM when that process exits.
 setpriv --pdeathsig TERM -- "$nginx_bin" -p "$front_dir" -e stderr -c "$front_dir/nginx.conf" \
   -g "daemon off;" &

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Upgrade the database, then serve DataLook: nginx in front on HOST:PORT (it reads every
-# request in full, so slow clients cannot hold gunicorn's sync workers), gunicorn behind it
-# (scripts/front.sh). This is what `make run` runs after set-up; the tests and the benchmark
-# start the server through this same script.
+# request in full, so slow clients cannot hold a worker), granian's workers behind it
+# (server.py, through scripts/front.sh). This is what `make run` runs after set-up; the
+# tests and the benchmark start the server through this same script.
+#
+# SIGTERM (or Ctrl-C) stops it gracefully; SIGHUP to this process restarts the workers one
+# by one without refusing a request (server.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The settings this server runs with, written to the instance folder at each start, so that
@@ -35,8 +38,8 @@ export HOST PORT
 # REPORT_CATCHUP_BUDGET_MS, so reports stay current; this keeps that backlog small.
 # `flask analytics supervise` starts it and starts it again whenever it exits (one log line
 # with its exit status, then a back-off of 1 s doubling to 30 s). The supervisor stops when
-# the server (this process, once it has become gunicorn's master) exits, and the fold stops
+# the server (this process, once it has become the server's master) exits, and the fold stops
 # with the supervisor.
 setpriv --pdeathsig TERM -- .venv/bin/flask --app wsgi analytics supervise -- \
   nice -n 10 .venv/bin/flask --app wsgi analytics fold --interval "${ANALYTICS_FOLD_INTERVAL_S:-10}" &
-exec scripts/front.sh .venv/bin/gunicorn -c gunicorn.conf.py wsgi:app
+exec scripts/front.sh .venv/bin/python server.py --app wsgi:app

@@ -25,7 +25,7 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """gunicorn serving the app on its own instance folder; CLI helpers for test data."""
+    """The server (as `make run` serves it) on its own instance folder; CLI helpers."""
 
     def __init__(self, instance: Path, workers: int = 2, extra_env: dict | None = None) -> None:
         self.instance = instance

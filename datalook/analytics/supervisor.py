@@ -1,6 +1,6 @@
 """Keep one child process running: the report fold beside the server.
 
-scripts/serve.sh starts `flask analytics supervise -- <the fold command>` beside gunicorn
+scripts/serve.sh starts `flask analytics supervise -- <the fold command>` beside the server
 (under `setpriv --pdeathsig TERM`, so that it stops with the server). The supervisor starts
 the command and, whenever it exits (a crash, a kill -9, the OOM killer), logs one line with
 its exit status and starts it again after a back-off: 1 s, doubling up to 30 s, back to

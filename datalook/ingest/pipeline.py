@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.wrappers import Request, Response
 
 from ..browser.bot_counts import BotCounter
-from ..envelope import ApiError, PlainAnswer, error_response, json_response
+from ..envelope import ApiError, PlainAnswer, error_response, json_response, plain_error
 from ..keys.authentication import AuthenticatedKey, AuthFailure, authenticate
 from ..models import utcnow
 from ..ratelimit.limit_text import describe
@@ -93,18 +93,18 @@ def handle(context: Context, request: Request, step: Step) -> Answer:
             key = authenticate(connection, context.engine.dialect, header, now)
         except AuthFailure as failure:
             # A failed attempt spends the client address's budget, never a real key's.
-            limited = context.limits.refuse_failed_auth(request.remote_addr)
+            limited = context.limits.refuse_failed_auth_plainly(request.remote_addr)
             if failure.key is not None:  # a real key id: its owner sees the refusal live
                 status, code = (429, "rate_limited") if limited else (401, failure.code)
                 # The owner may learn what the sender may not: the key id was right.
                 told = _OWNER_NOTES.get(failure.code, failure.message)
                 context.refusals.refused(failure.key, now, status, code, told)
-            return limited or error_response(
-                401,
-                failure.code,
-                failure.message,
-                headers={"WWW-Authenticate": _www_authenticate(failure.code)},
-            )
+            if limited is not None:
+                return limited
+            # error_response's answer, built plainly: a flood of wrong tokens gets only this.
+            refused = plain_error(401, failure.code, failure.message)
+            refused.headers.append(("WWW-Authenticate", _www_authenticate(failure.code)))
+            return refused
         counter.record(key.id, now)
         state = context.limits.spend_key(key.key_id, key.rate_limit)
         if state is not None and not state.allowed:

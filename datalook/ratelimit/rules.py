@@ -149,21 +149,40 @@ class ApiLimits:
 
     def refuse_failed_auth(self, address: str | None) -> Response | None:
         """Spend one failed-authentication attempt of an address; a 429 when none are left."""
+        state = self._spend_failed_auth(address)
+        return None if state is None else too_many(state, _FAILED_AUTH_REFUSAL)
+
+    def refuse_failed_auth_plainly(self, address: str | None) -> PlainAnswer | None:
+        """refuse_failed_auth's answer as a PlainAnswer (the same bytes, built for less: a
+        flood of wrong secrets gets nothing else, as a key over its limit)."""
+        state = self._spend_failed_auth(address)
+        return None if state is None else plain_too_many(state, _FAILED_AUTH_REFUSAL)
+
+    def _spend_failed_auth(self, address: str | None) -> LimitState | None:
+        """Spend one attempt of the address; its state when it is refused, else None."""
         state = spend(self.address_storage, FAILED_AUTH_LIMIT, "failed-auth", address or "unknown")
         if state is None or state.allowed:  # a failed storage still answers these with 401
             return None
-        return too_many(state, "Too many requests with invalid credentials from your address")
+        return state
+
+
+_FAILED_AUTH_REFUSAL = "Too many requests with invalid credentials from your address"
 
 
 def key_limit_exceeded(state: LimitState) -> PlainAnswer:
     """The 429 answer for a key over its limit: too_many's answer, built as plainly as it can
     be, because a key that floods past its limit gets nothing else (and must cost little)."""
+    return plain_too_many(state, f"Rate limit of {describe(state.item)} exceeded for this key")
+
+
+def plain_too_many(state: LimitState, what: str) -> PlainAnswer:
+    """too_many's answer (the same status line, headers and body) as a PlainAnswer."""
     wait = seconds_until(state.reset_time)
     limit = describe(state.item)
     answer = plain_error(
         429,
         "rate_limited",
-        f"Rate limit of {limit} exceeded for this key; retry in {wait} s.",
+        f"{what}; retry in {wait} s.",
         extra={"limit": limit, "retry_after": wait},
     )
     answer.headers += policy_headers(state.item, state.remaining, state.reset_time)

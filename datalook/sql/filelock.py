@@ -53,9 +53,10 @@ def try_flock(fd: int) -> bool:
 def _flock_within(fd: int, seconds: float) -> bool:
     """Take the flock on `fd` if it is free within `seconds`; whether it was taken.
 
-    Uncontended: one non-blocking call. Contended on the main thread (where gunicorn's sync
-    workers serve requests): a blocking flock, so the waiter still wakes the moment the lock
-    is free, cut short by a one-shot alarm. On other threads (no signals there): short sleeps.
+    Uncontended: one non-blocking call. Contended on the main thread: a blocking flock, so
+    the waiter still wakes the moment the lock is free, cut short by a one-shot alarm. On
+    other threads (no signals there; the server's workers serve requests on one): short
+    sleeps.
     """
     if try_flock(fd):
         return True
@@ -81,12 +82,22 @@ def _flock_within(fd: int, seconds: float) -> bool:
         signal.signal(signal.SIGALRM, previous)
 
 
+# Polling waits (threads other than the main one, where the server's workers serve
+# requests) start short, since a writer holds the lock for a fraction of a millisecond, and
+# double up to a millisecond.
+_FIRST_POLL_S = 0.00005
+_LAST_POLL_S = 0.001
+
+
 def _flock_polling(fd: int, deadline: float) -> bool:
-    """Try the flock until `deadline` (monotonic), sleeping a millisecond between tries."""
+    """Try the flock until `deadline` (monotonic), sleeping 50 µs, doubling to 1 ms,
+    between tries."""
+    pause = _FIRST_POLL_S
     while not try_flock(fd):
         if time.monotonic() >= deadline:
             return False
-        time.sleep(0.001)
+        time.sleep(pause)
+        pause = min(pause * 2, _LAST_POLL_S)
     return True
 
 

@@ -98,7 +98,8 @@ def sqlite_file(database_url: str) -> str | None:
 def start_for(app) -> Checkpointer | None:
     """Start the app's checkpointer in this server worker; None unless the app is on SQLite.
 
-    gunicorn.conf.py calls this for whatever app it serves (the benchmark's bare baseline
+    The server's worker start (lifecycle.worker_started) calls this for whatever app it
+    serves (the benchmark's bare baseline
     has no database at all).
     """
     url = getattr(app, "config", {}).get("SQLALCHEMY_DATABASE_URI")
