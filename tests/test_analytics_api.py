@@ -155,7 +155,7 @@ def test_the_dashboard_shows_the_figures_and_states_the_rules(client, site):
     assert figure("visitors") == "1"
     assert figure("revenue") == "$12.50"
     assert figure("events") == "2"
-    assert "50% of events have no visitor id" in page
+    assert "50.0% of events have no visitor id" in page
     assert "How we count" in page and 'tabindex="0"' in page
     assert "analytics.css" in page and "<svg" in page and '<title id="chart-title">' in page
 

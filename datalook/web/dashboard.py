@@ -1,27 +1,40 @@
-"""The dashboard of one site: reports over a date range, stats.json, CSV, report settings."""
+"""The dashboard of one site: top figures, the chart and the panels over a date range and
+filters, each panel's full list (with CSV), report settings, a success rule's display."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from decimal import Decimal
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import BadRequest
 
 from ..accounts.access import current_principal, owned_site_or_404, site_or_404
-from ..analytics import freshness, ranges
+from ..acquisition.dimensions import FilterError
+from ..analytics import backlog, freshness, ranges
 from ..analytics.backlog import Freshness, notice
-from ..analytics.money import display
 from ..analytics.parameters import ParameterError
-from ..analytics.query import parse
+from ..analytics.query import MAX_OFFSET, ReportQuery, parse
+from ..analytics.reports import filtered, serialise
 from ..analytics.reports import service as reports
-from ..analytics.reports.model import Stats
+from ..analytics.reports.comparison import previous_series
+from ..analytics.reports.current import current_visitors
+from ..analytics.reports.dimension_rows import dimension_rows
+from ..analytics.reports.model import SeriesPoint, Stats
 from ..analytics.rollups.models import RuleDisplay
 from ..extensions import db
-from ..models import Site, SuccessRule
-from . import chart
+from ..models import Site, SuccessRule, utcnow
+from . import chart, numbers, panels
+from .figures import shown_figures
 from .forms.reports import METRICS, ReportSettingsForm, RuleDisplayForm
 from .quest_state import quests_for
 
 bp = Blueprint("dashboard", __name__, url_prefix="/sites/<int:site_id>")
+
+#: Rows per page of a dimension's full list ("Details").
+DETAILS_ROWS = 50
 
 
 def _caught_up_site(site_id: int) -> tuple[Site, Freshness]:
@@ -32,53 +45,84 @@ def _caught_up_site(site_id: int) -> tuple[Site, Freshness]:
     return site_or_404(current_principal(), site_id, "read"), current
 
 
-def _change(current: int | float, previous: int | float) -> str | None:
-    """The change from the previous period as "+12%" / "−5%" (None without a base)."""
-    if not previous:
-        return None
-    percent = (current - previous) * 100 / previous
-    sign = "+" if percent >= 0 else "−"
-    return f"{sign}{abs(percent):.0f}%"
+def _chart(site: Site, stats: Stats, previous: list[SeriesPoint], metric: str, now_utc):
+    """The chart of one metric, the previous period overlaid."""
+    cur = site.currency
+
+    def series(points: list[SeriesPoint]) -> chart.Series:
+        if metric == "revenue":
+            values = [p.revenue_micros / 1_000_000 for p in points]
+            texts = [numbers.money(p.revenue_micros, cur) for p in points]
+        else:
+            values = [float(getattr(p, metric)) for p in points]
+            texts = [numbers.num(getattr(p, metric)) for p in points]
+        return chart.Series([p.label for p in points], values, texts)
+
+    def axis(value: float) -> str:
+        if metric == "revenue":
+            return numbers.money(Decimal(str(value)), cur)
+        return numbers.num(value)
+
+    rng = stats.range
+    starts = [(b.start_utc, b.end_utc) for b in rng.buckets()]
+    unit = stats.granularity
+    return chart.build(
+        series(stats.series), series(previous), starts, now_utc, unit, axis, metric != "revenue"
+    )
 
 
-def _metric_values(stats: Stats, metric: str) -> list[float]:
-    """The chart's values of one metric (revenue in currency units)."""
-    if metric == "revenue":
-        return [p.revenue_micros / 1_000_000 for p in stats.series]
-    return [getattr(p, metric) for p in stats.series]
+def _query(site: Site):
+    """The dashboard's range and filters from the URL, or a redirect that explains what was
+    wrong (a bad range falls back to the last 30 days, a bad filter is dropped)."""
+    try:
+        parse(site, request.args, "page")
+    except ParameterError as exc:
+        flash(f"{exc.field}: {exc.message}. Showing the last 30 days.", "error")
+        return redirect(url_for("dashboard.overview", site_id=site.id))
+    try:
+        added = panels.form_filter(request.args)
+    except FilterError as exc:
+        flash(f"Filter not added: {exc.message}", "error")
+        added = MultiDict(request.args)
+        for name in ("fdim", "fop", "fval", "fkey"):
+            added.poplist(name)
+    if added is not None:
+        return redirect(url_for("dashboard.overview", site_id=site.id, **added.to_dict(flat=False)))
+    try:
+        return parse(site, request.args, "stats")
+    except ParameterError as exc:
+        flash(f"{exc.field}: {exc.message}. Showing the report without filters.", "error")
+        kept = MultiDict(request.args)
+        kept.poplist("filter")
+        return redirect(url_for("dashboard.overview", site_id=site.id, **kept.to_dict(flat=False)))
 
 
 @bp.route("/")
 @login_required
 def overview(site_id: int):
-    """Show the site's reports for the range in the URL."""
+    """Show the site's dashboard for the range and filters in the URL."""
     site, current = _caught_up_site(site_id)
-    try:
-        query = parse(site, request.args, "page")
-    except ParameterError as exc:
-        flash(f"{exc.field}: {exc.message}. Showing the last 30 days.", "error")
-        return redirect(url_for("dashboard.overview", site_id=site.id))
-    rng = query.range
-    metric = request.args.get("metric", "events")
+    query = _query(site)
+    if not isinstance(query, ReportQuery):
+        return query
+    rng, filters = query.range, query.filters
+    metric = request.args.get("metric", "visitors")
     if metric not in METRICS:
-        metric = "events"
-    stats = reports.stats(site, rng)
-    cur = site.currency
-    money = lambda micros: display(micros, cur)  # noqa: E731 - a template helper
-    values = _metric_values(stats, metric)
-    if metric == "revenue":
-        texts = [money(p.revenue_micros) for p in stats.series]
-        axis = lambda v: display(round(v * 1_000_000), cur)  # noqa: E731
+        metric = "visitors"
+    now_utc = utcnow()
+    if filters:
+        stats = filtered.stats(site, rng, filters)
+        current = backlog.from_events(db.session)
     else:
-        texts = [f"{v:,}" for v in values]
-        axis = lambda v: f"{v:,.0f}"  # noqa: E731
-    picture = chart.build([p.label for p in stats.series], values, texts, axis)
-    key = query.key
+        stats = reports.stats(site, rng)
+    previous = previous_series(site, rng, filters)
     keys = reports.property_keys(site)
-    if not key and keys:
-        key = keys[0]
-    rows = reports.breakdown(site, rng, key) if key else []
-    show_archived = request.args.get("archived") == "1"
+    grid = panels.shown_panels(site, rng, filters, request.args)
+    grid.append(panels.goals_panel(stats.rules))
+    props = panels.properties_panel(site, rng, filters, keys, request.args.get("prop", ""))
+    if props is not None:
+        grid.append(props)
+    cur = site.currency
     return render_template(
         "dashboard/overview.html",
         site=site,
@@ -88,20 +132,91 @@ def overview(site_id: int):
         periods=ranges.PERIODS,
         metric=metric,
         metrics=METRICS,
-        chart=picture,
-        short_label=chart.short_label,
-        money=money,
-        change=_change,
-        breakdown_key=key,
-        breakdown_keys=keys,
-        breakdown=rows,
-        rules=[r for r in stats.rules if show_archived or not r.archived],
+        chart=_chart(site, stats, previous, metric, now_utc),
+        figures=shown_figures(stats.totals, stats.previous, cur, rng.start_utc <= now_utc),
+        current_visitors=current_visitors(site.id, now_utc),
+        panels=grid,
+        tab_name=panels.tab_name,
+        value_kind=panels.value_kind,
+        property_keys=keys,
+        chips=panels.chips(filters, request.args),
+        filter_dimensions=panels.filter_dimensions(),
+        operators=panels.OPERATORS,
+        filters=[str(f) for f in filters],
+        args=request.args,
+        url_with=_url_with,
         archived_count=sum(1 for r in stats.rules if r.archived),
-        show_archived=show_archived,
-        events=reports.recent_events(site.id),
+        has_events=bool(reports.recent_events(site.id, limit=1)),
         range_args=rng.query_args(),
         exact_limit=reports.exact_limit(),
         freshness_notice=notice(current, rng.tz),
+    )
+
+
+def _url_with(site: Site, args: MultiDict, endpoint: str = "dashboard.overview", **changes):
+    """A URL of this site with the current arguments, some changed (None removes one); a
+    `filter` change adds that filter (dimension, op, value) to those present."""
+    kept = MultiDict(args)
+    added = changes.pop("add_filter", None)
+    if added is not None:
+        kept = panels.with_filter(kept, *added)
+    for name, value in changes.items():
+        kept.poplist(name)
+        if value is not None:
+            kept[name] = value
+    return url_for(endpoint, site_id=site.id, **kept.to_dict(flat=False))
+
+
+@bp.route("/breakdown")
+@login_required
+def details(site_id: int):
+    """One dimension's full list over the range and filters, a page at a time."""
+    site = site_or_404(current_principal(), site_id, "read")
+    args = MultiDict(request.args)
+    if "limit" not in args:
+        args["limit"] = str(DETAILS_ROWS)
+    try:
+        query = parse(site, args, "breakdown")
+    except ParameterError as exc:
+        flash(f"{exc.field}: {exc.message}.", "error")
+        return redirect(url_for("dashboard.overview", site_id=site.id))
+    dimension = query.dimension or ""
+    report = dimension_rows(site, query.range, dimension, query.filters, query.limit, query.offset)
+    most = max((row.visitors for row in report.rows), default=0)
+    return render_template(
+        "dashboard/details.html",
+        site=site,
+        report=report,
+        rng=query.range,
+        dimension=dimension,
+        heading=panels.tab_name(dimension),
+        most=most,
+        args=request.args,
+        url_with=_url_with,
+        chips=panels.chips(query.filters, request.args),
+        offset=query.offset,
+        limit=query.limit,
+    )
+
+
+@bp.route("/breakdown.csv")
+@login_required
+def details_csv(site_id: int):
+    """One dimension's whole list over the range and filters as a CSV download."""
+    site = site_or_404(current_principal(), site_id, "read")
+    try:
+        query = parse(site, request.args, "breakdown")
+    except ParameterError as exc:
+        raise BadRequest(f"{exc.field}: {exc.message}") from None
+    dimension = query.dimension or ""
+    report = dimension_rows(site, query.range, dimension, query.filters, MAX_OFFSET, 0)
+    rng = query.range
+    safe = "".join(c if c.isalnum() else "-" for c in dimension)
+    name = f"{site.domain}-{safe}-{rng.first.isoformat()}-{rng.last.isoformat()}.csv"
+    return Response(
+        serialise.dimension_csv(site, report),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 
