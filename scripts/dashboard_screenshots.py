@@ -11,6 +11,7 @@ dashboard-390.png (the whole page) into docs/screenshots/. Prints each page's he
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 import tempfile
 from pathlib import Path
@@ -21,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from tests.live import LiveServer  # noqa: E402 - the repository root goes on the path first
 
 EMAIL = "owner@shop.example"
-PASSWORD = "correct horse battery staple"
+PASSWORD = secrets.token_urlsafe(18)  # a throw-away instance: a new password each run
 DOMAIN = "shop.example"
 CHROMIUM = "/usr/bin/chromium"
 

@@ -41,6 +41,11 @@ def _amount(value: Any) -> Decimal:
     """An amount as a Decimal: stored millionths (int) or a decimal string or Decimal."""
     if isinstance(value, int):
         return to_decimal(value)
+    return _number(value)
+
+
+def _number(value: Any) -> Decimal:
+    """Any figure (a count, a ratio, a decimal string) as a Decimal."""
     try:
         return Decimal(str(value))
     except InvalidOperation:
@@ -101,7 +106,7 @@ def change(current: Any, previous: Any, comparable: bool = True, lower_is_better
     when `comparable` is false, e.g. a range that has not started)."""
     if not comparable or current is None or previous is None:
         return NO_CHANGE
-    before, now = _amount(previous), _amount(current)
+    before, now = _number(previous), _number(current)
     if before <= 0:
         return NO_CHANGE
     percent = round((now - before) * 100 / before)
