@@ -87,7 +87,7 @@ def test_one_screen_of_figures_chart_and_panels(owner_page, screenshot):
     assert page.locator(".live-panel").count() == 0
     expect(page.locator(".dash-side")).to_be_visible()
     expect(page.locator(".counting-rules")).to_be_hidden()
-    screenshot(page, "dashboard-1280", readme="dashboard-1280.png")
+    screenshot(page, "dashboard-1280")
 
     # A range still to come: no change makes sense.
     tz_today = datetime.now(UTC).date()
@@ -201,4 +201,4 @@ def test_a_phone_sees_the_whole_dashboard(owner_page, screenshot):
     for tick in ticks.all():
         box = tick.bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= 390
-    screenshot(page, "dashboard-390", readme="dashboard-390.png")
+    screenshot(page, "dashboard-390")
