@@ -13,8 +13,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from datalook.acquisition.dimensions import DIMENSIONS
+from datalook.acquisition.dimensions import DIMENSIONS, parse_filter
+from datalook.analytics.ranges import site_range
 from datalook.analytics.reports.current import current_visitors
+from datalook.analytics.reports.dimension_rows import dimension_rows, dimension_tables
 from datalook.extensions import db
 from datalook.models import Site
 from datalook.web import chart, numbers, panels
@@ -244,6 +246,21 @@ def test_a_bad_filter_is_explained_and_dropped(client, site, query, message):
     assert "filter=" not in answer.headers["Location"]
     page = client.get(answer.headers["Location"]).get_data(as_text=True)
     assert message in page
+
+
+def test_the_panels_read_once_what_breakdown_json_answers(app, client, site):
+    site_id, ingest, headers = site
+    _seed(ingest, headers)
+    dimensions = ["source", "page", "entry_page", "device", "country", "rule", "prop:plan"]
+    with app.app_context():
+        owned = db.session.get(Site, site_id)
+        rng = site_range(owned, {"period": "today"})
+        filters = [parse_filter("device!=desktop")]
+        tables = dimension_tables(owned, rng, dimensions, filters, 2)
+        for dimension in dimensions:
+            alone = dimension_rows(owned, rng, dimension, filters, 2, 0)
+            assert tables[dimension].rows == alone.rows, dimension
+            assert tables[dimension].total_rows == alone.total_rows, dimension
 
 
 def test_details_pages_through_a_dimension_and_downloads_csv(client, site):

@@ -117,11 +117,9 @@ def overview(site_id: int):
         stats = reports.stats(site, rng)
     previous = previous_series(site, rng, filters)
     keys = reports.property_keys(site)
-    grid = panels.shown_panels(site, rng, filters, request.args)
-    grid.append(panels.goals_panel(stats.rules))
-    props = panels.properties_panel(site, rng, filters, keys, request.args.get("prop", ""))
-    if props is not None:
-        grid.append(props)
+    key = panels.chosen_key(keys, request.args.get("prop", ""))
+    grid = panels.shown_panels(site, rng, filters, request.args, key)
+    grid.insert(len(grid) - (key is not None), panels.goals_panel(stats.rules))
     cur = site.currency
     return render_template(
         "dashboard/overview.html",

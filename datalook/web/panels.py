@@ -17,14 +17,15 @@ from ..acquisition.dimensions import (
     DIMENSIONS,
     EQUALS,
     NOT_EQUALS,
+    PROPERTY_PREFIX,
     Filter,
     FilterError,
     parse_filter,
     property_key,
 )
 from ..analytics.ranges import DateRange
-from ..analytics.reports.dimension_rows import dimension_rows
-from ..analytics.reports.model import RuleRow
+from ..analytics.reports.dimension_rows import dimension_tables
+from ..analytics.reports.model import DimensionBreakdown, RuleRow
 from ..analytics.reports.raw_events import SUPPORTED
 from ..models import Site
 
@@ -128,29 +129,46 @@ class ShownPanel:
         return round(100 * row.visitors / self.most, 1) if self.most else 0.0
 
 
-def _rows(site: Site, rng: DateRange, dimension: str, filters: Sequence[Filter]) -> ShownPanel:
-    """The top rows of one dimension, from the breakdown report."""
-    report = dimension_rows(site, rng, dimension, filters, PANEL_ROWS, 0)
+def _shown(report: DimensionBreakdown) -> ShownPanel:
+    """A breakdown's rows as a panel's (title and tabs filled in by the caller)."""
     rows = [
         PanelRow(r.value, r.value, r.visitors, r.conversions, r.conversion_rate, r.revenue_micros)
         for r in report.rows
     ]
-    return ShownPanel("", "", (), dimension, rows, report.total_rows)
+    return ShownPanel("", "", (), report.dimension, rows, report.total_rows)
+
+
+def _dimension(panel: Panel, args: Mapping[str, str]) -> str:
+    """The dimension of the panel's tab that the URL asks for (its first tab else)."""
+    asked = args.get(panel.key, "")
+    return asked if asked in panel.tabs else panel.tabs[0]
 
 
 def shown_panels(
-    site: Site, rng: DateRange, filters: Sequence[Filter], args: Mapping[str, str]
+    site: Site,
+    rng: DateRange,
+    filters: Sequence[Filter],
+    args: Mapping[str, str],
+    prop_key: str | None,
 ) -> list[ShownPanel]:
-    """The grid's acquisition panels, each on the tab the URL asks for (its first else)."""
+    """The grid's panels from the breakdown report, each on the tab the URL asks for, all
+    read at once; with `prop_key`, the Properties panel last (a "(none)" row holds the
+    events without the key, so its rows add up to the totals)."""
+    panels = [panel for panel in PANELS if panel.tabs]
+    dimensions = [_dimension(panel, args) for panel in panels]
+    if prop_key is not None:
+        dimensions.append(f"{PROPERTY_PREFIX}{prop_key}")
+    tables = dimension_tables(site, rng, dimensions, filters, PANEL_ROWS)
     shown = []
-    for panel in PANELS:
-        if not panel.tabs:
-            continue
-        asked = args.get(panel.key, "")
-        dimension = asked if asked in panel.tabs else panel.tabs[0]
-        found = _rows(site, rng, dimension, filters)
+    for panel, dimension in zip(panels, dimensions, strict=False):
+        found = _shown(tables[dimension])
         shown.append(
             ShownPanel(panel.key, panel.title, panel.tabs, dimension, found.rows, found.total_rows)
+        )
+    if prop_key is not None:
+        found = _shown(tables[dimensions[-1]])
+        shown.append(
+            ShownPanel("prop", "Properties", (), found.dimension, found.rows, found.total_rows)
         )
     return shown
 
@@ -167,16 +185,12 @@ def goals_panel(rules: Sequence[RuleRow]) -> ShownPanel:
     return ShownPanel("goals", "Goals", ("rule",), "rule", rows[:PANEL_ROWS], len(rows))
 
 
-def properties_panel(
-    site: Site, rng: DateRange, filters: Sequence[Filter], keys: Sequence[str], asked: str
-) -> ShownPanel | None:
-    """The Properties panel on the asked key (the first key else), with a "(none)" row for
-    the events without it; None when no event carries properties."""
+def chosen_key(keys: Sequence[str], asked: str) -> str | None:
+    """The property key the Properties panel shows: the asked one, else the first; None
+    when no event carries properties."""
     if not keys:
         return None
-    key = asked if asked in keys else keys[0]
-    found = _rows(site, rng, f"prop:{key}", filters)
-    return ShownPanel("prop", "Properties", (), found.dimension, found.rows, found.total_rows)
+    return asked if asked in keys else keys[0]
 
 
 @dataclass(frozen=True)
