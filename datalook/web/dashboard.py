@@ -4,6 +4,7 @@ filters, each panel's full list (with CSV), report settings, a success rule's di
 from __future__ import annotations
 
 from decimal import Decimal
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import login_required
@@ -87,14 +88,14 @@ def _query(site: Site):
         for name in ("fdim", "fop", "fval", "fkey"):
             added.poplist(name)
     if added is not None:
-        return redirect(url_for("dashboard.overview", site_id=site.id, **added.to_dict(flat=False)))
+        return redirect(_site_url(site, added))
     try:
         return parse(site, request.args, "stats")
     except ParameterError as exc:
         flash(f"{exc.field}: {exc.message}. Showing the report without filters.", "error")
         kept = MultiDict(request.args)
         kept.poplist("filter")
-        return redirect(url_for("dashboard.overview", site_id=site.id, **kept.to_dict(flat=False)))
+        return redirect(_site_url(site, kept))
 
 
 @bp.route("/")
@@ -151,6 +152,13 @@ def overview(site_id: int):
     )
 
 
+def _site_url(site: Site, args: MultiDict, endpoint: str = "dashboard.overview") -> str:
+    """A URL of this site's page with these (repeatable) arguments."""
+    base = url_for(endpoint, site_id=site.id)
+    query = urlencode(list(args.items(multi=True)))
+    return f"{base}?{query}" if query else base
+
+
 def _url_with(site: Site, args: MultiDict, endpoint: str = "dashboard.overview", **changes):
     """A URL of this site with the current arguments, some changed (None removes one); a
     `filter` change adds that filter (dimension, op, value) to those present."""
@@ -162,7 +170,7 @@ def _url_with(site: Site, args: MultiDict, endpoint: str = "dashboard.overview",
         kept.poplist(name)
         if value is not None:
             kept[name] = value
-    return url_for(endpoint, site_id=site.id, **kept.to_dict(flat=False))
+    return _site_url(site, kept, endpoint)
 
 
 @bp.route("/breakdown")
