@@ -315,3 +315,15 @@ def test_the_site_tabs_hold_funnels_and_journeys(client, site):
     nav = re.search(r'<div class="sitenav-tabs">(.*?)</div>', page, re.S).group(1)
     names = re.findall(r">([^<]+)</a>", nav)
     assert names == ["Dashboard", "Live", "Funnels", "Journeys", "Quests", "API keys", "Privacy"]
+
+
+def test_a_filter_value_is_escaped_in_its_chip_and_kept_whole_in_links(client, site):
+    site_id = site[0]
+    value = '<b>"x"</b>&y=1#z'
+    page = client.get(
+        f"/sites/{site_id}/", query_string={"period": "today", "filter": f"page=={value}"}
+    ).get_data(as_text=True)
+    assert "<b>" not in page and "Page is &lt;b&gt;&#34;x&#34;&lt;/b&gt;&amp;y=1#z" in page
+    metric = re.search(r'<a href="([^"]+metric=events[^"]*)"', page).group(1)
+    query = parse_qs(urlsplit(metric.replace("&amp;", "&")).query)
+    assert query["filter"] == [f"page=={value}"]
