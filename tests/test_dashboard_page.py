@@ -327,3 +327,14 @@ def test_a_filter_value_is_escaped_in_its_chip_and_kept_whole_in_links(client, s
     metric = re.search(r'<a href="([^"]+metric=events[^"]*)"', page).group(1)
     query = parse_qs(urlsplit(metric.replace("&amp;", "&")).query)
     assert query["filter"] == [f"page=={value}"]
+
+
+@pytest.mark.parametrize("period", ["today", "yesterday", "7d", "month", "12mo", "all"])
+def test_every_period_draws_with_and_without_a_filter(client, site, period):
+    site_id, ingest, headers = site
+    _seed(ingest, headers)
+    for extra in ({}, {"filter": "source==Google"}):
+        answer = client.get(f"/sites/{site_id}/", query_string={"period": period, **extra})
+        assert answer.status_code == 200, (period, extra)
+        page = answer.get_data(as_text=True)
+        assert page.count('class="chart-col') >= 1 and "data-chart" in page
