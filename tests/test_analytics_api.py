@@ -215,9 +215,12 @@ def test_a_rule_is_renamed_and_archived_for_display_only(client, site):
     assert "Paying" in dashboard
     client.post(url, data={"csrf_token": token, "name": "paid", "label": "", "archived": "y"})
     dashboard = client.get(f"/sites/{site_id}/?period=today").get_data(as_text=True)
-    assert 'data-rule="paid"' not in dashboard and "Show 1 archived" in dashboard
-    shown = client.get(f"/sites/{site_id}/?period=today&archived=1").get_data(as_text=True)
-    assert 'data-rule="paid"' in shown
+    goals = re.search(r'data-panel="goals".*?</section>', dashboard, re.S).group(0)
+    assert 'data-value="paid"' not in goals and "1 archived" in goals
+    # The Goals panel's Details lists every rule, the archived one too, to rename or restore.
+    details = client.get(f"/sites/{site_id}/breakdown?period=today&dimension=rule")
+    shown = details.get_data(as_text=True)
+    assert 'data-value="paid"' in shown and "Rename or archive" in shown
     (rule,) = _today(client, site_id)["rules"]  # the JSON keeps the rule and its events
     assert (rule["name"], rule["conversions"]) == ("paid", 1)
     assert client.get(f"/sites/{site_id}/rules/edit?name=unknown").status_code == 404
