@@ -19,7 +19,7 @@ from datalook.analytics.reports.current import current_visitors
 from datalook.analytics.reports.dimension_rows import dimension_rows, dimension_tables
 from datalook.extensions import db
 from datalook.models import Site
-from datalook.web import chart, numbers, panels
+from datalook.web import chart, dashboard, numbers, panels
 from tests.conftest import add_site, sign_up
 from tests.factories import make_key
 
@@ -338,3 +338,19 @@ def test_every_period_draws_with_and_without_a_filter(client, site, period):
         assert answer.status_code == 200, (period, extra)
         page = answer.get_data(as_text=True)
         assert page.count('class="chart-col') >= 1 and "data-chart" in page
+
+
+def test_a_large_range_answers_first_and_sends_its_panels_apart(client, site, monkeypatch):
+    site_id, ingest, headers = site
+    _seed(ingest, headers)
+    monkeypatch.setattr(dashboard, "PANEL_INLINE_EVENTS", 3)  # 5 events: a "large" range
+    page = client.get(f"/sites/{site_id}/?period=today&sources=source").get_data(as_text=True)
+    assert 'data-panel="sources"' not in page
+    url = re.search(r'data-panels-url="([^"]+)"', page).group(1).replace("&amp;", "&")
+    assert urlsplit(url).path == f"/sites/{site_id}/panels"
+    grid = client.get(url)
+    assert grid.status_code == 200
+    text = grid.get_data(as_text=True)
+    assert "<html" not in text and 'data-panel="sources"' in text
+    assert 'data-value="Google"' in text and 'data-panel="goals"' in text
+    assert client.get(f"/sites/{site_id}/panels?filter=planet==x").status_code == 400

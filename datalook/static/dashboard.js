@@ -29,3 +29,25 @@
     });
   });
 })(document);
+
+/* A large range: the page answered before its panels were read; fetch them now. */
+(function (d) {
+  "use strict";
+  var wait = d.querySelector("[data-panels-url]");
+  if (!wait || !window.fetch) { return; }
+  var status = wait.querySelector("[data-panels-status]");
+  if (status) { status.textContent = "Reading the panels…"; }
+  fetch(wait.getAttribute("data-panels-url"), { credentials: "same-origin" })
+    .then(function (answer) {
+      if (!answer.ok) { throw new Error(String(answer.status)); }
+      return answer.text();
+    })
+    .then(function (html) {
+      var box = d.createElement("div");
+      box.innerHTML = html;  // our own page's markup, rendered and escaped by the server
+      wait.replaceWith.apply(wait, Array.prototype.slice.call(box.childNodes));
+    })
+    .catch(function () {
+      if (status) { status.textContent = "The panels could not be read; open one list below."; }
+    });
+})(document);

@@ -20,6 +20,7 @@ from ..analytics.parameters import ParameterError
 from ..analytics.query import MAX_OFFSET, ReportQuery, parse
 from ..analytics.reports import filtered, serialise
 from ..analytics.reports import service as reports
+from ..analytics.reports.bounded import holds_more_than
 from ..analytics.reports.comparison import previous_series
 from ..analytics.reports.current import current_visitors
 from ..analytics.reports.dimension_rows import dimension_rows
@@ -36,6 +37,8 @@ bp = Blueprint("dashboard", __name__, url_prefix="/sites/<int:site_id>")
 
 #: Rows per page of a dimension's full list ("Details").
 DETAILS_ROWS = 50
+#: Up to this many events in the range, the panels are read before the page answers.
+PANEL_INLINE_EVENTS = 25_000
 
 
 def _caught_up_site(site_id: int) -> tuple[Site, Freshness]:
@@ -118,9 +121,10 @@ def overview(site_id: int):
         stats = reports.stats(site, rng)
     previous = previous_series(site, rng, filters)
     keys = reports.property_keys(site)
-    key = panels.chosen_key(keys, request.args.get("prop", ""))
-    grid = panels.shown_panels(site, rng, filters, request.args, key)
-    grid.insert(len(grid) - (key is not None), panels.goals_panel(stats.rules))
+    # The panels read the range's events one by one (the breakdown report): inline while
+    # that is quick, else the page answers first and its script fetches them.
+    large = holds_more_than(site.id, rng.start_utc, rng.end_utc, PANEL_INLINE_EVENTS)
+    grid = None if large else _grid(site, query, stats, keys)
     cur = site.currency
     return render_template(
         "dashboard/overview.html",
@@ -135,6 +139,7 @@ def overview(site_id: int):
         figures=shown_figures(stats.totals, stats.previous, cur, rng.start_utc <= now_utc),
         current_visitors=current_visitors(site.id, now_utc),
         panels=grid,
+        panel_inline_events=PANEL_INLINE_EVENTS,
         tab_name=panels.tab_name,
         value_kind=panels.value_kind,
         property_keys=keys,
@@ -149,6 +154,41 @@ def overview(site_id: int):
         range_args=rng.query_args(),
         exact_limit=reports.exact_limit(),
         freshness_notice=notice(current, rng.tz),
+    )
+
+
+def _grid(site: Site, query: ReportQuery, stats: Stats, keys: list[str]):
+    """The dashboard's panels: the acquisition ones, Goals, then Properties."""
+    key = panels.chosen_key(keys, request.args.get("prop", ""))
+    grid = panels.shown_panels(site, query.range, query.filters, request.args, key)
+    grid.insert(len(grid) - (key is not None), panels.goals_panel(stats.rules))
+    return grid
+
+
+@bp.route("/panels")
+@login_required
+def panel_grid(site_id: int):
+    """The dashboard's grid of panels alone (its script fetches it for a large range)."""
+    site, _ = _caught_up_site(site_id)
+    try:
+        query = parse(site, request.args, "stats")
+    except ParameterError as exc:
+        raise BadRequest(f"{exc.field}: {exc.message}") from None
+    if query.filters:
+        stats = filtered.stats(site, query.range, query.filters)
+    else:
+        stats = reports.stats(site, query.range)
+    keys = reports.property_keys(site)
+    return render_template(
+        "dashboard/_panels.html",
+        site=site,
+        panels=_grid(site, query, stats, keys),
+        tab_name=panels.tab_name,
+        value_kind=panels.value_kind,
+        property_keys=keys,
+        args=request.args,
+        url_with=_url_with,
+        archived_count=sum(1 for r in stats.rules if r.archived),
     )
 
 
