@@ -68,6 +68,8 @@ def main() -> None:
                 for width, height in ((1280, 900), (390, 844)):
                     page.set_viewport_size({"width": width, "height": height})
                     page.goto(f"/sites/{site_id}/?period=30d")
+                    # A large range reads its panels after the page: wait for them.
+                    page.locator('[data-panel="pages"]').wait_for()
                     path = options.out / f"dashboard-{width}.png"
                     page.screenshot(path=str(path), full_page=True, animations="disabled")
                     tall = page.evaluate("document.documentElement.scrollHeight")
