@@ -317,6 +317,19 @@ def test_demo_seed_then_rebuild(app, client, owner):
     body = client.get(f"/sites/{owner}/stats.json?period=7d").get_json()
     assert body["totals"]["events"] == 3000
     assert {r["name"] for r in body["rules"]} == {"signup", "paid-customer", "upgrade"}
+    # Sessions arrive from many places on many devices: the panels have something to show.
+    for dimension, expected in {
+        "source": {"Google", "Direct / None", "Newsletter"},
+        "channel": {"Organic Search", "Direct", "Email", "Paid Search"},
+        "campaign": {"spring-launch", "brand-search"},
+        "device": {"desktop", "mobile"},
+        "country": {"US", "DE"},
+    }.items():
+        rows = client.get(
+            f"/sites/{owner}/breakdown.json?period=7d&dimension={dimension}&limit=100"
+        ).get_json()["rows"]
+        values = {row["value"] for row in rows}
+        assert expected <= values and "(not recorded)" not in values, (dimension, values)
     rebuilt = runner.invoke(args=["analytics", "rebuild", "--site", "example.com"])
     assert rebuilt.exit_code == 0 and "3000 events" in rebuilt.output
     assert client.get(f"/sites/{owner}/stats.json?period=7d").get_json() == body
