@@ -316,6 +316,7 @@ def test_demo_seed_then_rebuild(app, client, owner):
     assert seeded.exit_code == 0, seeded.output
     body = client.get(f"/sites/{owner}/stats.json?period=7d").get_json()
     assert body["totals"]["events"] == 3000
+    assert body["totals"]["visits"] > 0 and 0 < body["totals"]["bounce_rate"] < 1
     assert {r["name"] for r in body["rules"]} == {"signup", "paid-customer", "upgrade"}
     # Sessions arrive from many places on many devices: the panels have something to show.
     for dimension, expected in {

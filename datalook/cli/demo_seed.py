@@ -99,6 +99,7 @@ _COLUMNS = [
     "properties",
     "occurred_at",
     "received_at",
+    "from_browser",
 ]
 # Where a session comes from: (weight, referrer, utm_source, utm_medium, utm_campaign).
 ARRIVALS: list[tuple[float, str | None, str | None, str | None, str | None]] = [
@@ -281,7 +282,11 @@ def _row(site_id: int, key_id: int | None, start: datetime, event: tuple, rng) -
     at = start + timedelta(seconds=offset)
     # Without a success_user_id every event is its own anonymous visitor, as ingestion does.
     visitor = f"u:{user_id}" if user_id else f"a:{rng.getrandbits(64):016x}"
-    return (site_id, key_id, kind, name, page, visitor, user_id, micros, props, at, at, *came)
+    # Page views, clicks and custom events come from the browser snippet (so they make
+    # visits), success events from the backend.
+    browser = kind != "success"
+    row = (site_id, key_id, kind, name, page, visitor, user_id, micros, props, at, at, browser)
+    return (*row, *came)
 
 
 def _copy_rows(connection, rows: list[tuple]) -> None:
@@ -300,7 +305,7 @@ _SQLITE_INSERT = f"INSERT INTO events ({_NAMES}) VALUES ({_MARKS})"  # noqa: S60
 def _sqlite_row(row: tuple) -> tuple:
     """A row with its times as the text SQLAlchemy stores in SQLite (microseconds always)."""
     at = row[9].isoformat(" ", "microseconds")
-    return (*row[:9], at, at, *row[11:])
+    return (*row[:9], at, at, *row[11:])  # from_browser and acquisition as they are
 
 
 def write(
