@@ -30,7 +30,7 @@ from .ratelimit import limiter as rate_limiter
 from .ratelimit.rules import parsed as parsed_limit
 from .sql import connections
 from .sql.connections import HeldConnection
-from .web import errors, security_headers, timefmt
+from .web import errors, numbers, security_headers, timefmt
 
 
 class RowIdConverter(IntegerConverter):
@@ -100,6 +100,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.jinja_env.filters["fromjson"] = json.loads
     app.jinja_env.filters["masked_token"] = tokens.masked
     app.jinja_env.filters["site_time"] = timefmt.site_time
+    numbers.register(app.jinja_env.filters)  # one way to show numbers on every page
     app.session_interface = _HttpsAwareSessionInterface()
     return app
 

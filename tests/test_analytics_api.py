@@ -160,7 +160,7 @@ def test_the_dashboard_shows_the_figures_and_states_the_rules(client, site):
     assert figure("visitors") == "1"
     assert figure("revenue") == "$12.50"
     assert figure("events") == "2"
-    assert "50% of events have no visitor id" in page
+    assert "50.0% of events have no visitor id" in page
     assert "How we count" in page and 'tabindex="0"' in page
     assert "analytics.css" in page and "<svg" in page and '<title id="chart-title">' in page
 
@@ -220,9 +220,12 @@ def test_a_rule_is_renamed_and_archived_for_display_only(client, site):
     assert "Paying" in dashboard
     client.post(url, data={"csrf_token": token, "name": "paid", "label": "", "archived": "y"})
     dashboard = client.get(f"/sites/{site_id}/?period=today").get_data(as_text=True)
-    assert 'data-rule="paid"' not in dashboard and "Show 1 archived" in dashboard
-    shown = client.get(f"/sites/{site_id}/?period=today&archived=1").get_data(as_text=True)
-    assert 'data-rule="paid"' in shown
+    goals = re.search(r'data-panel="goals".*?</section>', dashboard, re.S).group(0)
+    assert 'data-value="paid"' not in goals and "1 archived" in goals
+    # The Goals panel's Details lists every rule, the archived one too, to rename or restore.
+    details = client.get(f"/sites/{site_id}/breakdown?period=today&dimension=rule")
+    shown = details.get_data(as_text=True)
+    assert 'data-value="paid"' in shown and "Rename or archive" in shown
     (rule,) = _today(client, site_id)["rules"]  # the JSON keeps the rule and its events
     assert (rule["name"], rule["conversions"]) == ("paid", 1)
     assert client.get(f"/sites/{site_id}/rules/edit?name=unknown").status_code == 404
@@ -313,7 +316,21 @@ def test_demo_seed_then_rebuild(app, client, owner):
     assert seeded.exit_code == 0, seeded.output
     body = client.get(f"/sites/{owner}/stats.json?period=7d").get_json()
     assert body["totals"]["events"] == 3000
+    assert body["totals"]["visits"] > 0 and 0 < body["totals"]["bounce_rate"] < 1
     assert {r["name"] for r in body["rules"]} == {"signup", "paid-customer", "upgrade"}
+    # Sessions arrive from many places on many devices: the panels have something to show.
+    for dimension, expected in {
+        "source": {"Google", "Direct / None", "Newsletter"},
+        "channel": {"Organic Search", "Direct", "Email", "Paid Search"},
+        "campaign": {"spring-launch", "brand-search"},
+        "device": {"desktop", "mobile"},
+        "country": {"US", "DE"},
+    }.items():
+        rows = client.get(
+            f"/sites/{owner}/breakdown.json?period=7d&dimension={dimension}&limit=100"
+        ).get_json()["rows"]
+        values = {row["value"] for row in rows}
+        assert expected <= values and "(not recorded)" not in values, (dimension, values)
     rebuilt = runner.invoke(args=["analytics", "rebuild", "--site", "example.com"])
     assert rebuilt.exit_code == 0 and "3000 events" in rebuilt.output
     assert client.get(f"/sites/{owner}/stats.json?period=7d").get_json() == body

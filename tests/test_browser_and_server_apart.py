@@ -268,10 +268,12 @@ def _listed(client, site_id: int, name: str) -> list[bool]:
     body = client.get(f"/sites/{site_id}/stats.json?period=today").get_json()
     rules = client.get(f"/sites/{site_id}/reports/rules.csv?period=today").get_data(as_text=True)
     page = client.get(f"/sites/{site_id}/?period=today").get_data(as_text=True)
+    goals = page[page.index('data-panel="goals"') :]
+    goals = goals[: goals.index("</section>")]
     return [
         name in [rule["name"] for rule in body["rules"]],
         name in [row[0] for row in csv.reader(io.StringIO(rules))],
-        f'data-rule="{name}"' in page,
+        f'data-value="{name}"' in goals,
     ]
 
 

@@ -463,12 +463,14 @@ def test_live_pages_belong_to_their_owner(app, client, owner):
     assert other.post(f"/sites/{owner}/privacy/erase", data=erase).status_code == 404
 
 
-def test_the_panel_is_on_the_dashboard_and_its_own_page(client, owner):
-    for path in (f"/sites/{owner}/", f"/sites/{owner}/live"):
-        page = client.get(path).get_data(as_text=True)
-        assert f'data-live-url="/sites/{owner}/live.json"' in page
-        assert "/static/live.js" in page and "<script>" not in page
-        assert "Clear test events" in page
+def test_the_panel_is_its_own_page_and_the_dashboard_links_to_it(client, owner):
+    page = client.get(f"/sites/{owner}/live").get_data(as_text=True)
+    assert f'data-live-url="/sites/{owner}/live.json"' in page
+    assert "/static/live.js" in page and "<script>" not in page
+    assert "Clear test events" in page
+    # The dashboard keeps its one screen: a link to the live view, not the feed itself.
+    dashboard = client.get(f"/sites/{owner}/").get_data(as_text=True)
+    assert "data-live-url" not in dashboard and f'href="/sites/{owner}/live"' in dashboard
 
 
 # --- erasure --------------------------------------------------------------------------------

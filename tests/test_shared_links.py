@@ -80,10 +80,25 @@ def test_a_link_shows_the_reports_read_only_without_a_session(app, client, share
     week = anonymous.get(f"/share/{token}?from=2020-01-01&to=2020-01-07")
     assert week.status_code == 200
     assert re.search(r'data-figure="conversions">0<', week.get_data(as_text=True))
-    # The property breakdown's form goes to the link too, and answers.
+    # The property panel's form goes to the link too, and answers.
     assert f'action="/share/{token}"' in html
-    plan = anonymous.get(f"/share/{token}?period=30d&key=plan").get_data(as_text=True)
-    assert re.search(r'<th scope="row">pro</th><td>1</td><td>1</td>', plan)
+    plan = anonymous.get(f"/share/{token}?period=30d&prop=plan").get_data(as_text=True)
+    row = re.search(r'<tr data-value="pro">.*?</tr>', plan, re.S).group(0)
+    assert re.search(r'data-col="visitors">1<', row) and re.search(
+        r'data-col="conversions">1<', row
+    )
+    # A panel's value filters the shared page through the link's URL; no Details pages.
+    assert f'href="/share/{token}?period=30d&amp;prop=plan&amp;filter=' in plan
+    assert "Details" not in plan and "/breakdown" not in plan and "data-panels-url" not in plan
+    only = anonymous.get(f"/share/{token}?period=30d&filter=page%3D%3D/thanks")
+    assert only.status_code == 200
+    only_html = only.get_data(as_text=True)
+    assert re.search(r'data-figure="conversions">1<', only_html)
+    assert "data-filter-chip" in only_html and f"/sites/{shared}/" not in only_html
+    # The add-a-filter form answers on the link too (a redirect to the filtered page).
+    added = anonymous.get(f"/share/{token}?period=30d&fdim=page&fop=%3D%3D&fval=/pricing")
+    assert added.status_code == 302 and added.location.startswith(f"/share/{token}?")
+    assert "filter=" in added.location
     # A bad range goes back to the default, never a 500.
     assert anonymous.get(f"/share/{token}?from=nonsense").status_code == 302
     # noindex twice over.

@@ -4,7 +4,10 @@ Visitors come back in sessions: a session enters the site on a landing page and 
 plausible pages (home, pricing, sign-up, the app, checkout, docs, blog posts), each page
 view followed at times by clicks or custom events; sign-ups, upgrades and checkouts end in
 success events with values. A share of the events carries no `success_user_id` (anonymous
-visitors); half the sessions carry properties (plan, source). Events are generated in time
+visitors); half the sessions carry properties (plan, source). Each session arrives from one
+place (search engines, social sites, a newsletter and ad campaigns with UTM parameters, or
+directly) on one device, browser and OS from one country, its acquisition columns derived as
+ingestion derives them (acquisition.sources and channels). Events are generated in time
 order over the last D days and written in large executemany batches (COPY on PostgreSQL)
 through SQLAlchemy Core; the CLI then folds them into the summaries and derives sessions
 and saved funnels, so the first report reads a fully derived site.
@@ -15,13 +18,14 @@ from __future__ import annotations
 import json
 import random
 from bisect import bisect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from itertools import accumulate
 from typing import cast
 
 from sqlalchemy import Engine, Table, insert
 
+from ..acquisition import channels, sources
 from ..models import SuccessRule, utcnow
 from ..sql.connections import write_lock
 
@@ -95,12 +99,88 @@ _COLUMNS = [
     "properties",
     "occurred_at",
     "received_at",
+    "from_browser",
 ]
+# Where a session comes from: (weight, referrer, utm_source, utm_medium, utm_campaign).
+ARRIVALS: list[tuple[float, str | None, str | None, str | None, str | None]] = [
+    (30, None, None, None, None),
+    (24, "https://www.google.com/", None, None, None),
+    (4, "https://duckduckgo.com/", None, None, None),
+    (3, "https://www.bing.com/", None, None, None),
+    (6, "https://news.ycombinator.com/item", None, None, None),
+    (5, "https://t.co/", None, None, None),
+    (4, "https://www.reddit.com/r/SaaS/", None, None, None),
+    (3, "https://github.com/", None, None, None),
+    (6, None, "newsletter", "email", "spring-launch"),
+    (4, None, "google", "cpc", "brand-search"),
+    (3, None, "linkedin", "paid_social", "q2-retargeting"),
+    (3, "https://partner-blog.example/", "partner", "referral", "partner-program"),
+]
+# (weight, device, browser, browser version, OS, OS version).
+DEVICES = [
+    (26, "desktop", "Chrome", "124", "Windows", "10"),
+    (14, "desktop", "Chrome", "124", "macOS", "14"),
+    (9, "desktop", "Safari", "17", "macOS", "14"),
+    (6, "desktop", "Firefox", "125", "Windows", "10"),
+    (3, "desktop", "Firefox", "125", "Linux", ""),
+    (5, "desktop", "Edge", "124", "Windows", "11"),
+    (17, "mobile", "Mobile Safari", "17", "iOS", "17"),
+    (14, "mobile", "Chrome Mobile", "124", "Android", "14"),
+    (3, "tablet", "Mobile Safari", "17", "iOS", "17"),
+]
+COUNTRIES: dict[str, float] = {"US": 30, "DE": 10, "GB": 9, "IN": 8, "FR": 6, "CA": 5}
+COUNTRIES |= {"BR": 4, "NL": 3}
+COUNTRIES |= {"JP": 3, "AU": 3, "ES": 2, "SE": 2, "PL": 2, "IT": 2}
+_ACQUISITION = [
+    "source",
+    "channel",
+    "medium",
+    "campaign",
+    "term",
+    "content",
+    "referrer",
+    "device",
+    "browser",
+    "browser_version",
+    "os",
+    "os_version",
+    "country",
+]
+_COLUMNS += _ACQUISITION
 
 
 def _table(weights: dict[str, float]) -> tuple[list[str], list[float]]:
     """Choices and cumulative weights for a draw by bisect (cheaper than rng.choices)."""
     return list(weights), list(accumulate(weights.values()))
+
+
+def _where_from(arrival: tuple) -> tuple[str | None, ...]:
+    """The source, channel, medium, campaign, term, content and stored referrer of an
+    arrival, as ingestion derives them ("" where the visit has no such value)."""
+    _, referrer, utm_source, medium, campaign = arrival
+    stored = sources.referrer_of(referrer)
+    host = sources.counted_host(stored)
+    source = sources.source_of(stored, utm_source, ())
+    channel = channels.channel_of(source, medium, campaign, (), host)
+    return (source, channel, medium or "", campaign or "", "", "", stored if host else None)
+
+
+_ARRIVALS = [_where_from(arrival) for arrival in ARRIVALS]
+_ARRIVAL_WEIGHTS = list(accumulate(arrival[0] for arrival in ARRIVALS))
+_DEVICE_WEIGHTS = list(accumulate(device[0] for device in DEVICES))
+_COUNTRY_TABLE = _table(COUNTRIES)
+
+
+def _pick(rng: random.Random, cumulative: Sequence[float]) -> int:
+    """The index of one weighted draw."""
+    return bisect(cumulative, rng.random() * cumulative[-1])
+
+
+def arrival_columns(rng: random.Random) -> tuple:
+    """One session's acquisition columns (in _ACQUISITION order)."""
+    where = _ARRIVALS[_pick(rng, _ARRIVAL_WEIGHTS)]
+    device = DEVICES[_pick(rng, _DEVICE_WEIGHTS)][1:]
+    return (*where, *device, _draw(rng, _COUNTRY_TABLE))
 
 
 _NEXT = {page: _table(weights) for page, weights in NEXT.items()}
@@ -117,13 +197,14 @@ def _draw(rng: random.Random, table: tuple[list[str], list[float]]) -> str:
     return choices[bisect(cumulative, rng.random() * cumulative[-1])]
 
 
-# A generated event: offset (s), event_name, name, page, user id, value (micros), properties.
-Generated = tuple[float, str, str | None, str, str | None, int | None, str | None]
+# A generated event: offset (s), event_name, name, page, user id, value (micros), properties,
+# the session's acquisition columns.
+Generated = tuple[float, str, str | None, str, str | None, int | None, str | None, tuple]
 
 
 def session_events(rng: random.Random, visitors: int, at: float) -> list[Generated]:
     """One session's events from offset `at` (seconds): (offset, event_name, name, page,
-    user id or None, value in micros or None, properties or None)."""
+    user id or None, value in micros or None, properties or None, acquisition columns)."""
     user = None
     if rng.random() >= ANONYMOUS_SHARE:
         # Heavy-tailed: a few visitors come back often, most rarely.
@@ -132,16 +213,18 @@ def session_events(rng: random.Random, visitors: int, at: float) -> list[Generat
     props = None
     if rng.random() < PROPERTIES_SHARE:
         props = _PROPS[(user or 0) % len(PLANS)][rng.randrange(len(SOURCES))]
+    came = arrival_columns(rng)
     out: list[Generated] = []
     page, previous = _draw(rng, _ENTRY), ""
     for _ in range(MAX_PAGES):
-        out.append((at, "pageview", None, page, user_id, None, props))
+        out.append((at, "pageview", None, page, user_id, None, props, came))
         roll = rng.random()
         if roll < CLICK_SHARE:
-            out.append((at + rng.uniform(1, 30), "click", None, page, user_id, None, props))
+            out.append((at + rng.uniform(1, 30), "click", None, page, user_id, None, props, came))
         elif roll < CLICK_SHARE + CUSTOM_SHARE:
             name = CUSTOM[rng.randrange(len(CUSTOM))]
-            out.append((at + rng.uniform(1, 30), "custom", name, page, user_id, None, props))
+            custom = (at + rng.uniform(1, 30), "custom", name, page, user_id, None, props, came)
+            out.append(custom)
         success: tuple[str, int | None] | None = None
         if page == "/checkout/success":
             success = ("paid-customer", rng.choice(RULES[1][2]))
@@ -150,7 +233,8 @@ def session_events(rng: random.Random, visitors: int, at: float) -> list[Generat
         elif page == "/app/settings" and rng.random() < UPGRADE_SHARE:
             success = ("upgrade", rng.choice(RULES[2][2]))
         if success:
-            out.append((at + 31, "success", success[0], page, user_id, success[1], props))
+            won = (at + 31, "success", success[0], page, user_id, success[1], props, came)
+            out.append(won)
         at += rng.uniform(35, 400)
         previous, page = page, _draw(rng, _NEXT[page])
         if not page:
@@ -194,11 +278,15 @@ def generate(
 
 def _row(site_id: int, key_id: int | None, start: datetime, event: tuple, rng) -> tuple:
     """An events row (in _COLUMNS order) of a generated event."""
-    offset, kind, name, page, user_id, micros, props = event
+    offset, kind, name, page, user_id, micros, props, came = event
     at = start + timedelta(seconds=offset)
     # Without a success_user_id every event is its own anonymous visitor, as ingestion does.
     visitor = f"u:{user_id}" if user_id else f"a:{rng.getrandbits(64):016x}"
-    return (site_id, key_id, kind, name, page, visitor, user_id, micros, props, at, at)
+    # Page views, clicks and custom events come from the browser snippet (so they make
+    # visits), success events from the backend.
+    browser = kind != "success"
+    row = (site_id, key_id, kind, name, page, visitor, user_id, micros, props, at, at, browser)
+    return (*row, *came)
 
 
 def _copy_rows(connection, rows: list[tuple]) -> None:
@@ -217,7 +305,7 @@ _SQLITE_INSERT = f"INSERT INTO events ({_NAMES}) VALUES ({_MARKS})"  # noqa: S60
 def _sqlite_row(row: tuple) -> tuple:
     """A row with its times as the text SQLAlchemy stores in SQLite (microseconds always)."""
     at = row[9].isoformat(" ", "microseconds")
-    return (*row[:9], at, at)
+    return (*row[:9], at, at, *row[11:])  # from_browser and acquisition as they are
 
 
 def write(

@@ -91,7 +91,7 @@
     body.textContent = "";
     report.steps.forEach(function (step) {
       var tr = document.createElement("tr");
-      [step.label, String(step.visitors), (step.conversion_from_start * 100).toFixed(1) + "%"].forEach(
+      [step.label, step.visitors.toLocaleString("en-US"), (step.conversion_from_start * 100).toFixed(1) + "%"].forEach(
         function (text) {
           var td = document.createElement("td");
           td.textContent = text;

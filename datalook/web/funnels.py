@@ -25,7 +25,6 @@ from ..analytics.funnels.definition import (
 from ..analytics.funnels.filtered import filtered_answer
 from ..analytics.funnels.models import Funnel
 from ..analytics.funnels.repository import DuplicateName, FunnelGone
-from ..analytics.money import display
 from ..analytics.parameters import ParameterError
 from ..analytics.query import ReportQuery, parse
 from ..analytics.ranges import PERIODS, DateRange, site_range
@@ -91,7 +90,6 @@ def index(site_id: int):
         site=site,
         rows=rows,
         delete_form=EmptyForm(),
-        number=format_count,
     )
 
 
@@ -309,18 +307,10 @@ def report(site_id: int, funnel_id: int):
         periods=PERIODS,
         delete_form=EmptyForm(),
         duration=format_duration,
-        number=format_count,
         drop_text=drop_text,
         # Who the visitors are (ids may be user ids) only for those who manage the site.
         see_people=may_see_people(site.id),
-        # As the dashboard shows money: the site's currency, exact to the cent ("¥1,250").
-        money=lambda micros: display(micros, site.currency),
     )
-
-
-def format_count(n: int) -> str:
-    """A count as every page shows it: 7,199."""
-    return f"{n:,}"
 
 
 def drop_text(before: int, after: int) -> str:

@@ -4,9 +4,10 @@
 The public page authenticates by its token alone: the link becomes a principal with a
 viewer's rights on its one site (accounts.access), and the page renders the dashboard's
 reports through the dashboard's own function and partial (dashboard.report_context,
-dashboard/_reports.html), without keys, the live view, visitor ids, settings or links to
-them. Every answer of /share/ says noindex, and may be framed only by the origins its owner
-listed (a CSP frame-ancestors list; every other page keeps X-Frame-Options: DENY).
+dashboard/_reports.html), without keys, the live view, visitor ids, settings, Details or
+CSV, or links to them; its date ranges and filters work through the link's own URL. Every
+answer of /share/ says noindex, and may be framed only by the origins its owner listed (a
+CSP frame-ancestors list; every other page keeps X-Frame-Options: DENY).
 """
 
 from __future__ import annotations
@@ -19,19 +20,17 @@ from flask import (
     make_response,
     redirect,
     render_template,
-    request,
     url_for,
 )
 from flask_login import login_required
 
 from ..accounts.access import SHARE, Principal, current_principal, site_for, site_or_404
 from ..analytics import freshness
-from ..analytics.parameters import ParameterError
-from ..analytics.query import parse
+from ..analytics.query import ReportQuery
 from ..extensions import db
 from ..models import SharedLink
 from . import share_links
-from .dashboard import report_context
+from .dashboard import page_query, report_context
 from .forms.accounts import EmptyForm
 from .forms.shares import ShareForm, SharePasswordForm, parse_origins
 from .security_headers import NO_FRAMING, page_csp
@@ -125,16 +124,14 @@ def view(token: str):
         return _password_page(token, link, SharePasswordForm(), 200)
     g.principal = Principal(None, SHARE, link.site_id)
     site_or_404(current_principal(), link.site_id, "read")
-    current = freshness.catch_up_summaries(freshness.report_deadline())
+    current = freshness.catch_up_stats(freshness.report_deadline())
     site = site_or_404(current_principal(), link.site_id, "read")
-    try:
-        query = parse(site, request.args, "page")
-    except ParameterError:
-        return _shared_headers(redirect(url_for("shares.view", token=token)), link)
-    context = report_context(
-        site, query, current, lambda **args: url_for("shares.view", token=token, **args)
-    )
-    page = make_response(render_template("shares/view.html", **context, shared=True, link=link))
+    page_url = lambda **args: url_for("shares.view", token=token, **args)  # noqa: E731
+    query = page_query(site, page_url)
+    if not isinstance(query, ReportQuery):
+        return _shared_headers(query, link)
+    context = report_context(site, query, current, page_url, shared=True)
+    page = make_response(render_template("shares/view.html", **context, link=link))
     return _shared_headers(page, link)
 
 

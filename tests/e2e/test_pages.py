@@ -184,6 +184,11 @@ PAGES: dict[str, tuple[bool, Callable[[Page, Owner], object], list[tuple[str, st
         lambda page, owner: page.goto(f"/sites/{owner.site_id}/"),
         [("link", "API keys"), ("button", "Log out")],
     ),
+    "dashboard-details": (
+        True,
+        lambda page, owner: page.goto(f"/sites/{owner.site_id}/breakdown?dimension=page"),
+        [("link", "← Dashboard"), ("link", "Download all 1 row as CSV")],
+    ),
     "quests": (
         True,
         lambda page, owner: page.goto(f"/sites/{owner.site_id}/quests/"),

@@ -190,3 +190,8 @@ def property_rows(
             row[2] += event.micros or 0
     top = sorted(figures.items(), key=lambda item: (-item[1][0], item[0]))[:TOP_VALUES]
     return [BreakdownRow(value, *numbers) for value, numbers in top]
+
+
+def series(site: Site, rng: DateRange, filters: Sequence[Filter]) -> list[SeriesPoint]:
+    """The chart's buckets of the range over the events that pass every filter."""
+    return _series(_events(site, rng, filters), rng.buckets())

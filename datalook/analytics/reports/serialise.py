@@ -189,3 +189,14 @@ def csv_text(
     else:
         raise ValueError(report)
     return out.getvalue()
+
+
+def dimension_csv(site: Site, report: DimensionBreakdown) -> str:
+    """A dimension's rows (breakdown.json's fields) as CSV text, money as exact decimals."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([report.dimension, *(f.name for f in model.DIMENSION_ROW_JSON[1:])])
+    for row in report.rows:
+        values = row_json(model.DIMENSION_ROW_JSON, row, site.currency)
+        writer.writerow([safe_cell(value) for value in values.values()])
+    return out.getvalue()
