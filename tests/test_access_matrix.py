@@ -17,6 +17,7 @@ import itertools
 import re
 import secrets
 import shutil
+from datetime import timedelta
 
 import pytest
 
@@ -30,6 +31,7 @@ from datalook.models import (
     ROLE_OWNER,
     ROLE_VIEWER,
     Invitation,
+    KeyReveal,
     SharedLink,
     Site,
     SiteMember,
@@ -115,6 +117,8 @@ ROUTES: dict[tuple[str, str], str] = {
     # API keys.
     ("GET", f"{S}/keys/"): ADMIN,
     ("POST", f"{S}/keys/"): ADMIN,
+    # A created key's show-once page (each person's own; past its minutes it says so, 410).
+    ("GET", f"{S}/keys/created/<int:reveal_id>"): ADMIN,
     ("GET", f"{S}/keys/<key_id>/revoke"): ADMIN,
     ("POST", f"{S}/keys/<key_id>/revoke"): ADMIN,
     ("GET", f"{S}/keys/<key_id>/rotate"): ADMIN,
@@ -215,7 +219,23 @@ def make_site(app, ids: dict, invitee: str | None, share: bool = False) -> dict:
         db.session.add(link)
         db.session.commit()
         site_id, invitation_id, link_id = site.id, invitation.id, link.id
-        key_id = apikeys.create_key(site, "Prod", None).key.key_id
+        key = apikeys.create_key(site, "Prod", None).key
+        key_id = key.key_id
+        # Each member's own (spent) show-once page of that key: a reveal is its creator's.
+        reveal_ids = {}
+        for role in (ROLE_OWNER, ROLE_ADMIN, ROLE_VIEWER):
+            reveal = KeyReveal(
+                nonce_hash=f"{next(_serial):064d}",
+                site_id=site_id,
+                user_id=ids[role],
+                api_key_id=key.id,
+                ciphertext=None,
+                expires_at=utcnow() - timedelta(minutes=1),
+            )
+            db.session.add(reveal)
+            db.session.flush()
+            reveal_ids[role] = reveal.id
+        db.session.commit()
         steps = [{"event_name": "pageview"}, {"event_name": "pageview"}]
         definition = parse_definition(steps, "24h", "ordered")
         funnel_id = repository.save(db.session, site_id, "F", definition).id
@@ -228,6 +248,7 @@ def make_site(app, ids: dict, invitee: str | None, share: bool = False) -> dict:
         "token": share_token if share else token,
         "link_id": link_id,
         "filename": "app.css",
+        "reveal_ids": reveal_ids,
     }
 
 
@@ -285,6 +306,8 @@ def test_route_and_role(world, shared_site, method, rule, role):
     else:
         values = make_site(app, ids, invitee, share)
     adapter_rule = next(r for r in app.url_map.iter_rules() if r.rule == rule)
+    # A show-once page is its creator's: each role opens its own (others': the owner's).
+    values = {**values, "reveal_id": values["reveal_ids"].get(role, values["reveal_ids"]["owner"])}
     path = adapter_rule.build(
         {k: v for k, v in values.items() if k in adapter_rule.arguments}, append_unknown=False
     )[1]
