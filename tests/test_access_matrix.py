@@ -22,6 +22,7 @@ from datetime import timedelta
 import pytest
 
 from datalook.accounts.invitations import VALID_FOR, digest
+from datalook.accounts.members import remove_member
 from datalook.analytics.funnels import repository
 from datalook.analytics.funnels.definition import parse_definition
 from datalook.extensions import db
@@ -252,6 +253,17 @@ def make_site(app, ids: dict, invitee: str | None, share: bool = False) -> dict:
     }
 
 
+def path_of(app, rule: str, values: dict, role: str) -> str:
+    """The URL of `rule` for the site in `values`, as `role` opens it."""
+    adapter_rule = next(r for r in app.url_map.iter_rules() if r.rule == rule)
+    # A show-once page is its creator's: each role opens its own (others': the owner's).
+    values = {**values, "reveal_id": values["reveal_ids"].get(role, values["reveal_ids"]["owner"])}
+    path = adapter_rule.build(
+        {k: v for k, v in values.items() if k in adapter_rule.arguments}, append_unknown=False
+    )[1]
+    return path + QUERIES.get(rule, "")
+
+
 def client_as(app, ids: dict, role: str):
     """A test client logged in as the role's user (anonymous: not logged in)."""
     client = app.test_client()
@@ -305,13 +317,7 @@ def test_route_and_role(world, shared_site, method, rule, role):
         values = shared_site
     else:
         values = make_site(app, ids, invitee, share)
-    adapter_rule = next(r for r in app.url_map.iter_rules() if r.rule == rule)
-    # A show-once page is its creator's: each role opens its own (others': the owner's).
-    values = {**values, "reveal_id": values["reveal_ids"].get(role, values["reveal_ids"]["owner"])}
-    path = adapter_rule.build(
-        {k: v for k, v in values.items() if k in adapter_rule.arguments}, append_unknown=False
-    )[1]
-    path += QUERIES.get(rule, "")
+    path = path_of(app, rule, values, role)
     response = client_as(app, ids, role).open(path, method=method)
     body = response.get_data(as_text=True)
     response.close()
@@ -324,3 +330,27 @@ def test_route_and_role(world, shared_site, method, rule, role):
             assert error["code"] == "role_required" and error["required_role"] == need
         else:
             assert f"needs the {need} role" in body
+
+
+def test_a_removed_member_is_refused_every_page_and_json_route_at_once(world):
+    """Every GET route a viewer opens, pages and JSON alike: allowed before the removal, 404
+    on the same session's very next request after it (roles are read per request)."""
+    app, ids = world
+    values = make_site(app, ids, None)
+    client = client_as(app, ids, ROLE_VIEWER)
+    paths = [
+        path_of(app, rule, values, ROLE_VIEWER)
+        for (method, rule), need in sorted(ROUTES.items())
+        if method == "GET" and need == READ and rule.startswith(S)
+    ]
+    assert any(p.endswith(".json") for p in paths) and any(p.endswith("/live.json") for p in paths)
+    for path in paths:
+        assert outcome(client.get(path), path) == "allowed", path
+    with app.app_context():
+        site = db.session.get(Site, values["site_id"])
+        remove_member(site, ids[ROLE_VIEWER], "cli:test")
+    for path in paths:
+        response = client.get(path)
+        assert response.status_code == 404, path
+        if path.endswith(".json"):
+            assert response.get_json()["error"]["code"] == "not_found", path
