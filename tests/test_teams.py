@@ -422,6 +422,7 @@ def test_removing_a_member_without_keys_says_nothing_of_keys(app, team):
     members_url = f"/sites/{site_id}/members"
     post_form(owner_client, f"{members_url}/{viewer_id}/remove", {}, members_url)
     page = owner_client.get(members_url).get_data(as_text=True)
-    assert "jo@example.com no longer has access" in page and "API key" not in page.split(
-        "no longer has access"
-    )[1].split("<")[0]
+    assert (
+        "jo@example.com no longer has access" in page
+        and "API key" not in page.split("no longer has access")[1].split("<")[0]
+    )

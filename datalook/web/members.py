@@ -21,8 +21,8 @@ from flask import (
 from flask_login import current_user, login_required
 
 from ..accounts import invitations, mail, members
-from ..keys import apikeys
 from ..accounts.access import ROLE_SUMMARIES, granted, site_for
+from ..keys import apikeys
 from ..models import Invitation, Site, utcnow
 from .forms.accounts import EmptyForm
 from .forms.teams import InviteForm, RoleForm
