@@ -24,7 +24,11 @@ from tests.test_openapi_reports import problems
 from tests.test_postgres import pg_app  # noqa: F401 - the PostgreSQL fixture
 
 READ_RE = re.compile(r"dl_read_[A-Za-z0-9]{12}_[A-Za-z0-9]{38}")
-STEPS = [{"event_name": "pageview", "page_path": "/"}, {"event_name": "pageview"}]
+# The builder form asks every page-view step for its page ("/*": any page).
+STEPS = [
+    {"event_name": "pageview", "page_path": "/"},
+    {"event_name": "pageview", "page_path": "/*"},
+]
 EVENT = {"event_name": "pageview", "page_path": "/", "success_user_id": "u1"}
 
 
