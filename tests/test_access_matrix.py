@@ -17,10 +17,12 @@ import itertools
 import re
 import secrets
 import shutil
+from datetime import timedelta
 
 import pytest
 
 from datalook.accounts.invitations import VALID_FOR, digest
+from datalook.accounts.members import remove_member
 from datalook.analytics.funnels import repository
 from datalook.analytics.funnels.definition import parse_definition
 from datalook.extensions import db
@@ -30,6 +32,7 @@ from datalook.models import (
     ROLE_OWNER,
     ROLE_VIEWER,
     Invitation,
+    KeyReveal,
     SharedLink,
     Site,
     SiteMember,
@@ -115,6 +118,8 @@ ROUTES: dict[tuple[str, str], str] = {
     # API keys.
     ("GET", f"{S}/keys/"): ADMIN,
     ("POST", f"{S}/keys/"): ADMIN,
+    # A created key's show-once page (each person's own; past its minutes it says so, 410).
+    ("GET", f"{S}/keys/created/<int:reveal_id>"): ADMIN,
     ("GET", f"{S}/keys/<key_id>/revoke"): ADMIN,
     ("POST", f"{S}/keys/<key_id>/revoke"): ADMIN,
     ("GET", f"{S}/keys/<key_id>/rotate"): ADMIN,
@@ -215,7 +220,23 @@ def make_site(app, ids: dict, invitee: str | None, share: bool = False) -> dict:
         db.session.add(link)
         db.session.commit()
         site_id, invitation_id, link_id = site.id, invitation.id, link.id
-        key_id = apikeys.create_key(site, "Prod", None).key.key_id
+        key = apikeys.create_key(site, "Prod", None).key
+        key_id = key.key_id
+        # Each member's own (spent) show-once page of that key: a reveal is its creator's.
+        reveal_ids = {}
+        for role in (ROLE_OWNER, ROLE_ADMIN, ROLE_VIEWER):
+            reveal = KeyReveal(
+                nonce_hash=f"{next(_serial):064d}",
+                site_id=site_id,
+                user_id=ids[role],
+                api_key_id=key.id,
+                ciphertext=None,
+                expires_at=utcnow() - timedelta(minutes=1),
+            )
+            db.session.add(reveal)
+            db.session.flush()
+            reveal_ids[role] = reveal.id
+        db.session.commit()
         steps = [{"event_name": "pageview"}, {"event_name": "pageview"}]
         definition = parse_definition(steps, "24h", "ordered")
         funnel_id = repository.save(db.session, site_id, "F", definition).id
@@ -228,7 +249,19 @@ def make_site(app, ids: dict, invitee: str | None, share: bool = False) -> dict:
         "token": share_token if share else token,
         "link_id": link_id,
         "filename": "app.css",
+        "reveal_ids": reveal_ids,
     }
+
+
+def path_of(app, rule: str, values: dict, role: str) -> str:
+    """The URL of `rule` for the site in `values`, as `role` opens it."""
+    adapter_rule = next(r for r in app.url_map.iter_rules() if r.rule == rule)
+    # A show-once page is its creator's: each role opens its own (others': the owner's).
+    values = {**values, "reveal_id": values["reveal_ids"].get(role, values["reveal_ids"]["owner"])}
+    path = adapter_rule.build(
+        {k: v for k, v in values.items() if k in adapter_rule.arguments}, append_unknown=False
+    )[1]
+    return path + QUERIES.get(rule, "")
 
 
 def client_as(app, ids: dict, role: str):
@@ -284,11 +317,7 @@ def test_route_and_role(world, shared_site, method, rule, role):
         values = shared_site
     else:
         values = make_site(app, ids, invitee, share)
-    adapter_rule = next(r for r in app.url_map.iter_rules() if r.rule == rule)
-    path = adapter_rule.build(
-        {k: v for k, v in values.items() if k in adapter_rule.arguments}, append_unknown=False
-    )[1]
-    path += QUERIES.get(rule, "")
+    path = path_of(app, rule, values, role)
     response = client_as(app, ids, role).open(path, method=method)
     body = response.get_data(as_text=True)
     response.close()
@@ -301,3 +330,27 @@ def test_route_and_role(world, shared_site, method, rule, role):
             assert error["code"] == "role_required" and error["required_role"] == need
         else:
             assert f"needs the {need} role" in body
+
+
+def test_a_removed_member_is_refused_every_page_and_json_route_at_once(world):
+    """Every GET route a viewer opens, pages and JSON alike: allowed before the removal, 404
+    on the same session's very next request after it (roles are read per request)."""
+    app, ids = world
+    values = make_site(app, ids, None)
+    client = client_as(app, ids, ROLE_VIEWER)
+    paths = [
+        path_of(app, rule, values, ROLE_VIEWER)
+        for (method, rule), need in sorted(ROUTES.items())
+        if method == "GET" and need == READ and rule.startswith(S)
+    ]
+    assert any(p.endswith(".json") for p in paths) and any(p.endswith("/live.json") for p in paths)
+    for path in paths:
+        assert outcome(client.get(path), path) == "allowed", path
+    with app.app_context():
+        site = db.session.get(Site, values["site_id"])
+        remove_member(site, ids[ROLE_VIEWER], "cli:test")
+    for path in paths:
+        response = client.get(path)
+        assert response.status_code == 404, path
+        if path.endswith(".json"):
+            assert response.get_json()["error"]["code"] == "not_found", path

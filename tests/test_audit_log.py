@@ -37,6 +37,8 @@ def test_sign_ins_keys_and_settings_are_recorded_without_secrets(app, client, ow
     )
     assert logged_in.status_code == 302
     created = post_form(client, f"/sites/{owner}/keys/", {"name": "Prod"})
+    if created.status_code in (302, 303):  # the show-once page a create form redirects to
+        created = client.get(created.headers["Location"])
     token = created.get_data(as_text=True).split('id="new-token">')[1].split("<")[0]
     key_id = token.split("_")[2]
     revoke_url = f"/sites/{owner}/keys/{key_id}/revoke"
@@ -273,3 +275,31 @@ def test_members_invitations_and_deleting_a_site_on_postgresql(pg_app):  # noqa:
             "member_left",
             "site_deleted",
         ]
+
+
+def test_failed_sign_ins_are_recorded_for_the_account_and_shown_on_its_sites(app, client, owner):
+    other = app.test_client()
+    sign_up(other, "other@example.com")
+    other_site = add_site(other, "other.example")
+    client.post("/logout", data={"csrf_token": csrf_from(client.get("/sites/").text)})
+    guesses = {"owner@example.com": "wrong guess one", "nobody@example.com": "wrong guess two"}
+    for email, password in guesses.items():
+        refused = post_form(client, "/login", {"email": email, "password": password})
+        assert refused.status_code == 400
+    failed = entries(app, "sign_in_failed")
+    # Only the existing account's failure: an unknown address is not recorded.
+    assert [(e.subject, e.site_id) for e in failed] == [("owner@example.com", None)]
+    with app.app_context():
+        me = db.session.scalar(select(User.id).where(User.email == "owner@example.com"))
+    assert failed[0].actor_user_id == me
+    for entry in entries(app):
+        text_of = f"{entry.actor} {entry.subject} {entry.details}"
+        assert not any(guess in text_of for guess in guesses.values())
+        assert "nobody@example.com" not in text_of
+    logged_in = post_form(
+        client, "/login", {"email": "owner@example.com", "password": "correct horse battery"}
+    )
+    assert logged_in.status_code == 302
+    page = client.get(f"/sites/{owner}/audit?action=sign_in_failed").text
+    assert 'data-action="sign_in_failed"' in page
+    assert 'data-action="sign_in_failed"' not in other.get(f"/sites/{other_site}/audit").text

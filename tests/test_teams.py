@@ -386,3 +386,43 @@ def test_an_existing_account_logs_in_from_the_link_and_accepts(app, team):
     assert accept(invitee, path).status_code == 302
     assert role_of(app, site_id, "kate@example.com") == "admin"
     assert invitee.get(f"/sites/{site_id}/keys/").status_code == 200
+
+
+def test_a_removed_members_read_key_keeps_working_until_revoked(app, team):
+    """Keys belong to the site: a script set up by someone who leaves keeps its numbers;
+    the owner is told which keys the removed member created and revokes what should stop."""
+    owner_client, site_id, admin = team
+    admin_id = _join(app, owner_client, site_id, admin, "ida@example.com", "admin")
+    keys_url = f"/sites/{site_id}/keys/"
+    posted = post_form(admin, keys_url, {"name": "Finance", "kind": "read"})
+    assert posted.status_code == 303
+    html = admin.get(posted.headers["Location"]).get_data(as_text=True)
+    token = re.search(r"dl_read_[A-Za-z0-9_-]+", html).group(0)
+    stats = f"/sites/{site_id}/stats.json"
+    assert app.test_client().get(stats, headers=bearer(token)).status_code == 200
+    members_url = f"/sites/{site_id}/members"
+    removed = post_form(owner_client, f"{members_url}/{admin_id}/remove", {}, members_url)
+    assert removed.status_code == 302
+    note = owner_client.get(members_url).get_data(as_text=True)
+    assert "ida@example.com no longer has access to example.com." in note
+    assert "The 1 API key they created keeps working (keys belong to the site)" in note
+    # The person is out at once; the site's key is not.
+    assert admin.get(stats).status_code == 404
+    assert app.test_client().get(stats, headers=bearer(token)).status_code == 200
+    key_id = token.split("_")[2]
+    revoke_url = f"/sites/{site_id}/keys/{key_id}/revoke"
+    assert post_form(owner_client, revoke_url, {}).status_code == 302
+    refused = app.test_client().get(stats, headers=bearer(token))
+    assert refused.status_code == 401
+
+
+def test_removing_a_member_without_keys_says_nothing_of_keys(app, team):
+    owner_client, site_id, viewer = team
+    viewer_id = _join(app, owner_client, site_id, viewer, "jo@example.com", "viewer")
+    members_url = f"/sites/{site_id}/members"
+    post_form(owner_client, f"{members_url}/{viewer_id}/remove", {}, members_url)
+    page = owner_client.get(members_url).get_data(as_text=True)
+    assert (
+        "jo@example.com no longer has access" in page
+        and "API key" not in page.split("no longer has access")[1].split("<")[0]
+    )

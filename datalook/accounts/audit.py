@@ -29,6 +29,7 @@ Actor = User | str | None
 #: Every action with its label on the audit page (a new action gets a label here).
 LABELS: dict[str, str] = {
     "sign_in": "Signed in",
+    "sign_in_failed": "Failed sign-in (wrong password)",
     "key_created": "Created an API key",
     "key_rotated": "Rotated an API key",
     "key_revoked": "Revoked an API key",
@@ -52,6 +53,9 @@ LABELS: dict[str, str] = {
     "site_created": "Added the site",
     "site_deleted": "Deleted the site",
 }
+
+#: Entries without a site, shown on the audit pages of the sites their account belongs to.
+ACCOUNT_ACTIONS = ("sign_in", "sign_in_failed")
 
 #: Entries that prove data was deleted, kept as long as such proof may be asked for.
 LONG_KEPT = ("erase_visitor", "delete_before", "clear_test", "site_deleted")
@@ -100,14 +104,14 @@ def record(
 
 
 def site_entries_clause(site_id: int) -> ColumnElement[bool]:
-    """SQL: the entries a site's audit page shows: the site's own, and the sign-ins of
-    its present members."""
+    """SQL: the entries a site's audit page shows: the site's own, and the sign-ins (and
+    failed sign-ins) of its present members' accounts."""
     members = select(SiteMember.user_id).where(SiteMember.site_id == site_id)
     return or_(
         AuditEntry.site_id == site_id,
         and_(
             AuditEntry.site_id.is_(None),
-            AuditEntry.action == "sign_in",
+            AuditEntry.action.in_(ACCOUNT_ACTIONS),
             AuditEntry.actor_user_id.in_(members),
         ),
     )

@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from ..accounts import members as membership
 from ..extensions import db
+from ..keys import apikeys
 from ..models import ROLE_VIEWER, ROLES, User
 from .common import CommandGroup, cli_actor, fail, site_by_domain
 
@@ -58,4 +59,5 @@ def members_remove(domain: str, email: str) -> None:
         membership.remove_member(site, user.id, cli_actor())
     except membership.MemberRefused as exc:
         fail(str(exc))
-    click.echo(f"{user.email} no longer has access to {site.domain}", err=True)
+    note = apikeys.keys_note(apikeys.active_keys_created_by(site, user.id))
+    click.echo(f"{user.email} no longer has access to {site.domain}.{note}", err=True)

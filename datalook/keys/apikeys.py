@@ -71,6 +71,32 @@ def _active_count(site: Site, now: datetime, kind: str = KEY_KIND_LIVE) -> int:
     ).scalar_one()
 
 
+def active_keys_created_by(site: Site, user_id: int, now: datetime | None = None) -> int:
+    """How many of the site's keys that still authenticate `user_id` created. Keys belong to
+    the site, so they outlive their creator's membership: this tells an owner who removes
+    someone which keys to look at."""
+    return db.session.execute(
+        select(func.count())
+        .select_from(ApiKey)
+        .where(
+            ApiKey.site_id == site.id,
+            ApiKey.created_by_id == user_id,
+            ApiKey.active_at(now or utcnow()),
+        )
+    ).scalar_one()
+
+
+def keys_note(count: int) -> str:
+    """What to say about a removed member's keys (empty when they created none)."""
+    if not count:
+        return ""
+    what = "key they created keeps" if count == 1 else "keys they created keep"
+    return (
+        f" The {count} API {what} working (keys belong to the site): "
+        "revoke on the API keys page what should stop."
+    )
+
+
 def _insert_key(
     site: Site, name: str, user: User | None, rate_limit: str | None, kind: str
 ) -> CreatedKey:

@@ -86,6 +86,11 @@ def login():
             return remember_device(redirect(_safe_next(request.args.get("next"))), user.id)
         if user is None:
             _equalise_timing(form.password.data)
+        else:
+            # A wrong password for an existing account shows on its sites' audit pages;
+            # unknown addresses are not recorded (see SECURITY.md, "The audit log").
+            audit.record(None, user, "sign_in_failed", user.email)
+            db.session.commit()
         if not known_device:
             record_failure(email)
         form.password.errors.append("Email or password is incorrect.")

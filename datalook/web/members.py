@@ -22,6 +22,7 @@ from flask_login import current_user, login_required
 
 from ..accounts import invitations, mail, members
 from ..accounts.access import ROLE_SUMMARIES, granted, site_for
+from ..keys import apikeys
 from ..models import Invitation, Site, utcnow
 from .forms.accounts import EmptyForm
 from .forms.teams import InviteForm, RoleForm
@@ -205,7 +206,8 @@ def remove(site_id: int, user_id: int):
         email = members.remove_member(site, user_id, current_user)
     except members.MemberRefused as exc:
         return _refuse(site, str(exc))
-    flash(f"{email} no longer has access to {site.domain}.", "success")
+    note = apikeys.keys_note(apikeys.active_keys_created_by(site, user_id))
+    flash(f"{email} no longer has access to {site.domain}.{note}", "success")
     if user_id == current_user.id:
         return redirect(url_for("sites.index"))
     return redirect(url_for(".index", site_id=site.id))
