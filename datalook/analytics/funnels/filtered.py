@@ -31,20 +31,31 @@ def filtered_answer(
     filters: Sequence[Filter],
 ) -> FunnelAnswer:
     """The funnel over the range, its attempts starting in visits that pass the filters."""
+    rows = filtered_rows(session, site_id, definition, rng, filters)
+    return FunnelAnswer(compute(definition, rows, rng.start_utc, rng.end_utc), from_events(session))
+
+
+def filtered_rows(
+    session: Session,
+    site_id: int,
+    definition: FunnelDefinition,
+    rng: DateRange,
+    filters: Sequence[Filter],
+) -> Iterator[tuple]:
+    """The funnel's event rows (unsaved.event_rows) over the range and its window, a step-1
+    event of a visit that does not pass the filters no longer step 1 (an event without a
+    visitor, counted only as excluded, left out); all of them without filters."""
     start, end = rng.start_utc, rng.end_utc
-    allowed = passing_events(site_id, start, end, filters)
     rows = event_rows(session, site_id, definition, start, end + definition.window)
-
-    def kept() -> Iterator[tuple]:
-        """The rows, a step-1 event of a visit that does not pass no longer step 1 (an
-        event without a visitor, counted only as excluded, left out)."""
-        for row in rows:
-            event_id, visitor, at, mask = row[:4]
-            if start <= at < end and event_id not in allowed:
-                if not is_visitor(visitor):
-                    continue
-                if mask & 1:
-                    row = (event_id, visitor, at, mask & ~1, *row[4:])
-            yield row
-
-    return FunnelAnswer(compute(definition, kept(), start, end), from_events(session))
+    if not filters:
+        yield from rows
+        return
+    allowed = passing_events(site_id, start, end, filters)
+    for row in rows:
+        event_id, visitor, at, mask = row[:4]
+        if start <= at < end and event_id not in allowed:
+            if not is_visitor(visitor):
+                continue
+            if mask & 1:
+                row = (event_id, visitor, at, mask & ~1, *row[4:])
+        yield row
