@@ -8,7 +8,9 @@ PostgreSQL; funnel.json and a saved funnel; a bad value is refused naming `break
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections import defaultdict
 from datetime import timedelta
 from urllib.parse import urlencode
@@ -168,3 +170,40 @@ def test_a_bad_breakdown_is_a_400_naming_it(app, value):
         assert answer.status_code == 400
         (error,) = answer.get_json()["error"]["errors"]
         assert (error["field"], error["code"]) == ("breakdown", "invalid_breakdown")
+
+
+def test_the_saved_funnel_page_shows_the_breakdown(app):
+    client, site_id = owner_site(app)
+    events = make_events(4, ZoneInfo(ZONE))
+    with app.app_context():
+        store(site_id, events)
+        definition = parse_definition([json.dumps(s) for s in STEPS], "1h", "ordered")
+        funnel_id = repository.save(db.session(), site_id, "f", definition).id
+    plain = client.get(f"/sites/{site_id}/funnels/{funnel_id}?{args([])}")
+    assert plain.status_code == 200
+    text = plain.get_data(as_text=True)
+    assert 'id="funnel-breakdown"' not in text and "breakdown=channel" in text
+    for dimension, filters in CASES:
+        page = client.get(
+            f"/sites/{site_id}/funnels/{funnel_id}?{args(filters, breakdown=dimension)}"
+        )
+        assert page.status_code == 200
+        found = html_rows(page.get_data(as_text=True))
+        wanted = expected(events, dimension, filters)
+        assert found == {value: [f"{n:,}" for n in counts] for value, counts in wanted.items()}
+    # A bad one: the page without it, with a banner naming it.
+    bad = client.get(
+        f"/sites/{site_id}/funnels/{funnel_id}?breakdown=country", follow_redirects=True
+    )
+    assert bad.status_code == 200 and bad.request.args.get("breakdown") is None
+    assert "breakdown: breakdown must be one of channel, source" in bad.get_data(as_text=True)
+
+
+def html_rows(page: str) -> dict[str, list[str]]:
+    """The breakdown table's rows: value → the visitors per step as shown."""
+    table = page.split('id="funnel-breakdown"', 1)[1].split("</table>", 1)[0]
+    rows = {}
+    for row in re.findall(r'<tr data-value="([^"]*)">(.*?)</tr>', table, re.S):
+        cells = re.findall(r"<td>([^<]*)</td>", row[1])
+        rows[html.unescape(row[0])] = cells[:-1]  # the last one is the share from step 1
+    return rows

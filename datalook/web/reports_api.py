@@ -15,11 +15,11 @@ from werkzeug.exceptions import BadRequest
 from .. import live
 from ..accounts.access import current_principal, granted, site_or_404
 from ..analytics import backlog, freshness, journeys, money
-from ..analytics.backlog import Freshness, from_events
+from ..analytics.backlog import Freshness
 from ..analytics.funnels import repository, saved, unsaved
-from ..analytics.funnels.breakdown import broken_down, broken_down_json
+from ..analytics.funnels.breakdown import broken_down_json
 from ..analytics.funnels.definition import FunnelDefinition, definition_from_json
-from ..analytics.funnels.filtered import filtered_answer, filtered_rows
+from ..analytics.funnels.filtered import broken_down_answer, filtered_answer
 from ..analytics.funnels.models import Funnel
 from ..analytics.parameters import ParameterError
 from ..analytics.query import ReportQuery, parse
@@ -147,13 +147,10 @@ def _broken_down(
     site: Site, definition: FunnelDefinition, query: ReportQuery, dimension: str
 ) -> dict:
     """A funnel's answer with its breakdown by the step-1 visit's channel or source."""
-    session = db.session()
-    rows = filtered_rows(session, site.id, definition, query.range, query.filters)
-    rng = query.range
-    overall, per_value = broken_down(
-        session, site.id, definition, rows, rng.start_utc, rng.end_utc, dimension
+    answer, per_value = broken_down_answer(
+        db.session(), site.id, definition, query.range, query.filters, dimension
     )
-    return broken_down_json(overall, per_value, dimension, from_events(session), site.currency)
+    return broken_down_json(answer, per_value, dimension, site.currency)
 
 
 @bp.route("/funnel.json")

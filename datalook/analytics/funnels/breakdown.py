@@ -21,12 +21,11 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from ...acquisition.dimensions import NONE
-from ..backlog import Freshness
 from ..reports.raw_events import range_events, value_of
 from ..visitor_ids import is_visitor
 from .definition import FunnelDefinition
 from .matching import Progress, visitor_progress
-from .report import FunnelReport, summarise
+from .report import FunnelAnswer, FunnelReport, summarise
 
 #: The dimensions a funnel can be broken down by.
 DIMENSIONS = ("channel", "source")
@@ -88,15 +87,11 @@ def _entry_values(
 
 
 def broken_down_json(
-    overall: FunnelReport,
-    rows: list[tuple[str, FunnelReport]],
-    dimension: str,
-    freshness: Freshness,
-    currency: str,
+    answer: FunnelAnswer, rows: list[tuple[str, FunnelReport]], dimension: str, currency: str
 ) -> dict:
     """funnel.json's answer with `breakdown`: the dimension and per value its steps."""
     return {
-        **overall.as_json(currency),
+        **answer.as_json(currency),
         "breakdown": {
             "dimension": dimension,
             "rows": [
@@ -104,5 +99,4 @@ def broken_down_json(
                 for value, report in rows
             ],
         },
-        "freshness": freshness.as_json(),
     }

@@ -18,8 +18,9 @@ from ..backlog import from_events
 from ..ranges import DateRange
 from ..reports.visit_filter import passing_events
 from ..visitor_ids import is_visitor
+from .breakdown import broken_down
 from .definition import FunnelDefinition
-from .report import FunnelAnswer, compute
+from .report import FunnelAnswer, FunnelReport, compute
 from .unsaved import event_rows
 
 
@@ -33,6 +34,23 @@ def filtered_answer(
     """The funnel over the range, its attempts starting in visits that pass the filters."""
     rows = filtered_rows(session, site_id, definition, rng, filters)
     return FunnelAnswer(compute(definition, rows, rng.start_utc, rng.end_utc), from_events(session))
+
+
+def broken_down_answer(
+    session: Session,
+    site_id: int,
+    definition: FunnelDefinition,
+    rng: DateRange,
+    filters: Sequence[Filter],
+    dimension: str,
+) -> tuple[FunnelAnswer, list[tuple[str, FunnelReport]]]:
+    """The funnel over the range (after any filters) and per value of `dimension` (channel
+    or source of the step-1 visit) the funnel of the visitors who entered there."""
+    rows = filtered_rows(session, site_id, definition, rng, filters)
+    overall, per_value = broken_down(
+        session, site_id, definition, rows, rng.start_utc, rng.end_utc, dimension
+    )
+    return FunnelAnswer(overall, from_events(session)), per_value
 
 
 def filtered_rows(
