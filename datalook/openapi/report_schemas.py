@@ -442,13 +442,14 @@ def _live_schemas() -> dict:
         ),
         "LiveRefusal": _object(
             {
-                "kind": {"type": "string", "enum": ["refused", "duplicate"]},
+                "kind": {"type": "string", "enum": ["refused", "duplicate", "not_joined"]},
                 "id": {"type": "string", "pattern": "^r[0-9]+$"},
                 "time": time,
-                "status": {"type": "integer", "description": "204 for a duplicate."},
+                "status": {"type": "integer", "description": "The answer's status."},
                 "code": {
                     "type": "string",
-                    "description": "The envelope's code (`duplicate` for a duplicate).",
+                    "description": "The envelope's code (`duplicate`; `context_too_old` for "
+                    "a `not_joined` server event).",
                 },
                 "message": {"type": "string"},
                 "errors": {
