@@ -24,7 +24,11 @@ from tests.test_openapi_reports import problems
 from tests.test_postgres import pg_app  # noqa: F401 - the PostgreSQL fixture
 
 READ_RE = re.compile(r"dl_read_[A-Za-z0-9]{12}_[A-Za-z0-9]{38}")
-STEPS = [{"event_name": "pageview", "page_path": "/"}, {"event_name": "pageview"}]
+# The builder asks each page view step for its page ("/*": any page).
+STEPS = [
+    {"event_name": "pageview", "page_path": "/"},
+    {"event_name": "pageview", "page_path": "/*"},
+]
 EVENT = {"event_name": "pageview", "page_path": "/", "success_user_id": "u1"}
 
 
@@ -39,6 +43,7 @@ def report_paths(funnel_id: int) -> list[str]:
         "journeys.json?period=30d",
         "journeys/next.json?path=/&period=30d",
         "live.json",
+        "attribution.json?period=30d&model=first&dimension=channel",
         *(f"reports/{name}.csv?period=30d" for name in REPORTS),
     ]
 
@@ -111,7 +116,7 @@ def test_read_keys_on_every_report_endpoint(app, client, world):
             failures.append((url, "read", ok.status_code, ok.get_data(as_text=True)[:200]))
         if "Access-Control-Allow-Origin" in ok.headers:
             failures.append((url, "cors", ok.headers["Access-Control-Allow-Origin"]))
-        if path.startswith(("stats", "breakdown", "journeys.json", "funnels/")):
+        if path.startswith(("stats", "breakdown", "journeys.json", "funnels/", "attribution")):
             # The same report as its owner sees (freshness aside: it is the moment's).
             own = client.get(url).get_json()
             theirs = ok.get_json()
@@ -281,10 +286,12 @@ def test_the_docs_page_shows_examples_per_endpoint(app, client):
         "journeys.json",
         "journeys/next.json",
         "live.json",
+        "attribution.json",
         "reports/totals.csv",
     ):
         assert f"/sites/{site}/{path}" in html, path
-    assert html.count('class="dl-snippets"') == 8
+    assert html.count('class="dl-snippets"') == 9
+    assert "rule=paid-customer&amp;model=last&amp;dimension=source" in html
     assert 'class="pg-' in html  # highlighted by Pygments
     # Someone else's site id is not filled in (nor confirmed to exist).
     stranger = app.test_client()
@@ -310,6 +317,9 @@ def test_every_report_operation_declares_both_security_schemes(client):
     ]
     read = [name for group in query.REPORTS["csv"] for name in query.GROUP_PARAMETERS[group]]
     assert [p["name"] for p in named if p["in"] == "query"] == read
+    attribution = document["paths"]["/sites/{site_id}/attribution.json"]["get"]
+    assert attribution["operationId"] == "getAttribution"
+    assert attribution["security"] == [{"readKey": []}, {"sessionCookie": []}]
     for path, op in operations:
         assert op["security"] == [{"readKey": []}, {"sessionCookie": []}], path
         assert {"401", "404", "429"} <= set(op["responses"]), path
