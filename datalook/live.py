@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, func, select
 from .browser import bot_counts
 from .envelope import parameter_error
 from .extensions import db
-from .ingest.refusals import DUPLICATE, KEEP_FOR
+from .ingest.refusals import CONTEXT_TOO_OLD, DUPLICATE, KEEP_FOR
 from .ingest.schema import EVENT_NAMES, MAX_NAME, MAX_USER_ID, format_value
 from .models import ApiKey, Event, RefusedRequest, Site, utcnow
 
@@ -138,10 +138,12 @@ def _refusal_item(
     *,
     bodies: bool = True,
 ) -> dict:
-    """One refused request (or a duplicate, accepted but not stored again)."""
+    """One refused request (or a duplicate, accepted but not stored again; or an accepted
+    server event whose context was too old to join its visit: "not_joined")."""
     duplicate = row.code == DUPLICATE
+    noted = "not_joined" if row.code == CONTEXT_TOO_OLD else "refused"
     return {
-        "kind": "duplicate" if duplicate else "refused",
+        "kind": "duplicate" if duplicate else noted,
         "id": f"r{row.id}",
         "time": _iso(row.received_at),
         "status": row.status,

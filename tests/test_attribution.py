@@ -6,7 +6,9 @@ refused naming them."""
 
 from __future__ import annotations
 
+import html
 import random
+import re
 from collections import defaultdict
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -14,13 +16,13 @@ from fractions import Fraction
 from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 
 from datalook.analytics import identity
 from datalook.extensions import db
 from datalook.ingest import links
-from datalook.models import LINK_FROM_BROWSER, LINK_FROM_SERVER, Event, Site, User
-from tests.conftest import sign_up
+from datalook.models import LINK_FROM_BROWSER, LINK_FROM_SERVER, Event, Site, SuccessRule
+from tests.conftest import add_site, sign_up
 from tests.test_postgres import pg_app  # noqa: F401 - the fixture
 
 START = datetime(2026, 5, 1)
@@ -152,12 +154,12 @@ def engine_app(request):
     app = request.getfixturevalue("app" if request.param == "sqlite" else "pg_app")
     client = app.test_client()
     sign_up(client)
+    # Through the form, so that the owner is the site's member (the access rules ask that).
+    site_id = add_site(client, "shop.example")
     with app.app_context():
-        owner = db.session.scalar(select(User).order_by(User.id).limit(1))
-        site = Site(owner=owner, domain="shop.example", currency="EUR")
-        db.session.add(site)
+        db.session.get(Site, site_id).currency = "EUR"
         db.session.commit()
-        return app, client, site.id
+    return app, client, site_id
 
 
 def test_attribution_credits_the_joined_visits_as_the_rules_say(engine_app, monkeypatch):
@@ -233,14 +235,7 @@ BAD = [
 @pytest.mark.parametrize(("query", "field", "code"), BAD)
 def test_bad_parameters_are_refused_naming_them(client, query, field, code):
     sign_up(client)
-    with client.application.app_context():
-        site_id = db.session.scalar(select(Site.id).limit(1))
-        if site_id is None:
-            owner = db.session.scalar(select(User).limit(1))
-            site = Site(owner=owner, domain="bad.example")
-            db.session.add(site)
-            db.session.commit()
-            site_id = site.id
+    site_id = add_site(client, "bad.example")
     answer = client.get(f"/sites/{site_id}/attribution.json?{urlencode(query)}")
     assert answer.status_code == 400
     (error,) = answer.get_json()["error"]["errors"]
@@ -272,3 +267,46 @@ def test_the_dashboard_shows_revenue_by_source_for_its_range(engine_app):
     script = client.get("/static/attribution.js")
     assert script.status_code == 200
     script.close()
+
+
+def test_a_rule_page_shows_the_revenue_by_source_of_that_rule(engine_app):
+    app, client, site_id = engine_app
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        pytest.skip("a page of the dashboard, the same on either database")
+    day = datetime(2026, 5, 2)
+    with app.app_context():
+        for name in ("paid", "trial"):
+            db.session.add(SuccessRule(site_id=site_id, name=name, first_seen_at=day))
+        view = _row(
+            site_id, day, "pageview", "c:" + "1" * 32, "c:" + "1" * 32, "Newsletter", "Email", ""
+        )
+        paid = _row(
+            site_id,
+            day + timedelta(minutes=5),
+            "success",
+            "c:" + "1" * 32,
+            "c:" + "1" * 32,
+            "",
+            "Direct",
+            "",
+        )
+        paid.update(name="paid", success_value_micros=49_000_000)
+        trial = {**paid, "name": "trial", "success_value_micros": 5_000_000}
+        db.session.execute(insert(Event), [view, paid, trial])
+        db.session.commit()
+    answer = client.get(f"/sites/{site_id}/rules/edit?name=paid&from=2026-05-01&to=2026-05-03")
+    assert answer.status_code == 200
+    page = answer.get_data(as_text=True)
+    assert "Revenue by source" in page and 'data-model="first"' in page
+    match = re.search(r'data-attribution-url="([^"]+)"', page)
+    assert match is not None
+    url = html.unescape(match.group(1))
+    assert "rule=paid" in url and "from=2026-05-01" in url
+    # What the panel's script fetches for each model: only this rule's revenue.
+    for model in ("first", "last", "linear"):
+        body = client.get(f"{url}&model={model}").get_json()
+        assert body["rule"] == "paid"
+        assert [(r["value"], r["conversions"], r["revenue"]) for r in body["rows"]] == [
+            ("Newsletter", 1, "49.00")
+        ]
+    assert client.get(f"/sites/{site_id}/rules/edit?name=nope").status_code == 404

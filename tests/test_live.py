@@ -672,3 +672,34 @@ def test_the_dashboard_says_when_a_site_has_only_test_events(app, client, owner)
     # One counted event and the notice goes: the reports have something to show.
     client.post("/event", json=GOOD, headers=bearer(_key(app, owner).token))
     assert "Only test events so far" not in client.get(dashboard).get_data(as_text=True)
+
+
+def test_a_server_event_whose_context_is_too_old_to_join_is_noted(app, client, owner):
+    made = _key(app, owner)
+    headers = bearer(made.token)
+    context = {"ip": "198.51.100.7", "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0"}
+    old = utcnow() - timedelta(days=3)
+    body = {**GOOD, "context": context, "timestamp": old.isoformat() + "Z"}
+    answer = client.post("/event", json=body, headers=headers)
+    assert answer.status_code == 204 and answer.headers["DataLook-Visit-Not-Joined"] == "too-old"
+    fresh = {**GOOD, "context": context}  # today's context joins: nothing to note
+    batch = client.post("/events", json={"events": [fresh, body]}, headers=headers)
+    assert batch.get_json()["accepted"] == 2
+    note = (
+        f"context from {old.date().isoformat()} could not be joined: "
+        "only today and yesterday can be."
+    )
+    records = _refusals(app, owner)
+    assert [(r.status, r.code, r.message) for r in records] == [
+        (204, "context_too_old", note),
+        (200, "context_too_old", note),
+    ]
+    items = _feed(client, owner)["items"]
+    noted = [item for item in items if item["kind"] == "not_joined"]
+    assert [(n["code"], n["message"]) for n in noted] == [("context_too_old", note)] * 2
+    assert [n["key"]["key_id"] for n in noted] == [made.key_id] * 2
+    # The events themselves were stored and count, beside the notes.
+    assert sum(item["kind"] == "event" for item in items) == 3
+    # The address and User-Agent are kept nowhere, not in the note's excerpt either.
+    assert all("198.51.100.7" not in (n["excerpt"] or "") for n in noted)
+    assert all("Firefox" not in (n["excerpt"] or "") for n in noted)

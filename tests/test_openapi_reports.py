@@ -518,6 +518,14 @@ def test_stats_json_answers_as_documented(client, shop):
     assert body["rules"][0]["revenue"] == "9.990001"
 
 
+# A funnel's breakdown by the step-1 visit's channel or source, and a bad one.
+BREAKDOWNS = [
+    ({"breakdown": "channel", "period": "7d"}, 200, None),
+    ({"breakdown": "source"}, 200, None),
+    ({"breakdown": "country"}, 400, ("breakdown", "invalid_breakdown")),
+]
+
+
 def test_funnel_json_answers_as_documented(client, shop):
     site_id, _key, _funnel = shop
     document = spec(client)
@@ -527,6 +535,7 @@ def test_funnel_json_answers_as_documented(client, shop):
     cases += [(params, 400, ("step", code)) for params, code in BAD_STEPS]
     cases += [({**GOOD_STEPS, **p}, 400, (f, c)) for p, f, c in BAD_FUNNEL_OPTIONS]
     cases.append(({}, 400, ("step", "step_count")))
+    cases += [({**GOOD_STEPS, **p}, status, named) for p, status, named in BREAKDOWNS]
     url = f"/sites/{site_id}/funnel.json"
     assert run_table(client, document, f"{SITE}/funnel.json", url, cases) == []
     body = client.get(f"{url}?{urlencode(GOOD_STEPS, doseq=True)}&period=7d").get_json()
@@ -553,6 +562,7 @@ def test_saved_funnel_json_answers_as_documented(client, shop):
     document = spec(client)
     cases = [(params, 200, None) for params in GOOD_RANGES]
     cases += [(params, 400, (field, code)) for params, field, code in BAD_RANGES]
+    cases += BREAKDOWNS
     url = f"/sites/{site_id}/funnels/{funnel_id}.json"
     path = f"{SITE}/funnels/{{funnel_id}}.json"
     assert run_table(client, document, path, url, cases) == []

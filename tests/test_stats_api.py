@@ -42,6 +42,7 @@ def report_paths(funnel_id: int) -> list[str]:
         "journeys.json?period=30d",
         "journeys/next.json?path=/&period=30d",
         "live.json",
+        "attribution.json?period=30d&model=first&dimension=channel",
         *(f"reports/{name}.csv?period=30d" for name in REPORTS),
     ]
 
@@ -114,7 +115,7 @@ def test_read_keys_on_every_report_endpoint(app, client, world):
             failures.append((url, "read", ok.status_code, ok.get_data(as_text=True)[:200]))
         if "Access-Control-Allow-Origin" in ok.headers:
             failures.append((url, "cors", ok.headers["Access-Control-Allow-Origin"]))
-        if path.startswith(("stats", "breakdown", "journeys.json", "funnels/")):
+        if path.startswith(("stats", "breakdown", "journeys.json", "funnels/", "attribution")):
             # The same report as its owner sees (freshness aside: it is the moment's).
             own = client.get(url).get_json()
             theirs = ok.get_json()
@@ -284,10 +285,12 @@ def test_the_docs_page_shows_examples_per_endpoint(app, client):
         "journeys.json",
         "journeys/next.json",
         "live.json",
+        "attribution.json",
         "reports/totals.csv",
     ):
         assert f"/sites/{site}/{path}" in html, path
-    assert html.count('class="dl-snippets"') == 8
+    assert html.count('class="dl-snippets"') == 9
+    assert "rule=paid-customer&amp;model=last&amp;dimension=source" in html
     assert 'class="pg-' in html  # highlighted by Pygments
     # Someone else's site id is not filled in (nor confirmed to exist).
     stranger = app.test_client()
@@ -313,6 +316,9 @@ def test_every_report_operation_declares_both_security_schemes(client):
     ]
     read = [name for group in query.REPORTS["csv"] for name in query.GROUP_PARAMETERS[group]]
     assert [p["name"] for p in named if p["in"] == "query"] == read
+    attribution = document["paths"]["/sites/{site_id}/attribution.json"]["get"]
+    assert attribution["operationId"] == "getAttribution"
+    assert attribution["security"] == [{"readKey": []}, {"sessionCookie": []}]
     for path, op in operations:
         assert op["security"] == [{"readKey": []}, {"sessionCookie": []}], path
         assert {"401", "404", "429"} <= set(op["responses"]), path

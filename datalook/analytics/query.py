@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from ..acquisition.dimensions import Filter, FilterError, parse_dimension, parse_filter
 from ..models import Site
 from . import journeys
+from .funnels import breakdown as funnel_breakdown
 from .funnels.definition import FunnelDefinition, parse_definition
 from .parameters import ParameterError
 from .ranges import DateRange, site_range
@@ -55,6 +56,8 @@ class ReportQuery:
     rule: str | None = None
     model: str = "last"
     lookback: timedelta = attribution.DEFAULT_LOOKBACK
+    # A funnel's breakdown by the step-1 visit's channel or source (None: none).
+    funnel_breakdown: str | None = None
 
     @property
     def site_id(self) -> int:
@@ -214,6 +217,20 @@ def _attribution(site: Site, args: Mapping[str, str], now_utc: datetime | None) 
     return {"rule": rule, "model": model, "dimension": dimension, "lookback": lookback}
 
 
+def _funnel_breakdown(
+    site: Site, args: Mapping[str, str], now_utc: datetime | None
+) -> dict[str, Any]:
+    """A funnel's `breakdown`: channel or source of the visit of each visitor's step 1."""
+    value = (args.get("breakdown") or "").strip() or None
+    if value is not None and value not in funnel_breakdown.DIMENSIONS:
+        raise ParameterError(
+            "breakdown",
+            "invalid_breakdown",
+            f"breakdown must be one of {', '.join(funnel_breakdown.DIMENSIONS)}",
+        )
+    return {"funnel_breakdown": value}
+
+
 Parser = Callable[[Site, Mapping[str, str], datetime | None], dict[str, Any]]
 
 #: Each parameter group's parser.
@@ -227,6 +244,7 @@ GROUPS: dict[str, Parser] = {
     "dimension": _dimension,
     "paging": _paging,
     "attribution": _attribution,
+    "funnel_breakdown": _funnel_breakdown,
 }
 
 #: The query parameters each group reads (the OpenAPI document lists them per report).
@@ -240,6 +258,7 @@ GROUP_PARAMETERS: dict[str, tuple[str, ...]] = {
     "dimension": ("dimension",),
     "paging": ("limit", "offset"),
     "attribution": ("rule", "model", "dimension", "lookback"),
+    "funnel_breakdown": ("breakdown",),
 }
 
 #: The groups each report reads, in the order their errors are checked.
@@ -248,8 +267,8 @@ REPORTS: dict[str, tuple[str, ...]] = {
     "page": ("range", "key"),
     "csv": ("range", "key", "filters"),
     "breakdown": ("range", "dimension", "filters", "paging"),
-    "funnel": ("range", "steps", "filters"),
-    "saved_funnel": ("range", "filters"),
+    "funnel": ("range", "steps", "filters", "funnel_breakdown"),
+    "saved_funnel": ("range", "filters", "funnel_breakdown"),
     "journeys": ("range", "journey", "filters"),
     "next_steps": ("range", "journey", "path", "filters"),
     "attribution": ("range", "attribution", "filters"),

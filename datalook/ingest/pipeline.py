@@ -27,7 +27,7 @@ from ..ratelimit.rules import ApiLimits, key_limit_exceeded, with_limit_headers
 from ..sql.connections import HeldConnection
 from . import arrivals, links, schema, storage
 from .body import read_json
-from .refusals import DUPLICATE, RAW_BODY, RefusalRecorder
+from .refusals import CONTEXT_TOO_OLD, DUPLICATE, RAW_BODY, RefusalRecorder
 from .usage import UsageCounter
 
 # The answer's header when a context's address and User-Agent could join no visit: the
@@ -252,6 +252,7 @@ def one_event(call: Call) -> Answer:
     answer = NoContent()
     if too_old:
         answer.headers.append((NOT_JOINED, links.TOO_OLD))
+        _record_not_joined(call, 204, [event])
     if outcome == storage.DUPLICATE:
         answer.headers.append(("DataLook-Duplicate", "true"))
         _record_duplicates(call, 204, [event])
@@ -269,6 +270,21 @@ def _record_duplicates(call: Call, status: int, events: list[schema.Event]) -> N
             status,
             DUPLICATE,
             f"Duplicate event_id {event.event_id}: already stored, not counted again.",
+            raw=orjson.dumps(event.as_public_dict()),
+        )
+
+
+def _record_not_joined(call: Call, status: int, events: list[schema.Event]) -> None:
+    """Show in the live view, through the log, that an accepted server event's context
+    could not join its visit: its day's salt is gone (the answer's header says so too)."""
+    for event in events[:3]:
+        call.refusals.refused(
+            call.key,
+            call.now,
+            status,
+            CONTEXT_TOO_OLD,
+            f"context from {event.occurred_at.date().isoformat()} could not be joined: "
+            "only today and yesterday can be.",
             raw=orjson.dumps(event.as_public_dict()),
         )
 
@@ -354,4 +370,5 @@ def batch(call: Call) -> Answer:
     if too_old:
         events = ",".join(str(valid[index][0]) for index in too_old)
         answer.headers[NOT_JOINED] = f"{links.TOO_OLD}; events={events}"
+        _record_not_joined(call, 200, [valid[index][1] for index in too_old])
     return answer

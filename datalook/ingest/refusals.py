@@ -13,8 +13,9 @@ A flood of bad requests must neither fill the disk nor slow the good ones, so:
 * a thread of the process writes them in one transaction every FLUSH_INTERVAL seconds, off
   every request's path, then prunes each site it wrote to to its newest KEEP_PER_SITE
   records and KEEP_FOR (reads ignore older records too).
-Accepted events pay nothing here; duplicates (accepted, not stored again) are recorded
-the same way so the live view can show them.
+Accepted events pay nothing here; duplicates (accepted, not stored again) and server
+events whose context was too old to join their visit are recorded the same way so the live
+view can show them.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ MAX_ERRORS = 10
 # Where read_json leaves the raw body in the WSGI environ, for the excerpt of a refusal.
 RAW_BODY = "datalook.raw_body"
 DUPLICATE = "duplicate"
+# An accepted server event whose context names a day too old to join its visit.
+CONTEXT_TOO_OLD = "context_too_old"
 
 log = logging.getLogger(__name__)
 _table = cast(Table, RefusedRequest.__table__)

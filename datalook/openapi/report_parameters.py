@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ..acquisition import dimensions
 from ..analytics import journeys, query, ranges, sessions
+from ..analytics.funnels import breakdown as funnel_breakdown
 from ..analytics.funnels import definition as funnels
 from ..analytics.reports import attribution
 from ..analytics.reports.raw_events import SUPPORTED
@@ -90,6 +91,13 @@ ATTRIBUTION_ERRORS: dict[str, dict[str, str]] = {
     },
 }
 
+#: A funnel's breakdown error (query._funnel_breakdown).
+FUNNEL_BREAKDOWN_ERRORS: dict[str, dict[str, str]] = {
+    "breakdown": {
+        "invalid_breakdown": f"Not one of {', '.join(funnel_breakdown.DIMENSIONS)}.",
+    },
+}
+
 #: funnel.json's own errors (funnels.parse_definition), by parameter.
 FUNNEL_ERRORS: dict[str, dict[str, str]] = {
     "step": {
@@ -159,8 +167,11 @@ ENDPOINT_ERRORS: dict[str, tuple[str, dict[str, dict[str, str]]]] = {
         "invalid_request",
         _merge(RANGE_ERRORS, BREAKDOWN_ERRORS, FILTER_ERRORS),
     ),
-    "funnel": ("invalid_request", _merge(RANGE_ERRORS, FUNNEL_ERRORS)),
-    "saved_funnel": ("invalid_request", RANGE_ERRORS),
+    "funnel": (
+        "invalid_request",
+        _merge(RANGE_ERRORS, FUNNEL_ERRORS, FUNNEL_BREAKDOWN_ERRORS),
+    ),
+    "saved_funnel": ("invalid_request", _merge(RANGE_ERRORS, FUNNEL_BREAKDOWN_ERRORS)),
     "journeys": ("invalid_request", _merge(RANGE_ERRORS, JOURNEY_ERRORS)),
     "next_steps": (
         "invalid_request",
@@ -360,6 +371,19 @@ def _funnel_parameters() -> list:
     ]
 
 
+def _funnel_breakdown_parameters() -> list:
+    """A funnel's breakdown by the step-1 visit's acquisition."""
+    return [
+        _query(
+            "breakdown",
+            "Also count the funnel per value of the channel or source of the visit where "
+            "each visitor's step 1 happened (its first event's value): `breakdown.rows`, "
+            "one per value, whose steps add up to the funnel's.",
+            {"type": "string", "enum": list(funnel_breakdown.DIMENSIONS)},
+        )
+    ]
+
+
 def _funnel_id() -> dict:
     """The saved funnel, in the path."""
     return {
@@ -464,6 +488,7 @@ def _group_parameters(group: str) -> list:
         "dimension": _dimension_parameters(),
         "paging": _paging_parameters(),
         "attribution": _attribution_parameters(),
+        "funnel_breakdown": _funnel_breakdown_parameters(),
     }[group]
 
 

@@ -19,6 +19,7 @@ from ..config import DEFAULT_EXACT_EVENTS
 from ..ingest.schema import EVENT_NAMES, MAX_NAME, MAX_PATH
 from ..models import KEY_KIND_LIVE, KEY_KIND_READ, KEY_KIND_TEST
 from .common import MESSAGE, enum_description, ref
+from .funnel_breakdown import funnel_breakdown_schema
 from .report_parameters import CURSOR_PATTERN, ENDPOINT_ERRORS
 
 #: Money: an exact decimal string, never a float (negative values are allowed in events).
@@ -296,7 +297,7 @@ def _step_schema() -> dict:
 def _funnel_schemas() -> dict:
     """The schemas of funnel.json and funnels/{funnel_id}.json."""
     ratio = {"type": "number", "minimum": 0, "maximum": 1}
-    return {
+    report = {
         "FunnelStep": _step_schema(),
         "FunnelReport": _object(
             {
@@ -336,6 +337,10 @@ def _funnel_schemas() -> dict:
             }
         ),
     }
+    # Only with `breakdown` (the funnel per value of the step-1 visit's acquisition).
+    steps = report["FunnelReport"]["properties"]["steps"]
+    report["FunnelReport"]["properties"]["breakdown"] = funnel_breakdown_schema(steps)
+    return report
 
 
 def _journey_schemas() -> dict:
@@ -437,13 +442,14 @@ def _live_schemas() -> dict:
         ),
         "LiveRefusal": _object(
             {
-                "kind": {"type": "string", "enum": ["refused", "duplicate"]},
+                "kind": {"type": "string", "enum": ["refused", "duplicate", "not_joined"]},
                 "id": {"type": "string", "pattern": "^r[0-9]+$"},
                 "time": time,
-                "status": {"type": "integer", "description": "204 for a duplicate."},
+                "status": {"type": "integer", "description": "The answer's status."},
                 "code": {
                     "type": "string",
-                    "description": "The envelope's code (`duplicate` for a duplicate).",
+                    "description": "The envelope's code (`duplicate`; `context_too_old` for "
+                    "a `not_joined` server event).",
                 },
                 "message": {"type": "string"},
                 "errors": {

@@ -76,6 +76,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint("live", "The newest events (refused requests without their bodies)", "live.json", ()),
     Endpoint(
+        "attribution",
+        "Revenue of a success rule by the source of the visits that led to it",
+        "attribution.json",
+        (("period", "30d"), ("rule", "paid-customer"), ("model", "last"), ("dimension", "source")),
+    ),
+    Endpoint(
         "csv",
         "The totals as CSV (also series, rules, pages, breakdown)",
         "reports/totals.csv",

@@ -70,6 +70,7 @@
     what.setAttribute("data-label", "What");
     if (item.kind === "refused") { what.appendChild(badge("refused " + item.status, "refused")); }
     else if (item.kind === "duplicate") { what.appendChild(badge("duplicate", "duplicate")); }
+    else if (item.kind === "not_joined") { what.appendChild(badge("visit not joined", "duplicate")); }
     else { what.appendChild(badge("event", "event")); }
     if (item.test) { what.appendChild(document.createTextNode(" ")); what.appendChild(badge("test", "test")); }
     tr.appendChild(what);

@@ -360,7 +360,12 @@ def rule_display(site_id: int):
         flash(f"Success rule {name} saved.", "success")
         return redirect(url_for("dashboard.overview", site_id=site.id))
     status = 400 if form.errors else 200
-    return render_template("dashboard/rule.html", site=site, form=form, name=name), status
+    # The rule's revenue by source over the range in the URL (the dashboard's default
+    # otherwise); a bad range is answered like every page's (errors.py).
+    range_args = {**parse(site, request.args, "page").range.query_args(), "rule": name}
+    return render_template(
+        "dashboard/rule.html", site=site, form=form, name=name, range_args=range_args
+    ), status
 
 
 def _rule_id(site_id: int, name: str) -> int | None:

@@ -14,6 +14,7 @@ from ..accounts.access import site_for
 from ..analytics import freshness, journeys, kinds
 from ..analytics.backlog import notice
 from ..analytics.funnels import repository, saved
+from ..analytics.funnels.breakdown import DIMENSIONS as BREAKDOWNS
 from ..analytics.funnels.definition import (
     DEFAULT_WINDOW,
     MAX_STEPS,
@@ -22,8 +23,9 @@ from ..analytics.funnels.definition import (
     definition_from_json,
     parse_definition,
 )
-from ..analytics.funnels.filtered import filtered_answer
+from ..analytics.funnels.filtered import broken_down_answer, filtered_answer
 from ..analytics.funnels.models import Funnel
+from ..analytics.funnels.report import FunnelReport
 from ..analytics.funnels.repository import DuplicateName, FunnelGone
 from ..analytics.parameters import ParameterError
 from ..analytics.query import ReportQuery, parse
@@ -285,7 +287,12 @@ def report(site_id: int, funnel_id: int):
     query = _page_query(site, "saved_funnel")
     rng = query.range
     definition = definition_from_json(funnel.definition)
-    if query.filters:
+    by_value: list[tuple[str, FunnelReport]] = []
+    if query.funnel_breakdown:
+        answer, by_value = broken_down_answer(
+            db.session(), site.id, definition, rng, query.filters, query.funnel_breakdown
+        )
+    elif query.filters:
         answer = filtered_answer(db.session(), site.id, definition, rng, query.filters)
     else:
         answer = saved.saved_answer(
@@ -304,6 +311,9 @@ def report(site_id: int, funnel_id: int):
         bars=_bars(result),
         rng=rng,
         filters=[str(f) for f in query.filters],
+        breakdown=query.funnel_breakdown,
+        breakdowns=BREAKDOWNS,
+        by_value=by_value,
         periods=PERIODS,
         delete_form=EmptyForm(),
         duration=format_duration,

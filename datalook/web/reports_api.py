@@ -17,8 +17,9 @@ from ..accounts.access import current_principal, granted, site_or_404
 from ..analytics import backlog, freshness, journeys, money
 from ..analytics.backlog import Freshness
 from ..analytics.funnels import repository, saved, unsaved
-from ..analytics.funnels.definition import definition_from_json
-from ..analytics.funnels.filtered import filtered_answer
+from ..analytics.funnels.breakdown import broken_down_json
+from ..analytics.funnels.definition import FunnelDefinition, definition_from_json
+from ..analytics.funnels.filtered import broken_down_answer, filtered_answer
 from ..analytics.funnels.models import Funnel
 from ..analytics.parameters import ParameterError
 from ..analytics.query import ReportQuery, parse
@@ -142,12 +143,24 @@ def _site_funnel(site: Site, funnel_id: int) -> Funnel:
     return funnel
 
 
+def _broken_down(
+    site: Site, definition: FunnelDefinition, query: ReportQuery, dimension: str
+) -> dict:
+    """A funnel's answer with its breakdown by the step-1 visit's channel or source."""
+    answer, per_value = broken_down_answer(
+        db.session(), site.id, definition, query.range, query.filters, dimension
+    )
+    return broken_down_json(answer, per_value, dimension, site.currency)
+
+
 @bp.route("/funnel.json")
 @read_key_or_session
 def funnel_json(site_id: int):
     """An unsaved funnel over a date range."""
     site = _site(site_id)
     query = parse(site, request.args, "funnel")
+    if query.funnel_breakdown:
+        return json_response(_broken_down(site, query.steps, query, query.funnel_breakdown))
     if query.filters:
         answer = filtered_answer(db.session(), site.id, query.steps, query.range, query.filters)
         return json_response(answer.as_json(site.currency))
@@ -164,6 +177,8 @@ def saved_funnel_json(site_id: int, funnel_id: int):
     funnel = _site_funnel(site, funnel_id)
     query = parse(site, request.args, "saved_funnel")
     definition = definition_from_json(funnel.definition)
+    if query.funnel_breakdown:
+        return json_response(_broken_down(site, definition, query, query.funnel_breakdown))
     if query.filters:
         answer = filtered_answer(db.session(), site.id, definition, query.range, query.filters)
         return json_response(answer.as_json(site.currency))

@@ -105,6 +105,10 @@ def assert_one_converted_visitor(page, site_id: int) -> None:
     query = {"period": "today", "step": [json.dumps(s) for s in STEPS], "window": "24h"}
     funnel = report(page, site_id, "funnel", query)
     assert [step["visitors"] for step in funnel["steps"]] == [1, 1, 1], funnel
+    # Broken down by the source of the visit of step 1: the newsletter's.
+    by_source = report(page, site_id, "funnel", {**query, "breakdown": "source"})["breakdown"]
+    rows = [(r["value"], [s["visitors"] for s in r["steps"]]) for r in by_source["rows"]]
+    assert rows == [("Newsletter", [1, 1, 1])], by_source
     journeys = report(page, site_id, "journeys", {"period": "today"})
     assert sum(row["sessions"] for row in journeys["journeys"]) == 1, journeys
     for model in ("first", "last"):
@@ -138,6 +142,14 @@ def test_a_login_joins_the_anonymous_visit_to_the_backends_payment(
     expect(rows.first).to_contain_text("49.00 USD")
     page.get_by_role("button", name="Linear").click()
     expect(page.get_by_role("button", name="Linear")).to_have_attribute("aria-pressed", "true")
+    expect(rows.first).to_contain_text("Newsletter")
+    # The rule's own page shows that rule's revenue by source, the model a toggle too.
+    page.goto(f"/sites/{site_id}/rules/edit?name=paid-customer&period=today")
+    rows = page.locator("#revenue-by-source tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("49.00 USD")
+    page.get_by_role("button", name="First visit").click()
+    expect(page.get_by_role("button", name="First visit")).to_have_attribute("aria-pressed", "true")
     expect(rows.first).to_contain_text("Newsletter")
 
 

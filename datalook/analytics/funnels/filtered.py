@@ -18,8 +18,9 @@ from ..backlog import from_events
 from ..ranges import DateRange
 from ..reports.visit_filter import passing_events
 from ..visitor_ids import is_visitor
+from .breakdown import broken_down
 from .definition import FunnelDefinition
-from .report import FunnelAnswer, compute
+from .report import FunnelAnswer, FunnelReport, compute
 from .unsaved import event_rows
 
 
@@ -31,20 +32,48 @@ def filtered_answer(
     filters: Sequence[Filter],
 ) -> FunnelAnswer:
     """The funnel over the range, its attempts starting in visits that pass the filters."""
+    rows = filtered_rows(session, site_id, definition, rng, filters)
+    return FunnelAnswer(compute(definition, rows, rng.start_utc, rng.end_utc), from_events(session))
+
+
+def broken_down_answer(
+    session: Session,
+    site_id: int,
+    definition: FunnelDefinition,
+    rng: DateRange,
+    filters: Sequence[Filter],
+    dimension: str,
+) -> tuple[FunnelAnswer, list[tuple[str, FunnelReport]]]:
+    """The funnel over the range (after any filters) and per value of `dimension` (channel
+    or source of the step-1 visit) the funnel of the visitors who entered there."""
+    rows = filtered_rows(session, site_id, definition, rng, filters)
+    overall, per_value = broken_down(
+        session, site_id, definition, rows, rng.start_utc, rng.end_utc, dimension
+    )
+    return FunnelAnswer(overall, from_events(session)), per_value
+
+
+def filtered_rows(
+    session: Session,
+    site_id: int,
+    definition: FunnelDefinition,
+    rng: DateRange,
+    filters: Sequence[Filter],
+) -> Iterator[tuple]:
+    """The funnel's event rows (unsaved.event_rows) over the range and its window, a step-1
+    event of a visit that does not pass the filters no longer step 1 (an event without a
+    visitor, counted only as excluded, left out); all of them without filters."""
     start, end = rng.start_utc, rng.end_utc
-    allowed = passing_events(site_id, start, end, filters)
     rows = event_rows(session, site_id, definition, start, end + definition.window)
-
-    def kept() -> Iterator[tuple]:
-        """The rows, a step-1 event of a visit that does not pass no longer step 1 (an
-        event without a visitor, counted only as excluded, left out)."""
-        for row in rows:
-            event_id, visitor, at, mask = row[:4]
-            if start <= at < end and event_id not in allowed:
-                if not is_visitor(visitor):
-                    continue
-                if mask & 1:
-                    row = (event_id, visitor, at, mask & ~1, *row[4:])
-            yield row
-
-    return FunnelAnswer(compute(definition, kept(), start, end), from_events(session))
+    if not filters:
+        yield from rows
+        return
+    allowed = passing_events(site_id, start, end, filters)
+    for row in rows:
+        event_id, visitor, at, mask = row[:4]
+        if start <= at < end and event_id not in allowed:
+            if not is_visitor(visitor):
+                continue
+            if mask & 1:
+                row = (event_id, visitor, at, mask & ~1, *row[4:])
+        yield row
