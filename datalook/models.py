@@ -596,37 +596,3 @@ class AuditEntry(Model):
     events_deleted: Mapped[int | None] = mapped_column(Integer)
     details: Mapped[str | None] = mapped_column(Text)  # JSON object of further facts
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-
-
-class KeyReveal(Model):
-    """A new key's token, held for a few minutes so that a double submit or a reload of its
-    show-once page shows the same token again instead of losing it (keys/reveals.py).
-
-    Never in plaintext: encrypted with a key derived from the app's secret and the create
-    form's one-time nonce, which only the browser that posted it holds (the nonce itself is
-    stored hashed). The ciphertext is wiped when the few minutes are up.
-    """
-
-    __tablename__ = "key_reveals"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    nonce_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
-    ciphertext: Mapped[str | None] = mapped_column(String(400))
-    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
-
-
-class BotRequests(Model):
-    """Browser requests dropped as bots, per site, UTC day and bot name (e.g. HeadlessChrome),
-    counted in memory by each worker and written in batches (browser/bot_counts.py)."""
-
-    __tablename__ = "bot_requests"
-
-    site_id: Mapped[int] = mapped_column(
-        ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True
-    )
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    bot: Mapped[str] = mapped_column(String(64), primary_key=True)
-    requests: Mapped[int] = mapped_column(Integer, default=0)

@@ -27,12 +27,12 @@ from datalook.analytics.funnels import repository
 from datalook.analytics.funnels.definition import parse_definition
 from datalook.extensions import db
 from datalook.keys import apikeys
+from datalook.keys.models import KeyReveal
 from datalook.models import (
     ROLE_ADMIN,
     ROLE_OWNER,
     ROLE_VIEWER,
     Invitation,
-    KeyReveal,
     SharedLink,
     Site,
     SiteMember,
@@ -84,6 +84,10 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", f"{S}/journeys.json"): READ,
     ("GET", f"{S}/journeys/next.json"): READ,
     ("GET", f"{S}/attribution.json"): READ,
+    # The dashboard's panels read after a large range's page, and a panel's full list.
+    ("GET", f"{S}/panels"): READ,
+    ("GET", f"{S}/breakdown"): READ,
+    ("GET", f"{S}/breakdown.csv"): READ,
     ("GET", f"{S}/live.json"): READ,
     ("GET", f"{S}/reports/totals.csv"): READ,
     ("GET", f"{S}/reports/rules.csv"): READ,

@@ -10,8 +10,9 @@ from sqlalchemy import select
 
 from datalook.browser import bot_counts
 from datalook.browser.bots import bot_name
+from datalook.browser.models import BotRequests
 from datalook.extensions import db
-from datalook.models import BotRequests, Site, utcnow
+from datalook.models import Site, utcnow
 from tests.factories import event_count, make_site, make_user
 from tests.test_collect import CHROME, BrowserSite, collect
 from tests.test_event_api import event

@@ -12,7 +12,8 @@ from sqlalchemy import func, select, update
 
 from datalook.extensions import db
 from datalook.keys import reveals
-from datalook.models import ApiKey, KeyReveal, utcnow
+from datalook.keys.models import KeyReveal
+from datalook.models import ApiKey, utcnow
 from tests.conftest import add_site, csrf_from, post_form, sign_up
 
 TOKEN_RE = re.compile(r"dl_(?:live|test)_[A-Za-z0-9]{12}_[A-Za-z0-9]{38}")

@@ -20,6 +20,7 @@ from pygments.token import Error
 import datalook
 from datalook.keys import tokens
 from datalook.snippets import render as snippets
+from datalook.snippets import stats_api
 
 GOLDEN_DIR = Path(__file__).with_name("snippets_golden")
 GOLDEN_URL = "https://datalook.example/event"
@@ -89,7 +90,9 @@ def test_registry_has_twelve_runtimes_each_with_its_own_template():
     assert len(snippets.RUNTIMES) == 12
     assert len(set(KEYS)) == 12
     templates = {path.name for path in snippets.TEMPLATE_DIR.iterdir()}
-    assert templates == {runtime.template for runtime in snippets.RUNTIMES}
+    # The folder also holds the Stats API's examples (curl, Python, Node), a registry of their own.
+    expected = {runtime.template for runtime in snippets.RUNTIMES + stats_api.RUNTIMES}
+    assert templates == expected
     for runtime in snippets.RUNTIMES:
         get_lexer_by_name(runtime.lexer)
 

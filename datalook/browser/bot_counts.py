@@ -21,8 +21,9 @@ from typing import cast
 from sqlalchemy import Table, func, select
 from sqlalchemy.engine import Connection, Engine
 
-from ..models import BotRequests, Site
+from ..models import Site
 from ..sql.connections import upsert, write_lock
+from .models import BotRequests
 
 FLUSH_INTERVAL = 2.0  # seconds
 # Distinct (site, day, bot) buckets one worker holds at most between flushes: a flood of

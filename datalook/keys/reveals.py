@@ -23,7 +23,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from ..models import ApiKey, KeyReveal, utcnow
+from ..models import ApiKey, utcnow
+from .models import KeyReveal
 
 REVEAL_FOR = timedelta(minutes=10)
 # Rows outlive their ciphertext for a day: a late repost of the form still finds its key.

@@ -22,7 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from ..extensions import db
 from ..keys import apikeys, reveals
 from ..keys.apikeys import CreatedKey
-from ..models import ApiKey, KeyReveal, Site, utcnow
+from ..keys.models import KeyReveal
+from ..models import ApiKey, Site, utcnow
 from ..snippets import render as snippets
 from ..snippets import stats_api
 from .forms.accounts import KeyKindForm, RotateForm
