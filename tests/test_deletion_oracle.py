@@ -70,7 +70,8 @@ JOURNEYS = [{}, {"end": "/checkout", "steps": 3}, {"rule": "paid", "steps": 2}]
 
 @dataclass(frozen=True)
 class Sent:
-    """One stored event; `serial` is its event_id, the same on both sites."""
+    """One stored event; `serial` is its event_id, the same on both sites; `browser`:
+    sent by a browser (its page views make visits)."""
 
     serial: str
     visitor: str
@@ -81,6 +82,7 @@ class Sent:
     value: int | None
     plan: str | None
     test: bool
+    browser: bool = False
 
 
 def random_events(seed: int, bursts: int = 70) -> list[Sent]:
@@ -132,6 +134,7 @@ def store(site_id: int, events: list[Sent]) -> None:
                 "occurred_at": e.at,
                 "received_at": datetime(2026, 3, 1),
                 "is_test": e.test,
+                "from_browser": e.browser,
             }
             for e in events
         ],
