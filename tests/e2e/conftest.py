@@ -89,7 +89,9 @@ def screenshot(request) -> Callable:
     def take(page, name: str, readme: str | None = None) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{test_name}--{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        # A whole long page (the reports reference) takes a while to paint on a loaded machine:
+        # an availability bound, not a speed check.
+        page.screenshot(path=str(path), full_page=True, timeout=90_000)
         if readme and os.environ.get("DATALOOK_UPDATE_SCREENSHOTS") == "1":
             README_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(README_SCREENSHOTS / readme), animations="disabled")
