@@ -541,6 +541,27 @@ def test_form_limits_use_the_configured_storage(app, client, clock):
     assert storage.active_keys() == 2  # the address's window and the account's failures
 
 
+def test_an_app_with_limits_off_leaves_the_next_app_limited(tmp_path, migrated_db, make_app):
+    """RATELIMIT_ENABLED=False is one app's choice: the limiter is a process-wide object,
+    and an app created after it must still be limited, on its own storage."""
+    off = tmp_path / "limits-off"
+    off.mkdir()
+    shutil.copy(migrated_db, off / "datalook.db")
+    unlimited = _make_app(off, RATELIMIT_ENABLED=False)
+    with unlimited.app_context():
+        db.engine.dispose()
+    app = make_app()
+    assert limiter.enabled
+    storage = limiter.storage
+    assert isinstance(storage, MappedWindowStorage)
+    assert storage.path == str(tmp_path / "instance" / "ratelimit.window")
+    client = app.test_client()
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    data = {"email": "x@example.com", "password": "not the password", "csrf_token": token}
+    statuses = [client.post("/login", data=data).status_code for _ in range(11)]
+    assert statuses == [400] * 10 + [429]
+
+
 def test_a_flood_of_client_addresses_cannot_leave_a_key_unlimited(tmp_path, make_app):
     """Per-address limits take a slot per address, which anyone can multiply; the keys'
     windows have a table of their own, so a full address table leaves them limited."""

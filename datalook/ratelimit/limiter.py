@@ -32,6 +32,10 @@ def init_app(app: Flask) -> None:
         app.config.get("RATELIMIT_STORAGE_URI"), app.instance_path
     )
     app.config.setdefault("RATELIMIT_STRATEGY", "moving-window")
+    # The limiter is one object for the whole process, and flask-limiter takes an app's
+    # default for RATELIMIT_ENABLED from it: one app created with limits off would leave
+    # every later app unlimited and on the earlier app's storage. Each app decides for itself.
+    app.config.setdefault("RATELIMIT_ENABLED", True)
     # We emit exact headers ourselves (flask-limiter truncates Retry-After).
     app.config["RATELIMIT_HEADERS_ENABLED"] = False
     # A broken limiter must never turn into a 500: the storage falls back itself.
