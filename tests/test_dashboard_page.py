@@ -323,7 +323,9 @@ def test_the_site_tabs_hold_funnels_and_journeys(client, site):
         "API keys",
         "Share",
         "Privacy",
-    ]
+        "Members",
+        "Audit log",
+    ]  # an owner's tabs; weaker roles see fewer (tests/test_access_matrix.py)
 
 
 def test_a_filter_value_is_escaped_in_its_chip_and_kept_whole_in_links(client, site):
