@@ -43,7 +43,11 @@ def workers(server: LiveServer) -> set[int]:
 @pytest.fixture
 def server(tmp_path):
     """The production server with two workers."""
-    live = LiveServer(tmp_path / "instance", workers=2)
+    # A loaded machine can make an event's write wait past the default busy budget (a 503
+    # the API promises, with Retry-After); this test is about restarts, so the budget is wide.
+    live = LiveServer(
+        tmp_path / "instance", workers=2, extra_env={"SQLITE_BUSY_TIMEOUT_MS": "60000"}
+    )
     live.start()
     yield live
     live.stop()
