@@ -261,32 +261,45 @@ def one_event(call: Call) -> Answer:
     return answer
 
 
-def _record_duplicates(call: Call, status: int, events: list[schema.Event]) -> None:
-    """Show duplicates (accepted, not stored again) in the live view, through the log."""
+def _record_accepted(
+    call: Call,
+    status: int,
+    events: list[schema.Event],
+    code: str,
+    told: Callable[[schema.Event], str],
+) -> None:
+    """Show in the live view, through the log, something of accepted events (the first
+    three): duplicates not stored again, or contexts that could join no visit."""
     for event in events[:3]:
         call.refusals.refused(
-            call.key,
-            call.now,
-            status,
-            DUPLICATE,
-            f"Duplicate event_id {event.event_id}: already stored, not counted again.",
-            raw=orjson.dumps(event.as_public_dict()),
+            call.key, call.now, status, code, told(event), raw=orjson.dumps(event.as_public_dict())
         )
+
+
+def _record_duplicates(call: Call, status: int, events: list[schema.Event]) -> None:
+    """Show duplicates (accepted, not stored again) in the live view."""
+    _record_accepted(
+        call,
+        status,
+        events,
+        DUPLICATE,
+        lambda event: f"Duplicate event_id {event.event_id}: already stored, not counted again.",
+    )
 
 
 def _record_not_joined(call: Call, status: int, events: list[schema.Event]) -> None:
-    """Show in the live view, through the log, that an accepted server event's context
-    could not join its visit: its day's salt is gone (the answer's header says so too)."""
-    for event in events[:3]:
-        call.refusals.refused(
-            call.key,
-            call.now,
-            status,
-            CONTEXT_TOO_OLD,
-            f"context from {event.occurred_at.date().isoformat()} could not be joined: "
-            "only today and yesterday can be.",
-            raw=orjson.dumps(event.as_public_dict()),
-        )
+    """Show in the live view that an accepted server event's context could not join its
+    visit: its day's salt is gone (the answer's header says so too)."""
+    _record_accepted(
+        call,
+        status,
+        events,
+        CONTEXT_TOO_OLD,
+        lambda event: (
+            f"context from {event.occurred_at.date().isoformat()} could not be "
+            "joined: only today and yesterday can be."
+        ),
+    )
 
 
 def batch(call: Call) -> Answer:
