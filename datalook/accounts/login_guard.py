@@ -13,9 +13,7 @@ limit tells nothing about which accounts exist.
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
-import time
 from typing import cast
 
 from flask import current_app, request
@@ -26,6 +24,7 @@ from limits.storage import MovingWindowSupport
 from werkzeug.wrappers import Response
 
 from ..extensions import limiter
+from ..ratelimit import failures
 
 # Failed log-ins per account, from any address.
 ACCOUNT_FAILURE_LIMIT = parse("10 per 5 minutes")
@@ -35,7 +34,6 @@ SIGNUP_HOURLY_LIMIT = "30 per hour"
 DEVICE_COOKIE = "datalook_device"
 DEVICE_COOKIE_DAYS = 365
 _SCOPE = "login-account"
-log = logging.getLogger(__name__)
 
 signup_hourly_limit = limiter.limit(
     SIGNUP_HOURLY_LIMIT,
@@ -59,26 +57,16 @@ def _storage() -> MovingWindowSupport:
 
 def account_wait(email: str) -> int:
     """Seconds until this account accepts another attempt (0: now)."""
-    item = ACCOUNT_FAILURE_LIMIT
-    try:
-        window_start, used = _storage().get_moving_window(
-            _account_key(email), item.amount, item.get_expiry()
-        )
-    except Exception:  # a broken storage must not lock every owner out
-        log.exception("the account log-in limit could not be read; attempt allowed")
-        return 0
-    if used < item.amount:
-        return 0
-    return max(1, math.ceil(window_start + item.get_expiry() - time.time()))
+    return failures.wait_seconds(
+        _storage(), ACCOUNT_FAILURE_LIMIT, _account_key(email), "the account log-in limit"
+    )
 
 
 def record_failure(email: str) -> None:
     """Count one failed log-in against the account."""
-    item = ACCOUNT_FAILURE_LIMIT
-    try:
-        _storage().acquire_entry(_account_key(email), item.amount, item.get_expiry())
-    except Exception:
-        log.exception("a failed log-in could not be counted against its account")
+    failures.count_failure(
+        _storage(), ACCOUNT_FAILURE_LIMIT, _account_key(email), "a failed log-in"
+    )
 
 
 def locked_message(wait: int) -> str:

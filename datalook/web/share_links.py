@@ -11,10 +11,7 @@ both on the rate-limit storage.
 from __future__ import annotations
 
 import hashlib
-import logging
-import math
 import secrets
-import time
 from dataclasses import dataclass
 from typing import cast
 
@@ -31,6 +28,7 @@ from ..accounts import audit
 from ..accounts.passwords import check_password, hash_password
 from ..extensions import db, limiter
 from ..models import SharedLink, Site, utcnow
+from ..ratelimit import failures
 
 #: Wrong passwords per link, from any address, before it waits.
 LINK_FAILURE_LIMIT = parse("10 per 5 minutes")
@@ -39,7 +37,6 @@ ADDRESS_LIMIT = "10 per minute"
 COOKIE = "datalook_share"
 COOKIE_DAYS = 7
 _SCOPE = "share-password"
-log = logging.getLogger(__name__)
 
 share_password_limit = limiter.limit(
     ADDRESS_LIMIT,
@@ -133,26 +130,18 @@ def _link_key(link: SharedLink) -> str:
 
 def link_wait(link: SharedLink) -> int:
     """Seconds until the link accepts another password attempt (0: now)."""
-    item = LINK_FAILURE_LIMIT
-    try:
-        start, used = _storage().get_moving_window(_link_key(link), item.amount, item.get_expiry())
-    except Exception:  # a broken storage must not lock every visitor out
-        log.exception("the shared link's password limit could not be read; attempt allowed")
-        return 0
-    if used < item.amount:
-        return 0
-    return max(1, math.ceil(start + item.get_expiry() - time.time()))
+    return failures.wait_seconds(
+        _storage(), LINK_FAILURE_LIMIT, _link_key(link), "the shared link's password limit"
+    )
 
 
 def check(link: SharedLink, password: str) -> bool:
     """Check a password (bcrypt); a wrong one counts against the link."""
     if link.password_hash and check_password(password, link.password_hash):
         return True
-    item = LINK_FAILURE_LIMIT
-    try:
-        _storage().acquire_entry(_link_key(link), item.amount, item.get_expiry())
-    except Exception:
-        log.exception("a wrong shared-link password could not be counted")
+    failures.count_failure(
+        _storage(), LINK_FAILURE_LIMIT, _link_key(link), "a wrong shared-link password"
+    )
     return False
 
 
