@@ -11,7 +11,7 @@ from ..analytics import catch_up as derive
 from ..analytics.rollups import fold as summaries
 from ..extensions import db
 from ..keys import apikeys
-from . import demo_seed as seed
+from . import demo_write
 from .common import CommandGroup, site_by_domain
 
 demo = CommandGroup("demo", help="Demo data.")
@@ -20,11 +20,12 @@ demo = CommandGroup("demo", help="Demo data.")
 @demo.command("seed")
 @click.option("--site", "domain", required=True)
 @click.option("--events", type=click.IntRange(1, 100_000_000), required=True)
-@click.option("--days", type=click.IntRange(1, 3650), default=30, show_default=True)
+@click.option("--days", type=click.IntRange(1, 3650), default=90, show_default=True)
 @click.option("--visitors", type=click.IntRange(1), help="Distinct users (default: events/10).")
 def demo_seed(domain: str, events: int, days: int, visitors: int | None) -> None:
-    """Write realistic generated sessions of events into a site, then fold them into the
-    summaries and derive sessions and saved funnels."""
+    """Write realistic generated sessions of events into a site (with their identity links
+    and, on a site without events, their sessions), then fold them into the summaries and
+    derive the kind index and saved funnels."""
     site = site_by_domain(domain)
     # Demo events come from a key of the site, as server events do.
     key_id = (
@@ -34,7 +35,10 @@ def demo_seed(domain: str, events: int, days: int, visitors: int | None) -> None
     engine = db.engine
     db.session.close()
     started = time.monotonic()
-    written = seed.write(engine, site_id, key_id, events, days, visitors or max(1, events // 10))
+    written = demo_write.write(
+        engine, db.session(), site_id, key_id, events, days, visitors or max(1, events // 10)
+    )
+    db.session.close()
     wrote = time.monotonic() - started
     folded = summaries.catch_up(engine, current_app.instance_path, batch=20_000)
     folded_at = time.monotonic()
@@ -43,9 +47,9 @@ def demo_seed(domain: str, events: int, days: int, visitors: int | None) -> None
     db.session.close()
     done = time.monotonic()
     click.echo(
-        f"Seeded {written:,} events into {shown} in {wrote:.1f} s;"
+        f"Seeded {written:,} events with their links and sessions into {shown} in {wrote:.1f} s;"
         f" {_folded_in_words(folded)} in {folded_at - started - wrote:.1f} s;"
-        f" derived sessions and saved funnels ({derived['sessions']:,} events)"
+        f" derived the kind index, sessions and saved funnels ({_passed(derived)})"
         f" in {done - folded_at:.1f} s; {done - started:.1f} s in all"
     )
 
@@ -56,3 +60,11 @@ def _folded_in_words(folded: int) -> str:
     if folded == 0:
         return "the report summaries already held them (the running server's fold added them)"
     return f"added {folded:,} events to the report summaries"
+
+
+def _passed(derived: dict[str, int]) -> str:
+    """How many events each derivation passed over (the seed stores the sessions of a new
+    site itself: the sessions then pass over none)."""
+    return (
+        ", ".join(f"{name} {count:,}" for name, count in derived.items() if count) or "nothing left"
+    )

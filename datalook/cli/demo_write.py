@@ -1,0 +1,251 @@
+"""Store the generated demo events at bulk speed, with their links and their sessions.
+
+Events go in large executemany batches (COPY on PostgreSQL) through SQLAlchemy Core, with
+the visitor_links rows they make, already applied (the events are stored as the identity
+links leave them). The seed knows the sessions it generates: on a site without events it
+derives them as it writes (analytics.sessions' own fold, in time order) instead of reading
+the events back, and stores them with the sessions' cursor moved past the new events, in
+one transaction that first checks that no other event came in between and that nothing
+else moved the cursor. Otherwise (events already in the site, or a running fold or report
+derived some of the new events meanwhile) the site's sessions are derived again from the
+events, as a rebuild does, and the ordinary catch-up does the rest. The CLI then folds the
+summaries and derives the kind index and saved funnels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import cast
+
+from sqlalchemy import Engine, Table, func, insert, select
+from sqlalchemy.orm import Session
+
+from ..analytics import cursors, sessions, settled
+from ..analytics.funnels.models import VisitorSession
+from ..ingest.arrivals import COLUMNS as ACQUISITION
+from ..models import Event, SuccessRule, VisitorLink, utcnow
+from ..sql.connections import write_lock
+from .demo_seed import RULES, Chunk, Generated, generate
+
+_COLUMNS = [
+    "site_id",
+    "api_key_id",
+    "event_name",
+    "name",
+    "page_path",
+    "visitor_id",
+    "success_user_id",
+    "success_value_micros",
+    "properties",
+    "occurred_at",
+    "received_at",
+    "from_browser",
+    *ACQUISITION,
+    "anonymous_id",
+]
+_AT = _COLUMNS.index("occurred_at")
+# Fixed column names; the values are bound as parameters.
+_NAMES, _MARKS = ", ".join(_COLUMNS), ", ".join("?" * len(_COLUMNS))
+_SQLITE_INSERT = f"INSERT INTO events ({_NAMES}) VALUES ({_MARKS})"  # noqa: S608
+_sessions = cast(Table, VisitorSession.__table__)
+_links = cast(Table, VisitorLink.__table__)
+
+
+def row_of(site_id: int, key_id: int | None, start: datetime, event: Generated) -> tuple:
+    """An events row (in _COLUMNS order) of a generated event: a browser's without a key."""
+    at = start + timedelta(seconds=event.offset)
+    browser = event.from_browser
+    return (
+        site_id,
+        None if browser else key_id,
+        event.kind,
+        event.name,
+        event.page,
+        event.visitor,
+        event.user,
+        event.micros,
+        event.props,
+        at,
+        at,
+        browser,
+        *event.columns,
+        event.anonymous_id,
+    )
+
+
+def rows_of(site_id: int, key_id: int | None, chunk: Chunk) -> list[tuple]:
+    """The events rows of a chunk."""
+    return [row_of(site_id, key_id, chunk.start, event) for event in chunk.events]
+
+
+class SessionTracker:
+    """The sessions of events fed in time order (analytics.sessions' fold): the open
+    session of each visitor, closed once no later event can extend it."""
+
+    def __init__(self, site_id: int) -> None:
+        self.site_id = site_id
+        self.open: dict[str, sessions.SessionState] = {}
+
+    def add(self, rows: list[tuple]) -> list[dict]:
+        """Fold a chunk's rows; the visitor_sessions rows of the sessions it closed."""
+        closed: list[sessions.SessionState] = []
+        open_ = self.open
+        for row in rows:
+            visitor, at = row[5], row[_AT]
+            state = open_.get(visitor)
+            if state is not None and at - state.ended_at > sessions.GAP:
+                closed.append(state)
+                state = None
+            if state is None:
+                state = open_[visitor] = sessions.SessionState(visitor, at, at)
+            event = sessions.SessionEvent(at, 0, row[2], row[4], row[3], row[11])
+            sessions.fold(state, event)
+        if rows:  # no later event can extend a session that ended GAP before this one
+            last = rows[-1][_AT]
+            for visitor, state in list(open_.items()):
+                if last - state.ended_at > sessions.GAP:
+                    closed.append(open_.pop(visitor))
+        return [sessions.to_row(self.site_id, state) for state in closed]
+
+    def finish(self) -> list[dict]:
+        """The rows of the sessions still open."""
+        rows = [sessions.to_row(self.site_id, state) for state in self.open.values()]
+        self.open.clear()
+        return rows
+
+
+def _sqlite_row(row: tuple) -> tuple:
+    """A row with its times as the text SQLAlchemy stores in SQLite (microseconds always)."""
+    at = row[_AT].isoformat(" ", "microseconds")
+    return (*row[:_AT], at, at, *row[_AT + 2 :])
+
+
+def _copy_rows(connection, rows: list[tuple]) -> None:
+    """PostgreSQL: COPY the rows into events (far faster than INSERT)."""
+    cursor = connection.connection.driver_connection.cursor()
+    with cursor.copy(f"COPY events ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _insert_events(connection, rows: list[tuple]) -> None:
+    """Insert a chunk of events rows."""
+    if connection.dialect.name == "postgresql":
+        _copy_rows(connection, rows)
+    else:
+        # SQLite: plain tuples, times already in SQLAlchemy's text form (its per-row
+        # parameter processing cost more than the INSERT itself).
+        connection.exec_driver_sql(_SQLITE_INSERT, [_sqlite_row(row) for row in rows])
+
+
+def _insert_links(connection, site_id: int, links: list[tuple]) -> None:
+    """Insert links already applied to the events (not pending)."""
+    if links:
+        connection.execute(
+            insert(_links),
+            [
+                {
+                    "site_id": site_id,
+                    "anonymous_id": anonymous_id,
+                    "user_id": user_id,
+                    "origin": origin,
+                    "day": day,
+                    "created_at": made_at,
+                    "pending": False,
+                }
+                for anonymous_id, user_id, origin, day, made_at in links
+            ],
+        )
+
+
+def _insert_sessions(connection, rows: list[dict]) -> None:
+    """Insert visitor_sessions rows."""
+    if rows:
+        connection.execute(insert(_sessions), rows)
+
+
+def _newest_id(bind) -> int:
+    """The largest event id (0 without events)."""
+    return int(bind.scalar(select(func.max(Event.id))) or 0)
+
+
+def write(
+    engine: Engine,
+    session: Session,
+    site_id: int,
+    key_id: int | None,
+    events: int,
+    days: int,
+    visitors: int,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Write the generated events, their links and (on a site without events) their
+    sessions; return how many events."""
+    sessions.catch_up(session)  # what was pending before: the sessions cursor stands at it
+    seen = cursors.DERIVED.read(session, sessions.CURSOR)
+    direct = seen is not None and not session.scalar(
+        select(Event.id).where(Event.site_id == site_id).limit(1)
+    )
+    before = _newest_id(session)
+    session.rollback()
+    tracker = SessionTracker(site_id)
+    written = 0
+    for chunk in generate(events, days, visitors):
+        rows = rows_of(site_id, key_id, chunk)
+        made = tracker.add(rows) if direct else []
+        with write_lock(engine.dialect, engine.url.database), engine.begin() as connection:
+            _insert_events(connection, rows)
+            _insert_links(connection, site_id, chunk.links)
+            _insert_sessions(connection, made)
+        written += len(rows)
+        if progress:
+            progress(written)
+    _register_rules(engine, site_id, days)
+    if direct and seen is not None:
+        _store_sessions(session, site_id, seen, before, written, tracker.finish())
+    return written
+
+
+def _store_sessions(
+    session: Session, site_id: int, seen: cursors.Position, before: int, written: int, rest
+) -> None:
+    """Store the last sessions and move the sessions' cursor past the new events, if the
+    new events follow the cursor alone and nothing moved it; else derive the site's
+    sessions again from its events (a running fold or report took some of them)."""
+    bind = session.get_bind()
+    with write_lock(bind.dialect, bind.engine.url.database):
+        newest = _newest_id(session)
+        others = session.scalar(
+            select(func.count()).where(Event.id > before, Event.site_id != site_id)
+        )
+        alone = seen.last_event_id == before and newest - before == written and not others
+        if alone and cursors.DERIVED.claim(session, sessions.CURSOR, seen, newest):
+            _insert_sessions(session.connection(), rest)
+            settled.bump(session.connection(), sessions.GENERATION)
+            session.commit()
+            return
+        session.rollback()
+    with write_lock(bind.dialect, bind.engine.url.database):
+        position = cursors.hold(session, sessions.CURSOR)
+        sessions.rederive(session, site_id, None, None, position)
+        session.commit()
+
+
+def _register_rules(engine: Engine, site_id: int, days: int) -> None:
+    """Register the demo's success rules that the site does not know yet."""
+    with engine.begin() as connection:
+        known = set(
+            connection.execute(
+                SuccessRule.__table__.select()
+                .with_only_columns(SuccessRule.name)
+                .where(SuccessRule.site_id == site_id)
+            ).scalars()
+        )
+        fresh = [name for name, _, _ in RULES if name not in known]
+        if fresh:
+            first = utcnow() - timedelta(days=days)
+            connection.execute(
+                insert(cast(Table, SuccessRule.__table__)),
+                [{"site_id": site_id, "name": n, "first_seen_at": first} for n in fresh],
+            )
