@@ -176,7 +176,7 @@ def test_seed_leaves_the_site_folded_and_derived(any_app):
         args=["demo", "seed", "--site", "example.com", "--events", "4000", "--days", "3"]
     )
     assert result.exit_code == 0, result.output
-    assert "derived sessions and saved funnels" in result.output
+    assert "derived the kind index, sessions and saved funnels" in result.output
     # What the fold did, in plain words (not "folded 0", which read like a failure).
     assert "added 4,000 events to the report summaries" in result.output
     with app.app_context():

@@ -34,6 +34,7 @@ QUIET = timedelta(hours=2)
 KEPT_STEPS = 10
 CUT_WIDTH = 5
 CURSOR = "sessions"
+_CUT = f"%0{CUT_WIDTH}d"  # one end offset, zero-padded
 
 
 @dataclass(frozen=True)
@@ -79,17 +80,29 @@ class SessionState:
 
 def fold(state: SessionState, event: SessionEvent) -> None:
     """Add one event (at or after the session's last one) to the session."""
+    fold_values(state, event.at, event.event_name, event.page_path, event.name, event.from_browser)
+
+
+def fold_values(
+    state: SessionState,
+    at: datetime,
+    event_name: str,
+    page_path: str,
+    name: str | None,
+    from_browser: bool,
+) -> None:
+    """fold() of an event given by its values (a bulk writer that has no SessionEvent)."""
     state.events += 1
-    state.browser_pageviews += int(event.browser_pageview)
-    state.ended_at = max(state.ended_at, event.at)
-    if not state.tail or state.tail[-1] != event.page_path:
+    state.browser_pageviews += int(event_name == "pageview" and from_browser)
+    state.ended_at = max(state.ended_at, at)
+    if not state.tail or state.tail[-1] != page_path:
         state.path_count += 1
         if len(state.head) < KEPT_STEPS:
-            state.head.append(event.page_path)
-        state.tail.append(event.page_path)
+            state.head.append(page_path)
+        state.tail.append(page_path)
         del state.tail[:-KEPT_STEPS]
-    if event.event_name == "success" and event.name and event.name not in state.rules:
-        state.rules.append(event.name)
+    if event_name == "success" and name and name not in state.rules:
+        state.rules.append(name)
 
 
 def build(visitor_id: str, events: list[SessionEvent]) -> list[SessionState]:
@@ -110,7 +123,7 @@ def encode_steps(steps: list[str]) -> tuple[str, str]:
         end += len(step) + 1
         cuts.append(end)
     cuts += [len(text)] * (KEPT_STEPS - len(cuts))
-    return text, "".join(f"{c:0{CUT_WIDTH}d}" for c in cuts)
+    return text, "".join([_CUT % cut for cut in cuts])
 
 
 def decode_steps(text: str) -> list[str]:

@@ -182,7 +182,9 @@ def session_events(
     that whether a link is made is known when its anonymous events are written."""
     arrival, device = _pick(rng, _ARRIVAL_WEIGHTS), _pick(rng, _DEVICE_WEIGHTS)
     country = _draw(rng, _COUNTRY_TABLE)
-    anonymous_id = f"c:{rng.getrandbits(128):032x}"
+    # A day's cookieless id is a keyed hash (any 32 hex digits); the seed's begin with the
+    # session's start, so that its inserts into the events' index of them stay local.
+    anonymous_id = f"c:{int(at):08x}{rng.getrandbits(96):024x}"
     identified = rng.random() < IDENTIFIED_SHARE
     user = _user(rng, visitors)
     props = None

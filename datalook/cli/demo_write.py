@@ -48,6 +48,7 @@ _AT = _COLUMNS.index("occurred_at")
 # Fixed column names; the values are bound as parameters.
 _NAMES, _MARKS = ", ".join(_COLUMNS), ", ".join("?" * len(_COLUMNS))
 _SQLITE_INSERT = f"INSERT INTO events ({_NAMES}) VALUES ({_MARKS})"  # noqa: S608
+SQLITE_CACHE_KIB = 512 * 1024
 _sessions = cast(Table, VisitorSession.__table__)
 _links = cast(Table, VisitorLink.__table__)
 
@@ -90,17 +91,16 @@ class SessionTracker:
     def add(self, rows: list[tuple]) -> list[dict]:
         """Fold a chunk's rows; the visitor_sessions rows of the sessions it closed."""
         closed: list[sessions.SessionState] = []
-        open_ = self.open
+        open_, gap, fold = self.open, sessions.GAP, sessions.fold_values
         for row in rows:
             visitor, at = row[5], row[_AT]
             state = open_.get(visitor)
-            if state is not None and at - state.ended_at > sessions.GAP:
+            if state is not None and at - state.ended_at > gap:
                 closed.append(state)
                 state = None
             if state is None:
                 state = open_[visitor] = sessions.SessionState(visitor, at, at)
-            event = sessions.SessionEvent(at, 0, row[2], row[4], row[3], row[11])
-            sessions.fold(state, event)
+            fold(state, at, row[2], row[4], row[3], row[11])
         if rows:  # no later event can extend a session that ended GAP before this one
             last = rows[-1][_AT]
             for visitor, state in list(open_.items()):
@@ -142,8 +142,9 @@ def _insert_events(connection, rows: list[tuple]) -> None:
 def _insert_links(connection, site_id: int, links: list[tuple]) -> None:
     """Insert links already applied to the events (not pending)."""
     if links:
-        connection.execute(
-            insert(_links),
+        _insert(
+            connection,
+            _links,
             [
                 {
                     "site_id": site_id,
@@ -162,7 +163,40 @@ def _insert_links(connection, site_id: int, links: list[tuple]) -> None:
 def _insert_sessions(connection, rows: list[dict]) -> None:
     """Insert visitor_sessions rows."""
     if rows:
-        connection.execute(insert(_sessions), rows)
+        _insert(connection, _sessions, rows)
+
+
+# Columns stored as text on SQLite, in SQLAlchemy's form.
+_TIMES = {"started_at", "ended_at", "created_at"}
+_DAYS = {"day"}
+
+
+def _insert(connection, table: Table, rows: list[dict]) -> None:
+    """Insert rows (dicts with the same keys). On SQLite as plain tuples with the times
+    already in SQLAlchemy's text form: its per-row parameter processing cost more than
+    the INSERT itself."""
+    if connection.dialect.name != "sqlite":
+        connection.execute(insert(table), rows)
+        return
+    names = list(rows[0])
+    times = [n in _TIMES for n in names]
+    days = [n in _DAYS for n in names]
+    marks = ", ".join("?" * len(names))
+    statement = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"  # noqa: S608
+    connection.exec_driver_sql(
+        statement,
+        [
+            tuple(
+                value.isoformat(" ", "microseconds")
+                if time
+                else value.isoformat()
+                if day
+                else value
+                for value, time, day in zip(row.values(), times, days, strict=True)
+            )
+            for row in rows
+        ],
+    )
 
 
 def _newest_id(bind) -> int:
@@ -195,6 +229,10 @@ def write(
         rows = rows_of(site_id, key_id, chunk)
         made = tracker.add(rows) if direct else []
         with write_lock(engine.dialect, engine.url.database), engine.begin() as connection:
+            if engine.dialect.name == "sqlite":
+                # The new events' indexes (the anonymous ids' above all) take random pages:
+                # a cache that holds them saves reading them again for each chunk.
+                connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
             _insert_events(connection, rows)
             _insert_links(connection, site_id, chunk.links)
             _insert_sessions(connection, made)
