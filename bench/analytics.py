@@ -8,10 +8,17 @@ process), logs in, and times, measured by a client on loopback (whole HTTP round
 
 1. the dashboard page and stats.json for Last 30 days, Last 90 days and All time, on both
    sites (the small one must not be slowed by the large one);
-2. a saved 4-step funnel on the large site: saved through the builder form, its first
+2. on the large site over Last 30 days, where visitors come from: breakdown.json
+   unfiltered (channel, source, page, country, device), breakdown.json and stats.json with
+   one filter and with two (FILTERS), and attribution.json of the seed's paid rule by source
+   (models first, last and linear);
+3. a saved 4-step funnel on the large site: saved through the builder form, its first
    derivation timed (`flask funnels catch-up` right after the save, beside the fold
    process), then over Last 30 days the saved funnel's JSON, the same funnel unsaved
    (funnel.json) and the journeys report (journeys.json).
+
+After seeding, when this version has `flask analytics store build` (the columnar copy the
+acquisition reports read), it is built (`--all`) and its time recorded.
 
 p50 and p99 over --requests (stats) or --funnel-requests (funnels) requests after one
 warm-up each. Prints a table with the targets and writes bench/results/analytics.json.
@@ -19,7 +26,8 @@ A benchmark, not a test.
 
 With --database postgresql://USER@HOST:PORT/DB the same run goes to a fresh database made
 on that server (and dropped afterwards) instead of SQLite. With --instance DIR it reuses an
-instance folder seeded as this bench seeds (SQLite; the saved funnel is deleted at the end).
+instance folder seeded as this bench seeds (SQLite; the saved funnel is deleted at the end), or
+seeds it first when it holds no database yet (and keeps it); --seed-only stops after seeding.
 With --lock FILE each timed phase holds an exclusive flock on FILE (a shared machine).
 """
 
@@ -53,6 +61,12 @@ PERIODS = [("30d", "Last 30 days"), ("90d", "Last 90 days"), ("all", "All time")
 TARGET_P50_MS, TARGET_P99_MS = 150.0, 400.0
 # Funnels and journeys over Last 30 days: p50 targets (no p99 target).
 FUNNEL_TARGETS_MS = {"saved funnel": 300.0, "unsaved funnel": 3000.0, "journeys": 500.0}
+# Where visitors come from, Last 30 days on the large site: (p50, p99) targets in ms.
+UNFILTERED_MS, FILTERED_MS, ATTRIBUTION_MS = (150.0, 400.0), (1000.0, 2000.0), (1000.0, 2000.0)
+BREAKDOWNS = ["channel", "source", "page", "country", "device"]
+FILTERS = [["channel==Organic Search"], ["channel==Organic Search", "device==mobile"]]
+PAID_RULE = "paid-customer"  # the seed's paid rule
+MODELS = ["first", "last", "linear"]
 EMAIL, PASSWORD = "bench@example.com", "bench pw 1234"
 WINDOW = "24h"
 STEPS = [
@@ -232,6 +246,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="time the dashboard and stats.json only (a first funnel derivation at 10M is long)",
     )
+    parser.add_argument(
+        "--seed-only", action="store_true", help="seed (into --instance) and build, time nothing"
+    )
+    parser.add_argument(
+        "--acquisition-requests",
+        type=int,
+        default=20,
+        help="timed requests per breakdown, filtered and attribution URL",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--output", type=Path, default=RESULTS, help="the JSON result file")
     return parser.parse_args(argv)
@@ -268,6 +291,28 @@ def seed_sites(env: dict[str, str], options: argparse.Namespace) -> dict:
     return seeded
 
 
+def build_store(env: dict[str, str], options: argparse.Namespace) -> dict | None:
+    """Build the columnar copy of the settled events (`flask analytics store build --all`)
+    when this version has it; its seconds and output (None without the command)."""
+    probe = subprocess.run(
+        [*FLASK, "analytics", "store", "build", "--help"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if probe.returncode != 0:
+        print("No `flask analytics store build` in this version: nothing to build.", flush=True)
+        return None
+    print("Building the columnar copy (flask analytics store build --all) ...", flush=True)
+    with held(options.lock):
+        t0 = time.monotonic()
+        out = cli(env, "analytics", "store", "build", "--all")
+        built = {"seconds": round(time.monotonic() - t0, 1), "output": out.strip()[-2000:]}
+    print(f"  built in {built['seconds']} s: {out.strip()[-300:]}", flush=True)
+    return built
+
+
 def time_reports(session, server_url: str, ids: dict[str, int], options) -> list[dict]:
     """The dashboard page and stats.json of each period on both sites."""
     rows = []
@@ -283,6 +328,51 @@ def time_reports(session, server_url: str, ids: dict[str, int], options) -> list
                         f" p50 {figures['p50_ms']:8.1f} ms   p99 {figures['p99_ms']:8.1f} ms",
                         flush=True,
                     )
+    return rows
+
+
+def acquisition_urls(site_url: str) -> list[tuple[str, str, tuple[float, float]]]:
+    """(what, URL, (p50, p99) target in ms) of the acquisition scenarios, Last 30 days."""
+    urls = []
+    for dimension in BREAKDOWNS:
+        query = urlencode({"dimension": dimension, "period": "30d"})
+        urls.append((f"breakdown {dimension}", f"{site_url}/breakdown.json?{query}", UNFILTERED_MS))
+    for filters in FILTERS:
+        args = [("period", "30d"), *(("filter", f) for f in filters)]
+        n = f"{len(filters)} filter{'s' if len(filters) > 1 else ''}"
+        query = urlencode([*args, ("dimension", "source")])
+        urls.append((f"breakdown source, {n}", f"{site_url}/breakdown.json?{query}", FILTERED_MS))
+        urls.append((f"stats.json, {n}", f"{site_url}/stats.json?{urlencode(args)}", FILTERED_MS))
+    for model in MODELS:
+        query = urlencode(
+            {"rule": PAID_RULE, "model": model, "dimension": "source", "period": "30d"}
+        )
+        url = f"{site_url}/attribution.json?{query}"
+        urls.append((f"attribution {model}, source", url, ATTRIBUTION_MS))
+    return urls
+
+
+def time_acquisition(session, site_url: str, options) -> list[dict]:
+    """Breakdowns, filtered reports and attribution on the large site, Last 30 days."""
+    rows = []
+    with held(options.lock):
+        for what, url, (p50, p99) in acquisition_urls(site_url):
+            figures = timed(session, url, options.acquisition_requests)
+            rows.append(
+                {
+                    "site": BIG,
+                    "period": "Last 30 days",
+                    "what": what,
+                    **figures,
+                    "target_p50_ms": p50,
+                    "target_p99_ms": p99,
+                }
+            )
+            print(
+                f"  {BIG:<22} {'Last 30 days':<14} {what:<32}"
+                f" p50 {figures['p50_ms']:8.1f} ms   p99 {figures['p99_ms']:8.1f} ms",
+                flush=True,
+            )
     return rows
 
 
@@ -372,12 +462,16 @@ def time_funnels(session, env, site_url: str, options) -> tuple[dict, list[dict]
 
 def verdicts(rows: list[dict]) -> tuple[list[str], bool]:
     """The table's lines (with targets) and whether every target of the big site is met."""
-    lines = [f"{'site':<22} {'range':<14} {'what':<15}{'p50 ms':>9}{'p99 ms':>9}  target"]
+    lines = [f"{'site':<22} {'range':<14} {'what':<32}{'p50 ms':>9}{'p99 ms':>9}  target"]
     ok = True
     for row in rows:
         target = ""
         if row["site"] == BIG:
-            if row["what"] in FUNNEL_TARGETS_MS:
+            if "target_p50_ms" in row:
+                p50, p99 = row["target_p50_ms"], row["target_p99_ms"]
+                met = row["p50_ms"] <= p50 and row["p99_ms"] <= p99
+                target = f"p50 <= {p50:.0f}, p99 <= {p99:.0f}: {'ok' if met else 'MISS'}"
+            elif row["what"] in FUNNEL_TARGETS_MS:
                 goal = FUNNEL_TARGETS_MS[row["what"]]
                 met = row["p50_ms"] <= goal
                 target = f"p50 <= {goal:.0f}: {'ok' if met else 'MISS'}"
@@ -389,7 +483,7 @@ def verdicts(rows: list[dict]) -> tuple[list[str], bool]:
                 )
             ok &= met
         lines.append(
-            f"{row['site']:<22} {row['period']:<14} {row['what']:<15}"
+            f"{row['site']:<22} {row['period']:<14} {row['what']:<32}"
             f"{row['p50_ms']:>9.1f}{row['p99_ms']:>9.1f}  {target}"
         )
     return lines, ok
@@ -425,30 +519,48 @@ def main(argv: list[str] | None = None) -> int:
             tmpdir / "server.log",
             ("GET", "/healthz", None),
         )
-        results: dict = {"started": started.isoformat(), "commit": git_commit()}
+        results: dict = {
+            "started": started.isoformat(),
+            "commit": git_commit(),
+            "load_before": os.getloadavg(),
+        }
         try:
-            if options.instance:
+            if options.instance and (instance / "datalook.db").exists():
                 results["seeded"] = f"reused instance {options.instance.name}"
             else:
                 results["seeded"] = seed_sites(env, options)
-            server.start(options.workers)
-            session = logged_in(server.url)
-            ids = site_ids(env)
-            rows = time_reports(session, server.url, ids, options)
-            results["timings"] = rows
-            if not options.skip_funnels:
-                site_url = f"{server.url}/sites/{ids[BIG]}"
-                derivation, funnel_rows, _ = time_funnels(session, env, site_url, options)
-                results["funnel_derivation"] = derivation
-                results["timings"] += funnel_rows
+                results["store_build"] = build_store(env, options)
+            results["timings"] = []
+            if not options.seed_only:
+                results["load_before_timings"] = os.getloadavg()
+                server.start(options.workers)
+                time_everything(server.url, env, options, results)
         finally:
             server.stop()
-            if options.instance:
+            if options.instance and not options.seed_only:
                 delete_funnels(env)
             if database_url:
                 _pg_drop(database_url, admin)
     results["database"] = "postgresql" if options.database else "sqlite"
     results["load_after"] = os.getloadavg()
+    return report(results, options)
+
+
+def time_everything(server_url: str, env: dict[str, str], options, results: dict) -> None:
+    """Log in and time every scenario, into results["timings"]."""
+    session = logged_in(server_url)
+    ids = site_ids(env)
+    results["timings"] = time_reports(session, server_url, ids, options)
+    site_url = f"{server_url}/sites/{ids[BIG]}"
+    results["timings"] += time_acquisition(session, site_url, options)
+    if not options.skip_funnels:
+        derivation, funnel_rows, _ = time_funnels(session, env, site_url, options)
+        results["funnel_derivation"] = derivation
+        results["timings"] += funnel_rows
+
+
+def report(results: dict, options) -> int:
+    """Write the JSON file and print the table; 0 if every target of the big site is met."""
     options.output.parent.mkdir(parents=True, exist_ok=True)
     options.output.write_text(json.dumps(results, indent=2))
     lines, ok = verdicts(results["timings"])
