@@ -523,6 +523,7 @@ def main(argv: list[str] | None = None) -> int:
             "started": started.isoformat(),
             "commit": git_commit(),
             "load_before": os.getloadavg(),
+            "big_events": options.events,
         }
         try:
             if options.instance and (instance / "datalook.db").exists():

@@ -1,9 +1,10 @@
-"""The ingestion figures of `make bench` in one table: `python -m bench.summary`.
+"""The figures of `make bench` in one table: `python -m bench.summary`.
 
-Reads what bench.run (bench/results/latest.json) and bench.flood (bench/results/flood.json)
-wrote, and prints each figure with its target, whether it is met, and the commit and load
-average of the run that measured it. Exit status 0 when every figure it found meets its
-target, 1 otherwise, 2 when a result file is missing.
+Reads what bench.run (bench/results/latest.json), bench.flood (bench/results/flood.json)
+and bench.analytics (bench/results/analytics.json) wrote, and prints each figure with its
+target, whether it is met, and the commit and load average of the run that measured it.
+Exit status 0 when every figure it found meets its target, 1 otherwise, 2 when a result
+file is missing.
 """
 
 from __future__ import annotations
@@ -108,25 +109,88 @@ def _flood_rows(flood: dict) -> list[tuple[str, str, str, bool, str, str]]:
     return rows
 
 
+SEED_TARGET_S = 300.0
+
+
+def _analytics_rows(analytics: dict) -> list[tuple[str, str, str, bool, str, str]]:
+    """(figure, value, target, met, commit, load) from bench.analytics's report: the seed of
+    the large site, the columnar copy's build, and every timed row of the large site that
+    has a target (p50 / p99 in ms)."""
+    from bench.analytics import BIG, FUNNEL_TARGETS_MS, TARGET_P50_MS, TARGET_P99_MS
+
+    commit = analytics["commit"]
+    before = analytics.get("load_before", analytics.get("load_before_timings", [0.0]))
+    load = f"{before[0]:.2f} → {analytics['load_after'][0]:.2f}"
+    rows = []
+    scale = f"{analytics.get('big_events', 10_000_000) / 1e6:g}M"
+    seeded = analytics.get("seeded")
+    if isinstance(seeded, dict) and BIG in seeded:
+        seconds = seeded[BIG]["seconds"]
+        rows.append(
+            (
+                f"flask demo seed, {seeded[BIG]['events']:,} events (s)",
+                f"{seconds:.0f}",
+                f"≤ {SEED_TARGET_S:.0f}",
+                seconds <= SEED_TARGET_S,
+                commit,
+                load,
+            )
+        )
+    built = analytics.get("store_build")
+    if built:
+        rows.append(
+            (
+                "flask analytics store build --all (s)",
+                f"{built['seconds']:.0f}",
+                "—",
+                True,
+                commit,
+                load,
+            )
+        )
+    for row in analytics.get("timings", []):
+        if row["site"] != BIG:
+            continue
+        if "target_p50_ms" in row:
+            p50, p99 = row["target_p50_ms"], row["target_p99_ms"]
+        elif row["what"] in FUNNEL_TARGETS_MS:
+            p50, p99 = FUNNEL_TARGETS_MS[row["what"]], float("inf")
+        else:
+            p50, p99 = TARGET_P50_MS, TARGET_P99_MS
+        target = f"{p50:,.0f} / {p99:,.0f}" if p99 != float("inf") else f"{p50:,.0f} / —"
+        rows.append(
+            (
+                f"{row['what']}, {row['period']}, {scale} (p50 / p99 ms)",
+                f"{row['p50_ms']:,.0f} / {row['p99_ms']:,.0f}",
+                target,
+                row["p50_ms"] <= p50 and row["p99_ms"] <= p99,
+                commit,
+                load,
+            )
+        )
+    return rows
+
+
 def main() -> int:
     """Print the table; 0 if every figure found meets its target."""
     run, flood = _load("latest.json"), _load("flood.json")
+    analytics = _load("analytics.json")
     rows = (_run_rows(run) if run else []) + (_flood_rows(flood) if flood else [])
+    rows += _analytics_rows(analytics) if analytics else []
     if not rows:
         print("no results yet: run `make bench BENCHES='run flood'` first", file=sys.stderr)
         return 2
-    print(
-        "\nDataLook ingestion, every figure of `make bench` (load average: 1 min, before → after)"
-    )
-    header = f"{'figure':<68} {'value':<34} {'target':<10} {'met':<4} {'commit':<14} load"
+    print("\nDataLook, every figure of `make bench` (load average: 1 min, before → after)")
+    header = f"{'figure':<68} {'value':<34} {'target':<13} {'met':<4} {'commit':<14} load"
     print(header)
     print("-" * len(header))
     for figure, value, target, met, commit, load in rows:
         print(
-            f"{figure:<68} {value:<34} {target:<10} {'yes' if met else 'NO':<4} "
+            f"{figure:<68} {value:<34} {target:<13} {'yes' if met else 'NO':<4} "
             f"{commit or '?':<14} {load}"
         )
-    missing = [name for name, found in (("bench.run", run), ("bench.flood", flood)) if not found]
+    results = (("bench.run", run), ("bench.flood", flood), ("bench.analytics", analytics))
+    missing = [name for name, found in results if not found]
     if missing:
         print(f"(not run: {', '.join(missing)})")
         return 2
