@@ -218,14 +218,14 @@ def write(
     sessions; return how many events."""
     sessions.catch_up(session)  # what was pending before: the sessions cursor stands at it
     seen = cursors.DERIVED.read(session, sessions.CURSOR)
-    direct = seen is not None and not session.scalar(
-        select(Event.id).where(Event.site_id == site_id).limit(1)
-    )
+    stored = session.scalar(select(func.count()).where(Event.site_id == site_id)) or 0
+    direct = seen is not None and not stored
     before = _newest_id(session)
     session.rollback()
     tracker = SessionTracker(site_id)
     written = 0
-    for chunk in generate(events, days, visitors):
+    # The same data for a new site every time; another seed into a site gets other browsers.
+    for chunk in generate(events, days, visitors, seed=1 + stored):
         rows = rows_of(site_id, key_id, chunk)
         made = tracker.add(rows) if direct else []
         with write_lock(engine.dialect, engine.url.database), engine.begin() as connection:
