@@ -189,14 +189,19 @@ def site_ids(env: dict[str, str]) -> dict[str, int]:
 
 
 def timed(session: requests.Session, url: str, n: int) -> dict:
-    """p50 and p99 (ms) of n GETs after one warm-up; every answer must be 200."""
-    session.get(url, timeout=600).raise_for_status()
+    """p50 and p99 (ms) of n GETs after one warm-up; every answer must be 200 (the first
+    that is not is recorded as the row's error, without figures, and the bench goes on)."""
     times = []
-    for _ in range(n):
-        started = time.perf_counter()
-        answer = session.get(url, timeout=600)
-        times.append((time.perf_counter() - started) * 1000)
-        answer.raise_for_status()
+    try:
+        session.get(url, timeout=600).raise_for_status()
+        for _ in range(n):
+            started = time.perf_counter()
+            answer = session.get(url, timeout=600)
+            times.append((time.perf_counter() - started) * 1000)
+            answer.raise_for_status()
+    except requests.RequestException as error:
+        print(f"  {url}: {error}", flush=True)
+        return {"p50_ms": None, "p99_ms": None, "n": len(times), "error": str(error)[:300]}
     times.sort()
     p99 = times[min(len(times) - 1, round(0.99 * (len(times) - 1)))]
     return {"p50_ms": round(statistics.median(times), 1), "p99_ms": round(p99, 1), "n": n}
@@ -324,8 +329,7 @@ def time_reports(session, server_url: str, ids: dict[str, int], options) -> list
                     figures = timed(session, url, options.requests)
                     rows.append({"site": domain, "period": label, "what": what, **figures})
                     print(
-                        f"  {domain:<22} {label:<14} {what:<15}"
-                        f" p50 {figures['p50_ms']:8.1f} ms   p99 {figures['p99_ms']:8.1f} ms",
+                        f"  {domain:<22} {label:<14} {what:<15} {_shown(figures)}",
                         flush=True,
                     )
     return rows
@@ -369,11 +373,17 @@ def time_acquisition(session, site_url: str, options) -> list[dict]:
                 }
             )
             print(
-                f"  {BIG:<22} {'Last 30 days':<14} {what:<32}"
-                f" p50 {figures['p50_ms']:8.1f} ms   p99 {figures['p99_ms']:8.1f} ms",
+                f"  {BIG:<22} {'Last 30 days':<14} {what:<32} {_shown(figures)}",
                 flush=True,
             )
     return rows
+
+
+def _shown(figures: dict) -> str:
+    """A timed row's figures in words (or its error)."""
+    if figures["p50_ms"] is None:
+        return f"failed: {figures['error'][:80]}"
+    return f"p50 {figures['p50_ms']:8.1f} ms   p99 {figures['p99_ms']:8.1f} ms"
 
 
 _WAIT_DERIVED = """
@@ -453,8 +463,7 @@ def time_funnels(session, env, site_url: str, options) -> tuple[dict, list[dict]
             figures = timed(session, url, options.funnel_requests)
             rows.append({"site": BIG, "period": "Last 30 days", "what": what, **figures})
             print(
-                f"  {BIG:<22} {'Last 30 days':<14} {what:<15}"
-                f" p50 {figures['p50_ms']:8.1f} ms   p99 {figures['p99_ms']:8.1f} ms",
+                f"  {BIG:<22} {'Last 30 days':<14} {what:<15} {_shown(figures)}",
                 flush=True,
             )
     return derivation, rows, funnel_id
@@ -466,6 +475,13 @@ def verdicts(rows: list[dict]) -> tuple[list[str], bool]:
     ok = True
     for row in rows:
         target = ""
+        if row["p50_ms"] is None:
+            ok &= row["site"] != BIG
+            lines.append(
+                f"{row['site']:<22} {row['period']:<14} {row['what']:<32}"
+                f"{'—':>9}{'—':>9}  failed: {row['error'][:60]}"
+            )
+            continue
         if row["site"] == BIG:
             if "target_p50_ms" in row:
                 p50, p99 = row["target_p50_ms"], row["target_p99_ms"]

@@ -158,6 +158,12 @@ def _analytics_rows(analytics: dict) -> list[tuple[str, str, str, bool, str, str
         else:
             p50, p99 = TARGET_P50_MS, TARGET_P99_MS
         target = f"{p50:,.0f} / {p99:,.0f}" if p99 != float("inf") else f"{p50:,.0f} / —"
+        if row["p50_ms"] is None:
+            failed = f"failed: {row['error'][:24]}"
+            rows.append(
+                (f"{row['what']}, {row['period']}, {scale}", failed, target, False, commit, load)
+            )
+            continue
         rows.append(
             (
                 f"{row['what']}, {row['period']}, {scale} (p50 / p99 ms)",
