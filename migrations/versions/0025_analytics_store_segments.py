@@ -39,9 +39,27 @@ def upgrade():
         "ix_store_segments_site_span", "analytics_store_segments", ["site_id", "span_start"]
     )
     op.create_index("ix_store_segments_site_lo", "analytics_store_segments", ["site_id", "lo"])
+    op.create_table(
+        "analytics_store_edges",
+        sa.Column(
+            "token",
+            sa.String(32),
+            sa.ForeignKey("analytics_store_segments.token", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column("visitor_id", sa.String(260), primary_key=True),
+        sa.Column("lo", sa.DateTime(), primary_key=True),
+        sa.Column("site_id", sa.Integer(), nullable=False),
+        sa.Column("hi", sa.DateTime(), nullable=False),
+    )
+    op.create_index(
+        "ix_store_edges_site_visitor", "analytics_store_edges", ["site_id", "visitor_id"]
+    )
 
 
 def downgrade():
+    op.drop_index("ix_store_edges_site_visitor", table_name="analytics_store_edges")
+    op.drop_table("analytics_store_edges")
     op.drop_index("ix_store_segments_site_lo", table_name="analytics_store_segments")
     op.drop_index("ix_store_segments_site_span", table_name="analytics_store_segments")
     op.drop_table("analytics_store_segments")

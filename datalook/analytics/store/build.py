@@ -1,18 +1,19 @@
 """Building the store's segments: the copy's rows of spans whose events are settled.
 
 A segment is one site's UTC day (days that ended) or UTC hour (hours of a day that has not
-ended yet, built as they end), built once GAP has passed since its end (a visit across it
-has then most likely ended). A day is built at once when it holds few events; a larger
-one hour by hour (each build stays short: the fold process calls this between its folds,
-within a budget), and its 24 valid hours are then compacted into the day (their files
-concatenated: a day's rows are its hours' rows, each row carrying its whole visit).
+ended yet, built as they end), built once SETTLE has passed since its end. A day is built
+at once when it holds few events; a larger one hour by hour (each build stays short: the
+fold process calls this between its folds, within a budget), and its 24 valid hours are
+then compacted into the day (their files concatenated: a day's rows are its hours' rows,
+each row carrying its whole visit).
 
 Newest spans first. A build reads the store's cursor (invalidate.CURSOR) first, then the
-rows (rows.rows_for), and stores its row only if, under the writers' lock, the cursor's
-version is still the one it read (no deletion, no rebuild, no invalidation meanwhile) and
-no counted event past the cursor lies within GAP of what it read (the cursor has not seen
-it yet; once it does, it deletes the segment). Otherwise the file is dropped and the span
-is built again on a later call. So a stored segment has exactly rows_for's rows.
+rows (rows.rows_for), and stores its row and edges (store.edges) only if, under the
+writers' lock, the cursor's version is still the one it read (no deletion, no rebuild, no
+invalidation meanwhile) and no counted event past the cursor could change the rows (the
+cursor has not seen it yet; once it does, it deletes the segment). Otherwise the file is
+dropped and the span is built again on a later call. So a stored segment has exactly
+rows_for's rows.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import delete, exists, func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from ...models import Event, Site, utcnow
@@ -33,14 +34,19 @@ from ...sql.connections import write_lock
 from .. import cursors
 from ..sessions import GAP
 from . import files
+from .edges import Edge, Seen, changes, edges_of
 from .invalidate import CURSOR
-from .models import StoreSegment
+from .models import StoreEdge, StoreSegment
 from .rows import rows_for
 
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
-# A span is built once this long has passed since its end.
-SETTLE = GAP
+# A span is built once this long has passed since its end: the events sent just before it
+# ended are in by then, and most visits across its end have ended (a visit that goes on
+# invalidates it: it is built again).
+SETTLE = timedelta(minutes=5)
+# Past this many events not yet seen by the store's cursor, a build stores nothing.
+UNSEEN_LIMIT = 10_000
 # A day with at most this many events is built in one go (else hour by hour).
 DAY_AT_ONCE_EVENTS = 20_000
 
@@ -210,7 +216,7 @@ def _build_span(
     if table.num_rows:
         files.write(path, table)
     row = Segment(token, store, item.site_id, item.start, item.end, lo, hi, table.num_rows)
-    _settle(session, row, path, progress, seen=seen)
+    _settle(session, row, edges_of(table, item.start, item.end), path, progress, seen=seen)
 
 
 def _compact(
@@ -235,12 +241,32 @@ def _compact(
     lo, hi = min(r.lo for r in hours), max(r.hi for r in hours)
     events = sum(r.events for r in hours)
     row = Segment(token, store, item.site_id, item.start, item.end, lo, hi, events)
-    _settle(session, row, path, progress, hours=[r.token for r in hours])
+    edges = _day_edges(session, [r.token for r in hours], item.start, item.end)
+    _settle(session, row, edges, path, progress, hours=[r.token for r in hours])
+
+
+def _day_edges(session: Session, hours: list[str], start: datetime, end: datetime) -> list[Edge]:
+    """A day's edges from its hours' (the visits near the day's start or end)."""
+    found = {
+        Edge(*row)
+        for row in session.execute(
+            select(StoreEdge.visitor_id, StoreEdge.lo, StoreEdge.hi).where(
+                StoreEdge.token.in_(hours)
+            )
+        )
+    }
+    session.rollback()
+    latest: dict[tuple[str, datetime], Edge] = {}
+    for edge in sorted(found):  # one per visit (the widest, should two hours disagree)
+        if edge.lo - GAP < start or edge.hi + GAP >= end:
+            latest[edge.visitor, edge.lo] = edge
+    return list(latest.values())
 
 
 def _settle(
     session: Session,
     row: Segment,
+    edges: list[Edge],
     path: Path,
     progress: Progress,
     seen: cursors.Position | None = None,
@@ -254,7 +280,7 @@ def _settle(
     stored = False
     with write_lock(engine.dialect, engine.url.database):
         try:
-            stored = _store_row(session, row, seen, hours)
+            stored = _store_row(session, row, edges, seen, hours)
             if stored:
                 session.commit()
             else:
@@ -278,21 +304,30 @@ def _settle(
 
 
 def _store_row(
-    session: Session, row: Segment, seen: cursors.Position | None, hours: list[str] | None
+    session: Session,
+    row: Segment,
+    edges: list[Edge],
+    seen: cursors.Position | None,
+    hours: list[str] | None,
 ) -> bool:
     """The checks and writes of _settle, in its transaction; whether the row was stored."""
     if seen is not None:
         # Locks the cursor's row (PostgreSQL) and fails if anything moved it since.
         if not cursors.DERIVED.claim(session, CURSOR, seen):
             return False
-        unseen = exists().where(
-            Event.site_id == row.site_id,
-            Event.id > seen.last_event_id,
-            Event.occurred_at >= row.lo - GAP,
-            Event.occurred_at <= row.hi + GAP,
-            Event.counted(),
-        )
-        if session.scalar(select(unseen)):
+        unseen = [
+            Seen(*event)
+            for event in session.execute(
+                select(Event.visitor_id, Event.occurred_at)
+                .where(
+                    Event.site_id == row.site_id,
+                    Event.id > seen.last_event_id,
+                    Event.counted(),
+                )
+                .limit(UNSEEN_LIMIT + 1)
+            )
+        ]
+        if len(unseen) > UNSEEN_LIMIT or changes(row.span_start, row.span_end, edges, unseen):
             return False
     else:
         cursors.touch(session, CURSOR)  # an invalidation under way waits, then starts over
@@ -310,6 +345,18 @@ def _store_row(
         )
     )
     session.execute(insert(StoreSegment).values(**row._asdict(), built_at=utcnow()))
+    if edges:
+        values = [
+            {
+                "token": row.token,
+                "site_id": row.site_id,
+                "visitor_id": e.visitor,
+                "lo": e.lo,
+                "hi": e.hi,
+            }
+            for e in edges
+        ]
+        session.execute(insert(StoreEdge), values)
     return True
 
 

@@ -2,17 +2,17 @@
 a segment's rows deletes its row, in the transaction that makes the change (or, for new
 events, in the transaction that moves the store's cursor past them).
 
-A segment's rows are the events of its span, each with its whole visit. An event at `t`
-can change them only if `t` lies in the span, or within GAP of a visit that has events in
-it, so within GAP of [lo, hi] (lo <= span start and hi >= span end bound every event the
-build read). So:
+A segment's rows are the events of its span, each with its whole visit: an event changes
+them when it lies in the span or joins one of the segment's edges (store.edges). So:
 
 - new events (late ones, and the copies an identity link stores again) are seen by the
   store's cursor over events.id (CURSOR, a derived cursor: ``catch_up``): each deletes
-  the segments of its site whose [lo - GAP, hi + GAP] holds its time;
+  the segments of its site whose span holds its time, and those with an edge of its
+  visitor that it could join;
 - deleted events (an erasure, a retention cut-off, an identity link's moved events: a
-  subscriber of ON_EVENTS_DELETED, ``forget_deleted``) delete those within GAP of their
-  hours;
+  subscriber of ON_EVENTS_DELETED, ``forget_deleted``) delete, more broadly, the
+  segments whose [lo - GAP, hi + GAP] meets their hours (lo and hi bound every event a
+  segment's build read: its span and all of its visits);
 - a rebuild drops all of the site's (``drop_site``); deleting a site cascades.
 
 Every writer here first moves the cursor's version (under the writers' lock, and on
@@ -32,6 +32,7 @@ from ...models import Event
 from .. import cursors
 from ..deletions import DeletedEvents
 from ..sessions import GAP
+from .edges import Seen, tokens_joined
 from .models import StoreSegment
 
 CURSOR = "analytics-store"
@@ -40,7 +41,7 @@ CURSOR = "analytics-store"
 _CLUSTER = timedelta(minutes=10)
 _HOUR = timedelta(hours=1)
 
-Intervals = dict[int, list[tuple[datetime, datetime]]]
+New = dict[int, list[Seen]]
 
 
 def reaching(site_id: int, first: datetime, last: datetime) -> ColumnElement[bool]:
@@ -64,25 +65,39 @@ def clustered(times: list[datetime]) -> list[tuple[datetime, datetime]]:
     return intervals
 
 
-def derive_new(session: Session, after: int, up_to: int) -> Intervals:
-    """The times of the counted events after the cursor up to `up_to`, per site, as
-    intervals (test events are in no segment)."""
-    times: dict[int, list[datetime]] = defaultdict(list)
+def derive_new(session: Session, after: int, up_to: int) -> New:
+    """The counted events after the cursor up to `up_to`, per site (test events are in
+    no segment)."""
+    found: New = defaultdict(list)
     rows = session.execute(
-        select(Event.site_id, Event.occurred_at).where(
+        select(Event.site_id, Event.visitor_id, Event.occurred_at).where(
             Event.id > after, Event.id <= up_to, Event.counted()
         )
     )
-    for site_id, moment in rows:
-        times[site_id].append(moment)
-    return {site_id: clustered(found) for site_id, found in times.items()}
+    for site_id, visitor, moment in rows:
+        found[site_id].append(Seen(visitor, moment))
+    return found
 
 
-def store_new(session: Session, intervals: Intervals) -> None:
+def store_new(session: Session, new: New) -> None:
     """Delete the segments the new events could change (in the cursor's transaction)."""
-    for site_id, spans in intervals.items():
-        for first, last in spans:
-            session.execute(delete(StoreSegment).where(reaching(site_id, first, last)))
+    for site_id, events in new.items():
+        for first, last in clustered([event.at for event in events]):
+            session.execute(
+                delete(StoreSegment).where(
+                    StoreSegment.site_id == site_id,
+                    StoreSegment.span_start <= last,
+                    StoreSegment.span_end > first,
+                )
+            )
+        drop(session, sorted(tokens_joined(session, site_id, events)))
+
+
+def drop(session: Session, tokens: list[str]) -> None:
+    """Delete these segments (in the caller's transaction)."""
+    for offset in range(0, len(tokens), 500):
+        chunk = tokens[offset : offset + 500]
+        session.execute(delete(StoreSegment).where(StoreSegment.token.in_(chunk)))
 
 
 def catch_up(session: Session, seconds: float | None = None) -> int:

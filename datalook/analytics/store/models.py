@@ -2,7 +2,8 @@
 
 The files are only a cache of the events table: a segment is valid while its row exists,
 and whatever could change its rows deletes the row in the transaction that makes the
-change (store.invalidate). The files of deleted rows are removed later (store.gc).
+change (store.invalidate). The files of deleted rows are removed later (store.gc). A
+segment's edges say which visitors' later events could change it from outside its span.
 """
 
 from __future__ import annotations
@@ -37,3 +38,20 @@ class StoreSegment(Model):
     hi: Mapped[datetime] = mapped_column(DateTime)
     events: Mapped[int] = mapped_column(Integer)
     built_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class StoreEdge(Model):
+    """A visit of a segment's rows that an event outside its span could still change: one
+    within GAP of its start or end. [lo, hi] is the visit (its first and last events): an
+    event of `visitor_id` within GAP of it joins it. Gone with its segment."""
+
+    __tablename__ = "analytics_store_edges"
+    __table_args__ = (Index("ix_store_edges_site_visitor", "site_id", "visitor_id"),)
+
+    token: Mapped[str] = mapped_column(
+        ForeignKey("analytics_store_segments.token", ondelete="CASCADE"), primary_key=True
+    )
+    visitor_id: Mapped[str] = mapped_column(String(260), primary_key=True)
+    lo: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    site_id: Mapped[int] = mapped_column(Integer)
+    hi: Mapped[datetime] = mapped_column(DateTime)

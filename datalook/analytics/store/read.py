@@ -25,6 +25,7 @@ from .. import cursors
 from ..sessions import GAP
 from . import files
 from .build import SEGMENT_COLUMNS, Segment
+from .edges import Seen, tokens_joined
 from .invalidate import CURSOR, clustered
 from .models import StoreSegment
 from .rows import SCHEMA, rows_for
@@ -92,12 +93,12 @@ def usable_segments(directory: Path, site_id: int, start: datetime, end: datetim
     ]
     if not rows:
         return []
-    unseen = _unseen(site_id, seen.last_event_id)
+    stale = _stale(site_id, seen.last_event_id, rows)
     chosen: list[Segment] = []
     for row in sorted(rows, key=lambda r: (r.span_start - r.span_end, r.span_start)):
-        if any(row.span_start < c.span_end and c.span_start < row.span_end for c in chosen):
+        if row.token in stale:
             continue
-        if any(row.lo - GAP <= b and a <= row.hi + GAP for a, b in unseen):
+        if any(row.span_start < c.span_end and c.span_start < row.span_end for c in chosen):
             continue
         path = files.segment_path(directory, site_id, row.span_start, row.span_end, row.token)
         if row.events and not path.exists():
@@ -106,18 +107,25 @@ def usable_segments(directory: Path, site_id: int, start: datetime, end: datetim
     return sorted(chosen, key=lambda r: r.span_start)
 
 
-def _unseen(site_id: int, position: int) -> list[tuple[datetime, datetime]]:
-    """The times of the site's counted events past the store's cursor, as spans."""
+def _stale(site_id: int, position: int, rows: list[Segment]) -> set[str]:
+    """The tokens of `rows` that a counted event past the store's cursor could change."""
     past = (Event.site_id == site_id) & (Event.id > position) & Event.counted()
-    times = list(
-        db.session.scalars(select(Event.occurred_at).where(past).limit(_UNSEEN_LISTED + 1))
-    )
-    if len(times) <= _UNSEEN_LISTED:
-        return clustered(times)
-    first, last = db.session.execute(
-        select(func.min(Event.occurred_at), func.max(Event.occurred_at)).where(past)
-    ).one()
-    return [(first, last)]
+    unseen = [
+        Seen(*event)
+        for event in db.session.execute(
+            select(Event.visitor_id, Event.occurred_at).where(past).limit(_UNSEEN_LISTED + 1)
+        )
+    ]
+    if not unseen:
+        return set()
+    if len(unseen) > _UNSEEN_LISTED:  # far behind: by time alone, around all of them
+        first, last = db.session.execute(
+            select(func.min(Event.occurred_at), func.max(Event.occurred_at)).where(past)
+        ).one()
+        return {r.token for r in rows if r.lo - GAP <= last and first <= r.hi + GAP}
+    spans = clustered([event.at for event in unseen])
+    stale = {r.token for r in rows if any(a < r.span_end and r.span_start <= b for a, b in spans)}
+    return stale | tokens_joined(db.session(), site_id, unseen, [r.token for r in rows])
 
 
 def uncovered(
