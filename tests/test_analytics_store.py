@@ -286,7 +286,10 @@ def test_large_days_are_built_hour_by_hour_then_compacted(app, monkeypatch):
     monkeypatch.setattr(builder, "DAY_AT_ONCE_EVENTS", 0)
     site_id = new_site(app)
     store_events(app, site_id, random_events(8))
-    done = build_all(app)
+    with app.app_context():  # within a budget, as the fold process builds
+        invalidate.catch_up(db.session())
+        directory = Path(app.config["ANALYTICS_STORE_DIR"])
+        done = build(db.session(), directory, [site_id], seconds=600, now=NOW)
     assert done.compacted >= DAYS
     days = [s for s in segments(app, site_id) if s[1] - s[0] == timedelta(days=1)]
     assert len(days) >= DAYS

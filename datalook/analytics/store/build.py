@@ -47,7 +47,9 @@ HOUR = timedelta(hours=1)
 SETTLE = timedelta(minutes=5)
 # Past this many events not yet seen by the store's cursor, a build stores nothing.
 UNSEEN_LIMIT = 10_000
-# A day with at most this many events is built in one go (else hour by hour).
+# Within a budget (the fold's ticks), a day with at most this many events is built in one
+# go, a larger one hour by hour; without one (the command), every day in one go (a quarter
+# faster: one read of the visits across the edges instead of 24).
 DAY_AT_ONCE_EVENTS = 20_000
 
 
@@ -114,7 +116,8 @@ def build(
     if seen is None or newest - seen.last_event_id > cursors.BATCH:
         return progress
     while True:
-        work = _plan(session, store, site_ids, now or utcnow())
+        at_once = DAY_AT_ONCE_EVENTS if deadline is not None else None
+        work = _plan(session, store, site_ids, now or utcnow(), at_once)
         done_before = progress.built + progress.compacted
         for item in work:
             if deadline is not None and time.monotonic() >= deadline:
@@ -127,19 +130,23 @@ def build(
             return progress  # nothing left, or nothing could be stored: a later call
 
 
-def _plan(session: Session, store: str, site_ids: list[int] | None, now: datetime) -> list[_Work]:
-    """What is missing, newest first."""
+def _plan(
+    session: Session, store: str, site_ids: list[int] | None, now: datetime, at_once: int | None
+) -> list[_Work]:
+    """What is missing, newest first (days of up to `at_once` events in one go; None: all)."""
     if site_ids is None:
         site_ids = list(session.scalars(select(Site.id).order_by(Site.id)))
     work: list[_Work] = []
     for site_id in site_ids:
-        work += _site_plan(session, store, site_id, now)
+        work += _site_plan(session, store, site_id, now, at_once)
     session.rollback()
     work.sort(key=lambda item: (item.start, -item.site_id), reverse=True)
     return work
 
 
-def _site_plan(session: Session, store: str, site_id: int, now: datetime) -> list[_Work]:
+def _site_plan(
+    session: Session, store: str, site_id: int, now: datetime, at_once: int | None
+) -> list[_Work]:
     """The missing segments of one site."""
     first = session.scalar(select(func.min(Event.occurred_at)).where(Event.site_id == site_id))
     if first is None:
@@ -153,7 +160,7 @@ def _site_plan(session: Session, store: str, site_id: int, now: datetime) -> lis
     while day >= floor_day(first):
         end = day + DAY
         if (day, end) not in valid:
-            work += _day_plan(session, site_id, day, valid, now)
+            work += _day_plan(session, site_id, day, valid, now, at_once)
         day -= DAY
     return work
 
@@ -164,6 +171,7 @@ def _day_plan(
     day: datetime,
     valid: dict[tuple[datetime, datetime], Segment],
     now: datetime,
+    at_once: int | None,
 ) -> list[_Work]:
     """The missing segments of one day without a valid day segment."""
     end = day + DAY
@@ -172,6 +180,8 @@ def _day_plan(
         held = [valid.get((hour, hour + HOUR)) for hour in hours]
         if all(row is not None for row in held):
             return [_Work(site_id, day, end, tuple(row for row in held if row is not None))]
+        if at_once is None:
+            return [_Work(site_id, day, end)]
         count = session.scalar(
             select(func.count()).where(
                 Event.site_id == site_id,
@@ -180,7 +190,7 @@ def _day_plan(
                 Event.counted(),
             )
         )
-        if (count or 0) <= DAY_AT_ONCE_EVENTS:
+        if (count or 0) <= at_once:
             return [_Work(site_id, day, end)]
     return [
         _Work(site_id, hour, hour + HOUR)
