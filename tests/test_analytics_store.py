@@ -23,7 +23,7 @@ from datalook import erasure
 from datalook.analytics import cursors, identity, rebuild, worker
 from datalook.analytics.store import files, gc, invalidate
 from datalook.analytics.store.build import build
-from datalook.analytics.store.models import StoreSegment
+from datalook.analytics.store.models import StoreEdge, StoreSegment
 from datalook.analytics.store.read import connect, events_relation, usable_segments
 from datalook.analytics.store.rows import rows_for
 from datalook.config import ConfigError, from_environ
@@ -250,7 +250,10 @@ def test_rebuild_drops_the_segments_and_a_missing_file_is_read_from_the_events(e
     build_all(app)
     assert segments(app, site_id)
     with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(StoreEdge))
         rebuild.rebuild_site(db.session(), db.engine, app.instance_path, site_id)
+        # The edges go with their segments.
+        assert db.session.scalar(select(func.count()).select_from(StoreEdge)) == 0
     assert segments(app, site_id) == []
     assert_same(app, site_id, rng)
     build_all(app)
