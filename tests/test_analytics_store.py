@@ -259,8 +259,17 @@ def test_rebuild_drops_the_segments_and_a_missing_file_is_read_from_the_events(e
     build_all(app)
     # A segment's file removed by hand: its span is read from the events.
     directory = Path(app.config["ANALYTICS_STORE_DIR"])
+    with app.app_context():
+        gc.collect(db.session(), directory, grace=timedelta(0))  # the rebuild's old files
+    before_files = len(list(directory.glob(f"{site_id}/*.parquet")))
     removed = next(directory.glob(f"{site_id}/*.parquet"))
     removed.unlink()
+    assert_same(app, site_id, rng)
+    # The next build builds its span again.
+    before = len(segments(app, site_id))
+    assert build_all(app).built == 1
+    assert len(segments(app, site_id)) == before
+    assert len(list(directory.glob(f"{site_id}/*.parquet"))) == before_files
     assert_same(app, site_id, rng)
 
 

@@ -117,6 +117,7 @@ def build(
         return progress
     while True:
         at_once = DAY_AT_ONCE_EVENTS if deadline is not None else None
+        _forget_missing(session, directory, store, site_ids)
         work = _plan(session, store, site_ids, now or utcnow(), at_once)
         done_before = progress.built + progress.compacted
         for item in work:
@@ -128,6 +129,27 @@ def build(
                 _build_span(session, directory, store, item, progress)
         if not work or progress.built + progress.compacted == done_before:
             return progress  # nothing left, or nothing could be stored: a later call
+
+
+def _forget_missing(
+    session: Session, directory: Path, store: str, site_ids: list[int] | None
+) -> None:
+    """Delete the segments of this store whose file is missing (removed by hand, a disk
+    restored from a backup): their spans are built again."""
+    query = select(*SEGMENT_COLUMNS).where(StoreSegment.store == store, StoreSegment.events > 0)
+    if site_ids is not None:
+        query = query.where(StoreSegment.site_id.in_(site_ids))
+    rows = [Segment(*row) for row in session.execute(query)]
+    session.rollback()
+    missing = [
+        row.token
+        for row in rows
+        if not files.segment_path(
+            directory, row.site_id, row.span_start, row.span_end, row.token
+        ).exists()
+    ]
+    if missing:
+        forget(session, missing)
 
 
 def _plan(
