@@ -165,10 +165,11 @@ def _compare(app, site_id: int, seed: int, filter_sets: int) -> None:
     dimensions = [*DIMENSIONS, *(f"prop:{key}" for key in PROPERTY_KEYS)]
     with app.app_context():
         site = db.session.get(Site, site_id)
-        for first, last in RANGES:
+        chosen = [[parse_filter(text) for text in texts] for texts in CHOSEN]
+        for index, (first, last) in enumerate(RANGES):
             span = DateRange(first, last, zone(ZONE))
-            chosen = [[parse_filter(text) for text in texts] for texts in CHOSEN]
-            for filters in [*chosen, *(_filters(rng) for _ in range(filter_sets))]:
+            randoms = [_filters(rng) for _ in range(filter_sets)]
+            for filters in [*(chosen if index == 0 else []), *randoms]:
                 note = f"{first} {[str(f) for f in filters]}"
                 tables = sql_rows.dimension_tables(site, span, dimensions, filters, 50)
                 assert tables == python.dimension_tables(site, span, dimensions, filters, 50), note
@@ -180,9 +181,9 @@ def _compare(app, site_id: int, seed: int, filter_sets: int) -> None:
                 assert sql_filtered.stats(site, span, filters) == python.stats(
                     site, span, filters
                 ), note
-                for key in PROPERTY_KEYS:
-                    got_props = sql_filtered.property_rows(site, span, key, filters)
-                    assert got_props == python.property_rows(site, span, key, filters), note
+                key = rng.choice(PROPERTY_KEYS)
+                got_props = sql_filtered.property_rows(site, span, key, filters)
+                assert got_props == python.property_rows(site, span, key, filters), note
                 previous = span.previous()
                 assert sql_filtered.series(site, previous, filters) == python.series(
                     site, previous, filters
@@ -191,11 +192,11 @@ def _compare(app, site_id: int, seed: int, filter_sets: int) -> None:
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_the_sql_reports_equal_the_count_event_by_event(app, seed):
-    _compare(app, _store(app, seed), seed, 6)
+    _compare(app, _store(app, seed), seed, 3)
 
 
 def test_the_sql_reports_equal_the_count_event_by_event_on_postgresql(pg_app):  # noqa: F811
-    _compare(pg_app, _store(pg_app, 3), 3, 4)
+    _compare(pg_app, _store(pg_app, 3), 3, 3)
 
 
 def test_a_page_past_the_last_row_still_counts_the_rows(app):

@@ -32,30 +32,36 @@ from .store_sql import REVENUE, VISITORS, Scope, table_name
 from .totals import rule_displays
 from .visits import VisitSums
 
+# Summed per visit first (visit_id is NULL exactly for the events without a visitor,
+# rows.py): the visitors are then counted over far fewer rows, and each visit's own
+# figures (the same on each of its rows) are read once.
 _TOTALS = f"""
-SELECT count(*),
-       count(*) FILTER (WHERE kind = 'pageview'),
-       count(*) FILTER (WHERE kind = 'click'),
-       count(*) FILTER (WHERE kind = 'custom'),
-       count(*) FILTER (WHERE kind = 'success'),
-       {REVENUE},
-       count(*) FILTER (WHERE NOT has_visitor),
-       {VISITORS},
-       count(DISTINCT visitor) FILTER (WHERE has_visitor AND kind = 'success')
-FROM rows
-"""  # noqa: S608 - the names and values are the module's own
-# Each visit once (its figures are the same on every row of it).
-_VISITS = """
-SELECT count(*), coalesce(sum(pageviews), 0), count(*) FILTER (WHERE events = 1),
-       coalesce(sum(duration), 0)
+SELECT sum(events), sum(pageviews), sum(clicks), sum(custom), sum(conversions),
+       coalesce(sum(revenue), 0),
+       coalesce(sum(events) FILTER (WHERE visit_id IS NULL), 0),
+       count(DISTINCT visitor) FILTER (WHERE visit_id IS NOT NULL),
+       count(DISTINCT visitor) FILTER (WHERE visit_id IS NOT NULL AND conversions > 0),
+       count(*) FILTER (WHERE counted),
+       coalesce(sum(visit_pageviews) FILTER (WHERE counted), 0),
+       count(*) FILTER (WHERE counted AND visit_events = 1),
+       coalesce(sum(visit_duration) FILTER (WHERE counted), 0)
 FROM (
-    SELECT visit_id, any_value(visit_browser_pageviews) AS pageviews,
-           any_value(visit_events) AS events, any_value(visit_duration_us) AS duration
-    FROM rows
-    WHERE visit_id IS NOT NULL AND visit_at >= ? AND visit_browser_pageviews > 0
-    GROUP BY visit_id
+    SELECT visit_id, any_value(visitor) AS visitor, count(*) AS events,
+           count(*) FILTER (WHERE kind = 'pageview') AS pageviews,
+           count(*) FILTER (WHERE kind = 'click') AS clicks,
+           count(*) FILTER (WHERE kind = 'custom') AS custom,
+           count(*) FILTER (WHERE kind = 'success') AS conversions,
+           {REVENUE} AS revenue,
+           -- The visits counted (reports.visits): of a visitor, started in the range
+           -- (at the parameter or later), with a page view from the browser.
+           visit_id IS NOT NULL AND any_value(visit_at) >= ?
+               AND any_value(visit_browser_pageviews) > 0 AS counted,
+           any_value(visit_browser_pageviews) AS visit_pageviews,
+           any_value(visit_events) AS visit_events,
+           any_value(visit_duration_us) AS visit_duration
+    FROM rows GROUP BY visit_id
 )
-"""
+"""  # noqa: S608 - the names and values are the module's own
 _RULES = f"""
 SELECT "name", count(*), {REVENUE}, {VISITORS}
 FROM rows WHERE kind = 'success' AND "name" IS NOT NULL GROUP BY "name"
@@ -82,7 +88,7 @@ _END_OF_TIME = datetime(9999, 12, 31)
 def _totals(scope: Scope, start: datetime) -> Totals:
     """The totals of the rows that passed the filters (visits: those started at `start` or
     later)."""
-    row = [int(x) for x in scope.query(_TOTALS)[0]]
+    row = [int(x or 0) for x in scope.query(_TOTALS, [start])[0]]
     totals = Totals(
         events=row[0],
         pageviews=row[1],
@@ -94,7 +100,7 @@ def _totals(scope: Scope, start: datetime) -> Totals:
         visitors=row[7],
         converters=row[8],
     )
-    return VisitSums(*(int(x) for x in scope.query(_VISITS, [start])[0])).apply(totals)
+    return VisitSums(*row[9:13]).apply(totals)
 
 
 def _rules(site: Site, scope: Scope, totals: Totals) -> list[RuleRow]:
