@@ -66,11 +66,12 @@ _RULES = f"""
 SELECT "name", count(*), {REVENUE}, {VISITORS}
 FROM rows WHERE kind = 'success' AND "name" IS NOT NULL GROUP BY "name"
 """  # noqa: S608 - the names and values are the module's own
-# A bucket holds the events from its start to the next bucket's (bisect over the starts:
-# of buckets with the same start, the last one), the last one everything after its start.
+# A bucket holds the events from its start to the next bucket's start, the last one
+# everything after its start (bisect over the starts; the table holds, of buckets with
+# the same start, the last one).
 _SERIES = f"""
 SELECT b.i, count(*), {VISITORS}, count(*) FILTER (WHERE kind = 'success'), {REVENUE}
-FROM rows JOIN {{buckets}} b ON rows.ts >= b.start AND rows.ts < b.stop
+FROM rows ASOF JOIN {{buckets}} b ON rows.ts >= b.start
 GROUP BY b.i
 """  # noqa: S608 - the names and values are the module's own
 _PAGES = f"""
@@ -81,8 +82,6 @@ _PROPERTY = f"""
 SELECT {{value}} AS v, count(*) AS n, count(*) FILTER (WHERE kind = 'success'), {REVENUE}
 FROM rows WHERE {{value}} IS NOT NULL GROUP BY v ORDER BY n DESC, v LIMIT {TOP_VALUES}
 """  # noqa: S608 - the names and values are the module's own
-# After the last bucket: any moment a timestamp holds.
-_END_OF_TIME = datetime(9999, 12, 31)
 
 
 def _totals(scope: Scope, start: datetime) -> Totals:
@@ -132,12 +131,11 @@ def _rules(site: Site, scope: Scope, totals: Totals) -> list[RuleRow]:
 
 def _series(scope: Scope, buckets: list[Bucket]) -> list[SeriesPoint]:
     """The chart's buckets of the rows that passed the filters."""
-    starts = [bucket.start_utc for bucket in buckets]
+    last = {bucket.start_utc: index for index, bucket in enumerate(buckets)}
     table = pa.table(
         {
-            "i": pa.array(range(len(buckets)), pa.int32()),
-            "start": pa.array(starts, pa.timestamp("us")),
-            "stop": pa.array([*starts[1:], _END_OF_TIME], pa.timestamp("us")),
+            "i": pa.array(list(last.values()), pa.int32()),
+            "start": pa.array(list(last), pa.timestamp("us")),
         }
     )
     name = table_name("buckets")
