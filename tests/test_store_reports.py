@@ -92,7 +92,7 @@ def _events(seed: int) -> list[dict]:
     """Random events in bursts (visits, some with gaps over 30 minutes) over three weeks."""
     rng = random.Random(seed)
     out = []
-    for burst in range(140):
+    for burst in range(100):
         visitor = rng.choice([*(f"u:user{n}" for n in range(12)), None])
         moment = START + timedelta(hours=rng.uniform(0, HOURS))
         old = rng.random() < 0.15
@@ -159,17 +159,18 @@ def _store(app, seed: int) -> int:
     return site_id
 
 
-def _compare(app, site_id: int, seed: int, filter_sets: int) -> None:
-    """Every report, SQL against Python, for random filter sets over both ranges."""
+def _compare(app, site_id: int, seed: int, filter_sets: int, chosen: bool) -> None:
+    """Every report, SQL against Python, for random filter sets over both ranges (and the
+    CHOSEN ones over the first)."""
     rng = random.Random(seed)
     dimensions = [*DIMENSIONS, *(f"prop:{key}" for key in PROPERTY_KEYS)]
     with app.app_context():
         site = db.session.get(Site, site_id)
-        chosen = [[parse_filter(text) for text in texts] for texts in CHOSEN]
+        picked = [[parse_filter(text) for text in texts] for texts in CHOSEN if chosen]
         for index, (first, last) in enumerate(RANGES):
             span = DateRange(first, last, zone(ZONE))
             randoms = [_filters(rng) for _ in range(filter_sets)]
-            for filters in [*(chosen if index == 0 else []), *randoms]:
+            for filters in [*(picked if index == 0 else []), *randoms]:
                 note = f"{first} {[str(f) for f in filters]}"
                 tables = sql_rows.dimension_tables(site, span, dimensions, filters, 50)
                 assert tables == python.dimension_tables(site, span, dimensions, filters, 50), note
@@ -190,13 +191,13 @@ def _compare(app, site_id: int, seed: int, filter_sets: int) -> None:
                 ), note
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_the_sql_reports_equal_the_count_event_by_event(app, seed):
-    _compare(app, _store(app, seed), seed, 3)
+@pytest.mark.parametrize(("seed", "chosen"), [(1, True), (2, False)])
+def test_the_sql_reports_equal_the_count_event_by_event(app, seed, chosen):
+    _compare(app, _store(app, seed), seed, 2 if chosen else 4, chosen)
 
 
 def test_the_sql_reports_equal_the_count_event_by_event_on_postgresql(pg_app):  # noqa: F811
-    _compare(pg_app, _store(pg_app, 3), 3, 3)
+    _compare(pg_app, _store(pg_app, 3), 3, 1, True)
 
 
 def test_a_page_past_the_last_row_still_counts_the_rows(app):
