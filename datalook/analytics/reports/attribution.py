@@ -107,7 +107,7 @@ _CREDITED = {
     "last": "SELECT s.id AS success, s.person,"
     " arg_max(t.value, [(NOT t.direct)::BIGINT, t.moment]) AS value, 1 AS n,"
     f" s.micros AS amount {_PAIRS} GROUP BY s.id, s.person, s.micros",
-    "linear": f"SELECT success, person, value, n, {_SHARE} AS amount FROM ("
+    "linear": f"SELECT success, person, value, n, {_SHARE} AS amount FROM ("  # noqa: S608
     " SELECT s.id AS success, s.person, s.micros, t.value,"
     " row_number() OVER visits - 1 AS k, count(*) OVER visits AS n"
     f" {_PAIRS} WINDOW visits AS (PARTITION BY s.id ORDER BY t.moment"
@@ -141,9 +141,7 @@ def _successes(
     )
 
 
-def _touches(
-    con: duckdb.DuckDBPyConnection, dimension: str, lookback: timedelta
-) -> None:
+def _touches(con: duckdb.DuckDBPyConnection, dimension: str, lookback: timedelta) -> None:
     """Tables `people` (each person with a success, a number, and the span of page views
     their successes need) and `touches` (their visits: runs of page views with no gap over
     GAP, at the time of the first page view, with its value of the dimension and whether it
@@ -163,11 +161,12 @@ def _touches(
     column = f'"{dimension}"'
     con.execute(
         "CREATE TEMP TABLE touches AS SELECT person, moment,"  # noqa: S608 - a known column
-        f" CASE WHEN {column} IS NULL THEN $not_recorded WHEN {column} = '' THEN $none"
-        f" ELSE {column} END AS value,"
+        " CASE WHEN stored IS NULL THEN $not_recorded WHEN stored = '' THEN $none"
+        " ELSE stored END AS value,"
         " (source IS NULL OR source IN ('', $not_recorded, $direct)) AS direct"
-        f" FROM (SELECT p.person, epoch_us(e.ts) AS moment, e.{column}, e.source,"
-        " lag(epoch_us(e.ts)) OVER (PARTITION BY p.person ORDER BY e.ts, e.id) AS previous"
+        f" FROM (SELECT p.person, epoch_us(e.ts) AS moment, e.{column} AS stored, e.source,"
+        " lag(epoch_us(e.ts)) OVER (PARTITION BY p.person ORDER BY epoch_us(e.ts), e.id)"
+        " AS previous"
         " FROM events e JOIN people p ON e.visitor = p.visitor"
         " WHERE e.kind = 'pageview' AND epoch_us(e.ts) BETWEEN p.low AND p.high)"
         " WHERE previous IS NULL OR moment - previous > $gap",
