@@ -9,8 +9,9 @@ the joined person: a browser's anonymous visits count as the user once a link jo
 - A visit is a run of the person's page views with no gap over sessions.GAP (30 minutes);
   its value is that of its first page view (a visit that came from the newsletter counts
   for the newsletter). A visit counts for a success when its first page view lies within
-  [success - lookback, success]; the page views read begin a day before that window (a
-  visit longer than a day of unbroken page views is cut there).
+  [success - lookback, success]. A person's page views are read from a day before their
+  earliest lookback on: a visit's start is found exactly as if all were read (a run of
+  page views unbroken since before then starts before every lookback either way).
 - A direct visit is one with no source (`Direct / None`, none, or not recorded).
 - first: the earliest visit counted gets the whole success. last: the latest non-direct
   visit (the latest visit when all are direct). linear: every visit an equal share; the
@@ -148,10 +149,10 @@ def _touches(con: duckdb.DuckDBPyConnection, dimension: str, lookback: timedelta
     is direct)."""
     if dimension not in DIMENSIONS:
         raise ValueError(f"not a dimension of attribution: {dimension!r}")
-    # A person's page views from a margin before their first success's lookback on: a run
-    # that starts within a lookback is found as it is when the window is read as a whole
-    # (the page view before it, if within GAP, is read too), and at most the page views of
-    # the people who converted are sorted, the fewer the shorter their span.
+    # Each person's page views from a margin (over GAP) before their first success's
+    # lookback on: a page view within a lookback begins a visit exactly when it would with
+    # every page view read (the one before it, if within GAP, is read too), and only the
+    # page views of the people who converted, over their own span, are sorted.
     con.execute(
         "CREATE TEMP TABLE people AS SELECT visitor, (row_number() OVER ())::INTEGER AS person,"
         " epoch_us(min(ts)) - $reach AS low, epoch_us(max(ts)) AS high"
