@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format bench clean-venv system-deps-run system-deps-test
+.PHONY: run test lint format bench clean-venv system-deps-run system-deps-test system-deps-bench
 
 # The Debian packages (scripts/system-deps.sh installs what is missing when run as root,
 # else prints the one command to run).
@@ -12,6 +12,9 @@ system-deps-run:
 
 system-deps-test:
 	@scripts/system-deps.sh test
+
+system-deps-bench:
+	@scripts/system-deps.sh bench
 
 $(BIN)/python: | system-deps-run
 	$(PYTHON) -m venv $(VENV)
@@ -50,7 +53,7 @@ format: $(VENV)/.dev-deps
 # whether all were met. `make bench BENCHES=run` runs one (names are modules of bench/);
 # `summary` prints the ingestion figures of run and flood in one table.
 BENCHES ?= run fold_cost slow_clients collect flood analytics summary
-bench: $(VENV)/.dev-deps
+bench: system-deps-bench $(VENV)/.dev-deps
 	@status=0; for name in $(BENCHES); do \
 	  echo "== bench.$$name"; $(BIN)/python -m bench.$$name || status=1; \
 	done; exit $$status

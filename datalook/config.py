@@ -187,6 +187,22 @@ def _fold_behind(environ: Mapping[str, str]) -> int:
     return int(raw)
 
 
+def _store_dir(environ: Mapping[str, str], instance_path: Path) -> str:
+    """Return ANALYTICS_STORE_DIR: the directory of the analytics store's files (made if
+    missing; it must be writable), `<instance>/analytics-store` by default."""
+    raw = environ.get("ANALYTICS_STORE_DIR", "").strip()
+    path = Path(raw).expanduser() if raw else instance_path / "analytics-store"
+    if not path.is_absolute():
+        raise ConfigError(f"ANALYTICS_STORE_DIR must be an absolute path, got {raw[:80]!r}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"ANALYTICS_STORE_DIR cannot be made: {exc.strerror}") from None
+    if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"ANALYTICS_STORE_DIR must be a writable directory, got {raw[:80]!r}")
+    return str(path)
+
+
 def _geoip_database(environ: Mapping[str, str]) -> str | None:
     """GEOIP_DATABASE: an optional MaxMind / DB-IP .mmdb file for region and city; it must
     exist and open (None: not set, countries come from the embedded registry data)."""
@@ -286,6 +302,7 @@ SHARED_SETTINGS = (
     "SQLITE_SYNCHRONOUS",
     "SQLITE_BUSY_TIMEOUT_MS",
     "ANALYTICS_EXACT_EVENTS",
+    "ANALYTICS_STORE_DIR",
 )
 
 
@@ -351,6 +368,7 @@ def from_environ(environ: Mapping[str, str], instance_path: Path) -> dict:
         "ANALYTICS_FOLD_BEHIND_EVENTS": _fold_behind(environ),
         "REPORT_CATCHUP_BUDGET_MS": _catch_up_budget(environ),
         "GEOIP_DATABASE": _geoip_database(environ),
+        "ANALYTICS_STORE_DIR": _store_dir(environ, instance_path),
         "SMTP_URL": _smtp_url(environ),
         "MAIL_FROM": _mail_from(environ, _smtp_url(environ)),
         "HOST": environ.get("HOST", "127.0.0.1"),

@@ -21,6 +21,7 @@ from .analytics import cursors, identity
 from .analytics import forget as derived
 from .analytics.deletions import DeletedEvents, OnEventsDeleted
 from .analytics.rollups import forget as rollups
+from .analytics.store import invalidate as store
 from .extensions import db
 from .ingest.refusals import recorder_for
 from .ingest.usage import counter_for
@@ -41,11 +42,13 @@ MAX_USER_ID = 256
 # Subscribers (the contract: analytics.deletions): called as hook(session, deleted) inside
 # the deleting transaction, before the DELETE; one that raises rolls the deletion back. The
 # derivations under way are stopped, the report rollups take the events out, and the kind
-# index, sessions and saved funnels' rows become what the events left derive.
+# index, sessions and saved funnels' rows become what the events left derive, and the
+# columnar copy's segments that held them stop being valid.
 ON_EVENTS_DELETED: list[OnEventsDeleted] = [
     derived.stop_derivations,
     rollups.forget_deleted,
     derived.forget_deleted,
+    store.forget_deleted,
 ]
 
 

@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # The Debian packages DataLook needs, installed when missing: `make run` needs Python ≥ 3.11
 # with venv and nginx; `make test` also needs what the tests drive (Chromium, the snippets'
-# runtimes, redis-server, Node.js and npm). Shared by the Makefile and CI (.ci/run).
+# runtimes, redis-server, Node.js and npm); `make bench` needs wrk, the load generator.
+# Shared by the Makefile and CI (.ci/run).
 #
-#   scripts/system-deps.sh run|test
+#   scripts/system-deps.sh run|test|bench
 #
 # As root, missing packages are installed with apt-get; otherwise the script stops and
 # prints the one command to run. On a system without dpkg it checks the commands only.
 set -euo pipefail
 
 case "${1:-}" in
-  run | test) need="$1" ;;
-  *) echo "usage: scripts/system-deps.sh run|test" >&2; exit 2 ;;
+  run | test | bench) need="$1" ;;
+  *) echo "usage: scripts/system-deps.sh run|test|bench" >&2; exit 2 ;;
 esac
 
 # package:command pairs (the command proves the package is there where dpkg is absent).
@@ -29,8 +30,12 @@ test_packages=(
   nodejs:node npm:npm                      # TypeScript check of the Next.js snippet; axe-core
   rustc:rustc                              # the Rust snippet, compiled against stand-in crates
 )
+bench_packages=(
+  wrk:wrk                                  # drives the servers in bench.run and bench.flood
+)
 wanted=("${run_packages[@]}")
 [ "$need" = test ] && wanted+=("${test_packages[@]}")
+[ "$need" = bench ] && wanted+=("${bench_packages[@]}")
 
 missing=()
 for pair in "${wanted[@]}"; do

@@ -72,6 +72,13 @@ def test_make_run_does_not_ask_for_the_test_tools(tmp_path):
     assert _run(env, "test").returncode == 1
 
 
+def test_make_bench_asks_for_the_load_generator_only(tmp_path):
+    env = _stand_ins(tmp_path, {"wrk", "chromium"}, uid=0)
+    assert _run(env, "bench").returncode == 0
+    log = (tmp_path / "apt.log").read_text().splitlines()
+    assert log[1].split()[-1] == "wrk" and "chromium" not in log[1].split()
+
+
 @pytest.mark.parametrize("argument", ["", "deploy", "--help"])
 def test_an_unknown_argument_is_refused(tmp_path, argument):
     done = subprocess.run(["bash", str(SCRIPT), argument], capture_output=True, text=True)

@@ -31,6 +31,7 @@ from ..sql.connections import write_lock
 from . import forget as derived
 from .deletions import DeletedEvents, OnEventsDeleted
 from .rollups import forget as rollups
+from .store import invalidate as store
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ _TAKE_OUT: tuple[OnEventsDeleted, ...] = (
     derived.stop_derivations,
     rollups.forget_deleted,
     derived.forget_deleted,
+    store.forget_deleted,
 )
 
 

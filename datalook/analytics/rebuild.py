@@ -11,7 +11,8 @@ ago, or anything else):
   lock that reads its events up to the cursor's position there (a catch-up meanwhile
   derives what comes after, as usual); then the kinds left without events go;
 - each saved funnel's rows: a new derivation, as an edit starts one, derived up to the
-  newest event; the old one's rows are purged in short batches.
+  newest event; the old one's rows are purged in short batches;
+- the columnar copy's segments (analytics.store): dropped first; the fold builds them again.
 
 It is safe while events arrive and reports are read: a report sees each window either as
 it was or as rebuilt.
@@ -32,6 +33,7 @@ from ..sql.connections import write_lock
 from . import cursors, kinds, sessions, settled
 from .funnels import derivation as funnel_derivations
 from .rollups import fold as summaries
+from .store import invalidate as store
 
 # Events per window of the kind index and the sessions: reading, deriving and writing one
 # holds the writers' lock for about 0.1 to 0.3 s.
@@ -50,6 +52,9 @@ class Rebuilt(NamedTuple):
 
 def rebuild_site(session: Session, engine: Engine, instance_path: str, site_id: int) -> Rebuilt:
     """Rebuild every table derived from the site's events (see the module's docstring)."""
+    cursors.ensure(session, store.CURSOR)
+    with _held(session, store.CURSOR):
+        store.drop_site(session, site_id)  # the fold builds the segments again
     summaries.catch_up(engine, instance_path)
     events = summaries.rebuild_site(engine, instance_path, site_id)
     filed = _by_window(session, site_id, kinds.CURSOR, kinds.refile)

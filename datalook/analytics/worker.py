@@ -6,7 +6,8 @@ supervise`, which restarts it should it die: analytics.supervisor); server worke
 fold (see lifecycle.py). Each tick stamps the heartbeat that /readyz reads
 (analytics.heartbeat), folds new events into the summaries (analytics.rollups.fold, for a
 few seconds at most), then catches the sessions and saved funnels up within a budget
-(analytics.catch_up), so that a report's own catch-up before it is read stays small.
+(analytics.catch_up), so that a report's own catch-up before it is read stays small, and
+keeps the columnar copy's segments (analytics.store.upkeep).
 
 Any number of folders may run on a host: one leads (sql.leader), the others wait to take
 over should it exit.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 from flask import Flask
 
@@ -24,6 +26,7 @@ from ..sql.leader import Leader
 from . import heartbeat, identity
 from .catch_up import TICK_SECONDS, catch_up_all, derivation_pending
 from .rollups.fold import BATCH, catch_up, host_lock_path, pending
+from .store import upkeep as store_upkeep
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,10 @@ class Folder(Leader):
                 # Sessions and saved funnels too, so that a report's own catch-up is small;
                 # within a budget, so that the next fold of the summaries is not held back.
                 derived = catch_up_all(db.session(), TICK_SECONDS)
+                heartbeat.beat(db.engine)
+                # The columnar copy's segments (analytics.store), within a budget too.
+                directory = Path(self.app.config["ANALYTICS_STORE_DIR"])
+                store_upkeep.tick(db.session(), directory)
                 # Sooner too while the summaries are more than a batch behind.
                 more = derivation_pending(db.session()) or pending(db.engine) > BATCH
                 db.session.remove()

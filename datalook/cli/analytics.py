@@ -12,6 +12,7 @@ from ..analytics import rebuild, supervisor, worker
 from ..analytics.rollups import fold as summaries
 from ..extensions import db
 from ..models import Site
+from . import store as store_commands
 from .common import CommandGroup, fail, site_by_domain
 
 analytics = CommandGroup("analytics", help="Maintain the report summaries and derived tables.")
@@ -74,3 +75,6 @@ def analytics_catch_up() -> None:
     """Fold every event stored since the last fold."""
     count = summaries.catch_up(db.engine, current_app.instance_path)
     click.echo(f"Folded {count} events")
+
+
+analytics.add_command(store_commands.store)

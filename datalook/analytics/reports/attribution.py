@@ -9,8 +9,9 @@ the joined person: a browser's anonymous visits count as the user once a link jo
 - A visit is a run of the person's page views with no gap over sessions.GAP (30 minutes);
   its value is that of its first page view (a visit that came from the newsletter counts
   for the newsletter). A visit counts for a success when its first page view lies within
-  [success - lookback, success]; the page views read begin a day before that window (a
-  visit longer than a day of unbroken page views is cut there).
+  [success - lookback, success]. A person's page views are read from a day before their
+  earliest lookback on: a visit's start is found exactly as if all were read (a run of
+  page views unbroken since before then starts before every lookback either way).
 - A direct visit is one with no source (`Direct / None`, none, or not recorded).
 - first: the earliest visit counted gets the whole success. last: the latest non-direct
   visit (the latest visit when all are direct). linear: every visit an equal share; the
@@ -20,26 +21,28 @@ the joined person: a browser's anonymous visits count as the user once a link jo
 
 Per value: conversions (shares of successes: whole numbers but for linear), converters
 (distinct people credited any share) and revenue (exact).
+
+The report is computed with DuckDB over the columnar copy's rows of the window
+(store.events_relation): the successes, then the page views of the people who converted
+only, cut into visits by a window function, joined to each success's lookback and credited
+with integer arithmetic (`split`'s, in SQL); Python only adds up the shares as fractions.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
 
-from sqlalchemy import select
+import duckdb
 
 from ...acquisition import sources
 from ...acquisition.dimensions import NONE, NOT_RECORDED, Filter
-from ...extensions import db
-from ...models import ACQUISITION_LENGTHS, Event
 from ..ranges import DateRange
 from ..sessions import GAP
-from ..visitor_ids import is_visitor
-from .raw_events import range_events, stored_value
+from ..store.read import connect, events_relation
+from . import copy_filters
 
 MODELS = ("first", "last", "linear")
 #: The dimensions a visit is credited by: where it came from.
@@ -48,19 +51,7 @@ DEFAULT_LOOKBACK = timedelta(days=30)
 MAX_LOOKBACK = timedelta(days=90)
 # How far before the lookback window the page views are read, to find where visits began.
 _MARGIN = timedelta(days=1)
-_VISITORS_PER_QUERY = 500
-_SOURCE = tuple(ACQUISITION_LENGTHS).index("source")
-# A visit's source values that say it came from nowhere in particular.
-_DIRECT = (None, NOT_RECORDED, sources.DIRECT)
-
-
-@dataclass(frozen=True)
-class Touch:
-    """A visit: when its first page view was, its value of the dimension, whether direct."""
-
-    at: datetime
-    value: str
-    direct: bool
+_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass
@@ -68,7 +59,7 @@ class Credit:
     """What one value of the dimension was credited with."""
 
     conversions: Fraction = Fraction(0)
-    converters: set = field(default_factory=set)
+    converters: int = 0
     revenue_micros: int = 0
 
 
@@ -96,84 +87,120 @@ def split(micros: int, parts: int, unit: int) -> list[int]:
     return [sign * step * (whole + (1 if n < left else 0)) for n in range(parts)]
 
 
-def _value(row: Sequence, index: int) -> str:
-    """The stored value of an acquisition column as the report shows it."""
-    value = stored_value(row[index])
-    return NONE if value is None else value
-
-
-def touches(
-    site_id: int, people: Sequence[str], start: datetime, end: datetime, dimension: str
-) -> dict[str, list[Touch]]:
-    """Each person's visits whose first page view is in [start, end], in time order."""
-    index = tuple(ACQUISITION_LENGTHS).index(dimension)
-    columns = [getattr(Event, name) for name in ACQUISITION_LENGTHS]
-    found: dict[str, list[Touch]] = defaultdict(list)
-    for offset in range(0, len(people), _VISITORS_PER_QUERY):
-        chunk = list(people[offset : offset + _VISITORS_PER_QUERY])
-        query = (
-            select(Event.visitor_id, Event.occurred_at, *columns)
-            .where(Event.site_id == site_id, Event.counted(), Event.event_name == "pageview")
-            .where(Event.visitor_id.in_(chunk))
-            .where(Event.occurred_at >= start - _MARGIN, Event.occurred_at <= end)
-            .order_by(Event.visitor_id, Event.occurred_at, Event.id)
-        )
-        previous: dict[str, datetime] = {}
-        for person, at, *values in db.session.execute(query):
-            last = previous.get(person)
-            previous[person] = at
-            if last is not None and at - last <= GAP:
-                continue  # within a visit
-            if at >= start:
-                direct = stored_value(values[_SOURCE]) in _DIRECT
-                found[person].append(Touch(at, _value(values, index), direct))
-    return found
-
-
-def credited(model: str, visits: list[Touch]) -> list[tuple[Touch, Fraction]]:
-    """The visits a success is credited to, with their shares (summing to one)."""
-    if model == "first":
-        return [(visits[0], Fraction(1))]
-    if model == "last":
-        others = [visit for visit in visits if not visit.direct]
-        return [((others or visits)[-1], Fraction(1))]
-    return [(visit, Fraction(1, len(visits))) for visit in visits]
-
-
-@dataclass(frozen=True)
-class Success:
-    """A success event as attribution reads it."""
-
-    visitor: str
-    at: datetime
-    micros: int | None
-
-    @property
-    def has_visitor(self) -> bool:
-        """Whether it names a visitor (not a per-event `a:` id)."""
-        return is_visitor(self.visitor)
+# split() in SQL, for the k-th (from 0) of n shares of `micros` ($unit: the unit). The
+# operands are whole numbers: `//` and `%` are exact (non-negative where it matters).
+_STEP = "(CASE WHEN micros % $unit = 0 THEN $unit ELSE 1 END)"
+_SHARE = (
+    f"sign(micros) * {_STEP} * ((abs(micros) // {_STEP}) // n"
+    f" + CASE WHEN k < (abs(micros) // {_STEP}) % n THEN 1 ELSE 0 END)"
+)
+# Each success (of a person) with each of its person's visits within the lookback before it.
+_PAIRS = (
+    " FROM (SELECT id, person, epoch_us(ts) AS moment, micros FROM successes"
+    " JOIN people USING (visitor)) s"
+    " JOIN touches t ON t.person = s.person AND t.moment BETWEEN s.moment - $lookback AND s.moment"
+)
+# What a model credits each success with: the value of one visit (first: the earliest;
+# last: the latest non-direct, else the latest), or a share of every visit (linear).
+_CREDITED = {
+    "first": "SELECT s.id AS success, s.person, arg_min(t.value, t.moment) AS value, 1 AS n,"
+    f" s.micros AS amount {_PAIRS} GROUP BY s.id, s.person, s.micros",
+    "last": "SELECT s.id AS success, s.person,"
+    " arg_max(t.value, [(NOT t.direct)::BIGINT, t.moment]) AS value, 1 AS n,"
+    f" s.micros AS amount {_PAIRS} GROUP BY s.id, s.person, s.micros",
+    "linear": f"SELECT success, person, value, n, {_SHARE} AS amount FROM ("  # noqa: S608
+    " SELECT s.id AS success, s.person, s.micros, t.value,"
+    " row_number() OVER visits - 1 AS k, count(*) OVER visits AS n"
+    f" {_PAIRS} WINDOW visits AS (PARTITION BY s.id ORDER BY t.moment"
+    " ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING))",
+}
 
 
 def _successes(
-    site_id: int, rng: DateRange, rule: str | None, filters: Sequence[Filter]
-) -> list[Success]:
-    """The counted success events of the range (of `rule`) that pass the filters: without
-    filters only they are read; a filter needs every event's visit (raw_events)."""
-    if filters:
-        return [
-            Success(event.visitor, event.at, event.micros)
-            for event in range_events(site_id, rng.start_utc, rng.end_utc, filters)
-            if event.kind == "success" and (rule is None or event.name == rule)
-        ]
-    query = (
-        select(Event.visitor_id, Event.occurred_at, Event.success_value_micros)
-        .where(Event.site_id == site_id, Event.counted(), Event.event_name == "success")
-        .where(Event.occurred_at >= rng.start_utc, Event.occurred_at < rng.end_utc)
-        .order_by(Event.occurred_at, Event.id)
+    con: duckdb.DuckDBPyConnection, start: datetime, rule: str | None, filters: Sequence[Filter]
+) -> None:
+    """Table `successes`: the counted success events from `start` on (of `rule`) that pass
+    the filters (decided as raw_events decides, on the copy's rows)."""
+    # Only the columns needed: every row group holds successes, and each column read is
+    # decoded whole.
+    read = ", ".join(
+        f'"{name}"'
+        for name in dict.fromkeys(("id", "visitor", "has_visitor", "ts", "micros"))
+        | dict.fromkeys(copy_filters.columns(filters))
     )
-    if rule is not None:
-        query = query.where(Event.name == rule)
-    return [Success(*row) for row in db.session.execute(query)]
+    by_rule = "" if rule is None else "AND name = $rule"
+    con.execute(
+        f"CREATE TEMP TABLE candidates AS SELECT {read} FROM events"  # noqa: S608 - known names
+        f" WHERE kind = 'success' AND ts >= $start {by_rule}",
+        {"start": start} | ({} if rule is None else {"rule": rule}),
+    )
+    passes, parameters = copy_filters.condition(con, "candidates", filters)
+    con.execute(
+        "CREATE TEMP TABLE successes AS SELECT id, visitor, has_visitor, ts,"  # noqa: S608
+        f" coalesce(micros, 0) AS micros FROM candidates WHERE {passes}",
+        parameters,
+    )
+
+
+def _touches(con: duckdb.DuckDBPyConnection, dimension: str, lookback: timedelta) -> None:
+    """Tables `people` (each person with a success, a number, and the span of page views
+    their successes need) and `touches` (their visits: runs of page views with no gap over
+    GAP, at the time of the first page view, with its value of the dimension and whether it
+    is direct)."""
+    if dimension not in DIMENSIONS:
+        raise ValueError(f"not a dimension of attribution: {dimension!r}")
+    # Each person's page views from a margin (over GAP) before their first success's
+    # lookback on: a page view within a lookback begins a visit exactly when it would with
+    # every page view read (the one before it, if within GAP, is read too), and only the
+    # page views of the people who converted, over their own span, are sorted.
+    con.execute(
+        "CREATE TEMP TABLE people AS SELECT visitor, (row_number() OVER ())::INTEGER AS person,"
+        " epoch_us(min(ts)) - $reach AS low, epoch_us(max(ts)) AS high"
+        " FROM successes WHERE has_visitor GROUP BY visitor",
+        {"reach": (lookback + _MARGIN) // _MICROSECOND},
+    )
+    column = f'"{dimension}"'
+    con.execute(
+        "CREATE TEMP TABLE touches AS SELECT person, moment,"  # noqa: S608 - a known column
+        " CASE WHEN stored IS NULL THEN $not_recorded WHEN stored = '' THEN $none"
+        " ELSE stored END AS value,"
+        " (source IS NULL OR source IN ('', $not_recorded, $direct)) AS direct"
+        f" FROM (SELECT p.person, epoch_us(e.ts) AS moment, e.{column} AS stored, e.source,"
+        " lag(epoch_us(e.ts)) OVER (PARTITION BY p.person ORDER BY epoch_us(e.ts), e.id)"
+        " AS previous"
+        " FROM events e JOIN people p ON e.visitor = p.visitor"
+        " WHERE e.kind = 'pageview' AND epoch_us(e.ts) BETWEEN p.low AND p.high)"
+        " WHERE previous IS NULL OR moment - previous > $gap",
+        {
+            "not_recorded": NOT_RECORDED,
+            "none": NONE,
+            "direct": sources.DIRECT,
+            "gap": GAP // _MICROSECOND,
+        },
+    )
+
+
+def _credits(
+    con: duckdb.DuckDBPyConnection, model: str, lookback: timedelta, unit: int
+) -> dict[str, Credit]:
+    """Table `credited` (each success credited: its person, the value, the number of
+    shares and the amount) and what each value was credited with by the model."""
+    parameters = {"lookback": lookback // _MICROSECOND}
+    if model == "linear":
+        parameters["unit"] = unit
+    con.execute(f"CREATE TEMP TABLE credited AS {_CREDITED[model]}", parameters)
+    found = con.execute(
+        "SELECT value, histogram(n), count(DISTINCT person), sum(amount)"
+        " FROM credited GROUP BY value"
+    ).fetchall()
+    return {
+        value: Credit(
+            sum((Fraction(count, n) for n, count in counts.items()), Fraction(0)),
+            converters,
+            int(revenue),
+        )
+        for value, counts, converters, revenue in found
+    }
 
 
 def attribution(
@@ -189,30 +216,21 @@ def attribution(
     """The report over the range: successes (of `rule`, else every one) that pass the
     filters, credited by `model` to their people's visits of the lookback; `unit` is the
     currency's minor unit in millionths (linear splits keep it)."""
-    successes = _successes(site_id, rng, rule, filters)
-    people = sorted({event.visitor for event in successes if event.has_visitor})
-    visits = (
-        touches(site_id, people, rng.start_utc - lookback, rng.end_utc, dimension) if people else {}
-    )
-    credits: dict[str, Credit] = defaultdict(Credit)
-    lost_conversions = lost_micros = 0
-    for event in successes:
-        window = [
-            visit
-            for visit in (visits.get(event.visitor, []) if event.has_visitor else [])
-            if event.at - lookback <= visit.at <= event.at
-        ]
-        if not window:
-            lost_conversions += 1
-            lost_micros += event.micros or 0
-            continue
-        shares = credited(model, window)
-        amounts = split(event.micros or 0, len(shares), unit)
-        for (visit, share), amount in zip(shares, amounts, strict=True):
-            credit = credits[visit.value]
-            credit.conversions += share
-            credit.converters.add(event.visitor)
-            credit.revenue_micros += amount
+    # One read of the window: a row's values are the same whatever span it is read in.
+    begin = rng.start_utc - lookback - _MARGIN
+    con = connect()
+    try:
+        events_relation(con, site_id, begin, rng.end_utc).create_view("events")
+        _successes(con, rng.start_utc, rule, filters)
+        _touches(con, dimension, lookback)
+        credits = _credits(con, model, lookback, unit)
+        lost = con.execute(
+            "SELECT count(*), coalesce(sum(micros), 0) FROM successes s"
+            " WHERE NOT EXISTS (SELECT 1 FROM credited c WHERE c.success = s.id)"
+        ).fetchone()
+    finally:
+        con.close()
+    lost_conversions, lost_micros = lost or (0, 0)
     rows = sorted(
         credits.items(),
         key=lambda item: (-item[1].revenue_micros, -item[1].conversions, item[0]),
@@ -225,6 +243,6 @@ def attribution(
         lookback=lookback,
         filters=tuple(str(f) for f in filters),
         rows=rows,
-        unattributed_conversions=lost_conversions,
-        unattributed_micros=lost_micros,
+        unattributed_conversions=int(lost_conversions),
+        unattributed_micros=int(lost_micros),
     )

@@ -1,8 +1,10 @@
 """The reports of a range with filters: stats.json's figures and the property breakdown,
-counted exactly from the events that pass every filter (raw_events).
+counted exactly from the range's rows in the copy (store.read) that pass every filter
+(store_sql).
 
 Visit figures count the visits (reports.visits) that started in the range and hold an
-event of the range that passes every filter, each as a whole (all of its events).
+event of the range that passes every filter, each as a whole (all of its events: the copy
+holds each row's visit figures).
 
 The same figures as the unfiltered reports read from the rollups, over fewer events: totals
 and the previous period, one row per success rule, the chart's buckets and the top pages.
@@ -11,88 +13,98 @@ Visitors are always exact here (`visitors_exact` is true).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 
+import pyarrow as pa
 from sqlalchemy import select
 
-from ...acquisition.dimensions import Filter
+from ...acquisition.dimensions import PROPERTY_PREFIX, Filter
 from ...extensions import db
 from ...models import Site, SuccessRule
 from ..ranges import Bucket, DateRange
 from ..rollups.models import MAX_KEY, MAX_PAGE
+from ..store.read import connect, events_relation
 from .breakdown import TOP_VALUES
 from .model import BreakdownRow, PageRow, RuleRow, SeriesPoint, Stats, Totals
 from .pages import TOP_PAGES
-from .raw_events import RawEvent, Visit, bucket_of, range_events
+from .store_sql import REVENUE, VISITORS, Scope, table_name
 from .totals import rule_displays
 from .visits import VisitSums
 
-_KINDS = {"pageview": "pageviews", "click": "clicks", "custom": "custom", "success": "conversions"}
+# Summed per visit first (visit_id is NULL exactly for the events without a visitor,
+# rows.py): the visitors are then counted over far fewer rows, and each visit's own
+# figures (the same on each of its rows) are read once.
+_TOTALS = f"""
+SELECT sum(events), sum(pageviews), sum(clicks), sum(custom), sum(conversions),
+       coalesce(sum(revenue), 0),
+       coalesce(sum(events) FILTER (WHERE visit_id IS NULL), 0),
+       count(DISTINCT visitor) FILTER (WHERE visit_id IS NOT NULL),
+       count(DISTINCT visitor) FILTER (WHERE visit_id IS NOT NULL AND conversions > 0),
+       count(*) FILTER (WHERE counted),
+       coalesce(sum(visit_pageviews) FILTER (WHERE counted), 0),
+       count(*) FILTER (WHERE counted AND visit_events = 1),
+       coalesce(sum(visit_duration) FILTER (WHERE counted), 0)
+FROM (
+    SELECT visit_id, any_value(visitor) AS visitor, count(*) AS events,
+           count(*) FILTER (WHERE kind = 'pageview') AS pageviews,
+           count(*) FILTER (WHERE kind = 'click') AS clicks,
+           count(*) FILTER (WHERE kind = 'custom') AS custom,
+           count(*) FILTER (WHERE kind = 'success') AS conversions,
+           {REVENUE} AS revenue,
+           -- The visits counted (reports.visits): of a visitor, started in the range
+           -- (at the parameter or later), with a page view from the browser.
+           visit_id IS NOT NULL AND any_value(visit_at) >= ?
+               AND any_value(visit_browser_pageviews) > 0 AS counted,
+           any_value(visit_browser_pageviews) AS visit_pageviews,
+           any_value(visit_events) AS visit_events,
+           any_value(visit_duration_us) AS visit_duration
+    FROM rows GROUP BY visit_id
+)
+"""  # noqa: S608 - the names and values are the module's own
+_RULES = f"""
+SELECT "name", count(*), {REVENUE}, {VISITORS}
+FROM rows WHERE kind = 'success' AND "name" IS NOT NULL GROUP BY "name"
+"""  # noqa: S608 - the names and values are the module's own
+# A bucket holds the events from its start to the next bucket's start, the last one
+# everything after its start (bisect over the starts; the table holds, of buckets with
+# the same start, the last one).
+_SERIES = f"""
+SELECT b.i, count(*), {VISITORS}, count(*) FILTER (WHERE kind = 'success'), {REVENUE}
+FROM rows ASOF JOIN {{buckets}} b ON rows.ts >= b.start
+GROUP BY b.i
+"""  # noqa: S608 - the names and values are the module's own
+_PAGES = f"""
+SELECT substr(page, 1, {MAX_PAGE}) AS p, count(*) AS n, {VISITORS}
+FROM rows GROUP BY p ORDER BY n DESC, p LIMIT {TOP_PAGES}
+"""  # noqa: S608 - the names and values are the module's own
+_PROPERTY = f"""
+SELECT {{value}} AS v, count(*) AS n, count(*) FILTER (WHERE kind = 'success'), {REVENUE}
+FROM rows WHERE {{value}} IS NOT NULL GROUP BY v ORDER BY n DESC, v LIMIT {TOP_VALUES}
+"""  # noqa: S608 - the names and values are the module's own
 
 
-def _totals(events: Sequence[RawEvent]) -> Totals:
-    """The totals of events that passed the filters."""
-    counts = dict.fromkeys(_KINDS.values(), 0)
-    visitors: set[str] = set()
-    converters: set[str] = set()
-    revenue = without_visitor = 0
-    for event in events:
-        kind = _KINDS.get(event.kind)
-        if kind:
-            counts[kind] += 1
-        success = event.kind == "success"
-        if success:
-            revenue += event.micros or 0
-        if event.has_visitor:
-            visitors.add(event.visitor)
-            if success:
-                converters.add(event.visitor)
-        else:
-            without_visitor += 1
+def _totals(scope: Scope, start: datetime) -> Totals:
+    """The totals of the rows that passed the filters (visits: those started at `start` or
+    later)."""
+    row = [int(x or 0) for x in scope.query(_TOTALS, [start])[0]]
     totals = Totals(
-        events=len(events),
-        pageviews=counts["pageviews"],
-        clicks=counts["clicks"],
-        custom=counts["custom"],
-        conversions=counts["conversions"],
-        revenue_micros=revenue,
-        events_without_visitor=without_visitor,
-        visitors=len(visitors),
-        converters=len(converters),
+        events=row[0],
+        pageviews=row[1],
+        clicks=row[2],
+        custom=row[3],
+        conversions=row[4],
+        revenue_micros=row[5],
+        events_without_visitor=row[6],
+        visitors=row[7],
+        converters=row[8],
     )
-    return _visit_sums(events).apply(totals)
+    return VisitSums(*row[9:13]).apply(totals)
 
 
-def _visit_sums(events: Sequence[RawEvent]) -> VisitSums:
-    """The visit figures (reports.visits) of the visits that started in the range with an
-    event that passed the filters: each such visit counted once, as a whole."""
-    seen: dict[int, Visit] = {}
-    for event in events:
-        visit = event.visit
-        if visit is None or visit.number is None or visit.started_before:
-            continue
-        if visit.browser_pageviews:
-            seen.setdefault(id(visit), visit)
-    return VisitSums(
-        visits=len(seen),
-        visit_pageviews=sum(v.browser_pageviews for v in seen.values()),
-        bounces=sum(v.event_count == 1 for v in seen.values()),
-        visit_duration_us=sum(v.duration_us for v in seen.values()),
-    )
-
-
-def _rules(site: Site, events: Sequence[RawEvent], totals: Totals) -> list[RuleRow]:
+def _rules(site: Site, scope: Scope, totals: Totals) -> list[RuleRow]:
     """One row per success rule: the registered ones, and any other with conversions."""
-    conversions: dict[str, int] = defaultdict(int)
-    revenue: dict[str, int] = defaultdict(int)
-    converters: dict[str, set] = defaultdict(set)
-    for event in events:
-        if event.kind == "success" and event.name is not None:
-            conversions[event.name] += 1
-            revenue[event.name] += event.micros or 0
-            if event.has_visitor:
-                converters[event.name].add(event.visitor)
+    found = {name: [int(x) for x in figures] for name, *figures in scope.query(_RULES)}
     registered = db.session.scalars(
         select(SuccessRule.name)
         .where(SuccessRule.site_id == site.id)
@@ -100,98 +112,94 @@ def _rules(site: Site, events: Sequence[RawEvent], totals: Totals) -> list[RuleR
     ).all()
     displays = rule_displays(site.id)
     out = []
-    for name in dict.fromkeys([*registered, *sorted(conversions)]):
+    for name in dict.fromkeys([*registered, *sorted(found)]):
         display = displays.get(name)
-        seen = len(converters.get(name, ()))
+        conversions, revenue, seen = found.get(name, (0, 0, 0))
         out.append(
             RuleRow(
                 name=name,
                 label=display.label if display and display.label else name,
                 archived=bool(display and display.archived),
-                conversions=conversions.get(name, 0),
+                conversions=conversions,
                 converters=seen,
                 conversion_rate=seen / totals.visitors if totals.visitors else 0.0,
-                revenue_micros=revenue.get(name, 0),
+                revenue_micros=revenue,
             )
         )
     return out
 
 
-def _series(events: Sequence[RawEvent], buckets: list[Bucket]) -> list[SeriesPoint]:
-    """The chart's buckets of the events that passed the filters."""
-    starts = [bucket.start_utc for bucket in buckets]
-    counts = [[0, 0, 0] for _ in buckets]  # events, conversions, revenue
-    visitors: list[set[str]] = [set() for _ in buckets]
-    for event in events:
-        index = bucket_of(starts, event.at)
-        if index < 0:
-            continue
-        figures = counts[index]
-        figures[0] += 1
-        if event.has_visitor:
-            visitors[index].add(event.visitor)
-        if event.kind == "success":
-            figures[1] += 1
-            figures[2] += event.micros or 0
-    return [
-        SeriesPoint(bucket.label, figures[0], len(seen), figures[1], figures[2])
-        for bucket, figures, seen in zip(buckets, counts, visitors, strict=True)
-    ]
+def _series(scope: Scope, buckets: list[Bucket]) -> list[SeriesPoint]:
+    """The chart's buckets of the rows that passed the filters."""
+    last = {bucket.start_utc: index for index, bucket in enumerate(buckets)}
+    table = pa.table(
+        {
+            "i": pa.array(list(last.values()), pa.int32()),
+            "start": pa.array(list(last), pa.timestamp("us")),
+        }
+    )
+    name = table_name("buckets")
+    scope.con.register(name, table)
+    rows = scope.query(_SERIES.format(buckets=name))
+    found = {i: [int(x) for x in figures] for i, *figures in rows}
+    points = []
+    for index, bucket in enumerate(buckets):
+        events, visitors, conversions, revenue = found.get(index, (0, 0, 0, 0))
+        points.append(SeriesPoint(bucket.label, events, visitors, conversions, revenue))
+    return points
 
 
-def _pages(events: Sequence[RawEvent]) -> list[PageRow]:
+def _pages(scope: Scope) -> list[PageRow]:
     """The top pages by events, with their visitors."""
-    counts: dict[str, int] = defaultdict(int)
-    visitors: dict[str, set] = defaultdict(set)
-    for event in events:
-        page = event.page[:MAX_PAGE]
-        counts[page] += 1
-        if event.has_visitor:
-            visitors[page].add(event.visitor)
-    top = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:TOP_PAGES]
-    return [PageRow(page, count, len(visitors.get(page, ()))) for page, count in top]
+    return [PageRow(page, int(n), int(seen)) for page, n, seen in scope.query(_PAGES)]
 
 
-def _events(site: Site, rng: DateRange, filters: Sequence[Filter]) -> list[RawEvent]:
-    """The counted events of the range that pass every filter."""
-    return range_events(site.id, rng.start_utc, rng.end_utc, filters, whole_visits=True)
+def _scope(con, site: Site, rng: DateRange, filters: Sequence[Filter]) -> Scope:
+    """The scope of the range's rows that pass the filters."""
+    return Scope(con, events_relation(con, site.id, rng.start_utc, rng.end_utc), filters)
 
 
 def stats(site: Site, rng: DateRange, filters: Sequence[Filter]) -> Stats:
     """stats.json's figures over the events of the range that pass every filter."""
-    events = _events(site, rng, filters)
-    totals = _totals(events)
-    return Stats(
-        range=rng,
-        totals=totals,
-        previous=_totals(_events(site, rng.previous(), filters)),
-        rules=_rules(site, events, totals),
-        series=_series(events, rng.buckets()),
-        pages=_pages(events),
-        granularity=rng.granularity(),
-    )
+    con = connect()
+    try:
+        scope = _scope(con, site, rng, filters)
+        totals = _totals(scope, rng.start_utc)
+        before = rng.previous()
+        previous = _totals(_scope(con, site, before, filters), before.start_utc)
+        return Stats(
+            range=rng,
+            totals=totals,
+            previous=previous,
+            rules=_rules(site, scope, totals),
+            series=_series(scope, rng.buckets()),
+            pages=_pages(scope),
+            granularity=rng.granularity(),
+        )
+    finally:
+        con.close()
 
 
 def property_rows(
     site: Site, rng: DateRange, key: str, filters: Sequence[Filter]
 ) -> list[BreakdownRow]:
     """The top values of one property key (events, conversions, revenue) after filters."""
-    key = key[:MAX_KEY]
-    events = range_events(site.id, rng.start_utc, rng.end_utc, filters)
-    figures: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for event in events:
-        value = event.prop(key)
-        if value is None:  # as the rollups: the events that have the key
-            continue
-        row = figures[value]
-        row[0] += 1
-        if event.kind == "success":
-            row[1] += 1
-            row[2] += event.micros or 0
-    top = sorted(figures.items(), key=lambda item: (-item[1][0], item[0]))[:TOP_VALUES]
-    return [BreakdownRow(value, *numbers) for value, numbers in top]
+    dimension = PROPERTY_PREFIX + key[:MAX_KEY]
+    con = connect()
+    try:
+        relation = events_relation(con, site.id, rng.start_utc, rng.end_utc)
+        scope = Scope(con, relation, filters, [dimension])
+        found = scope.query(_PROPERTY.format(value=scope.value(dimension)))
+        # As the rollups: only the events that have the key.
+        return [BreakdownRow(value, *(int(x) for x in figures)) for value, *figures in found]
+    finally:
+        con.close()
 
 
 def series(site: Site, rng: DateRange, filters: Sequence[Filter]) -> list[SeriesPoint]:
     """The chart's buckets of the range over the events that pass every filter."""
-    return _series(_events(site, rng, filters), rng.buckets())
+    con = connect()
+    try:
+        return _series(_scope(con, site, rng, filters), rng.buckets())
+    finally:
+        con.close()

@@ -109,7 +109,7 @@ def attribution_json(site: Site, report: Attribution) -> dict:
             {
                 "value": value,
                 "conversions": _share(credit.conversions),
-                "converters": len(credit.converters),
+                "converters": credit.converters,
                 "revenue": decimal_string(credit.revenue_micros, currency),
             }
             for value, credit in report.rows

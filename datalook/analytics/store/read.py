@@ -1,17 +1,37 @@
 """The rows of a range for a report, as one DuckDB relation.
 
-`events_relation` is the only way the reports read the copy. For now every span is read
-from the events table (rows.rows_for); the fold's Parquet segments replace that for the
-spans they cover, with the same rows.
+`events_relation` is the only way the reports read the copy. The spans of the range that
+a valid segment of this host's store covers are read from its Parquet file; the others
+from the events table (rows.rows_for, whose rows a segment holds exactly). A segment is
+used only while its row exists and no counted event past the store's cursor (not yet seen
+by store.invalidate) lies within GAP of what it was built from: the cursor is read first,
+then the segments, then those events, so a segment that the events make stale is never
+read, however far behind the fold is.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+from flask import current_app
+from sqlalchemy import func, select
 
-from .rows import rows_for
+from ...extensions import db
+from ...models import Event
+from .. import cursors
+from ..sessions import GAP
+from . import files
+from .build import SEGMENT_COLUMNS, Segment
+from .edges import Seen, tokens_joined
+from .invalidate import CURSOR, clustered
+from .models import StoreSegment
+from .rows import SCHEMA, rows_for
+
+# Past this many events not yet seen by the store's cursor, they are taken as one span.
+_UNSEEN_LISTED = 10_000
 
 
 def connect() -> duckdb.DuckDBPyConnection:
@@ -21,9 +41,103 @@ def connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
+def store_directory() -> Path:
+    """The app's store directory (ANALYTICS_STORE_DIR)."""
+    return Path(current_app.config["ANALYTICS_STORE_DIR"])
+
+
 def events_relation(
     con: duckdb.DuckDBPyConnection, site_id: int, start: datetime, end: datetime
 ) -> duckdb.DuckDBPyRelation:
-    """The copy's rows of the site's counted events in [start, end) (UTC, naive)."""
-    table = rows_for(site_id, start, end)
-    return con.from_arrow(table)
+    """The copy's rows of the site's counted events in [start, end) (UTC, naive): exactly
+    rows_for(site_id, start, end)'s rows, as one relation of the SCHEMA columns."""
+    directory = store_directory()
+    chosen = usable_segments(directory, site_id, start, end)
+    parts: list[pa.Table] = [rows_for(site_id, a, b) for a, b in uncovered(start, end, chosen)]
+    paths = [
+        str(files.segment_path(directory, s.site_id, s.span_start, s.span_end, s.token))
+        for s in chosen
+        if s.events
+    ]
+    table = pa.concat_tables(parts) if parts else SCHEMA.empty_table()
+    fresh = con.from_arrow(table)
+    if not paths:
+        return fresh
+    ts = duckdb.ColumnExpression("ts")
+    stored = con.read_parquet(paths).filter(
+        (ts >= duckdb.ConstantExpression(start)) & (ts < duckdb.ConstantExpression(end))
+    )
+    return stored.union(fresh) if table.num_rows else stored
+
+
+def usable_segments(directory: Path, site_id: int, start: datetime, end: datetime) -> list[Segment]:
+    """The valid segments of this store to read for [start, end): not overlapping each
+    other (the longest first), each with its file present (or without rows)."""
+    if not (directory / files.STORE_ID_FILE).exists():
+        return []
+    store = files.store_id(directory)
+    session = db.session
+    seen = cursors.DERIVED.read(session, CURSOR)
+    if seen is None:
+        return []
+    rows = [
+        Segment(*row)
+        for row in session.execute(
+            select(*SEGMENT_COLUMNS).where(
+                StoreSegment.store == store,
+                StoreSegment.site_id == site_id,
+                StoreSegment.span_start < end,
+                StoreSegment.span_end > start,
+            )
+        )
+    ]
+    if not rows:
+        return []
+    stale = _stale(site_id, seen.last_event_id, rows)
+    chosen: list[Segment] = []
+    for row in sorted(rows, key=lambda r: (r.span_start - r.span_end, r.span_start)):
+        if row.token in stale:
+            continue
+        if any(row.span_start < c.span_end and c.span_start < row.span_end for c in chosen):
+            continue
+        path = files.segment_path(directory, site_id, row.span_start, row.span_end, row.token)
+        if row.events and not path.exists():
+            continue
+        chosen.append(row)
+    return sorted(chosen, key=lambda r: r.span_start)
+
+
+def _stale(site_id: int, position: int, rows: list[Segment]) -> set[str]:
+    """The tokens of `rows` that a counted event past the store's cursor could change."""
+    past = (Event.site_id == site_id) & (Event.id > position) & Event.counted()
+    unseen = [
+        Seen(*event)
+        for event in db.session.execute(
+            select(Event.visitor_id, Event.occurred_at).where(past).limit(_UNSEEN_LISTED + 1)
+        )
+    ]
+    if not unseen:
+        return set()
+    if len(unseen) > _UNSEEN_LISTED:  # far behind: by time alone, around all of them
+        first, last = db.session.execute(
+            select(func.min(Event.occurred_at), func.max(Event.occurred_at)).where(past)
+        ).one()
+        return {r.token for r in rows if r.lo - GAP <= last and first <= r.hi + GAP}
+    spans = clustered([event.at for event in unseen])
+    stale = {r.token for r in rows if any(a < r.span_end and r.span_start <= b for a, b in spans)}
+    return stale | tokens_joined(db.session(), site_id, unseen, [r.token for r in rows])
+
+
+def uncovered(
+    start: datetime, end: datetime, chosen: list[Segment]
+) -> list[tuple[datetime, datetime]]:
+    """The sub-spans of [start, end) that no chosen segment (sorted, disjoint) covers."""
+    gaps = []
+    at = start
+    for row in chosen:
+        if row.span_start > at:
+            gaps.append((at, min(row.span_start, end)))
+        at = max(at, row.span_end)
+    if at < end:
+        gaps.append((at, end))
+    return [(a, b) for a, b in gaps if a < b]

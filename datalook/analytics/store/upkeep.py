@@ -1,0 +1,31 @@
+"""The store's upkeep on each tick of the fold process: the store's cursor catches up
+with the new events (deleting the segments they change), missing segments are built
+newest first, and now and then the files of deleted segments are removed; all within a
+budget, so that the next fold is not held back."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from . import gc, invalidate
+from .build import Progress, build
+
+# Seconds of building per tick (a build started before it ends is finished).
+TICK_SECONDS = 1.5
+# Seconds between two removals of unused files, per store directory in this process.
+COLLECT_EVERY_S = 300.0
+_collected: dict[str, float] = {}
+
+
+def tick(session: Session, directory: Path, seconds: float = TICK_SECONDS) -> Progress:
+    """One bounded round of upkeep; what the build did."""
+    invalidate.catch_up(session, seconds)
+    progress = build(session, directory, seconds=seconds)
+    key = str(directory)
+    if time.monotonic() - _collected.get(key, float("-inf")) >= COLLECT_EVERY_S:
+        _collected[key] = time.monotonic()
+        gc.collect(session, directory)
+    return progress
