@@ -27,7 +27,8 @@ A benchmark, not a test.
 With --database postgresql://USER@HOST:PORT/DB the same run goes to a fresh database made
 on that server (and dropped afterwards) instead of SQLite. With --instance DIR it reuses an
 instance folder seeded as this bench seeds (SQLite; the saved funnel is deleted at the end), or
-seeds it first when it holds no database yet (and keeps it); --seed-only stops after seeding.
+seeds it first when it holds no database yet (and keeps it); --seed-only stops after seeding
+(and the build).
 With --lock FILE each timed phase holds an exclusive flock on FILE (a shared machine).
 """
 
@@ -544,9 +545,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if options.instance and (instance / "datalook.db").exists():
                 results["seeded"] = f"reused instance {options.instance.name}"
+                cli(env, "db", "upgrade")  # a folder seeded by an older version
             else:
                 results["seeded"] = seed_sites(env, options)
-                results["store_build"] = build_store(env, options)
+            # Missing segments only: nothing left to build in a folder built before.
+            results["store_build"] = build_store(env, options)
             results["timings"] = []
             if not options.seed_only:
                 results["load_before_timings"] = os.getloadavg()
