@@ -45,11 +45,18 @@ _lock = threading.Lock()
 _database: tuple[int, duckdb.DuckDBPyConnection] | None = None
 
 
+# The databases of the parent processes, kept (unused) in a forked child: closing or
+# freeing one there would stop threads that only the parent has.
+_inherited: list[duckdb.DuckDBPyConnection] = []
+
+
 def _forked() -> None:
-    """In a child process: forget the parent's database and lock (a thread of the parent
-    may have held the lock at the fork)."""
+    """In a child process: set aside the parent's database and make a new lock (a thread
+    of the parent may have held it at the fork)."""
     global _lock, _database
     _lock = threading.Lock()
+    if _database is not None:
+        _inherited.append(_database[1])
     _database = None
 
 
