@@ -168,8 +168,8 @@ def _scopes(con, site: Site, rng: DateRange, filters: Sequence[Filter]) -> tuple
     relation = events_relation(con, site.id, before.start_utc, rng.end_utc)
     ts, split = duckdb.ColumnExpression("ts"), duckdb.ConstantExpression(rng.start_utc)
     return (
-        Scope(con, relation.filter(ts >= split), filters, keep=True),
-        Scope(con, relation.filter(ts < split), filters, keep=True),
+        Scope(con, relation.filter(ts >= split), filters),
+        Scope(con, relation.filter(ts < split), filters),
     )
 
 

@@ -94,11 +94,8 @@ class Scope:
         relation: duckdb.DuckDBPyRelation,
         filters: Sequence[Filter] = (),
         dimensions: Iterable[str] = (),
-        keep: bool = False,
     ) -> None:
-        """Register the relation once and prepare the property values and the filters;
-        `keep` (for several queries) keeps the rows that pass the filters, when there are
-        any, in a TEMP table, so that each query does not read and filter them again."""
+        """Register the relation once and prepare the property values and the filters."""
         self.con = con
         self.view = table_name("range_rows")
         con.register(self.view, relation)  # the connection's own, unlike a view
@@ -117,13 +114,6 @@ class Scope:
         self._params: list = []
         for f in filters:
             self._add_filter(f)
-        self._kept: str | None = None
-        if keep and filters:
-            self._kept = table_name("kept_rows")
-            self.con.execute(
-                f"CREATE TEMP TABLE {self._kept} AS {self._rows()}",  # noqa: S608 - own names
-                self._params,
-            )
 
     def value(self, dimension: str) -> str:
         """The SQL value of a dimension over the rows (NULL: the event has none)."""
@@ -138,16 +128,10 @@ class Scope:
 
     def query(self, select: str, params: Sequence = ()) -> list[tuple]:
         """The rows of `select`, which reads the filtered rows as `rows`."""
-        if self._kept is not None:
-            sql = f"WITH rows AS (SELECT * FROM {self._kept}) {select}"  # noqa: S608
-            return self.con.execute(sql, list(params)).fetchall()
-        sql = f"WITH rows AS ({self._rows()}) {select}"
-        return self.con.execute(sql, [*self._params, *params]).fetchall()
-
-    def _rows(self) -> str:
-        """The SELECT of the rows that pass the filters (parameters: self._params)."""
         where = " AND ".join(self._where) or "TRUE"
-        return f"WITH base AS ({self._base}) SELECT * FROM base WHERE {where}"  # noqa: S608
+        rows = f"SELECT * FROM base WHERE {where}"  # noqa: S608
+        sql = f"WITH base AS ({self._base}), rows AS ({rows}) {select}"
+        return self.con.execute(sql, [*self._params, *params]).fetchall()
 
     def _property_table(self, key: str) -> str:
         """A table of the distinct `properties` texts that hold the key, with its value."""
