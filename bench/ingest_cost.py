@@ -23,11 +23,13 @@ import pstats
 import random
 import statistics
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -102,7 +104,7 @@ def _environ(path: str, body: bytes, token: str) -> dict:
     }
 
 
-def _app_and_token(folder: Path) -> tuple[Callable, str]:
+def _app_and_token(folder: Path) -> tuple[Any, str]:
     """The app on a fresh migrated database in `folder`, and a key with a raised limit."""
     os.environ["DATALOOK_INSTANCE_PATH"] = str(folder)
     os.environ.setdefault("TRUSTED_PROXIES", "1")
@@ -118,7 +120,7 @@ def _app_and_token(folder: Path) -> tuple[Callable, str]:
     made = create_token(app, rate_limit="100000000 per 10 seconds")
     with app.app_context():
         db.session.remove()
-    return app.wsgi_app, made.token
+    return app, made.token
 
 
 def _call(app: Callable, path: str, body: bytes, token: str) -> str:
@@ -141,18 +143,64 @@ def _run(app: Callable, token: str, kind: str, bodies: list[bytes]) -> float:
     return (time.process_time() - start) / (len(bodies) * per) * 1e6
 
 
+def _fold_cost(app: Callable, flask_app, token: str, options: argparse.Namespace) -> None:
+    """Store `--fold` batches of each batch scenario, then time one catch-up of everything the
+    fold process derives from them (as its tick does), in events per CPU second."""
+    from datalook.analytics import identity
+    from datalook.analytics.catch_up import catch_up_all
+    from datalook.analytics.rollups.fold import catch_up
+    from datalook.extensions import db
+
+    rng = random.Random(11)
+    stored = 0
+    for kind in options.fold_kinds.split(","):
+        for body in _bodies(kind, options.fold, rng):
+            _call(app, "/events", body, token)
+            stored += BATCH
+    profiler = cProfile.Profile() if options.profile == "fold" else None
+    with flask_app.app_context():
+        parts = {}
+        started = time.process_time()
+        if profiler is not None:
+            profiler.enable()
+        identity.apply_pending(db.session())
+        parts["links"] = time.process_time() - started
+        catch_up(db.engine, flask_app.instance_path)
+        parts["summaries"] = time.process_time() - started - sum(parts.values())
+        catch_up_all(db.session())
+        parts["sessions, kinds, funnels"] = time.process_time() - started - sum(parts.values())
+        if profiler is not None:
+            profiler.disable()
+        db.session.remove()
+    total = sum(parts.values())
+    shown = ", ".join(f"{name} {seconds * 1e6 / stored:.1f}" for name, seconds in parts.items())
+    print(f"fold     {stored / total:9.0f} events per CPU second  (us/event: {shown})")
+    if profiler is not None:
+        pstats.Stats(profiler).sort_stats(options.sort).print_stats(options.top)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Time each scenario in rounds; print the median µs per event (per request for /event)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=60, help="batches per round (60)")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--profile", choices=("example", "varied", "context", "one"))
+    parser.add_argument("--requests", type=int, default=20, help="batches per round (20)")
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--profile", choices=("example", "varied", "context", "one", "fold"))
+    parser.add_argument(
+        "--fold", type=int, default=0, help="then time the fold of this many batches of each"
+    )
+    parser.add_argument("--fold-kinds", default="example,varied,context")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--sort", default="tottime", help="tottime or cumulative")
     options = parser.parse_args(argv)
     rng = random.Random(7)
     with tempfile.TemporaryDirectory() as folder:
-        app, token = _app_and_token(Path(folder))
+        flask_app, token = _app_and_token(Path(folder))
+        app = flask_app.wsgi_app
+        if options.fold or options.profile == "fold":
+            _fold_cost(app, flask_app, token, options)
+            return 0
         kinds = [options.profile] if options.profile else ["example", "varied", "context", "one"]
+        figures: dict[str, list[float]] = {}
         for kind in kinds:
             n = options.requests * (BATCH if kind == "one" else 1)
             _run(app, token, kind, _bodies(kind, max(n // 10, 5), rng))  # warm-up
@@ -162,15 +210,22 @@ def main(argv: list[str] | None = None) -> int:
                 profiler.enable()
                 _run(app, token, kind, bodies)
                 profiler.disable()
-                stats = pstats.Stats(profiler).sort_stats("tottime")
+                stats = pstats.Stats(profiler).sort_stats(options.sort)
                 stats.print_stats(options.top)
                 continue
-            figures = [_run(app, token, kind, _bodies(kind, n, rng)) for _ in range(options.rounds)]
+            figures[kind] = []
+        # Rounds of each scenario in turn, so that a busy moment of the machine is shared.
+        for _ in range(0 if options.profile else options.rounds):
+            for kind in kinds:
+                n = options.requests * (BATCH if kind == "one" else 1)
+                figures[kind].append(_run(app, token, kind, _bodies(kind, n, rng)))
+        for kind, found in figures.items():
             unit = "request" if kind == "one" else "event"
             print(
-                f"{kind:8} {statistics.median(figures):7.1f} us/{unit}"
-                f"  (rounds {min(figures):.1f}-{max(figures):.1f})"
+                f"{kind:8} median {statistics.median(found):7.1f}  least {min(found):7.1f}"
+                f" us/{unit}  ({len(found)} rounds)"
             )
+        print(f"threads: {len(threading.enumerate())}")
     return 0
 
 

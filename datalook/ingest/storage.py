@@ -221,6 +221,16 @@ def _row(key: Source, event: Event, acquired: dict[int, tuple]) -> tuple:
     )
 
 
+def _bound(
+    statement: CompiledStatement, shared: dict, rows: list[tuple[int, tuple]]
+) -> list[tuple[int, tuple | dict]]:
+    """Each (index, row)'s driver parameters for `statement`, with the shared values."""
+    if not rows:
+        return []
+    bind = statement.binder(_OWN_COLUMNS, shared)
+    return list(zip((index for index, _ in rows), bind([row for _, row in rows]), strict=True))
+
+
 def _links(key: Source, events: list[Event], outcome: list[str]) -> list[tuple[str, str, str]]:
     """The links these stored events make (test keys' events make none: they never count)."""
     if key.is_test:
@@ -269,11 +279,9 @@ def store(
     # other writer of the database waits.
     shared = _shared(key, received_at)
     insert = _STATEMENTS.get("insert", dialect)
-    bind = insert.binder(_OWN_COLUMNS, shared)
-    plain_bound = list(zip((i for i, _ in plain), bind([r for _, r in plain]), strict=True))
+    plain_bound = _bound(insert, shared, plain)
     idempotent = _STATEMENTS.get("insert_idempotent", dialect)
-    bind = idempotent.binder(_OWN_COLUMNS, shared)
-    keyed_bound = list(zip((i for i, _ in keyed), bind([r for _, r in keyed]), strict=True))
+    keyed_bound = _bound(idempotent, shared, keyed)
     admitted: dict[str, int] = {}
     with write_lock(dialect, database):
         cursor = connection.cursor()

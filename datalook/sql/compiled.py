@@ -72,11 +72,10 @@ class CompiledStatement:
         A batch's rows differ in a dozen columns and share the others; putting each row in
         the driver's order is then one C-level pick per row, not a look-up per column.
         """
-        layout = self._layouts.get((tuple(varying), tuple(constants)))
+        shape = (tuple(varying), tuple(constants))
+        layout = self._layouts.get(shape)
         if layout is None:
-            layout = self._layouts[(tuple(varying), tuple(constants))] = _Layout(
-                self, varying, constants
-            )
+            layout = self._layouts[shape] = _Layout(self, varying, constants)
         return layout.binder(constants)
 
     def execute(self, cursor, values: dict[str, Any]):
@@ -102,6 +101,15 @@ class CompiledStatement:
             cursor.execute(self.sql, bound[0])
         else:
             cursor.executemany(self.sql, bound)
+
+
+# Constants' conversions kept per layout: booleans and small integers only.
+_CONVERTED_CACHED = 64
+
+
+def _cacheable(value: object) -> bool:
+    """Whether a constant's conversion is worth keeping (it recurs in every batch)."""
+    return isinstance(value, bool | int)
 
 
 class _Layout:
@@ -132,14 +140,24 @@ class _Layout:
         self.pick = operator.itemgetter(*order) if len(order) > 1 else None
         self.order = order
         self.names = statement._names if not statement.positional else None
+        self.converted: dict[tuple[str, Any], Any] = {}
 
     def binder(self, constants: dict[str, Any]) -> Callable[[list[tuple]], list[tuple | dict]]:
         """The binder of rows that share these constants' values."""
-        tail = tuple(
-            value if processor is None or value is None else processor(value)
-            for name, default, processor in self.constants
-            for value in (constants.get(name, default),)
-        )
+        values = []
+        for name, default, processor in self.constants:
+            value = constants.get(name, default)
+            if processor is not None and value is not None:
+                # The same few values again and again (a source's flags): converted once.
+                key = (name, value)
+                converted = self.converted.get(key)
+                if converted is None:
+                    converted = processor(value)
+                    if len(self.converted) < _CONVERTED_CACHED and _cacheable(value):
+                        self.converted[key] = converted
+                value = converted
+            values.append(value)
+        tail = tuple(values)
         conversions, names = self.conversions, self.names
         pick = self.pick or (lambda values: (values[self.order[0]],))
 
