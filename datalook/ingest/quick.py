@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from .arrival_fields import Arrival, check_context
-from .pii import strip_pii
+from .pii import is_pii_key, is_pii_value
 from .schema import (
     CONTROL,
     EVENT_ID,
@@ -48,11 +48,39 @@ class _Refused(Exception):
     """This path does not decide the event (schema.validate does)."""
 
 
-def _text(value: object, limit: int) -> str:
+class _Seen:
+    """What one request's events have shown valid so far: a batch repeats its names, paths,
+    amounts and property values, and each is then checked once per request (never kept
+    beyond it)."""
+
+    __slots__ = ("texts", "micros", "pii")
+
+    def __init__(self) -> None:
+        self.texts: set[tuple[str, int]] = set()
+        self.micros: dict[float, int] = {}
+        self.pii: dict[str, bool] = {}
+
+
+def _text(value: object, limit: int, seen: _Seen) -> str:
     """A non-empty string of at most `limit` characters without control characters."""
-    if type(value) is not str or not value or len(value) > limit or CONTROL.search(value):
+    if type(value) is not str:
         raise _Refused
+    if (value, limit) in seen.texts:
+        return value
+    if not value or len(value) > limit or CONTROL.search(value):
+        raise _Refused
+    seen.texts.add((value, limit))
     return value
+
+
+def _amount(value: object, seen: _Seen) -> int:
+    """_micros, once per distinct float of the request."""
+    if type(value) is float:
+        found = seen.micros.get(value)
+        if found is None:
+            found = seen.micros[value] = _micros(value)
+        return found
+    return _micros(value)
 
 
 def _micros(value: object) -> int:
@@ -113,7 +141,28 @@ def _context(value: object) -> Arrival:
     return arrival
 
 
-def _event(body: object, now: datetime, earliest: datetime, latest: datetime) -> Event:
+def _strip(properties: dict, seen: _Seen) -> tuple[dict, list[str]]:
+    """pii.strip_pii, each distinct string value judged once per request."""
+    stripped = []
+    for key, value in properties.items():
+        if is_pii_key(key):
+            stripped.append(key)
+        elif type(value) is str:
+            found = seen.pii.get(value)
+            if found is None:
+                found = seen.pii[value] = is_pii_value(value)
+            if found:
+                stripped.append(key)
+        elif is_pii_value(value):
+            stripped.append(key)
+    if not stripped:
+        return properties, []
+    return {k: v for k, v in properties.items() if k not in stripped}, stripped
+
+
+def _event(
+    body: object, now: datetime, earliest: datetime, latest: datetime, seen: _Seen
+) -> Event:
     """The normalised event of a plainly valid body; _Refused at the first doubt."""
     if type(body) is not dict or not body.keys() <= KNOWN_FIELDS:
         raise _Refused
@@ -124,17 +173,17 @@ def _event(body: object, now: datetime, earliest: datetime, latest: datetime) ->
     path = get("page_path")
     if type(path) is not str or not path.startswith("/"):
         raise _Refused
-    path = QUERY_OR_FRAGMENT.split(_text(path, MAX_PATH), maxsplit=1)[0]
+    path = QUERY_OR_FRAGMENT.split(_text(path, MAX_PATH, seen), maxsplit=1)[0]
     name = get("name")
     if name is not None:
-        name = _text(name, MAX_NAME)
+        name = _text(name, MAX_NAME, seen)
     elif event_name == "success":
         raise _Refused  # the rule name is required
     user_id = get("success_user_id")
     if user_id is not None:
-        user_id = _text(str(user_id) if type(user_id) is int else user_id, MAX_USER_ID)
+        user_id = _text(str(user_id) if type(user_id) is int else user_id, MAX_USER_ID, seen)
     value = get("success_value")
-    micros = _micros(value) if value is not None else None
+    micros = _amount(value, seen) if value is not None else None
     properties = get("properties")
     properties = _properties(properties) if properties is not None else {}
     event_id = get("event_id")
@@ -157,7 +206,7 @@ def _event(body: object, now: datetime, earliest: datetime, latest: datetime) ->
             raise _Refused
     context = get("context")
     arrival = _context(context) if context is not None else _NO_ARRIVAL
-    kept, stripped = strip_pii(properties)
+    kept, stripped = _strip(properties, seen)
     event = Event(
         event_name=event_name,
         page_path=path,
@@ -179,11 +228,12 @@ def validator(now: datetime) -> Callable[[object], tuple[Event | None, list[dict
     """schema.validate for server events received at `now` (naive UTC), in one pass for
     the usual event: (event, []) or (None, problems), exactly as schema.validate answers."""
     earliest, latest = now - MAX_PAST, now + MAX_FUTURE
+    seen = _Seen()
 
     def validate_one(body: object) -> tuple[Event | None, list[dict]]:
         """One event of the request."""
         try:
-            return _event(body, now, earliest, latest), []
+            return _event(body, now, earliest, latest, seen), []
         except _Refused:
             return validate(body, now)
 
