@@ -160,9 +160,7 @@ def _strip(properties: dict, seen: _Seen) -> tuple[dict, list[str]]:
     return {k: v for k, v in properties.items() if k not in stripped}, stripped
 
 
-def _event(
-    body: object, now: datetime, earliest: datetime, latest: datetime, seen: _Seen
-) -> Event:
+def _event(body: object, now: datetime, earliest: datetime, latest: datetime, seen: _Seen) -> Event:
     """The normalised event of a plainly valid body; _Refused at the first doubt."""
     if type(body) is not dict or not body.keys() <= KNOWN_FIELDS:
         raise _Refused
