@@ -51,7 +51,7 @@ _STATEMENTS = StatementCache(
                 ["site_id", "event_id", "from_browser"],
                 d.name,
                 index_where=_events.c.event_id.is_not(None),  # the partial unique index
-            ).returning(_events.c.event_id),
+            ).returning(_events.c.id),
             d,
             _COLUMNS,
         ),
@@ -231,52 +231,6 @@ def _bound(
     return list(zip((index for index, _ in rows), bind([row for _, row in rows]), strict=True))
 
 
-# Events with an event_id inserted per statement where the driver takes `?` parameters
-# (SQLite): one INSERT of many rows, whose RETURNING names the ids that were new.
-KEYED_PER_STATEMENT = 100
-_many_rows_sql: dict[tuple[str, int], str] = {}
-
-
-def _many_rows(sql: str, rows: int) -> str:
-    """`sql` (an INSERT of one VALUES row of `?` only) inserting `rows` rows at once."""
-    found = _many_rows_sql.get((sql, rows))
-    if found is None:
-        head, values, rest = sql.partition(" VALUES ")
-        group, close, tail = rest.partition(")")
-        group += close
-        if not values or set(group) - set("(?, )"):
-            raise ValueError("not an INSERT of one row of ? parameters")
-        found = _many_rows_sql[(sql, rows)] = f"{head}{values}{', '.join([group] * rows)}{tail}"
-    return found
-
-
-def _insert_keyed(
-    cursor,
-    dialect: Dialect,
-    statement: CompiledStatement,
-    events: list[Event],
-    rows: list[tuple[int, tuple | dict]],
-) -> list[int]:
-    """Insert the events with an event_id (each id once in `rows`), each one's conflict
-    ignored; the indexes of those whose id was stored already (duplicates)."""
-    if dialect.paramstyle != "qmark":
-        repeated = []
-        for index, bound in rows:
-            cursor.execute(statement.sql, bound)
-            if cursor.fetchone() is None:
-                repeated.append(index)
-        return repeated
-    new_ids: set[str] = set()
-    for start in range(0, len(rows), KEYED_PER_STATEMENT):
-        chunk = rows[start : start + KEYED_PER_STATEMENT]
-        cursor.execute(
-            _many_rows(statement.sql, len(chunk)),
-            [value for _, bound in chunk for value in bound],
-        )
-        new_ids.update(row[0] for row in cursor.fetchall())
-    return [index for index, _ in rows if events[index].event_id not in new_ids]
-
-
 def _links(key: Source, events: list[Event], outcome: list[str]) -> list[tuple[str, str, str]]:
     """The links these stored events make (test keys' events make none: they never count)."""
     if key.is_test:
@@ -340,9 +294,11 @@ def store(
             rows = [bound for index, bound in plain_bound if outcome[index] == STORED]
             if rows:
                 insert.execute_bound(cursor, rows)
-            keyed_rows = [(i, bound) for i, bound in keyed_bound if outcome[i] == STORED]
-            for index in _insert_keyed(cursor, dialect, idempotent, events, keyed_rows):
-                outcome[index] = DUPLICATE
+            for index, bound in keyed_bound:
+                if outcome[index] == STORED:
+                    cursor.execute(idempotent.sql, bound)
+                    if cursor.fetchone() is None:
+                        outcome[index] = DUPLICATE
             made = _links(key, events, outcome)
             if made:
                 links.record(cursor, dialect, key.site_id, made, received_at)
