@@ -179,16 +179,17 @@ def _compare(app, site_id: int, seed: int, filter_sets: int, chosen: bool) -> No
                 got = sql_rows.dimension_rows(site, span, dimension, filters, limit, offset)
                 want = python.dimension_rows(site, span, dimension, filters, limit, offset)
                 assert got == want, f"{note} {dimension} {limit} {offset}"
-                assert sql_filtered.stats(site, span, filters) == python.stats(
-                    site, span, filters
-                ), note
+                want_stats = python.stats(site, span, filters)
+                assert sql_filtered.stats(site, span, filters) == want_stats, note
                 key = rng.choice(PROPERTY_KEYS)
                 got_props = sql_filtered.property_rows(site, span, key, filters)
                 assert got_props == python.property_rows(site, span, key, filters), note
                 previous = span.previous()
-                assert sql_filtered.series(site, previous, filters) == python.series(
-                    site, previous, filters
-                ), note
+                want_previous = python.series(site, previous, filters)
+                assert sql_filtered.series(site, previous, filters) == want_previous, note
+                # The dashboard's figures and previous chart, from one read of both periods.
+                both = sql_filtered.stats_and_previous_series(site, span, filters)
+                assert both == (want_stats, want_previous), note
 
 
 @pytest.mark.parametrize(("seed", "chosen"), [(1, True), (2, False)])

@@ -24,6 +24,7 @@ from sqlalchemy import ColumnElement, Table, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from ..models import Event, utcnow
+from ..sql.compiled import driver_rows
 from . import cursors, settled
 from .funnels.models import DerivedCursor, VisitorSession
 
@@ -222,15 +223,20 @@ class SessionChanges:
 def derive_changes(tx: Session, after_id: int, up_to_id: int) -> SessionChanges:
     """The sessions that the events (after_id, up_to_id] replace and create (reads only)."""
     per_visitor: dict[tuple[int, str], list[SessionEvent]] = defaultdict(list)
-    rows = tx.execute(
+    # The driver's own rows: no Row object per event, and SQLite's stored time text parsed
+    # by fromisoformat (a fraction of the generic conversion's cost).
+    rows = driver_rows(
+        tx.connection(),
         select(*_EVENT_COLUMNS).where(
             Event.id > after_id,
             Event.id <= up_to_id,
             Event.visitor_id.not_like("a:%"),
             Event.counted(),
-        )
+        ),
     )
     for event_id, site_id, visitor, at, event_name, path, name, browser in rows:
+        if isinstance(at, str):  # SQLite's stored text
+            at = datetime.fromisoformat(at)
         per_visitor[(site_id, visitor)].append(
             SessionEvent(at, event_id, event_name, path, name, bool(browser))
         )

@@ -12,12 +12,12 @@ are never stored, and never echoed in an error message.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..acquisition import geo
 from ..acquisition.utm import CLICK_IDS, MAX_UTM_LENGTH
 
 # Who may send a field: a browser (POST /collect), a server (POST /event, /events), both.
@@ -165,7 +165,8 @@ def _ip(problems: Problems, value: object) -> str | None:
         )
         return None
     try:
-        return str(ipaddress.ip_address(value.strip()))
+        # geo's parser: ipaddress.ip_address's answer, a fraction of its time.
+        return str(geo.parse_address(value.strip()))
     except ValueError:
         problems.add("context.ip", "invalid_ip", "context.ip must be an IPv4 or IPv6 address")
         return None

@@ -108,15 +108,52 @@ def _says_nothing(places: bool) -> dict[str, str | None]:
 
 
 def _derived(arrival: Arrival, hosts: Collection[str]) -> dict[str, str | None]:
-    """derive()'s work, for an event that carries something."""
-    utm = {key: clean(value, MAX_UTM_LENGTH) for key, value in arrival.utm.items()}
-    source, channel, referrer = _where_from(
-        sources.referrer_of(arrival.referrer),
+    """derive()'s work, for an event that carries something: the columns of what it says
+    besides its address (kept for the next event that says the same), then its place."""
+    places = geo.records_places()
+    columns = dict(
+        _said(
+            sources.referrer_of(arrival.referrer),
+            tuple(arrival.utm.items()),
+            tuple(arrival.click_ids),
+            arrival.user_agent or None,
+            arrival.screen_width,
+            tuple(hosts),
+            places,
+        )
+    )
+    if places:
+        place = geo.located(arrival.ip) if arrival.ip else None
+        if place is not None:
+            columns["country"] = _cut("country", place.country)
+            columns["region"] = _cut("region", place.region)
+            columns["city"] = _cut("city", place.city)
+    elif arrival.ip:
+        columns["country"] = _cut("country", geo.country_of(arrival.ip))
+    return columns
+
+
+@functools.lru_cache(maxsize=ACQUISITION_CACHED)
+def _said(
+    referrer: str | None,
+    utm_items: tuple[tuple[str, str], ...],
+    click_ids: tuple[str, ...],
+    user_agent: str | None,
+    screen_width: int | None,
+    hosts: tuple[str, ...],
+    places: bool,
+) -> dict[str, str | None]:
+    """The columns of an event by all it says but its address (`referrer` in its stored
+    form, never with its query; the address is never a key here): country "" (none),
+    region and city too when places are looked up, else NULL. Read-only: callers copy."""
+    utm = {key: clean(value, MAX_UTM_LENGTH) for key, value in utm_items}
+    source, channel, stored_referrer = _where_from(
+        referrer,
         utm.get("source"),
         utm.get("medium"),
         utm.get("campaign"),
-        tuple(arrival.click_ids),
-        tuple(hosts),
+        click_ids,
+        hosts,
     )
     found = {
         "source": source,
@@ -125,16 +162,10 @@ def _derived(arrival: Arrival, hosts: Collection[str]) -> dict[str, str | None]:
         "campaign": utm.get("campaign"),
         "term": utm.get("term"),
         "content": utm.get("content"),
-        "referrer": referrer,
+        "referrer": stored_referrer,
     }
-    if geo.records_places():
-        place = geo.located(arrival.ip) if arrival.ip else None
-        if place is not None:
-            found.update(country=place.country, region=place.region, city=place.city)
-    elif arrival.ip:
-        found["country"] = geo.country_of(arrival.ip)
-    if arrival.user_agent:
-        device = devices.with_screen(devices.device_of(arrival.user_agent), arrival.screen_width)
+    if user_agent:
+        device = devices.with_screen(devices.device_of(user_agent), screen_width)
         found.update(
             device=device.device,
             browser=device.browser,
@@ -143,7 +174,7 @@ def _derived(arrival: Arrival, hosts: Collection[str]) -> dict[str, str | None]:
             os_version=device.os_version,
         )
     columns: dict[str, str | None] = {name: _cut(name, found.get(name)) for name in COLUMNS}
-    if not geo.records_places():  # not looked up: "(not recorded)", never "(none)"
+    if not places:  # not looked up: "(not recorded)", never "(none)"
         columns["region"] = columns["city"] = None
     return columns
 

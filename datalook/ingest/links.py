@@ -59,20 +59,30 @@ _STATEMENTS = StatementCache(
 def record(
     cursor, dialect: Dialect, site_id: int, links: list[tuple[str, str, str]], now: datetime
 ) -> None:
-    """Make links ((anonymous id, user id, origin)) in the caller's transaction."""
-    for anonymous_id, user_id, origin in links:
+    """Make links ((anonymous id, user id, origin)) in the caller's transaction, in order
+    (the first link of an id wins): each run of one origin in one driver call."""
+    start = 0
+    while start < len(links):
+        origin = links[start][2]
+        end = start + 1
+        while end < len(links) and links[end][2] == origin:
+            end += 1
         statement = _STATEMENTS.get("server" if origin == LINK_FROM_SERVER else "browser", dialect)
-        statement.execute(
+        statement.executemany(
             cursor,
-            {
-                "site_id": site_id,
-                "anonymous_id": anonymous_id,
-                "user_id": user_id,
-                "origin": origin,
-                "day": now.date(),
-                "created_at": now,
-            },
+            [
+                {
+                    "site_id": site_id,
+                    "anonymous_id": anonymous_id,
+                    "user_id": user_id,
+                    "origin": origin,
+                    "day": now.date(),
+                    "created_at": now,
+                }
+                for anonymous_id, user_id, origin in links[start:end]
+            ],
         )
+        start = end
 
 
 def linked_user(connection: Connection, site_id: int, anonymous_id: str) -> str | None:

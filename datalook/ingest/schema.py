@@ -41,9 +41,9 @@ MAX_FUTURE = timedelta(hours=1)
 MAX_PAST = timedelta(days=7)
 
 # C0, DEL and C1 control characters.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_EVENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_QUERY_OR_FRAGMENT = re.compile(r"[?#]")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+EVENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+QUERY_OR_FRAGMENT = re.compile(r"[?#]")
 
 
 @dataclass(slots=True)
@@ -117,7 +117,7 @@ def _text(problems: _Problems, name: str, value: object, max_len: int) -> str | 
             name, "too_long", f"{name} must be at most {max_len} characters, got {len(value)}"
         )
         return None
-    if _CONTROL.search(value):
+    if CONTROL.search(value):
         problems.add(name, "control_characters", f"{name} must not contain control characters")
         return None
     return value
@@ -153,7 +153,7 @@ def _page_path(problems: _Problems, value: object) -> str | None:
         )
         return None
     # Query strings and fragments carry PII and would split one page into many.
-    return _QUERY_OR_FRAGMENT.split(path, maxsplit=1)[0]
+    return QUERY_OR_FRAGMENT.split(path, maxsplit=1)[0]
 
 
 def _user_id(problems: _Problems, value: object) -> str | None:
@@ -255,7 +255,7 @@ def _properties(problems: _Problems, value: object) -> dict | None:
 
 def _event_id(problems: _Problems, value: object) -> str | None:
     """event_id: 1–64 characters of [A-Za-z0-9_-]."""
-    if not isinstance(value, str) or not _EVENT_ID.fullmatch(value):
+    if not isinstance(value, str) or not EVENT_ID.fullmatch(value):
         problems.add(
             "event_id",
             "invalid_format",

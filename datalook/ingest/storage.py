@@ -7,6 +7,7 @@ the request's raw DB-API connection instead of an ORM session.
 from __future__ import annotations
 
 import json
+import operator
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -38,8 +39,6 @@ _events = cast(Table, EventRow.__table__)
 _rules = cast(Table, SuccessRule.__table__)
 _sites = cast(Table, Site.__table__)
 _COLUMNS = [c.name for c in _events.columns if c.name != "id"]
-# An event stored without derived acquisition columns: NULL, "(not recorded)".
-_NOT_RECORDED = dict.fromkeys(ACQUISITION_LENGTHS)
 
 _STATEMENTS = StatementCache(
     {
@@ -161,27 +160,75 @@ class Source:
         return RULE_FROM_TEST if self.is_test else RULE_FROM_SERVER
 
 
-def _row(key: Source, event: Event, received_at: datetime) -> dict:
-    """Map a validated event to its table row."""
+# The columns a stored event fills from itself, in this order (ROW_VALUES' tuple), and
+# those every event of one store() shares (its source and time of receipt).
+_OWN_COLUMNS = (
+    "event_name",
+    "name",
+    "page_path",
+    "visitor_id",
+    "success_user_id",
+    "success_value_micros",
+    "properties",
+    "stripped_keys",
+    "event_id",
+    "occurred_at",
+    "anonymous_id",
+    *ACQUISITION_LENGTHS,
+)
+_acquired = operator.itemgetter(*ACQUISITION_LENGTHS)
+_NONE_ACQUIRED = (None,) * len(ACQUISITION_LENGTHS)
+
+
+def _shared(key: Source, received_at: datetime) -> dict:
+    """The values of the columns that every event of one store() shares."""
     return {
         "site_id": key.site_id,
         "api_key_id": key.api_key_id,
-        "event_name": event.event_name,
-        "name": event.name,
-        "page_path": event.page_path,
-        "visitor_id": event.visitor_id,
-        "success_user_id": event.success_user_id,
-        "success_value_micros": event.value_micros,
-        "properties": _json_text(event.properties) if event.properties else None,
-        "stripped_keys": _json_text(event.stripped_keys) if event.stripped_keys else None,
-        "event_id": event.event_id,
-        "occurred_at": event.occurred_at,
         "received_at": received_at,
         "is_test": key.is_test,
         "from_browser": key.from_browser,
-        **(event.acquisition or _NOT_RECORDED),
-        "anonymous_id": event.anonymous_id if key.from_browser else None,
     }
+
+
+def _row(key: Source, event: Event, acquired: dict[int, tuple]) -> tuple:
+    """A validated event's own values (_OWN_COLUMNS); `acquired` keeps the acquisition
+    columns of each derived dict of the batch (most events share one)."""
+    acquisition = event.acquisition
+    if not acquisition:
+        columns = _NONE_ACQUIRED
+    else:
+        columns = acquired.get(id(acquisition))  # type: ignore[assignment]
+        if columns is None:
+            try:
+                columns = _acquired(acquisition)
+            except KeyError:  # a column it does not name is NULL
+                columns = tuple(acquisition.get(name) for name in ACQUISITION_LENGTHS)
+            acquired[id(acquisition)] = columns
+    return (
+        event.event_name,
+        event.name,
+        event.page_path,
+        event.visitor_id,
+        event.success_user_id,
+        event.value_micros,
+        _json_text(event.properties) if event.properties else None,
+        _json_text(event.stripped_keys) if event.stripped_keys else None,
+        event.event_id,
+        event.occurred_at,
+        event.anonymous_id if key.from_browser else None,
+        *columns,
+    )
+
+
+def _bound(
+    statement: CompiledStatement, shared: dict, rows: list[tuple[int, tuple]]
+) -> list[tuple[int, tuple | dict]]:
+    """Each (index, row)'s driver parameters for `statement`, with the shared values."""
+    if not rows:
+        return []
+    bind = statement.binder(_OWN_COLUMNS, shared)
+    return list(zip((index for index, _ in rows), bind([row for _, row in rows]), strict=True))
 
 
 def _links(key: Source, events: list[Event], outcome: list[str]) -> list[tuple[str, str, str]]:
@@ -215,24 +262,26 @@ def store(
     """
     outcome = [STORED] * len(events)
     first_index: dict[str, int] = {}
-    plain: list[tuple[int, dict]] = []
-    keyed: list[tuple[int, dict]] = []
+    plain: list[tuple[int, tuple]] = []
+    keyed: list[tuple[int, tuple]] = []
+    acquired: dict[int, tuple] = {}
     for index, event in enumerate(events):
         if event.event_id is None:
-            plain.append((index, _row(key, event, received_at)))
+            plain.append((index, _row(key, event, acquired)))
         elif event.event_id in first_index:  # repeated inside one batch
             outcome[index] = DUPLICATE
         else:
             first_index[event.event_id] = index
-            keyed.append((index, _row(key, event, received_at)))
+            keyed.append((index, _row(key, event, acquired)))
     new_names = _unknown_rule_names(database, key, events, outcome)
 
     # Conversions happen before the lock: every microsecond inside it is one that every
     # other writer of the database waits.
+    shared = _shared(key, received_at)
     insert = _STATEMENTS.get("insert", dialect)
-    plain_bound = list(zip((i for i, _ in plain), insert.bind([r for _, r in plain]), strict=True))
+    plain_bound = _bound(insert, shared, plain)
     idempotent = _STATEMENTS.get("insert_idempotent", dialect)
-    keyed_bound = [(index, idempotent.params(row)) for index, row in keyed]
+    keyed_bound = _bound(idempotent, shared, keyed)
     admitted: dict[str, int] = {}
     with write_lock(dialect, database):
         cursor = connection.cursor()

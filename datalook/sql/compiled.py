@@ -9,7 +9,8 @@ SQLAlchemy for whichever database the engine talks to.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import operator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy.engine import Dialect
@@ -38,6 +39,7 @@ class CompiledStatement:
             processor = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
                 self._conversions.append((index, name, processor))
+        self._layouts: dict[tuple[tuple[str, ...], tuple[str, ...]], _Layout] = {}
 
     def params(self, values: dict[str, Any], memo: dict | None = None) -> tuple | dict:
         """Convert named values into what the driver expects (order, style, types).
@@ -60,6 +62,21 @@ class CompiledStatement:
         if self.positional:
             return tuple(converted)
         return dict(zip(self._names, converted, strict=True))
+
+    def binder(
+        self, varying: Sequence[str], constants: dict[str, Any]
+    ) -> Callable[[list[tuple]], list[tuple | dict]]:
+        """What `bind` does, for rows that share most values: each row gives the values of
+        the `varying` columns (a tuple, in that order), `constants` the rest (converted once).
+
+        A batch's rows differ in a dozen columns and share the others; putting each row in
+        the driver's order is then one C-level pick per row, not a look-up per column.
+        """
+        shape = (tuple(varying), tuple(constants))
+        layout = self._layouts.get(shape)
+        if layout is None:
+            layout = self._layouts[shape] = _Layout(self, varying, constants)
+        return layout.binder(constants)
 
     def execute(self, cursor, values: dict[str, Any]):
         """Execute with one set of values on a DB-API cursor."""
@@ -84,6 +101,97 @@ class CompiledStatement:
             cursor.execute(self.sql, bound[0])
         else:
             cursor.executemany(self.sql, bound)
+
+
+# Constants' conversions kept per layout: booleans and small integers only.
+_CONVERTED_CACHED = 64
+
+
+def _cacheable(value: object) -> bool:
+    """Whether a constant's conversion is worth keeping (it recurs in every batch)."""
+    return isinstance(value, bool | int)
+
+
+class _Layout:
+    """Where a statement's parameters come from: a row's varying values, then constants."""
+
+    def __init__(
+        self, statement: CompiledStatement, varying: Sequence[str], constants: dict[str, Any]
+    ) -> None:
+        """Lay out `statement`'s parameters for rows of `varying` values and `constants`."""
+        given = {name: index for index, name in enumerate(varying)}
+        processors = {name: processor for _, name, processor in statement._conversions}
+        # Constants follow a row's own values in the tuple the pick reads from.
+        self.constants: list[tuple[str, Any, Callable[[Any], Any] | None]] = []
+        order = []
+        for name, default in statement._fields:
+            if name in given:
+                order.append(given[name])
+            else:
+                order.append(len(given) + len(self.constants))
+                self.constants.append((name, default, processors.get(name)))
+        unknown = set(given) - {name for name, _ in statement._fields}
+        if unknown:
+            raise ValueError(f"not parameters of the statement: {sorted(unknown)}")
+        # A row's values that the driver takes converted (e.g. SQLite's DATETIME as text).
+        self.conversions = [
+            (given[name], processor) for name, processor in processors.items() if name in given
+        ]
+        self.pick = operator.itemgetter(*order) if len(order) > 1 else None
+        self.order = order
+        self.names = statement._names if not statement.positional else None
+        self.converted: dict[tuple[str, Any], Any] = {}
+
+    def binder(self, constants: dict[str, Any]) -> Callable[[list[tuple]], list[tuple | dict]]:
+        """The binder of rows that share these constants' values."""
+        values = []
+        for name, default, processor in self.constants:
+            value = constants.get(name, default)
+            if processor is not None and value is not None:
+                # The same few values again and again (a source's flags): converted once.
+                key = (name, value)
+                converted = self.converted.get(key)
+                if converted is None:
+                    converted = processor(value)
+                    if len(self.converted) < _CONVERTED_CACHED and _cacheable(value):
+                        self.converted[key] = converted
+                value = converted
+            values.append(value)
+        tail = tuple(values)
+        conversions, names = self.conversions, self.names
+        pick = self.pick or (lambda values: (values[self.order[0]],))
+
+        def bind(rows: list[tuple]) -> list[tuple | dict]:
+            """The driver's parameters of each row."""
+            if conversions:
+                rows = _converted(rows, conversions)
+            bound: list = [pick(row + tail) for row in rows]
+            if names is not None:
+                bound = [dict(zip(names, values, strict=True)) for values in bound]
+            return bound
+
+        return bind
+
+
+def _converted(
+    rows: list[tuple], conversions: list[tuple[int, Callable[[Any], Any]]]
+) -> list[tuple]:
+    """Rows with the dialect's conversions applied, each distinct value converted once
+    (a batch's rows share their times)."""
+    memo: dict = {}
+    done = []
+    for row in rows:
+        values = list(row)
+        for index, processor in conversions:
+            value = values[index]
+            if value is not None:
+                key = (index, value)
+                hit = memo.get(key)
+                if hit is None:
+                    hit = memo[key] = processor(value)
+                values[index] = hit
+        done.append(tuple(values))
+    return done
 
 
 class StatementCache:

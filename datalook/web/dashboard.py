@@ -152,11 +152,12 @@ def report_context(
         metric = "visitors"
     now_utc = utcnow()
     if filters:
-        stats = filtered.stats(site, rng, filters)
+        # The previous period's chart from the same read of the events as the figures.
+        stats, previous = filtered.stats_and_previous_series(site, rng, filters)
         current = backlog.from_events(db.session)
     else:
         stats = reports.stats(site, rng)
-    previous = previous_series(site, rng, filters)
+        previous = previous_series(site, rng)
     keys = reports.property_keys(site)
     # The panels read the range's events one by one (the breakdown report): inline while
     # that is quick, else the dashboard answers first and its script fetches them. A shared

@@ -5,6 +5,8 @@ Each success event of the rule in the range (server-confirmed or a browser's; af
 filters) is credited to its visitor's visits within the lookback before it. The visitor is
 the joined person: a browser's anonymous visits count as the user once a link joined them
 (analytics.identity), so a payment confirmed by the backend meets the visit that led to it.
+People are matched by their 64-bit keys (store_sql.VISITOR_KEY: exact but for a hash
+collision, about n² / 2⁶⁵ among n people).
 
 - A visit is a run of the person's page views with no gap over sessions.GAP (30 minutes);
   its value is that of its first page view (a visit that came from the newsletter counts
@@ -43,6 +45,7 @@ from ..ranges import DateRange
 from ..sessions import GAP
 from ..store.read import connect, events_relation
 from . import copy_filters
+from .store_sql import VISITOR_KEY, visitor_key
 
 MODELS = ("first", "last", "linear")
 #: The dimensions a visit is credited by: where it came from.
@@ -97,7 +100,7 @@ _SHARE = (
 # Each success (of a person) with each of its person's visits within the lookback before it.
 _PAIRS = (
     " FROM (SELECT id, person, epoch_us(ts) AS moment, micros FROM successes"
-    " JOIN people USING (visitor)) s"
+    " JOIN people USING (key)) s"
     " JOIN touches t ON t.person = s.person AND t.moment BETWEEN s.moment - $lookback AND s.moment"
 )
 # What a model credits each success with: the value of one visit (first: the earliest;
@@ -136,7 +139,7 @@ def _successes(
     )
     passes, parameters = copy_filters.condition(con, "candidates", filters)
     con.execute(
-        "CREATE TEMP TABLE successes AS SELECT id, visitor, has_visitor, ts,"  # noqa: S608
+        f"CREATE TEMP TABLE successes AS SELECT id, {VISITOR_KEY} AS key, has_visitor, ts,"  # noqa: S608
         f" coalesce(micros, 0) AS micros FROM candidates WHERE {passes}",
         parameters,
     )
@@ -154,9 +157,9 @@ def _touches(con: duckdb.DuckDBPyConnection, dimension: str, lookback: timedelta
     # every page view read (the one before it, if within GAP, is read too), and only the
     # page views of the people who converted, over their own span, are sorted.
     con.execute(
-        "CREATE TEMP TABLE people AS SELECT visitor, (row_number() OVER ())::INTEGER AS person,"
+        "CREATE TEMP TABLE people AS SELECT key, (row_number() OVER ())::INTEGER AS person,"
         " epoch_us(min(ts)) - $reach AS low, epoch_us(max(ts)) AS high"
-        " FROM successes WHERE has_visitor GROUP BY visitor",
+        " FROM successes WHERE has_visitor GROUP BY key",
         {"reach": (lookback + _MARGIN) // _MICROSECOND},
     )
     column = f'"{dimension}"'
@@ -168,7 +171,7 @@ def _touches(con: duckdb.DuckDBPyConnection, dimension: str, lookback: timedelta
         f" FROM (SELECT p.person, epoch_us(e.ts) AS moment, e.{column} AS stored, e.source,"
         " lag(epoch_us(e.ts)) OVER (PARTITION BY p.person ORDER BY epoch_us(e.ts), e.id)"
         " AS previous"
-        " FROM events e JOIN people p ON e.visitor = p.visitor"
+        f" FROM events e JOIN people p ON {visitor_key('e.visitor')} = p.key"
         " WHERE e.kind = 'pageview' AND epoch_us(e.ts) BETWEEN p.low AND p.high)"
         " WHERE previous IS NULL OR moment - previous > $gap",
         {
@@ -220,7 +223,7 @@ def attribution(
     begin = rng.start_utc - lookback - _MARGIN
     con = connect()
     try:
-        events_relation(con, site_id, begin, rng.end_utc).create_view("events")
+        con.register("events", events_relation(con, site_id, begin, rng.end_utc))
         _successes(con, rng.start_utc, rule, filters)
         _touches(con, dimension, lookback)
         credits = _credits(con, model, lookback, unit)

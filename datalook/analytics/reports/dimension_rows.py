@@ -19,7 +19,7 @@ from ...models import Site
 from ..ranges import DateRange
 from ..store.read import connect, events_relation
 from .model import DimensionBreakdown, DimensionRow
-from .store_sql import REVENUE, Scope
+from .store_sql import REVENUE, VISITOR_KEY, Scope
 
 # One value's figures; `total` counts the values (before LIMIT and OFFSET). The rows are
 # first summed per value and visit (visit_id is NULL exactly for the events without a
@@ -38,7 +38,7 @@ FROM (
                AS converters,
            coalesce(sum(revenue), 0) AS revenue
     FROM (
-        SELECT {value} AS value, visit_id, any_value(visitor) AS visitor,
+        SELECT {value} AS value, visit_id, any_value({visitor}) AS visitor,
                count(*) FILTER (WHERE kind = 'pageview') AS pageviews,
                count(*) FILTER (WHERE kind = 'success') AS conversions,
                {revenue} AS revenue
@@ -62,7 +62,9 @@ def _breakdown(
 ) -> DimensionBreakdown:
     """One page of a dimension's rows over the scope's rows."""
     value = scope.shown(dimension)
-    found = scope.query(_ROWS.format(value=value, revenue=REVENUE), [limit, offset])
+    found = scope.query(
+        _ROWS.format(value=value, revenue=REVENUE, visitor=VISITOR_KEY), [limit, offset]
+    )
     if found:
         total = found[0][-1]
     elif offset:  # past the last row: count the values alone
@@ -94,16 +96,86 @@ def dimension_rows(
         con.close()
 
 
+# Several dimensions' first rows in one scan: the rows are summed per (value, visit) of
+# each dimension by GROUPING SETS (`d<i>` is the i-th dimension's value, NULL in the other
+# sets; a shown value is never NULL), then per value as _ROWS sums them; `which` is the
+# dimension's index, `total` its number of values.
+_TABLES = """
+SELECT which, value, visitors, visits, pageviews, conversions, converters, revenue, total
+FROM (
+    SELECT *, count(*) OVER (PARTITION BY which) AS total,
+           row_number() OVER (PARTITION BY which ORDER BY visitors DESC, value) AS n
+    FROM (
+        SELECT which, value,
+               count(DISTINCT visitor) FILTER (WHERE visit_id IS NOT NULL) AS visitors,
+               count(visit_id) AS visits,
+               sum(pageviews) AS pageviews,
+               sum(conversions) AS conversions,
+               count(DISTINCT visitor) FILTER (WHERE visit_id IS NOT NULL AND conversions > 0)
+                   AS converters,
+               coalesce(sum(revenue), 0) AS revenue
+        FROM (
+            SELECT {which} AS which, coalesce({values}) AS value, visit_id,
+                   any_value(visitor) AS visitor,
+                   count(*) FILTER (WHERE kind = 'pageview') AS pageviews,
+                   count(*) FILTER (WHERE kind = 'success') AS conversions,
+                   {revenue} AS revenue
+            FROM (SELECT {columns}, visit_id, {visitor} AS visitor, kind, micros FROM rows)
+            GROUP BY GROUPING SETS ({sets})
+        )
+        GROUP BY which, value
+    )
+)
+WHERE n <= ?
+ORDER BY which, n
+"""
+
+
+def _tables(
+    scope: Scope, rng: DateRange, dimensions: list[str], filters: Sequence[Filter], limit: int
+) -> dict[str, DimensionBreakdown]:
+    """The first `limit` rows of each dimension over the scope's rows, in one query."""
+    indexes = range(len(dimensions))
+    sql = _TABLES.format(
+        which="CASE " + " ".join(f"WHEN grouping(d{i}) = 0 THEN {i}" for i in indexes) + " END",
+        values=", ".join(f"d{i}" for i in indexes),
+        revenue=REVENUE,
+        columns=", ".join(f"{scope.shown(d)} AS d{i}" for i, d in enumerate(dimensions)),
+        visitor=VISITOR_KEY,
+        sets=", ".join(f"(d{i}, visit_id)" for i in indexes),
+    )
+    found: dict[int, list[tuple]] = {i: [] for i in indexes}
+    for which, *row in scope.query(sql, [limit]):
+        found[which].append(tuple(row))
+    return {
+        dimension: DimensionBreakdown(
+            range=rng,
+            dimension=dimension,
+            filters=tuple(str(f) for f in filters),
+            rows=[DimensionRow(row[0], *(int(x) for x in row[1:7])) for row in found[i]],
+            total_rows=int(found[i][0][-1]) if found[i] else 0,
+            limit=limit,
+            offset=0,
+        )
+        for i, dimension in enumerate(dimensions)
+    }
+
+
 def dimension_tables(
     site: Site, rng: DateRange, dimensions: Sequence[str], filters: Sequence[Filter], limit: int
 ) -> dict[str, DimensionBreakdown]:
     """The first `limit` rows of several dimensions over the range, after the filters: the
-    rows dimension_rows gives, from one read of the range (the dashboard's panels)."""
+    rows dimension_rows gives, from one read of the range in one query (the dashboard's
+    panels)."""
     wanted = list(dict.fromkeys(dimensions))
+    if not wanted:
+        return {}
     con = connect()
     try:
         relation = events_relation(con, site.id, rng.start_utc, rng.end_utc)
         scope = Scope(con, relation, filters, wanted)
-        return {d: _breakdown(scope, rng, d, filters, limit, 0) for d in wanted}
+        if len(wanted) == 1:
+            return {wanted[0]: _breakdown(scope, rng, wanted[0], filters, limit, 0)}
+        return _tables(scope, rng, wanted, filters, limit)
     finally:
         con.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+import duckdb
 import pyarrow as pa
 from sqlalchemy import select
 
@@ -28,7 +29,7 @@ from ..store.read import connect, events_relation
 from .breakdown import TOP_VALUES
 from .model import BreakdownRow, PageRow, RuleRow, SeriesPoint, Stats, Totals
 from .pages import TOP_PAGES
-from .store_sql import REVENUE, VISITORS, Scope, table_name
+from .store_sql import REVENUE, VISITOR_KEY, VISITORS, Scope, table_name
 from .totals import rule_displays
 from .visits import VisitSums
 
@@ -46,7 +47,7 @@ SELECT sum(events), sum(pageviews), sum(clicks), sum(custom), sum(conversions),
        count(*) FILTER (WHERE counted AND visit_events = 1),
        coalesce(sum(visit_duration) FILTER (WHERE counted), 0)
 FROM (
-    SELECT visit_id, any_value(visitor) AS visitor, count(*) AS events,
+    SELECT visit_id, any_value({VISITOR_KEY}) AS visitor, count(*) AS events,
            count(*) FILTER (WHERE kind = 'pageview') AS pageviews,
            count(*) FILTER (WHERE kind = 'click') AS clicks,
            count(*) FILTER (WHERE kind = 'custom') AS custom,
@@ -159,25 +160,54 @@ def _scope(con, site: Site, rng: DateRange, filters: Sequence[Filter]) -> Scope:
     return Scope(con, events_relation(con, site.id, rng.start_utc, rng.end_utc), filters)
 
 
-def stats(site: Site, rng: DateRange, filters: Sequence[Filter]) -> Stats:
-    """stats.json's figures over the events of the range that pass every filter."""
+def _scopes(con, site: Site, rng: DateRange, filters: Sequence[Filter]) -> tuple[Scope, Scope]:
+    """The scopes of the range's and of the previous period's rows that pass the filters,
+    from one read of both: a row's values are the same whatever span it is read in (it
+    holds its whole visit, rows.py), and the previous period ends where the range starts."""
+    before = rng.previous()
+    relation = events_relation(con, site.id, before.start_utc, rng.end_utc)
+    ts, split = duckdb.ColumnExpression("ts"), duckdb.ConstantExpression(rng.start_utc)
+    return (
+        Scope(con, relation.filter(ts >= split), filters),
+        Scope(con, relation.filter(ts < split), filters),
+    )
+
+
+def _stats(
+    site: Site, rng: DateRange, filters: Sequence[Filter], previous_series: bool
+) -> tuple[Stats, list[SeriesPoint] | None]:
+    """stats.json's figures, and the previous period's chart buckets when asked."""
     con = connect()
     try:
-        scope = _scope(con, site, rng, filters)
+        scope, earlier = _scopes(con, site, rng, filters)
         totals = _totals(scope, rng.start_utc)
         before = rng.previous()
-        previous = _totals(_scope(con, site, before, filters), before.start_utc)
-        return Stats(
+        stats = Stats(
             range=rng,
             totals=totals,
-            previous=previous,
+            previous=_totals(earlier, before.start_utc),
             rules=_rules(site, scope, totals),
             series=_series(scope, rng.buckets()),
             pages=_pages(scope),
             granularity=rng.granularity(),
         )
+        return stats, _series(earlier, before.buckets()) if previous_series else None
     finally:
         con.close()
+
+
+def stats(site: Site, rng: DateRange, filters: Sequence[Filter]) -> Stats:
+    """stats.json's figures over the events of the range that pass every filter."""
+    return _stats(site, rng, filters, previous_series=False)[0]
+
+
+def stats_and_previous_series(
+    site: Site, rng: DateRange, filters: Sequence[Filter]
+) -> tuple[Stats, list[SeriesPoint]]:
+    """stats() and the previous period's chart buckets (series() of rng.previous()), from
+    one read of both periods (the dashboard's figures and chart)."""
+    found, previous = _stats(site, rng, filters, previous_series=True)
+    return found, previous or []
 
 
 def property_rows(

@@ -32,8 +32,23 @@ _names = itertools.count()
 
 #: The exact sum of the success events' values (micros): DuckDB sums BIGINT as HUGEINT.
 REVENUE = "coalesce(sum(coalesce(micros, 0)) FILTER (WHERE kind = 'success'), 0)"
+
+
+def visitor_key(column: str = "visitor") -> str:
+    """The SQL key of the visitor id in `column`: a 64-bit integer (DuckDB's hash of the
+    id), since grouping and distinct counts on integers are several times cheaper than on
+    the ids' text.
+
+    Two visitors count as one only if their ids' hashes collide: among n visitors that
+    happens with probability about n² / 2⁶⁵ (the birthday bound), 3·10⁻⁶ at ten million
+    visitors in a range, far below any other cause of a wrong figure, so the counts are
+    taken as exact."""
+    return f"hash({column})"
+
+
+VISITOR_KEY = visitor_key()
 #: The distinct visitors (events without a visitor are none).
-VISITORS = "count(DISTINCT visitor) FILTER (WHERE has_visitor)"
+VISITORS = f"count(DISTINCT {VISITOR_KEY}) FILTER (WHERE has_visitor)"
 
 
 def table_name(prefix: str) -> str:
@@ -83,7 +98,7 @@ class Scope:
         """Register the relation once and prepare the property values and the filters."""
         self.con = con
         self.view = table_name("range_rows")
-        relation.create_view(self.view)
+        con.register(self.view, relation)  # the connection's own, unlike a view
         self._props: dict[str, str] = {}  # property key -> its column in `base`
         columns, joins = ["e.*"], []
         for dimension in [*dimensions, *(f.dimension for f in filters)]:

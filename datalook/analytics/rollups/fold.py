@@ -37,6 +37,7 @@ from sqlalchemy import Engine, delete, select
 
 from ...models import Event, utcnow
 from ...sql import filelock
+from ...sql.compiled import driver_rows
 from ...sql.connections import write_lock
 from .. import cursors, settled
 from .accumulate import RECEIVED_AT, Accumulator, fold_columns
@@ -104,13 +105,15 @@ def fold_once(engine: Engine, batch: int = BATCH) -> int:
     with engine.connect() as connection:
         seen = position(connection)
         final_below = cursors.settled_id(connection) if dialect == "postgresql" else 0
+        # The driver's own rows (no Row object per event; the times stay SQLite's text).
         rows = list(
-            connection.execute(
+            driver_rows(
+                connection,
                 select(*fold_columns(dialect))
                 .where(Event.id > seen.last_event_id)
                 .order_by(Event.id)
-                .limit(batch)
-            ).all()
+                .limit(batch),
+            )
         )
         connection.rollback()  # end the snapshot before the work
     rows = usable_prefix(rows, seen.last_event_id, utcnow(), dialect == "sqlite", final_below)

@@ -11,6 +11,8 @@ read, however far behind the fold is.
 
 from __future__ import annotations
 
+import os
+import threading
 from datetime import datetime
 from pathlib import Path
 
@@ -34,11 +36,45 @@ from .rows import SCHEMA, rows_for
 _UNSEEN_LISTED = 10_000
 
 
+#: DuckDB's threads per query: the app shares its cores with the requests of other workers.
+THREADS = 2
+
+# This process's database (in memory) and the process it was made in: a forked worker
+# makes its own (a database is not shared across a fork), on first use.
+_lock = threading.Lock()
+_database: tuple[int, duckdb.DuckDBPyConnection] | None = None
+
+
+# The databases of the parent processes, kept (unused) in a forked child: closing or
+# freeing one there would stop threads that only the parent has.
+_inherited: list[duckdb.DuckDBPyConnection] = []
+
+
+def _forked() -> None:
+    """In a child process: set aside the parent's database and make a new lock (a thread
+    of the parent may have held it at the fork)."""
+    global _lock, _database
+    _lock = threading.Lock()
+    if _database is not None:
+        _inherited.append(_database[1])
+    _database = None
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 def connect() -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection for one report (in memory; two threads: the app shares its cores)."""
-    con = duckdb.connect(":memory:")
-    con.execute("SET threads = 2")
-    return con
+    """A connection of this process's in-memory DuckDB database for one report (close it
+    after): made once per process instead of once per report. A cursor is a connection of
+    its own: the tables, views and relations it registers or makes TEMP are its own,
+    unseen by the reports of other threads, and go when it is closed."""
+    global _database
+    with _lock:
+        if _database is None or _database[0] != os.getpid():
+            database = duckdb.connect(":memory:")
+            database.execute(f"SET threads = {THREADS}")
+            _database = (os.getpid(), database)
+        return _database[1].cursor()
 
 
 def store_directory() -> Path:
