@@ -23,7 +23,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from ..models import Event, VisitorLink, utcnow
@@ -36,6 +36,11 @@ from .store import invalidate as store
 log = logging.getLogger(__name__)
 
 LINK_GRACE = timedelta(seconds=2)
+# The links waiting to be applied, written as the bare term of the partial index
+# ix_visitor_links_pending (WHERE pending): SQLite uses a partial index only for a query
+# that names its term, and SQLAlchemy writes a boolean test as `pending = 1` or `IS 1`,
+# which scanned every link (about 130 ms at 750k links, paid twice by each report read).
+PENDING = literal_column(f"{VisitorLink.__tablename__}.pending")
 # Links applied per call at most: the rest wait for the next call (the fold process's tick).
 LINKS_PER_CALL = 200
 _events = cast(Table, Event.__table__)
@@ -75,7 +80,7 @@ def apply_pending(
     now = now or utcnow()
     pending = session.execute(
         select(VisitorLink.site_id, VisitorLink.anonymous_id, VisitorLink.created_at)
-        .where(VisitorLink.pending.is_(True), VisitorLink.created_at <= now - LINK_GRACE)
+        .where(PENDING, VisitorLink.created_at <= now - LINK_GRACE)
         .order_by(VisitorLink.created_at)
         .limit(limit)
     ).all()
@@ -154,4 +159,4 @@ def _apply(session: Session, site_id: int, anonymous_id: str, made_at: datetime,
 
 def pending_links(session: Session) -> int:
     """How many links wait to be applied."""
-    return session.scalar(select(func.count()).where(VisitorLink.pending.is_(True))) or 0
+    return session.scalar(select(func.count()).select_from(VisitorLink).where(PENDING)) or 0
