@@ -23,7 +23,16 @@ import logging
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, delete, func, insert, literal_column, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from ..models import Event, VisitorLink, utcnow
@@ -40,7 +49,7 @@ LINK_GRACE = timedelta(seconds=2)
 # ix_visitor_links_pending (WHERE pending): SQLite uses a partial index only for a query
 # that names its term, and SQLAlchemy writes a boolean test as `pending = 1` or `IS 1`,
 # which scanned every link (about 130 ms at 750k links, paid twice by each report read).
-PENDING = literal_column(f"{VisitorLink.__tablename__}.pending")
+PENDING: ColumnElement[bool] = literal_column(f"{VisitorLink.__tablename__}.pending")
 # Links applied per call at most: the rest wait for the next call (the fold process's tick).
 LINKS_PER_CALL = 200
 _events = cast(Table, Event.__table__)
