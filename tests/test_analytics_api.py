@@ -322,7 +322,7 @@ def test_demo_seed_then_rebuild(app, client, owner):
     for dimension, expected in {
         "source": {"Google", "Direct / None", "Newsletter"},
         "channel": {"Organic Search", "Direct", "Email", "Paid Search"},
-        "campaign": {"spring-launch", "brand-search"},
+        "campaign": {"brand-search", "onboarding"},
         "device": {"desktop", "mobile"},
         "country": {"US", "DE"},
     }.items():

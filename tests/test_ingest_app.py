@@ -86,7 +86,8 @@ def test_unexpected_error_is_a_logged_500_envelope(app, client, made, monkeypatc
     def broken(*_args, **_kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("datalook.ingest.pipeline.schema.validate", broken)
+    # Validation fails unexpectedly (the quick path every well-formed event takes).
+    monkeypatch.setattr("datalook.ingest.pipeline.quick.validator", broken)
     response = client.post("/event", json=EVENT, headers=bearer(made.token))
     assert response.status_code == 500
     assert response.get_json()["error"]["code"] == "internal_error"

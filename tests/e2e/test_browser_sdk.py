@@ -158,8 +158,10 @@ def test_quest_snippet_on_another_origin_sends_every_event_exactly_once(
             ("pageview", "", "/pricing", "user_42", 0),
         ]
     )
-    anonymous = {e["visitor_id"] for e in events if not e["success_user_id"]}
-    assert len(anonymous) == 1 and anonymous.pop().startswith("c:")
+    # The pages before identify() carry the day's cookieless id, or the user's once the fold
+    # has applied the link that identify() made (the same day's id joins the user).
+    (anonymous,) = {e["visitor_id"] for e in events if not e["success_user_id"]}
+    assert anonymous.startswith("c:") or anonymous == "u:user_42", anonymous
     assert {e["visitor_id"] for e in events if e["success_user_id"]} == {"u:user_42"}
     (success,) = [e for e in events if e["event_name"] == "success"]
     assert success["properties"] == {"plan": "pro"}
