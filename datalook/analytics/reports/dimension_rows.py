@@ -21,6 +21,19 @@ from ..store.read import connect, events_relation
 from .model import DimensionBreakdown, DimensionRow
 from .store_sql import REVENUE, VISITOR_KEY, Scope
 
+# The figures of one (value, visit), then of one value over its visits: the two levels
+# both breakdown queries below sum through.
+_PER_VISIT = f"""count(*) FILTER (WHERE kind = 'pageview') AS pageviews,
+    count(*) FILTER (WHERE kind = 'success') AS conversions,
+    {REVENUE} AS revenue"""
+_PER_VALUE = """count(DISTINCT visitor) FILTER (WHERE visit_id IS NOT NULL) AS visitors,
+    count(visit_id) AS visits,
+    sum(pageviews) AS pageviews,
+    sum(conversions) AS conversions,
+    count(DISTINCT visitor) FILTER (WHERE visit_id IS NOT NULL AND conversions > 0)
+        AS converters,
+    coalesce(sum(revenue), 0) AS revenue"""
+
 # One value's figures; `total` counts the values (before LIMIT and OFFSET). The rows are
 # first summed per value and visit (visit_id is NULL exactly for the events without a
 # visitor, rows.py): a visit dimension has one value per visit, and counting visitors
@@ -30,18 +43,10 @@ SELECT value, visitors, visits, pageviews, conversions, converters, revenue,
        count(*) OVER () AS total
 FROM (
     SELECT value,
-           count(DISTINCT visitor) FILTER (WHERE visit_id IS NOT NULL) AS visitors,
-           count(visit_id) AS visits,
-           sum(pageviews) AS pageviews,
-           sum(conversions) AS conversions,
-           count(DISTINCT visitor) FILTER (WHERE visit_id IS NOT NULL AND conversions > 0)
-               AS converters,
-           coalesce(sum(revenue), 0) AS revenue
+           {per_value}
     FROM (
         SELECT {value} AS value, visit_id, any_value({visitor}) AS visitor,
-               count(*) FILTER (WHERE kind = 'pageview') AS pageviews,
-               count(*) FILTER (WHERE kind = 'success') AS conversions,
-               {revenue} AS revenue
+               {per_visit}
         FROM rows GROUP BY 1, 2
     )
     GROUP BY value
@@ -63,7 +68,8 @@ def _breakdown(
     """One page of a dimension's rows over the scope's rows."""
     value = scope.shown(dimension)
     found = scope.query(
-        _ROWS.format(value=value, revenue=REVENUE, visitor=VISITOR_KEY), [limit, offset]
+        _ROWS.format(value=value, visitor=VISITOR_KEY, per_visit=_PER_VISIT, per_value=_PER_VALUE),
+        [limit, offset],
     )
     if found:
         total = found[0][-1]
@@ -71,13 +77,25 @@ def _breakdown(
         total = scope.query(_COUNT.format(value=value))[0][0]
     else:
         total = 0
-    rows = [DimensionRow(row[0], *(int(figure) for figure in row[1:7])) for row in found]
+    return _result(rng, dimension, filters, found, int(total), limit, offset)
+
+
+def _result(
+    rng: DateRange,
+    dimension: str,
+    filters: Sequence[Filter],
+    found: list[tuple],
+    total: int,
+    limit: int,
+    offset: int,
+) -> DimensionBreakdown:
+    """The breakdown of a dimension from its query's rows (value, then six figures)."""
     return DimensionBreakdown(
         range=rng,
         dimension=dimension,
         filters=tuple(str(f) for f in filters),
-        rows=rows,
-        total_rows=int(total),
+        rows=[DimensionRow(row[0], *(int(figure) for figure in row[1:7])) for row in found],
+        total_rows=total,
         limit=limit,
         offset=offset,
     )
@@ -107,19 +125,11 @@ FROM (
            row_number() OVER (PARTITION BY which ORDER BY visitors DESC, value) AS n
     FROM (
         SELECT which, value,
-               count(DISTINCT visitor) FILTER (WHERE visit_id IS NOT NULL) AS visitors,
-               count(visit_id) AS visits,
-               sum(pageviews) AS pageviews,
-               sum(conversions) AS conversions,
-               count(DISTINCT visitor) FILTER (WHERE visit_id IS NOT NULL AND conversions > 0)
-                   AS converters,
-               coalesce(sum(revenue), 0) AS revenue
+               {per_value}
         FROM (
             SELECT {which} AS which, coalesce({values}) AS value, visit_id,
                    any_value(visitor) AS visitor,
-                   count(*) FILTER (WHERE kind = 'pageview') AS pageviews,
-                   count(*) FILTER (WHERE kind = 'success') AS conversions,
-                   {revenue} AS revenue
+                   {per_visit}
             FROM (SELECT {columns}, visit_id, {visitor} AS visitor, kind, micros FROM rows)
             GROUP BY GROUPING SETS ({sets})
         )
@@ -139,7 +149,8 @@ def _tables(
     sql = _TABLES.format(
         which="CASE " + " ".join(f"WHEN grouping(d{i}) = 0 THEN {i}" for i in indexes) + " END",
         values=", ".join(f"d{i}" for i in indexes),
-        revenue=REVENUE,
+        per_visit=_PER_VISIT,
+        per_value=_PER_VALUE,
         columns=", ".join(f"{scope.shown(d)} AS d{i}" for i, d in enumerate(dimensions)),
         visitor=VISITOR_KEY,
         sets=", ".join(f"(d{i}, visit_id)" for i in indexes),
@@ -148,14 +159,8 @@ def _tables(
     for which, *row in scope.query(sql, [limit]):
         found[which].append(tuple(row))
     return {
-        dimension: DimensionBreakdown(
-            range=rng,
-            dimension=dimension,
-            filters=tuple(str(f) for f in filters),
-            rows=[DimensionRow(row[0], *(int(x) for x in row[1:7])) for row in found[i]],
-            total_rows=int(found[i][0][-1]) if found[i] else 0,
-            limit=limit,
-            offset=0,
+        dimension: _result(
+            rng, dimension, filters, found[i], int(found[i][0][-1]) if found[i] else 0, limit, 0
         )
         for i, dimension in enumerate(dimensions)
     }
