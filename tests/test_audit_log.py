@@ -13,6 +13,7 @@ from sqlalchemy import select, text
 
 from datalook import erasure
 from datalook.accounts import audit, invitations, members
+from datalook.analytics import worker
 from datalook.extensions import db
 from datalook.models import AuditEntry, Event, Invitation, Site, SiteMember, User, utcnow
 from tests.conftest import _make_app, add_site, csrf_from, post_form, sign_up
@@ -137,6 +138,30 @@ def test_pruning_keeps_a_year_and_deletions_six(app):
         db.session.commit()
     kept = sorted((e.action, e.subject) for e in entries(app))
     assert kept == [("erase_visitor", "366"), ("key_created", "364")]
+
+
+def _aged_entry(app, subject: str, days: int) -> None:
+    """Record a key_created entry `days` old."""
+    with app.app_context():
+        entry = audit.record(None, "cli:test", "key_created", subject)
+        entry.created_at = utcnow() - timedelta(days=days)
+        db.session.commit()
+
+
+def test_the_fold_process_prunes_the_audit_log_once_a_day(app):
+    _aged_entry(app, "old", 400)
+    _aged_entry(app, "young", 10)
+    folder = worker.folder_for(app)
+    folder._tick()  # the leader's first tick prunes
+    assert [e.subject for e in entries(app)] == ["young"]
+
+    _aged_entry(app, "older", 500)
+    folder._tick()  # the same day: nothing more is pruned
+    assert [e.subject for e in entries(app)] == ["young", "older"]
+
+    folder._pruned_at -= worker.AUDIT_PRUNE_EVERY_S  # a day later
+    folder._tick()
+    assert [e.subject for e in entries(app)] == ["young"]
 
 
 def test_a_retention_run_prunes_the_audit_log(app, owner):

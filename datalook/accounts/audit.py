@@ -6,8 +6,9 @@ with the action it records: call it before the action's own commit. Never pass a
 keys are named by their public key id, visitors only by a digest.
 
 Entries are kept a year; those that prove a deletion of data (erasures, retention
-cut-offs, a deleted site) six years. `prune` runs with every retention cut-off
-(erasure.delete_before, `flask events delete`) and with `flask audit prune`.
+cut-offs, a deleted site) six years. `prune` runs once a day in the fold process
+(analytics.worker), with every retention cut-off (erasure.delete_before, `flask events
+delete`) and with `flask audit prune`.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ fold (see lifecycle.py). Each tick stamps the heartbeat that /readyz reads
 (analytics.heartbeat), folds new events into the summaries (analytics.rollups.fold, for a
 few seconds at most), then catches the sessions and saved funnels up within a budget
 (analytics.catch_up), so that a report's own catch-up before it is read stays small, and
-keeps the columnar copy's segments (analytics.store.upkeep).
+keeps the columnar copy's segments (analytics.store.upkeep). Once a day it also prunes the
+audit log past its keeping periods (accounts.audit.prune), so that no cron job is needed.
 
 Any number of folders may run on a host: one leads (sql.leader), the others wait to take
 over should it exit.
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from flask import Flask
 
+from ..accounts import audit
 from ..extensions import db
 from ..sql.leader import Leader
 from . import heartbeat, identity
@@ -37,6 +39,8 @@ BUSY_INTERVAL_S = 1.0
 # their turn, and the heartbeat is stamped again): a backlog of millions of events is
 # folded over many ticks, each a few seconds long.
 SUMMARIES_TICK_SECONDS = 5.0
+# Seconds between two prunings of the audit log (the first at the leader's first tick).
+AUDIT_PRUNE_EVERY_S = 24 * 3600.0
 
 
 class Folder(Leader):
@@ -50,6 +54,7 @@ class Folder(Leader):
         super().__init__(lead_path)
         self.app = app
         self.interval = interval
+        self._pruned_at: float | None = None  # time.monotonic() of the last audit prune
 
     def lead(self) -> None:
         """Tick at once, then until stopped."""
@@ -80,6 +85,7 @@ class Folder(Leader):
                 # The columnar copy's segments (analytics.store), within a budget too.
                 directory = Path(self.app.config["ANALYTICS_STORE_DIR"])
                 store_upkeep.tick(db.session(), directory)
+                self._prune_audit_daily()
                 # Sooner too while the summaries are more than a batch behind.
                 more = derivation_pending(db.session()) or pending(db.engine) > BATCH
                 db.session.remove()
@@ -95,6 +101,17 @@ class Folder(Leader):
                 time.monotonic() - started,
             )
         return more
+
+    def _prune_audit_daily(self) -> None:
+        """Delete the audit entries past their keeping period, at most once a day."""
+        now = time.monotonic()
+        if self._pruned_at is not None and now - self._pruned_at < AUDIT_PRUNE_EVERY_S:
+            return
+        pruned = audit.prune(db.session())
+        db.session.commit()
+        self._pruned_at = now
+        if pruned:
+            log.info("audit: pruned %d entries past their keeping period", pruned)
 
 
 def folder_for(app: Flask) -> Folder | None:
