@@ -14,18 +14,20 @@ summaries and derives the kind index and saved funnels.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import Engine, Table, func, insert, select
 from sqlalchemy.orm import Session
 
-from ..analytics import cursors, sessions, settled
+from ..analytics import cursors, kinds, sessions, settled
 from ..analytics.funnels.models import VisitorSession
 from ..ingest.arrivals import COLUMNS as ACQUISITION
 from ..models import Event, SuccessRule, VisitorLink, utcnow
 from ..sql.connections import write_lock
+from .demo_derive import ChunkDeriver
 from .demo_seed import RULES, Chunk, Generated, generate
 
 _COLUMNS = [
@@ -116,7 +118,9 @@ class SessionTracker:
 
 
 def _sqlite_row(row: tuple) -> tuple:
-    """A row with its times as the text SQLAlchemy stores in SQLite (microseconds always)."""
+    """A row with its times as the text SQLAlchemy stores in SQLite (microseconds always):
+    inserted as plain tuples, SQLAlchemy's per-row parameter processing cost more than the
+    INSERT itself."""
     at = row[_AT].isoformat(" ", "microseconds")
     return (*row[:_AT], at, at, *row[_AT + 2 :])
 
@@ -127,16 +131,6 @@ def _copy_rows(connection, rows: list[tuple]) -> None:
     with cursor.copy(f"COPY events ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
-
-
-def _insert_events(connection, rows: list[tuple]) -> None:
-    """Insert a chunk of events rows."""
-    if connection.dialect.name == "postgresql":
-        _copy_rows(connection, rows)
-    else:
-        # SQLite: plain tuples, times already in SQLAlchemy's text form (its per-row
-        # parameter processing cost more than the INSERT itself).
-        connection.exec_driver_sql(_SQLITE_INSERT, [_sqlite_row(row) for row in rows])
 
 
 def _insert_links(connection, site_id: int, links: list[tuple]) -> None:
@@ -213,36 +207,69 @@ def write(
     days: int,
     visitors: int,
     progress: Callable[[int], None] | None = None,
+    deriver: ChunkDeriver | None = None,
 ) -> int:
     """Write the generated events, their links and (on a site without events) their
-    sessions; return how many events."""
+    sessions; on SQLite, fold and file each chunk as it is written where the cursors allow
+    (`deriver`, demo_derive); return how many events."""
     sessions.catch_up(session)  # what was pending before: the sessions cursor stands at it
+    sqlite = engine.dialect.name == "sqlite"
+    if sqlite:
+        kinds.catch_up(session)  # the kind index's cursor then stands at the newest event
     seen = cursors.DERIVED.read(session, sessions.CURSOR)
     stored = session.scalar(select(func.count()).where(Event.site_id == site_id)) or 0
     direct = seen is not None and not stored
     before = _newest_id(session)
     session.rollback()
     tracker = SessionTracker(site_id)
+    deriver = deriver or ChunkDeriver()
     written = 0
-    # The same data for a new site every time; another seed into a site gets other browsers.
-    for chunk in generate(events, days, visitors, seed=1 + stored):
-        rows = rows_of(site_id, key_id, chunk)
-        made = tracker.add(rows) if direct else []
-        with write_lock(engine.dialect, engine.url.database), engine.begin() as connection:
-            if engine.dialect.name == "sqlite":
-                # The new events' indexes (the anonymous ids' above all) take random pages:
-                # a cache that holds them saves reading them again for each chunk.
-                connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
-            _insert_events(connection, rows)
-            _insert_links(connection, site_id, chunk.links)
-            _insert_sessions(connection, made)
-        written += len(rows)
-        if progress:
-            progress(written)
+    with engine.connect() as connection, _seeding(connection):
+        # The same data for a new site every time; another seed into a site gets other
+        # browsers.
+        for chunk in generate(events, days, visitors, seed=1 + stored):
+            rows = rows_of(site_id, key_id, chunk)
+            made = tracker.add(rows) if direct else []
+            with write_lock(engine.dialect, engine.url.database), connection.begin():
+                if sqlite:
+                    as_stored = [_sqlite_row(row) for row in rows]
+                    newest = _newest_id(connection)
+                    connection.exec_driver_sql(_SQLITE_INSERT, as_stored)
+                    deriver.derive(connection, newest, as_stored, _newest_id(connection))
+                else:
+                    _copy_rows(connection, rows)
+                _insert_links(connection, site_id, chunk.links)
+                _insert_sessions(connection, made)
+            written += len(rows)
+            if progress:
+                progress(written)
     _register_rules(engine, site_id, days)
     if direct and seen is not None:
         _store_sessions(session, site_id, seen, before, written, tracker.finish())
     return written
+
+
+@contextlib.contextmanager
+def _seeding(connection) -> Iterator[None]:
+    """SQLite settings for the seed's own connection while it writes, restored after: a
+    cache that holds the new events' index pages (the anonymous ids' above all take random
+    pages: else read again for each chunk), and no sync at the WAL's checkpoints (a crash
+    loses at most demo data, which is seeded again)."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    synchronous = connection.exec_driver_sql("PRAGMA synchronous").scalar()
+    cache = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+    connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+    connection.exec_driver_sql("PRAGMA synchronous=OFF")
+    connection.commit()
+    try:
+        yield
+    finally:
+        connection.rollback()
+        connection.exec_driver_sql(f"PRAGMA cache_size={int(cache)}")
+        connection.exec_driver_sql(f"PRAGMA synchronous={int(synchronous)}")
+        connection.commit()
 
 
 def _store_sessions(
