@@ -372,3 +372,14 @@ def test_a_fold_during_the_seed_and_a_second_seed_leave_the_same(app, monkeypatc
         demo_write.write(db.engine, db.session(), seeded, None, 1000, 3, 300)
         db.session.remove()
     assert_as_ingested_and_derived_from_scratch(app, client, seeded, scratch)
+
+
+def test_the_seeds_session_rows_are_the_derivations_rows(rows):
+    per_visitor = defaultdict(list)
+    for seq, row in enumerate(rows):
+        per_visitor[row[VISITOR]].append(
+            SessionEvent(row[AT], seq, row[2], row[PAGE], row[NAME], row[BROWSER])
+        )
+    built = [s for v, events in per_visitor.items() for s in sessions.build(v, events)]
+    assert len(built) > 1000
+    assert [demo_write.session_row(1, s) for s in built] == [sessions.to_row(1, s) for s in built]

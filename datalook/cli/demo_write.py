@@ -15,6 +15,7 @@ summaries and derives the kind index and saved funnels.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import cast
@@ -108,13 +109,53 @@ class SessionTracker:
             for visitor, state in list(open_.items()):
                 if last - state.ended_at > sessions.GAP:
                     closed.append(open_.pop(visitor))
-        return [sessions.to_row(self.site_id, state) for state in closed]
+        return [session_row(self.site_id, state) for state in closed]
 
     def finish(self) -> list[dict]:
         """The rows of the sessions still open."""
-        rows = [sessions.to_row(self.site_id, state) for state in self.open.values()]
+        rows = [session_row(self.site_id, state) for state in self.open.values()]
         self.open.clear()
         return rows
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _steps(steps: tuple[str, ...]) -> tuple[str, str]:
+    """sessions.encode_steps, once per distinct walk (a seed's walks repeat)."""
+    return sessions.encode_steps(list(steps))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _head_keys(head: tuple[str, ...]) -> dict[str, int]:
+    """sessions.head_keys, once per distinct head (shared: callers copy it into a row)."""
+    return sessions.head_keys(list(head))
+
+
+def session_row(site_id: int, state: sessions.SessionState) -> dict:
+    """sessions.to_row, the same row, with the steps' encodings computed once per distinct
+    walk (to_row's hashing was most of the sessions' cost)."""
+    head, cuts = _steps(tuple(state.head))
+    tail, tail_cuts = _steps(tuple(state.tail))
+    return {
+        "site_id": site_id,
+        "visitor_id": state.visitor_id,
+        "started_at": state.started_at,
+        "ended_at": state.ended_at,
+        "events": state.events,
+        "browser_pageviews": state.browser_pageviews,
+        "duration_us": (state.ended_at - state.started_at) // _MICROSECOND,
+        "path_count": state.path_count,
+        "paths": head,
+        "cuts": cuts,
+        "tail": tail,
+        "tail_cuts": tail_cuts,
+        "last_path": state.tail[-1] if state.tail else "",
+        "rules": "".join(f"|{r}" for r in state.rules) + "|" if state.rules else "",
+        "converted": int(state.converted),
+        **_head_keys(tuple(state.head)),
+    }
+
+
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def _sqlite_row(row: tuple) -> tuple:
@@ -173,24 +214,19 @@ def _insert(connection, table: Table, rows: list[dict]) -> None:
         connection.execute(insert(table), rows)
         return
     names = list(rows[0])
-    times = [n in _TIMES for n in names]
-    days = [n in _DAYS for n in names]
+    times = [n for n, name in enumerate(names) if name in _TIMES]
+    days = [n for n, name in enumerate(names) if name in _DAYS]
     marks = ", ".join("?" * len(names))
     statement = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"  # noqa: S608
-    connection.exec_driver_sql(
-        statement,
-        [
-            tuple(
-                value.isoformat(" ", "microseconds")
-                if time
-                else value.isoformat()
-                if day
-                else value
-                for value, time, day in zip(row.values(), times, days, strict=True)
-            )
-            for row in rows
-        ],
-    )
+    values = []
+    for row in rows:
+        value = list(row.values())
+        for n in times:
+            value[n] = value[n].isoformat(" ", "microseconds")
+        for n in days:
+            value[n] = value[n].isoformat()
+        values.append(tuple(value))
+    connection.exec_driver_sql(statement, values)
 
 
 def _newest_id(bind) -> int:
