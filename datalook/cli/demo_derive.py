@@ -31,7 +31,7 @@ class ChunkDeriver:
     """Folds and files the chunks of one seed on SQLite (see the module's docstring)."""
 
     def __init__(self) -> None:
-        self.kind_ids: dict[tuple[int, str, str, str | None], int] = {}
+        self.digests: dict[tuple, tuple[int, str]] = {}  # kind → (site, digest)
         self.folded = 0
         self.filed = 0
 
@@ -77,17 +77,19 @@ class ChunkDeriver:
     def _file(self, connection, before: int, rows: list[tuple]) -> None:
         """What the kind index's catch-up files for the rows: each under its kind (made if
         new), with its time, id, visitor and value."""
-        ids = self.kind_ids
-        missing = {
-            key: None
-            for key in {(row[_SITE], row[_KIND], row[_PAGE], row[_NAME]) for row in rows}
-            if key not in ids
+        # Looked up for every chunk (a few hundred kinds, one query): between two chunks
+        # an erasure may have deleted a kind left without events.
+        digests = self.digests
+        wanted: dict[tuple[int, str], tuple] = {}
+        for key in {(row[_SITE], row[_KIND], row[_PAGE], row[_NAME]) for row in rows}:
+            digest = digests.get(key)
+            if digest is None:
+                digest = digests[key] = (key[0], kinds.kind_digest(*key[1:]))
+            wanted[digest] = key
+        ids = {
+            wanted[digest]: kind_id
+            for digest, kind_id in kinds.kind_ids(connection, wanted).items()
         }
-        if missing:
-            wanted = {(key[0], kinds.kind_digest(*key[1:])): key for key in missing}
-            made = kinds.kind_ids(connection, wanted)
-            for (site_id, digest), kind_id in made.items():
-                ids[wanted[(site_id, digest)]] = kind_id
         if datetime.fromisoformat(min(row[_AT] for row in rows)) < settled.boundary():
             settled.bump(connection)  # as kinds' own filing does for the settled past
         connection.exec_driver_sql(

@@ -83,6 +83,38 @@ def rows_of(site_id: int, key_id: int | None, chunk: Chunk) -> list[tuple]:
     return [row_of(site_id, key_id, chunk.start, event) for event in chunk.events]
 
 
+def stored_rows(site_id: int, key_id: int | None, chunk: Chunk) -> tuple[list[tuple], list]:
+    """The events rows of a chunk as SQLite stores them, and the events' times: rows_of
+    with the times as the text SQLAlchemy stores in SQLite (microseconds always), inserted
+    as plain tuples (SQLAlchemy's per-row parameter processing cost more than the INSERT
+    itself)."""
+    start, rows, times = chunk.start, [], []
+    for event in chunk.events:
+        at = start + timedelta(seconds=event.offset)
+        text = at.isoformat(" ", "microseconds")
+        browser = event.from_browser
+        rows.append(
+            (
+                site_id,
+                None if browser else key_id,
+                event.kind,
+                event.name,
+                event.page,
+                event.visitor,
+                event.user,
+                event.micros,
+                event.props,
+                text,
+                text,
+                browser,
+                *event.columns,
+                event.anonymous_id,
+            )
+        )
+        times.append(at)
+    return rows, times
+
+
 class SessionTracker:
     """The sessions of events fed in time order (analytics.sessions' fold): the open
     session of each visitor, closed once no later event can extend it."""
@@ -91,12 +123,13 @@ class SessionTracker:
         self.site_id = site_id
         self.open: dict[str, sessions.SessionState] = {}
 
-    def add(self, rows: list[tuple]) -> list[dict]:
-        """Fold a chunk's rows; the visitor_sessions rows of the sessions it closed."""
+    def add(self, rows: list[tuple], times: list | None = None) -> list[dict]:
+        """Fold a chunk's rows (their times apart in `times` when the rows hold them as
+        text); the visitor_sessions rows of the sessions it closed."""
         closed: list[sessions.SessionState] = []
         open_, gap, fold = self.open, sessions.GAP, sessions.fold_values
-        for row in rows:
-            visitor, at = row[5], row[_AT]
+        for n, row in enumerate(rows):
+            visitor, at = row[5], row[_AT] if times is None else times[n]
             state = open_.get(visitor)
             if state is not None and at - state.ended_at > gap:
                 closed.append(state)
@@ -105,7 +138,7 @@ class SessionTracker:
                 state = open_[visitor] = sessions.SessionState(visitor, at, at)
             fold(state, at, row[2], row[4], row[3], row[11])
         if rows:  # no later event can extend a session that ended GAP before this one
-            last = rows[-1][_AT]
+            last = rows[-1][_AT] if times is None else times[-1]
             for visitor, state in list(open_.items()):
                 if last - state.ended_at > sessions.GAP:
                     closed.append(open_.pop(visitor))
@@ -156,14 +189,6 @@ def session_row(site_id: int, state: sessions.SessionState) -> dict:
 
 
 _MICROSECOND = timedelta(microseconds=1)
-
-
-def _sqlite_row(row: tuple) -> tuple:
-    """A row with its times as the text SQLAlchemy stores in SQLite (microseconds always):
-    inserted as plain tuples, SQLAlchemy's per-row parameter processing cost more than the
-    INSERT itself."""
-    at = row[_AT].isoformat(" ", "microseconds")
-    return (*row[:_AT], at, at, *row[_AT + 2 :])
 
 
 def _copy_rows(connection, rows: list[tuple]) -> None:
@@ -264,14 +289,17 @@ def write(
         # The same data for a new site every time; another seed into a site gets other
         # browsers.
         for chunk in generate(events, days, visitors, seed=1 + stored):
-            rows = rows_of(site_id, key_id, chunk)
-            made = tracker.add(rows) if direct else []
+            if sqlite:
+                rows, times = stored_rows(site_id, key_id, chunk)
+                made = tracker.add(rows, times) if direct else []
+            else:
+                rows = rows_of(site_id, key_id, chunk)
+                made = tracker.add(rows) if direct else []
             with write_lock(engine.dialect, engine.url.database), connection.begin():
                 if sqlite:
-                    as_stored = [_sqlite_row(row) for row in rows]
                     newest = _newest_id(connection)
-                    connection.exec_driver_sql(_SQLITE_INSERT, as_stored)
-                    deriver.derive(connection, newest, as_stored, _newest_id(connection))
+                    connection.exec_driver_sql(_SQLITE_INSERT, rows)
+                    deriver.derive(connection, newest, rows, _newest_id(connection))
                 else:
                     _copy_rows(connection, rows)
                 _insert_links(connection, site_id, chunk.links)
