@@ -18,7 +18,7 @@ import contextlib
 import functools
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from typing import cast
+from typing import NamedTuple, cast
 
 from sqlalchemy import Engine, Table, func, insert, select
 from sqlalchemy.orm import Session
@@ -28,6 +28,7 @@ from ..analytics.funnels.models import VisitorSession
 from ..ingest.arrivals import COLUMNS as ACQUISITION
 from ..models import Event, SuccessRule, VisitorLink, utcnow
 from ..sql.connections import write_lock
+from .demo_background import in_background
 from .demo_derive import ChunkDeriver
 from .demo_seed import RULES, Chunk, Generated, generate
 
@@ -282,19 +283,20 @@ def write(
     direct = seen is not None and not stored
     before = _newest_id(session)
     session.rollback()
-    tracker = SessionTracker(site_id)
     deriver = deriver or ChunkDeriver()
-    written = 0
+    written, rest = 0, []
+    # The same data for a new site every time; another seed into a site gets other browsers.
+    parts = in_background(
+        functools.partial(
+            prepare, site_id, key_id, (events, days, visitors, 1 + stored), sqlite, direct
+        )
+    )
     with engine.connect() as connection, _seeding(connection):
-        # The same data for a new site every time; another seed into a site gets other
-        # browsers.
-        for chunk in generate(events, days, visitors, seed=1 + stored):
-            if sqlite:
-                rows, times = stored_rows(site_id, key_id, chunk)
-                made = tracker.add(rows, times) if direct else []
-            else:
-                rows = rows_of(site_id, key_id, chunk)
-                made = tracker.add(rows) if direct else []
+        for part in parts:
+            if part.last:  # (the loop goes on to the end: the child is then joined)
+                rest = part.sessions
+                continue
+            rows = part.rows
             with write_lock(engine.dialect, engine.url.database), connection.begin():
                 if sqlite:
                     newest = _newest_id(connection)
@@ -302,15 +304,47 @@ def write(
                     deriver.derive(connection, newest, rows, _newest_id(connection))
                 else:
                     _copy_rows(connection, rows)
-                _insert_links(connection, site_id, chunk.links)
-                _insert_sessions(connection, made)
+                _insert_links(connection, site_id, part.links)
+                _insert_sessions(connection, part.sessions)
             written += len(rows)
             if progress:
                 progress(written)
     _register_rules(engine, site_id, days)
     if direct and seen is not None:
-        _store_sessions(session, site_id, seen, before, written, tracker.finish())
+        _store_sessions(session, site_id, seen, before, written, rest)
     return written
+
+
+class Prepared(NamedTuple):
+    """A chunk ready to write: its events rows (as stored on SQLite, as rows_of gives them
+    elsewhere), its settled links and the sessions it closed; or, `last`, the sessions
+    still open at the end."""
+
+    rows: list[tuple]
+    links: list[tuple]
+    sessions: list[dict]
+    last: bool = False
+
+
+def prepare(
+    site_id: int,
+    key_id: int | None,
+    generating: tuple[int, int, int, int],
+    sqlite: bool,
+    direct: bool,
+) -> Iterator[Prepared]:
+    """The chunks of generate(*generating) ready to write (their sessions when `direct`),
+    then the sessions left open (in_background runs this beside the writer)."""
+    tracker = SessionTracker(site_id)
+    for chunk in generate(*generating):
+        if sqlite:
+            rows, times = stored_rows(site_id, key_id, chunk)
+            made = tracker.add(rows, times) if direct else []
+        else:
+            rows = rows_of(site_id, key_id, chunk)
+            made = tracker.add(rows) if direct else []
+        yield Prepared(rows, chunk.links, made)
+    yield Prepared([], [], tracker.finish() if direct else [], last=True)
 
 
 @contextlib.contextmanager
