@@ -8,8 +8,13 @@ the events back, and stores them with the sessions' cursor moved past the new ev
 one transaction that first checks that no other event came in between and that nothing
 else moved the cursor. Otherwise (events already in the site, or a running fold or report
 derived some of the new events meanwhile) the site's sessions are derived again from the
-events, as a rebuild does, and the ordinary catch-up does the rest. The CLI then folds the
-summaries and derives the kind index and saved funnels.
+events, as a rebuild does, and the ordinary catch-up does the rest.
+
+On SQLite each chunk is also folded into the summaries and filed in the kind index from
+its rows as it is written, where their cursors stand just before it (demo_derive); the
+CLI's catch-up then finds nothing left but the saved funnels. The chunks are generated,
+turned into rows and their sessions in a forked child (demo_background, `prepare`) while
+this process writes, folds and files the ones before.
 """
 
 from __future__ import annotations
