@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import queue as queues
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -21,7 +21,7 @@ POLL_S = 1.0
 _ITEM, _DONE, _FAILED = "item", "done", "failed"
 
 
-def in_background(make: Callable[[], Iterator[T]], ahead: int = AHEAD) -> Iterator[T]:
+def in_background(make: Callable[[], Iterator[T]], ahead: int = AHEAD) -> Generator[T, None, None]:
     """The items of `make()`, computed in a forked child while the caller uses the ones
     before; the child's failure is raised here (RuntimeError), and a caller that stops
     early ends the child."""

@@ -296,7 +296,8 @@ def write(
             prepare, site_id, key_id, (events, days, visitors, 1 + stored), sqlite, direct
         )
     )
-    with engine.connect() as connection, _seeding(connection):
+    # (closing: a failed write ends the child at once, not when the generator is collected)
+    with contextlib.closing(parts), engine.connect() as connection, _seeding(connection):
         for part in parts:
             if part.last:  # (the loop goes on to the end: the child is then joined)
                 rest = part.sessions
