@@ -355,24 +355,22 @@ def prepare(
 
 @contextlib.contextmanager
 def _seeding(connection) -> Iterator[None]:
-    """SQLite settings for the seed's own connection while it writes, restored after: a
-    cache that holds the new events' index pages (the anonymous ids' above all take random
-    pages: else read again for each chunk), and no sync at the WAL's checkpoints (a crash
-    loses at most demo data, which is seeded again)."""
+    """SQLite: a cache for the seed's own connection while it writes, restored after, that
+    holds the new events' index pages (the anonymous ids' above all take random pages:
+    else read again for each chunk). The sync setting stays: in WAL mode it only syncs at
+    checkpoints (a few seconds in a whole seed), and without it a power loss meanwhile
+    could damage the whole database, not only the demo's events."""
     if connection.dialect.name != "sqlite":
         yield
         return
-    synchronous = connection.exec_driver_sql("PRAGMA synchronous").scalar()
     cache = connection.exec_driver_sql("PRAGMA cache_size").scalar()
     connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
-    connection.exec_driver_sql("PRAGMA synchronous=OFF")
     connection.commit()
     try:
         yield
     finally:
         connection.rollback()
         connection.exec_driver_sql(f"PRAGMA cache_size={int(cache)}")
-        connection.exec_driver_sql(f"PRAGMA synchronous={int(synchronous)}")
         connection.commit()
 
 
