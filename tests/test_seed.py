@@ -19,8 +19,8 @@ from datalook.analytics.funnels.derivation import current, cursor_name
 from datalook.analytics.funnels.models import DerivedCursor, FunnelAttempt, VisitorSession
 from datalook.analytics.rollups import fold as summaries
 from datalook.analytics.sessions import SessionEvent
+from datalook.cli import demo_derive, demo_write
 from datalook.cli import demo_seed as seed
-from datalook.cli import demo_write
 from datalook.extensions import db
 from datalook.models import Event, Site, SuccessRule, VisitorLink, utcnow
 from tests import test_deletion_oracle as deletion_oracle
@@ -350,6 +350,9 @@ def test_a_seed_leaves_what_ingestion_links_and_a_derivation_from_scratch_would(
 def test_a_fold_during_the_seed_and_a_second_seed_leave_the_same(app, monkeypatch):
     client = app.test_client()
     seeded, scratch = _two_sites(app, client, monkeypatch)
+    # An event of another site that nothing folded yet: the summaries' cursor stands
+    # before the seed's first chunk, which the seed then leaves to the fold.
+    store(app, new_site(app, "UTC", funnels=False), [E("u:other", utcnow() - timedelta(hours=1))])
     monkeypatch.setattr(seed, "CHUNK", 1000)
     rederived = []
     derive_again = sessions.rederive
@@ -357,18 +360,52 @@ def test_a_fold_during_the_seed_and_a_second_seed_leave_the_same(app, monkeypatc
         sessions, "rederive", lambda *a, **k: rederived.append(a[1]) or derive_again(*a, **k)
     )
 
+    chunks = []
+
     def fold_meanwhile(written: int) -> None:
-        """After the first chunk, derive sessions as a running fold process would."""
-        if written < 2000:
+        """As a running fold process would: after the first chunk, derive sessions and fold
+        a part of the chunk; after the second, fold the rest."""
+        chunks.append(written)
+        if len(chunks) == 1:
             sessions.catch_up(db.session())
+            summaries.catch_up(db.engine, app.instance_path, max_batches=1, batch=500)
+        elif len(chunks) == 2:
+            summaries.catch_up(db.engine, app.instance_path)
 
     with app.app_context():
         # The fold took some of the new events: the seed's own sessions cannot be stored
         # as they are; the site's sessions are derived again instead (the catch-up does
         # the rest).
-        demo_write.write(db.engine, db.session(), seeded, None, 3000, 3, 300, fold_meanwhile)
+        deriver = demo_derive.ChunkDeriver()
+        demo_write.write(
+            db.engine, db.session(), seeded, None, 3000, 3, 300, fold_meanwhile, deriver
+        )
         assert rederived == [seeded]
+        # Only the last chunk found the summaries' cursor just before it; the kind index
+        # (caught up first) filed every chunk as it was written.
+        assert len(chunks) == 3
+        assert (deriver.folded, deriver.filed) == (3000 - chunks[1], 3000)
         # A second seed into a site with events leaves the sessions to the derivation.
         demo_write.write(db.engine, db.session(), seeded, None, 1000, 3, 300)
         db.session.remove()
     assert_as_ingested_and_derived_from_scratch(app, client, seeded, scratch)
+
+
+def test_the_seeds_session_rows_are_the_derivations_rows(rows):
+    per_visitor = defaultdict(list)
+    for seq, row in enumerate(rows):
+        per_visitor[row[VISITOR]].append(
+            SessionEvent(row[AT], seq, row[2], row[PAGE], row[NAME], row[BROWSER])
+        )
+    built = [s for v, events in per_visitor.items() for s in sessions.build(v, events)]
+    assert len(built) > 1000
+    assert [demo_write.session_row(1, s) for s in built] == [sessions.to_row(1, s) for s in built]
+
+
+def test_the_rows_stored_on_sqlite_are_the_rows_with_their_times_as_text(chunks):
+    for chunk in chunks[:2]:
+        rows = demo_write.rows_of(1, 2, chunk)
+        stored, times = demo_write.stored_rows(1, 2, chunk)
+        assert times == [row[AT] for row in rows]
+        as_text = [row[AT].isoformat(" ", "microseconds") for row in rows]
+        assert stored == [(*r[:AT], t, t, *r[AT + 2 :]) for r, t in zip(rows, as_text, strict=True)]

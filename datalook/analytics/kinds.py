@@ -24,7 +24,7 @@ import itertools
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, literal_column, select, tuple_
+from sqlalchemy import Connection, delete, func, insert, literal_column, select, tuple_
 from sqlalchemy.orm import Session
 
 from ..models import Event
@@ -128,7 +128,7 @@ def _file_events(tx: Session, read: list[tuple]) -> None:
         # Events of the settled past (demo seeding, a long-stopped catch-up): what unsaved
         # funnels keep of it per process must be read again.
         settled.bump(connection)
-    ids = _kind_ids(tx, {(site_id, digest): key for site_id, digest, key, *_ in read})
+    ids = kind_ids(tx, {(site_id, digest): key for site_id, digest, key, *_ in read})
     statement = _INSERT.get("kind_events", connection.dialect)
     cursor = connection.connection.cursor()
     try:
@@ -143,9 +143,12 @@ def _file_events(tx: Session, read: list[tuple]) -> None:
         cursor.close()
 
 
-def _kind_ids(tx: Session, wanted: dict[tuple[int, str], tuple]) -> dict[tuple[int, str], int]:
+def kind_ids(
+    tx: Session | Connection, wanted: dict[tuple[int, str], tuple]
+) -> dict[tuple[int, str], int]:
     """The ids of these kinds ((site, digest) → (site, event name, path, rule name)),
-    created if new (under the writers' lock: nobody else makes kinds meanwhile)."""
+    created if new (under the writers' lock: nobody else makes kinds meanwhile; the demo
+    seed files its chunks through it too)."""
     found = _known_ids(tx, list(wanted))
     missing = [key for key in wanted if key not in found]
     if missing:
@@ -166,7 +169,7 @@ def _kind_ids(tx: Session, wanted: dict[tuple[int, str], tuple]) -> dict[tuple[i
     return found
 
 
-def _known_ids(tx: Session, keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
+def _known_ids(tx: Session | Connection, keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
     """The ids of those of these (site, digest) kinds that exist."""
     by_site: dict[int, list[str]] = defaultdict(list)
     for site_id, digest in keys:

@@ -8,24 +8,33 @@ the events back, and stores them with the sessions' cursor moved past the new ev
 one transaction that first checks that no other event came in between and that nothing
 else moved the cursor. Otherwise (events already in the site, or a running fold or report
 derived some of the new events meanwhile) the site's sessions are derived again from the
-events, as a rebuild does, and the ordinary catch-up does the rest. The CLI then folds the
-summaries and derives the kind index and saved funnels.
+events, as a rebuild does, and the ordinary catch-up does the rest.
+
+On SQLite each chunk is also folded into the summaries and filed in the kind index from
+its rows as it is written, where their cursors stand just before it (demo_derive); the
+CLI's catch-up then finds nothing left but the saved funnels. The chunks are generated,
+turned into rows and their sessions in a forked child (demo_background, `prepare`) while
+this process writes, folds and files the ones before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from typing import cast
+from typing import NamedTuple, cast
 
 from sqlalchemy import Engine, Table, func, insert, select
 from sqlalchemy.orm import Session
 
-from ..analytics import cursors, sessions, settled
+from ..analytics import cursors, kinds, sessions, settled
 from ..analytics.funnels.models import VisitorSession
 from ..ingest.arrivals import COLUMNS as ACQUISITION
 from ..models import Event, SuccessRule, VisitorLink, utcnow
 from ..sql.connections import write_lock
+from .demo_background import in_background
+from .demo_derive import ChunkDeriver
 from .demo_seed import RULES, Chunk, Generated, generate
 
 _COLUMNS = [
@@ -80,6 +89,38 @@ def rows_of(site_id: int, key_id: int | None, chunk: Chunk) -> list[tuple]:
     return [row_of(site_id, key_id, chunk.start, event) for event in chunk.events]
 
 
+def stored_rows(site_id: int, key_id: int | None, chunk: Chunk) -> tuple[list[tuple], list]:
+    """The events rows of a chunk as SQLite stores them, and the events' times: rows_of
+    with the times as the text SQLAlchemy stores in SQLite (microseconds always), inserted
+    as plain tuples (SQLAlchemy's per-row parameter processing cost more than the INSERT
+    itself)."""
+    start, rows, times = chunk.start, [], []
+    for event in chunk.events:
+        at = start + timedelta(seconds=event.offset)
+        text = at.isoformat(" ", "microseconds")
+        browser = event.from_browser
+        rows.append(
+            (
+                site_id,
+                None if browser else key_id,
+                event.kind,
+                event.name,
+                event.page,
+                event.visitor,
+                event.user,
+                event.micros,
+                event.props,
+                text,
+                text,
+                browser,
+                *event.columns,
+                event.anonymous_id,
+            )
+        )
+        times.append(at)
+    return rows, times
+
+
 class SessionTracker:
     """The sessions of events fed in time order (analytics.sessions' fold): the open
     session of each visitor, closed once no later event can extend it."""
@@ -88,12 +129,13 @@ class SessionTracker:
         self.site_id = site_id
         self.open: dict[str, sessions.SessionState] = {}
 
-    def add(self, rows: list[tuple]) -> list[dict]:
-        """Fold a chunk's rows; the visitor_sessions rows of the sessions it closed."""
+    def add(self, rows: list[tuple], times: list | None = None) -> list[dict]:
+        """Fold a chunk's rows (their times apart in `times` when the rows hold them as
+        text); the visitor_sessions rows of the sessions it closed."""
         closed: list[sessions.SessionState] = []
         open_, gap, fold = self.open, sessions.GAP, sessions.fold_values
-        for row in rows:
-            visitor, at = row[5], row[_AT]
+        for n, row in enumerate(rows):
+            visitor, at = row[5], row[_AT] if times is None else times[n]
             state = open_.get(visitor)
             if state is not None and at - state.ended_at > gap:
                 closed.append(state)
@@ -102,23 +144,57 @@ class SessionTracker:
                 state = open_[visitor] = sessions.SessionState(visitor, at, at)
             fold(state, at, row[2], row[4], row[3], row[11])
         if rows:  # no later event can extend a session that ended GAP before this one
-            last = rows[-1][_AT]
+            last = rows[-1][_AT] if times is None else times[-1]
             for visitor, state in list(open_.items()):
                 if last - state.ended_at > sessions.GAP:
                     closed.append(open_.pop(visitor))
-        return [sessions.to_row(self.site_id, state) for state in closed]
+        return [session_row(self.site_id, state) for state in closed]
 
     def finish(self) -> list[dict]:
         """The rows of the sessions still open."""
-        rows = [sessions.to_row(self.site_id, state) for state in self.open.values()]
+        rows = [session_row(self.site_id, state) for state in self.open.values()]
         self.open.clear()
         return rows
 
 
-def _sqlite_row(row: tuple) -> tuple:
-    """A row with its times as the text SQLAlchemy stores in SQLite (microseconds always)."""
-    at = row[_AT].isoformat(" ", "microseconds")
-    return (*row[:_AT], at, at, *row[_AT + 2 :])
+@functools.lru_cache(maxsize=1 << 16)
+def _steps(steps: tuple[str, ...]) -> tuple[str, str]:
+    """sessions.encode_steps, once per distinct walk (a seed's walks repeat)."""
+    return sessions.encode_steps(list(steps))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _head_keys(head: tuple[str, ...]) -> dict[str, int]:
+    """sessions.head_keys, once per distinct head (shared: callers copy it into a row)."""
+    return sessions.head_keys(list(head))
+
+
+def session_row(site_id: int, state: sessions.SessionState) -> dict:
+    """sessions.to_row, the same row, with the steps' encodings computed once per distinct
+    walk (to_row's hashing was most of the sessions' cost)."""
+    head, cuts = _steps(tuple(state.head))
+    tail, tail_cuts = _steps(tuple(state.tail))
+    return {
+        "site_id": site_id,
+        "visitor_id": state.visitor_id,
+        "started_at": state.started_at,
+        "ended_at": state.ended_at,
+        "events": state.events,
+        "browser_pageviews": state.browser_pageviews,
+        "duration_us": (state.ended_at - state.started_at) // _MICROSECOND,
+        "path_count": state.path_count,
+        "paths": head,
+        "cuts": cuts,
+        "tail": tail,
+        "tail_cuts": tail_cuts,
+        "last_path": state.tail[-1] if state.tail else "",
+        "rules": "".join(f"|{r}" for r in state.rules) + "|" if state.rules else "",
+        "converted": int(state.converted),
+        **_head_keys(tuple(state.head)),
+    }
+
+
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def _copy_rows(connection, rows: list[tuple]) -> None:
@@ -127,16 +203,6 @@ def _copy_rows(connection, rows: list[tuple]) -> None:
     with cursor.copy(f"COPY events ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
-
-
-def _insert_events(connection, rows: list[tuple]) -> None:
-    """Insert a chunk of events rows."""
-    if connection.dialect.name == "postgresql":
-        _copy_rows(connection, rows)
-    else:
-        # SQLite: plain tuples, times already in SQLAlchemy's text form (its per-row
-        # parameter processing cost more than the INSERT itself).
-        connection.exec_driver_sql(_SQLITE_INSERT, [_sqlite_row(row) for row in rows])
 
 
 def _insert_links(connection, site_id: int, links: list[tuple]) -> None:
@@ -179,24 +245,19 @@ def _insert(connection, table: Table, rows: list[dict]) -> None:
         connection.execute(insert(table), rows)
         return
     names = list(rows[0])
-    times = [n in _TIMES for n in names]
-    days = [n in _DAYS for n in names]
+    times = [n for n, name in enumerate(names) if name in _TIMES]
+    days = [n for n, name in enumerate(names) if name in _DAYS]
     marks = ", ".join("?" * len(names))
     statement = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"  # noqa: S608
-    connection.exec_driver_sql(
-        statement,
-        [
-            tuple(
-                value.isoformat(" ", "microseconds")
-                if time
-                else value.isoformat()
-                if day
-                else value
-                for value, time, day in zip(row.values(), times, days, strict=True)
-            )
-            for row in rows
-        ],
-    )
+    values = []
+    for row in rows:
+        value = list(row.values())
+        for n in times:
+            value[n] = value[n].isoformat(" ", "microseconds")
+        for n in days:
+            value[n] = value[n].isoformat()
+        values.append(tuple(value))
+    connection.exec_driver_sql(statement, values)
 
 
 def _newest_id(bind) -> int:
@@ -213,36 +274,104 @@ def write(
     days: int,
     visitors: int,
     progress: Callable[[int], None] | None = None,
+    deriver: ChunkDeriver | None = None,
 ) -> int:
     """Write the generated events, their links and (on a site without events) their
-    sessions; return how many events."""
+    sessions; on SQLite, fold and file each chunk as it is written where the cursors allow
+    (`deriver`, demo_derive); return how many events."""
     sessions.catch_up(session)  # what was pending before: the sessions cursor stands at it
+    sqlite = engine.dialect.name == "sqlite"
+    if sqlite:
+        kinds.catch_up(session)  # the kind index's cursor then stands at the newest event
     seen = cursors.DERIVED.read(session, sessions.CURSOR)
     stored = session.scalar(select(func.count()).where(Event.site_id == site_id)) or 0
     direct = seen is not None and not stored
     before = _newest_id(session)
     session.rollback()
-    tracker = SessionTracker(site_id)
-    written = 0
+    deriver = deriver or ChunkDeriver()
+    written, rest = 0, []
     # The same data for a new site every time; another seed into a site gets other browsers.
-    for chunk in generate(events, days, visitors, seed=1 + stored):
-        rows = rows_of(site_id, key_id, chunk)
-        made = tracker.add(rows) if direct else []
-        with write_lock(engine.dialect, engine.url.database), engine.begin() as connection:
-            if engine.dialect.name == "sqlite":
-                # The new events' indexes (the anonymous ids' above all) take random pages:
-                # a cache that holds them saves reading them again for each chunk.
-                connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
-            _insert_events(connection, rows)
-            _insert_links(connection, site_id, chunk.links)
-            _insert_sessions(connection, made)
-        written += len(rows)
-        if progress:
-            progress(written)
+    parts = in_background(
+        functools.partial(
+            prepare, site_id, key_id, (events, days, visitors, 1 + stored), sqlite, direct
+        )
+    )
+    # (closing: a failed write ends the child at once, not when the generator is collected)
+    with contextlib.closing(parts), engine.connect() as connection, _seeding(connection):
+        for part in parts:
+            if part.last:  # (the loop goes on to the end: the child is then joined)
+                rest = part.sessions
+                continue
+            rows = part.rows
+            with write_lock(engine.dialect, engine.url.database), connection.begin():
+                if sqlite:
+                    newest = _newest_id(connection)
+                    connection.exec_driver_sql(_SQLITE_INSERT, rows)
+                    deriver.derive(connection, newest, rows, _newest_id(connection))
+                else:
+                    _copy_rows(connection, rows)
+                _insert_links(connection, site_id, part.links)
+                _insert_sessions(connection, part.sessions)
+            written += len(rows)
+            if progress:
+                progress(written)
     _register_rules(engine, site_id, days)
     if direct and seen is not None:
-        _store_sessions(session, site_id, seen, before, written, tracker.finish())
+        _store_sessions(session, site_id, seen, before, written, rest)
     return written
+
+
+class Prepared(NamedTuple):
+    """A chunk ready to write: its events rows (as stored on SQLite, as rows_of gives them
+    elsewhere), its settled links and the sessions it closed; or, `last`, the sessions
+    still open at the end."""
+
+    rows: list[tuple]
+    links: list[tuple]
+    sessions: list[dict]
+    last: bool = False
+
+
+def prepare(
+    site_id: int,
+    key_id: int | None,
+    generating: tuple[int, int, int, int],
+    sqlite: bool,
+    direct: bool,
+) -> Iterator[Prepared]:
+    """The chunks of generate(*generating) ready to write (their sessions when `direct`),
+    then the sessions left open (in_background runs this beside the writer)."""
+    tracker = SessionTracker(site_id)
+    for chunk in generate(*generating):
+        if sqlite:
+            rows, times = stored_rows(site_id, key_id, chunk)
+            made = tracker.add(rows, times) if direct else []
+        else:
+            rows = rows_of(site_id, key_id, chunk)
+            made = tracker.add(rows) if direct else []
+        yield Prepared(rows, chunk.links, made)
+    yield Prepared([], [], tracker.finish() if direct else [], last=True)
+
+
+@contextlib.contextmanager
+def _seeding(connection) -> Iterator[None]:
+    """SQLite: a cache for the seed's own connection while it writes, restored after, that
+    holds the new events' index pages (the anonymous ids' above all take random pages:
+    else read again for each chunk). The sync setting stays: in WAL mode it only syncs at
+    checkpoints (a few seconds in a whole seed), and without it a power loss meanwhile
+    could damage the whole database, not only the demo's events."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    cache = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+    connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+    connection.commit()
+    try:
+        yield
+    finally:
+        connection.rollback()
+        connection.exec_driver_sql(f"PRAGMA cache_size={int(cache)}")
+        connection.commit()
 
 
 def _store_sessions(
