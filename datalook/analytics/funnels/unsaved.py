@@ -20,12 +20,13 @@ from sqlalchemy.orm import Session
 from ...models import Event
 from ...sql.compiled import driver_rows
 from .. import kinds, settled
-from ..backlog import from_events
+from ..backlog import from_events, newest_id
 from ..ranges import DateRange
+from . import store_match
 from .clauses import any_step_clause, mask_expression
 from .definition import FunnelDefinition
 from .matching import furthest, visitor_progress
-from .read_catch_up import CaughtUp, catch_up_for_read
+from .read_catch_up import CaughtUp, apply_links, catch_up_for_read
 from .report import FunnelAnswer, FunnelReport, compute, summarise
 
 STREAM_ROWS = 5_000
@@ -103,7 +104,11 @@ def unsaved_answer(
     deadline: float | None = None,
 ) -> FunnelAnswer:
     """unsaved_report with its freshness, catching up until `deadline` (a report's budget)
-    at most."""
+    at most. A funnel the copy of the events answers (store_match) catches nothing up but
+    the identity links: it reads the events as they are."""
+    if store_match.expressible(definition):
+        apply_links(session)
+        return _store_answer(session, site_id, definition, rng)
     caught = catch_up_for_read(session, definition, deadline=deadline)
     return read_answer(session, site_id, definition, rng, caught)
 
@@ -122,6 +127,8 @@ def read_answer(
     kind index when it answers (as current as it is), else (or when it cannot after all)
     the events (complete)."""
     start, end = rng.start_utc, rng.end_utc
+    if store_match.expressible(definition):
+        return _store_answer(session, site_id, definition, rng)
     if caught.kind_index:
         indexed = _indexed_report(session, site_id, definition, start, end)
         if indexed is not None:
@@ -130,6 +137,15 @@ def read_answer(
     # Read from the events: as current as they are.
     current = from_events(session) if caught.kind_index else caught.freshness
     return FunnelAnswer(compute(definition, rows, start, end), current)
+
+
+def _store_answer(
+    session: Session, site_id: int, definition: FunnelDefinition, rng: DateRange
+) -> FunnelAnswer:
+    """The funnel from the copy of the events (store_match): as current as the events."""
+    newest = newest_id(session)
+    report = store_match.store_report(site_id, definition, rng.start_utc, rng.end_utc)
+    return FunnelAnswer(report, from_events(session, newest))
 
 
 # Per process: how far each visitor got from the settled part of a range, per funnel.
