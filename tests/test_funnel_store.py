@@ -23,6 +23,7 @@ from datalook.analytics.funnels.definition import FunnelDefinition, parse_defini
 from datalook.analytics.funnels.report import compute
 from datalook.analytics.funnels.unsaved import unsaved_report
 from datalook.analytics.ranges import DateRange
+from datalook.analytics.store import invalidate
 from datalook.extensions import db
 from datalook.models import Event, Site
 from tests.test_analytics_store import (
@@ -160,12 +161,15 @@ def test_the_copy_gives_the_python_matching_after_every_change(engine_app):  # n
     assert_same(app, site_id, rng)
 
 
-def test_the_unsaved_report_reads_the_copy_and_keeps_the_rest_as_before(app):
+def test_the_unsaved_report_reads_the_copy_and_keeps_the_rest_as_before(app, monkeypatch):
     site_id = new_site(app)
     store_events(app, site_id, funnel_events(3))
+    build_all(app)
     rng = random.Random(3)
     with app.app_context():
         dates = DateRange(DAY0.date(), (DAY0 + timedelta(days=DAYS)).date(), ZoneInfo("UTC"))
+        start, end = dates.start_utc, dates.end_utc
+        assert store_match.copy_ready(db.session(), site_id, start, end)
         for mode, prop in (("ordered", None), ("strict", None), ("ordered", "plan")):
             steps = [s.as_json() for s in random_definition(rng).steps]
             if prop is not None:
@@ -177,3 +181,18 @@ def test_the_unsaved_report_reads_the_copy_and_keeps_the_rest_as_before(app):
             if store_match.expressible(chosen):
                 expected = python_report(site_id, chosen, dates.start_utc, dates.end_utc)
                 assert report == expected
+
+    # Behind the events (a backlog the fold process has not seen): the copy waits.
+    monkeypatch.setattr(store_match, "LAG_LIMIT", 5)
+    store_events(app, site_id, funnel_events(4)[:6])
+    with app.app_context():
+        assert not store_match.copy_ready(db.session(), site_id, start, end)
+    monkeypatch.setattr(store_match, "UNCOVERED_LIMIT", 5)
+    build_all(app)
+    with app.app_context():
+        assert store_match.copy_ready(db.session(), site_id, start, end)
+        # Beyond what is built (the copy's "now"), more rows than the limit.
+        later = DAY0 + timedelta(days=DAYS + 1)
+        store_events(app, site_id, [{**row, "occurred_at": later} for row in funnel_events(5)])
+        invalidate.catch_up(db.session())
+        assert not store_match.copy_ready(db.session(), site_id, start, later + timedelta(1))

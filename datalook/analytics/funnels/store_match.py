@@ -1,34 +1,43 @@
 """An unsaved funnel computed with DuckDB over the columnar copy of the events (store).
 
 The copy's rows of the range and the window after it (store.events_relation: exactly the
-counted events, whatever the copy holds yet) are given their step masks in SQL, then:
+counted events, whatever the copy holds yet) are given their step masks in SQL, and the
+matching rows of the visitors come back sorted by visitor, time and id, as arrays:
 
 - Visitors with two matching events at one instant go to the matching in Python
   (matching.visitor_progress: which of the tied events takes which step is where the
   semantics are subtle). They are few.
 - For every other visitor the matching is plain: with no two matching events at one
-  instant, a chain's steps are at strictly rising times, and step k+1 is the first event
-  matching it after step k (the earliest is never worse), no later than step 1 plus the
-  window. Each step-1 event in the range starts a chain, found by one ASOF join per step;
-  the visitor counts at the furthest chain, the earliest start first (time, then id), as
-  matching.match_visitor picks it.
+  instant, a chain's steps are at strictly rising times, and step k+1 is the visitor's
+  first row matching it after step k's (the earliest is never worse), no later than step
+  1 plus the window. Every step-1 row in the range starts a chain, all of them at once,
+  a step at a time (a binary search in each step's rows); the visitor counts at the
+  furthest chain, the earliest start first (time, then id), as matching.match_visitor
+  picks it.
 
-The per-step counts and revenue are summed in SQL (exact integers), and the medians taken
-from the gaps exactly as statistics.median takes them. A definition this cannot express
-(strict mode, a property step) is computed as before (unsaved.event_rows).
+The per-step counts and revenue are exact integers, and the medians are taken from the
+gaps exactly as statistics.median takes them. A definition this cannot express (strict
+mode, a property step) is computed as before (unsaved.event_rows), and so is any funnel
+while the copy is far behind the events (copy_ready).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from itertools import groupby
-from operator import itemgetter
+from typing import NamedTuple
 
 import duckdb
 import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from ..store.read import connect, events_relation
+from ...models import Event
+from .. import cursors
+from ..backlog import newest_id
+from ..store.invalidate import CURSOR
+from ..store.read import connect, events_relation, store_directory, uncovered, usable_segments
 from .definition import FunnelDefinition, Step
 from .matching import visitor_progress
 from .report import FunnelReport, gap_micros, report_from_figures
@@ -69,33 +78,33 @@ def _masked_sql(definition: FunnelDefinition, params: dict) -> str:
     """  # noqa: S608 - step values are parameters
 
 
-def _chains_sql(steps: int) -> str:
-    """SQL: per visitor (none tied) the furthest chain, the earliest start first, with the
-    time (t<k>) and value (v<k>) of each step reached and its depth."""
-    parts = [
-        """s1 AS (SELECT visitor, ts AS t1, id AS id1, micros AS v1 FROM plain
-                  WHERE mask & 1 <> 0 AND ts >= $start AND ts < $end)"""
-    ]
-    for k in range(2, steps + 1):
-        within = f"c.t{k - 1} IS NOT NULL AND e.ts <= c.t1 + to_microseconds($window)"
-        parts.append(
-            f"""e{k} AS (SELECT visitor, ts, micros FROM plain WHERE mask & {1 << (k - 1)} <> 0),
-            s{k} AS (
-                SELECT c.*, CASE WHEN {within} THEN e.ts END AS t{k},
-                       CASE WHEN {within} THEN e.micros END AS v{k}
-                FROM s{k - 1} c ASOF LEFT JOIN e{k} e
-                ON c.visitor = e.visitor AND c.t{k - 1} < e.ts
-            )"""  # noqa: S608 - numbers only
+# The copy answers while the store's cursor is at most this many events behind the newest
+# (the fold process keeps it a tick behind) and its rows not yet in a segment, read from
+# the events one by one, are at most this many: further behind (a backlog, a store not
+# built yet), the funnel is read as before, within a report's budget.
+LAG_LIMIT = 5_000
+UNCOVERED_LIMIT = 20_000
+
+
+def copy_ready(session: Session, site_id: int, start: datetime, end: datetime) -> bool:
+    """Whether the copy answers [start, end) of the site at once (see LAG_LIMIT)."""
+    seen = cursors.DERIVED.read(session, CURSOR)
+    if seen is None or newest_id(session) - seen.last_event_id > LAG_LIMIT:
+        return False
+    chosen = usable_segments(store_directory(), site_id, start, end)
+    left = UNCOVERED_LIMIT
+    for a, b in uncovered(start, end, chosen):
+        inside = (
+            select(Event.id)
+            .where(Event.site_id == site_id, Event.occurred_at >= a, Event.occurred_at < b)
+            .where(Event.counted())
+            .limit(left + 1)
+            .subquery()
         )
-    depth = " + ".join(["1", *(f"(t{k} IS NOT NULL)::INTEGER" for k in range(2, steps + 1))])
-    return f"""
-        WITH plain AS (
-            SELECT * FROM masked WHERE has_visitor AND visitor NOT IN (SELECT visitor FROM tied)
-        ),
-        {", ".join(parts)}
-        SELECT *, {depth} AS depth FROM s{steps}
-        QUALIFY row_number() OVER (PARTITION BY visitor ORDER BY depth DESC, t1, id1) = 1
-    """  # noqa: S608 - numbers only
+        left -= session.execute(select(func.count()).select_from(inside)).scalar_one()
+        if left < 0:
+            return False
+    return True
 
 
 def store_report(
@@ -119,67 +128,162 @@ def _report(
     end: datetime,
 ) -> FunnelReport:
     """The report of the rows of `events` (the range and the window after it)."""
-    n = len(definition.steps)
     params: dict = {}
     con.register("events", events)
     con.execute(f"CREATE TEMP TABLE masked AS {_masked_sql(definition, params)}", params)
-    in_range = {"start": start, "end": end}
     excluded = con.execute(
         "SELECT count(*) FROM masked WHERE NOT has_visitor AND ts >= $start AND ts < $end",
-        in_range,
+        {"start": start, "end": end},
     ).fetchone() or (0,)
-    con.execute(
-        """CREATE TEMP TABLE tied AS SELECT DISTINCT visitor FROM masked WHERE has_visitor
-           GROUP BY visitor, ts HAVING count(*) > 1"""
+    # Each visitor's matching rows in (time, id) order; `new` marks a visitor's first.
+    found = con.execute(
+        """SELECT epoch_us(ts) AS at, id, mask, coalesce(micros, 0) AS value,
+                  visitor IS DISTINCT FROM lag(visitor) OVER w AS new
+           FROM masked WHERE has_visitor
+           WINDOW w AS (ORDER BY visitor, ts, id) ORDER BY visitor, ts, id"""
+    ).fetchnumpy()
+    rows = _Rows(
+        np.asarray(found["at"], dtype=np.int64),
+        np.asarray(found["id"], dtype=np.int64),
+        np.asarray(found["mask"], dtype=np.int64),
+        np.asarray(found["value"], dtype=np.int64),
+        np.cumsum(np.asarray(found["new"], dtype=np.int64)) - 1,
     )
-    window_us = definition.window // timedelta(microseconds=1)
-    con.execute(f"CREATE TEMP TABLE best AS {_chains_sql(n)}", {**in_range, "window": window_us})
-    sums = ", ".join(
-        f"count(*) FILTER (WHERE depth >= {k}), "
-        f"coalesce(sum(coalesce(v{k}, 0)) FILTER (WHERE depth >= {k}), 0)"
-        for k in range(1, n + 1)
+    figures = _Figures.empty(len(definition.steps))
+    tied = rows.tied()
+    _add_plain(rows, tied, definition, _micros(start), _micros(end), figures)
+    _add_tied(rows, tied, definition, start, end, figures)
+    medians = [_median_seconds(np.concatenate(gaps)) for gaps in figures.gaps]
+    return report_from_figures(
+        definition, figures.visitors, figures.revenue, medians, int(excluded[0])
     )
-    found = con.execute(f"SELECT {sums} FROM best").fetchone() or ()  # noqa: S608
-    visitors = [int(found[2 * k]) for k in range(n)]
-    revenue = [int(found[2 * k + 1]) for k in range(n)]
-    gaps: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
-    for k in range(2, n + 1):
-        gaps.append(
-            con.execute(
-                f"SELECT epoch_us(t{k}) - epoch_us(t{k - 1}) AS gap FROM best WHERE depth >= {k}"  # noqa: S608
-            ).fetchnumpy()["gap"]
-        )
-    tied_gaps = _add_tied(con, definition, start, end, visitors, revenue)
-    medians = [_median_seconds(np.concatenate([gaps[k], tied_gaps[k]])) for k in range(n)]
-    return report_from_figures(definition, visitors, revenue, medians, int(excluded[0]))
+
+
+_EPOCH = datetime(1970, 1, 1)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(at: datetime) -> int:
+    """Microseconds since the epoch of a naive UTC time (DuckDB's epoch_us)."""
+    return (at - _EPOCH) // _MICROSECOND
+
+
+class _Rows(NamedTuple):
+    """The visitors' matching rows as arrays, by visitor, then time and id: `group` numbers
+    the visitors from 0."""
+
+    at: np.ndarray
+    id: np.ndarray
+    mask: np.ndarray
+    value: np.ndarray
+    group: np.ndarray
+
+    def tied(self) -> np.ndarray:
+        """Per row: whether its visitor has two matching rows at one instant."""
+        same = (self.at[1:] == self.at[:-1]) & (self.group[1:] == self.group[:-1])
+        return np.isin(self.group, np.unique(self.group[1:][same]))
+
+
+@dataclass
+class _Figures:
+    """Per step: visitors, revenue (exact integers) and the gaps from the step before."""
+
+    visitors: list[int]
+    revenue: list[int]
+    gaps: list[list[np.ndarray]]
+
+    @classmethod
+    def empty(cls, steps: int) -> _Figures:
+        """The figures of no visitor."""
+        none = np.empty(0, dtype=np.int64)
+        return cls([0] * steps, [0] * steps, [[none] for _ in range(steps)])
+
+
+def _add_plain(
+    rows: _Rows,
+    tied: np.ndarray,
+    definition: FunnelDefinition,
+    start: int,
+    end: int,
+    figures: _Figures,
+) -> None:
+    """Add the visitors without ties: every chain at once, step after step (the next
+    matching row of the visitor after the chain's last, within the window)."""
+    at, mask, group = rows.at, rows.mask, rows.group
+    starts = np.flatnonzero((mask & 1 != 0) & (at >= start) & (at < end) & ~tied)
+    if not len(starts):
+        return
+    deadline = at[starts] + definition.window // _MICROSECOND
+    depth = np.ones(len(starts), dtype=np.int64)
+    alive = np.ones(len(starts), dtype=bool)
+    picked = [starts]
+    current = starts
+    for k in range(1, len(definition.steps)):
+        positions = np.flatnonzero(mask & (1 << k) != 0)
+        if not len(positions):
+            break
+        after = np.searchsorted(positions, current, side="right")
+        alive &= after < len(positions)
+        following = positions[np.minimum(after, len(positions) - 1)]
+        alive &= (group[following] == group[starts]) & (at[following] <= deadline)
+        depth += alive
+        current = np.where(alive, following, current)
+        picked.append(current)
+    # Per visitor the furthest chain, the earliest start first (starts are in that order).
+    who = group[starts]
+    first = np.flatnonzero(np.r_[True, who[1:] != who[:-1]])
+    deepest = np.maximum.reduceat(depth, first)
+    counts = np.diff(np.r_[first, len(who)])
+    best_rows = depth == np.repeat(deepest, counts)
+    _, best = np.unique(who[best_rows], return_index=True)
+    best = np.flatnonzero(best_rows)[best]
+    reached = depth[best]
+    for k in range(len(picked)):
+        chosen = best[reached > k]
+        figures.visitors[k] += len(chosen)
+        figures.revenue[k] += _exact_sum(rows.value[picked[k][chosen]])
+        if k:
+            figures.gaps[k].append(at[picked[k][chosen]] - at[picked[k - 1][chosen]])
+
+
+def _exact_sum(values: np.ndarray) -> int:
+    """The sum of int64 values as an exact integer (in Python when int64 could overflow)."""
+    if not len(values):
+        return 0
+    if int(np.abs(values).max()) < (1 << 62) // len(values):
+        return int(values.sum())
+    return sum(values.tolist())
 
 
 def _add_tied(
-    con: duckdb.DuckDBPyConnection,
+    rows: _Rows,
+    tied: np.ndarray,
     definition: FunnelDefinition,
     start: datetime,
     end: datetime,
-    visitors: list[int],
-    revenue: list[int],
-) -> list[np.ndarray]:
-    """Match the tied visitors in Python and add them to `visitors` and `revenue`; their
-    gaps per step (microseconds)."""
-    n = len(definition.steps)
-    rows = con.execute(
-        """SELECT visitor, ts, id, mask, micros FROM masked
-           WHERE visitor IN (SELECT visitor FROM tied) ORDER BY visitor, ts, id"""
-    ).fetchall()
-    grouped = {
-        visitor: [row[1:] for row in group] for visitor, group in groupby(rows, itemgetter(0))
-    }
+    figures: _Figures,
+) -> None:
+    """Add the visitors with ties, matched in Python (matching.visitor_progress)."""
+    chosen = np.flatnonzero(tied)
+    grouped: dict[str, list[tuple]] = defaultdict(list)
+    for group, at, seq, mask, value in zip(
+        rows.group[chosen].tolist(),
+        rows.at[chosen].tolist(),
+        rows.id[chosen].tolist(),
+        rows.mask[chosen].tolist(),
+        rows.value[chosen].tolist(),
+        strict=True,
+    ):
+        grouped[str(group)].append((_EPOCH + at * _MICROSECOND, seq, mask, value))
     gaps: dict[int, list[int]] = defaultdict(list)
     for progress in visitor_progress(definition, grouped, start, end).values():
         for k in range(progress.depth):
-            visitors[k] += 1
-            revenue[k] += progress.values[k] or 0
+            figures.visitors[k] += 1
+            figures.revenue[k] += progress.values[k] or 0
             if k:
                 gaps[k].append(gap_micros(progress.times[k - 1], progress.times[k]))
-    return [np.array(gaps[k], dtype=np.int64) for k in range(n)]
+    for k, found in gaps.items():
+        figures.gaps[k].append(np.array(found, dtype=np.int64))
 
 
 def _median_seconds(gaps: np.ndarray) -> float | None:

@@ -1,4 +1,5 @@
-"""An unsaved funnel's report, read from the kind index or else from the events."""
+"""An unsaved funnel's report, from the copy of the events (store_match) when it answers,
+else from the kind index or the events."""
 
 # An unsaved funnel reads the events of the kinds its steps match from the kind index
 # (analytics.kinds); when it cannot (strict mode, a property step, a first derivation), it
@@ -108,7 +109,9 @@ def unsaved_answer(
     the identity links: it reads the events as they are."""
     if store_match.expressible(definition):
         apply_links(session)
-        return _store_answer(session, site_id, definition, rng)
+        answer = _store_answer(session, site_id, definition, rng)
+        if answer is not None:
+            return answer
     caught = catch_up_for_read(session, definition, deadline=deadline)
     return read_answer(session, site_id, definition, rng, caught)
 
@@ -127,8 +130,9 @@ def read_answer(
     kind index when it answers (as current as it is), else (or when it cannot after all)
     the events (complete)."""
     start, end = rng.start_utc, rng.end_utc
-    if store_match.expressible(definition):
-        return _store_answer(session, site_id, definition, rng)
+    answer = _store_answer(session, site_id, definition, rng)
+    if answer is not None:
+        return answer
     if caught.kind_index:
         indexed = _indexed_report(session, site_id, definition, start, end)
         if indexed is not None:
@@ -141,10 +145,16 @@ def read_answer(
 
 def _store_answer(
     session: Session, site_id: int, definition: FunnelDefinition, rng: DateRange
-) -> FunnelAnswer:
-    """The funnel from the copy of the events (store_match): as current as the events."""
+) -> FunnelAnswer | None:
+    """The funnel from the copy of the events (store_match), as current as the events; None
+    when the copy cannot answer it, or not at once (store_match.copy_ready)."""
+    start, end = rng.start_utc, rng.end_utc
+    if not store_match.expressible(definition):
+        return None
     newest = newest_id(session)
-    report = store_match.store_report(site_id, definition, rng.start_utc, rng.end_utc)
+    if not store_match.copy_ready(session, site_id, start, end + definition.window):
+        return None
+    report = store_match.store_report(site_id, definition, start, end)
     return FunnelAnswer(report, from_events(session, newest))
 
 
