@@ -23,6 +23,7 @@ while the copy is far behind the events (copy_ready).
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +31,7 @@ from typing import NamedTuple
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -41,13 +43,6 @@ from ..store.read import connect, events_relation, store_directory, uncovered, u
 from .definition import FunnelDefinition, Step
 from .matching import visitor_progress
 from .report import FunnelReport, gap_micros, report_from_figures
-
-
-def expressible(definition: FunnelDefinition) -> bool:
-    """Whether the funnel is computed here: ordered mode, no property step."""
-    return definition.mode == "ordered" and all(
-        step.property_key is None for step in definition.steps
-    )
 
 
 def _step_sql(step: Step, k: int, params: dict) -> str:
@@ -62,20 +57,50 @@ def _step_sql(step: Step, k: int, params: dict) -> str:
     if step.name is not None:
         params[f"name{k}"] = step.name
         parts.append(f"name = $name{k}")
+    if step.property_key is not None:  # narrowed as clauses.step_clause does, then checked
+        parts.append("properties IS NOT NULL")
+        quoted = json.dumps(step.property_key, ensure_ascii=False)
+        if quoted[1:-1] == step.property_key:
+            params[f"key{k}"] = quoted
+            parts.append(f"contains(properties, $key{k})")
     return "(" + " AND ".join(parts) + ")"
 
 
 def _masked_sql(definition: FunnelDefinition, params: dict) -> str:
-    """SQL of the rows that match a step, with their step masks."""
+    """SQL of the rows the funnel reads, with their step masks (a property step's bit still
+    to be checked): those that may match a step; in strict mode every row (what lies
+    between the steps matters)."""
     bits = " + ".join(
         f"(CASE WHEN {_step_sql(step, k, params)} THEN {1 << k} ELSE 0 END)"
         for k, step in enumerate(definition.steps)
     )
+    checked = ", kind, page, name, properties" if _property_bits(definition) else ""
+    kept = "" if definition.mode == "strict" else "WHERE mask <> 0"
     return f"""
-        SELECT visitor, has_visitor, ts, id, micros, mask
-        FROM (SELECT visitor, has_visitor, ts, id, micros, {bits} AS mask FROM events)
-        WHERE mask <> 0
+        SELECT visitor, has_visitor, ts, id, micros, mask{checked}
+        FROM (SELECT *, {bits} AS mask FROM events)
+        {kept}
     """  # noqa: S608 - step values are parameters
+
+
+def _property_bits(definition: FunnelDefinition) -> list[tuple[int, Step]]:
+    """(bit, step) of each property step."""
+    return [(1 << k, s) for k, s in enumerate(definition.steps) if s.property_key is not None]
+
+
+def _check_properties(con: duckdb.DuckDBPyConnection, definition: FunnelDefinition) -> None:
+    """Clear each property step's bit where Step.matches says no (SQL only narrowed it)."""
+    for bit, step in _property_bits(definition):
+        found = con.execute(
+            f"SELECT id, kind, page, name, properties FROM masked WHERE mask & {bit} <> 0"  # noqa: S608
+        ).fetchall()
+        failing = [row[0] for row in found if not step.matches(*row[1:])]
+        if failing:
+            con.register("failing", pa.table({"id": pa.array(failing, pa.int64())}))
+            con.execute(
+                f"UPDATE masked SET mask = mask & ~{bit} WHERE id IN (SELECT id FROM failing)"  # noqa: S608
+            )
+            con.unregister("failing")
 
 
 # The copy answers while the store's cursor is at most this many events behind the newest
@@ -131,16 +156,25 @@ def _report(
     params: dict = {}
     con.register("events", events)
     con.execute(f"CREATE TEMP TABLE masked AS {_masked_sql(definition, params)}", params)
+    _check_properties(con, definition)
+    in_range = {"start": start, "end": end}
     excluded = con.execute(
-        "SELECT count(*) FROM masked WHERE NOT has_visitor AND ts >= $start AND ts < $end",
-        {"start": start, "end": end},
+        """SELECT count(*) FROM masked
+           WHERE NOT has_visitor AND mask <> 0 AND ts >= $start AND ts < $end""",
+        in_range,
     ).fetchone() or (0,)
-    # Each visitor's matching rows in (time, id) order; `new` marks a visitor's first.
+    # Each visitor's rows in (time, id) order (only the visitors with a step-1 row in the
+    # range); `new` marks a visitor's first.
     found = con.execute(
         """SELECT epoch_us(ts) AS at, id, mask, coalesce(micros, 0) AS value,
                   visitor IS DISTINCT FROM lag(visitor) OVER w AS new
-           FROM masked WHERE has_visitor
-           WINDOW w AS (ORDER BY visitor, ts, id) ORDER BY visitor, ts, id"""
+           FROM masked
+           WHERE has_visitor AND (mask <> 0 OR $strict) AND visitor IN (
+               SELECT visitor FROM masked
+               WHERE has_visitor AND mask & 1 <> 0 AND ts >= $start AND ts < $end
+           )
+           WINDOW w AS (ORDER BY visitor, ts, id) ORDER BY visitor, ts, id""",
+        {**in_range, "strict": definition.mode == "strict"},
     ).fetchnumpy()
     rows = _Rows(
         np.asarray(found["at"], dtype=np.int64),
@@ -150,9 +184,12 @@ def _report(
         np.cumsum(np.asarray(found["new"], dtype=np.int64)) - 1,
     )
     figures = _Figures.empty(len(definition.steps))
-    tied = rows.tied()
-    _add_plain(rows, tied, definition, _micros(start), _micros(end), figures)
-    _add_tied(rows, tied, definition, start, end, figures)
+    if definition.mode == "strict":  # no ties to weigh: the very next row, in id order
+        _add_chains(rows, np.zeros(len(rows.at), dtype=bool), definition, start, end, figures)
+    else:
+        tied = rows.tied()
+        _add_chains(rows, tied, definition, start, end, figures)
+        _add_tied(rows, tied, definition, start, end, figures)
     medians = [_median_seconds(np.concatenate(gaps)) for gaps in figures.gaps]
     return report_from_figures(
         definition, figures.visitors, figures.revenue, medians, int(excluded[0])
@@ -199,18 +236,20 @@ class _Figures:
         return cls([0] * steps, [0] * steps, [[none] for _ in range(steps)])
 
 
-def _add_plain(
+def _add_chains(
     rows: _Rows,
     tied: np.ndarray,
     definition: FunnelDefinition,
-    start: int,
-    end: int,
+    start: datetime,
+    end: datetime,
     figures: _Figures,
 ) -> None:
-    """Add the visitors without ties: every chain at once, step after step (the next
-    matching row of the visitor after the chain's last, within the window)."""
+    """Add the visitors without ties: every chain at once, step after step, within the
+    window: in ordered mode the visitor's next row matching the step after the chain's
+    last; in strict mode the visitor's very next row, if it matches the step."""
     at, mask, group = rows.at, rows.mask, rows.group
-    starts = np.flatnonzero((mask & 1 != 0) & (at >= start) & (at < end) & ~tied)
+    within = (at >= _micros(start)) & (at < _micros(end))
+    starts = np.flatnonzero((mask & 1 != 0) & within & ~tied)
     if not len(starts):
         return
     deadline = at[starts] + definition.window // _MICROSECOND
@@ -218,14 +257,19 @@ def _add_plain(
     alive = np.ones(len(starts), dtype=bool)
     picked = [starts]
     current = starts
+    everything = np.arange(len(at))
     for k in range(1, len(definition.steps)):
-        positions = np.flatnonzero(mask & (1 << k) != 0)
+        if definition.mode == "strict":
+            positions = everything
+        else:
+            positions = np.flatnonzero(mask & (1 << k) != 0)
         if not len(positions):
             break
         after = np.searchsorted(positions, current, side="right")
         alive &= after < len(positions)
         following = positions[np.minimum(after, len(positions) - 1)]
         alive &= (group[following] == group[starts]) & (at[following] <= deadline)
+        alive &= mask[following] & (1 << k) != 0
         depth += alive
         current = np.where(alive, following, current)
         picked.append(current)

@@ -104,16 +104,15 @@ def unsaved_answer(
     rng: DateRange,
     deadline: float | None = None,
 ) -> FunnelAnswer:
-    """unsaved_report with its freshness, catching up until `deadline` (a report's budget)
-    at most. A funnel the copy of the events answers (store_match) catches nothing up but
-    the identity links: it reads the events as they are."""
-    if store_match.expressible(definition):
-        apply_links(session)
-        answer = _store_answer(session, site_id, definition, rng)
-        if answer is not None:
-            return answer
+    """unsaved_report with its freshness: from the copy of the events when it answers at
+    once (store_match; only the identity links are caught up: it reads the events as they
+    are), else catching up until `deadline` (a report's budget) at most."""
+    apply_links(session)
+    answer = _store_answer(session, site_id, definition, rng)
+    if answer is not None:
+        return answer
     caught = catch_up_for_read(session, definition, deadline=deadline)
-    return read_answer(session, site_id, definition, rng, caught)
+    return _caught_answer(session, site_id, definition, rng, caught)
 
 
 def read_report(
@@ -126,13 +125,20 @@ def read_report(
 def read_answer(
     session: Session, site_id: int, definition: FunnelDefinition, rng: DateRange, caught: CaughtUp
 ) -> FunnelAnswer:
-    """An unsaved funnel's report from what catch_up_for_read caught up (reads only): the
-    kind index when it answers (as current as it is), else (or when it cannot after all)
-    the events (complete)."""
-    start, end = rng.start_utc, rng.end_utc
+    """An unsaved funnel's report, reads only: from the copy of the events when it answers
+    at once, else from what catch_up_for_read caught up."""
     answer = _store_answer(session, site_id, definition, rng)
     if answer is not None:
         return answer
+    return _caught_answer(session, site_id, definition, rng, caught)
+
+
+def _caught_answer(
+    session: Session, site_id: int, definition: FunnelDefinition, rng: DateRange, caught: CaughtUp
+) -> FunnelAnswer:
+    """The funnel from what catch_up_for_read caught up: the kind index when it answers
+    (as current as it is), else (or when it cannot after all) the events (complete)."""
+    start, end = rng.start_utc, rng.end_utc
     if caught.kind_index:
         indexed = _indexed_report(session, site_id, definition, start, end)
         if indexed is not None:
@@ -147,10 +153,8 @@ def _store_answer(
     session: Session, site_id: int, definition: FunnelDefinition, rng: DateRange
 ) -> FunnelAnswer | None:
     """The funnel from the copy of the events (store_match), as current as the events; None
-    when the copy cannot answer it, or not at once (store_match.copy_ready)."""
+    when the copy cannot answer it at once (store_match.copy_ready)."""
     start, end = rng.start_utc, rng.end_utc
-    if not store_match.expressible(definition):
-        return None
     newest = newest_id(session)
     if not store_match.copy_ready(session, site_id, start, end + definition.window):
         return None
