@@ -198,20 +198,19 @@ _SORTED_ROWS = """
 def _visitor_rows(con: duckdb.DuckDBPyConnection, strict: bool) -> _Rows:
     """The rows the matching reads, by visitor, each visitor's in (time, id) order.
 
-    Sorted here by the visitors' hashes (much faster than DuckDB's sort of their ids); two
-    visitors sharing a hash (about n² / 2⁶⁵ among n) would merge, so the visitors are
-    counted too, and on a difference the rows are sorted by DuckDB by the ids themselves.
+    Sorted by the visitors' 64-bit hashes (much faster than by their ids); two visitors
+    sharing a hash (about n² / 2⁶⁵ among n) would merge, so the visitors are counted too,
+    and on a difference the rows are sorted by the ids themselves.
     """
     args = {"strict": strict}
     found = con.execute(_VISITOR_ROWS, args).fetchnumpy()
-    who = np.asarray(found["who"])
     at = np.asarray(found["at"], dtype=np.int64)
     ids = np.asarray(found["id"], dtype=np.int64)
-    order = np.lexsort((ids, at, who))
-    who = who[order]
+    order = np.lexsort((ids, at, np.asarray(found["who"])))
+    who = np.asarray(found["who"])[order]
     new = np.r_[True, who[1:] != who[:-1]] if len(who) else np.zeros(0, dtype=bool)
     visitors = (con.execute(_VISITORS, args).fetchone() or (0,))[0]
-    if int(new.sum()) != visitors:  # a shared hash
+    if int(new.sum()) != visitors:  # a shared hash: sorted by DuckDB, by the ids
         found = con.execute(_SORTED_ROWS, args).fetchnumpy()
         order = np.arange(len(found["at"]))
         at, ids = np.asarray(found["at"], dtype=np.int64), np.asarray(found["id"], np.int64)
@@ -281,35 +280,38 @@ def _add_chains(
     starts = np.flatnonzero((mask & 1 != 0) & within & ~tied)
     if not len(starts):
         return
+    who = group[starts]
     deadline = at[starts] + definition.window // _MICROSECOND
     depth = np.ones(len(starts), dtype=np.int64)
-    alive = np.ones(len(starts), dtype=bool)
     picked = [starts]
+    live = np.arange(len(starts))  # the chains still going on, by their index in `starts`
     current = starts
-    everything = np.arange(len(at))
     for k in range(1, len(definition.steps)):
-        if definition.mode == "strict":
-            positions = everything
-        else:
+        if definition.mode == "strict":  # the very next row
+            following = np.minimum(current + 1, len(at) - 1)
+            going = following > current
+        else:  # the next row matching the step
             positions = np.flatnonzero(mask & (1 << k) != 0)
-        if not len(positions):
+            if not len(positions):
+                break
+            after = np.searchsorted(positions, current, side="right")
+            going = after < len(positions)
+            following = positions[np.minimum(after, len(positions) - 1)]
+        going &= (group[following] == who[live]) & (at[following] <= deadline[live])
+        going &= mask[following] & (1 << k) != 0
+        live, current = live[going], following[going]
+        depth[live] += 1
+        step = np.zeros(len(starts), dtype=np.int64)
+        step[live] = current
+        picked.append(step)
+        if not len(live):
             break
-        after = np.searchsorted(positions, current, side="right")
-        alive &= after < len(positions)
-        following = positions[np.minimum(after, len(positions) - 1)]
-        alive &= (group[following] == group[starts]) & (at[following] <= deadline)
-        alive &= mask[following] & (1 << k) != 0
-        depth += alive
-        current = np.where(alive, following, current)
-        picked.append(current)
     # Per visitor the furthest chain, the earliest start first (starts are in that order).
-    who = group[starts]
     first = np.flatnonzero(np.r_[True, who[1:] != who[:-1]])
     deepest = np.maximum.reduceat(depth, first)
     counts = np.diff(np.r_[first, len(who)])
-    best_rows = depth == np.repeat(deepest, counts)
-    _, best = np.unique(who[best_rows], return_index=True)
-    best = np.flatnonzero(best_rows)[best]
+    best = np.flatnonzero(depth == np.repeat(deepest, counts))
+    best = best[np.r_[True, who[best[1:]] != who[best[:-1]]]]
     reached = depth[best]
     for k in range(len(picked)):
         chosen = best[reached > k]
