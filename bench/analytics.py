@@ -15,7 +15,9 @@ process), logs in, and times, measured by a client on loopback (whole HTTP round
 3. a saved 4-step funnel on the large site: saved through the builder form, its first
    derivation timed (`flask funnels catch-up` right after the save, beside the fold
    process), then over Last 30 days the saved funnel's JSON, the same funnel unsaved
-   (funnel.json) and the journeys report (journeys.json).
+   (funnel.json) and the journeys report (journeys.json); and unsaved funnels that no
+   process has seen yet (first views, as a builder's every edit: the steps with another
+   window each, and every other one without its last step), one request each.
 
 After seeding, when this version has `flask analytics store build` (the columnar copy the
 acquisition reports read), it is built (`--all`) and its time recorded.
@@ -62,6 +64,8 @@ PERIODS = [("30d", "Last 30 days"), ("90d", "Last 90 days"), ("all", "All time")
 TARGET_P50_MS, TARGET_P99_MS = 150.0, 400.0
 # Funnels and journeys over Last 30 days: p50 targets (no p99 target).
 FUNNEL_TARGETS_MS = {"saved funnel": 300.0, "unsaved funnel": 3000.0, "journeys": 500.0}
+# An unsaved funnel's first view (no process has seen the definition): (p50, p99) in ms.
+FIRST_VIEW_MS = (1000.0, 2000.0)
 # Where visitors come from, Last 30 days on the large site: (p50, p99) targets in ms.
 UNFILTERED_MS, FILTERED_MS, ATTRIBUTION_MS = (150.0, 400.0), (1000.0, 2000.0), (1000.0, 2000.0)
 BREAKDOWNS = ["channel", "source", "page", "country", "device"]
@@ -206,6 +210,38 @@ def timed(session: requests.Session, url: str, n: int) -> dict:
     times.sort()
     p99 = times[min(len(times) - 1, round(0.99 * (len(times) - 1)))]
     return {"p50_ms": round(statistics.median(times), 1), "p99_ms": round(p99, 1), "n": n}
+
+
+def timed_each(session: requests.Session, urls: list[str]) -> dict:
+    """p50 and p99 (ms) of one GET of each URL (each a first view: nothing of it cached),
+    after one warm-up GET of the first; every answer must be 200 (as `timed`)."""
+    times = []
+    try:
+        session.get(urls[0], timeout=600).raise_for_status()
+        for url in urls[1:]:
+            started = time.perf_counter()
+            answer = session.get(url, timeout=600)
+            times.append((time.perf_counter() - started) * 1000)
+            answer.raise_for_status()
+    except requests.RequestException as error:
+        print(f"  {urls[0]}: {error}", flush=True)
+        return {"p50_ms": None, "p99_ms": None, "n": len(times), "error": str(error)[:300]}
+    times.sort()
+    p99 = times[min(len(times) - 1, round(0.99 * (len(times) - 1)))]
+    return {"p50_ms": round(statistics.median(times), 1), "p99_ms": round(p99, 1), "n": len(times)}
+
+
+def first_view_urls(site_url: str, n: int) -> list[str]:
+    """n + 1 unsaved funnels over Last 30 days that no process has seen: the bench's steps
+    with another window each (25 h, 26 h, …), and every other one without its last step
+    (as a builder's edits change the definition)."""
+    urls = []
+    for i in range(n + 1):
+        steps = STEPS if i % 2 else STEPS[:-1]
+        args = [("step", json.dumps(s)) for s in steps]
+        args += [("window", f"{25 + i}h"), ("period", "30d")]
+        urls.append(f"{site_url}/funnel.json?{urlencode(args)}")
+    return urls
 
 
 def _pg_database(url: str) -> tuple[str, str]:
@@ -467,6 +503,19 @@ def time_funnels(session, env, site_url: str, options) -> tuple[dict, list[dict]
                 f"  {BIG:<22} {'Last 30 days':<14} {what:<15} {_shown(figures)}",
                 flush=True,
             )
+        figures = timed_each(session, first_view_urls(site_url, options.funnel_requests))
+        what = "unsaved funnel, first views"
+        rows.append(
+            {
+                "site": BIG,
+                "period": "Last 30 days",
+                "what": what,
+                **figures,
+                "target_p50_ms": FIRST_VIEW_MS[0],
+                "target_p99_ms": FIRST_VIEW_MS[1],
+            }
+        )
+        print(f"  {BIG:<22} {'Last 30 days':<14} {what:<15} {_shown(figures)}", flush=True)
     return derivation, rows, funnel_id
 
 

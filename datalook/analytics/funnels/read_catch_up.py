@@ -58,11 +58,7 @@ def catch_up_for_read(
     says. A failing catch-up is logged: the derivation is read as it is, the index not at
     all (the events are).
     """
-    try:  # the links made since the fold process last applied them (a few)
-        identity.apply_pending(session)
-    except Exception:  # the report must not fail because a link did
-        session.rollback()
-        log.exception("analytics: applying links before a funnel report failed")
+    apply_links(session)
     newest = backlog.newest_id(session)
     if funnel is not None and tz_name is not None and definition.mode != "strict":
         funnel_id, text = funnel.id, funnel.definition  # as the caller read them
@@ -101,3 +97,13 @@ def catch_up_for_read(
                 freshness=backlog.measure(session, newest, [position], finished),
             )
     return CaughtUp(freshness=backlog.from_events(session, newest))
+
+
+def apply_links(session: Session) -> None:
+    """Apply the links made since the fold process last applied them (a few), so that a
+    report counts a linked id as its user; a failing link is logged, not raised."""
+    try:
+        identity.apply_pending(session)
+    except Exception:  # the report must not fail because a link did
+        session.rollback()
+        log.exception("analytics: applying links before a funnel report failed")

@@ -108,18 +108,28 @@ def report_from_totals(
     definition: FunnelDefinition, totals: StepTotals, excluded: int
 ) -> FunnelReport:
     """The per-step report from the totals."""
-    reached = totals.visitors
+    medians = [statistics.median(gaps) / 1_000_000 if gaps else None for gaps in totals.gaps_micros]
+    return report_from_figures(definition, totals.visitors, totals.revenue, medians, excluded)
+
+
+def report_from_figures(
+    definition: FunnelDefinition,
+    reached: Sequence[int],
+    revenue: Sequence[int],
+    medians: Sequence[float | None],
+    excluded: int,
+) -> FunnelReport:
+    """The per-step report from each step's visitors, revenue and median gap (seconds)."""
     rows = []
     for k, step in enumerate(definition.steps):
-        gaps = totals.gaps_micros[k]
         rows.append(
             StepResult(
                 label=step.label,
                 visitors=reached[k],
                 conversion_from_start=1.0 if k == 0 else _ratio(reached[k], reached[0]),
                 conversion_from_previous=1.0 if k == 0 else _ratio(reached[k], reached[k - 1]),
-                median_seconds_from_previous=statistics.median(gaps) / 1_000_000 if gaps else None,
-                revenue_micros=totals.revenue[k],
+                median_seconds_from_previous=medians[k],
+                revenue_micros=revenue[k],
             )
         )
     return FunnelReport(tuple(rows), excluded)

@@ -1,4 +1,5 @@
-"""An unsaved funnel's report, read from the kind index or else from the events."""
+"""An unsaved funnel's report, from the copy of the events (store_match) when it answers,
+else from the kind index or the events."""
 
 # An unsaved funnel reads the events of the kinds its steps match from the kind index
 # (analytics.kinds); when it cannot (strict mode, a property step, a first derivation), it
@@ -20,12 +21,13 @@ from sqlalchemy.orm import Session
 from ...models import Event
 from ...sql.compiled import driver_rows
 from .. import kinds, settled
-from ..backlog import from_events
+from ..backlog import from_events, newest_id
 from ..ranges import DateRange
+from . import store_match
 from .clauses import any_step_clause, mask_expression
 from .definition import FunnelDefinition
 from .matching import furthest, visitor_progress
-from .read_catch_up import CaughtUp, catch_up_for_read
+from .read_catch_up import CaughtUp, apply_links, catch_up_for_read
 from .report import FunnelAnswer, FunnelReport, compute, summarise
 
 STREAM_ROWS = 5_000
@@ -102,10 +104,15 @@ def unsaved_answer(
     rng: DateRange,
     deadline: float | None = None,
 ) -> FunnelAnswer:
-    """unsaved_report with its freshness, catching up until `deadline` (a report's budget)
-    at most."""
+    """unsaved_report with its freshness: from the copy of the events when it answers at
+    once (store_match; only the identity links are caught up: it reads the events as they
+    are), else catching up until `deadline` (a report's budget) at most."""
+    apply_links(session)
+    answer = _store_answer(session, site_id, definition, rng)
+    if answer is not None:
+        return answer
     caught = catch_up_for_read(session, definition, deadline=deadline)
-    return read_answer(session, site_id, definition, rng, caught)
+    return _caught_answer(session, site_id, definition, rng, caught)
 
 
 def read_report(
@@ -118,9 +125,19 @@ def read_report(
 def read_answer(
     session: Session, site_id: int, definition: FunnelDefinition, rng: DateRange, caught: CaughtUp
 ) -> FunnelAnswer:
-    """An unsaved funnel's report from what catch_up_for_read caught up (reads only): the
-    kind index when it answers (as current as it is), else (or when it cannot after all)
-    the events (complete)."""
+    """An unsaved funnel's report, reads only: from the copy of the events when it answers
+    at once, else from what catch_up_for_read caught up."""
+    answer = _store_answer(session, site_id, definition, rng)
+    if answer is not None:
+        return answer
+    return _caught_answer(session, site_id, definition, rng, caught)
+
+
+def _caught_answer(
+    session: Session, site_id: int, definition: FunnelDefinition, rng: DateRange, caught: CaughtUp
+) -> FunnelAnswer:
+    """The funnel from what catch_up_for_read caught up: the kind index when it answers
+    (as current as it is), else (or when it cannot after all) the events (complete)."""
     start, end = rng.start_utc, rng.end_utc
     if caught.kind_index:
         indexed = _indexed_report(session, site_id, definition, start, end)
@@ -130,6 +147,19 @@ def read_answer(
     # Read from the events: as current as they are.
     current = from_events(session) if caught.kind_index else caught.freshness
     return FunnelAnswer(compute(definition, rows, start, end), current)
+
+
+def _store_answer(
+    session: Session, site_id: int, definition: FunnelDefinition, rng: DateRange
+) -> FunnelAnswer | None:
+    """The funnel from the copy of the events (store_match), as current as the events; None
+    when the copy cannot answer it at once (store_match.copy_ready)."""
+    start, end = rng.start_utc, rng.end_utc
+    newest = newest_id(session)
+    if not store_match.copy_ready(session, site_id, start, end + definition.window):
+        return None
+    report = store_match.store_report(site_id, definition, start, end)
+    return FunnelAnswer(report, from_events(session, newest))
 
 
 # Per process: how far each visitor got from the settled part of a range, per funnel.
