@@ -5,13 +5,14 @@ private port nginx proxies to), as it does for gunicorn:
 
     .venv/bin/python server.py [--app MODULE:NAME] --bind HOST:PORT
 
-WEB_CONCURRENCY worker processes (datalook.config), each serving one request at a time on
-one Python thread (as gunicorn's sync workers did), while granian's own Rust threads read
-and write the sockets. nginx in front still reads every request in full first, so a slow
-client holds nothing here. Each worker loads the app itself (nothing is shared across the
-fork) and is prepared by datalook.lifecycle.worker_started, as gunicorn's post_worker_init
-hook did: usage counters flushed at exit, snippets highlighted, gc.freeze, the WAL
-checkpointer.
+WEB_CONCURRENCY worker processes (datalook.config), each serving requests on WEB_THREADS
+Python threads (1 by default: one request at a time, as gunicorn's sync workers did; more
+let a worker's concurrent events share a commit, ingest/group_commit.py), while granian's
+own Rust threads read and write the sockets. nginx in front still reads every request in
+full first, so a slow client holds nothing here. Each worker loads the app itself
+(nothing is shared across the fork) and is prepared by datalook.lifecycle.worker_started,
+as gunicorn's post_worker_init hook did: usage counters flushed at exit, snippets
+highlighted, gc.freeze, the WAL checkpointer.
 
 Signals to this process (the master): SIGTERM or SIGINT stops it gracefully (workers finish
 the requests they hold, flush their counters, then exit; at most GRACEFUL_TIMEOUT_S);
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         port=int(port),
         interface=Interfaces.WSGI,
         workers=settings["workers"],
-        blocking_threads=1,
+        blocking_threads=settings["threads"],
         websockets=False,
         backlog=4096,
         log_level=LogLevels.warning,

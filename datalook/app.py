@@ -64,18 +64,18 @@ def create_app(test_config: dict | None = None) -> Flask:
     geo.use_database(app.config.get("GEOIP_DATABASE"))
     if app.config["PUBLIC_URL"] and app.config["PUBLIC_URL"].startswith("https://"):
         app.config["SESSION_COOKIE_SECURE"] = True
-    # One entry for both apps; ProxyFix wraps it, so that both see the client's address.
-    # (mypy reads wsgi_app as a method; Flask documents replacing it with middleware.)
-    app.wsgi_app = Dispatcher(  # type: ignore[method-assign]
-        IngestionApp(lambda: _ingestion_context(app)), app.wsgi_app
-    )
-    if app.config["TRUSTED_PROXIES"]:
-        # Behind N reverse proxies: take the client address, scheme and host from their
-        # X-Forwarded-* headers (per-address limits, Secure cookies, generated URLs).
-        hops = app.config["TRUSTED_PROXIES"]
-        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
-        )
+    # One entry for both apps. Behind N reverse proxies ProxyFix takes the client address,
+    # scheme and host from their X-Forwarded-* headers (per-address limits, Secure cookies,
+    # generated URLs); the backends' API paths skip it and read the address only when they
+    # need it (ingest.pipeline.client_address). (mypy reads wsgi_app as a method; Flask
+    # documents replacing it with middleware.)
+    ingestion = IngestionApp(lambda: _ingestion_context(app))
+    pages, proxied = app.wsgi_app, None
+    hops = app.config["TRUSTED_PROXIES"]
+    if hops:
+        pages = ProxyFix(pages, x_for=hops, x_proto=hops, x_host=hops)
+        proxied = ProxyFix(ingestion, x_for=hops, x_proto=hops, x_host=hops)
+    app.wsgi_app = Dispatcher(ingestion, pages, proxied)  # type: ignore[method-assign]
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -125,6 +125,7 @@ def _ingestion_context(app: Flask) -> Context:
         (dbapi.OperationalError, dbapi.InterfaceError, OperationalError, InterfaceError),
         # Behind the front (TRUSTED_PROXIES), a write's wait counts from its X-Request-Start.
         bots=bot_counter_for(app.extensions),
+        trusted_hops=app.config["TRUSTED_PROXIES"],
         front_budget=(
             app.config["SQLITE_BUSY_TIMEOUT_MS"] / 1000
             if app.config["TRUSTED_PROXIES"] and engine.dialect.name == "sqlite"

@@ -10,9 +10,11 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from datalook.extensions import db
 from datalook.ingest.app import Dispatcher
+from datalook.ingest.pipeline import client_address
 from tests.factories import bearer, create_token, event_count
 
 EVENT = {"event_name": "click", "page_path": "/pricing", "properties": {"email": "a@b.c"}}
@@ -176,3 +178,29 @@ def test_failing_rate_limit_storage_lets_events_through_and_logs_once(
     assert "X-RateLimit-Limit" not in answers[0].headers  # no decision, so no limit to show
     assert caplog.text.count("RATE LIMITING DISABLED") == 1
     assert event_count(app) == 5
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "hops"),
+    [
+        (None, 1),
+        ("203.0.113.7", 1),
+        ("198.51.100.9, 203.0.113.7", 1),
+        ("198.51.100.9, 203.0.113.7", 2),
+        ("203.0.113.7", 2),  # fewer entries than hops: the peer's own address
+        ("198.51.100.9,203.0.113.7 , 192.0.2.1", 3),
+        ("203.0.113.7", 0),
+    ],
+)
+def test_the_backends_client_address_is_the_one_proxyfix_gives(forwarded, hops):
+    environ = {"REMOTE_ADDR": "127.0.0.1"}
+    if forwarded is not None:
+        environ["HTTP_X_FORWARDED_FOR"] = forwarded
+    seen = {}
+
+    def peek(environ, start_response):
+        seen["address"] = environ["REMOTE_ADDR"]
+        return []
+
+    ProxyFix(peek, x_for=hops)(dict(environ), lambda *a: None)
+    assert client_address(environ, hops) == seen["address"]

@@ -39,6 +39,10 @@ ROUTES: dict[str, tuple[Endpoint, frozenset[str]]] = {
     "/collect": (collect.answer, frozenset({"POST", "OPTIONS"})),
 }
 PATHS = frozenset(ROUTES)
+# The backends' paths: they need the client's address only to refuse a failing token, so
+# they skip the proxy middleware (ProxyFix parses every X-Forwarded-* header of every
+# request) and ask pipeline.client_address when they refuse one.
+BACKEND_PATHS = frozenset({"/event", "/events"})
 # Paths below the API's (/event/x) belong to the API too: it answers them its own 404.
 _BELOW = tuple(f"{path}/" for path in PATHS)
 NOSNIFF = ("X-Content-Type-Options", "nosniff")
@@ -122,14 +126,20 @@ def _send(answer: pipeline.Answer, environ: dict, start_response: Callable) -> I
 class Dispatcher:
     """The one WSGI entry: the API's paths to the ingestion app, the rest to the pages."""
 
-    def __init__(self, ingestion: IngestionApp, pages: Callable) -> None:
-        """Route between `ingestion` and the Flask app's WSGI callable `pages`."""
+    def __init__(
+        self, ingestion: IngestionApp, pages: Callable, proxied: Callable | None = None
+    ) -> None:
+        """Route between `ingestion` and the Flask app's WSGI callable `pages`; `proxied`
+        is the ingestion app behind the proxy middleware, for the API's other paths."""
         self.ingestion = ingestion
         self.pages = pages
+        self.proxied = proxied or ingestion
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         """Send one request to the app that owns its path (the API's paths and below)."""
         path = environ.get("PATH_INFO", "")
-        if path in PATHS or path.startswith(_BELOW):
+        if path in BACKEND_PATHS:
             return self.ingestion(environ, start_response)
+        if path in PATHS or path.startswith(_BELOW):
+            return self.proxied(environ, start_response)
         return self.pages(environ, start_response)

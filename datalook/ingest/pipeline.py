@@ -16,6 +16,7 @@ from urllib.parse import quote
 import orjson
 from limits import RateLimitItem
 from sqlalchemy.engine import Engine
+from werkzeug.http import parse_list_header
 from werkzeug.wrappers import Request, Response
 
 from ..browser.bot_counts import BotCounter
@@ -52,6 +53,9 @@ class Context:
     front_budget: float | None = None
     # Browser requests dropped as bots, counted for the live view (browser/bot_counts.py).
     bots: BotCounter | None = None
+    # TRUSTED_PROXIES: the hops of X-Forwarded-For that give a backend's address (its
+    # requests skip the proxy middleware: client_address).
+    trusted_hops: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +97,8 @@ def handle(context: Context, request: Request, step: Step) -> Answer:
             key = authenticate(connection, context.engine.dialect, header, now)
         except AuthFailure as failure:
             # A failed attempt spends the client address's budget, never a real key's.
-            limited = context.limits.refuse_failed_auth_plainly(request.remote_addr)
+            address = client_address(request.environ, context.trusted_hops)
+            limited = context.limits.refuse_failed_auth_plainly(address)
             if failure.key is not None:  # a real key id: its owner sees the refusal live
                 status, code = (429, "rate_limited") if limited else (401, failure.code)
                 # The owner may learn what the sender may not: the key id was right.
@@ -134,6 +139,18 @@ def handle(context: Context, request: Request, step: Step) -> Answer:
         return _unavailable()
     finally:
         held.release()
+
+
+def client_address(environ: dict, trusted_hops: int) -> str | None:
+    """The client's address, as ProxyFix(x_for=trusted_hops) would set REMOTE_ADDR: the
+    entry that many hops from the end of X-Forwarded-For, when there are that many."""
+    if trusted_hops:
+        forwarded = environ.get("HTTP_X_FORWARDED_FOR")
+        if forwarded:
+            values = parse_list_header(forwarded)
+            if len(values) >= trusted_hops:
+                return values[-trusted_hops]
+    return environ.get("REMOTE_ADDR")
 
 
 _MISMATCH_NOTE = (

@@ -32,7 +32,7 @@ from ..models import (
 from ..models import Event as EventRow
 from ..sql.compiled import CompiledStatement, StatementCache
 from ..sql.connections import dialect_insert, insert_ignoring_conflicts, write_lock
-from . import links
+from . import group_commit, links
 from .schema import Event
 
 _events = cast(Table, EventRow.__table__)
@@ -246,20 +246,25 @@ def _links(key: Source, events: list[Event], outcome: list[str]) -> list[tuple[s
     return found
 
 
-def store(
-    connection,
-    dialect: Dialect,
-    database: str | None,
-    key: Source,
-    events: list[Event],
-    received_at: datetime,
-) -> list[str]:
-    """Store events in one transaction on a DB-API connection; return each one's outcome
-    (STORED, DUPLICATE, or TOO_MANY_RULES: refused, nothing stored for it).
+@dataclass(slots=True)
+class _Write:
+    """One store() call's events, prepared outside the writers' lock (rows converted for
+    the driver), for the transaction that writes them (alone or in a group commit)."""
 
-    Returns only after the commit: an event reported as stored is in the database. On any
-    error the transaction is rolled back and the error propagates.
-    """
+    dialect: Dialect
+    key: Source
+    events: list[Event]
+    received_at: datetime
+    outcome: list[str]  # STORED, or DUPLICATE of an id repeated inside the call
+    new_names: set[str]
+    plain: list[tuple[int, tuple | dict]]  # (index, bound row) of events without an id
+    keyed: list[tuple[int, tuple | dict]]  # (index, bound row) of events with an id
+
+
+def _prepare(
+    dialect: Dialect, database: str | None, key: Source, events: list[Event], at: datetime
+) -> _Write:
+    """Everything of a write that needs no lock: rows, in-call duplicates, unknown names."""
     outcome = [STORED] * len(events)
     first_index: dict[str, int] = {}
     plain: list[tuple[int, tuple]] = []
@@ -274,40 +279,83 @@ def store(
             first_index[event.event_id] = index
             keyed.append((index, _row(key, event, acquired)))
     new_names = _unknown_rule_names(database, key, events, outcome)
-
     # Conversions happen before the lock: every microsecond inside it is one that every
     # other writer of the database waits.
-    shared = _shared(key, received_at)
-    insert = _STATEMENTS.get("insert", dialect)
-    plain_bound = _bound(insert, shared, plain)
-    idempotent = _STATEMENTS.get("insert_idempotent", dialect)
-    keyed_bound = _bound(idempotent, shared, keyed)
-    admitted: dict[str, int] = {}
-    with write_lock(dialect, database):
-        cursor = connection.cursor()
-        try:
-            if new_names:
-                admitted = _admit_rules(cursor, dialect, key, new_names, received_at)
-                for index, event in enumerate(events):
-                    if event.name in new_names and event.name not in admitted:
-                        outcome[index] = TOO_MANY_RULES
-            rows = [bound for index, bound in plain_bound if outcome[index] == STORED]
-            if rows:
-                insert.execute_bound(cursor, rows)
-            for index, bound in keyed_bound:
+    shared = _shared(key, at)
+    plain_bound = _bound(_STATEMENTS.get("insert", dialect), shared, plain)
+    keyed_bound = _bound(_STATEMENTS.get("insert_idempotent", dialect), shared, keyed)
+    return _Write(dialect, key, events, at, outcome, new_names, plain_bound, keyed_bound)
+
+
+def _run(cursor, writes: list[_Write]) -> list[tuple[list[str], dict[str, int]]]:
+    """Write the calls' events in the caller's transaction: each call's outcome and the
+    rule names it admitted. The rows without an id of every call go in one driver call."""
+    results = []
+    plain_rows = []
+    for write in writes:
+        outcome = list(write.outcome)  # a batch may be run again: start from the prepared
+        admitted: dict[str, int] = {}
+        if write.new_names:
+            admitted = _admit_rules(
+                cursor, write.dialect, write.key, write.new_names, write.received_at
+            )
+            for index, event in enumerate(write.events):
+                if event.name in write.new_names and event.name not in admitted:
+                    outcome[index] = TOO_MANY_RULES
+        plain_rows += [bound for index, bound in write.plain if outcome[index] == STORED]
+        results.append((outcome, admitted))
+    if plain_rows:
+        _STATEMENTS.get("insert", writes[0].dialect).execute_bound(cursor, plain_rows)
+    for write, (outcome, _) in zip(writes, results, strict=True):
+        if write.keyed:
+            idempotent = _STATEMENTS.get("insert_idempotent", write.dialect)
+            for index, bound in write.keyed:
                 if outcome[index] == STORED:
                     cursor.execute(idempotent.sql, bound)
                     if cursor.fetchone() is None:
                         outcome[index] = DUPLICATE
-            made = _links(key, events, outcome)
-            if made:
-                links.record(cursor, dialect, key.site_id, made, received_at)
-            connection.commit()
-        except BaseException:
-            connection.rollback()
-            raise
-        finally:
-            cursor.close()
+        made = _links(write.key, write.events, outcome)
+        if made:
+            links.record(cursor, write.dialect, write.key.site_id, made, write.received_at)
+    return results
+
+
+def _grouped(dialect: Dialect, database: str | None) -> bool:
+    """Whether writes to this database go through a group commit: a SQLite file, whose
+    path names it within the process (in-memory databases are one per connection)."""
+    return dialect.name == "sqlite" and bool(database) and database != ":memory:"
+
+
+def store(
+    connection,
+    dialect: Dialect,
+    database: str | None,
+    key: Source,
+    events: list[Event],
+    received_at: datetime,
+) -> list[str]:
+    """Store events in one transaction on a DB-API connection; return each one's outcome
+    (STORED, DUPLICATE, or TOO_MANY_RULES: refused, nothing stored for it).
+
+    Returns only after the commit: an event reported as stored is in the database. On any
+    error the transaction is rolled back and the error propagates. On a SQLite file the
+    transaction may hold the writes of other requests of this process too (group_commit).
+    """
+    write = _prepare(dialect, database, key, events, received_at)
+    if _grouped(dialect, database):
+        group = group_commit.for_database(dialect, database, _run)
+        outcome, admitted = group.submit(connection, write)
+    else:
+        with write_lock(dialect, database):
+            cursor = connection.cursor()
+            try:
+                ((outcome, admitted),) = _run(cursor, [write])
+                connection.commit()
+            except BaseException:
+                connection.rollback()
+                raise
+            finally:
+                cursor.close()
     if admitted:
         _remember_rules(database, key.site_id, admitted)
     return outcome

@@ -100,6 +100,11 @@ def set_write_deadline(deadline: float | None) -> None:
     _request.deadline = deadline
 
 
+def write_deadline() -> float | None:
+    """This thread's request deadline (set_write_deadline), or None."""
+    return getattr(_request, "deadline", None)
+
+
 def write_lock(dialect: Dialect, database: str | None):
     """Queue SQLite writers in the kernel (see filelock); other databases need nothing.
 
