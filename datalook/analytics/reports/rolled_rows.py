@@ -21,15 +21,19 @@ Rows are ordered by (estimated) visitors, most first, then by value, as dimensio
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
+from datasketches import hll_sketch
 from flask import current_app
 
 from ...models import Site
 from .. import sketches
 from ..ranges import DateRange
+from ..settled import AppCache
 from ..store import files
 from ..store.build import Segment
 from ..store.daily import ROLLED, is_day, pair_sql, rollup_path
@@ -38,15 +42,24 @@ from ..store.rows import SCHEMA, rows_for
 from .model import DimensionBreakdown, DimensionRow
 from .store_sql import table_name
 
-# Per (dimension, value): the exact figures of the days and the edges, with the visits
-# listed as pairs counted once.
+# The rolled days of a range summed per (dimension, value), and their listed pairs.
+_DAY_SUMS = """
+SELECT dimension, value, sum(visits)::BIGINT AS visits, sum(pageviews)::BIGINT AS pageviews,
+       sum(conversions)::BIGINT AS conversions, sum(revenue)::HUGEINT AS revenue,
+       list(visitors) FILTER (WHERE visitors IS NOT NULL) AS visitors,
+       list(converters) FILTER (WHERE converters IS NOT NULL) AS converters
+FROM {days} WHERE visit_id IS NULL GROUP BY dimension, value
+"""
+_DAY_PAIRS = "SELECT DISTINCT dimension, value, visit_id FROM {days} WHERE visit_id IS NOT NULL"
+# Per (dimension, value): the exact figures of the days and the edges, the listed pairs of
+# both counted once, and the edges' visitors and converters.
 _FIGURES = """
 WITH summed AS (
     SELECT dimension, value, sum(visits) AS visits, sum(pageviews) AS pageviews,
            sum(conversions) AS conversions, sum(revenue) AS revenue
     FROM (
         SELECT dimension, value, visits, pageviews, conversions, revenue::HUGEINT AS revenue
-        FROM {days} WHERE visit_id IS NULL
+        FROM {sums}
         UNION ALL
         SELECT dimension, value, 0, pageviews, conversions, revenue::HUGEINT FROM {edges}
     )
@@ -55,28 +68,39 @@ WITH summed AS (
 listed AS (
     SELECT dimension, value, count(*) AS visits
     FROM (
-        SELECT dimension, value, visit_id FROM {days} WHERE visit_id IS NOT NULL
+        SELECT dimension, value, visit_id FROM {pairs}
         UNION
         SELECT dimension, value, visit_id FROM {edges} WHERE visit_id IS NOT NULL
     )
     GROUP BY dimension, value
+),
+loose AS (
+    SELECT dimension, value,
+           list(DISTINCT visitor) FILTER (WHERE visit_id IS NOT NULL) AS visitors,
+           list(DISTINCT visitor) FILTER (WHERE visit_id IS NOT NULL AND conversions > 0)
+               AS converters
+    FROM {edges} GROUP BY dimension, value
 )
 SELECT s.dimension, s.value, s.visits + coalesce(l.visits, 0), s.pageviews, s.conversions,
-       s.revenue
-FROM summed s LEFT JOIN listed l ON l.dimension = s.dimension AND l.value = s.value
+       s.revenue, o.visitors, o.converters
+FROM summed s
+LEFT JOIN listed l ON l.dimension = s.dimension AND l.value = s.value
+LEFT JOIN loose o ON o.dimension = s.dimension AND o.value = s.value
 """
-# Per (dimension, value): the days' sketches of visitors and converters.
-_SKETCHES = """
-SELECT dimension, value, list(visitors) FILTER (WHERE visitors IS NOT NULL),
-       list(converters) FILTER (WHERE converters IS NOT NULL)
-FROM {days} WHERE visit_id IS NULL GROUP BY dimension, value
-"""
-# Per (dimension, value): the edges' visitors and converters.
-_LOOSE = """
-SELECT dimension, value, list(DISTINCT visitor) FILTER (WHERE visit_id IS NOT NULL),
-       list(DISTINCT visitor) FILTER (WHERE visit_id IS NOT NULL AND conversions > 0)
-FROM {edges} GROUP BY dimension, value
-"""
+# Merged days per process: a rollup never changes (a new build has a new token), so the
+# key of a range's days (their tokens) finds only what they still hold.
+_merged = AppCache("datalook_rolled_days", 256)
+
+
+@dataclass(frozen=True)
+class _Days:
+    """One dimension over some rolled days: the figures per value (Arrow), the pairs of
+    visits across their midnights, and the merged sketches of each value."""
+
+    sums: pa.Table
+    pairs: pa.Table
+    visitors: dict[str, hll_sketch | None]
+    converters: dict[str, hll_sketch | None]
 
 
 def exact_limit() -> int:
@@ -101,7 +125,7 @@ def _rolled_days(
     ]
 
 
-def _edge_relation(
+def _edge_rows(
     con: duckdb.DuckDBPyConnection,
     directory,
     site_id: int,
@@ -109,9 +133,11 @@ def _edge_relation(
     end: datetime,
     chosen: list[Segment],
     rolled: list[Segment],
-) -> duckdb.DuckDBPyRelation:
-    """The rows of [start, end) outside the rolled days: the other chosen segments' rows in
-    the range, and the rows of the spans no chosen segment covers (as store.read reads)."""
+) -> tuple[str, list]:
+    """SQL (a subquery, and its parameters) of the rows of [start, end) outside the rolled
+    days: the other chosen segments' rows in the range, and the rows of the spans no
+    chosen segment covers (as store.read reads them). SQL rather than relations: binding
+    relations cost more than the whole query here."""
     skipped = {s.token for s in rolled}
     paths = [
         str(files.segment_path(directory, site_id, s.span_start, s.span_end, s.token))
@@ -119,19 +145,12 @@ def _edge_relation(
         if s.events and s.token not in skipped
     ]
     parts = [rows_for(site_id, a, b) for a, b in uncovered(start, end, chosen)]
-    fresh = con.from_arrow(pa.concat_tables(parts) if parts else SCHEMA.empty_table())
+    fresh = table_name("fresh_rows")
+    con.register(fresh, pa.concat_tables(parts) if parts else SCHEMA.empty_table())
     if not paths:
-        return fresh
-    ts = duckdb.ColumnExpression("ts")
-    stored = con.read_parquet(paths).filter(
-        (ts >= duckdb.ConstantExpression(start)) & (ts < duckdb.ConstantExpression(end))
-    )
-    return stored.union(fresh) if parts else stored
-
-
-def _estimate(stored: list[bytes] | None, loose: list[str] | None) -> int:
-    """Estimated distinct visitors of the days' sketches and the edges' ids."""
-    return sketches.estimate(stored or [], loose or ())
+        return f"(SELECT * FROM {fresh})", []  # noqa: S608
+    stored = "SELECT * FROM read_parquet(?) WHERE ts >= ? AND ts < ?"
+    return f"({stored} UNION ALL BY NAME SELECT * FROM {fresh})", [paths, start, end]  # noqa: S608
 
 
 def rolled_tables(
@@ -149,52 +168,28 @@ def rolled_tables(
     wanted = list(dict.fromkeys(dimensions))
     if any(d not in ROLLED for d in wanted):
         raise ValueError(f"not rolled up: {wanted!r}")
-    rollups = [
-        str(rollup_path(directory, site.id, s.span_start, s.span_end, s.token))
-        for s in rolled
-        if s.events
-    ]
+    days = _days(directory, site.id, rolled, wanted)
     con = connect()
-    days, edges, rows = table_name("days"), table_name("edges"), table_name("edge_rows")
+    sums, pairs = table_name("day_sums"), table_name("day_pairs")
+    edges = table_name("edges")
     try:
-        names = ", ".join(f"'{d}'" for d in wanted)  # names of DIMENSIONS only
-        con.execute(
-            f"CREATE TEMP TABLE {days} AS SELECT * FROM read_parquet(?)"  # noqa: S608
-            f" WHERE dimension IN ({names})",
-            [rollups],
-        )
-        con.register(rows, _edge_relation(con, directory, site.id, start, end, chosen, rolled))
-        con.execute(f"CREATE TEMP TABLE {edges} AS {pair_sql(rows, wanted)}", [start, end])
-        figures = con.execute(_FIGURES.format(days=days, edges=edges)).fetchall()
-        stored = {
-            (d, v): (seen, paid)
-            for d, v, seen, paid in con.execute(_SKETCHES.format(days=days)).fetchall()
-        }
-        loose = {
-            (d, v): (seen, paid)
-            for d, v, seen, paid in con.execute(_LOOSE.format(edges=edges)).fetchall()
-        }
+        con.register(sums, pa.concat_tables([days[d].sums for d in wanted]))
+        con.register(pairs, pa.concat_tables([days[d].pairs for d in wanted]))
+        rows, params = _edge_rows(con, directory, site.id, start, end, chosen, rolled)
+        sql = f"CREATE TEMP TABLE {edges} AS {pair_sql(rows, wanted)}"
+        con.execute(sql, [start, end, *params])
+        figures = con.execute(_FIGURES.format(sums=sums, pairs=pairs, edges=edges)).fetchall()
     finally:
         con.close()  # its TEMP tables and registrations go with it
     found: dict[str, list[DimensionRow]] = {d: [] for d in wanted}
-    for dimension, value, visits, pageviews, conversions, revenue in figures:
-        seen, paid = stored.get((dimension, value), (None, None))
-        loose_seen, loose_paid = loose.get((dimension, value), (None, None))
-        visitors = min(_estimate(seen, loose_seen), int(visits))
+    for dimension, value, visits, pageviews, conversions, revenue, seen, paid in figures:
+        merged = days[dimension]
+        visitors = min(_estimate(merged.visitors.get(value), seen), int(visits))
         if visits and not visitors:
             visitors = 1  # a visit has a visitor
-        converters = min(_estimate(paid, loose_paid), visitors)
-        found[dimension].append(
-            DimensionRow(
-                value,
-                visitors,
-                int(visits),
-                int(pageviews),
-                int(conversions),
-                converters,
-                int(revenue),
-            )
-        )
+        converters = min(_estimate(merged.converters.get(value), paid), visitors)
+        row = (value, visitors, int(visits), int(pageviews), int(conversions), converters)
+        found[dimension].append(DimensionRow(*row, int(revenue)))
     out = {}
     for dimension, rows_of in found.items():
         rows_of.sort(key=lambda row: (-row.visitors, row.value))
@@ -209,3 +204,56 @@ def rolled_tables(
             visitors_exact=False,
         )
     return out
+
+
+def _days(directory, site_id: int, rolled: list[Segment], wanted: list[str]) -> dict[str, _Days]:
+    """Each wanted dimension over the rolled days: from this process's cache, or read from
+    their rollups in one query (and cached)."""
+    tokens = tuple(s.token for s in rolled)
+    keys = {d: (str(directory), site_id, tokens, d) for d in wanted}
+    found = {d: _merged.get(keys[d]) for d in wanted}
+    missing = [d for d in wanted if found[d] is None]
+    if not missing:
+        return found
+    paths = [
+        str(rollup_path(directory, site_id, s.span_start, s.span_end, s.token))
+        for s in rolled
+        if s.events
+    ]
+    con = connect()
+    days = table_name("days")
+    try:
+        names = ", ".join(f"'{d}'" for d in missing)  # names of DIMENSIONS only
+        con.execute(
+            f"CREATE TEMP TABLE {days} AS SELECT * FROM read_parquet(?)"  # noqa: S608
+            f" WHERE dimension IN ({names})",
+            [paths],
+        )
+        sums = con.sql(_DAY_SUMS.format(days=days)).to_arrow_table()
+        pairs = con.sql(_DAY_PAIRS.format(days=days)).to_arrow_table()
+    finally:
+        con.close()
+    for dimension in missing:
+        mine = sums.filter(pc.equal(sums["dimension"], dimension))
+        values = mine["value"].to_pylist()
+        merged = _Days(
+            sums=mine.drop_columns(["visitors", "converters"]),
+            pairs=pairs.filter(pc.equal(pairs["dimension"], dimension)),
+            visitors=dict(zip(values, map(_union, mine["visitors"].to_pylist()), strict=True)),
+            converters=dict(zip(values, map(_union, mine["converters"].to_pylist()), strict=True)),
+        )
+        _merged.put(keys[dimension], merged)
+        found[dimension] = merged
+    return found
+
+
+def _union(stored: list[bytes] | None) -> hll_sketch | None:
+    """One sketch of the days' sketches of a value (None: none)."""
+    return sketches.union_of(stored or [])
+
+
+def _estimate(base: hll_sketch | None, loose: list[str] | None) -> int:
+    """Estimated distinct visitors of the days' merged sketch and the edges' ids."""
+    if not loose:
+        return round(base.get_estimate()) if base is not None else 0
+    return sketches.estimate_with(base, [], loose)
