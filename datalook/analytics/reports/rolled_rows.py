@@ -1,17 +1,20 @@
-"""Unfiltered breakdowns of long ranges from the store's per-day rollups (store.daily).
+"""Unfiltered breakdowns of long ranges from the rollups of the store's segments
+(store.daily).
 
-As the dashboard's visitors do (totals.exact_limit), a range whose whole UTC days already
-hold more than ANALYTICS_EXACT_EVENTS events is not read row by row: its whole UTC days
-that a valid day segment with a rollup covers are read from the rollups (one read of small
-files), and the rest of the range (the edges a site's time zone cuts out of UTC days,
-today's hours, any day without a valid segment or rollup) from its rows, exactly as
-dimension_rows reads them; both are summed into the same figures.
+As the dashboard's visitors do (totals.exact_limit), a range whose rolled segments already
+hold more than ANALYTICS_EXACT_EVENTS events is not read row by row: the valid segments
+(UTC days, today's UTC hours) that lie wholly in the range and have a rollup are read from
+their rollups (small files, merged once per process: a rollup never changes), and the
+rest of the range (the edges a site's time zone cuts out of UTC days, the hours not built
+yet, any span without a valid segment or rollup) from its rows, exactly as dimension_rows
+reads them; both are summed into the same figures.
 
 - Page views, conversions, revenue and the number of values are exact (sums).
-- Visits are exact: a rollup counts the visits wholly inside its day and lists the (value,
-  visit) pairs of the visits that cross its midnight; the edges' pairs are listed too, and
-  the listed pairs are counted once (a visit wholly inside a day has no event elsewhere).
-- Visitors and converters are estimated: the HyperLogLog sketches of the days merged with
+- Visits are exact: a rollup counts the visits wholly inside its span and lists the
+  (value, visit) pairs of the visits that cross its start or end; the edges' pairs are
+  listed too, and the listed pairs are counted once (a visit wholly inside a span has no
+  event elsewhere).
+- Visitors and converters are estimated: the HyperLogLog sketches of the spans merged with
   the edges' visitor ids (sketches.LG_K, error within about 1%); a row's visitors are at
   most its visits and its converters at most its visitors. `visitors_exact` is false.
 
@@ -27,7 +30,7 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-from datasketches import hll_sketch
+from datasketches import hll_sketch, hll_union
 from flask import current_app
 
 from ...models import Site
@@ -36,7 +39,7 @@ from ..ranges import DateRange
 from ..settled import AppCache
 from ..store import files
 from ..store.build import Segment
-from ..store.daily import ROLLED, is_day, pair_sql, rollup_path
+from ..store.daily import DAY, ROLLED, pair_sql, rollup_path
 from ..store.read import connect, store_directory, uncovered, usable_segments
 from ..store.rows import SCHEMA, rows_for
 from .model import DimensionBreakdown, DimensionRow
@@ -87,15 +90,15 @@ FROM summed s
 LEFT JOIN listed l ON l.dimension = s.dimension AND l.value = s.value
 LEFT JOIN loose o ON o.dimension = s.dimension AND o.value = s.value
 """
-# Merged days per process: a rollup never changes (a new build has a new token), so the
-# key of a range's days (their tokens) finds only what they still hold.
+# Merged segments per process: a rollup never changes (a new build has a new token), so
+# the key of a range's segments (their tokens) finds only what they still hold.
 _merged = AppCache("datalook_rolled_days", 256)
 
 
 @dataclass(frozen=True)
 class _Days:
-    """One dimension over some rolled days: the figures per value (Arrow), the pairs of
-    visits across their midnights, and the merged sketches of each value."""
+    """One dimension over some rolled segments: the figures per value (Arrow), the pairs
+    of visits across their edges, and the merged sketches of each value."""
 
     sums: pa.Table
     pairs: pa.Table
@@ -108,15 +111,14 @@ def exact_limit() -> int:
     return int(current_app.config["ANALYTICS_EXACT_EVENTS"])
 
 
-def _rolled_days(
+def _rolled(
     directory, site_id: int, start: datetime, end: datetime, chosen: list[Segment]
 ) -> list[Segment]:
-    """The chosen segments that are whole UTC days of the range with a rollup to read."""
+    """The chosen segments wholly in the range with a rollup to read."""
     return [
         s
         for s in chosen
-        if is_day(s.span_start, s.span_end)
-        and start <= s.span_start
+        if start <= s.span_start
         and s.span_end <= end
         and (
             not s.events
@@ -135,7 +137,7 @@ def _edge_rows(
     rolled: list[Segment],
 ) -> tuple[str, list]:
     """SQL (a subquery, and its parameters) of the rows of [start, end) outside the rolled
-    days: the other chosen segments' rows in the range, and the rows of the spans no
+    segments: the other chosen segments' rows in the range, and the rows of the spans no
     chosen segment covers (as store.read reads them). SQL rather than relations: binding
     relations cost more than the whole query here."""
     skipped = {s.token for s in rolled}
@@ -157,24 +159,27 @@ def rolled_tables(
     site: Site, rng: DateRange, dimensions: Sequence[str], limit: int, offset: int = 0
 ) -> dict[str, DimensionBreakdown] | None:
     """Rows `offset` to `offset + limit` of each dimension (all of ROLLED) over the range,
-    unfiltered, from the rollups; None when the range's rolled days hold at most
+    unfiltered, from the rollups; None when the range's rolled segments hold at most
     exact_limit() events (it is then read row by row)."""
     directory = store_directory()
     start, end = rng.start_utc, rng.end_utc
     chosen = usable_segments(directory, site.id, start, end)
-    rolled = _rolled_days(directory, site.id, start, end, chosen)
+    rolled = _rolled(directory, site.id, start, end, chosen)
     if sum(s.events for s in rolled) <= exact_limit():
         return None
     wanted = list(dict.fromkeys(dimensions))
     if any(d not in ROLLED for d in wanted):
         raise ValueError(f"not rolled up: {wanted!r}")
-    days = _days(directory, site.id, rolled, wanted)
+    # Days and hours merged apart: a new hour each hour leaves the days' merge cached.
+    days = [s for s in rolled if s.span_end - s.span_start == DAY]
+    hours = [s for s in rolled if s.span_end - s.span_start != DAY]
+    parts = [_days(directory, site.id, group, wanted) for group in (days, hours) if group]
     con = connect()
     sums, pairs = table_name("day_sums"), table_name("day_pairs")
     edges = table_name("edges")
     try:
-        con.register(sums, pa.concat_tables([days[d].sums for d in wanted]))
-        con.register(pairs, pa.concat_tables([days[d].pairs for d in wanted]))
+        con.register(sums, pa.concat_tables([part[d].sums for part in parts for d in wanted]))
+        con.register(pairs, pa.concat_tables([part[d].pairs for part in parts for d in wanted]))
         rows, params = _edge_rows(con, directory, site.id, start, end, chosen, rolled)
         sql = f"CREATE TEMP TABLE {edges} AS {pair_sql(rows, wanted)}"
         con.execute(sql, [start, end, *params])
@@ -183,11 +188,11 @@ def rolled_tables(
         con.close()  # its TEMP tables and registrations go with it
     found: dict[str, list[DimensionRow]] = {d: [] for d in wanted}
     for dimension, value, visits, pageviews, conversions, revenue, seen, paid in figures:
-        merged = days[dimension]
-        visitors = min(_estimate(merged.visitors.get(value), seen), int(visits))
+        merged = [part[dimension] for part in parts]
+        visitors = min(_estimate([m.visitors.get(value) for m in merged], seen), int(visits))
         if visits and not visitors:
             visitors = 1  # a visit has a visitor
-        converters = min(_estimate(merged.converters.get(value), paid), visitors)
+        converters = min(_estimate([m.converters.get(value) for m in merged], paid), visitors)
         row = (value, visitors, int(visits), int(pageviews), int(conversions), converters)
         found[dimension].append(DimensionRow(*row, int(revenue)))
     out = {}
@@ -207,8 +212,8 @@ def rolled_tables(
 
 
 def _days(directory, site_id: int, rolled: list[Segment], wanted: list[str]) -> dict[str, _Days]:
-    """Each wanted dimension over the rolled days: from this process's cache, or read from
-    their rollups in one query (and cached)."""
+    """Each wanted dimension over some rolled segments: from this process's cache, or read
+    from their rollups in one query (and cached)."""
     tokens = tuple(s.token for s in rolled)
     keys = {d: (str(directory), site_id, tokens, d) for d in wanted}
     found = {d: _merged.get(keys[d]) for d in wanted}
@@ -252,8 +257,17 @@ def _union(stored: list[bytes] | None) -> hll_sketch | None:
     return sketches.union_of(stored or [])
 
 
-def _estimate(base: hll_sketch | None, loose: list[str] | None) -> int:
-    """Estimated distinct visitors of the days' merged sketch and the edges' ids."""
-    if not loose:
-        return round(base.get_estimate()) if base is not None else 0
-    return sketches.estimate_with(base, [], loose)
+def _estimate(bases: list[hll_sketch | None], loose: list[str] | None) -> int:
+    """Estimated distinct visitors of merged sketches and the edges' ids."""
+    found = [base for base in bases if base is not None]
+    if not loose and len(found) <= 1:
+        return round(found[0].get_estimate()) if found else 0
+    union = hll_union(sketches.LG_K)
+    for base in found:
+        union.update(base)
+    if loose:
+        extra = sketches.new()
+        for visitor in loose:
+            extra.update(visitor)
+        union.update(extra)
+    return round(union.get_estimate())

@@ -247,8 +247,7 @@ def _build_span(
     path = files.segment_path(directory, item.site_id, item.start, item.end, token)
     if table.num_rows:
         files.write(path, table)
-        if daily.is_day(item.start, item.end):
-            daily.write_rollup(directory, item.site_id, item.start, item.end, token, table)
+        daily.write_rollup(directory, item.site_id, item.start, item.end, token, table)
     row = Segment(token, store, item.site_id, item.start, item.end, lo, hi, table.num_rows)
     _settle(session, row, edges_of(table, item.start, item.end), path, progress, seen=seen)
 

@@ -1,24 +1,26 @@
-"""Per-day rollups of the store's day segments: what an unfiltered breakdown of a long range
-reads instead of the rows of its whole days (reports.rolled_rows).
+"""Rollups of the store's segments (UTC days, and today's UTC hours): what an unfiltered
+breakdown of a long range reads instead of the rows of the segments it covers whole
+(reports.rolled_rows).
 
-A day segment's rollup is a small Parquet file beside the segment's, named with the
-segment's token: it is made from the segment's rows (when the day is built or compacted,
-or later from its file), so it holds exactly what those rows give, and it stops being
-used the moment the segment's row is deleted (a late event, an erasure, a retention
-cut-off, an identity link, a rebuild: store.invalidate); store.gc removes it with the
-segment's file, since its name carries the same token.
+A segment's rollup is a small Parquet file beside the segment's, named with the segment's
+token: it is made from the segment's rows (when the span is built or a day compacted, or
+later from its file), so it holds exactly what those rows give, and it stops being used
+the moment the segment's row is deleted (a late event, an erasure, a retention cut-off,
+an identity link, a rebuild: store.invalidate); store.gc removes it with the segment's
+file, since its name carries the same token.
 
 Per dimension (every name of DIMENSIONS; `prop:<key>` is not rolled up) and shown value
-(store_sql.column_value's, none as NONE), one `value` row holds the day's additive figures:
-page views, conversions and revenue (exact: a 38-digit decimal of micros), the HyperLogLog
-sketches of the distinct visitors and converters with that value (sketches.LG_K), and
-`visits`: the visits with an event of that value that lie wholly in the day (their first
-event at or after its start, their last before its end). A visit of the day that began
-before it or ends after it (it crosses midnight) may have events of the same value on
-another day, or in a range's edge: each such (value, visit) pair is listed instead, as a
-`pair` row (its visit_id), so that a reader counts it once over all the parts of a range.
-Visits wholly inside a day can have events of that value on that day only: summing their
-counts never counts a visit twice.
+(store_sql.column_value's, none as NONE), one `value` row holds the span's additive
+figures: page views, conversions and revenue (exact: a 38-digit decimal of micros), the
+HyperLogLog sketches of the distinct visitors and converters with that value
+(sketches.LG_K), and `visits`: the visits with an event of that value that lie wholly in
+the span (their first event at or after its start, their last before its end). A visit
+of the span that began before it or ends after it (it crosses midnight, or the hour) may
+have events of the same value in another span, or in a range's edge: each such (value,
+visit) pair is listed instead, as a `pair` row (its visit_id), so that a reader counts it
+once over all the parts of a range. A visit wholly inside a span has all its events, and
+so all its events of that value, in that span: summing those counts never counts a visit
+twice.
 """
 
 from __future__ import annotations
@@ -92,11 +94,6 @@ def rollup_path(directory: Path, site_id: int, start: datetime, end: datetime, t
     """The rollup file of one day segment (its token last, as store.gc reads names)."""
     segment = files.segment_path(directory, site_id, start, end, token)
     return segment.with_name(segment.name.removesuffix(files.SUFFIX) + files.ROLLUP_SUFFIX)
-
-
-def is_day(start: datetime, end: datetime) -> bool:
-    """Whether a segment's span is a whole UTC day (only those are rolled up)."""
-    return end - start == DAY and start.hour == 0
 
 
 def pair_sql(source: str, dimensions: list[str]) -> str:
@@ -178,8 +175,8 @@ def backfill(
     site_ids: list[int] | None = None,
     seconds: float | None = None,
 ) -> int:
-    """Write the missing rollups of valid day segments (built before rollups existed, or
-    whose rollup file is missing), newest first, from their files; with `seconds`, start
+    """Write the missing rollups of valid segments (built before rollups existed, or whose
+    rollup file is missing), newest first, from their files; with `seconds`, start
     none once that many have passed. How many were written."""
     if not (directory / files.STORE_ID_FILE).exists():
         return 0
@@ -194,7 +191,7 @@ def backfill(
     session.rollback()
     written = 0
     for token, site_id, start, end in rows:
-        if not is_day(start, end) or rollup_path(directory, site_id, start, end, token).exists():
+        if rollup_path(directory, site_id, start, end, token).exists():
             continue
         if deadline is not None and time.monotonic() >= deadline:
             break
