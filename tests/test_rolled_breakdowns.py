@@ -194,6 +194,10 @@ def test_the_breakdown_json_says_whether_visitors_are_estimated(app):
     build_all(app)
     url = f"/sites/{site_id}/breakdown.json?dimension=source&from={FIRST}&to={date(2026, 3, 13)}"
     assert client.get(url).get_json()["visitors_exact"] is True
+    page = f"/sites/{site_id}/?from={FIRST}&to={date(2026, 3, 13)}"
+    assert "Estimated (within about 1%)" not in client.get(page).get_data(as_text=True)
     app.config["ANALYTICS_EXACT_EVENTS"] = 0
     body = client.get(url).get_json()
     assert body["visitors_exact"] is False and body["rows"]
+    # The dashboard's panels mark their visitors as estimates.
+    assert "Estimated (within about 1%)" in client.get(page).get_data(as_text=True)
