@@ -92,7 +92,7 @@ LEFT JOIN loose o ON o.dimension = s.dimension AND o.value = s.value
 """
 # Merged segments per process: a rollup never changes (a new build has a new token), so
 # the key of a range's segments (their tokens) finds only what they still hold.
-_merged = AppCache("datalook_rolled_days", 256)
+_merged = AppCache("datalook_rolled_days", 128)
 
 
 @dataclass(frozen=True)
