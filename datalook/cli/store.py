@@ -9,7 +9,7 @@ import click
 from flask import current_app
 from sqlalchemy import select
 
-from ..analytics.store import gc, invalidate
+from ..analytics.store import daily, gc, invalidate
 from ..analytics.store.build import build
 from ..extensions import db
 from ..models import Site
@@ -35,11 +35,13 @@ def store_build(domain: str | None, every: bool) -> None:
     started = time.monotonic()
     seen = invalidate.catch_up(db.session())
     done = build(db.session(), _directory(), site_ids=site_ids)
+    rolled = daily.backfill(db.session(), _directory(), site_ids=site_ids)
     click.echo(
         f"Built {done.built} segments and compacted {done.compacted} days"
         f" ({done.rows} rows, {done.files} files, {done.bytes / 1e6:.1f} MB)"
         f" in {time.monotonic() - started:.1f} s; {seen} new events checked,"
-        f" {done.dropped} builds dropped (the events changed meanwhile)"
+        f" {done.dropped} builds dropped (the events changed meanwhile);"
+        f" {rolled} day rollups written for days built before"
     )
 
 

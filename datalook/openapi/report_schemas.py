@@ -235,6 +235,14 @@ def _breakdown_schemas() -> dict:
                     "first, then by value.",
                 },
                 "total_rows": {**_COUNT, "description": "The dimension's values in all."},
+                "visitors_exact": {
+                    "type": "boolean",
+                    "description": "False when `visitors` and `conversion_rate` are "
+                    "HyperLogLog estimates (error within about 1%): an unfiltered breakdown "
+                    "(not of `prop:<key>`) of a range whose whole UTC days hold more than "
+                    "{exact_limit} events (the server's default limit). The other figures "
+                    "stay exact.".format(**FACTS),
+                },
                 "limit": {"type": "integer", "minimum": 1, "maximum": query.MAX_LIMIT},
                 "offset": {**_COUNT},
                 "freshness": _freshness(),

@@ -8,7 +8,7 @@ the reports record (raw_events.SUPPORTED), so regions and cities appear when the
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from werkzeug.datastructures import MultiDict
 
@@ -118,6 +118,7 @@ class ShownPanel:
     dimension: str
     rows: list[PanelRow]
     total_rows: int
+    visitors_exact: bool = True  # False: the visitors are estimates (marked ≈)
 
     @property
     def most(self) -> int:
@@ -135,7 +136,8 @@ def _shown(report: DimensionBreakdown) -> ShownPanel:
         PanelRow(r.value, r.value, r.visitors, r.conversions, r.conversion_rate, r.revenue_micros)
         for r in report.rows
     ]
-    return ShownPanel("", "", (), report.dimension, rows, report.total_rows)
+    shown = ShownPanel("", "", (), report.dimension, rows, report.total_rows)
+    return replace(shown, visitors_exact=report.visitors_exact)
 
 
 def _dimension(panel: Panel, args: Mapping[str, str]) -> str:
@@ -162,14 +164,10 @@ def shown_panels(
     shown = []
     for panel, dimension in zip(panels, dimensions, strict=False):
         found = _shown(tables[dimension])
-        shown.append(
-            ShownPanel(panel.key, panel.title, panel.tabs, dimension, found.rows, found.total_rows)
-        )
+        shown.append(replace(found, key=panel.key, title=panel.title, tabs=panel.tabs))
     if prop_key is not None:
         found = _shown(tables[dimensions[-1]])
-        shown.append(
-            ShownPanel("prop", "Properties", (), found.dimension, found.rows, found.total_rows)
-        )
+        shown.append(replace(found, key="prop", title="Properties"))
     return shown
 
 

@@ -17,8 +17,10 @@ from collections.abc import Sequence
 from ...acquisition.dimensions import Filter
 from ...models import Site
 from ..ranges import DateRange
+from ..store.daily import ROLLED
 from ..store.read import connect, events_relation
 from .model import DimensionBreakdown, DimensionRow
+from .rolled_rows import rolled_tables
 from .store_sql import REVENUE, VISITOR_KEY, Scope
 
 # The figures of one (value, visit), then of one value over its visits: the two levels
@@ -104,7 +106,12 @@ def _result(
 def dimension_rows(
     site: Site, rng: DateRange, dimension: str, filters: Sequence[Filter], limit: int, offset: int
 ) -> DimensionBreakdown:
-    """One page of the dimension's rows over the range, after the filters."""
+    """One page of the dimension's rows over the range, after the filters (unfiltered, over
+    a long range: from the per-day rollups, rolled_rows)."""
+    if not filters and dimension in ROLLED:
+        rolled = rolled_tables(site, rng, [dimension], limit, offset)
+        if rolled is not None:
+            return rolled[dimension]
     con = connect()
     try:
         relation = events_relation(con, site.id, rng.start_utc, rng.end_utc)
@@ -175,6 +182,21 @@ def dimension_tables(
     wanted = list(dict.fromkeys(dimensions))
     if not wanted:
         return {}
+    if not filters:  # over a long range, the rolled dimensions from the per-day rollups
+        rollable = [d for d in wanted if d in ROLLED]
+        rolled = rolled_tables(site, rng, rollable, limit) if rollable else None
+        if rolled is not None:
+            rest = [d for d in wanted if d not in rolled]
+            if rest:
+                rolled.update(_exact_tables(site, rng, rest, filters, limit))
+            return {d: rolled[d] for d in wanted}
+    return _exact_tables(site, rng, wanted, filters, limit)
+
+
+def _exact_tables(
+    site: Site, rng: DateRange, wanted: list[str], filters: Sequence[Filter], limit: int
+) -> dict[str, DimensionBreakdown]:
+    """dimension_tables' rows, read row by row."""
     con = connect()
     try:
         relation = events_relation(con, site.id, rng.start_utc, rng.end_utc)

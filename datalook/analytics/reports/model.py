@@ -289,6 +289,8 @@ class DimensionBreakdown:
     total_rows: int
     limit: int
     offset: int
+    # False: `visitors` (and so the conversion rates) are HyperLogLog estimates (rolled_rows).
+    visitors_exact: bool = True
 
 
 @dataclass(frozen=True)

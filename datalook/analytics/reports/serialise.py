@@ -80,6 +80,7 @@ def breakdown_json(site: Site, report: DimensionBreakdown) -> dict:
         "filters": list(report.filters),
         "rows": [row_json(model.DIMENSION_ROW_JSON, row, currency) for row in report.rows],
         "total_rows": report.total_rows,
+        "visitors_exact": report.visitors_exact,
         "limit": report.limit,
         "offset": report.offset,
     }

@@ -33,7 +33,7 @@ from ...models import Event, Site, utcnow
 from ...sql.connections import write_lock
 from .. import cursors
 from ..sessions import GAP
-from . import files
+from . import daily, files
 from .edges import Edge, Seen, changes, edges_of
 from .invalidate import CURSOR
 from .models import StoreEdge, StoreSegment
@@ -247,6 +247,7 @@ def _build_span(
     path = files.segment_path(directory, item.site_id, item.start, item.end, token)
     if table.num_rows:
         files.write(path, table)
+        daily.write_rollup(directory, item.site_id, item.start, item.end, token, table)
     row = Segment(token, store, item.site_id, item.start, item.end, lo, hi, table.num_rows)
     _settle(session, row, edges_of(table, item.start, item.end), path, progress, seen=seen)
 
@@ -270,6 +271,7 @@ def _compact(
     path = files.segment_path(directory, item.site_id, item.start, item.end, token)
     if table is not None:
         files.write(path, table)
+        daily.write_rollup(directory, item.site_id, item.start, item.end, token, table)
     lo, hi = min(r.lo for r in hours), max(r.hi for r in hours)
     events = sum(r.events for r in hours)
     row = Segment(token, store, item.site_id, item.start, item.end, lo, hi, events)

@@ -5,7 +5,8 @@ A directory is one store: `store-id` in it names the store in the segments table
 hosts with a directory each keep their own segments (and hosts sharing one directory share
 them). A segment's file is `<site id>/<YYYYMMDDTHH>-<hours>h-<token>.parquet`; the token
 is unique to one build, so a file is never rewritten in place: a reader that listed it
-reads it whole or finds it gone.
+reads it whole or finds it gone. A day segment's rollup (store.daily) is named as its file
+with ROLLUP_SUFFIX for `.parquet`, and removed with it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ import pyarrow.parquet as pq
 
 STORE_ID_FILE = "store-id"
 SUFFIX = ".parquet"
+# A day segment's rollup (store.daily; Parquet too): a new layout gets a new suffix, and the
+# files of the old one are then unused and removed with their segments.
+ROLLUP_SUFFIX = ".rollup1"
 TEMPORARY = ".tmp"
 _HOUR = timedelta(hours=1)
 
@@ -55,10 +59,12 @@ def segment_path(directory: Path, site_id: int, start: datetime, end: datetime, 
 
 
 def token_of(path: Path) -> str | None:
-    """The build token a segment's file name carries (None: not a segment's file)."""
-    if not path.name.endswith(SUFFIX):
-        return None
-    return path.name[: -len(SUFFIX)].rpartition("-")[2] or None
+    """The build token a segment's file (or its day rollup's) name carries (None: not
+    one of theirs)."""
+    for suffix in (SUFFIX, ROLLUP_SUFFIX):
+        if path.name.endswith(suffix):
+            return path.name[: -len(suffix)].rpartition("-")[2] or None
+    return None
 
 
 def write(path: Path, table: pa.Table) -> None:

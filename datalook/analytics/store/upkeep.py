@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from . import gc, invalidate
+from . import daily, gc, invalidate
 from .build import Progress, build
 
 # Seconds of building per tick (a build started before it ends is finished).
@@ -22,8 +22,11 @@ _collected: dict[str, float] = {}
 
 def tick(session: Session, directory: Path, seconds: float = TICK_SECONDS) -> Progress:
     """One bounded round of upkeep; what the build did."""
+    started = time.monotonic()
     invalidate.catch_up(session, seconds)
     progress = build(session, directory, seconds=seconds)
+    left = max(0.0, seconds - (time.monotonic() - started))
+    daily.backfill(session, directory, seconds=left)  # days built before their rollups
     key = str(directory)
     if time.monotonic() - _collected.get(key, float("-inf")) >= COLLECT_EVERY_S:
         _collected[key] = time.monotonic()
