@@ -1,141 +1,132 @@
 """stats.json's figures of a range and of its previous period, counted with filters from one
-reading of the rows of both (store_sql.Scope over store.read's relation): one statement,
-whose GROUPING SETS sum every part at once.
+reading of the rows of both (store_sql.Scope over store.read's relation).
 
-Each row is of the range (`cur`) or of the previous period (before the range's start).
-The parts, each a grouping set:
+One statement: the rows that pass the filters are read once, into the few values per row
+the figures need (`figures`, materialized: each part below reads it), and each part sums
+them with its own GROUP BY:
 
-- visits: per period and visit (visit_id, NULL exactly for the events without a visitor,
-  rows.py), the events by kind and the revenue, and the visit's own figures (the same on
-  each of its rows) read once, for the visits counted (reports.visits);
-- visitors: per period and visitor key, the visitors and those who converted;
-- series: per chart bucket (of the charted periods) and visitor key;
-- pages, rules: of the range, per page (top TOP_PAGES) and per success rule, and visitor.
+- visits: per period (`cur`: a row of the range, not of the previous period), summed per
+  visit first (visit_id, NULL exactly for the events without a visitor, rows.py): the
+  events by kind, the revenue, the distinct visitors and converters (counted over the
+  visits, far fewer than the rows), and the visit figures of the visits counted
+  (reports.visits), each visit's own figures (the same on each of its rows) read once;
+- series: per chart bucket of the charted periods, summed per visitor first;
+- pages, rules: of the range, per page (the top TOP_PAGES) and per success rule, summed per
+  visitor first.
 
-A part's visitors are then its groups with a visitor key: no distinct count runs over the
-rows. A part's keys are NULL in the rows it does not count (the previous period's rows for
-pages, rules and an uncharted period; other events for rules), which thus fall into one
-group instead of one per visitor.
-
-A row's chart bucket is found by arithmetic on its time (bucket_cells), or, past
-bucket_cells.MAX_CELLS, by an ASOF join on the buckets' starts.
+A part's visitors are then its groups with a visitor key, counted without a distinct
+count over the rows. A row's chart bucket is found by arithmetic on its time
+(bucket_cells), or, past bucket_cells.MAX_CELLS, by an ASOF join on the buckets' starts.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import pyarrow as pa
 
 from ..ranges import Bucket
 from ..rollups.models import MAX_PAGE
-from .bucket_cells import cells_of
+from .bucket_cells import MAX_CELLS, cells_of
 from .model import PageRow, SeriesPoint, Totals
 from .pages import TOP_PAGES
 from .store_sql import REVENUE, VISITOR_KEY, Scope, table_name
 from .visits import VisitSums
 
-#: The parts (grouping sets) by name, each with its keys.
-PARTS = {
-    "visits": ("cur", "visit_id"),
-    "visitors": ("cur", "vk"),
-    "series": ("b", "b_vk"),
-    "pages": ("pg", "pg_vk"),
-    "rules": ("rule", "rule_vk"),
-}
-#: What each group of the parts is read by, beside its part: a value of a part's keys, or
-#: NULL in the groups of the parts without that key.
-_READ = ("cur", "visit_id", "b", "pg", "rule")
-
-# The values per row of the rows that passed the filters. `b` is the chart bucket of a row
-# of a charted period (else NULL), `pg` and `rule` the page and the success rule of a row
-# of the range; each part's visitor key is NULL where its value is.
-_VALUES = f"""
-SELECT *,
-       CASE WHEN b IS NOT NULL THEN vk END AS b_vk,
-       CASE WHEN cur THEN vk END AS pg_vk,
-       CASE WHEN rule IS NOT NULL THEN vk END AS rule_vk
-FROM (
-    SELECT *,
+# The values per row (of the rows that passed the filters) that the parts read: `b` is the
+# chart bucket of a row of a charted period (else NULL), `pg` and `rule` the page and the
+# success rule of a row of the range (else NULL); `counted` whether the row's visit is one
+# counted in its period (reports.visits: of a visitor, started in the period, with a page
+# view sent by the browser).
+_FIGURES = f"""
+, figures AS MATERIALIZED (
+    SELECT cur, vk, b, visit_id, kind, micros,
            CASE WHEN cur THEN substr(page, 1, {MAX_PAGE}) END AS pg,
-           CASE WHEN cur AND kind = 'success' THEN "name" END AS rule
+           CASE WHEN cur AND kind = 'success' THEN "name" END AS rule,
+           visit_id IS NOT NULL
+               AND visit_at >= CASE WHEN cur THEN {{start}} ELSE {{previous_start}} END
+               AND visit_browser_pageviews > 0 AS counted,
+           visit_browser_pageviews, visit_events, visit_duration_us
     FROM (
-        SELECT ts >= {{start}} AS cur,
+        SELECT *, ts >= {{start}} AS cur,
                CASE WHEN has_visitor THEN {VISITOR_KEY} END AS vk,
-               {{bucket}} AS b,
-               visit_id, kind, "name", page, micros, visit_at, visit_browser_pageviews,
-               visit_events, visit_duration_us
+               {{bucket}} AS b
         FROM rows {{join}}
     )
 )
 """  # noqa: S608 - the names and values are the module's own
-# Summed per group of each part, then per part and key.
-_FIGURES = f"""
-SELECT part, cur, b, pg, rule,
-       sum(events), sum(pageviews), sum(clicks), sum(custom), sum(conversions),
-       sum(revenue),
-       coalesce(sum(events) FILTER (WHERE visit_id IS NULL), 0),
-       count(visitor),
-       count(visitor) FILTER (WHERE conversions > 0),
-       count(*) FILTER (WHERE counted),
-       coalesce(sum(visit_pageviews) FILTER (WHERE counted), 0),
-       count(*) FILTER (WHERE counted AND visit_events = 1),
-       coalesce(sum(visit_duration) FILTER (WHERE counted), 0)
+_SUCCESS = "count(*) FILTER (WHERE kind = 'success')"
+# Each part's rows have its name and its own columns (UNION ALL BY NAME: NULL in the others).
+_PARTS = {
+    "visits": f"""
+SELECT 'visits' AS part, cur,
+       sum(events) AS events, sum(pageviews) AS pageviews, sum(clicks) AS clicks,
+       sum(custom) AS custom, sum(conversions) AS conversions, sum(revenue) AS revenue,
+       coalesce(sum(events) FILTER (WHERE visit_id IS NULL), 0) AS without_visitor,
+       count(DISTINCT vk) FILTER (WHERE visit_id IS NOT NULL) AS visitors,
+       count(DISTINCT vk) FILTER (WHERE visit_id IS NOT NULL AND conversions > 0)
+           AS converters,
+       count(*) FILTER (WHERE counted) AS visits,
+       coalesce(sum(visit_pageviews) FILTER (WHERE counted), 0) AS visit_pageviews,
+       count(*) FILTER (WHERE counted AND visit_events = 1) AS bounces,
+       coalesce(sum(visit_duration) FILTER (WHERE counted), 0) AS visit_duration
 FROM (
-    SELECT GROUPING({{keys}}) AS part, {{read}}, coalesce({{visitor_keys}}) AS visitor,
-           count(*) AS events,
+    SELECT cur, visit_id, any_value(vk) AS vk, count(*) AS events,
            count(*) FILTER (WHERE kind = 'pageview') AS pageviews,
            count(*) FILTER (WHERE kind = 'click') AS clicks,
            count(*) FILTER (WHERE kind = 'custom') AS custom,
-           count(*) FILTER (WHERE kind = 'success') AS conversions,
-           {REVENUE} AS revenue,
-           {{counted}} AS counted,
+           {_SUCCESS} AS conversions, {REVENUE} AS revenue,
+           any_value(counted) AS counted,
            any_value(visit_browser_pageviews) AS visit_pageviews,
            any_value(visit_events) AS visit_events,
            any_value(visit_duration_us) AS visit_duration
-    FROM ({{values}}) GROUP BY GROUPING SETS ({{sets}})
+    FROM figures GROUP BY cur, visit_id
 )
--- A part's groups of rows it does not count (its value NULL) are left out.
-WHERE part IN ({{whole}}) OR b IS NOT NULL OR pg IS NOT NULL OR rule IS NOT NULL
-GROUP BY part, cur, b, pg, rule
-QUALIFY part <> {{pages}}
-    OR row_number() OVER (PARTITION BY part ORDER BY sum(events) DESC, pg) <= {TOP_PAGES}
-"""  # noqa: S608 - the names and values are the module's own
-
-
-# The visits counted (reports.visits): of a visitor, started in the group's period, with
-# a page view sent by the browser.
-_COUNTED = """visit_id IS NOT NULL
-    AND any_value(visit_at) >= CASE WHEN cur THEN {start} ELSE {previous_start} END
-    AND any_value(visit_browser_pageviews) > 0"""
-
-
-def part_id(name: str, keys: tuple[str, ...]) -> int:
-    """GROUPING(keys) of a part's groups: a bit per key, the first the highest, set where
-    the key is not one of the part's."""
-    return sum(1 << (len(keys) - 1 - i) for i, key in enumerate(keys) if key not in PARTS[name])
-
-
-def _statement(
-    values: str, parts: tuple[str, ...], start: datetime, previous_start: datetime
-) -> tuple[str, dict[int, str]]:
-    """_FIGURES over `values` for the parts asked for (their grouping sets; the keys and
-    figures of the others are NULL), and the parts' names by GROUPING id."""
-    keys = tuple(dict.fromkeys(key for name in parts for key in PARTS[name]))
-    ids = {name: part_id(name, keys) for name in PARTS}
-    counted = _COUNTED.format(start=_timestamp(start), previous_start=_timestamp(previous_start))
-    sql = _FIGURES.format(
-        values=values,
-        keys=", ".join(keys),
-        read=", ".join(name if name in keys else f"NULL AS {name}" for name in _READ),
-        visitor_keys=", ".join(PARTS[name][1] for name in parts if name != "visits") or "NULL",
-        counted=counted if "visits" in parts else "FALSE",
-        sets=", ".join(f"({', '.join(PARTS[name])})" for name in parts),
-        whole=", ".join(str(ids[name]) for name in ("visits", "visitors")),
-        pages=ids["pages"],
-    )
-    return sql, {ids[name]: name for name in parts}
+GROUP BY cur
+""",  # noqa: S608 - the names and values are the module's own
+    "series": f"""
+SELECT 'series' AS part, b, sum(events) AS events, count(vk) AS visitors,
+       sum(conversions) AS conversions, sum(revenue) AS revenue
+FROM (
+    SELECT b, vk, count(*) AS events, {_SUCCESS} AS conversions, {REVENUE} AS revenue
+    FROM figures WHERE b IS NOT NULL GROUP BY b, vk
+)
+GROUP BY b
+""",  # noqa: S608
+    "pages": f"""
+(SELECT 'pages' AS part, pg AS value, sum(events) AS events, count(vk) AS visitors
+FROM (SELECT pg, vk, count(*) AS events FROM figures WHERE cur GROUP BY pg, vk)
+GROUP BY pg ORDER BY events DESC, pg LIMIT {TOP_PAGES})
+""",  # noqa: S608
+    "rules": f"""
+SELECT 'rules' AS part, rule AS value, sum(events) AS conversions, sum(revenue) AS revenue,
+       count(vk) AS visitors
+FROM (
+    SELECT rule, vk, count(*) AS events, {REVENUE} AS revenue
+    FROM figures WHERE rule IS NOT NULL GROUP BY rule, vk
+)
+GROUP BY rule
+""",  # noqa: S608
+}
+#: The parts by name.
+PARTS = tuple(_PARTS)
+# Every column the parts have, in the order read back, and no row: first in the union, so
+# that it has them all whatever parts are asked for.
+_COLUMNS = {
+    "part": "VARCHAR",
+    "cur": "BOOLEAN",
+    "b": "INTEGER",
+    "value": "VARCHAR",
+    **dict.fromkeys(
+        "events pageviews clicks custom conversions revenue without_visitor visitors"
+        " converters visits visit_pageviews bounces visit_duration".split(),
+        "HUGEINT",
+    ),
+}
+_NO_ROW = (
+    f"SELECT {', '.join(f'NULL::{kind} AS {name}' for name, kind in _COLUMNS.items())} WHERE FALSE"
+)
 
 
 @dataclass
@@ -153,19 +144,37 @@ class Found:
         """A period's totals (all 0 without rows)."""
         return self.totals.get(cur, Totals())
 
+    def add(self, row: tuple) -> None:
+        """Take one row of the statement (its _COLUMNS)."""
+        part, cur, b, value, *numbers = row
+        events, pageviews, clicks, custom, conversions, revenue, without, seen, converted = (
+            int(x or 0) for x in numbers[:9]
+        )
+        if part == "visits":
+            totals = Totals(
+                events, pageviews, clicks, custom, conversions, revenue, without, seen, converted
+            )
+            self.totals[cur] = VisitSums(*(int(x) for x in numbers[9:])).apply(totals)
+        elif part == "series":
+            self.series[b] = SeriesPoint("", events, seen, conversions, revenue)
+        elif part == "pages":
+            self.pages.append(PageRow(value, events, seen))
+        else:
+            self.rules[value] = (conversions, revenue, seen)
+
 
 def _timestamp(moment: datetime) -> str:
     """A naive UTC time as a SQL literal."""
     return f"TIMESTAMP '{moment.isoformat(sep=' ')}'"
 
 
-def _bucket(scope: Scope, charted: list[Bucket]) -> tuple[str, str, list]:
+def _bucket(scope: Scope, charted: list[Bucket], max_cells: int) -> tuple[str, str, list]:
     """The SQL of a row's bucket index in `charted` (the last bucket of equal starts, as
     raw_events.bucket_of; NULL before the first), a join it needs, and its parameters."""
     if not charted:
         return "NULL::INTEGER", "", []
     starts = [bucket.start_utc for bucket in charted]
-    cells = cells_of(starts)
+    cells = cells_of(starts, max_cells)
     if cells is not None:
         # Integer division truncates: the times before the first start are left out first.
         cell = f"(epoch_us(ts) - {cells.origin_us}) // {cells.width_us}"
@@ -192,34 +201,22 @@ def read(
     start: datetime,
     previous_start: datetime,
     charted: list[Bucket],
-    parts: tuple[str, ...] = tuple(PARTS),
+    parts: tuple[str, ...] = PARTS,
+    max_cells: int = MAX_CELLS,
 ) -> Found:
     """The parts asked for over the scope's rows: those from `start` on are the range's,
     the earlier ones the previous period's (from `previous_start` on); `charted` are the
     chart's buckets, in order, of the periods charted (their indexes in Found.series)."""
-    bucket, join, bucket_params = _bucket(scope, charted)
-    values = _VALUES.format(bucket=bucket, join=join, start=_timestamp(start))
-    sql, names = _statement(values, parts, start, previous_start)
+    bucket, join, params = _bucket(scope, charted, max_cells)
+    figures = _FIGURES.format(
+        start=_timestamp(start),
+        previous_start=_timestamp(previous_start),
+        bucket=bucket,
+        join=join,
+    )
+    union = " UNION ALL BY NAME ".join([_NO_ROW, *(_PARTS[name] for name in parts)])
     found = Found()
-    visitors: dict[bool, tuple[int, int]] = {}
-    for part, cur, b, pg, rule, *numbers in scope.query(sql, bucket_params):
-        events, pageviews, clicks, custom, conversions, revenue, without, seen, converted = (
-            int(x or 0) for x in numbers[:9]
-        )
-        name = names[part]
-        if name == "visits":
-            totals = Totals(events, pageviews, clicks, custom, conversions, revenue, without)
-            found.totals[cur] = VisitSums(*(int(x) for x in numbers[9:])).apply(totals)
-        elif name == "visitors":
-            visitors[cur] = (seen, converted)
-        elif name == "series":
-            found.series[b] = SeriesPoint("", events, seen, conversions, revenue)
-        elif name == "pages":
-            found.pages.append(PageRow(pg, events, seen))
-        else:
-            found.rules[rule] = (conversions, revenue, seen)
-    for cur, (seen, converted) in visitors.items():
-        totals = found.totals.get(cur, Totals())
-        found.totals[cur] = replace(totals, visitors=seen, converters=converted)
+    for row in scope.query(f"SELECT {', '.join(_COLUMNS)} FROM ({union})", params, figures):  # noqa: S608
+        found.add(row)
     found.pages.sort(key=lambda row: (-row.events, row.page_path))
     return found

@@ -154,11 +154,12 @@ class Scope:
         """The value as a report's row shows it (none as NONE)."""
         return f"coalesce({self.value(dimension)}, '{NONE}')"
 
-    def query(self, select: str, params: Sequence = ()) -> list[tuple]:
-        """The rows of `select`, which reads the filtered rows as `rows`."""
+    def query(self, select: str, params: Sequence = (), views: str = "") -> list[tuple]:
+        """The rows of `select`, which reads the filtered rows as `rows`; `views` are more
+        common table expressions after it (", name AS (...)"), which may read `rows` too."""
         where = " AND ".join(self._where) or "TRUE"
         rows = f"SELECT * FROM base WHERE {where}"  # noqa: S608
-        sql = f"WITH base AS ({self._base}), rows AS ({rows}) {select}"
+        sql = f"WITH base AS ({self._base}), rows AS ({rows}){views} {select}"
         return self.con.execute(sql, [*self._params, *params]).fetchall()
 
     def _property_table(self, key: str) -> str:
