@@ -6,10 +6,10 @@ the figures need (`figures`, materialized: each part below reads it), and each p
 them with its own GROUP BY:
 
 - visits: per period (`cur`: a row of the range, not of the previous period), summed per
-  visit first (visit_id, NULL exactly for the events without a visitor, rows.py): the
-  events by kind, the revenue, the distinct visitors and converters (counted over the
-  visits, far fewer than the rows), and the visit figures of the visits counted
-  (reports.visits), each visit's own figures (the same on each of its rows) read once;
+  visit (visit_id, NULL exactly for the events without a visitor, rows.py), then per
+  visitor: the events by kind, the revenue, the visitors and those who converted, and the
+  visit figures of the visits counted (reports.visits), each visit's own figures (the
+  same on each of its rows) read once;
 - series: per chart bucket of the charted periods, summed per visitor first;
 - pages, rules: of the range, per page (the top TOP_PAGES) and per success rule, summed per
   visitor first.
@@ -63,25 +63,34 @@ _PARTS = {
 SELECT 'visits' AS part, cur,
        sum(events) AS events, sum(pageviews) AS pageviews, sum(clicks) AS clicks,
        sum(custom) AS custom, sum(conversions) AS conversions, sum(revenue) AS revenue,
-       coalesce(sum(events) FILTER (WHERE visit_id IS NULL), 0) AS without_visitor,
-       count(DISTINCT vk) FILTER (WHERE visit_id IS NOT NULL) AS visitors,
-       count(DISTINCT vk) FILTER (WHERE visit_id IS NOT NULL AND conversions > 0)
-           AS converters,
-       count(*) FILTER (WHERE counted) AS visits,
-       coalesce(sum(visit_pageviews) FILTER (WHERE counted), 0) AS visit_pageviews,
-       count(*) FILTER (WHERE counted AND visit_events = 1) AS bounces,
-       coalesce(sum(visit_duration) FILTER (WHERE counted), 0) AS visit_duration
+       coalesce(sum(events) FILTER (WHERE vk IS NULL), 0) AS without_visitor,
+       count(vk) AS visitors, count(vk) FILTER (WHERE conversions > 0) AS converters,
+       sum(visits) AS visits, sum(visit_pageviews) AS visit_pageviews,
+       sum(bounces) AS bounces, sum(visit_duration) AS visit_duration
 FROM (
-    SELECT cur, visit_id, any_value(vk) AS vk, count(*) AS events,
-           count(*) FILTER (WHERE kind = 'pageview') AS pageviews,
-           count(*) FILTER (WHERE kind = 'click') AS clicks,
-           count(*) FILTER (WHERE kind = 'custom') AS custom,
-           {_SUCCESS} AS conversions, {REVENUE} AS revenue,
-           any_value(counted) AS counted,
-           any_value(visit_browser_pageviews) AS visit_pageviews,
-           any_value(visit_events) AS visit_events,
-           any_value(visit_duration_us) AS visit_duration
-    FROM figures GROUP BY cur, visit_id
+    SELECT cur, vk, sum(events) AS events, sum(pageviews) AS pageviews,
+           sum(clicks) AS clicks, sum(custom) AS custom, sum(conversions) AS conversions,
+           sum(revenue) AS revenue,
+           count(*) FILTER (WHERE counted) AS visits,
+           coalesce(sum(visit_pageviews) FILTER (WHERE counted), 0) AS visit_pageviews,
+           count(*) FILTER (WHERE counted AND visit_events = 1) AS bounces,
+           coalesce(sum(visit_duration) FILTER (WHERE counted), 0) AS visit_duration
+    FROM (
+        SELECT cur, visit_id,
+               -- The events without a visitor (and only they) are summed under NULL.
+               CASE WHEN visit_id IS NOT NULL THEN any_value(vk) END AS vk,
+               count(*) AS events,
+               count(*) FILTER (WHERE kind = 'pageview') AS pageviews,
+               count(*) FILTER (WHERE kind = 'click') AS clicks,
+               count(*) FILTER (WHERE kind = 'custom') AS custom,
+               {_SUCCESS} AS conversions, {REVENUE} AS revenue,
+               any_value(counted) AS counted,
+               any_value(visit_browser_pageviews) AS visit_pageviews,
+               any_value(visit_events) AS visit_events,
+               any_value(visit_duration_us) AS visit_duration
+        FROM figures GROUP BY cur, visit_id
+    )
+    GROUP BY cur, vk
 )
 GROUP BY cur
 """,  # noqa: S608 - the names and values are the module's own
@@ -154,7 +163,7 @@ class Found:
             totals = Totals(
                 events, pageviews, clicks, custom, conversions, revenue, without, seen, converted
             )
-            self.totals[cur] = VisitSums(*(int(x) for x in numbers[9:])).apply(totals)
+            self.totals[cur] = VisitSums(*(int(x or 0) for x in numbers[9:])).apply(totals)
         elif part == "series":
             self.series[b] = SeriesPoint("", events, seen, conversions, revenue)
         elif part == "pages":
