@@ -5,7 +5,8 @@ and the chart's buckets against bisect.
 A previous period without events, filters that match nothing, hourly buckets over the day
 of 25 hours, weekly and monthly buckets across a clock change, the buckets found by an ASOF
 join instead of arithmetic, and the same figures read from built Parquet segments as from
-the events.
+the events; an `==` or `!=` filter written on the stored column keeps what the filter
+keeps.
 """
 
 from __future__ import annotations
@@ -15,16 +16,19 @@ import random
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import duckdb
+import pyarrow as pa
 import pytest
 from sqlalchemy import insert
 
-from datalook.acquisition.dimensions import parse_filter
+from datalook.acquisition.dimensions import NONE, NOT_RECORDED, Filter, parse_filter
 from datalook.analytics import cursors
 from datalook.analytics.ranges import DateRange, zone
 from datalook.analytics.reports import filtered as sql_filtered
 from datalook.analytics.reports import period_figures
 from datalook.analytics.reports.bucket_cells import MAX_CELLS, cells_of
-from datalook.analytics.reports.store_sql import Scope
+from datalook.analytics.reports.raw_events import stored_value
+from datalook.analytics.reports.store_sql import Scope, compare_stored
 from datalook.analytics.store import invalidate
 from datalook.analytics.store.build import build
 from datalook.analytics.store.read import connect, events_relation, usable_segments
@@ -207,3 +211,28 @@ def test_hourly_buckets_of_the_long_day_from_built_segments(app, monkeypatch):
             assert sql_filtered.stats(site, span, []) == unfiltered
             for texts in FILTER_SETS:
                 _check(site, span, texts)
+
+
+@pytest.mark.parametrize("dimension", ["channel", "country", "page", "entry_page"])
+def test_an_equality_on_the_stored_column_passes_what_the_filter_passes(dimension):
+    # Every stored shape (NULL, "", the sentinels' texts, a value) against every value and
+    # operator: the condition on the column keeps exactly the rows Filter.matches keeps.
+    stored = [None, "", NONE, NOT_RECORDED, "Google", "google"]
+    column = ("v_" if dimension == "channel" else "") + dimension
+    con = duckdb.connect()
+    con.register("t", pa.table({column: pa.array(stored, pa.string())}))
+    for op in ("==", "!="):
+        for value in [NONE, NOT_RECORDED, "Google", ""]:
+            f = Filter(dimension, op, value)
+            condition = compare_stored(f)
+            if value == "" and dimension in ("channel", "country"):
+                assert condition is None
+                continue
+            assert condition is not None
+            sql = f"SELECT {column} FROM t WHERE {condition}"  # noqa: S608 - the test's own
+            kept = con.execute(sql, [value]).fetchall()
+            shown = (lambda v: v) if "page" in dimension else stored_value
+            want = [v for v in stored if f.matches(shown(v))]
+            assert sorted(kept, key=str) == sorted([(v,) for v in want], key=str), (f, kept)
+    assert compare_stored(Filter("rule", "==", "paid")) is None
+    assert compare_stored(Filter("prop:plan", "==", "pro")) is None
