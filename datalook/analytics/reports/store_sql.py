@@ -74,6 +74,34 @@ def column_value(dimension: str) -> str:
     raise ValueError(f"not a dimension of these reports: {dimension!r}")
 
 
+def compare_stored(f: Filter) -> str | None:
+    """An `==` or `!=` filter on a dimension read from one stored column, as a condition on
+    that column with one parameter (the filter's value); None for the other dimensions.
+
+    The same test as comparing `shown` with the value, written on the column itself so that
+    the scan of the copy's files applies it (a column compared with a constant is tested on
+    the files' dictionaries and statistics, a CASE over the column is not)."""
+    if f.dimension in VISIT_DIMENSIONS or f.dimension in EVENT_COLUMN_DIMENSIONS:
+        prefix = "v_" if f.dimension in VISIT_DIMENSIONS else ""
+        column, null_shown, empty_shown = f'"{prefix}{f.dimension}"', NOT_RECORDED, NONE
+        if f.value == "":  # "" is stored, but shown as NONE: the generic test decides
+            return None
+    elif f.dimension in ("page", "entry_page", "exit_page"):
+        column, null_shown, empty_shown = f'"{f.dimension}"', NONE, ""
+    else:
+        return None
+    empty_too = empty_shown == NONE and f.value == NONE  # "" is shown as the value
+    if f.op == EQUALS:
+        alike = [f"{column} = ?"]
+        alike += [f"{column} IS NULL"] if f.value == null_shown else []
+        alike += [f"{column} = ''"] if empty_too else []
+        return f"({' OR '.join(alike)})"
+    unlike = f"{column} <> ?" + (f" AND {column} <> ''" if empty_too else "")
+    if f.value == null_shown:  # NULL is shown as the value: it does not pass
+        return f"({column} IS NOT NULL AND {unlike})"
+    return f"({column} IS NULL OR ({unlike}))"
+
+
 def prop_value(properties: str | None, key: str) -> str | None:
     """A property's value as text from the stored JSON object (None: no such key), as
     raw_events.RawEvent.prop reads it."""
@@ -126,11 +154,12 @@ class Scope:
         """The value as a report's row shows it (none as NONE)."""
         return f"coalesce({self.value(dimension)}, '{NONE}')"
 
-    def query(self, select: str, params: Sequence = ()) -> list[tuple]:
-        """The rows of `select`, which reads the filtered rows as `rows`."""
+    def query(self, select: str, params: Sequence = (), views: str = "") -> list[tuple]:
+        """The rows of `select`, which reads the filtered rows as `rows`; `views` are more
+        common table expressions after it (", name AS (...)"), which may read `rows` too."""
         where = " AND ".join(self._where) or "TRUE"
         rows = f"SELECT * FROM base WHERE {where}"  # noqa: S608
-        sql = f"WITH base AS ({self._base}), rows AS ({rows}) {select}"
+        sql = f"WITH base AS ({self._base}), rows AS ({rows}){views} {select}"
         return self.con.execute(sql, [*self._params, *params]).fetchall()
 
     def _property_table(self, key: str) -> str:
@@ -156,8 +185,11 @@ class Scope:
     def _add_filter(self, f: Filter) -> None:
         """Keep only the rows whose value passes one filter."""
         if f.op != CONTAINS:
-            op = "=" if f.op == EQUALS else "<>"
-            self._where.append(f"{self.shown(f.dimension)} {op} ?")
+            compared = compare_stored(f)
+            if compared is None:
+                op = "=" if f.op == EQUALS else "<>"
+                compared = f"{self.shown(f.dimension)} {op} ?"
+            self._where.append(compared)
             self._params.append(f.value)
             return
         value = self.value(f.dimension)

@@ -73,6 +73,9 @@ def connect() -> duckdb.DuckDBPyConnection:
         if _database is None or _database[0] != os.getpid():
             database = duckdb.connect(":memory:")
             database.execute(f"SET threads = {THREADS}")
+            # A segment's file never changes under its name (a build writes a new token's
+            # file): its footer is parsed once per process, not on every report.
+            database.execute("SET parquet_metadata_cache = true")
             _database = (os.getpid(), database)
         return _database[1].cursor()
 
