@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
 from pathlib import Path
 
+import bcrypt
 import pytest
 from flask_migrate import upgrade
 
@@ -15,6 +17,19 @@ from datalook.extensions import db
 from tests.live import LiveServer
 
 REQUIRE_ALL = os.environ.get("DATALOOK_REQUIRE_ALL") == "1"
+# bcrypt's lowest cost (4) for the hashes this test process makes: thousands of sign-ups and
+# log-ins would each spend about 0.25 s of CPU at the default cost of 12, and a cost changes
+# no outcome (a hash of any cost checks the same passwords). Servers the tests start in their
+# own processes keep the default cost.
+TEST_BCRYPT_ROUNDS = 4
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashes():
+    """Hash passwords at bcrypt's lowest cost in this process for the whole session."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bcrypt, "gensalt", functools.partial(bcrypt.gensalt, TEST_BCRYPT_ROUNDS))
+        yield
 
 
 def skip_or_fail(reason: str) -> None:
