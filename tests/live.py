@@ -110,22 +110,37 @@ class LiveServer:
             raise RuntimeError(f"flask {' '.join(args)} failed: {result.stderr}")
         return result.stdout
 
+    def cli_batch(self, *commands: list[str]) -> list[dict]:
+        """Run several `flask` commands in one process (tests.cli_batch) against this
+        server's database: each one's exit code, stdout and stderr."""
+        result = subprocess.run(
+            [sys.executable, "-m", "tests.cli_batch", json.dumps(list(commands))],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"flask commands {commands} failed: {result.stderr}")
+        return json.loads(result.stdout.splitlines()[-1])
+
     def new_token(self, domain: str | None = None, name: str = "Test key") -> str:
-        """Create a user, a site and a key through the CLI; return the token."""
+        """Create a user, a site and a key through the CLI (one process); return the token.
+        The user and the site may exist already."""
         if domain is None:
             self._site_counter += 1
             domain = f"site{self._site_counter}.example.com"
         email = f"owner@{domain}"
-        try:
-            self.cli("users", "create", email, "--password", "correct horse battery")
-        except RuntimeError:
-            pass  # already exists
-        try:
-            self.cli("sites", "create", domain, "--owner", email)
-        except RuntimeError:
-            pass
+        *_, key = self.cli_batch(
+            ["users", "create", email, "--password", "correct horse battery"],
+            ["sites", "create", domain, "--owner", email],
+            ["keys", "create", "--site", domain, "--name", name],
+        )
+        if key["code"] != 0:
+            raise RuntimeError(f"flask keys create failed: {key['stderr']}")
         self.last_domain = domain
-        return self.cli("keys", "create", "--site", domain, "--name", name).strip()
+        return key["stdout"].strip()
 
     def stored_events(self, domain: str | None = None) -> list[dict]:
         """Return the stored events of a site, read back through `events export`."""
