@@ -3,7 +3,7 @@
 Usage: .venv/bin/python scripts/dashboard_screenshots.py [--events N] [--out DIR]
 
 Starts a private server (as `make run` does) on a temporary instance folder, creates an
-owner and a site with the CLI, seeds 30 days of demo events (`flask demo seed`), logs in
+owner and a site with the CLI, seeds 60 days of demo events (`flask demo seed`), logs in
 with Debian's Chromium through Playwright and writes dashboard-1280.png and
 dashboard-390.png (the whole page) into docs/screenshots/. Prints each page's height.
 """
@@ -28,12 +28,13 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 def seeded_server(instance: Path, events: int) -> tuple[LiveServer, int]:
-    """A running server with an owner, a site and `events` demo events over 30 days."""
+    """A running server with an owner, a site and `events` demo events over 60 days (the
+    last 30 days shown, the 30 before them as the previous period)."""
     server = LiveServer(instance, workers=2)
     server.start()
     server.cli("users", "create", EMAIL, "--password", PASSWORD)
     server.cli("sites", "create", DOMAIN, "--owner", EMAIL)
-    server.cli("demo", "seed", "--site", DOMAIN, "--events", str(events), "--days", "30")
+    server.cli("demo", "seed", "--site", DOMAIN, "--events", str(events), "--days", "60")
     return server, 1
 
 
@@ -49,7 +50,7 @@ def log_in(page) -> None:
 def main() -> None:
     """Seed, browse, and write the pictures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--events", type=int, default=40_000)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     options = parser.parse_args()
     from playwright.sync_api import sync_playwright
@@ -70,6 +71,8 @@ def main() -> None:
                     page.goto(f"/sites/{site_id}/?period=30d")
                     # A large range reads its panels after the page: wait for them.
                     page.locator('[data-panel="pages"]').wait_for()
+                    # Revenue by source is filled by a script from attribution.json.
+                    page.locator("#revenue-by-source tbody tr").first.wait_for()
                     path = options.out / f"dashboard-{width}.png"
                     page.screenshot(path=str(path), full_page=True, animations="disabled")
                     tall = page.evaluate("document.documentElement.scrollHeight")
