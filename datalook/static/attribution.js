@@ -13,6 +13,17 @@
     return td;
   }
 
+  // Money as the rest of the dashboard shows it ($1,234.50); the exact decimal string
+  // with its currency code where the browser cannot format that currency.
+  function money(amount, currency) {
+    try {
+      return new Intl.NumberFormat("en-US", { style: "currency", currency: currency })
+        .format(Number(amount));
+    } catch (error) {
+      return amount + " " + currency;
+    }
+  }
+
   function show(answer) {
     body.textContent = "";
     answer.rows.forEach(function (row) {
@@ -23,12 +34,12 @@
       tr.appendChild(th);
       tr.appendChild(cell(String(row.conversions)));
       tr.appendChild(cell(String(row.converters)));
-      tr.appendChild(cell(row.revenue + " " + answer.currency));
+      tr.appendChild(cell(money(row.revenue, answer.currency)));
       body.appendChild(tr);
     });
     var lost = answer.unattributed;
     status.textContent = answer.rows.length || lost.conversions
-      ? "Unattributed: " + lost.conversions + " conversions, " + lost.revenue + " " + answer.currency + "."
+      ? "Unattributed: " + lost.conversions + " conversions, " + money(lost.revenue, answer.currency) + "."
       : "No conversions in this range.";
   }
 
