@@ -64,7 +64,11 @@ _links = cast(Table, VisitorLink.__table__)
 
 def row_of(site_id: int, key_id: int | None, start: datetime, event: Generated) -> tuple:
     """An events row (in _COLUMNS order) of a generated event: a browser's without a key."""
-    at = start + timedelta(seconds=event.offset)
+    return _row(site_id, key_id, event, start + timedelta(seconds=event.offset))
+
+
+def _row(site_id: int, key_id: int | None, event: Generated, at: object) -> tuple:
+    """The events row of a generated event whose occurred_at and received_at are `at`."""
     browser = event.from_browser
     return (
         site_id,
@@ -97,26 +101,7 @@ def stored_rows(site_id: int, key_id: int | None, chunk: Chunk) -> tuple[list[tu
     start, rows, times = chunk.start, [], []
     for event in chunk.events:
         at = start + timedelta(seconds=event.offset)
-        text = at.isoformat(" ", "microseconds")
-        browser = event.from_browser
-        rows.append(
-            (
-                site_id,
-                None if browser else key_id,
-                event.kind,
-                event.name,
-                event.page,
-                event.visitor,
-                event.user,
-                event.micros,
-                event.props,
-                text,
-                text,
-                browser,
-                *event.columns,
-                event.anonymous_id,
-            )
-        )
+        rows.append(_row(site_id, key_id, event, at.isoformat(" ", "microseconds")))
         times.append(at)
     return rows, times
 
