@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import cast
@@ -150,10 +151,16 @@ def head_keys(head: list[str]) -> dict[str, int]:
     return {f"j{n}": key for n, key in enumerate(keys, start=1)}
 
 
-def to_row(site_id: int, state: SessionState) -> dict:
-    """The visitor_sessions row of a session."""
-    head, cuts = encode_steps(state.head)
-    tail, tail_cuts = encode_steps(state.tail)
+def to_row(
+    site_id: int,
+    state: SessionState,
+    encode: Callable[[list[str]], tuple[str, str]] = encode_steps,
+    keys: Callable[[list[str]], dict[str, int]] = head_keys,
+) -> dict:
+    """The visitor_sessions row of a session (`encode` and `keys` may be cached versions
+    of encode_steps and head_keys: the seed's walks repeat)."""
+    head, cuts = encode(state.head)
+    tail, tail_cuts = encode(state.tail)
     return {
         "site_id": site_id,
         "visitor_id": state.visitor_id,
@@ -171,7 +178,7 @@ def to_row(site_id: int, state: SessionState) -> dict:
         "last_path": state.tail[-1] if state.tail else "",
         "rules": "".join(f"|{r}" for r in state.rules) + "|" if state.rules else "",
         "converted": int(state.converted),
-        **head_keys(state.head),
+        **keys(state.head),
     }
 
 

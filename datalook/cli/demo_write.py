@@ -157,29 +157,12 @@ def _head_keys(head: tuple[str, ...]) -> dict[str, int]:
 def session_row(site_id: int, state: sessions.SessionState) -> dict:
     """sessions.to_row, the same row, with the steps' encodings computed once per distinct
     walk (to_row's hashing was most of the sessions' cost)."""
-    head, cuts = _steps(tuple(state.head))
-    tail, tail_cuts = _steps(tuple(state.tail))
-    return {
-        "site_id": site_id,
-        "visitor_id": state.visitor_id,
-        "started_at": state.started_at,
-        "ended_at": state.ended_at,
-        "events": state.events,
-        "browser_pageviews": state.browser_pageviews,
-        "duration_us": (state.ended_at - state.started_at) // _MICROSECOND,
-        "path_count": state.path_count,
-        "paths": head,
-        "cuts": cuts,
-        "tail": tail,
-        "tail_cuts": tail_cuts,
-        "last_path": state.tail[-1] if state.tail else "",
-        "rules": "".join(f"|{r}" for r in state.rules) + "|" if state.rules else "",
-        "converted": int(state.converted),
-        **_head_keys(tuple(state.head)),
-    }
-
-
-_MICROSECOND = timedelta(microseconds=1)
+    return sessions.to_row(
+        site_id,
+        state,
+        encode=lambda steps: _steps(tuple(steps)),
+        keys=lambda head: _head_keys(tuple(head)),
+    )
 
 
 def _copy_rows(connection, rows: list[tuple]) -> None:
