@@ -126,6 +126,7 @@ def _ingestion_context(app: Flask) -> Context:
         # Behind the front (TRUSTED_PROXIES), a write's wait counts from its X-Request-Start.
         bots=bot_counter_for(app.extensions),
         trusted_hops=app.config["TRUSTED_PROXIES"],
+        group_writes=app.config.get("WEB_THREADS", 1) > 1,
         front_budget=(
             app.config["SQLITE_BUSY_TIMEOUT_MS"] / 1000
             if app.config["TRUSTED_PROXIES"] and engine.dialect.name == "sqlite"

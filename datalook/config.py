@@ -370,6 +370,8 @@ def from_environ(environ: Mapping[str, str], instance_path: Path) -> dict:
         "PUBLIC_URL": _public_url(environ),
         "RATELIMIT_STORAGE_URI": environ.get("RATELIMIT_STORAGE_URI", "").strip() or None,
         "RATELIMIT_EVENT_DEFAULT": _event_limit(environ),
+        # The threads of each worker: its writes are grouped only when it has several.
+        "WEB_THREADS": _threads(environ),
         "COLLECT_ADDRESS_LIMIT": _collect_address_limit(environ),
         "READ_KEY_RATE_LIMIT": _read_key_limit(environ),
         "SQLITE_SYNCHRONOUS": _sqlite_synchronous(environ),

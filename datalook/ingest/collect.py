@@ -273,6 +273,7 @@ def _collect(
         source,
         [event],
         now,
+        grouped=context.group_writes,
     )
     if outcome == storage.TOO_MANY_RULES:
         raise ApiError(

@@ -56,6 +56,9 @@ class Context:
     # TRUSTED_PROXIES: the hops of X-Forwarded-For that give a backend's address (its
     # requests skip the proxy middleware: client_address).
     trusted_hops: int = 0
+    # Whether a worker's concurrent writes share a commit (storage.store): only when it
+    # serves requests on several threads (WEB_THREADS); one thread has nothing to group.
+    group_writes: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,7 @@ class Call:
     engine: Engine
     connection: Any  # the thread's held DB-API connection (sql.connections.HeldConnection)
     refusals: RefusalRecorder
+    group_writes: bool = False
 
 
 @dataclass(slots=True)
@@ -119,7 +123,17 @@ def handle(context: Context, request: Request, step: Step) -> Answer:
             )
             return refused
         try:
-            answer = step(Call(request, key, now, context.engine, connection, context.refusals))
+            answer = step(
+                Call(
+                    request,
+                    key,
+                    now,
+                    context.engine,
+                    connection,
+                    context.refusals,
+                    context.group_writes,
+                )
+            )
         except ApiError as exc:
             answer = exc.get_response()
             context.refusals.refused(
@@ -230,6 +244,7 @@ def _store(call: Call, events: list[schema.Event]) -> list[str]:
         storage.Source.of_key(call.key),
         events,
         call.now,
+        grouped=call.group_writes,
     )
 
 

@@ -333,16 +333,18 @@ def store(
     key: Source,
     events: list[Event],
     received_at: datetime,
+    grouped: bool = False,
 ) -> list[str]:
     """Store events in one transaction on a DB-API connection; return each one's outcome
     (STORED, DUPLICATE, or TOO_MANY_RULES: refused, nothing stored for it).
 
     Returns only after the commit: an event reported as stored is in the database. On any
-    error the transaction is rolled back and the error propagates. On a SQLite file the
-    transaction may hold the writes of other requests of this process too (group_commit).
+    error the transaction is rolled back and the error propagates. With `grouped` (a worker
+    serving several threads), on a SQLite file the transaction may hold the writes of other
+    requests of this process too (group_commit).
     """
     write = _prepare(dialect, database, key, events, received_at)
-    if _grouped(dialect, database):
+    if grouped and _grouped(dialect, database):
         group = group_commit.for_database(dialect, database, _run)
         outcome, admitted = group.submit(connection, write)
     else:
