@@ -28,9 +28,10 @@ A benchmark, not a test.
 
 With --database postgresql://USER@HOST:PORT/DB the same run goes to a fresh database made
 on that server (and dropped afterwards) instead of SQLite. With --instance DIR it reuses an
-instance folder seeded as this bench seeds (SQLite; the saved funnel is deleted at the end), or
-seeds it first when it holds no database yet (and keeps it); --seed-only stops after seeding
-(and the build).
+instance folder seeded as this bench seeds (the saved funnel is deleted at the end), or
+seeds it first when it holds no database yet (and keeps it); with --database as well, the
+PostgreSQL database made for it is kept, its URL written in the folder (`database_url`), and
+reused by the next run with that folder. --seed-only stops after seeding (and the build).
 With --lock FILE each timed phase holds an exclusive flock on FILE (a shared machine).
 """
 
@@ -574,9 +575,18 @@ def main(argv: list[str] | None = None) -> int:
             "PUBLIC_URL": f"http://127.0.0.1:{port}",
             "WEB_CONCURRENCY": str(options.workers),
         }
-        if options.database:
+        kept = instance / "database_url"
+        seeded_before = bool(options.instance) and (
+            kept if options.database else instance / "datalook.db"
+        ).exists()
+        if options.database and seeded_before:
+            env["DATABASE_URL"] = kept.read_text().strip()  # seeded by an earlier run
+        elif options.database:
             database_url, admin = _pg_database(options.database)
             env["DATABASE_URL"] = database_url
+            if options.instance:  # kept for later runs instead of dropped
+                kept.write_text(database_url)
+                database_url = None
         server = Server(
             "datalook",
             [str(ROOT / "scripts" / "serve.sh")],
@@ -592,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
             "big_events": options.events,
         }
         try:
-            if options.instance and (instance / "datalook.db").exists():
+            if seeded_before:
                 results["seeded"] = f"reused instance {options.instance.name}"
                 cli(env, "db", "upgrade")  # a folder seeded by an older version
             else:
