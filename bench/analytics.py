@@ -576,9 +576,10 @@ def main(argv: list[str] | None = None) -> int:
             "WEB_CONCURRENCY": str(options.workers),
         }
         kept = instance / "database_url"
-        seeded_before = bool(options.instance) and (
-            kept if options.database else instance / "datalook.db"
-        ).exists()
+        seeded_before = (
+            bool(options.instance)
+            and (kept if options.database else instance / "datalook.db").exists()
+        )
         if options.database and seeded_before:
             env["DATABASE_URL"] = kept.read_text().strip()  # seeded by an earlier run
         elif options.database:
