@@ -10,7 +10,8 @@ prints microseconds per event for:
   `context` (address, User-Agent, referrer, campaign);
 - `POST /event`, the docs' example event: microseconds per request.
 
-`--profile NAME` runs that scenario under cProfile and prints its top entries.
+`--profile NAME` runs that scenario under cProfile and prints its top entries; `--parts`
+then prints each scenario's CPU per event by part of the path (bench/cost_parts.py).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any
 
 import orjson
 
+from bench import cost_parts
 from bench.wrk import example_event
 
 BATCH = 100
@@ -191,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fold-kinds", default="example,varied,context")
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--sort", default="tottime", help="tottime or cumulative")
+    parser.add_argument("--parts", action="store_true", help="then the CPU per event by part")
     options = parser.parse_args(argv)
     rng = random.Random(7)
     with tempfile.TemporaryDirectory() as folder:
@@ -226,6 +229,13 @@ def main(argv: list[str] | None = None) -> int:
                 f" us/{unit}  ({len(found)} rounds)"
             )
         print(f"threads: {len(threading.enumerate())}")
+        if options.parts:
+            for kind, found in figures.items():
+                n = options.requests * (BATCH if kind == "one" else 1)
+                bodies = _bodies(kind, n, rng)
+                stats = cost_parts.profiled(lambda: _run(app, token, kind, bodies))  # noqa: B023
+                unit = "request" if kind == "one" else "event"
+                cost_parts.report(kind, statistics.median(found), cost_parts.shares(stats), unit)
     return 0
 
 

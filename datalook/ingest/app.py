@@ -14,16 +14,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
 from ..envelope import PlainAnswer, error_response
 from ..sql.connections import set_write_deadline
 from . import collect, pipeline, request_start
+from .backend_request import BackendRequest
 
 log = logging.getLogger(__name__)
 
-Endpoint = Callable[[pipeline.Context, Request], pipeline.Answer]
+# An endpoint takes a werkzeug Request (/collect) or, on the backends' paths, a
+# BackendRequest (pipeline.ApiRequest).
+Endpoint = Callable[[pipeline.Context, Any], pipeline.Answer]
 
 
 def _authenticated(step: pipeline.Step) -> Endpoint:
@@ -65,7 +69,11 @@ class IngestionApp:
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         """Answer one request to an API path."""
-        request = Request(environ)
+        request: Request | BackendRequest
+        if environ.get("PATH_INFO") in BACKEND_PATHS:
+            request = BackendRequest(environ)
+        else:
+            request = Request(environ)
         try:
             budget = self.context.front_budget
             if budget is None:
@@ -86,7 +94,7 @@ class IngestionApp:
             answer = error_response(500, "internal_error", "Internal Server Error")
         return _send(answer, environ, start_response)
 
-    def _answer(self, request: Request) -> pipeline.Answer:
+    def _answer(self, request: Request | BackendRequest) -> pipeline.Answer:
         """Route by path and method: the step, or the API's own 404/405."""
         route = ROUTES.get(request.path)
         if route is None:

@@ -27,6 +27,7 @@ from ..ratelimit.limit_text import describe
 from ..ratelimit.rules import ApiLimits, key_limit_exceeded, with_limit_headers
 from ..sql.connections import HeldConnection
 from . import arrivals, links, quick, schema, storage
+from .backend_request import BackendRequest
 from .body import read_json
 from .refusals import CONTEXT_TOO_OLD, DUPLICATE, RAW_BODY, RefusalRecorder
 from .usage import UsageCounter
@@ -34,6 +35,9 @@ from .usage import UsageCounter
 # The answer's header when a context's address and User-Agent could join no visit: the
 # event's UTC day is before yesterday, whose cookieless ids can no longer be computed.
 NOT_JOINED = "DataLook-Visit-Not-Joined"
+# What the path reads of a request: werkzeug's, or a backend's lighter one (its environ,
+# method, path and args alike).
+ApiRequest = Request | BackendRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +69,7 @@ class Context:
 class Call:
     """One authenticated API call: what an endpoint's own step needs."""
 
-    request: Request
+    request: ApiRequest
     key: AuthenticatedKey
     now: datetime
     engine: Engine
@@ -90,7 +94,7 @@ Answer = Response | NoContent | PlainAnswer
 Step = Callable[[Call], Answer]
 
 
-def handle(context: Context, request: Request, step: Step) -> Answer:
+def handle(context: Context, request: ApiRequest, step: Step) -> Answer:
     """Run one API call along the event's path; `step` reads, validates and stores."""
     now = utcnow()
     held, counter = context.held, context.counter

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
 
@@ -36,7 +38,8 @@ class CompiledStatement:
         self._fields = [(name, defaults.get(name)) for name in names]
         self._conversions: list[tuple[int, str, Callable[[Any], Any]]] = []
         for index, name in enumerate(names):
-            processor = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            impl = compiled.binds[name].type.dialect_impl(dialect)
+            processor = _quicker(impl, impl.bind_processor(dialect))
             if processor is not None:
                 self._conversions.append((index, name, processor))
         self._layouts: dict[tuple[tuple[str, ...], tuple[str, ...]], _Layout] = {}
@@ -192,6 +195,30 @@ def _converted(
                 values[index] = hit
         done.append(tuple(values))
     return done
+
+
+# SQLite's DATETIME as text, in SQLAlchemy's default storage format: a naive datetime's
+# isoformat with a space and microseconds writes the same characters at a fraction of the
+# cost (every event binds one or two times).
+_SQLITE_DATETIME_FORMAT = sqlite.DATETIME._storage_format
+
+
+def _quicker(impl: Any, processor: Callable[[Any], Any] | None) -> Callable[[Any], Any] | None:
+    """`processor`, or an equal and cheaper one for SQLite's DATETIME in its default format."""
+    if (
+        processor is None
+        or not isinstance(impl, sqlite.DATETIME)
+        or impl._storage_format != _SQLITE_DATETIME_FORMAT
+    ):
+        return processor
+
+    def sqlite_datetime(value: Any) -> Any:
+        """SQLAlchemy's text of a datetime: naive ones directly, anything else its way."""
+        if type(value) is datetime and value.tzinfo is None:
+            return value.isoformat(" ", "microseconds")
+        return processor(value)
+
+    return sqlite_datetime
 
 
 class StatementCache:

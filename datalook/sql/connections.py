@@ -10,7 +10,6 @@ import contextlib
 import os
 import threading
 import time
-import weakref
 
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -127,16 +126,16 @@ def write_lock(dialect: Dialect, database: str | None):
 class _BudgetedWrite:
     """The writers' lock within a time budget, and the rest of the budget for SQLite."""
 
-    __slots__ = ("database", "budget", "lock", "narrowed")
+    __slots__ = ("database", "budget", "lock")
 
     def __init__(self, database: str, budget: float) -> None:
         self.database, self.budget = database, budget
         self.lock = filelock.for_database(database)
-        self.narrowed = None
 
     def __enter__(self):
-        """Take the lock; narrow this thread's busy timeout by the time spent waiting (and
-        by the time the request waited before, with a request deadline)."""
+        """Take the lock; give this thread's held connection a busy timeout within what is
+        left of the budget (less the time spent waiting here, and before, with a request
+        deadline)."""
         started = time.monotonic()
         budget = self.budget
         deadline = getattr(_request, "deadline", None)
@@ -146,28 +145,59 @@ class _BudgetedWrite:
                 raise filelock.LockTimeout("database is busy (the request waited its budget)")
         self.lock.hold(budget).__enter__()
         left = budget - (time.monotonic() - started)
-        if left < self.budget - 0.001:  # waited (here or before) a millisecond or more
-            self.narrowed = HeldConnection.set_busy_timeout_here(
-                self.database, max(1, int(left * 1000))
-            )
+        try:
+            HeldConnection.busy_timeout_here(self.database, busy_timeout_ms(left, self.budget))
+        except BaseException:
+            self.lock.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(self, *exc):
-        """Give the held connection its full timeout back, then release the lock."""
-        try:
-            if self.narrowed is not None:
-                _set_busy_timeout(self.narrowed, int(self.budget * 1000))
-        finally:
-            self.narrowed = None
-            self.lock.__exit__(*exc)
+        """Release the lock (the held connection keeps its busy timeout: the next budgeted
+        write sets its own, and only when it differs)."""
+        self.lock.__exit__(*exc)
 
 
-def _set_busy_timeout(connection, milliseconds: int) -> None:
-    """PRAGMA busy_timeout on a DB-API connection (failures are left to the write itself)."""
-    with contextlib.suppress(Exception):
+# What is left of a write's budget is given to SQLite's own wait rounded down to a step of
+# 1/BUSY_STEPS of the whole budget: never longer than what is left, at most one step
+# shorter, and the same value for nearly every request, so that the PRAGMA which sets it
+# (as much CPU as the event's own INSERT) runs only when the step changes. Set exactly, it
+# ran on most requests under load: the front's stamp has millisecond resolution, so
+# nearly every request had "waited".
+BUSY_STEPS = 20
+
+
+def busy_timeout_ms(left: float, budget: float) -> int:
+    """The busy timeout (ms, at least 1) of a write with `left` of its `budget` seconds."""
+    full = int(budget * 1000)
+    wanted = int(left * 1000)
+    if wanted >= full - 1:  # waited under a millisecond (taking the lock): the whole budget
+        return max(1, full)
+    step = max(1, full // BUSY_STEPS)
+    if wanted < step:  # the last step: exactly what is left
+        return max(1, wanted)
+    return wanted - wanted % step
+
+
+def _held_here() -> dict:
+    """This thread's held connections (their thread-local state) by database, the last
+    taken of each: the write that follows on this thread uses that one."""
+    held = _request.__dict__.get("held")
+    if held is None:
+        held = _request.held = {}
+    return held
+
+
+def _set_busy_timeout(connection, milliseconds: int) -> bool:
+    """PRAGMA busy_timeout on a DB-API connection; whether it was set (failures are left to
+    the write itself)."""
+    try:
         cursor = connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout={int(milliseconds)}")
         cursor.close()
+    except Exception:  # noqa: BLE001 - the write that follows meets the same failure
+        return False
+    return True
 
 
 # Connections inherited through fork() must be neither used nor closed by the child; parking
@@ -186,37 +216,33 @@ class HeldConnection:
     closes them all (the pool alone would not: they are checked out).
     """
 
-    # Every instance, so that write_lock can find this thread's connection to a database.
-    _instances: weakref.WeakSet[HeldConnection] = weakref.WeakSet()
-
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.database = engine.url.database
         self._local = threading.local()
         self._handed_out: list = []
         self._lock = threading.Lock()
         event.listen(engine, "engine_disposed", self._close_all)
-        HeldConnection._instances.add(self)
 
-    @classmethod
-    def set_busy_timeout_here(cls, database: str, milliseconds: int):
-        """Set the busy timeout of this thread's held connection to `database`; return the
-        connection (None if this thread holds none)."""
-        for held in list(cls._instances):
-            connection = getattr(held._local, "connection", None)
-            if (
-                connection is not None
-                and held.engine.url.database == database
-                and held._local.pid == os.getpid()
-            ):
-                _set_busy_timeout(connection, milliseconds)
-                return connection
-        return None
+    @staticmethod
+    def busy_timeout_here(database: str, milliseconds: int) -> None:
+        """Give the connection this thread last took (get) for `database`, if any, this busy
+        timeout, with a PRAGMA only when the connection does not have it already."""
+        local = getattr(_request, "held", {}).get(database)
+        if local is None or local.pid != os.getpid():
+            return
+        connection = local.connection
+        if connection is not None and local.busy_ms != milliseconds:
+            set_ = _set_busy_timeout(connection, milliseconds)
+            local.busy_ms = milliseconds if set_ else None
 
     def get(self):
         """This thread's connection, connecting on first use (and after fork or discard)."""
         local = self._local
         connection = getattr(local, "connection", None)
         if connection is not None and local.pid == os.getpid() and connection.is_valid:
+            if _request.__dict__.get("held", {}).get(self.database) is not local:
+                _held_here()[self.database] = local  # another instance took it meanwhile
             return connection
         if connection is not None and local.pid != os.getpid():
             _ABANDONED.append(connection)
@@ -224,7 +250,9 @@ class HeldConnection:
         connection = self.engine.raw_connection()  # may raise: nothing is held then
         with self._lock:
             self._handed_out.append((os.getpid(), connection))
-        local.connection, local.pid = connection, os.getpid()
+        # A new connection has the configured timeout from its connect hook; unknown here.
+        local.connection, local.pid, local.busy_ms = connection, os.getpid(), None
+        _held_here()[self.database] = local  # for write_lock's busy timeout
         return connection
 
     def release(self) -> None:
