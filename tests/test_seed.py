@@ -342,13 +342,16 @@ def test_a_seed_leaves_what_ingestion_links_and_a_derivation_from_scratch_would(
         args=["demo", "seed", "--site", domain, "--events", "3000", "--days", "3"]
     )
     assert result.exit_code == 0, result.output
-    # The seed stored the sessions itself: the ordinary derivation found none to add.
-    assert "sessions" not in result.output.split("saved funnels (")[1].split(")")[0]
+    # It folded and filed every chunk as it wrote it, and stored the sessions itself: the
+    # ordinary derivation found none of them to add.
+    assert "folding 3,000 of them into the summaries and filing 3,000" in result.output
+    left = result.output.split("saved funnels (")[1].split(")")[0]
+    assert "sessions" not in left and "kinds" not in left
     assert_as_ingested_and_derived_from_scratch(app, client, seeded, scratch)
 
 
-def test_a_fold_during_the_seed_and_a_second_seed_leave_the_same(app, monkeypatch):
-    client = app.test_client()
+def test_a_fold_during_the_seed_and_a_second_seed_leave_the_same(any_app, monkeypatch):
+    app, client = any_app, any_app.test_client()
     seeded, scratch = _two_sites(app, client, monkeypatch)
     # An event of another site that nothing folded yet: the summaries' cursor stands
     # before the seed's first chunk, which the seed then leaves to the fold.

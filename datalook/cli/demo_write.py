@@ -10,9 +10,10 @@ else moved the cursor. Otherwise (events already in the site, or a running fold 
 derived some of the new events meanwhile) the site's sessions are derived again from the
 events, as a rebuild does, and the ordinary catch-up does the rest.
 
-On SQLite each chunk is also folded into the summaries and filed in the kind index from
-its rows as it is written, where their cursors stand just before it (demo_derive); the
-CLI's catch-up then finds nothing left but the saved funnels. The chunks are generated,
+Each chunk is also folded into the summaries and filed in the kind index from its rows as
+it is written, where their cursors stand just before it (demo_derive; on PostgreSQL the
+writer takes the chunk's ids from the sequence first, to know them); the CLI's catch-up
+then finds nothing left but the saved funnels. The chunks are generated,
 turned into rows and their sessions in a forked child (demo_background, `prepare`) while
 this process writes, folds and files the ones before.
 """
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import NamedTuple, cast
 
-from sqlalchemy import Engine, Table, func, insert, select
+from sqlalchemy import Engine, Table, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from ..analytics import cursors, kinds, sessions, settled
@@ -34,7 +35,7 @@ from ..ingest.arrivals import COLUMNS as ACQUISITION
 from ..models import Event, SuccessRule, VisitorLink, utcnow
 from ..sql.connections import write_lock
 from .demo_background import in_background
-from .demo_derive import ChunkDeriver
+from .demo_derive import ChunkDeriver, copy_rows
 from .demo_seed import RULES, Chunk, Generated, generate
 
 _COLUMNS = [
@@ -165,12 +166,24 @@ def session_row(site_id: int, state: sessions.SessionState) -> dict:
     )
 
 
-def _copy_rows(connection, rows: list[tuple]) -> None:
-    """PostgreSQL: COPY the rows into events (far faster than INSERT)."""
-    cursor = connection.connection.driver_connection.cursor()
-    with cursor.copy(f"COPY events ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
+# Ids taken from the events' sequence in one statement (consecutive unless another writer
+# took some meanwhile).
+_TAKE_IDS = text("SELECT nextval('events_id_seq') FROM generate_series(1, :n)")
+_WITH_ID = ["id", *_COLUMNS]
+
+
+def _copy_rows(connection, rows: list[tuple], deriver: ChunkDeriver) -> None:
+    """PostgreSQL: COPY the rows into events under ids taken first, and derive them when
+    those ids are consecutive."""
+    ids = list(connection.execute(_TAKE_IDS, {"n": len(rows)}).scalars())
+    copy_rows(connection, "events", _WITH_ID, map(_with_id, ids, rows))
+    if ids[-1] - ids[0] == len(ids) - 1:
+        deriver.derive(connection, ids[0] - 1, rows, ids[-1])
+
+
+def _with_id(event_id: int, row: tuple) -> tuple:
+    """An events row with its id first."""
+    return (event_id, *row)
 
 
 def _insert_links(connection, site_id: int, links: list[tuple]) -> None:
@@ -245,12 +258,11 @@ def write(
     deriver: ChunkDeriver | None = None,
 ) -> int:
     """Write the generated events, their links and (on a site without events) their
-    sessions; on SQLite, fold and file each chunk as it is written where the cursors allow
+    sessions; fold and file each chunk as it is written where the cursors allow
     (`deriver`, demo_derive); return how many events."""
     sessions.catch_up(session)  # what was pending before: the sessions cursor stands at it
     sqlite = engine.dialect.name == "sqlite"
-    if sqlite:
-        kinds.catch_up(session)  # the kind index's cursor then stands at the newest event
+    kinds.catch_up(session)  # the kind index's cursor then stands at the newest event
     seen = cursors.DERIVED.read(session, sessions.CURSOR)
     stored = session.scalar(select(func.count()).where(Event.site_id == site_id)) or 0
     direct = seen is not None and not stored
@@ -277,7 +289,7 @@ def write(
                     connection.exec_driver_sql(_SQLITE_INSERT, rows)
                     deriver.derive(connection, newest, rows, _newest_id(connection))
                 else:
-                    _copy_rows(connection, rows)
+                    _copy_rows(connection, rows, deriver)
                 _insert_links(connection, site_id, part.links)
                 _insert_sessions(connection, part.sessions)
             written += len(rows)
