@@ -86,24 +86,23 @@ class ChunkDeriver:
         """What fold_once does with the rows it read: add them up and write the increments
         and the merged sketches."""
         acc = Accumulator()
-        add = acc.add
-        for n, row in enumerate(rows, before + 1):
-            # The columns of accumulate.EVENT_COLUMNS (no test events in a seed).
-            add(
-                (
-                    n,
-                    row[_SITE],
-                    row[_KIND],
-                    row[_NAME],
-                    row[_PAGE],
-                    row[_VISITOR],
-                    row[_VALUE],
-                    row[_PROPS],
-                    row[_AT],
-                    row[_AT + 1],
-                    False,
-                )
+        # The columns of accumulate.EVENT_COLUMNS (no test events in a seed).
+        acc.add_all(
+            (
+                n,
+                row[_SITE],
+                row[_KIND],
+                row[_NAME],
+                row[_PAGE],
+                row[_VISITOR],
+                row[_VALUE],
+                row[_PROPS],
+                row[_AT],
+                row[_AT + 1],
+                False,
             )
+            for n, row in enumerate(rows, before + 1)
+        )
         stored = stored_sketches(connection, list(acc.sketches_by_key()))
         write(connection, acc, stored, connection.dialect.name)
         self.folded += len(rows)
