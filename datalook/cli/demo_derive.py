@@ -20,6 +20,8 @@ where the fold would step over it.
 from __future__ import annotations
 
 from datetime import datetime
+from itertools import count, repeat
+from operator import itemgetter
 
 from sqlalchemy import func, select
 
@@ -30,6 +32,9 @@ from ..analytics.rollups.write import stored_sketches, write
 from ..models import Event
 
 _SITE, _KIND, _NAME, _PAGE, _VISITOR, _VALUE, _PROPS, _AT = 0, 2, 3, 4, 5, 7, 8, 9
+# The events row's columns a fold takes, in accumulate.EVENT_COLUMNS order (its id apart).
+_FOLDED = (_SITE, _KIND, _NAME, _PAGE, _VISITOR, _VALUE, _PROPS, _AT, _AT + 1)
+_KIND_KEY = itemgetter(_SITE, _KIND, _PAGE, _NAME)
 _FILED = ("site_id", "kind_id", "occurred_at", "event_id", "visitor_id", "value_micros")
 # Fixed names; the values are bound as parameters.
 _KIND_INSERT = f"INSERT INTO kind_events ({', '.join(_FILED)}) VALUES ({', '.join('?' * 6)})"  # noqa: S608
@@ -86,23 +91,10 @@ class ChunkDeriver:
         """What fold_once does with the rows it read: add them up and write the increments
         and the merged sketches."""
         acc = Accumulator()
-        # The columns of accumulate.EVENT_COLUMNS (no test events in a seed).
-        acc.add_all(
-            (
-                n,
-                row[_SITE],
-                row[_KIND],
-                row[_NAME],
-                row[_PAGE],
-                row[_VISITOR],
-                row[_VALUE],
-                row[_PROPS],
-                row[_AT],
-                row[_AT + 1],
-                False,
-            )
-            for n, row in enumerate(rows, before + 1)
-        )
+        # The columns of accumulate.EVENT_COLUMNS (no test events in a seed), each row's
+        # tuple made by zip, not by a Python expression per row.
+        columns = [map(itemgetter(n), rows) for n in _FOLDED]
+        acc.add_all(zip(count(before + 1), *columns, repeat(False)))
         stored = stored_sketches(connection, list(acc.sketches_by_key()))
         write(connection, acc, stored, connection.dialect.name)
         self.folded += len(rows)
@@ -113,8 +105,9 @@ class ChunkDeriver:
         # Looked up for every chunk (a few hundred kinds, one query): between two chunks
         # an erasure may have deleted a kind left without events.
         digests = self.digests
+        keys = list(map(_KIND_KEY, rows))
         wanted: dict[tuple[int, str], tuple] = {}
-        for key in {(row[_SITE], row[_KIND], row[_PAGE], row[_NAME]) for row in rows}:
+        for key in set(keys):
             digest = digests.get(key)
             if digest is None:
                 digest = digests[key] = (key[0], kinds.kind_digest(*key[1:]))
@@ -123,21 +116,19 @@ class ChunkDeriver:
             wanted[digest]: kind_id
             for digest, kind_id in kinds.kind_ids(connection, wanted).items()
         }
-        first = min(row[_AT] for row in rows)
+        first = min(map(itemgetter(_AT), rows))
         if isinstance(first, str):  # SQLite's stored text
             first = datetime.fromisoformat(first)
         if first < settled.boundary():
             settled.bump(connection)  # as kinds' own filing does for the settled past
-        filed = (
-            (
-                row[_SITE],
-                ids[(row[_SITE], row[_KIND], row[_PAGE], row[_NAME])],
-                row[_AT],
-                n,
-                row[_VISITOR],
-                row[_VALUE],
-            )
-            for n, row in enumerate(rows, before + 1)
+        # The kind_events rows (_FILED), made by zip.
+        filed = zip(
+            map(itemgetter(_SITE), rows),
+            map(ids.__getitem__, keys),
+            map(itemgetter(_AT), rows),
+            count(before + 1),
+            map(itemgetter(_VISITOR), rows),
+            map(itemgetter(_VALUE), rows),
         )
         if connection.dialect.name == "sqlite":
             connection.exec_driver_sql(_KIND_INSERT, list(filed))

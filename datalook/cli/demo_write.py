@@ -186,45 +186,47 @@ def _with_id(event_id: int, row: tuple) -> tuple:
     return (event_id, *row)
 
 
-def _insert_links(connection, site_id: int, links: list[tuple]) -> None:
-    """Insert links already applied to the events (not pending)."""
-    if links:
-        _insert(
-            connection,
-            _links,
-            [
-                {
-                    "site_id": site_id,
-                    "anonymous_id": anonymous_id,
-                    "user_id": user_id,
-                    "origin": origin,
-                    "day": day,
-                    "created_at": made_at,
-                    "pending": False,
-                }
-                for anonymous_id, user_id, origin, day, made_at in links
-            ],
-        )
+class Ready(NamedTuple):
+    """Rows ready for their insert: on SQLite the statement and tuples with the times
+    already in SQLAlchemy's text form (its per-row parameter processing cost more than the
+    INSERT itself), elsewhere the table's name and the rows as dicts. Made by the child
+    that prepares the chunks, so that the writer only inserts."""
+
+    table: str
+    statement: str | None
+    rows: list
 
 
-def _insert_sessions(connection, rows: list[dict]) -> None:
-    """Insert visitor_sessions rows."""
-    if rows:
-        _insert(connection, _sessions, rows)
+def _links_ready(site_id: int, links: list[tuple], sqlite: bool) -> Ready:
+    """The visitor_links rows of links already applied to the events (not pending)."""
+    return ready(
+        _links,
+        [
+            {
+                "site_id": site_id,
+                "anonymous_id": anonymous_id,
+                "user_id": user_id,
+                "origin": origin,
+                "day": day,
+                "created_at": made_at,
+                "pending": False,
+            }
+            for anonymous_id, user_id, origin, day, made_at in links
+        ],
+        sqlite,
+    )
 
 
 # Columns stored as text on SQLite, in SQLAlchemy's form.
 _TIMES = {"started_at", "ended_at", "created_at"}
 _DAYS = {"day"}
+_TABLES = {table.name: table for table in (_links, _sessions)}
 
 
-def _insert(connection, table: Table, rows: list[dict]) -> None:
-    """Insert rows (dicts with the same keys). On SQLite as plain tuples with the times
-    already in SQLAlchemy's text form: its per-row parameter processing cost more than
-    the INSERT itself."""
-    if connection.dialect.name != "sqlite":
-        connection.execute(insert(table), rows)
-        return
+def ready(table: Table, rows: list[dict], sqlite: bool) -> Ready:
+    """Rows (dicts with the same keys) of a table ready for `insert`."""
+    if not sqlite or not rows:
+        return Ready(table.name, None, rows)
     names = list(rows[0])
     times = [n for n, name in enumerate(names) if name in _TIMES]
     days = [n for n, name in enumerate(names) if name in _DAYS]
@@ -238,7 +240,17 @@ def _insert(connection, table: Table, rows: list[dict]) -> None:
         for n in days:
             value[n] = value[n].isoformat()
         values.append(tuple(value))
-    connection.exec_driver_sql(statement, values)
+    return Ready(table.name, statement, values)
+
+
+def _insert(connection, rows: Ready) -> None:
+    """Insert rows made ready by `ready`."""
+    if not rows.rows:
+        return
+    if rows.statement is None:
+        connection.execute(insert(_TABLES[rows.table]), rows.rows)
+    else:
+        connection.exec_driver_sql(rows.statement, rows.rows)
 
 
 def _newest_id(bind) -> int:
@@ -269,7 +281,7 @@ def write(
     before = _newest_id(session)
     session.rollback()
     deriver = deriver or ChunkDeriver()
-    written, rest = 0, []
+    written, rest = 0, Ready(_sessions.name, None, [])
     # The same data for a new site every time; another seed into a site gets other browsers.
     parts = in_background(
         functools.partial(
@@ -290,8 +302,8 @@ def write(
                     deriver.derive(connection, newest, rows, _newest_id(connection))
                 else:
                     _copy_rows(connection, rows, deriver)
-                _insert_links(connection, site_id, part.links)
-                _insert_sessions(connection, part.sessions)
+                _insert(connection, part.links)
+                _insert(connection, part.sessions)
             written += len(rows)
             if progress:
                 progress(written)
@@ -303,12 +315,12 @@ def write(
 
 class Prepared(NamedTuple):
     """A chunk ready to write: its events rows (as stored on SQLite, as rows_of gives them
-    elsewhere), its settled links and the sessions it closed; or, `last`, the sessions
-    still open at the end."""
+    elsewhere), the rows of its settled links and of the sessions it closed, ready to
+    insert; or, `last`, the sessions still open at the end."""
 
     rows: list[tuple]
-    links: list[tuple]
-    sessions: list[dict]
+    links: Ready
+    sessions: Ready
     last: bool = False
 
 
@@ -329,8 +341,10 @@ def prepare(
         else:
             rows = rows_of(site_id, key_id, chunk)
             made = tracker.add(rows) if direct else []
-        yield Prepared(rows, chunk.links, made)
-    yield Prepared([], [], tracker.finish() if direct else [], last=True)
+        links = _links_ready(site_id, chunk.links, sqlite)
+        yield Prepared(rows, links, ready(_sessions, made, sqlite))
+    rest = tracker.finish() if direct else []
+    yield Prepared([], _links_ready(site_id, [], sqlite), ready(_sessions, rest, sqlite), True)
 
 
 @contextlib.contextmanager
@@ -355,7 +369,12 @@ def _seeding(connection) -> Iterator[None]:
 
 
 def _store_sessions(
-    session: Session, site_id: int, seen: cursors.Position, before: int, written: int, rest
+    session: Session,
+    site_id: int,
+    seen: cursors.Position,
+    before: int,
+    written: int,
+    rest: Ready,
 ) -> None:
     """Store the last sessions and move the sessions' cursor past the new events, if the
     new events follow the cursor alone and nothing moved it; else derive the site's
@@ -368,7 +387,7 @@ def _store_sessions(
         )
         alone = seen.last_event_id == before and newest - before == written and not others
         if alone and cursors.DERIVED.claim(session, sessions.CURSOR, seen, newest):
-            _insert_sessions(session.connection(), rest)
+            _insert(session.connection(), rest)
             settled.bump(session.connection(), sessions.GENERATION)
             session.commit()
             return
