@@ -9,7 +9,7 @@ from typing import cast
 from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import String, Table, func, insert, select, update
+from sqlalchemy import String, Table, func, insert, select, text, update
 from sqlalchemy import cast as cast_sql
 
 from datalook.analytics import cursors, identity, sessions, worker
@@ -356,6 +356,12 @@ def test_a_fold_during_the_seed_and_a_second_seed_leave_the_same(any_app, monkey
     # An event of another site that nothing folded yet: the summaries' cursor stands
     # before the seed's first chunk, which the seed then leaves to the fold.
     store(app, new_site(app, "UTC", funnels=False), [E("u:other", utcnow() - timedelta(hours=1))])
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            # Ids taken and never stored (rolled-back inserts): the kind index's cursor
+            # stands before a final gap, which the seed's first chunk steps over.
+            db.session.execute(text("SELECT setval('events_id_seq', nextval('events_id_seq') + 4)"))
+            db.session.commit()
     monkeypatch.setattr(seed, "CHUNK", 1000)
     rederived = []
     derive_again = sessions.rederive
