@@ -9,7 +9,7 @@ from typing import cast
 from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import String, Table, func, insert, select, update
+from sqlalchemy import String, Table, func, insert, select, text, update
 from sqlalchemy import cast as cast_sql
 
 from datalook.analytics import cursors, identity, sessions, worker
@@ -342,17 +342,26 @@ def test_a_seed_leaves_what_ingestion_links_and_a_derivation_from_scratch_would(
         args=["demo", "seed", "--site", domain, "--events", "3000", "--days", "3"]
     )
     assert result.exit_code == 0, result.output
-    # The seed stored the sessions itself: the ordinary derivation found none to add.
-    assert "sessions" not in result.output.split("saved funnels (")[1].split(")")[0]
+    # It folded and filed every chunk as it wrote it, and stored the sessions itself: the
+    # ordinary derivation found none of them to add.
+    assert "folding 3,000 of them into the summaries and filing 3,000" in result.output
+    left = result.output.split("saved funnels (")[1].split(")")[0]
+    assert "sessions" not in left and "kinds" not in left
     assert_as_ingested_and_derived_from_scratch(app, client, seeded, scratch)
 
 
-def test_a_fold_during_the_seed_and_a_second_seed_leave_the_same(app, monkeypatch):
-    client = app.test_client()
+def test_a_fold_during_the_seed_and_a_second_seed_leave_the_same(any_app, monkeypatch):
+    app, client = any_app, any_app.test_client()
     seeded, scratch = _two_sites(app, client, monkeypatch)
     # An event of another site that nothing folded yet: the summaries' cursor stands
     # before the seed's first chunk, which the seed then leaves to the fold.
     store(app, new_site(app, "UTC", funnels=False), [E("u:other", utcnow() - timedelta(hours=1))])
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            # Ids taken and never stored (rolled-back inserts): the kind index's cursor
+            # stands before a final gap, which the seed's first chunk steps over.
+            db.session.execute(text("SELECT setval('events_id_seq', nextval('events_id_seq') + 4)"))
+            db.session.commit()
     monkeypatch.setattr(seed, "CHUNK", 1000)
     rederived = []
     derive_again = sessions.rederive

@@ -25,8 +25,8 @@ demo = CommandGroup("demo", help="Demo data.")
 def demo_seed(domain: str, events: int, days: int, visitors: int | None) -> None:
     """Write realistic generated sessions of events into a site (with their identity links
     and, on a site without events, their sessions), fold them into the summaries and file
-    them in the kind index (as they are written, on SQLite), then derive what is left and
-    the saved funnels."""
+    them in the kind index (as they are written), then derive what is left and the saved
+    funnels."""
     site = site_by_domain(domain)
     # Demo events come from a key of the site, as server events do.
     key_id = (
@@ -37,7 +37,7 @@ def demo_seed(domain: str, events: int, days: int, visitors: int | None) -> None
     db.session.close()
     started = time.monotonic()
     # Whatever was pending first: the seed then folds and files its chunks as it writes
-    # them (on SQLite), the cursors standing just before each.
+    # them, the cursors standing just before each.
     folded = summaries.catch_up(engine, current_app.instance_path, batch=20_000)
     writing = time.monotonic()
     deriver = demo_derive.ChunkDeriver()

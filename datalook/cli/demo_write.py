@@ -10,9 +10,10 @@ else moved the cursor. Otherwise (events already in the site, or a running fold 
 derived some of the new events meanwhile) the site's sessions are derived again from the
 events, as a rebuild does, and the ordinary catch-up does the rest.
 
-On SQLite each chunk is also folded into the summaries and filed in the kind index from
-its rows as it is written, where their cursors stand just before it (demo_derive); the
-CLI's catch-up then finds nothing left but the saved funnels. The chunks are generated,
+Each chunk is also folded into the summaries and filed in the kind index from its rows as
+it is written, where their cursors stand just before it (demo_derive; on PostgreSQL the
+writer takes the chunk's ids from the sequence first, to know them); the CLI's catch-up
+then finds nothing left but the saved funnels. The chunks are generated,
 turned into rows and their sessions in a forked child (demo_background, `prepare`) while
 this process writes, folds and files the ones before.
 """
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import NamedTuple, cast
 
-from sqlalchemy import Engine, Table, func, insert, select
+from sqlalchemy import Engine, Table, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from ..analytics import cursors, kinds, sessions, settled
@@ -34,7 +35,7 @@ from ..ingest.arrivals import COLUMNS as ACQUISITION
 from ..models import Event, SuccessRule, VisitorLink, utcnow
 from ..sql.connections import write_lock
 from .demo_background import in_background
-from .demo_derive import ChunkDeriver
+from .demo_derive import ChunkDeriver, copy_rows
 from .demo_seed import RULES, Chunk, Generated, generate
 
 _COLUMNS = [
@@ -165,53 +166,67 @@ def session_row(site_id: int, state: sessions.SessionState) -> dict:
     )
 
 
-def _copy_rows(connection, rows: list[tuple]) -> None:
-    """PostgreSQL: COPY the rows into events (far faster than INSERT)."""
-    cursor = connection.connection.driver_connection.cursor()
-    with cursor.copy(f"COPY events ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
+# Ids taken from the events' sequence in one statement (consecutive unless another writer
+# took some meanwhile).
+_TAKE_IDS = text("SELECT nextval('events_id_seq') FROM generate_series(1, :n)")
+_WITH_ID = ["id", *_COLUMNS]
 
 
-def _insert_links(connection, site_id: int, links: list[tuple]) -> None:
-    """Insert links already applied to the events (not pending)."""
-    if links:
-        _insert(
-            connection,
-            _links,
-            [
-                {
-                    "site_id": site_id,
-                    "anonymous_id": anonymous_id,
-                    "user_id": user_id,
-                    "origin": origin,
-                    "day": day,
-                    "created_at": made_at,
-                    "pending": False,
-                }
-                for anonymous_id, user_id, origin, day, made_at in links
-            ],
-        )
+def _copy_rows(connection, rows: list[tuple], deriver: ChunkDeriver) -> None:
+    """PostgreSQL: COPY the rows into events under ids taken first, and derive them when
+    those ids are consecutive."""
+    ids = list(connection.execute(_TAKE_IDS, {"n": len(rows)}).scalars())
+    copy_rows(connection, "events", _WITH_ID, map(_with_id, ids, rows))
+    if ids[-1] - ids[0] == len(ids) - 1:
+        deriver.derive(connection, ids[0] - 1, rows, ids[-1])
 
 
-def _insert_sessions(connection, rows: list[dict]) -> None:
-    """Insert visitor_sessions rows."""
-    if rows:
-        _insert(connection, _sessions, rows)
+def _with_id(event_id: int, row: tuple) -> tuple:
+    """An events row with its id first."""
+    return (event_id, *row)
+
+
+class Ready(NamedTuple):
+    """Rows ready for their insert: on SQLite the statement and tuples with the times
+    already in SQLAlchemy's text form (its per-row parameter processing cost more than the
+    INSERT itself), elsewhere the table's name and the rows as dicts. Made by the child
+    that prepares the chunks, so that the writer only inserts."""
+
+    table: str
+    statement: str | None
+    rows: list
+
+
+def _links_ready(site_id: int, links: list[tuple], sqlite: bool) -> Ready:
+    """The visitor_links rows of links already applied to the events (not pending)."""
+    return ready(
+        _links,
+        [
+            {
+                "site_id": site_id,
+                "anonymous_id": anonymous_id,
+                "user_id": user_id,
+                "origin": origin,
+                "day": day,
+                "created_at": made_at,
+                "pending": False,
+            }
+            for anonymous_id, user_id, origin, day, made_at in links
+        ],
+        sqlite,
+    )
 
 
 # Columns stored as text on SQLite, in SQLAlchemy's form.
 _TIMES = {"started_at", "ended_at", "created_at"}
 _DAYS = {"day"}
+_TABLES = {table.name: table for table in (_links, _sessions)}
 
 
-def _insert(connection, table: Table, rows: list[dict]) -> None:
-    """Insert rows (dicts with the same keys). On SQLite as plain tuples with the times
-    already in SQLAlchemy's text form: its per-row parameter processing cost more than
-    the INSERT itself."""
-    if connection.dialect.name != "sqlite":
-        connection.execute(insert(table), rows)
-        return
+def ready(table: Table, rows: list[dict], sqlite: bool) -> Ready:
+    """Rows (dicts with the same keys) of a table ready for `insert`."""
+    if not sqlite or not rows:
+        return Ready(table.name, None, rows)
     names = list(rows[0])
     times = [n for n, name in enumerate(names) if name in _TIMES]
     days = [n for n, name in enumerate(names) if name in _DAYS]
@@ -225,7 +240,17 @@ def _insert(connection, table: Table, rows: list[dict]) -> None:
         for n in days:
             value[n] = value[n].isoformat()
         values.append(tuple(value))
-    connection.exec_driver_sql(statement, values)
+    return Ready(table.name, statement, values)
+
+
+def _insert(connection, rows: Ready) -> None:
+    """Insert rows made ready by `ready`."""
+    if not rows.rows:
+        return
+    if rows.statement is None:
+        connection.execute(insert(_TABLES[rows.table]), rows.rows)
+    else:
+        connection.exec_driver_sql(rows.statement, rows.rows)
 
 
 def _newest_id(bind) -> int:
@@ -245,19 +270,18 @@ def write(
     deriver: ChunkDeriver | None = None,
 ) -> int:
     """Write the generated events, their links and (on a site without events) their
-    sessions; on SQLite, fold and file each chunk as it is written where the cursors allow
+    sessions; fold and file each chunk as it is written where the cursors allow
     (`deriver`, demo_derive); return how many events."""
     sessions.catch_up(session)  # what was pending before: the sessions cursor stands at it
     sqlite = engine.dialect.name == "sqlite"
-    if sqlite:
-        kinds.catch_up(session)  # the kind index's cursor then stands at the newest event
+    kinds.catch_up(session)  # the kind index's cursor then stands at the newest event
     seen = cursors.DERIVED.read(session, sessions.CURSOR)
     stored = session.scalar(select(func.count()).where(Event.site_id == site_id)) or 0
     direct = seen is not None and not stored
     before = _newest_id(session)
     session.rollback()
     deriver = deriver or ChunkDeriver()
-    written, rest = 0, []
+    written, rest = 0, Ready(_sessions.name, None, [])
     # The same data for a new site every time; another seed into a site gets other browsers.
     parts = in_background(
         functools.partial(
@@ -277,9 +301,9 @@ def write(
                     connection.exec_driver_sql(_SQLITE_INSERT, rows)
                     deriver.derive(connection, newest, rows, _newest_id(connection))
                 else:
-                    _copy_rows(connection, rows)
-                _insert_links(connection, site_id, part.links)
-                _insert_sessions(connection, part.sessions)
+                    _copy_rows(connection, rows, deriver)
+                _insert(connection, part.links)
+                _insert(connection, part.sessions)
             written += len(rows)
             if progress:
                 progress(written)
@@ -291,12 +315,12 @@ def write(
 
 class Prepared(NamedTuple):
     """A chunk ready to write: its events rows (as stored on SQLite, as rows_of gives them
-    elsewhere), its settled links and the sessions it closed; or, `last`, the sessions
-    still open at the end."""
+    elsewhere), the rows of its settled links and of the sessions it closed, ready to
+    insert; or, `last`, the sessions still open at the end."""
 
     rows: list[tuple]
-    links: list[tuple]
-    sessions: list[dict]
+    links: Ready
+    sessions: Ready
     last: bool = False
 
 
@@ -317,8 +341,10 @@ def prepare(
         else:
             rows = rows_of(site_id, key_id, chunk)
             made = tracker.add(rows) if direct else []
-        yield Prepared(rows, chunk.links, made)
-    yield Prepared([], [], tracker.finish() if direct else [], last=True)
+        links = _links_ready(site_id, chunk.links, sqlite)
+        yield Prepared(rows, links, ready(_sessions, made, sqlite))
+    rest = tracker.finish() if direct else []
+    yield Prepared([], _links_ready(site_id, [], sqlite), ready(_sessions, rest, sqlite), True)
 
 
 @contextlib.contextmanager
@@ -343,7 +369,12 @@ def _seeding(connection) -> Iterator[None]:
 
 
 def _store_sessions(
-    session: Session, site_id: int, seen: cursors.Position, before: int, written: int, rest
+    session: Session,
+    site_id: int,
+    seen: cursors.Position,
+    before: int,
+    written: int,
+    rest: Ready,
 ) -> None:
     """Store the last sessions and move the sessions' cursor past the new events, if the
     new events follow the cursor alone and nothing moved it; else derive the site's
@@ -356,7 +387,7 @@ def _store_sessions(
         )
         alone = seen.last_event_id == before and newest - before == written and not others
         if alone and cursors.DERIVED.claim(session, sessions.CURSOR, seen, newest):
-            _insert_sessions(session.connection(), rest)
+            _insert(session.connection(), rest)
             settled.bump(session.connection(), sessions.GENERATION)
             session.commit()
             return

@@ -106,8 +106,7 @@ def raw_acc(site_id: int, pieces: list) -> Accumulator:
     """The fold of the raw events in the partial pieces."""
     acc = Accumulator()
     for start, end in pieces:
-        for row in raw_rows(site_id, start, end):
-            acc.add(row)
+        acc.add_all(raw_rows(site_id, start, end))
     return acc
 
 

@@ -82,6 +82,19 @@ def hour_and_day(occurred, cache: dict) -> tuple[datetime, datetime]:
     return found
 
 
+_CACHED_PROPERTIES = 10_000
+
+
+def _property_values(props: str, cache: dict) -> list[tuple[str, str]]:
+    """The (key, text) pairs an event's properties add up under, remembered by their JSON
+    (most events repeat a few property sets; bounded for those that do not)."""
+    values = [(key[:MAX_KEY], property_text(value)) for key, value in orjson.loads(props).items()]
+    if len(cache) >= _CACHED_PROPERTIES:
+        cache.clear()
+    cache[props] = values
+    return values
+
+
 def visitor_dims(kind: str, name: str | None, page: str) -> tuple[str, ...]:
     """The sketch dimensions one visitor's event counts in (as Accumulator.add keys them)."""
     dims: tuple[str, ...] = ("", "p:" + page[:MAX_PAGE])
@@ -110,55 +123,70 @@ class Accumulator:
     sketching: bool = True
     visitor_keys: set = field(default_factory=set)
     _hours: dict = field(default_factory=dict)
+    _properties: dict = field(default_factory=dict)  # properties' JSON → (key, text) pairs
 
     FLUSH_EVERY = 200_000
 
     def add(self, row) -> None:
         """Add one event row (the columns of EVENT_COLUMNS); a test event adds nothing."""
-        _id, site, kind, name, page, visitor, micros, props, occurred, _received, is_test = row
-        if is_test:
-            return
-        hour, day = hour_and_day(occurred, self._hours)
-        page = page[:MAX_PAGE]
-        success = kind == "success"
-        units, rest = split_money(micros or 0) if success else (0, 0)
-        totals = self.totals[(site, hour)]
-        totals[0] += 1
-        index = _KIND.get(kind)
-        if index:
-            totals[index] += 1
-        totals[5] += units
-        totals[6] += rest
-        for span, start in ((1, hour), (24, day)):
-            self.pages[(site, span, start, page)] += 1
+        self.add_all((row,))
+
+    def add_all(self, rows) -> None:
+        """Add event rows (as `add`), in one loop that keeps its look-ups local: a fold
+        and the demo seed add millions of rows."""
+        totals_of, rules, pages, properties = self.totals, self.rules, self.pages, self.properties
+        seen, hours, parsed = self.visitors, self._hours, self._properties
+        kinds, flush_every = _KIND, self.FLUSH_EVERY
+        for row in rows:
+            _id, site, kind, name, page, visitor, micros, props, occurred, _, is_test = row
+            if is_test:
+                continue
+            if isinstance(occurred, str):  # SQLite's text: its hour looked up at once
+                hour, day = hours.get(occurred[:13]) or hour_and_day(occurred, hours)
+            else:
+                hour, day = hour_and_day(occurred, hours)
+            page = page[:MAX_PAGE]
+            success = kind == "success"
+            units, rest = split_money(micros or 0) if success else (0, 0)
+            totals = totals_of[(site, hour)]
+            totals[0] += 1
+            index = kinds.get(kind)
+            if index:
+                totals[index] += 1
+            totals[5] += units
+            totals[6] += rest
+            pages[(site, 1, hour, page)] += 1
+            pages[(site, 24, day, page)] += 1
             if success and name is not None:
-                rule = self.rules[(site, span, start, name)]
-                rule[0] += 1
-                rule[1] += units
-                rule[2] += rest
-        if props:
-            for key, value in orjson.loads(props).items():
-                text = property_text(value)
                 for span, start in ((1, hour), (24, day)):
-                    prop = self.properties[(site, key[:MAX_KEY], span, start, text)]
-                    prop[0] += 1
-                    if success:
-                        prop[1] += 1
-                        prop[2] += units
-                        prop[3] += rest
-        if visitor[:2] != "a:":
-            seen = self.visitors
-            seen[(site, hour, "")].add(visitor)
-            seen[(site, hour, "p:" + page)].add(visitor)
-            if success:
-                seen[(site, hour, "c")].add(visitor)
-                if name is not None:
-                    seen[(site, hour, "r:" + name)].add(visitor)
-        else:
-            totals[7] += 1
-        self.count += 1
-        if self.count % self.FLUSH_EVERY == 0:
-            self._flush_visitors()
+                    rule = rules[(site, span, start, name)]
+                    rule[0] += 1
+                    rule[1] += units
+                    rule[2] += rest
+            if props:
+                values = parsed.get(props)
+                if values is None:
+                    values = _property_values(props, parsed)
+                for key, text in values:
+                    for span, start in ((1, hour), (24, day)):
+                        prop = properties[(site, key, span, start, text)]
+                        prop[0] += 1
+                        if success:
+                            prop[1] += 1
+                            prop[2] += units
+                            prop[3] += rest
+            if visitor[:2] != "a:":
+                seen[(site, hour, "")].add(visitor)
+                seen[(site, hour, "p:" + page)].add(visitor)
+                if success:
+                    seen[(site, hour, "c")].add(visitor)
+                    if name is not None:
+                        seen[(site, hour, "r:" + name)].add(visitor)
+            else:
+                totals[7] += 1
+            self.count += 1
+            if self.count % flush_every == 0:
+                self._flush_visitors()
 
     def _flush_visitors(self) -> None:
         """Move the collected visitor ids into the hour, day and week sketches."""

@@ -120,8 +120,7 @@ def fold_once(engine: Engine, batch: int = BATCH) -> int:
     if not rows:
         return 0
     acc = Accumulator()
-    for row in rows:
-        acc.add(row)
+    acc.add_all(rows)
     keys = list(acc.sketches_by_key())
     with engine.connect() as connection:
         stored = stored_sketches(connection, keys)
@@ -208,8 +207,7 @@ def rebuild_site(engine: Engine, instance_path: str, site_id: int, batch: int = 
                     ).all()
                     if not rows:
                         break
-                    for row in rows:
-                        acc.add(row)
+                    acc.add_all(rows)
                     after = rows[-1][0]
                 connection.rollback()
             with write_lock(engine.dialect, engine.url.database), engine.begin() as connection:
