@@ -279,12 +279,28 @@ def catch_up_funnel(session: Session, funnel_id: int, seconds: float | None = No
     """Bring a saved funnel's current derivation up to the newest safe event, or stop at
     the first batch past `seconds` (cursors.derive_in_two_phases).
 
-    Follows the site's zone first (a changed zone starts a new derivation). Returns the
-    events passed over (0 when the funnel is gone)."""
+    Follows the site's zone first (a changed zone starts a new derivation). A derivation
+    far behind is first staged from the columnar copy up to the settled events (staging),
+    then caught up from there; while another process stages it, it is left to that one.
+    Returns the events passed over (0 when the funnel is gone)."""
+    from . import staging  # builds on this module
+
     found = follow_site_zone(session, funnel_id)
     if found is None or found.days_tz is None:  # gone (follow_site_zone sets every zone)
         return 0
-    return catch_up_derivation(session, found.id, found.days_tz, seconds)
+    if staging.staging_elsewhere(session, funnel_id):
+        session.rollback()
+        return 0
+    passed = 0
+    up_to_id = staging.worth_staging(session, found)
+    if up_to_id is not None:
+        before = position(session, found.id)
+        if staging.stage(session, funnel_id, found, up_to_id):
+            passed = up_to_id - before
+        found = follow_site_zone(session, funnel_id)  # the stage, now current
+        if found is None or found.days_tz is None:
+            return passed
+    return passed + catch_up_derivation(session, found.id, str(found.days_tz), seconds)
 
 
 def catch_up_derivation(
