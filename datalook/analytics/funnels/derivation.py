@@ -16,7 +16,8 @@
 # (else it is computed again). The fold process derives them (analytics.catch_up); a report
 # derives the last few events itself only through read_catch_up.catch_up_for_read. A
 # derivation far behind (a first one on a large site) is first staged from the columnar copy
-# of the settled events in one pass and swapped in (staging); batches take it from there.
+# of the settled events in one pass and swapped in (staging.catch_up_funnel, which the fold
+# process and `flask funnels catch-up` call); batches take it from there.
 #
 # On PostgreSQL, whoever changes which derivation is current locks the funnel's row first,
 # so that two edits (or an edit and a delete) never leave two current derivations or one
@@ -281,28 +282,12 @@ def catch_up_funnel(session: Session, funnel_id: int, seconds: float | None = No
     """Bring a saved funnel's current derivation up to the newest safe event, or stop at
     the first batch past `seconds` (cursors.derive_in_two_phases).
 
-    Follows the site's zone first (a changed zone starts a new derivation). A derivation
-    far behind is first staged from the columnar copy up to the settled events (staging),
-    then caught up from there; while another process stages it, it is left to that one.
-    Returns the events passed over (0 when the funnel is gone)."""
-    from . import staging  # builds on this module
-
+    Follows the site's zone first (a changed zone starts a new derivation). Returns the
+    events passed over (0 when the funnel is gone)."""
     found = follow_site_zone(session, funnel_id)
     if found is None or found.days_tz is None:  # gone (follow_site_zone sets every zone)
         return 0
-    if staging.staging_elsewhere(session, funnel_id):
-        session.rollback()
-        return 0
-    passed = 0
-    up_to_id = staging.worth_staging(session, found)
-    if up_to_id is not None:
-        before = position(session, found.id)
-        if staging.stage(session, funnel_id, found, up_to_id):
-            passed = up_to_id - before
-        found = follow_site_zone(session, funnel_id)  # the stage, now current
-        if found is None or found.days_tz is None:
-            return passed
-    return passed + catch_up_derivation(session, found.id, str(found.days_tz), seconds)
+    return catch_up_derivation(session, found.id, found.days_tz, seconds)
 
 
 def catch_up_derivation(

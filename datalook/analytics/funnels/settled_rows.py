@@ -40,7 +40,7 @@ from .definition import FunnelDefinition
 from .matching import attempts
 from .models import ATTEMPT_COLUMNS, NEVER_AFTER, NEVER_BEFORE
 from .report import gap_micros
-from .store_match import _check_properties, _masked_sql
+from .store_match import mask_rows
 
 _EPOCH = datetime(1970, 1, 1)
 _MICRO = timedelta(microseconds=1)
@@ -110,10 +110,7 @@ def _rows(con, definition: FunnelDefinition, tz: ZoneInfo, events) -> SettledRow
             " ts TIMESTAMP, id BIGINT, micros BIGINT, mask BIGINT)"
         )
     else:
-        params: dict = {}
-        con.register("events", events)
-        con.execute(f"CREATE TEMP TABLE masked AS {_masked_sql(definition, params)}", params)
-        _check_properties(con, definition)
+        mask_rows(con, events, definition)
     excluded = con.sql(
         f"""SELECT epoch_us(ts) // {_QUARTER_US} * {_QUARTER_US} AS bucket, count(*) AS n
             FROM masked WHERE NOT has_visitor AND mask <> 0 GROUP BY 1 ORDER BY 1"""  # noqa: S608

@@ -112,6 +112,26 @@ def _retire(session: Session, stage_id: int) -> None:
     cursors.touch(session, derivation.cursor_name(stage_id))
 
 
+def catch_up_funnel(session: Session, funnel_id: int, seconds: float | None = None) -> int:
+    """derivation.catch_up_funnel, a derivation far behind staged from the copy first.
+
+    While another process stages it, the funnel is left to that one. Returns the events
+    passed over (0 when the funnel is gone)."""
+    found = derivation.follow_site_zone(session, funnel_id)
+    if found is None or found.days_tz is None:  # gone
+        return 0
+    if staging_elsewhere(session, funnel_id):
+        session.rollback()
+        return 0
+    passed = 0
+    up_to_id = worth_staging(session, found)
+    if up_to_id is not None:
+        before = derivation.position(session, found.id)
+        if stage(session, funnel_id, found, up_to_id):
+            passed = up_to_id - before
+    return passed + derivation.catch_up_funnel(session, funnel_id, seconds)
+
+
 def worth_staging(session: Session, current: derivation.Current) -> int | None:
     """The event id to stage the derivation up to (the store's cursor), when it is
     STAGE_BACKLOG or more behind that; else None. Strict funnels derive nothing."""
