@@ -435,9 +435,10 @@ from datalook.models import Event
 funnel_id, deadline = int(sys.argv[1]), time.monotonic() + float(sys.argv[2])
 app = create_app()
 with app.app_context():
-    name = cursor_name(current(db.session, funnel_id).id)
     newest = db.session.scalar(select(func.max(Event.id)))
     while time.monotonic() < deadline:
+        # Looked up each time: a derivation staged from the copy takes the first one's place.
+        name = cursor_name(current(db.session, funnel_id).id)
         at = db.session.scalar(
             select(DerivedCursor.last_event_id).where(DerivedCursor.name == name)
         )

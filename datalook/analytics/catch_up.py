@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from ..models import Event
 from . import cursors, kinds, sessions
 from .funnels import derivation as funnel_derivations
-from .funnels import read_catch_up
+from .funnels import read_catch_up, staging
 from .funnels.models import DerivedCursor, Funnel, FunnelDerivation
 
 # The fold process's budget per call, for each kind of derived table (the sessions, the
@@ -49,7 +49,8 @@ def catch_up_all(session: Session, seconds: float | None = None) -> dict[str, in
     deadline = None if seconds is None else time.monotonic() + seconds
     for funnel_id, _ in _funnels_most_caught_up_first(session):
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        passed[f"funnel {funnel_id}"] = funnel_derivations.catch_up_funnel(session, funnel_id, left)
+        passed[f"funnel {funnel_id}"] = staging.catch_up_funnel(session, funnel_id, left)
+    staging.abandon_stale(session)  # a stage left by a dead process: retired, then purged
     passed[PURGED] = funnel_derivations.purge_retired(session, seconds)
     return passed
 

@@ -14,7 +14,10 @@
 # from reads alone, outside any write transaction (changes.derive_changes), then stored in
 # a short one under the writers' lock if the derivation's cursor did not move meanwhile
 # (else it is computed again). The fold process derives them (analytics.catch_up); a report
-# derives the last few events itself only through read_catch_up.catch_up_for_read.
+# derives the last few events itself only through read_catch_up.catch_up_for_read. A
+# derivation far behind (a first one on a large site) is first staged from the columnar copy
+# of the settled events in one pass and swapped in (staging.catch_up_funnel, which the fold
+# process and `flask funnels catch-up` call); batches take it from there.
 #
 # On PostgreSQL, whoever changes which derivation is current locks the funnel's row first,
 # so that two edits (or an edit and a delete) never leave two current derivations or one

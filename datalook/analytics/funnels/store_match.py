@@ -153,10 +153,7 @@ def _report(
     end: datetime,
 ) -> FunnelReport:
     """The report of the rows of `events` (the range and the window after it)."""
-    params: dict = {}
-    con.register("events", events)
-    con.execute(f"CREATE TEMP TABLE masked AS {_masked_sql(definition, params)}", params)
-    _check_properties(con, definition)
+    mask_rows(con, events, definition)
     in_range = {"start": start, "end": end}
     excluded = con.execute(
         """SELECT count(*) FROM masked
@@ -371,3 +368,14 @@ def _median_seconds(gaps: np.ndarray) -> float | None:
     if len(ordered) % 2:
         return int(ordered[middle]) / 1_000_000
     return (int(ordered[middle - 1]) + int(ordered[middle])) / 2 / 1_000_000
+
+
+def mask_rows(
+    con: duckdb.DuckDBPyConnection, events: duckdb.DuckDBPyRelation, definition: FunnelDefinition
+) -> None:
+    """Make the TEMP table `masked` of the rows of `events` with their step masks, property
+    steps checked (as a report does; saved funnels' staging reads it too)."""
+    params: dict = {}
+    con.register("events", events)
+    con.execute(f"CREATE TEMP TABLE masked AS {_masked_sql(definition, params)}", params)
+    _check_properties(con, definition)
