@@ -10,10 +10,8 @@ visit passes them, reports.visit_filter) the range's sessions are read and count
 
 from __future__ import annotations
 
-from array import array
-from bisect import bisect_left
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -30,7 +28,7 @@ from .sessions import CUT_WIDTH, GENERATION, KEPT_STEPS, boundary, decode_steps,
 DEFAULT_STEPS = 5
 TOP = 100
 IDS_PER_QUERY = 500
-# A settled part is a few MB at 10M events (per journey: counts and visitor hashes).
+# A settled part: four figures per journey.
 _cache = settled.AppCache("datalook_journeys_cache", 16)
 LEFT = None  # the next step of a visitor who left
 
@@ -64,9 +62,10 @@ def parse_query(args: Mapping[str, str]) -> JourneyQuery:
     return JourneyQuery(int(raw), _path_arg(args, "start"), _path_arg(args, "end"), rule)
 
 
-def _filters(site_id: int, rng: DateRange, query: JourneyQuery) -> list:
-    """The WHERE of a journeys query."""
-    t = VisitorSession.__table__.c
+def _filters(site_id: int, rng: DateRange, query: JourneyQuery, t=None) -> list:
+    """The WHERE of a journeys query (over `t`, the sessions' columns or an alias's)."""
+    if t is None:
+        t = VisitorSession.__table__.c
     where = [t.site_id == site_id, t.started_at >= rng.start_utc, t.started_at < rng.end_utc]
     if query.start:
         where.append(t.j1 == journey_key([query.start]))
@@ -77,9 +76,10 @@ def _filters(site_id: int, rng: DateRange, query: JourneyQuery) -> list:
     return where
 
 
-def _ending_key(steps: int):
+def _ending_key(steps: int, t=None):
     """SQL: the text of a session's last `steps` steps (from its kept tail)."""
-    t = VisitorSession.__table__.c
+    if t is None:
+        t = VisitorSession.__table__.c
     kept = case((t.path_count < KEPT_STEPS, t.path_count), else_=literal(KEPT_STEPS))
     # Offset (1-based) of the last N kept steps: just after the cut ending step kept-N.
     skip = kept - steps
@@ -88,51 +88,90 @@ def _ending_key(steps: int):
     return case((skip <= 0, t.tail), else_=func.substr(t.tail, start))
 
 
+def _key(query: JourneyQuery, t=None):
+    """SQL: the journey key of a session (over `t`, as _filters)."""
+    if query.end:
+        # Few sessions end at one path: grouped by the text of their tails.
+        return _ending_key(query.steps, t)
+    # Grouped by the integer key of the first N steps, from the covering index.
+    return (VisitorSession.__table__.c if t is None else t)[f"j{query.steps}"]
+
+
 @dataclass
 class JourneyCounts:
-    """Per journey key: sessions, converted, the smallest session id, and its visitors.
-
-    Visitors are kept as the sorted hashes of their ids (8 bytes each in an array; two
-    visitors of one journey share a hash with odds of about 1 in 10^13), so that a settled
-    part can be kept per process and a fresh part added to it without counting a visitor
-    of both twice.
-    """
+    """Per journey key: sessions, converted, the smallest session id, and visitors (each
+    counted once in the sessions counted)."""
 
     sessions: Counter = field(default_factory=Counter)
     converted: Counter = field(default_factory=Counter)
     sample: dict = field(default_factory=dict)
-    visitors: dict = field(default_factory=dict)
+    visitors: Counter = field(default_factory=Counter)
 
-    def add(self, key, visitor: str, sessions: int, converted: int, sample: int) -> None:
-        """Count one visitor's sessions of one journey."""
+    def add(self, key, sessions: int, converted: int, sample: int, visitors: int) -> None:
+        """Add one journey's figures of a part of the range."""
         self.sessions[key] += sessions
         self.converted[key] += converted
         self.sample[key] = min(self.sample.get(key, sample), sample)
-        self.visitors.setdefault(key, []).append(hash(visitor))
+        self.visitors[key] += visitors
 
-    def settle(self) -> JourneyCounts:
-        """Freeze the visitors as sorted arrays (small, and searchable by bisect)."""
-        self.visitors = {key: array("q", sorted(set(v))) for key, v in self.visitors.items()}
-        return self
+    def copy(self) -> JourneyCounts:
+        """A copy to add to (the cached part stays as it is)."""
+        return JourneyCounts(
+            Counter(self.sessions),
+            Counter(self.converted),
+            dict(self.sample),
+            Counter(self.visitors),
+        )
 
 
-def _grouped(session: Session, key, where: list, rule: bool) -> Iterator:
-    """(key, visitor, sessions, converted, smallest session id) of the sessions `where`."""
+def _counted(session: Session, query: JourneyQuery, where: list) -> JourneyCounts:
+    """The figures per journey of the sessions `where`, counted by the database (a few
+    rows per journey come back, however many sessions there are)."""
     t = VisitorSession.__table__.c
-    converted = func.count() if rule else func.coalesce(func.sum(t.converted), 0)
-    return session.execute(
-        select(key, t.visitor_id, func.count(), converted, func.min(t.id))
+    key = _key(query)
+    converted = func.count() if query.rule else func.coalesce(func.sum(t.converted), 0)
+    counts = JourneyCounts()
+    for row in session.execute(
+        select(key, func.count(), converted, func.min(t.id), func.count(t.visitor_id.distinct()))
         .where(and_(*where))
-        .group_by(key, t.visitor_id)
+        .group_by(key)
+    ):
+        counts.add(*row)
+    return counts
+
+
+def _new_visitors(
+    session: Session, site_id: int, rng: DateRange, query: JourneyQuery, cut: datetime
+) -> Counter:
+    """Per journey, the visitors of its sessions from `cut` on who have no session of it
+    in [rng.start, cut) (the visitors a settled part did not count yet)."""
+    t = VisitorSession.__table__.c
+    earlier = VisitorSession.__table__.alias("earlier")
+    e = earlier.c
+    journey = _key(query)  # one expression (its parameters) in SELECT and GROUP BY
+    fresh = (
+        select(journey.label("journey"), t.visitor_id.label("visitor"))
+        .where(and_(*_filters(site_id, rng, query)), t.started_at >= cut)
+        .group_by(journey, t.visitor_id)
+        .subquery()
     )
-
-
-def _known(visitors: array | None, visitor_hash: int) -> bool:
-    """Whether a sorted array of visitor hashes holds this one."""
-    if not visitors:
-        return False
-    at = bisect_left(visitors, visitor_hash)
-    return at < len(visitors) and visitors[at] == visitor_hash
+    seen = (
+        select(literal(1))
+        .select_from(earlier)
+        .where(
+            *_filters(site_id, rng, query, e),
+            e.visitor_id == fresh.c.visitor,
+            # Implied (a session ends after it starts): lets the visitor's index bound it.
+            e.ended_at >= rng.start_utc,
+            e.started_at < cut,
+            _key(query, e) == fresh.c.journey,
+        )
+        .exists()
+    )
+    rows = session.execute(
+        select(fresh.c.journey, func.count()).where(~seen).group_by(fresh.c.journey)
+    )
+    return Counter(dict(rows.all()))
 
 
 def top_journeys(
@@ -145,53 +184,38 @@ def top_journeys(
     """The top 100 journeys (most sessions first, then by their paths) and the number of
     sessions they were drawn from.
 
-    The range splits at sessions.boundary() (a UTC midnight at least two hours back):
-    sessions that started before it change only with a bump of the sessions' generation,
-    so their counts per journey are read once per process and kept under that generation;
-    the fresh part (a day at most) is read each time and added, a visitor of both parts
-    counted once. With `kept` ((visitor, start) of the sessions to count), only those.
+    Counted by the database per journey (sessions, converted, visitors): only a few rows
+    per journey are read, so a first view costs one grouped scan of the range's index
+    entries. The range splits at sessions.boundary() (a UTC midnight at least two hours
+    back): sessions that started before it change only with a bump of the sessions'
+    generation, so their figures are kept per process under that generation; the fresh
+    part (a day at most) is counted each time and added, its visitors counted only where
+    they have no earlier session of the journey in the range. With `kept` ((visitor,
+    start) of the sessions to count), only those.
     """
     if kept is not None:
         return _kept_journeys(session, site_id, rng, query, kept)
     t = VisitorSession.__table__.c
-    if query.end:
-        # Few sessions end at one path: grouped by the text of their tails.
-        key = _ending_key(query.steps)
-    else:
-        # Grouped by the integer key of the first N steps, from the covering index.
-        key = t[f"j{query.steps}"]
     where = _filters(site_id, rng, query)
-    rule = query.rule is not None
     cut = min(max(boundary(), rng.start_utc), rng.end_utc)
-    old = JourneyCounts()
-    if cut > rng.start_utc:
-        generation = settled.generation(session, GENERATION)
-        cache_key = ("journeys", site_id, generation, query, rng.start_utc, cut)
-        found = _cache.get(cache_key)
-        if found is None:
-            found = JourneyCounts()
-            for row in _grouped(session, key, [*where, t.started_at < cut], rule):
-                found.add(*row)
-            _cache.put(cache_key, found.settle())
-        old = found
-    counts = JourneyCounts(
-        Counter(old.sessions), Counter(old.converted), dict(old.sample), old.visitors
-    )
-    new_visitors: Counter = Counter()
-    for journey, visitor, n, converted, sample in _grouped(
-        session, key, [*where, t.started_at >= cut], rule
-    ):
-        counts.sessions[journey] += n
-        counts.converted[journey] += converted
-        counts.sample[journey] = min(counts.sample.get(journey, sample), sample)
-        if not _known(old.visitors.get(journey), hash(visitor)):
-            new_visitors[journey] += 1
-    return _ranked(session, counts, new_visitors, query)
+    if cut <= rng.start_utc:  # nothing settled: the whole range at once
+        return _ranked(session, _counted(session, query, where), query)
+    generation = settled.generation(session, GENERATION)
+    cache_key = ("journeys", site_id, generation, query, rng.start_utc, cut)
+    old = _cache.get(cache_key)
+    if old is None:
+        old = _counted(session, query, [*where, t.started_at < cut])
+        _cache.put(cache_key, old)
+    counts = old.copy()
+    if cut < rng.end_utc:
+        fresh = _counted(session, query, [*where, t.started_at >= cut])
+        new = _new_visitors(session, site_id, rng, query, cut)
+        for key, n in fresh.sessions.items():
+            counts.add(key, n, fresh.converted[key], fresh.sample[key], new[key])
+    return _ranked(session, counts, query)
 
 
-def _ranked(
-    session: Session, counts: JourneyCounts, new_visitors: Counter, query: JourneyQuery
-) -> dict:
+def _ranked(session: Session, counts: JourneyCounts, query: JourneyQuery) -> dict:
     """The answer: the first TOP journeys by sessions, ties in the order of their paths."""
     by_sessions = counts.sessions.most_common()
     if not by_sessions:
@@ -211,7 +235,7 @@ def _ranked(
             {
                 "paths": decode_steps(texts[key]),
                 "sessions": counts.sessions[key],
-                "visitors": len(counts.visitors.get(key, ())) + new_visitors[key],
+                "visitors": counts.visitors[key],
                 "converted": int(counts.converted[key]),
             }
             for key in chosen
