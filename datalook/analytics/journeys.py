@@ -62,11 +62,17 @@ def parse_query(args: Mapping[str, str]) -> JourneyQuery:
     return JourneyQuery(int(raw), _path_arg(args, "start"), _path_arg(args, "end"), rule)
 
 
-def _filters(site_id: int, rng: DateRange, query: JourneyQuery, t=None) -> list:
-    """The WHERE of a journeys query (over `t`, the sessions' columns or an alias's)."""
-    if t is None:
-        t = VisitorSession.__table__.c
+def _filters(site_id: int, rng: DateRange, query: JourneyQuery) -> list:
+    """The WHERE of a journeys query."""
+    t = VisitorSession.__table__.c
     where = [t.site_id == site_id, t.started_at >= rng.start_utc, t.started_at < rng.end_utc]
+    return where + _session_filters(query)
+
+
+def _session_filters(query: JourneyQuery) -> list:
+    """The conditions of a journeys query on the sessions themselves (not their time)."""
+    t = VisitorSession.__table__.c
+    where = []
     if query.start:
         where.append(t.j1 == journey_key([query.start]))
     if query.end:
@@ -76,10 +82,9 @@ def _filters(site_id: int, rng: DateRange, query: JourneyQuery, t=None) -> list:
     return where
 
 
-def _ending_key(steps: int, t=None):
+def _ending_key(steps: int):
     """SQL: the text of a session's last `steps` steps (from its kept tail)."""
-    if t is None:
-        t = VisitorSession.__table__.c
+    t = VisitorSession.__table__.c
     kept = case((t.path_count < KEPT_STEPS, t.path_count), else_=literal(KEPT_STEPS))
     # Offset (1-based) of the last N kept steps: just after the cut ending step kept-N.
     skip = kept - steps
@@ -88,13 +93,13 @@ def _ending_key(steps: int, t=None):
     return case((skip <= 0, t.tail), else_=func.substr(t.tail, start))
 
 
-def _key(query: JourneyQuery, t=None):
-    """SQL: the journey key of a session (over `t`, as _filters)."""
+def _key(query: JourneyQuery):
+    """SQL: the journey key of a session."""
     if query.end:
         # Few sessions end at one path: grouped by the text of their tails.
-        return _ending_key(query.steps, t)
+        return _ending_key(query.steps)
     # Grouped by the integer key of the first N steps, from the covering index.
-    return (VisitorSession.__table__.c if t is None else t)[f"j{query.steps}"]
+    return VisitorSession.__table__.c[f"j{query.steps}"]
 
 
 @dataclass
@@ -140,38 +145,50 @@ def _counted(session: Session, query: JourneyQuery, where: list) -> JourneyCount
     return counts
 
 
-def _new_visitors(
-    session: Session, site_id: int, rng: DateRange, query: JourneyQuery, cut: datetime
-) -> Counter:
-    """Per journey, the visitors of its sessions from `cut` on who have no session of it
-    in [rng.start, cut) (the visitors a settled part did not count yet)."""
+def _fresh(session: Session, query: JourneyQuery, where: list) -> tuple[JourneyCounts, list[tuple]]:
+    """The figures per journey of the sessions `where` (a day at most) without their
+    visitors, and the (journey, visitor) pairs to count them from."""
     t = VisitorSession.__table__.c
-    earlier = VisitorSession.__table__.alias("earlier")
-    e = earlier.c
-    journey = _key(query)  # one expression (its parameters) in SELECT and GROUP BY
-    fresh = (
-        select(journey.label("journey"), t.visitor_id.label("visitor"))
-        .where(and_(*_filters(site_id, rng, query)), t.started_at >= cut)
-        .group_by(journey, t.visitor_id)
-        .subquery()
-    )
-    seen = (
-        select(literal(1))
-        .select_from(earlier)
-        .where(
-            *_filters(site_id, rng, query, e),
-            e.visitor_id == fresh.c.visitor,
-            # Implied (a session ends after it starts): lets the visitor's index bound it.
-            e.ended_at >= rng.start_utc,
-            e.started_at < cut,
-            _key(query, e) == fresh.c.journey,
+    key = _key(query)  # one expression (its parameters) in SELECT and GROUP BY
+    converted = func.count() if query.rule else func.coalesce(func.sum(t.converted), 0)
+    counts = JourneyCounts()
+    pairs = []
+    for journey, visitor, n, done, sample in session.execute(
+        select(key, t.visitor_id, func.count(), converted, func.min(t.id))
+        .where(and_(*where))
+        .group_by(key, t.visitor_id)
+    ):
+        counts.add(journey, n, done, sample, 0)
+        pairs.append((journey, visitor))
+    return counts, pairs
+
+
+def _earlier_pairs(
+    session: Session,
+    site_id: int,
+    query: JourneyQuery,
+    visitors: list[str],
+    start: datetime,
+    cut: datetime,
+) -> set[tuple]:
+    """The (journey, visitor) pairs of these visitors' sessions that started in [start,
+    cut), read by the visitors' own index (site, visitor, end), IDS_PER_QUERY at a time."""
+    t = VisitorSession.__table__.c
+    found: set[tuple] = set()
+    for offset in range(0, len(visitors), IDS_PER_QUERY):
+        chunk = visitors[offset : offset + IDS_PER_QUERY]
+        rows = session.execute(
+            select(_key(query), t.visitor_id, t.started_at).where(
+                t.site_id == site_id,
+                t.visitor_id.in_(chunk),
+                # Implied by the start (a session ends after it starts) and in the index;
+                # the start itself is checked here, so no index by time is chosen instead.
+                t.ended_at >= start,
+                *_session_filters(query),
+            )
         )
-        .exists()
-    )
-    rows = session.execute(
-        select(fresh.c.journey, func.count()).where(~seen).group_by(fresh.c.journey)
-    )
-    return Counter(dict(rows.all()))
+        found.update((journey, visitor) for journey, visitor, at in rows if start <= at < cut)
+    return found
 
 
 def top_journeys(
@@ -208,10 +225,13 @@ def top_journeys(
         _cache.put(cache_key, old)
     counts = old.copy()
     if cut < rng.end_utc:
-        fresh = _counted(session, query, [*where, t.started_at >= cut])
-        new = _new_visitors(session, site_id, rng, query, cut)
+        fresh, pairs = _fresh(session, query, [*where, t.started_at >= cut])
+        visitors = sorted({visitor for _, visitor in pairs})
+        earlier = _earlier_pairs(session, site_id, query, visitors, rng.start_utc, cut)
         for key, n in fresh.sessions.items():
-            counts.add(key, n, fresh.converted[key], fresh.sample[key], new[key])
+            counts.add(key, n, fresh.converted[key], fresh.sample[key], 0)
+        # A visitor of the fresh part counts where the kept part has not counted them.
+        counts.visitors.update(journey for journey, v in pairs if (journey, v) not in earlier)
     return _ranked(session, counts, query)
 
 
