@@ -163,20 +163,23 @@ def _fresh(session: Session, query: JourneyQuery, where: list) -> tuple[JourneyC
     return counts, pairs
 
 
-def _earlier_pairs(
+def _look_up_earlier(
     session: Session,
     site_id: int,
     query: JourneyQuery,
     visitors: list[str],
-    start: datetime,
-    cut: datetime,
-) -> set[tuple]:
-    """The (journey, visitor) pairs of these visitors' sessions that started in [start,
-    cut), read by the visitors' own index (site, visitor, end), IDS_PER_QUERY at a time."""
+    span: tuple[datetime, datetime],
+    known: dict[str, set],
+) -> None:
+    """Note in `known`, per visitor not in it yet, the journeys of their sessions that
+    started within `span` (the kept part of the range), read by the visitors' own index
+    (site, visitor, end), IDS_PER_QUERY at a time."""
     t = VisitorSession.__table__.c
-    found: set[tuple] = set()
-    for offset in range(0, len(visitors), IDS_PER_QUERY):
-        chunk = visitors[offset : offset + IDS_PER_QUERY]
+    start, cut = span
+    missing = [visitor for visitor in visitors if visitor not in known]
+    for offset in range(0, len(missing), IDS_PER_QUERY):
+        chunk = missing[offset : offset + IDS_PER_QUERY]
+        found: dict[str, set] = {visitor: set() for visitor in chunk}
         rows = session.execute(
             select(_key(query), t.visitor_id, t.started_at).where(
                 t.site_id == site_id,
@@ -187,8 +190,10 @@ def _earlier_pairs(
                 *_session_filters(query),
             )
         )
-        found.update((journey, visitor) for journey, visitor, at in rows if start <= at < cut)
-    return found
+        for journey, visitor, at in rows:
+            if start <= at < cut:
+                found[visitor].add(journey)
+        known.update(found)
 
 
 def top_journeys(
@@ -219,19 +224,22 @@ def top_journeys(
         return _ranked(session, _counted(session, query, where), query)
     generation = settled.generation(session, GENERATION)
     cache_key = ("journeys", site_id, generation, query, rng.start_utc, cut)
-    old = _cache.get(cache_key)
-    if old is None:
-        old = _counted(session, query, [*where, t.started_at < cut])
-        _cache.put(cache_key, old)
+    found = _cache.get(cache_key)
+    if found is None:
+        # With, per visitor looked up, the journeys of their kept sessions: the fresh
+        # part's visitors change little from one view to the next.
+        found = (_counted(session, query, [*where, t.started_at < cut]), {})
+        _cache.put(cache_key, found)
+    old, known = found
     counts = old.copy()
     if cut < rng.end_utc:
         fresh, pairs = _fresh(session, query, [*where, t.started_at >= cut])
         visitors = sorted({visitor for _, visitor in pairs})
-        earlier = _earlier_pairs(session, site_id, query, visitors, rng.start_utc, cut)
+        _look_up_earlier(session, site_id, query, visitors, (rng.start_utc, cut), known)
         for key, n in fresh.sessions.items():
             counts.add(key, n, fresh.converted[key], fresh.sample[key], 0)
         # A visitor of the fresh part counts where the kept part has not counted them.
-        counts.visitors.update(journey for journey, v in pairs if (journey, v) not in earlier)
+        counts.visitors.update(journey for journey, v in pairs if journey not in known[v])
     return _ranked(session, counts, query)
 
 
