@@ -12,6 +12,7 @@ import gc
 
 from flask import Flask
 
+from .analytics.store.read import prepare_reads
 from .browser import bot_counts
 from .extensions import db
 from .ingest.usage import counter_for, flush_at_exit
@@ -26,6 +27,9 @@ def worker_started(app: object) -> None:
             # Usage counters batched in memory are written when the worker exits.
             flush_at_exit(counter_for(app.extensions), db.engine)
             bot_counts.flush_at_exit(bot_counts.bot_counter_for(app.extensions), db.engine)
+            # What every first report of a worker would otherwise pay (the reports' DuckDB
+            # database, the list of time zones a range is checked against), paid at boot.
+            prepare_reads()
         if app.config.get("PUBLIC_URL"):
             # Highlight the 12 snippets now, so the first show-once page does not pay for it.
             snippets.render(app.config["PUBLIC_URL"] + "/event", None)

@@ -10,10 +10,8 @@ visit passes them, reports.visit_filter) the range's sessions are read and count
 
 from __future__ import annotations
 
-from array import array
-from bisect import bisect_left
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -30,7 +28,7 @@ from .sessions import CUT_WIDTH, GENERATION, KEPT_STEPS, boundary, decode_steps,
 DEFAULT_STEPS = 5
 TOP = 100
 IDS_PER_QUERY = 500
-# A settled part is a few MB at 10M events (per journey: counts and visitor hashes).
+# A settled part: four figures per journey.
 _cache = settled.AppCache("datalook_journeys_cache", 16)
 LEFT = None  # the next step of a visitor who left
 
@@ -68,6 +66,13 @@ def _filters(site_id: int, rng: DateRange, query: JourneyQuery) -> list:
     """The WHERE of a journeys query."""
     t = VisitorSession.__table__.c
     where = [t.site_id == site_id, t.started_at >= rng.start_utc, t.started_at < rng.end_utc]
+    return where + _session_filters(query)
+
+
+def _session_filters(query: JourneyQuery) -> list:
+    """The conditions of a journeys query on the sessions themselves (not their time)."""
+    t = VisitorSession.__table__.c
+    where = []
     if query.start:
         where.append(t.j1 == journey_key([query.start]))
     if query.end:
@@ -88,51 +93,107 @@ def _ending_key(steps: int):
     return case((skip <= 0, t.tail), else_=func.substr(t.tail, start))
 
 
+def _key(query: JourneyQuery):
+    """SQL: the journey key of a session."""
+    if query.end:
+        # Few sessions end at one path: grouped by the text of their tails.
+        return _ending_key(query.steps)
+    # Grouped by the integer key of the first N steps, from the covering index.
+    return VisitorSession.__table__.c[f"j{query.steps}"]
+
+
 @dataclass
 class JourneyCounts:
-    """Per journey key: sessions, converted, the smallest session id, and its visitors.
-
-    Visitors are kept as the sorted hashes of their ids (8 bytes each in an array; two
-    visitors of one journey share a hash with odds of about 1 in 10^13), so that a settled
-    part can be kept per process and a fresh part added to it without counting a visitor
-    of both twice.
-    """
+    """Per journey key: sessions, converted, the smallest session id, and visitors (each
+    counted once in the sessions counted)."""
 
     sessions: Counter = field(default_factory=Counter)
     converted: Counter = field(default_factory=Counter)
     sample: dict = field(default_factory=dict)
-    visitors: dict = field(default_factory=dict)
+    visitors: Counter = field(default_factory=Counter)
 
-    def add(self, key, visitor: str, sessions: int, converted: int, sample: int) -> None:
-        """Count one visitor's sessions of one journey."""
+    def add(self, key, sessions: int, converted: int, sample: int, visitors: int) -> None:
+        """Add one journey's figures of a part of the range."""
         self.sessions[key] += sessions
         self.converted[key] += converted
         self.sample[key] = min(self.sample.get(key, sample), sample)
-        self.visitors.setdefault(key, []).append(hash(visitor))
+        self.visitors[key] += visitors
 
-    def settle(self) -> JourneyCounts:
-        """Freeze the visitors as sorted arrays (small, and searchable by bisect)."""
-        self.visitors = {key: array("q", sorted(set(v))) for key, v in self.visitors.items()}
-        return self
+    def copy(self) -> JourneyCounts:
+        """A copy to add to (the cached part stays as it is)."""
+        return JourneyCounts(
+            Counter(self.sessions),
+            Counter(self.converted),
+            dict(self.sample),
+            Counter(self.visitors),
+        )
 
 
-def _grouped(session: Session, key, where: list, rule: bool) -> Iterator:
-    """(key, visitor, sessions, converted, smallest session id) of the sessions `where`."""
+def _counted(session: Session, query: JourneyQuery, where: list) -> JourneyCounts:
+    """The figures per journey of the sessions `where`, counted by the database (a few
+    rows per journey come back, however many sessions there are)."""
     t = VisitorSession.__table__.c
-    converted = func.count() if rule else func.coalesce(func.sum(t.converted), 0)
-    return session.execute(
+    key = _key(query)
+    converted = func.count() if query.rule else func.coalesce(func.sum(t.converted), 0)
+    counts = JourneyCounts()
+    for row in session.execute(
+        select(key, func.count(), converted, func.min(t.id), func.count(t.visitor_id.distinct()))
+        .where(and_(*where))
+        .group_by(key)
+    ):
+        counts.add(*row)
+    return counts
+
+
+def _fresh(session: Session, query: JourneyQuery, where: list) -> tuple[JourneyCounts, list[tuple]]:
+    """The figures per journey of the sessions `where` (a day at most) without their
+    visitors, and the (journey, visitor) pairs to count them from."""
+    t = VisitorSession.__table__.c
+    key = _key(query)  # one expression (its parameters) in SELECT and GROUP BY
+    converted = func.count() if query.rule else func.coalesce(func.sum(t.converted), 0)
+    counts = JourneyCounts()
+    pairs = []
+    for journey, visitor, n, done, sample in session.execute(
         select(key, t.visitor_id, func.count(), converted, func.min(t.id))
         .where(and_(*where))
         .group_by(key, t.visitor_id)
-    )
+    ):
+        counts.add(journey, n, done, sample, 0)
+        pairs.append((journey, visitor))
+    return counts, pairs
 
 
-def _known(visitors: array | None, visitor_hash: int) -> bool:
-    """Whether a sorted array of visitor hashes holds this one."""
-    if not visitors:
-        return False
-    at = bisect_left(visitors, visitor_hash)
-    return at < len(visitors) and visitors[at] == visitor_hash
+def _look_up_earlier(
+    session: Session,
+    site_id: int,
+    query: JourneyQuery,
+    visitors: list[str],
+    span: tuple[datetime, datetime],
+    known: dict[str, set],
+) -> None:
+    """Note in `known`, per visitor not in it yet, the journeys of their sessions that
+    started within `span` (the kept part of the range), read by the visitors' own index
+    (site, visitor, end), IDS_PER_QUERY at a time."""
+    t = VisitorSession.__table__.c
+    start, cut = span
+    missing = [visitor for visitor in visitors if visitor not in known]
+    for offset in range(0, len(missing), IDS_PER_QUERY):
+        chunk = missing[offset : offset + IDS_PER_QUERY]
+        found: dict[str, set] = {visitor: set() for visitor in chunk}
+        rows = session.execute(
+            select(_key(query), t.visitor_id, t.started_at).where(
+                t.site_id == site_id,
+                t.visitor_id.in_(chunk),
+                # Implied by the start (a session ends after it starts) and in the index;
+                # the start itself is checked here, so no index by time is chosen instead.
+                t.ended_at >= start,
+                *_session_filters(query),
+            )
+        )
+        for journey, visitor, at in rows:
+            if start <= at < cut:
+                found[visitor].add(journey)
+        known.update(found)
 
 
 def top_journeys(
@@ -145,53 +206,44 @@ def top_journeys(
     """The top 100 journeys (most sessions first, then by their paths) and the number of
     sessions they were drawn from.
 
-    The range splits at sessions.boundary() (a UTC midnight at least two hours back):
-    sessions that started before it change only with a bump of the sessions' generation,
-    so their counts per journey are read once per process and kept under that generation;
-    the fresh part (a day at most) is read each time and added, a visitor of both parts
-    counted once. With `kept` ((visitor, start) of the sessions to count), only those.
+    Counted by the database per journey (sessions, converted, visitors): only a few rows
+    per journey are read, so a first view costs one grouped scan of the range's index
+    entries. The range splits at sessions.boundary() (a UTC midnight at least two hours
+    back): sessions that started before it change only with a bump of the sessions'
+    generation, so their figures are kept per process under that generation; the fresh
+    part (a day at most) is counted each time and added, its visitors counted only where
+    they have no earlier session of the journey in the range. With `kept` ((visitor,
+    start) of the sessions to count), only those.
     """
     if kept is not None:
         return _kept_journeys(session, site_id, rng, query, kept)
     t = VisitorSession.__table__.c
-    if query.end:
-        # Few sessions end at one path: grouped by the text of their tails.
-        key = _ending_key(query.steps)
-    else:
-        # Grouped by the integer key of the first N steps, from the covering index.
-        key = t[f"j{query.steps}"]
     where = _filters(site_id, rng, query)
-    rule = query.rule is not None
     cut = min(max(boundary(), rng.start_utc), rng.end_utc)
-    old = JourneyCounts()
-    if cut > rng.start_utc:
-        generation = settled.generation(session, GENERATION)
-        cache_key = ("journeys", site_id, generation, query, rng.start_utc, cut)
-        found = _cache.get(cache_key)
-        if found is None:
-            found = JourneyCounts()
-            for row in _grouped(session, key, [*where, t.started_at < cut], rule):
-                found.add(*row)
-            _cache.put(cache_key, found.settle())
-        old = found
-    counts = JourneyCounts(
-        Counter(old.sessions), Counter(old.converted), dict(old.sample), old.visitors
-    )
-    new_visitors: Counter = Counter()
-    for journey, visitor, n, converted, sample in _grouped(
-        session, key, [*where, t.started_at >= cut], rule
-    ):
-        counts.sessions[journey] += n
-        counts.converted[journey] += converted
-        counts.sample[journey] = min(counts.sample.get(journey, sample), sample)
-        if not _known(old.visitors.get(journey), hash(visitor)):
-            new_visitors[journey] += 1
-    return _ranked(session, counts, new_visitors, query)
+    if cut <= rng.start_utc:  # nothing settled: the whole range at once
+        return _ranked(session, _counted(session, query, where), query)
+    generation = settled.generation(session, GENERATION)
+    cache_key = ("journeys", site_id, generation, query, rng.start_utc, cut)
+    found = _cache.get(cache_key)
+    if found is None:
+        # With, per visitor looked up, the journeys of their kept sessions: the fresh
+        # part's visitors change little from one view to the next.
+        found = (_counted(session, query, [*where, t.started_at < cut]), {})
+        _cache.put(cache_key, found)
+    old, known = found
+    counts = old.copy()
+    if cut < rng.end_utc:
+        fresh, pairs = _fresh(session, query, [*where, t.started_at >= cut])
+        visitors = sorted({visitor for _, visitor in pairs})
+        _look_up_earlier(session, site_id, query, visitors, (rng.start_utc, cut), known)
+        for key, n in fresh.sessions.items():
+            counts.add(key, n, fresh.converted[key], fresh.sample[key], 0)
+        # A visitor of the fresh part counts where the kept part has not counted them.
+        counts.visitors.update(journey for journey, v in pairs if journey not in known[v])
+    return _ranked(session, counts, query)
 
 
-def _ranked(
-    session: Session, counts: JourneyCounts, new_visitors: Counter, query: JourneyQuery
-) -> dict:
+def _ranked(session: Session, counts: JourneyCounts, query: JourneyQuery) -> dict:
     """The answer: the first TOP journeys by sessions, ties in the order of their paths."""
     by_sessions = counts.sessions.most_common()
     if not by_sessions:
@@ -211,7 +263,7 @@ def _ranked(
             {
                 "paths": decode_steps(texts[key]),
                 "sessions": counts.sessions[key],
-                "visitors": len(counts.visitors.get(key, ())) + new_visitors[key],
+                "visitors": counts.visitors[key],
                 "converted": int(counts.converted[key]),
             }
             for key in chosen

@@ -38,8 +38,9 @@ from sqlalchemy.orm import Session
 from ...models import Event
 from .. import cursors
 from ..backlog import newest_id
+from ..store.build import Segment
 from ..store.invalidate import CURSOR
-from ..store.read import connect, events_relation, store_directory, uncovered, usable_segments
+from ..store.read import connect, own_events_sql, store_directory, uncovered, usable_segments
 from .definition import FunnelDefinition, Step
 from .matching import visitor_progress
 from .report import FunnelReport, gap_micros, report_from_figures
@@ -66,19 +67,24 @@ def _step_sql(step: Step, k: int, params: dict) -> str:
     return "(" + " AND ".join(parts) + ")"
 
 
-def _masked_sql(definition: FunnelDefinition, params: dict) -> str:
-    """SQL of the rows the funnel reads, with their step masks (a property step's bit still
-    to be checked): those that may match a step; in strict mode every row (what lies
-    between the steps matters)."""
-    bits = " + ".join(
-        f"(CASE WHEN {_step_sql(step, k, params)} THEN {1 << k} ELSE 0 END)"
-        for k, step in enumerate(definition.steps)
-    )
+def _masked_sql(definition: FunnelDefinition, params: dict, source: str = "events") -> str:
+    """SQL of the rows the funnel reads from `source` (a table, view or subquery of the
+    copy's columns), with their step masks (a property step's bit still to be checked):
+    those that may match a step; in strict mode every row (what lies between the steps
+    matters)."""
+    steps = [_step_sql(step, k, params) for k, step in enumerate(definition.steps)]
+    bits = " + ".join(f"(CASE WHEN {sql} THEN {1 << k} ELSE 0 END)" for k, sql in enumerate(steps))
     checked = ", kind, page, name, properties" if _property_bits(definition) else ""
-    kept = "" if definition.mode == "strict" else "WHERE mask <> 0"
+    kept = narrowed = ""
+    if definition.mode != "strict":
+        kept = "WHERE mask <> 0"
+        # The same condition as a filter below the masks: every step asks for a kind, which
+        # the scan itself applies, and the masks are computed for the matching rows only.
+        kinds = ", ".join(f"$kind{k}" for k in range(len(steps)))
+        narrowed = f"WHERE kind IN ({kinds}) AND ({' OR '.join(steps)})"
     return f"""
         SELECT visitor, has_visitor, ts, id, micros, mask{checked}
-        FROM (SELECT *, {bits} AS mask FROM events)
+        FROM (SELECT *, {bits} AS mask FROM {source} {narrowed})
         {kept}
     """  # noqa: S608 - step values are parameters
 
@@ -113,9 +119,17 @@ UNCOVERED_LIMIT = 20_000
 
 def copy_ready(session: Session, site_id: int, start: datetime, end: datetime) -> bool:
     """Whether the copy answers [start, end) of the site at once (see LAG_LIMIT)."""
+    return ready_segments(session, site_id, start, end) is not None
+
+
+def ready_segments(
+    session: Session, site_id: int, start: datetime, end: datetime
+) -> list[Segment] | None:
+    """The segments to read [start, end) of the site from (usable_segments) when the copy
+    answers it at once (copy_ready), else None."""
     seen = cursors.DERIVED.read(session, CURSOR)
     if seen is None or newest_id(session) - seen.last_event_id > LAG_LIMIT:
-        return False
+        return None
     chosen = usable_segments(store_directory(), site_id, start, end)
     left = UNCOVERED_LIMIT
     for a, b in uncovered(start, end, chosen):
@@ -128,32 +142,37 @@ def copy_ready(session: Session, site_id: int, start: datetime, end: datetime) -
         )
         left -= session.execute(select(func.count()).select_from(inside)).scalar_one()
         if left < 0:
-            return False
-    return True
+            return None
+    return chosen
 
 
 def store_report(
-    site_id: int, definition: FunnelDefinition, start: datetime, end: datetime
+    site_id: int,
+    definition: FunnelDefinition,
+    start: datetime,
+    end: datetime,
+    chosen: list[Segment] | None = None,
 ) -> FunnelReport:
     """The funnel over [start, end) (UTC, naive) from the copy of the events: the same
-    report as report.compute over unsaved.event_rows (an expressible definition)."""
+    report as report.compute over unsaved.event_rows (an expressible definition).
+    `chosen`: ready_segments' segments of the range and the window after it, if known."""
     con = connect()
     try:
-        events = events_relation(con, site_id, start, end + definition.window)
-        return _report(con, events, definition, start, end)
+        source = own_events_sql(con, site_id, start, end + definition.window, chosen)
+        return _report(con, source, definition, start, end)
     finally:
         con.close()
 
 
 def _report(
     con: duckdb.DuckDBPyConnection,
-    events: duckdb.DuckDBPyRelation,
+    source: str,
     definition: FunnelDefinition,
     start: datetime,
     end: datetime,
 ) -> FunnelReport:
-    """The report of the rows of `events` (the range and the window after it)."""
-    mask_rows(con, events, definition)
+    """The report of the rows of `source` (SQL of the range and the window after it)."""
+    mask_rows(con, source, definition)
     in_range = {"start": start, "end": end}
     excluded = con.execute(
         """SELECT count(*) FROM masked
@@ -243,7 +262,11 @@ class _Rows(NamedTuple):
     def tied(self) -> np.ndarray:
         """Per row: whether its visitor has two matching rows at one instant."""
         same = (self.at[1:] == self.at[:-1]) & (self.group[1:] == self.group[:-1])
-        return np.isin(self.group, np.unique(self.group[1:][same]))
+        if not len(self.group):
+            return np.zeros(0, dtype=bool)
+        marked = np.zeros(int(self.group[-1]) + 1, dtype=bool)  # groups number from 0 up
+        marked[self.group[1:][same]] = True
+        return marked[self.group]
 
 
 @dataclass
@@ -371,11 +394,16 @@ def _median_seconds(gaps: np.ndarray) -> float | None:
 
 
 def mask_rows(
-    con: duckdb.DuckDBPyConnection, events: duckdb.DuckDBPyRelation, definition: FunnelDefinition
+    con: duckdb.DuckDBPyConnection,
+    events: duckdb.DuckDBPyRelation | str,
+    definition: FunnelDefinition,
 ) -> None:
-    """Make the TEMP table `masked` of the rows of `events` with their step masks, property
-    steps checked (as a report does; saved funnels' staging reads it too)."""
+    """Make the TEMP table `masked` of the rows of `events` (a relation, or SQL of them)
+    with their step masks, property steps checked (as a report does; saved funnels'
+    staging reads it too)."""
     params: dict = {}
-    con.register("events", events)
-    con.execute(f"CREATE TEMP TABLE masked AS {_masked_sql(definition, params)}", params)
+    source = events if isinstance(events, str) else "events"
+    if not isinstance(events, str):
+        con.register("events", events)
+    con.execute(f"CREATE TEMP TABLE masked AS {_masked_sql(definition, params, source)}", params)
     _check_properties(con, definition)

@@ -156,9 +156,10 @@ def _store_answer(
     when the copy cannot answer it at once (store_match.copy_ready)."""
     start, end = rng.start_utc, rng.end_utc
     newest = newest_id(session)
-    if not store_match.copy_ready(session, site_id, start, end + definition.window):
+    chosen = store_match.ready_segments(session, site_id, start, end + definition.window)
+    if chosen is None:
         return None
-    report = store_match.store_report(site_id, definition, start, end)
+    report = store_match.store_report(site_id, definition, start, end, chosen)
     return FunnelAnswer(report, from_events(session, newest))
 
 

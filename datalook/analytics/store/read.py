@@ -24,13 +24,14 @@ from sqlalchemy import func, select
 from ...extensions import db
 from ...models import Event
 from .. import cursors
+from ..ranges import zone_names
 from ..sessions import GAP
 from . import files
 from .build import SEGMENT_COLUMNS, Segment
 from .edges import Seen, tokens_joined
 from .invalidate import CURSOR, clustered
 from .models import StoreSegment
-from .rows import SCHEMA, rows_for
+from .rows import OWN_COLUMNS, SCHEMA, own_rows_for, rows_for
 
 # Past this many events not yet seen by the store's cursor, they are taken as one span.
 _UNSEEN_LISTED = 10_000
@@ -80,9 +81,25 @@ def connect() -> duckdb.DuckDBPyConnection:
         return _database[1].cursor()
 
 
+def prepare_reads() -> None:
+    """Make this process's database and read the time zones' names now (at a worker's
+    start), so that no report's first view pays for them."""
+    connect().close()
+    zone_names()
+
+
 def store_directory() -> Path:
     """The app's store directory (ANALYTICS_STORE_DIR)."""
     return Path(current_app.config["ANALYTICS_STORE_DIR"])
+
+
+def _paths(directory: Path, chosen: list[Segment]) -> list[str]:
+    """The files of the chosen segments that hold rows."""
+    return [
+        str(files.segment_path(directory, s.site_id, s.span_start, s.span_end, s.token))
+        for s in chosen
+        if s.events
+    ]
 
 
 def events_relation(
@@ -93,11 +110,7 @@ def events_relation(
     directory = store_directory()
     chosen = usable_segments(directory, site_id, start, end)
     parts: list[pa.Table] = [rows_for(site_id, a, b) for a, b in uncovered(start, end, chosen)]
-    paths = [
-        str(files.segment_path(directory, s.site_id, s.span_start, s.span_end, s.token))
-        for s in chosen
-        if s.events
-    ]
+    paths = _paths(directory, chosen)
     table = pa.concat_tables(parts) if parts else SCHEMA.empty_table()
     fresh = con.from_arrow(table)
     if not paths:
@@ -107,6 +120,52 @@ def events_relation(
         (ts >= duckdb.ConstantExpression(start)) & (ts < duckdb.ConstantExpression(end))
     )
     return stored.union(fresh) if table.num_rows else stored
+
+
+def own_events_sql(
+    con: duckdb.DuckDBPyConnection,
+    site_id: int,
+    start: datetime,
+    end: datetime,
+    chosen: list[Segment] | None = None,
+) -> str:
+    """SQL (a subquery) of the OWN_COLUMNS of the copy's rows of the site's counted events
+    in [start, end) (UTC, naive): rows_for's rows and values in these columns.
+
+    For a first view in a fresh process: the valid segments' files are read by one
+    read_parquet of only these columns, with the range as a filter of the scan, and the
+    uncovered spans' events without their visits (these columns are the event's own), so
+    nothing else is read or bound. `chosen`: the segments that usable_segments gave for the
+    range a moment ago (else they are chosen now). The spans' rows are registered in `con`
+    as "uncovered_rows" (a cursor's own: gone when it is closed).
+    """
+    directory = store_directory()
+    if chosen is None:
+        chosen = usable_segments(directory, site_id, start, end)
+    spans = uncovered(start, end, chosen)
+    parts = [own_rows_for(site_id, a, b) for a, b in spans]
+    columns = ", ".join(OWN_COLUMNS)
+    selects = []
+    if parts:
+        con.register("uncovered_rows", pa.concat_tables(parts))
+        selects.append(f"SELECT {columns} FROM uncovered_rows")  # noqa: S608 - our names
+    paths = _paths(directory, chosen)
+    if paths:
+        listed = ", ".join(_quoted(path) for path in paths)
+        selects.append(
+            f"SELECT {columns} FROM read_parquet([{listed}])"  # noqa: S608 - quoted
+            f" WHERE ts >= {_quoted(start.isoformat())}::TIMESTAMP"
+            f" AND ts < {_quoted(end.isoformat())}::TIMESTAMP"
+        )
+    if not selects:  # no row: the columns' types from the schema
+        con.register("uncovered_rows", SCHEMA.empty_table().select(list(OWN_COLUMNS)))
+        selects.append(f"SELECT {columns} FROM uncovered_rows")  # noqa: S608 - our names
+    return "(" + " UNION ALL ".join(selects) + ")"
+
+
+def _quoted(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def usable_segments(directory: Path, site_id: int, start: datetime, end: datetime) -> list[Segment]:
