@@ -420,6 +420,31 @@ def test_readyz_reports_the_fold_down_behind_or_ok_and_stays_in_service(make_app
     assert body["fold"]["last_heartbeat"].endswith("Z")
 
 
+def test_a_long_catch_up_in_a_tick_keeps_the_heartbeat_stamped(app, monkeypatch):
+    """A saved funnel's first derivation can take minutes in one step of a tick: the
+    heartbeat goes on meanwhile, so /readyz does not call the fold down."""
+    monkeypatch.setattr(heartbeat, "BEAT_WHILE_BUSY_S", 0.05)
+    stamps: list = []
+
+    def long_catch_up(session, seconds=None):
+        with app.app_context():
+            first = heartbeat.last_beat(db.session)  # stamped at the tick's start
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                db.session.remove()
+                stamped = heartbeat.last_beat(db.session)
+                if stamped != first:
+                    stamps.append(stamped)
+                    break
+                time.sleep(0.02)
+            db.session.remove()
+        return {"kinds": 0}
+
+    monkeypatch.setattr(worker, "catch_up_all", long_catch_up)
+    worker.folder_for(app)._tick()
+    assert stamps, "no heartbeat while the catch-up ran"
+
+
 def test_a_heartbeat_is_stale_after_three_intervals_or_thirty_seconds():
     assert heartbeat.stale_after(1) == 30
     assert heartbeat.stale_after(10) == 30

@@ -1,7 +1,9 @@
 """The fold process's heartbeat, and its state as /readyz reports it.
 
 The leading fold process of a host (analytics.worker) stamps a row of analytics_cursor,
-named after the host, at every tick (``beat``). /readyz reads it back (``state``): the fold
+named after the host, at every tick (``beat``), and every BEAT_WHILE_BUSY_S while a long part
+of a tick runs (``beating``: a saved funnel's first derivation, staged from the columnar
+copy, can take minutes). /readyz reads it back (``state``): the fold
 is "down" when the stamp is older than max(3 × the fold interval, STALE_AFTER_MIN_S) or
 missing, "behind" when more events are pending than the threshold
 (ANALYTICS_FOLD_BEHIND_EVENTS) in the summaries, the kind index or the sessions, "ok"
@@ -11,7 +13,11 @@ otherwise. Its reports are then late, not wrong: the server stays in service (re
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import socket
+import threading
+from collections.abc import Iterator
 from datetime import datetime
 from typing import NamedTuple
 
@@ -23,7 +29,10 @@ from . import backlog, kinds, sessions
 from .rollups import fold as summaries
 from .rollups.models import SummaryCursor
 
+log = logging.getLogger(__name__)
+
 STALE_AFTER_MIN_S = 30.0
+BEAT_WHILE_BUSY_S = 5.0  # well inside STALE_AFTER_MIN_S
 PREFIX = "fold@"  # the heartbeat rows of analytics_cursor: fold@<host name>
 
 
@@ -45,6 +54,28 @@ def beat(engine: Engine) -> None:
         connection.execute(
             statement, {"name": row_name(), "last_event_id": 0, "version": 1, "updated_at": now}
         )
+
+
+@contextlib.contextmanager
+def beating(engine: Engine) -> Iterator[None]:
+    """Stamp the heartbeat from a thread every BEAT_WHILE_BUSY_S while the block runs: the
+    process is alive and working, though one part of its tick is long."""
+    done, every = threading.Event(), BEAT_WHILE_BUSY_S
+
+    def stamp() -> None:
+        while not done.wait(every):
+            try:
+                beat(engine)
+            except Exception:  # an outage: the tick itself fails and says so
+                log.debug("heartbeat not stamped", exc_info=True)
+
+    thread = threading.Thread(target=stamp, name="datalook-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def last_beat(bind) -> datetime | None:

@@ -80,7 +80,9 @@ class Folder(Leader):
                 heartbeat.beat(db.engine)
                 # Sessions and saved funnels too, so that a report's own catch-up is small;
                 # within a budget, so that the next fold of the summaries is not held back.
-                derived = catch_up_all(db.session(), TICK_SECONDS)
+                # (a funnel's first derivation from the copy is one long step: stamped)
+                with heartbeat.beating(db.engine):
+                    derived = catch_up_all(db.session(), TICK_SECONDS)
                 heartbeat.beat(db.engine)
                 # The columnar copy's segments (analytics.store), within a budget too.
                 directory = Path(self.app.config["ANALYTICS_STORE_DIR"])
