@@ -21,7 +21,6 @@ be written as plain tuples (staging.write_rows).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -35,6 +34,7 @@ from sqlalchemy.orm import Session
 from ...models import Event
 from ..ranges import local_day
 from ..store.read import connect, events_relation
+from . import chains
 from .changes import attempt_links, day_bests
 from .definition import FunnelDefinition
 from .matching import attempts
@@ -180,8 +180,7 @@ def _attempts(table: pa.Table, definition: FunnelDefinition, tz: ZoneInfo) -> pa
     """Every visitor's kept attempts, linked: the arrays' way for visitors without ties,
     the catch-up's own for the others."""
     rows = _matched(table)
-    same = (rows.at[1:] == rows.at[:-1]) & (rows.group[1:] == rows.group[:-1])
-    tied = np.isin(rows.group, np.unique(rows.group[1:][same]))
+    tied = chains.tied_rows(rows.at, rows.group)
     plain = _plain_attempts(rows, tied, definition, tz)
     found = pa.concat_tables([plain, _tied_attempts(rows, tied, definition, tz)])
     # In the order of the widest index (the range's): its pages are then filled one after
@@ -212,28 +211,13 @@ def local_days(micros: np.ndarray, tz: ZoneInfo) -> np.ndarray:
 def _plain_attempts(
     rows: _Matched, tied: np.ndarray, definition: FunnelDefinition, tz: ZoneInfo
 ) -> pa.Table:
-    """The kept attempts of the visitors without ties: every chain at once, step after
-    step (the visitor's next row matching the step after the chain's last, within the
-    window), then the best of each visitor's local day, linked."""
-    at, mask, group = rows.at, rows.mask, rows.group
+    """The kept attempts of the visitors without ties: every chain at once
+    (chains.follow), then the best of each visitor's local day, linked."""
+    at, mask = rows.at, rows.mask
     starts = np.flatnonzero((mask & 1 != 0) & ~tied)
-    who = group[starts]
-    deadline = at[starts] + definition.window // _MICRO
-    depth = np.ones(len(starts), dtype=np.int64)
-    picked = [starts]
-    live, current = np.arange(len(starts)), starts
-    for k in range(1, len(definition.steps)):
-        positions = np.flatnonzero(mask & (1 << k) != 0)
-        step = np.full(len(starts), -1, dtype=np.int64)
-        if len(positions) and len(live):
-            after = np.searchsorted(positions, current, side="right")
-            going = after < len(positions)
-            following = positions[np.minimum(after, len(positions) - 1)]
-            going &= (group[following] == who[live]) & (at[following] <= deadline[live])
-            live, current = live[going], following[going]
-            depth[live] += 1
-            step[live] = current
-        picked.append(step)
+    who, depth, picked = chains.follow(
+        at, mask, rows.group, starts, len(definition.steps), definition.window
+    )
     # The best of each run of one visitor's attempts on one local day: the furthest, the
     # earliest of those (starts are in time order), as changes.day_bests keeps it.
     best = np.zeros(0, dtype=np.int64)
@@ -300,18 +284,16 @@ def _tied_attempts(
     """The kept attempts of the visitors with ties, matched as the catch-up matches them
     (matching.attempts, changes.day_bests and changes.attempt_links)."""
     chosen = np.flatnonzero(tied)
-    grouped: dict[int, list[tuple]] = defaultdict(list)
-    for group, at, seq, mask, value, known in zip(
-        rows.group[chosen].tolist(),
-        rows.at[chosen].tolist(),
-        rows.id[chosen].tolist(),
-        rows.mask[chosen].tolist(),
-        rows.value[chosen].tolist(),
-        rows.known[chosen].tolist(),
-        strict=True,
-    ):
-        grouped[group].append((_EPOCH + at * _MICRO, seq, mask, value if known else None))
-    visitor_of = {g: i for g, i in zip(rows.group[chosen].tolist(), chosen.tolist(), strict=True)}
+    values = [
+        value if known else None
+        for value, known in zip(
+            rows.value[chosen].tolist(), rows.known[chosen].tolist(), strict=True
+        )
+    ]
+    grouped = chains.tied_events(chosen, rows.group, rows.at, rows.id, rows.mask, values)
+    visitor_of = {
+        str(g): i for g, i in zip(rows.group[chosen].tolist(), chosen.tolist(), strict=True)
+    }
     columns: dict[str, list] = {name: [] for name in ATTEMPT_ROW_COLUMNS}
     n, window = len(definition.steps), definition.window
     for group, events in grouped.items():

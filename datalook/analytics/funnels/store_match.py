@@ -41,6 +41,7 @@ from ..backlog import newest_id
 from ..store.build import Segment
 from ..store.invalidate import CURSOR
 from ..store.read import connect, own_events_sql, store_directory, uncovered, usable_segments
+from . import chains
 from .definition import FunnelDefinition, Step
 from .matching import visitor_progress
 from .report import FunnelReport, gap_micros, report_from_figures
@@ -261,12 +262,7 @@ class _Rows(NamedTuple):
 
     def tied(self) -> np.ndarray:
         """Per row: whether its visitor has two matching rows at one instant."""
-        same = (self.at[1:] == self.at[:-1]) & (self.group[1:] == self.group[:-1])
-        if not len(self.group):
-            return np.zeros(0, dtype=bool)
-        marked = np.zeros(int(self.group[-1]) + 1, dtype=bool)  # groups number from 0 up
-        marked[self.group[1:][same]] = True
-        return marked[self.group]
+        return chains.tied_rows(self.at, self.group)
 
 
 @dataclass
@@ -292,40 +288,17 @@ def _add_chains(
     end: datetime,
     figures: _Figures,
 ) -> None:
-    """Add the visitors without ties: every chain at once, step after step, within the
-    window: in ordered mode the visitor's next row matching the step after the chain's
-    last; in strict mode the visitor's very next row, if it matches the step."""
-    at, mask, group = rows.at, rows.mask, rows.group
+    """Add the visitors without ties: every chain at once (chains.follow), then per
+    visitor the furthest."""
+    at, mask = rows.at, rows.mask
     within = (at >= _micros(start)) & (at < _micros(end))
     starts = np.flatnonzero((mask & 1 != 0) & within & ~tied)
     if not len(starts):
         return
-    who = group[starts]
-    deadline = at[starts] + definition.window // _MICROSECOND
-    depth = np.ones(len(starts), dtype=np.int64)
-    picked = [starts]
-    live = np.arange(len(starts))  # the chains still going on, by their index in `starts`
-    current = starts
-    for k in range(1, len(definition.steps)):
-        if definition.mode == "strict":  # the very next row
-            following = np.minimum(current + 1, len(at) - 1)
-            going = following > current
-        else:  # the next row matching the step
-            positions = np.flatnonzero(mask & (1 << k) != 0)
-            if not len(positions):
-                break
-            after = np.searchsorted(positions, current, side="right")
-            going = after < len(positions)
-            following = positions[np.minimum(after, len(positions) - 1)]
-        going &= (group[following] == who[live]) & (at[following] <= deadline[live])
-        going &= mask[following] & (1 << k) != 0
-        live, current = live[going], following[going]
-        depth[live] += 1
-        step = np.zeros(len(starts), dtype=np.int64)
-        step[live] = current
-        picked.append(step)
-        if not len(live):
-            break
+    strict = definition.mode == "strict"
+    who, depth, picked = chains.follow(
+        at, mask, rows.group, starts, len(definition.steps), definition.window, strict
+    )
     # Per visitor the furthest chain, the earliest start first (starts are in that order).
     first = np.flatnonzero(np.r_[True, who[1:] != who[:-1]])
     deepest = np.maximum.reduceat(depth, first)
@@ -360,16 +333,8 @@ def _add_tied(
 ) -> None:
     """Add the visitors with ties, matched in Python (matching.visitor_progress)."""
     chosen = np.flatnonzero(tied)
-    grouped: dict[str, list[tuple]] = defaultdict(list)
-    for group, at, seq, mask, value in zip(
-        rows.group[chosen].tolist(),
-        rows.at[chosen].tolist(),
-        rows.id[chosen].tolist(),
-        rows.mask[chosen].tolist(),
-        rows.value[chosen].tolist(),
-        strict=True,
-    ):
-        grouped[str(group)].append((_EPOCH + at * _MICROSECOND, seq, mask, value))
+    values = rows.value[chosen].tolist()
+    grouped = chains.tied_events(chosen, rows.group, rows.at, rows.id, rows.mask, values)
     gaps: dict[int, list[int]] = defaultdict(list)
     for progress in visitor_progress(definition, grouped, start, end).values():
         for k in range(progress.depth):
