@@ -138,25 +138,21 @@ class GroupCommit:
         deadlines = [p.deadline for p in batch if p.deadline is not None]
         own = write_deadline()
         set_write_deadline(min(deadlines) if deadlines else None)
+        works = [pending.work for pending in batch]
         try:
-            with write_lock(self.dialect, self.database):
-                cursor = connection.cursor()
-                try:
-                    try:
-                        results = self._run(cursor, [pending.work for pending in batch])
-                    except self._unavailable:
-                        raise
-                    except Exception as exc:
-                        raise _WriteFailed(exc) from exc
-                    connection.commit()
-                except BaseException:
-                    connection.rollback()
-                    raise
-                finally:
-                    cursor.close()
+            return committed(connection, self.dialect, self.database, self._own_errors, works)
         finally:
             set_write_deadline(own)
-        return results
+
+    def _own_errors(self, cursor: Any, works: list[Any]) -> list[Any]:
+        """`run`, its errors told apart: the database's own raised as they are, any other
+        as a write's own (_WriteFailed)."""
+        try:
+            return self._run(cursor, works)
+        except self._unavailable:
+            raise
+        except Exception as exc:
+            raise _WriteFailed(exc) from exc
 
     @property
     def _unavailable(self) -> tuple[type[BaseException], ...]:
@@ -171,6 +167,24 @@ class _WriteFailed(Exception):
     def __init__(self, error: Exception) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+def committed(
+    connection: Any, dialect: Dialect, database: str | None, run: RunBatch, works: list[Any]
+) -> list[Any]:
+    """`run` the writes in one transaction under the writers' lock and commit; rolled back
+    on any error, which propagates."""
+    with write_lock(dialect, database):
+        cursor = connection.cursor()
+        try:
+            results = run(cursor, works)
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        finally:
+            cursor.close()
+    return results
 
 
 # One queue per process and database (a forked child starts its own: the parent's lock and

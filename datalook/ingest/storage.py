@@ -31,7 +31,7 @@ from ..models import (
 )
 from ..models import Event as EventRow
 from ..sql.compiled import CompiledStatement, StatementCache
-from ..sql.connections import dialect_insert, insert_ignoring_conflicts, write_lock
+from ..sql.connections import dialect_insert, insert_ignoring_conflicts
 from . import group_commit, links
 from .schema import Event
 
@@ -348,16 +348,9 @@ def store(
         group = group_commit.for_database(dialect, database, _run)
         outcome, admitted = group.submit(connection, write)
     else:
-        with write_lock(dialect, database):
-            cursor = connection.cursor()
-            try:
-                ((outcome, admitted),) = _run(cursor, [write])
-                connection.commit()
-            except BaseException:
-                connection.rollback()
-                raise
-            finally:
-                cursor.close()
+        ((outcome, admitted),) = group_commit.committed(
+            connection, dialect, database, _run, [write]
+        )
     if admitted:
         _remember_rules(database, key.site_id, admitted)
     return outcome
