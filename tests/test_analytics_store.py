@@ -160,6 +160,20 @@ def assert_same(app, site_id: int, rng: random.Random) -> None:
         assert got == expected, (start, end)
 
 
+def late_near_visits(app, site_id: int, rng: random.Random) -> list[dict]:
+    """Late events 25 minutes after each signed-in visitor's last event (within GAP of a
+    built visit's end) and one just before the second day."""
+    with app.app_context():
+        visits = db.session.execute(
+            select(Event.visitor_id, func.max(Event.occurred_at))
+            .where(Event.site_id == site_id, Event.visitor_id.like("u:%"))
+            .group_by(Event.visitor_id)
+        ).all()
+    late = [event(rng, at + timedelta(minutes=25), visitor) for visitor, at in visits]
+    late += [event(rng, DAY0 + timedelta(days=1, minutes=-5), "u:9")]
+    return [{**row, "is_test": False} for row in late]
+
+
 def covered(app, site_id: int) -> int:
     """How many segments a read of the whole span would use."""
     with app.app_context():
@@ -203,16 +217,7 @@ def test_the_relation_is_rows_for_after_every_change(engine_app):
 
     # Late events into built days, some within GAP of a built visit's edge: read exactly
     # before the store's cursor has seen them, and after.
-    with app.app_context():
-        visits = db.session.execute(
-            select(Event.visitor_id, func.max(Event.occurred_at))
-            .where(Event.site_id == site_id, Event.visitor_id.like("u:%"))
-            .group_by(Event.visitor_id)
-        ).all()
-    late = [event(rng, at + timedelta(minutes=25), visitor) for visitor, at in visits]
-    late += [event(rng, DAY0 + timedelta(days=1, minutes=-5), "u:9")]
-    late = [{**row, "is_test": False} for row in late]
-    store_events(app, site_id, late)
+    store_events(app, site_id, late_near_visits(app, site_id, rng))
     assert_same(app, site_id, rng)
     build_all(app)
     assert_same(app, site_id, rng)

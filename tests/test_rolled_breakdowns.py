@@ -16,21 +16,19 @@ import random
 from datetime import date, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
-
 from datalook import erasure
 from datalook.analytics.ranges import DateRange, zone
 from datalook.analytics.reports import dimension_rows as sql_rows
 from datalook.analytics.reports.model import DimensionBreakdown
 from datalook.analytics.store import daily, files, gc
 from datalook.extensions import db
-from datalook.models import Event, Site
+from datalook.models import Site
 from tests import python_reports as python
 from tests.test_analytics_store import (
     DAY0,
     build_all,
     engine_app,  # noqa: F401 - the fixture, used by name
-    event,
+    late_near_visits,
     link,
     new_site,
     random_events,
@@ -127,15 +125,7 @@ def test_rolled_breakdowns_equal_the_count_event_by_event_after_every_change(eng
     assert _compare(app, site_id, "built") > 0
 
     # Late events near built visits' ends: read before the store's cursor saw them, and after.
-    with app.app_context():
-        visits = db.session.execute(
-            select(Event.visitor_id, func.max(Event.occurred_at))
-            .where(Event.site_id == site_id, Event.visitor_id.like("u:%"))
-            .group_by(Event.visitor_id)
-        ).all()
-    late = [event(rng, at + timedelta(minutes=25), visitor) for visitor, at in visits]
-    late += [event(rng, DAY0 + timedelta(days=1, minutes=-5), "u:9")]
-    store_events(app, site_id, [{**row, "is_test": False} for row in late])
+    store_events(app, site_id, late_near_visits(app, site_id, rng))
     _compare(app, site_id, "late", _some_ranges())
     build_all(app)
     assert _compare(app, site_id, "late, built", _some_ranges()) > 0
