@@ -164,14 +164,24 @@ with app.app_context():
 """
 
 
+def run_python(env: dict[str, str], code: str, *args: str) -> str:
+    """Run `code` in a fresh Python process of the project with `env`; its output (a
+    RuntimeError with the end of its errors when it fails)."""
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-2000:])
+    return result.stdout
+
+
 def delete_funnels(env: dict[str, str]) -> None:
     """Delete the bench's funnels from a reused instance, with the server stopped (their
     derived rows are purged by the next fold process or `flask funnels catch-up`)."""
-    result = subprocess.run(
-        [sys.executable, "-c", _DELETE_FUNNELS], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    if result.returncode != 0:
-        print(f"could not delete the bench's funnel: {result.stderr[-2000:]}")
+    try:
+        run_python(env, _DELETE_FUNNELS)
+    except RuntimeError as failed:
+        print(f"could not delete the bench's funnel: {failed}")
 
 
 _SITE_IDS = """
@@ -187,12 +197,7 @@ with app.app_context():
 
 def site_ids(env: dict[str, str]) -> dict[str, int]:
     """The ids of the benchmark's sites, by domain."""
-    result = subprocess.run(
-        [sys.executable, "-c", _SITE_IDS], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    if result.returncode != 0:
-        raise RuntimeError(result.stderr[-2000:])
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(run_python(env, _SITE_IDS).strip().splitlines()[-1])
 
 
 def timed(session: requests.Session, url: str, n: int) -> dict:
@@ -463,15 +468,7 @@ def wait_derived(env: dict[str, str], funnel_id: int, timeout_s: float = 3600) -
 
     Only reads: the fold process derives it, a batch per tick within its budget.
     """
-    result = subprocess.run(
-        [sys.executable, "-c", _WAIT_DERIVED, str(funnel_id), str(timeout_s)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(result.stderr[-2000:])
+    run_python(env, _WAIT_DERIVED, str(funnel_id), str(timeout_s))
 
 
 def time_funnels(session, env, site_url: str, options) -> tuple[dict, list[dict], int]:

@@ -21,13 +21,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
-from bench.analytics import BIG, FIRST_VIEW_MS, first_view_urls
+from bench.analytics import BIG, FIRST_VIEW_MS, first_view_urls, run_python
 from bench.report import git_commit
 from bench.servers import ROOT
 
@@ -75,16 +74,7 @@ print(json.dumps({"first_ms": times[0], "again_ms": times[1], "answer": answer},
 
 def one_view(env: dict[str, str], what: str, args: str) -> dict:
     """Time one view (and its repetition) in a fresh process."""
-    result = subprocess.run(
-        [sys.executable, "-c", _ONE_VIEW, what, args, BIG],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(result.stderr[-2000:])
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(run_python(env, _ONE_VIEW, what, args, BIG).strip().splitlines()[-1])
 
 
 def _figures(views: list[dict], target: tuple[float, float]) -> dict:
