@@ -30,6 +30,7 @@ from ..analytics.rollups import fold
 from ..analytics.rollups.accumulate import Accumulator
 from ..analytics.rollups.write import stored_sketches, write
 from ..models import Event
+from ..sql.bulk import copy_rows
 
 _SITE, _KIND, _NAME, _PAGE, _VISITOR, _VALUE, _PROPS, _AT = 0, 2, 3, 4, 5, 7, 8, 9
 # The events row's columns a fold takes, in accumulate.EVENT_COLUMNS order (its id apart).
@@ -38,15 +39,6 @@ _KIND_KEY = itemgetter(_SITE, _KIND, _PAGE, _NAME)
 _FILED = ("site_id", "kind_id", "occurred_at", "event_id", "visitor_id", "value_micros")
 # Fixed names; the values are bound as parameters.
 _KIND_INSERT = f"INSERT INTO kind_events ({', '.join(_FILED)}) VALUES ({', '.join('?' * 6)})"  # noqa: S608
-
-
-def copy_rows(connection, table: str, columns: list[str], rows) -> None:
-    """PostgreSQL: COPY rows (tuples in `columns` order) into a table (far faster than
-    INSERT)."""
-    cursor = connection.connection.driver_connection.cursor()
-    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
 
 
 def _stands_before(connection, at: int, before: int) -> bool:

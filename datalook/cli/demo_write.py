@@ -33,9 +33,10 @@ from ..analytics import cursors, kinds, sessions, settled
 from ..analytics.funnels.models import VisitorSession
 from ..ingest.arrivals import COLUMNS as ACQUISITION
 from ..models import Event, SuccessRule, VisitorLink, utcnow
+from ..sql.bulk import copy_rows
 from ..sql.connections import write_lock
 from .demo_background import in_background
-from .demo_derive import ChunkDeriver, copy_rows
+from .demo_derive import ChunkDeriver
 from .demo_seed import RULES, Chunk, Generated, generate
 
 _COLUMNS = [

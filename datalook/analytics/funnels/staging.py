@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ...models import utcnow
+from ...sql.bulk import copy_rows
 from .. import cursors
 from ..ranges import zone
 from ..store.invalidate import CURSOR as STORE_CURSOR
@@ -248,13 +249,11 @@ def write_rows(session: Session, table, columns: tuple, derivation_id: int, rows
     PostgreSQL (neither goes through the ORM's per-row work)."""
     if not rows:
         return
+    if session.get_bind().dialect.name == "postgresql":
+        copy_rows(session.connection(), table.name, columns, ((derivation_id, *r) for r in rows))
+        return
     raw: Any = session.connection().connection.driver_connection
     names = ", ".join(columns)
-    if session.get_bind().dialect.name == "postgresql":
-        with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row((derivation_id, *row))
-        return
     marks = ", ".join("?" * len(columns))
     statement = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608
     cursor = raw.cursor()
