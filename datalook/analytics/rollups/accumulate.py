@@ -141,10 +141,7 @@ class Accumulator:
             _id, site, kind, name, page, visitor, micros, props, occurred, _, is_test = row
             if is_test:
                 continue
-            if isinstance(occurred, str):  # SQLite's text: its hour looked up at once
-                hour, day = hours.get(occurred[:13]) or hour_and_day(occurred, hours)
-            else:
-                hour, day = hour_and_day(occurred, hours)
+            hour, day = hour_and_day(occurred, hours)
             page = page[:MAX_PAGE]
             success = kind == "success"
             units, rest = split_money(micros or 0) if success else (0, 0)
