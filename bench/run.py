@@ -377,7 +377,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "serve.sh",
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="JSON result file")
-    return parser.parse_args(argv)
+    options = parser.parse_args(argv)
+    if options.rounds < 1 or options.duration < options.rounds:
+        # wrk takes whole seconds: a shorter round would fail in the middle of the run.
+        parser.error("--duration must be at least --rounds seconds (each round runs >= 1 s)")
+    return options
 
 
 def build_report(
