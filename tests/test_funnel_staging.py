@@ -287,3 +287,22 @@ def test_local_days_are_the_zones_days(tz):
     micros = np.array([(m - epoch) // timedelta(microseconds=1) for m in moments], dtype=np.int64)
     expected = [(local_day(m, zone) - epoch.date()).days for m in moments]
     assert settled_rows.local_days(micros, zone).tolist() == expected
+
+
+def test_a_failed_write_leaves_the_connection_its_usual_cache(app):
+    """write_rows widens SQLite's page cache for its insert only: a failing insert (rows of a
+    derivation that does not exist) gives the pooled connection back with its own cache."""
+    with app.app_context():
+        connection = db.session.connection().connection.driver_connection
+        (before,) = connection.execute("PRAGMA cache_size").fetchone()
+        with pytest.raises(Exception, match="FOREIGN KEY"):
+            staging.write_rows(
+                db.session,
+                FunnelExcluded.__table__,
+                ("derivation_id", "bucket", "events"),
+                1,
+                [(DAY0, 1)],
+            )
+        (after,) = connection.execute("PRAGMA cache_size").fetchone()
+        assert after == before != -staging.WRITE_CACHE_KIB
+        db.session.rollback()

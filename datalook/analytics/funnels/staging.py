@@ -262,7 +262,10 @@ def write_rows(session: Session, table, columns: tuple, derivation_id: int, rows
         # apart, each read once instead of again after the default cache let it go.
         (cache,) = cursor.execute("PRAGMA cache_size").fetchone()
         cursor.execute(f"PRAGMA cache_size = {-WRITE_CACHE_KIB}")
-        cursor.executemany(statement, [(derivation_id, *row) for row in rows])
-        cursor.execute(f"PRAGMA cache_size = {int(cache)}")
+        try:
+            cursor.executemany(statement, [(derivation_id, *row) for row in rows])
+        finally:
+            # The pooled connection goes back with its usual cache, whatever happened.
+            cursor.execute(f"PRAGMA cache_size = {int(cache)}")
     finally:
         cursor.close()
