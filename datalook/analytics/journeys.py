@@ -19,7 +19,7 @@ from sqlalchemy import Integer, and_, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from ..ingest.schema import MAX_NAME, MAX_PATH
-from . import settled
+from . import journey_days, settled
 from .funnels.models import VisitorSession
 from .parameters import ParameterError
 from .ranges import DateRange
@@ -145,6 +145,27 @@ def _counted(session: Session, query: JourneyQuery, where: list) -> JourneyCount
     return counts
 
 
+def _settled_counts(
+    session: Session,
+    site_id: int,
+    query: JourneyQuery,
+    span: tuple[datetime, datetime],
+    where: list,
+) -> JourneyCounts:
+    """The figures per journey of the settled part (`span`: [start, cut)): from the
+    sessions' day files when they cover it (journey_days), else from the table."""
+    rows = journey_days.counted(
+        session, site_id, span, query.steps, (query.start, query.end, query.rule)
+    )
+    if rows is None:
+        t = VisitorSession.__table__.c
+        return _counted(session, query, [*where, t.started_at < span[1]])
+    counts = JourneyCounts()
+    for row in rows:
+        counts.add(*row)
+    return counts
+
+
 def _fresh(session: Session, query: JourneyQuery, where: list) -> tuple[JourneyCounts, list[tuple]]:
     """The figures per journey of the sessions `where` (a day at most) without their
     visitors, and the (journey, visitor) pairs to count them from."""
@@ -212,8 +233,10 @@ def top_journeys(
     back): sessions that started before it change only with a bump of the sessions'
     generation, so their figures are kept per process under that generation; the fresh
     part (a day at most) is counted each time and added, its visitors counted only where
-    they have no earlier session of the journey in the range. With `kept` ((visitor,
-    start) of the sessions to count), only those.
+    they have no earlier session of the journey in the range. A process's first view of
+    the settled part counts it with DuckDB from the sessions' day files when they cover it
+    (journey_days; the same figures). With `kept` ((visitor, start) of the sessions to
+    count), only those, from the table.
     """
     if kept is not None:
         return _kept_journeys(session, site_id, rng, query, kept)
@@ -228,7 +251,7 @@ def top_journeys(
     if found is None:
         # With, per visitor looked up, the journeys of their kept sessions: the fresh
         # part's visitors change little from one view to the next.
-        found = (_counted(session, query, [*where, t.started_at < cut]), {})
+        found = (_settled_counts(session, site_id, query, (rng.start_utc, cut), where), {})
         _cache.put(cache_key, found)
     old, known = found
     counts = old.copy()
