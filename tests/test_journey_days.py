@@ -24,7 +24,7 @@ from datalook.analytics.rebuild import rebuild_site
 from datalook.analytics.store import session_files, upkeep
 from datalook.analytics.store.models import SessionDay, SessionDayFile
 from datalook.analytics.store.read import store_directory
-from datalook.erasure import delete_before, erase_visitor
+from datalook.erasure import delete_before, delete_site, erase_visitor
 from datalook.extensions import db
 from datalook.models import Site, utcnow
 from tests.conftest import add_site, sign_up
@@ -315,3 +315,16 @@ def test_stale_files_are_removed_and_current_ones_kept(any_app):
     assert removed == 1  # the changed day's old file
     assert (after - before) < set(_files(app)) < after
     assert _covered(app, site_id, _span(DAYS))
+
+
+def test_deleting_a_site_deletes_its_versions_and_files_rows(any_app):
+    app = any_app
+    _, site_id = _site(app)
+    store(app, site_id, _events(random.Random(11), _today()))
+    _derive(app)
+    _build(app)
+    assert _rows(app, SessionDay) and _rows(app, SessionDayFile)
+    with app.app_context():
+        delete_site(db.session.get(Site, site_id), actor="test")
+        db.session.remove()
+    assert _rows(app, SessionDay) == 0 and _rows(app, SessionDayFile) == 0
