@@ -26,6 +26,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from ...models import Site, utcnow
+from ...sql.compiled import driver_rows
 from ...sql.connections import write_lock
 from ..funnels.models import JOURNEY_KEYS, VisitorSession
 from ..sessions import boundary
@@ -162,18 +163,20 @@ def _version(session: Session, site_id: int, day: datetime) -> int:
 
 
 def _rows(session: Session, site_id: int, day: datetime) -> pa.Table:
-    """The day's sessions as the file's rows."""
+    """The day's sessions as the file's rows (read as the driver's own tuples: no Row
+    object per session, SQLite's time text cast by Arrow)."""
     t = VisitorSession.__table__.c
-    rows = session.execute(
-        select(*[t[name] for name in COLUMNS.names]).where(
-            t.site_id == site_id, t.started_at >= day, t.started_at < day + DAY
-        )
-    ).all()
+    statement = select(*[t[name] for name in COLUMNS.names]).where(
+        t.site_id == site_id, t.started_at >= day, t.started_at < day + DAY
+    )
+    rows = list(driver_rows(session.connection(), statement))
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in COLUMNS.names]
-    arrays = [
-        pa.array(list(values), type=kind)
-        for values, kind in zip(columns, COLUMNS.types, strict=True)
-    ]
+    arrays = []
+    for values, kind in zip(columns, COLUMNS.types, strict=True):
+        if kind == pa.timestamp("us") and values and isinstance(values[0], str):
+            arrays.append(pa.array(values, type=pa.string()).cast(kind))
+        else:
+            arrays.append(pa.array(values, type=kind))
     return pa.Table.from_arrays(arrays, schema=COLUMNS)
 
 
