@@ -125,8 +125,9 @@ def _same_as_table(app, site_id: int, span: tuple[datetime, datetime]) -> None:
                 int(args.get("steps", 5)), args.get("start"), args.get("end"), args.get("rule")
             )
             filters = (query.start, query.end, query.rule)
-            copied = journey_days.counted(db.session, site_id, span, query.steps, filters)
-            assert copied is not None, args
+            paths = journey_days.day_paths(db.session, site_id, *span)
+            assert paths is not None, args
+            copied = journey_days.counted(paths, span, query.steps, filters)
             where = [
                 t.site_id == site_id,
                 t.started_at >= span[0],
@@ -139,6 +140,13 @@ def _same_as_table(app, site_id: int, span: tuple[datetime, datetime]) -> None:
                 for key, n in table.sessions.items()
             }
             assert _by_key(copied) == expected, args
+            # The journeys of visitors in the span (and of one without a session there).
+            visitors = sorted(set(db.session.scalars(select(t.visitor_id).where(*where[:3]))))
+            visitors.append("u:nobody")
+            known: dict[str, set] = {}
+            journeys._look_up_earlier(db.session, site_id, query, visitors, span, known)
+            found = journey_days.journeys_of(paths, span, query.steps, filters, visitors)
+            assert found == known, args
         db.session.remove()
 
 

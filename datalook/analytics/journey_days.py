@@ -1,17 +1,19 @@
 """The journeys' figures of a settled span counted by DuckDB from the sessions' day files.
 
 When every UTC day of the span from the site's first session on has a current day file
-in this host's store (store.session_files), the figures per journey (sessions, converted,
-the smallest session id, distinct visitors) are counted by one DuckDB query over those
-files, with the same filters and keys as journeys' SQL: the same rows as the table's, so
-the same figures. Otherwise (a day not built yet, or stale) None: the caller counts from
-the table. Reads only: the files are built by the fold process.
+in this host's store (store.session_files; day_paths, else None: the caller reads the
+table), the figures per journey (sessions, converted, the smallest session id, distinct
+visitors) are counted by one DuckDB query over those files, and the journeys of the fresh
+part's visitors in the span are found by one more, with the same filters and keys as
+journeys' SQL: the same rows as the table's, so the same figures. Reads only: the files
+are built by the fold process.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+import pyarrow as pa
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -67,22 +69,13 @@ def _ending_key(steps: int) -> str:
     return f"(CASE WHEN {skip} <= 0 THEN tail ELSE substr(tail, {begin}) END)"
 
 
-def counted(
-    session: Session,
-    site_id: int,
-    span: tuple[datetime, datetime],
-    steps: int,
-    filters: tuple[str | None, str | None, str | None],
-) -> list[Row] | None:
-    """Per journey of the site's sessions that started in `span` ([start, cut)) and pass
-    `filters` (start path, end path, rule): (key, sessions, converted, smallest id,
-    visitors), keyed as journeys keys them; None when the day files do not cover the span."""
+Filters = tuple[str | None, str | None, str | None]  # start path, end path, rule
+
+
+def _scan(paths: list[str], span: tuple[datetime, datetime], filters: Filters) -> str:
+    """DuckDB: FROM and WHERE of the sessions of the files that started in `span` and pass
+    `filters` (journeys' _filters)."""
     start, cut = span
-    paths = day_paths(session, site_id, start, cut)
-    if paths is None:
-        return None
-    if not paths:
-        return []
     first, end, rule = filters
     where = [
         f"started_at >= {_quoted(start.isoformat())}::TIMESTAMP",
@@ -94,15 +87,56 @@ def counted(
         where.append(f"last_path = {_quoted(end)}")
     if rule:
         where.append(f"contains(rules, {_quoted(f'|{rule}|')})")
-    key = _ending_key(steps) if end else f"j{steps}"
-    converted = "count(*)" if rule else "coalesce(sum(converted), 0)"
     listed = ", ".join(_quoted(path) for path in paths)
+    return f" FROM read_parquet([{listed}]) WHERE {' AND '.join(where)}"
+
+
+def _key(steps: int, filters: Filters) -> str:
+    """DuckDB: the journey key of a session (journeys' _key)."""
+    return _ending_key(steps) if filters[1] else f"j{steps}"
+
+
+def counted(
+    paths: list[str], span: tuple[datetime, datetime], steps: int, filters: Filters
+) -> list[Row]:
+    """Per journey of the sessions of the files (day_paths of the span) that started in
+    `span` ([start, cut)) and pass `filters`: (key, sessions, converted, smallest id,
+    visitors), keyed as journeys keys them."""
+    if not paths:
+        return []
+    converted = "count(*)" if filters[2] else "coalesce(sum(converted), 0)"
     sql = (
-        f"SELECT {key} AS journey, count(*), {converted}, min(id), count(DISTINCT visitor_id)"  # noqa: S608 - our names, quoted values
-        f" FROM read_parquet([{listed}]) WHERE {' AND '.join(where)} GROUP BY journey"
+        f"SELECT {_key(steps, filters)} AS journey, count(*), {converted}, min(id),"
+        f" count(DISTINCT visitor_id){_scan(paths, span, filters)} GROUP BY journey"
     )
     con = connect()
     try:
         return [tuple(row) for row in con.execute(sql).fetchall()]
     finally:
         con.close()
+
+
+def journeys_of(
+    paths: list[str],
+    span: tuple[datetime, datetime],
+    steps: int,
+    filters: Filters,
+    visitors: list[str],
+) -> dict[str, set]:
+    """Per visitor of `visitors`, the journeys of their sessions of the files that started
+    in `span` and pass `filters` (journeys' _look_up_earlier, in one scan)."""
+    found: dict[str, set] = {visitor: set() for visitor in visitors}
+    if not paths or not visitors:
+        return found
+    sql = (
+        f"SELECT DISTINCT visitor_id, {_key(steps, filters)}{_scan(paths, span, filters)}"  # noqa: S608 - our names, quoted values
+        " AND visitor_id IN (SELECT visitor_id FROM asked_visitors)"
+    )
+    con = connect()
+    try:
+        con.register("asked_visitors", pa.table({"visitor_id": pa.array(visitors, pa.string())}))
+        for visitor, journey in con.execute(sql).fetchall():
+            found[visitor].add(journey)
+    finally:
+        con.close()
+    return found
