@@ -21,6 +21,7 @@ from . import cursors, kinds, sessions, settled
 from .deletions import DeletedEvents
 from .funnels import forget as funnels
 from .funnels.models import FunnelAttempt, FunnelDerivation, FunnelEvent, VisitorSession
+from .store import session_days
 
 
 def stop_derivations(session: Session, deleted: DeletedEvents) -> None:
@@ -48,11 +49,11 @@ def forget_deleted(session: Session, deleted: DeletedEvents) -> None:
             .where(FunnelDerivation.site_id == deleted.site_id)
             .scalar_subquery()
         )
-        session.execute(
-            delete(VisitorSession).where(
-                VisitorSession.site_id == deleted.site_id, VisitorSession.visitor_id == visitor
-            )
-        )
+        mine = (VisitorSession.site_id == deleted.site_id) & (VisitorSession.visitor_id == visitor)
+        # The days of the visitor's sessions change: their files of the copy are stale.
+        starts = session.scalars(select(VisitorSession.started_at).where(mine))
+        session_days.bump(session.connection(), deleted.site_id, list(starts))
+        session.execute(delete(VisitorSession).where(mine))
         for table in (FunnelEvent, FunnelAttempt):
             session.execute(
                 delete(table).where(

@@ -19,7 +19,7 @@ from sqlalchemy import Integer, and_, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from ..ingest.schema import MAX_NAME, MAX_PATH
-from . import settled
+from . import journey_days, settled
 from .funnels.models import VisitorSession
 from .parameters import ParameterError
 from .ranges import DateRange
@@ -145,6 +145,30 @@ def _counted(session: Session, query: JourneyQuery, where: list) -> JourneyCount
     return counts
 
 
+def _settled_counts(
+    session: Session,
+    site_id: int,
+    query: JourneyQuery,
+    span: tuple[datetime, datetime],
+    where: list,
+) -> tuple[JourneyCounts, list[str] | None]:
+    """The figures per journey of the settled part (`span`: [start, cut)), and the
+    sessions' day files that cover it (journey_days; None: counted from the table)."""
+    paths = journey_days.day_paths(session, site_id, *span)
+    if paths is None:
+        t = VisitorSession.__table__.c
+        return _counted(session, query, [*where, t.started_at < span[1]]), None
+    counts = JourneyCounts()
+    for row in journey_days.counted(paths, span, query.steps, _day_filters(query)):
+        counts.add(*row)
+    return counts, paths
+
+
+def _day_filters(query: JourneyQuery) -> journey_days.Filters:
+    """The query's filters as journey_days takes them."""
+    return (query.start, query.end, query.rule)
+
+
 def _fresh(session: Session, query: JourneyQuery, where: list) -> tuple[JourneyCounts, list[tuple]]:
     """The figures per journey of the sessions `where` (a day at most) without their
     visitors, and the (journey, visitor) pairs to count them from."""
@@ -212,8 +236,11 @@ def top_journeys(
     back): sessions that started before it change only with a bump of the sessions'
     generation, so their figures are kept per process under that generation; the fresh
     part (a day at most) is counted each time and added, its visitors counted only where
-    they have no earlier session of the journey in the range. With `kept` ((visitor,
-    start) of the sessions to count), only those.
+    they have no earlier session of the journey in the range. A process's first view of
+    the settled part counts it with DuckDB from the sessions' day files when they cover it
+    (journey_days; the same figures), and the journeys of the fresh part's visitors from
+    the same files. With `kept` ((visitor, start) of the sessions to count), only those,
+    from the table.
     """
     if kept is not None:
         return _kept_journeys(session, site_id, rng, query, kept)
@@ -225,16 +252,25 @@ def top_journeys(
     generation = settled.generation(session, GENERATION)
     cache_key = ("journeys", site_id, generation, query, rng.start_utc, cut)
     found = _cache.get(cache_key)
+    paths = None
     if found is None:
         # With, per visitor looked up, the journeys of their kept sessions: the fresh
         # part's visitors change little from one view to the next.
-        found = (_counted(session, query, [*where, t.started_at < cut]), {})
+        settled_counts, paths = _settled_counts(
+            session, site_id, query, (rng.start_utc, cut), where
+        )
+        found = (settled_counts, {})
         _cache.put(cache_key, found)
     old, known = found
     counts = old.copy()
     if cut < rng.end_utc:
         fresh, pairs = _fresh(session, query, [*where, t.started_at >= cut])
         visitors = sorted({visitor for _, visitor in pairs})
+        if paths is not None:  # a first view: every visitor at once, from the same files
+            span = (rng.start_utc, cut)
+            known.update(
+                journey_days.journeys_of(paths, span, query.steps, _day_filters(query), visitors)
+            )
         _look_up_earlier(session, site_id, query, visitors, (rng.start_utc, cut), known)
         for key, n in fresh.sessions.items():
             counts.add(key, n, fresh.converted[key], fresh.sample[key], 0)

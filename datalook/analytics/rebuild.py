@@ -12,7 +12,9 @@ ago, or anything else):
   derives what comes after, as usual); then the kinds left without events go;
 - each saved funnel's rows: a new derivation, as an edit starts one, derived up to the
   newest event; the old one's rows are purged in short batches;
-- the columnar copy's segments (analytics.store): dropped first; the fold builds them again.
+- the columnar copy's segments (analytics.store): dropped first; the fold builds them again;
+  the journeys' day files of the sessions go stale with the sessions' days re-derived
+  (sessions.rederive moves their versions on) and are built again by the fold too.
 
 It is safe while events arrive and reports are read: a report sees each window either as
 it was or as rebuilt.

@@ -28,6 +28,7 @@ from ..models import Event, utcnow
 from ..sql.compiled import driver_rows
 from . import cursors, settled
 from .funnels.models import DerivedCursor, VisitorSession
+from .store import session_days
 
 GAP = timedelta(minutes=30)
 # Sessions that started before boundary() change only with a bump of this generation.
@@ -215,16 +216,18 @@ VISITORS_PER_QUERY = 500
 @dataclass
 class SessionChanges:
     """What one batch of events does to the stored sessions (`earliest`: the earliest start
-    of a session replaced or made)."""
+    of a session replaced or made; `days`: per site, the UTC days those started on)."""
 
     gone: list[int]
     made: list[dict]
     earliest: datetime | None = None
+    days: dict[int, set[datetime]] = field(default_factory=dict)
 
-    def note(self, started_at: datetime) -> None:
-        """Widen `earliest` to a session replaced or made."""
+    def note(self, site_id: int, started_at: datetime) -> None:
+        """Widen `earliest` and the days to a session replaced or made."""
         if self.earliest is None or started_at < self.earliest:
             self.earliest = started_at
+        self.days.setdefault(site_id, set()).add(session_days.day_of(started_at))
 
 
 def derive_changes(tx: Session, after_id: int, up_to_id: int) -> SessionChanges:
@@ -255,10 +258,10 @@ def derive_changes(tx: Session, after_id: int, up_to_id: int) -> SessionChanges:
         removed, states = _rederive(tx, site_id, visitor, events, near, up_to_id)
         for old in removed:
             changes.gone.append(old.id)
-            changes.note(old.started_at)
+            changes.note(site_id, old.started_at)
         for state in states:
             changes.made.append(to_row(site_id, state))
-            changes.note(state.started_at)
+            changes.note(site_id, state.started_at)
     return changes
 
 
@@ -274,9 +277,12 @@ def boundary(now: datetime | None = None) -> datetime:
 
 def store_changes(tx: Session, changes: SessionChanges) -> None:
     """Replace the derived sessions (inside the short write transaction), moving the
-    sessions' generation on if one that started before boundary() changes."""
+    sessions' generation on if one that started before boundary() changes, and the
+    version of every day a changed session started on (their copy's files: store)."""
     if changes.earliest is not None and changes.earliest < boundary():
         settled.bump(tx.connection(), GENERATION)
+    for site_id, days in sorted(changes.days.items()):
+        session_days.bump(tx.connection(), site_id, days)
     table = cast(Table, VisitorSession.__table__)
     gone = changes.gone
     for offset in range(0, len(gone), VISITORS_PER_QUERY):
@@ -395,6 +401,14 @@ def rederive(
         where.append(table.c.started_at >= start)
     if end is not None:
         where.append(table.c.started_at < end)
+    # Every day from the first session replaced or made to the last one changes.
+    low, high = tx.execute(
+        select(func.min(table.c.started_at), func.max(table.c.started_at)).where(*where)
+    ).one()
+    starts = [moment for moment in (low, high) if moment is not None]
+    starts += [state.started_at for state in found]
+    if starts:
+        session_days.bump_span(tx.connection(), site_id, min(starts), max(starts))
     tx.execute(delete(table).where(*where))
     if found:
         tx.execute(insert(table), [to_row(site_id, state) for state in found])

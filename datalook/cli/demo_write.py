@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from ..analytics import cursors, kinds, sessions, settled
 from ..analytics.funnels.models import VisitorSession
+from ..analytics.store import session_days
 from ..ingest.arrivals import COLUMNS as ACQUISITION
 from ..models import Event, SuccessRule, VisitorLink, utcnow
 from ..sql.bulk import copy_rows
@@ -390,6 +391,7 @@ def _store_sessions(
         if alone and cursors.DERIVED.claim(session, sessions.CURSOR, seen, newest):
             _insert(session.connection(), rest)
             settled.bump(session.connection(), sessions.GENERATION)
+            _bump_days(session, site_id)
             session.commit()
             return
         session.rollback()
@@ -397,6 +399,16 @@ def _store_sessions(
         position = cursors.hold(session, sessions.CURSOR)
         sessions.rederive(session, site_id, None, None, position)
         session.commit()
+
+
+def _bump_days(session: Session, site_id: int) -> None:
+    """Move on the version of every day of the site's sessions (those written directly,
+    chunk by chunk: a copy's file built meanwhile is then stale)."""
+    t = _sessions.c
+    first, last = session.execute(
+        select(func.min(t.started_at), func.max(t.started_at)).where(t.site_id == site_id)
+    ).one()
+    session_days.bump_span(session.connection(), site_id, first, last)
 
 
 def _register_rules(engine: Engine, site_id: int, days: int) -> None:

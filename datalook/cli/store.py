@@ -9,7 +9,7 @@ import click
 from flask import current_app
 from sqlalchemy import select
 
-from ..analytics.store import daily, gc, invalidate
+from ..analytics.store import daily, gc, invalidate, session_files
 from ..analytics.store.build import build
 from ..extensions import db
 from ..models import Site
@@ -27,8 +27,8 @@ def _directory() -> Path:
 @click.option("--site", "domain", help="The site's domain.")
 @click.option("--all", "every", is_flag=True, help="Every site.")
 def store_build(domain: str | None, every: bool) -> None:
-    """Build every missing segment of a site (or of every site) now: what the fold
-    process does a little at a time."""
+    """Build every missing segment of a site (or of every site) and the journeys' missing
+    day files of its sessions now: what the fold process does a little at a time."""
     if bool(domain) == every:
         fail("give --site DOMAIN or --all")
     site_ids = None if every else [site_by_domain(domain or "").id]
@@ -36,12 +36,15 @@ def store_build(domain: str | None, every: bool) -> None:
     seen = invalidate.catch_up(db.session())
     done = build(db.session(), _directory(), site_ids=site_ids)
     rolled = daily.backfill(db.session(), _directory(), site_ids=site_ids)
+    days = session_files.build(db.session(), _directory(), site_ids=site_ids)
     click.echo(
         f"Built {done.built} segments and compacted {done.compacted} days"
         f" ({done.rows} rows, {done.files} files, {done.bytes / 1e6:.1f} MB)"
         f" in {time.monotonic() - started:.1f} s; {seen} new events checked,"
         f" {done.dropped} builds dropped (the events changed meanwhile);"
-        f" {rolled} day rollups written for days built before"
+        f" {rolled} day rollups written for days built before;"
+        f" {days.days} days of sessions written ({days.sessions} sessions,"
+        f" {days.dropped} dropped)"
     )
 
 
@@ -49,5 +52,6 @@ def store_build(domain: str | None, every: bool) -> None:
 def store_gc() -> None:
     """Remove the files of segments that are no longer valid (after a grace period)."""
     removed = gc.collect(db.session(), _directory())
+    removed += session_files.collect(db.session(), _directory())
     count = len(list(db.session.scalars(select(Site.id))))
     click.echo(f"Removed {removed} files ({count} sites)")

@@ -31,6 +31,12 @@ def collect(session: Session, directory: Path, grace: timedelta = GRACE) -> int:
     found = [path for path in directory.glob("*/*") if path.is_file()]
     valid = set(session.scalars(select(StoreSegment.token).where(StoreSegment.store == store)))
     session.rollback()
+    return remove_unnamed(found, valid, grace)
+
+
+def remove_unnamed(found: list[Path], valid: set[str], grace: timedelta = GRACE) -> int:
+    """Remove the files `found` whose token is not `valid` (and temporary files), once
+    older than `grace`; how many were removed."""
     oldest = time.time() - grace.total_seconds()
     removed = 0
     for path in found:

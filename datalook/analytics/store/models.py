@@ -55,3 +55,35 @@ class StoreEdge(Model):
     lo: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
     site_id: Mapped[int] = mapped_column(Integer)
     hi: Mapped[datetime] = mapped_column(DateTime)
+
+
+class SessionDay(Model):
+    """The version of one site's sessions that started on one UTC day (`day`, its
+    midnight): every change to those sessions moves it on in the same transaction
+    (store.session_days.bump). No row: version 0."""
+
+    __tablename__ = "session_days"
+
+    site_id: Mapped[int] = mapped_column(
+        ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class SessionDayFile(Model):
+    """The file of one site's sessions of one UTC day in the store `store`, built from the
+    day's `version`: current while that is still the day's version. `sessions` is its row
+    count (0: no file, the day has no session)."""
+
+    __tablename__ = "session_day_files"
+
+    store: Mapped[str] = mapped_column(String(32), primary_key=True)
+    site_id: Mapped[int] = mapped_column(
+        ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    token: Mapped[str] = mapped_column(String(32))
+    sessions: Mapped[int] = mapped_column(Integer)
+    built_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
