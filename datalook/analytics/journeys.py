@@ -64,8 +64,17 @@ def parse_query(args: Mapping[str, str]) -> JourneyQuery:
 
 def _filters(site_id: int, rng: DateRange, query: JourneyQuery) -> list:
     """The WHERE of a journeys query."""
+    return _span_filters(site_id, (rng.start_utc, rng.end_utc), query)
+
+
+def _span_filters(site_id: int, span: tuple[datetime, datetime], query: JourneyQuery) -> list:
+    """The WHERE of a journeys query over the sessions that started in [start, end).
+
+    One bound of each side only: given two lower bounds, SQLite scans the index from the
+    one it picks and filters by the other, so the fresh part of a 90-day range would walk
+    the index entries of all 90 days."""
     t = VisitorSession.__table__.c
-    where = [t.site_id == site_id, t.started_at >= rng.start_utc, t.started_at < rng.end_utc]
+    where = [t.site_id == site_id, t.started_at >= span[0], t.started_at < span[1]]
     return where + _session_filters(query)
 
 
@@ -150,14 +159,12 @@ def _settled_counts(
     site_id: int,
     query: JourneyQuery,
     span: tuple[datetime, datetime],
-    where: list,
 ) -> tuple[JourneyCounts, list[str] | None]:
     """The figures per journey of the settled part (`span`: [start, cut)), and the
     sessions' day files that cover it (journey_days; None: counted from the table)."""
     paths = journey_days.day_paths(session, site_id, *span)
     if paths is None:
-        t = VisitorSession.__table__.c
-        return _counted(session, query, [*where, t.started_at < span[1]]), None
+        return _counted(session, query, _span_filters(site_id, span, query)), None
     counts = JourneyCounts()
     for row in journey_days.counted(paths, span, query.steps, _day_filters(query)):
         counts.add(*row)
@@ -171,20 +178,29 @@ def _day_filters(query: JourneyQuery) -> journey_days.Filters:
 
 def _fresh(session: Session, query: JourneyQuery, where: list) -> tuple[JourneyCounts, list[tuple]]:
     """The figures per journey of the sessions `where` (a day at most) without their
-    visitors, and the (journey, visitor) pairs to count them from."""
+    visitors, and the distinct (journey, visitor) pairs to count them from.
+
+    Two grouped reads of the same index range: the figures come back per journey (a few
+    thousand rows), so Python handles each pair once instead of folding every group."""
     t = VisitorSession.__table__.c
     key = _key(query)  # one expression (its parameters) in SELECT and GROUP BY
+    counts = _counted_without_visitors(session, query, where)
+    pairs = session.execute(select(key, t.visitor_id).where(and_(*where)).distinct()).all()
+    return counts, [tuple(pair) for pair in pairs]
+
+
+def _counted_without_visitors(session: Session, query: JourneyQuery, where: list) -> JourneyCounts:
+    """Per journey of the sessions `where`: sessions, converted and the smallest id."""
+    t = VisitorSession.__table__.c
+    key = _key(query)
     converted = func.count() if query.rule else func.coalesce(func.sum(t.converted), 0)
     counts = JourneyCounts()
-    pairs = []
-    for journey, visitor, n, done, sample in session.execute(
-        select(key, t.visitor_id, func.count(), converted, func.min(t.id))
-        .where(and_(*where))
-        .group_by(key, t.visitor_id)
-    ):
+    rows = session.execute(
+        select(key, func.count(), converted, func.min(t.id)).where(and_(*where)).group_by(key)
+    )
+    for journey, n, done, sample in rows:
         counts.add(journey, n, done, sample, 0)
-        pairs.append((journey, visitor))
-    return counts, pairs
+    return counts
 
 
 def _look_up_earlier(
@@ -244,11 +260,9 @@ def top_journeys(
     """
     if kept is not None:
         return _kept_journeys(session, site_id, rng, query, kept)
-    t = VisitorSession.__table__.c
-    where = _filters(site_id, rng, query)
     cut = min(max(boundary(), rng.start_utc), rng.end_utc)
     if cut <= rng.start_utc:  # nothing settled: the whole range at once
-        return _ranked(session, _counted(session, query, where), query)
+        return _ranked(session, _counted(session, query, _filters(site_id, rng, query)), query)
     generation = settled.generation(session, GENERATION)
     cache_key = ("journeys", site_id, generation, query, rng.start_utc, cut)
     found = _cache.get(cache_key)
@@ -256,15 +270,13 @@ def top_journeys(
     if found is None:
         # With, per visitor looked up, the journeys of their kept sessions: the fresh
         # part's visitors change little from one view to the next.
-        settled_counts, paths = _settled_counts(
-            session, site_id, query, (rng.start_utc, cut), where
-        )
+        settled_counts, paths = _settled_counts(session, site_id, query, (rng.start_utc, cut))
         found = (settled_counts, {})
         _cache.put(cache_key, found)
     old, known = found
     counts = old.copy()
     if cut < rng.end_utc:
-        fresh, pairs = _fresh(session, query, [*where, t.started_at >= cut])
+        fresh, pairs = _fresh(session, query, _span_filters(site_id, (cut, rng.end_utc), query))
         visitors = sorted({visitor for _, visitor in pairs})
         if paths is not None:  # a first view: every visitor at once, from the same files
             span = (rng.start_utc, cut)
