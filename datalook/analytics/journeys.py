@@ -11,7 +11,7 @@ visit passes them, reports.visit_filter) the range's sessions are read and count
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -128,6 +128,20 @@ class JourneyCounts:
         self.sample[key] = min(self.sample.get(key, sample), sample)
         self.visitors[key] += visitors
 
+    @classmethod
+    def of_rows(cls, rows: Sequence) -> JourneyCounts:
+        """The figures of rows (key, sessions, converted, smallest id, visitors), one per
+        journey: built by column, since a 90-day range has hundreds of thousands."""
+        if not rows:
+            return cls()
+        keys, sessions, converted, sample, visitors = zip(*rows, strict=True)
+        return cls(
+            Counter(dict(zip(keys, sessions, strict=True))),
+            Counter(dict(zip(keys, converted, strict=True))),
+            dict(zip(keys, sample, strict=True)),
+            Counter(dict(zip(keys, visitors, strict=True))),
+        )
+
     def copy(self) -> JourneyCounts:
         """A copy to add to (the cached part stays as it is)."""
         return JourneyCounts(
@@ -138,20 +152,22 @@ class JourneyCounts:
         )
 
 
-def _counted(session: Session, query: JourneyQuery, where: list) -> JourneyCounts:
+def _counted(
+    session: Session, query: JourneyQuery, where: list, visitors: bool = True
+) -> JourneyCounts:
     """The figures per journey of the sessions `where`, counted by the database (a few
-    rows per journey come back, however many sessions there are)."""
+    rows per journey come back, however many sessions there are); without `visitors`,
+    their distinct visitors are left at 0 (the fresh part counts them from its pairs)."""
     t = VisitorSession.__table__.c
     key = _key(query)
     converted = func.count() if query.rule else func.coalesce(func.sum(t.converted), 0)
-    counts = JourneyCounts()
-    for row in session.execute(
-        select(key, func.count(), converted, func.min(t.id), func.count(t.visitor_id.distinct()))
+    distinct = func.count(t.visitor_id.distinct()) if visitors else literal(0)
+    rows = session.execute(
+        select(key, func.count(), converted, func.min(t.id), distinct)
         .where(and_(*where))
         .group_by(key)
-    ):
-        counts.add(*row)
-    return counts
+    ).all()
+    return JourneyCounts.of_rows(rows)
 
 
 def _settled_counts(
@@ -165,10 +181,8 @@ def _settled_counts(
     paths = journey_days.day_paths(session, site_id, *span)
     if paths is None:
         return _counted(session, query, _span_filters(site_id, span, query)), None
-    counts = JourneyCounts()
-    for row in journey_days.counted(paths, span, query.steps, _day_filters(query)):
-        counts.add(*row)
-    return counts, paths
+    rows = journey_days.counted(paths, span, query.steps, _day_filters(query))
+    return JourneyCounts.of_rows(rows), paths
 
 
 def _day_filters(query: JourneyQuery) -> journey_days.Filters:
@@ -184,23 +198,9 @@ def _fresh(session: Session, query: JourneyQuery, where: list) -> tuple[JourneyC
     thousand rows), so Python handles each pair once instead of folding every group."""
     t = VisitorSession.__table__.c
     key = _key(query)  # one expression (its parameters) in SELECT and GROUP BY
-    counts = _counted_without_visitors(session, query, where)
+    counts = _counted(session, query, where, visitors=False)
     pairs = session.execute(select(key, t.visitor_id).where(and_(*where)).distinct()).all()
     return counts, [tuple(pair) for pair in pairs]
-
-
-def _counted_without_visitors(session: Session, query: JourneyQuery, where: list) -> JourneyCounts:
-    """Per journey of the sessions `where`: sessions, converted and the smallest id."""
-    t = VisitorSession.__table__.c
-    key = _key(query)
-    converted = func.count() if query.rule else func.coalesce(func.sum(t.converted), 0)
-    counts = JourneyCounts()
-    rows = session.execute(
-        select(key, func.count(), converted, func.min(t.id)).where(and_(*where)).group_by(key)
-    )
-    for journey, n, done, sample in rows:
-        counts.add(journey, n, done, sample, 0)
-    return counts
 
 
 def _look_up_earlier(
