@@ -276,8 +276,13 @@ class _Sparse:
             columns: list = list(zip(*rows, strict=True))
             for index, processor in conversions:
                 columns[index] = _converted_column(columns[index], processor)
+            # Only a column NULL in the first row can be NULL in all (counting a column of
+            # strings compares each with None: that is not free).
+            first = rows[0]
             absent = null_constants + tuple(
-                name for name, index in varying_optional if columns[index].count(None) == count
+                name
+                for name, index in varying_optional
+                if first[index] is None and columns[index].count(None) == count
             )
             chosen = statement.without(absent)
             sources = [
