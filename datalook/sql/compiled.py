@@ -97,14 +97,14 @@ class CompiledStatement:
         was a third of the INSERT's time. A column left out of an INSERT is NULL all the
         same; only columns without a default are ever left out.
         """
+        bind = self.binder(varying, constants)
         if self._dialect.name != "sqlite" or not isinstance(self._statement, Insert):
-            bind = self.binder(varying, constants)
             return lambda rows: (self, bind(rows))
         shape = tuple(varying)
         sparse = self._sparse.get(shape)
         if sparse is None:
             sparse = self._sparse[shape] = _Sparse(self, varying)
-        return sparse.binder(self.binder(varying, constants), constants)
+        return sparse.binder(bind, constants)
 
     def without(self, names: tuple[str, ...]) -> CompiledStatement:
         """This INSERT without the columns `names`, which are then NULL (compiled once)."""
@@ -254,25 +254,25 @@ class _Sparse:
         """The binder of rows that share these constants' values (`full`: the binder of
         every column, for a single row)."""
         statement = self.statement
-        layout = statement._layouts[(tuple(self.given), tuple(constants))]
-        named = dict(
-            zip(
-                (name for name, _, _ in layout.constants),
-                layout.constant_values(constants),
-                strict=True,
-            )
-        )
-        # Constants that are NULL are left out of every row.
-        null_constants = tuple(
-            name for name, value in named.items() if value is None and name in self.optional
-        )
         conversions, given, varying_optional = self.conversions, self.given, self.varying_optional
 
         def bind(rows: list[tuple]) -> tuple[CompiledStatement, list[tuple | dict]]:
             """The statement for these rows and the driver's parameters of each."""
             count = len(rows)
-            if count < 2:  # nothing to share: every column
+            if count < 2:  # nothing to share (one event: POST /event): every column
                 return statement, full(rows)
+            layout = statement._layouts[(tuple(given), tuple(constants))]
+            named = dict(
+                zip(
+                    (name for name, _, _ in layout.constants),
+                    layout.constant_values(constants),
+                    strict=True,
+                )
+            )
+            # Constants that are NULL are left out of every row.
+            null_constants = tuple(
+                name for name, value in named.items() if value is None and name in self.optional
+            )
             columns: list = list(zip(*rows, strict=True))
             for index, processor in conversions:
                 columns[index] = _converted_column(columns[index], processor)
