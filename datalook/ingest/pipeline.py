@@ -346,18 +346,24 @@ def batch(call: Call) -> Answer:
     # The usual batch, every event well formed, in one pass; anything else as parsed.
     decoded = typed_batch.events(raw, call.now)
     if decoded is not None:
-        valid = list(enumerate(decoded))
+        events, valid = decoded, list(enumerate(decoded))
         errors: list[dict] = []
         count = len(decoded)
     else:
         count, valid, errors = _validated(parse_json(raw), call.now)
-    too_old = _join_visits(call, [event for _, event in valid])
-    outcomes = _store(call, [event for _, event in valid]) if valid else []
-    refused = {
-        index
-        for (index, _), outcome in zip(valid, outcomes, strict=True)
-        if outcome == storage.TOO_MANY_RULES
-    }
+        events = [event for _, event in valid]
+    too_old = _join_visits(call, events)
+    outcomes = _store(call, events) if events else []
+    # Each of these looks at every event only when one of them needs it (a C-level test).
+    refused = (
+        {
+            index
+            for (index, _), outcome in zip(valid, outcomes, strict=True)
+            if outcome == storage.TOO_MANY_RULES
+        }
+        if storage.TOO_MANY_RULES in outcomes
+        else set()
+    )
     if refused:
         cap = _rule_cap(call)
         errors.extend({"index": index, **cap} for index in sorted(refused))
@@ -372,12 +378,12 @@ def batch(call: Call) -> Answer:
             errors,
             call.request.environ.get(RAW_BODY),
         )
-    repeated = [
-        event
-        for (_, event), outcome in zip(valid, outcomes, strict=True)
-        if outcome == storage.DUPLICATE
-    ]
-    if repeated:
+    if storage.DUPLICATE in outcomes:
+        repeated = [
+            event
+            for (_, event), outcome in zip(valid, outcomes, strict=True)
+            if outcome == storage.DUPLICATE
+        ]
         _record_duplicates(call, 200, repeated)
     answer = json_response(
         {
@@ -392,8 +398,8 @@ def batch(call: Call) -> Answer:
         }
     )
     if too_old:
-        events = ",".join(str(valid[index][0]) for index in too_old)
-        answer.headers[NOT_JOINED] = f"{links.TOO_OLD}; events={events}"
+        indexes = ",".join(str(valid[index][0]) for index in too_old)
+        answer.headers[NOT_JOINED] = f"{links.TOO_OLD}; events={indexes}"
         _record_not_joined(call, 200, [valid[index][1] for index in too_old])
     return answer
 
