@@ -247,3 +247,17 @@ def test_the_usual_batch_takes_the_one_pass_path():
     assert typed is not None
     assert typed == _usual(raw, now)
     assert typed[0][0]["stripped_keys"] == ["email", "note"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    number=st.from_regex(
+        r"-?(0|[1-9][0-9]{0,24})(\.[0-9]{1,25})?([eE][+-]?[0-9]{1,3})?", fullmatch=True
+    )
+)
+def test_numbers_are_read_as_the_usual_path_reads_them(number):
+    # Long digit runs take the standard parser on the usual path; doubles and integers of
+    # any size must come out the same.
+    event = f'{{"event_name": "custom", "page_path": "/p", "properties": {{"n": {number}}}}}'
+    _assert_alike(f'{{"events": [{event}]}}'.encode())
+    _assert_alike(f'{{"events": [{event[:-1]}, "success_value": {number}}}]}}'.encode())
