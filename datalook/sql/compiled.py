@@ -107,7 +107,9 @@ class CompiledStatement:
         return sparse.binder(bind, constants)
 
     def without(self, names: tuple[str, ...]) -> CompiledStatement:
-        """This INSERT without the columns `names`, which are then NULL (compiled once)."""
+        """This INSERT without the columns `names`, which are then NULL (compiled once: one
+        variant per set of columns NULL in a whole batch, bounded by the table's nullable
+        columns; for events, a few sets in practice)."""
         if not names:
             return self
         variant = self._without.get(names)
