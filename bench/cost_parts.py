@@ -18,10 +18,18 @@ from collections.abc import Callable
 # cumulative time is that part's. "other" is the rest: the WSGI request and answer,
 # werkzeug's Request, the pipeline's own code, the limit headers.
 PARTS: dict[str, tuple[tuple[str, str], ...]] = {
-    "read the body (JSON)": (("datalook/ingest/body.py", "read_json"),),
+    "read the body (JSON)": (
+        ("datalook/ingest/body.py", "read_body"),
+        ("datalook/ingest/body.py", "parse_json"),
+    ),
     "authentication": (("datalook/keys/authentication.py", "authenticate"),),
     "rate-limit window": (("datalook/ratelimit/rules.py", "spend"),),
-    "validation, PII": (("datalook/ingest/quick.py", "validate_one"),),
+    # A batch of usual events is decoded with its validation (typed_batch.events): its JSON
+    # decoding counts here, not under reading the body.
+    "validation, PII": (
+        ("datalook/ingest/quick.py", "validate_one"),
+        ("datalook/ingest/typed_batch.py", "events"),
+    ),
     "acquisition columns": (("datalook/ingest/arrivals.py", "derive_events"),),
     "row binding": (("datalook/ingest/storage.py", "_prepare"),),
     "writers' lock": (

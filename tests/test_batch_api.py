@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from datalook.extensions import db
 from datalook.ingest.usage import counter_for
@@ -420,3 +420,58 @@ def test_the_process_cache_of_known_rules_is_bounded(app, client, made, monkeypa
     }
     assert client.post("/events", json=batch, headers=bearer(made.token)).status_code == 200
     assert len(storage._known_rules) <= 5
+
+
+def _stored_rows(app, site_id: int) -> list[dict]:
+    """Every column of the site's stored events, oldest first, without what differs by
+    request (the row id, the time of receipt, the retry id)."""
+    with app.app_context():
+        rows = db.session.execute(
+            text("SELECT * FROM events WHERE site_id = :site ORDER BY id"), {"site": site_id}
+        ).mappings()
+        return [
+            {k: v for k, v in row.items() if k not in ("id", "received_at", "event_id")}
+            for row in rows
+        ]
+
+
+def test_a_batch_stores_the_same_rows_by_every_path(app, client, made):
+    # Whole and well formed (decoded in one pass, NULL columns left out of the INSERT), with
+    # a refused event beside (parsed, then validated one by one), and one event at a time.
+    at = utcnow().replace(microsecond=0).isoformat() + "+02:00"
+    batch = [
+        {"event_name": "pageview", "page_path": "/a?x=1", "success_user_id": "u1"},
+        {
+            "event_name": "success",
+            "name": "paid",
+            "page_path": "/p",
+            "success_value": 9.99,
+            "success_user_id": 42,
+            "properties": {"plan": "x", "email": "a@b.c"},
+        },
+        {
+            "event_name": "custom",
+            "page_path": "/c",
+            "success_user_id": "u2",
+            "properties": {"n": 1, "f": 1.5, "b": True},
+            "context": {"referrer": "https://www.google.com/", "utm": {"source": "news"}},
+        },
+        {"event_name": "click", "page_path": "/d", "success_user_id": "u3", "event_id": "k"},
+    ]
+    batch = [{**event, "timestamp": at} for event in batch]
+
+    def retried(suffix: str) -> list[dict]:
+        return [{**e, "event_id": e["event_id"] + suffix} if "event_id" in e else e for e in batch]
+
+    whole = post_batch(client, {"events": retried("1")}, made.token).get_json()
+    assert (whole["accepted"], whole["errors"]) == (4, [])
+    one_pass = _stored_rows(app, made.site_id)
+    mixed = post_batch(client, {"events": [*retried("2"), {"bad": 1}]}, made.token).get_json()
+    assert mixed["accepted"] == 4 and {error["index"] for error in mixed["errors"]} == {4}
+    for event in retried("3"):
+        assert post_batch(client, {"events": [event]}, made.token).get_json()["accepted"] == 1
+    rows = _stored_rows(app, made.site_id)
+    assert len(one_pass) == 4
+    assert rows == one_pass * 3
+    assert one_pass[0]["name"] is None and one_pass[0]["stripped_keys"] is None
+    assert one_pass[1]["stripped_keys"] == '["email"]'

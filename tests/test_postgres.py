@@ -77,16 +77,24 @@ def test_ingestion_on_postgresql(pg_app):
         headers=headers,
     )
     assert batch.get_json()["accepted"] == 1 and batch.get_json()["duplicates"] == 1
+    # A batch of well-formed events only (decoded in one pass), with and without ids.
+    whole = client.post(
+        "/events",
+        json={"events": [event, {**event, "event_id": "order-1"}, {**event, "event_id": "b2"}]},
+        headers=headers,
+    ).get_json()
+    assert (whole["accepted"], whole["duplicates"], whole["errors"]) == (2, 1, [])
+    assert whole["stripped_keys"] == [{"index": i, "keys": ["email"]} for i in range(3)]
 
     with pg_app.app_context():
         figures = stats.overview(site_id)
-        assert figures.conversions == 5
+        assert figures.conversions == 7
         assert figures.visitors == 1
-        assert figures.revenue == pytest.approx(49.95) and str(figures.revenue) == "49.95"
+        assert figures.revenue == pytest.approx(69.93) and str(figures.revenue) == "69.93"
         assert [rule.name for rule in stats.success_rules(site_id)] == ["paid-customer"]
     runner = pg_app.test_cli_runner()
     lines = runner.invoke(args=["events", "export", "--site", "pg.example.com"]).stdout.splitlines()
-    assert len(lines) == 5
+    assert len(lines) == 7
     assert '"page_path": "/checkout/success"' in lines[0] and "a@b.c" not in lines[0]
 
 

@@ -15,6 +15,12 @@ _CHUNK = 64 * 1024
 
 def read_json(environ: dict, max_bytes: int) -> object:
     """Check the content type and size, then parse the body; raise ApiError when unusable."""
+    return parse_json(read_body(environ, max_bytes))
+
+
+def read_body(environ: dict, max_bytes: int) -> bytes:
+    """The body's bytes, once its content type and size are checked and it is not empty;
+    raise ApiError when unusable."""
     # Straight from the WSGI environ: werkzeug's parsed headers cost more than the checks.
     media_type = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
     if media_type != "application/json":
@@ -32,7 +38,7 @@ def read_json(environ: dict, max_bytes: int) -> object:
     environ["datalook.raw_body"] = raw
     if not raw.strip():
         raise ApiError(400, "invalid_json", "The request body is empty; send a JSON object.")
-    return parse_json(raw)
+    return raw
 
 
 def _read_capped(environ: dict, max_bytes: int) -> bytes | None:

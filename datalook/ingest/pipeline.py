@@ -26,9 +26,9 @@ from ..models import utcnow
 from ..ratelimit.limit_text import describe
 from ..ratelimit.rules import ApiLimits, key_limit_exceeded, with_limit_headers
 from ..sql.connections import HeldConnection
-from . import arrivals, links, quick, schema, storage
+from . import arrivals, links, quick, schema, storage, typed_batch
 from .backend_request import BackendRequest
-from .body import read_json
+from .body import parse_json, read_body, read_json
 from .refusals import CONTEXT_TOO_OLD, DUPLICATE, RAW_BODY, RefusalRecorder
 from .usage import UsageCounter
 
@@ -342,7 +342,73 @@ def _record_not_joined(call: Call, status: int, events: list[schema.Event]) -> N
 
 def batch(call: Call) -> Answer:
     """POST /events: 1–500 events in; valid ones stored in one transaction, errors per index."""
-    body = read_json(call.request.environ, schema.MAX_BATCH_BYTES)
+    raw = read_body(call.request.environ, schema.MAX_BATCH_BYTES)
+    # The usual batch, every event well formed, in one pass; anything else as parsed.
+    decoded = typed_batch.events(raw, call.now)
+    if decoded is not None:
+        events, valid = decoded, list(enumerate(decoded))
+        errors: list[dict] = []
+        count = len(decoded)
+    else:
+        count, valid, errors = _validated(parse_json(raw), call.now)
+        events = [event for _, event in valid]
+    too_old = _join_visits(call, events)
+    outcomes = _store(call, events) if events else []
+    # Each of these looks at every event only when one of them needs it (a C-level test).
+    refused = (
+        {
+            index
+            for (index, _), outcome in zip(valid, outcomes, strict=True)
+            if outcome == storage.TOO_MANY_RULES
+        }
+        if storage.TOO_MANY_RULES in outcomes
+        else set()
+    )
+    if refused:
+        cap = _rule_cap(call)
+        errors.extend({"index": index, **cap} for index in sorted(refused))
+    errors.sort(key=lambda error: error["index"])
+    if errors:  # a partly refused batch: the refused items are worth a record too
+        call.refusals.refused(
+            call.key,
+            call.now,
+            200,
+            "invalid_events",
+            f"{len({e['index'] for e in errors})} of {count} events were refused.",
+            errors,
+            call.request.environ.get(RAW_BODY),
+        )
+    if storage.DUPLICATE in outcomes:
+        repeated = [
+            event
+            for (_, event), outcome in zip(valid, outcomes, strict=True)
+            if outcome == storage.DUPLICATE
+        ]
+        _record_duplicates(call, 200, repeated)
+    answer = json_response(
+        {
+            "accepted": outcomes.count(storage.STORED),
+            "duplicates": outcomes.count(storage.DUPLICATE),
+            "errors": errors,
+            "stripped_keys": [
+                {"index": index, "keys": event.stripped_keys}
+                for index, event in valid
+                if event.stripped_keys and index not in refused
+            ],
+        }
+    )
+    if too_old:
+        indexes = ",".join(str(valid[index][0]) for index in too_old)
+        answer.headers[NOT_JOINED] = f"{links.TOO_OLD}; events={indexes}"
+        _record_not_joined(call, 200, [valid[index][1] for index in too_old])
+    return answer
+
+
+def _validated(
+    body: object, now: datetime
+) -> tuple[int, list[tuple[int, schema.Event]], list[dict]]:
+    """A parsed batch's count of events, its valid events (with their index) and the
+    problems of the others, each naming its index; ApiError when it is not a batch."""
     if not isinstance(body, dict) or set(body) != {"events"}:
         raise ApiError(
             400,
@@ -372,55 +438,11 @@ def batch(call: Call) -> Answer:
         )
     valid: list[tuple[int, schema.Event]] = []
     errors: list[dict] = []
-    validate = quick.validator(call.now)
+    validate = quick.validator(now)
     for index, item in enumerate(items):
         event, problems = validate(item)
         if event is None:
             errors.extend({"index": index, **problem} for problem in problems)
         else:
             valid.append((index, event))
-    too_old = _join_visits(call, [event for _, event in valid])
-    outcomes = _store(call, [event for _, event in valid]) if valid else []
-    refused = {
-        index
-        for (index, _), outcome in zip(valid, outcomes, strict=True)
-        if outcome == storage.TOO_MANY_RULES
-    }
-    if refused:
-        cap = _rule_cap(call)
-        errors.extend({"index": index, **cap} for index in sorted(refused))
-    errors.sort(key=lambda error: error["index"])
-    if errors:  # a partly refused batch: the refused items are worth a record too
-        call.refusals.refused(
-            call.key,
-            call.now,
-            200,
-            "invalid_events",
-            f"{len({e['index'] for e in errors})} of {len(items)} events were refused.",
-            errors,
-            call.request.environ.get(RAW_BODY),
-        )
-    repeated = [
-        event
-        for (_, event), outcome in zip(valid, outcomes, strict=True)
-        if outcome == storage.DUPLICATE
-    ]
-    if repeated:
-        _record_duplicates(call, 200, repeated)
-    answer = json_response(
-        {
-            "accepted": outcomes.count(storage.STORED),
-            "duplicates": outcomes.count(storage.DUPLICATE),
-            "errors": errors,
-            "stripped_keys": [
-                {"index": index, "keys": event.stripped_keys}
-                for index, event in valid
-                if event.stripped_keys and index not in refused
-            ],
-        }
-    )
-    if too_old:
-        events = ",".join(str(valid[index][0]) for index in too_old)
-        answer.headers[NOT_JOINED] = f"{links.TOO_OLD}; events={events}"
-        _record_not_joined(call, 200, [valid[index][1] for index in too_old])
-    return answer
+    return len(items), valid, errors

@@ -2,10 +2,14 @@
 
 schema.validate walks FIELD_TABLE for every event: a lookup, a lambda and a branch per field,
 whether the field was sent or not. A batch of 100 events spent most of its validation there.
-This path decides each field of a usual event directly, and gives up (None) at the first
+This path decides each field of a usual event directly, and gives up (Refused) at the first
 value that is not plainly valid; schema.validate then decides that event, and it alone
 words every error. So this path can only ever accept what schema.validate accepts, with
 the same normalised Event: it has no errors of its own.
+
+Checks.event decides an event from its fields' values, however they were read: from a
+parsed object here (validator), or from a batch decoded straight into structs
+(typed_batch.py).
 """
 
 from __future__ import annotations
@@ -42,45 +46,21 @@ _MAX_WHOLE = int(MAX_VALUE)
 _MAX_MICROS = _MAX_WHOLE * VALUE_SCALE
 # No arrival said: one shared, immutable value for every event without a context.
 _NO_ARRIVAL = Arrival()
+_isfinite = math.isfinite
 
 
-class _Refused(Exception):
+class Refused(Exception):
     """This path does not decide the event (schema.validate does)."""
 
 
-class _Seen:
-    """What one request's events have shown valid so far: a batch repeats its names, paths,
-    amounts and property values, and each is then checked once per request (never kept
-    beyond it)."""
-
-    __slots__ = ("texts", "micros", "pii")
-
-    def __init__(self) -> None:
-        self.texts: set[tuple[str, int]] = set()
-        self.micros: dict[float, int] = {}
-        self.pii: dict[str, bool] = {}
-
-
-def _text(value: object, limit: int, seen: _Seen) -> str:
+def _text(value: object, limit: int) -> str:
     """A non-empty string of at most `limit` characters without control characters."""
-    if type(value) is not str:
-        raise _Refused
-    if (value, limit) in seen.texts:
-        return value
-    if not value or len(value) > limit or CONTROL.search(value):
-        raise _Refused
-    seen.texts.add((value, limit))
+    if type(value) is not str or not value or len(value) > limit:
+        raise Refused
+    # Printable ASCII has no control character: the regular expression only for the rest.
+    if not (value.isascii() and value.isprintable()) and CONTROL.search(value):
+        raise Refused
     return value
-
-
-def _amount(value: object, seen: _Seen) -> int:
-    """_micros, once per distinct float of the request."""
-    if type(value) is float:
-        found = seen.micros.get(value)
-        if found is None:
-            found = seen.micros[value] = _micros(value)
-        return found
-    return _micros(value)
 
 
 def _micros(value: object) -> int:
@@ -88,35 +68,15 @@ def _micros(value: object) -> int:
     if type(value) is int:
         if -_MAX_WHOLE <= value <= _MAX_WHOLE:
             return value * VALUE_SCALE
-        raise _Refused
-    if type(value) is float and math.isfinite(value):
+        raise Refused
+    if type(value) is float and _isfinite(value):
         # schema._value's own common case, to the letter: repr is the client's digits.
         whole, point, fraction = repr(value).partition(".")
         if point and len(fraction) <= 6 and fraction.isdigit() and whole.lstrip("-").isdigit():
             micros = int(whole + fraction.ljust(6, "0"))
             if abs(micros) <= _MAX_MICROS:
                 return micros
-    raise _Refused
-
-
-def _properties(value: object) -> dict:
-    """A flat object of at most MAX_PROPERTIES keys, each value a string, number or
-    boolean within bounds."""
-    if type(value) is not dict or len(value) > MAX_PROPERTIES:
-        raise _Refused
-    for key, item in value.items():
-        if not 0 < len(key) <= MAX_PROPERTY_KEY:
-            raise _Refused
-        kind = type(item)
-        if kind is str:
-            if len(item) > MAX_PROPERTY_STRING:
-                raise _Refused
-        elif kind is float:
-            if not math.isfinite(item):
-                raise _Refused
-        elif kind is not int and kind is not bool:
-            raise _Refused
-    return value
+    raise Refused
 
 
 class _Collected:
@@ -137,102 +97,169 @@ def _context(value: object) -> Arrival:
     problems = _Collected()
     arrival = check_context(problems, value)
     if problems.any or arrival is None:
-        raise _Refused
+        raise Refused
     return arrival
 
 
-def _strip(properties: dict, seen: _Seen) -> tuple[dict, list[str]]:
-    """pii.strip_pii, each distinct string value judged once per request."""
-    stripped = []
-    for key, value in properties.items():
-        if is_pii_key(key):
-            stripped.append(key)
-        elif type(value) is str:
-            found = seen.pii.get(value)
+class Checks:
+    """The checks of one request's events, received at `now` (naive UTC).
+
+    A batch repeats its names, paths, amounts, property keys and values: each is judged
+    once per request here (never kept beyond it).
+    """
+
+    __slots__ = ("now", "earliest", "latest", "texts", "micros", "keys", "values")
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.earliest, self.latest = now - MAX_PAST, now + MAX_FUTURE
+        self.texts: set[tuple[str, int]] = set()
+        self.micros: dict[float, int] = {}
+        self.keys: dict[str, bool] = {}  # property key -> is it PII
+        self.values: dict[str, bool] = {}  # property string -> is it PII
+
+    def text(self, value: object, limit: int) -> str:
+        """_text, once per distinct string and limit of the request."""
+        if type(value) is not str:
+            raise Refused
+        if (value, limit) not in self.texts:
+            self.texts.add((_text(value, limit), limit))
+        return value
+
+    def amount(self, value: object) -> int:
+        """_micros, once per distinct float of the request."""
+        if type(value) is float:
+            found = self.micros.get(value)
             if found is None:
-                found = seen.pii[value] = is_pii_value(value)
-            if found:
+                found = self.micros[value] = _micros(value)
+            return found
+        return _micros(value)
+
+    def properties(self, value: object) -> tuple[dict, list[str]]:
+        """A flat object of at most MAX_PROPERTIES keys, each value a string, number or
+        boolean within bounds; without the keys that pii.strip_pii strips, and those keys."""
+        if type(value) is not dict or len(value) > MAX_PROPERTIES:
+            raise Refused
+        keys, values = self.keys, self.values
+        stripped: list[str] = []
+        for key, item in value.items():
+            pii = keys.get(key)
+            if pii is None:
+                if not 0 < len(key) <= MAX_PROPERTY_KEY:
+                    raise Refused
+                pii = keys[key] = is_pii_key(key)
+            kind = type(item)
+            if kind is str:
+                found = values.get(item)
+                if found is None:
+                    if len(item) > MAX_PROPERTY_STRING:
+                        raise Refused
+                    found = values[item] = is_pii_value(item)
+                pii = pii or found
+            elif kind is float:
+                if not _isfinite(item):
+                    raise Refused
+            elif kind is not int and kind is not bool:
+                raise Refused
+            if pii:
                 stripped.append(key)
-        elif is_pii_value(value):
-            stripped.append(key)
-    if not stripped:
-        return properties, []
-    return {k: v for k, v in properties.items() if k not in stripped}, stripped
+        if not stripped:
+            return value, stripped
+        return {k: v for k, v in value.items() if k not in stripped}, stripped
 
-
-def _event(body: object, now: datetime, earliest: datetime, latest: datetime, seen: _Seen) -> Event:
-    """The normalised event of a plainly valid body; _Refused at the first doubt."""
-    if type(body) is not dict or not body.keys() <= KNOWN_FIELDS:
-        raise _Refused
-    get = body.get
-    event_name = get("event_name")
-    if type(event_name) is not str or event_name not in _EVENT_NAMES:
-        raise _Refused
-    path = get("page_path")
-    if type(path) is not str or not path.startswith("/"):
-        raise _Refused
-    path = QUERY_OR_FRAGMENT.split(_text(path, MAX_PATH, seen), maxsplit=1)[0]
-    name = get("name")
-    if name is not None:
-        name = _text(name, MAX_NAME, seen)
-    elif event_name == "success":
-        raise _Refused  # the rule name is required
-    user_id = get("success_user_id")
-    if user_id is not None:
-        user_id = _text(str(user_id) if type(user_id) is int else user_id, MAX_USER_ID, seen)
-    value = get("success_value")
-    micros = _amount(value, seen) if value is not None else None
-    properties = get("properties")
-    properties = _properties(properties) if properties is not None else {}
-    event_id = get("event_id")
-    if event_id is not None and (type(event_id) is not str or not EVENT_ID.fullmatch(event_id)):
-        raise _Refused
-    stamp = get("timestamp")
-    if stamp is None:
-        occurred_at = now
-    else:
+    def moment(self, stamp: object) -> datetime:
+        """A timestamp with its zone, within the window, as naive UTC."""
         if type(stamp) is not str:
-            raise _Refused
+            raise Refused
         try:
             moment = datetime.fromisoformat(stamp)
             if moment.tzinfo is None:
-                raise _Refused
+                raise Refused
             occurred_at = moment.astimezone(UTC).replace(tzinfo=None)
         except (ValueError, OverflowError):
-            raise _Refused from None
-        if not earliest <= occurred_at <= latest:
-            raise _Refused
-    context = get("context")
-    arrival = _context(context) if context is not None else _NO_ARRIVAL
-    kept, stripped = _strip(properties, seen)
-    event = Event(
-        event_name=event_name,
-        page_path=path,
-        name=name,
-        success_user_id=user_id,
-        value_micros=micros,
-        properties=kept,
-        stripped_keys=stripped,
-        event_id=event_id,
-        occurred_at=occurred_at,
-        arrival=arrival,
-    )
-    # As schema.validate names them: a user's own id, else a new anonymous one.
-    event.visitor_id = f"u:{user_id}" if user_id is not None else f"a:{uuid.uuid4().hex}"
-    return event
+            raise Refused from None
+        if not self.earliest <= occurred_at <= self.latest:
+            raise Refused
+        return occurred_at
+
+    def event(
+        self,
+        event_name: object,
+        page_path: object,
+        name: object,
+        user_id: object,
+        value: object,
+        properties: object,
+        event_id: object,
+        stamp: object,
+        context: object,
+    ) -> Event:
+        """The normalised event of these field values (None: absent or null), or Refused
+        at the first doubt."""
+        if type(event_name) is not str or event_name not in _EVENT_NAMES:
+            raise Refused
+        if type(page_path) is not str or not page_path.startswith("/"):
+            raise Refused
+        path = self.text(page_path, MAX_PATH)
+        if "?" in path or "#" in path:
+            path = QUERY_OR_FRAGMENT.split(path, maxsplit=1)[0]
+        if name is not None:
+            name = self.text(name, MAX_NAME)
+        elif event_name == "success":
+            raise Refused  # the rule name is required
+        if user_id is not None:
+            user_id = self.text(str(user_id) if type(user_id) is int else user_id, MAX_USER_ID)
+        micros = self.amount(value) if value is not None else None
+        kept: dict
+        stripped: list[str]
+        if properties is None:
+            kept, stripped = {}, []
+        else:
+            kept, stripped = self.properties(properties)
+        if event_id is not None and (type(event_id) is not str or not EVENT_ID.fullmatch(event_id)):
+            raise Refused
+        occurred_at = self.now if stamp is None else self.moment(stamp)
+        event = Event(
+            event_name,
+            path,
+            name,
+            user_id,
+            micros,
+            kept,
+            stripped,
+            event_id,
+            occurred_at,
+            # As schema.validate names them: a user's own id, else a new anonymous one.
+            "u:" + user_id if user_id is not None else "a:" + uuid.uuid4().hex,
+            _context(context) if context is not None else _NO_ARRIVAL,
+        )
+        return event
 
 
 def validator(now: datetime) -> Callable[[object], tuple[Event | None, list[dict]]]:
     """schema.validate for server events received at `now` (naive UTC), in one pass for
     the usual event: (event, []) or (None, problems), exactly as schema.validate answers."""
-    earliest, latest = now - MAX_PAST, now + MAX_FUTURE
-    seen = _Seen()
+    checks = Checks(now)
+    event = checks.event
 
     def validate_one(body: object) -> tuple[Event | None, list[dict]]:
         """One event of the request."""
         try:
-            return _event(body, now, earliest, latest, seen), []
-        except _Refused:
+            if type(body) is not dict or not body.keys() <= KNOWN_FIELDS:
+                raise Refused
+            get = body.get
+            return event(
+                get("event_name"),
+                get("page_path"),
+                get("name"),
+                get("success_user_id"),
+                get("success_value"),
+                get("properties"),
+                get("event_id"),
+                get("timestamp"),
+                get("context"),
+            ), []
+        except Refused:
             return validate(body, now)
 
     return validate_one

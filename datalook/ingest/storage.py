@@ -223,12 +223,13 @@ def _row(key: Source, event: Event, acquired: dict[int, tuple]) -> tuple:
 
 def _bound(
     statement: CompiledStatement, shared: dict, rows: list[tuple[int, tuple]]
-) -> list[tuple[int, tuple | dict]]:
-    """Each (index, row)'s driver parameters for `statement`, with the shared values."""
+) -> tuple[CompiledStatement, list[tuple[int, tuple | dict]]]:
+    """The statement to run (`statement`, or its variant without the columns that are NULL
+    in every row) and each (index, row)'s driver parameters for it, with the shared values."""
     if not rows:
-        return []
-    bind = statement.binder(_OWN_COLUMNS, shared)
-    return list(zip((index for index, _ in rows), bind([row for _, row in rows]), strict=True))
+        return statement, []
+    chosen, bound = statement.sparse_binder(_OWN_COLUMNS, shared)([row for _, row in rows])
+    return chosen, list(zip((index for index, _ in rows), bound, strict=True))
 
 
 def _links(key: Source, events: list[Event], outcome: list[str]) -> list[tuple[str, str, str]]:
@@ -259,6 +260,8 @@ class _Write:
     new_names: set[str]
     plain: list[tuple[int, tuple | dict]]  # (index, bound row) of events without an id
     keyed: list[tuple[int, tuple | dict]]  # (index, bound row) of events with an id
+    plain_insert: CompiledStatement  # the statements of those rows (their NULL columns out)
+    keyed_insert: CompiledStatement
 
 
 def _prepare(
@@ -282,16 +285,28 @@ def _prepare(
     # Conversions happen before the lock: every microsecond inside it is one that every
     # other writer of the database waits.
     shared = _shared(key, at)
-    plain_bound = _bound(_STATEMENTS.get("insert", dialect), shared, plain)
-    keyed_bound = _bound(_STATEMENTS.get("insert_idempotent", dialect), shared, keyed)
-    return _Write(dialect, key, events, at, outcome, new_names, plain_bound, keyed_bound)
+    plain_insert, plain_bound = _bound(_STATEMENTS.get("insert", dialect), shared, plain)
+    keyed_insert, keyed_bound = _bound(_STATEMENTS.get("insert_idempotent", dialect), shared, keyed)
+    return _Write(
+        dialect,
+        key,
+        events,
+        at,
+        outcome,
+        new_names,
+        plain_bound,
+        keyed_bound,
+        plain_insert,
+        keyed_insert,
+    )
 
 
 def _run(cursor, writes: list[_Write]) -> list[tuple[list[str], dict[str, int]]]:
     """Write the calls' events in the caller's transaction: each call's outcome and the
-    rule names it admitted. The rows without an id of every call go in one driver call."""
+    rule names it admitted. The rows without an id of consecutive calls that share their
+    statement go in one driver call."""
     results = []
-    plain_rows = []
+    plain: list[tuple[CompiledStatement, list]] = []  # (statement, rows), in call order
     for write in writes:
         outcome = list(write.outcome)  # a batch may be run again: start from the prepared
         admitted: dict[str, int] = {}
@@ -302,13 +317,17 @@ def _run(cursor, writes: list[_Write]) -> list[tuple[list[str], dict[str, int]]]
             for index, event in enumerate(write.events):
                 if event.name in write.new_names and event.name not in admitted:
                     outcome[index] = TOO_MANY_RULES
-        plain_rows += [bound for index, bound in write.plain if outcome[index] == STORED]
+        rows = [bound for index, bound in write.plain if outcome[index] == STORED]
+        if rows and plain and plain[-1][0] is write.plain_insert:
+            plain[-1][1].extend(rows)
+        elif rows:
+            plain.append((write.plain_insert, rows))
         results.append((outcome, admitted))
-    if plain_rows:
-        _STATEMENTS.get("insert", writes[0].dialect).execute_bound(cursor, plain_rows)
+    for statement, rows in plain:
+        statement.execute_bound(cursor, rows)
     for write, (outcome, _) in zip(writes, results, strict=True):
         if write.keyed:
-            idempotent = _STATEMENTS.get("insert_idempotent", write.dialect)
+            idempotent = write.keyed_insert
             for index, bound in write.keyed:
                 if outcome[index] == STORED:
                     cursor.execute(idempotent.sql, bound)
