@@ -21,7 +21,7 @@ from werkzeug.wrappers import Request, Response
 
 from ..browser.bot_counts import BotCounter
 from ..envelope import ApiError, PlainAnswer, error_response, json_response, plain_error
-from ..keys.authentication import AuthenticatedKey, AuthFailure, authenticate
+from ..keys.authentication import AuthenticatedKey, AuthFailure, KnownKey, authenticate
 from ..keys.wrong_secrets import WrongSecrets
 from ..models import utcnow
 from ..ratelimit.limit_text import describe
@@ -65,7 +65,7 @@ class Context:
     # serves requests on several threads (WEB_THREADS); one thread has nothing to group.
     group_writes: bool = False
     # Tokens found wrong, refused without a look-up while their refusal is only counted.
-    wrong_secrets: WrongSecrets | None = None
+    wrong_secrets: WrongSecrets[KnownKey] | None = None
 
 
 @dataclass(frozen=True, slots=True)

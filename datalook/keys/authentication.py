@@ -144,7 +144,7 @@ def authenticate(
     header: str | None,
     now: datetime,
     use: KeyUse = SEND_EVENTS,
-    wrong: WrongSecrets | None = None,
+    wrong: WrongSecrets[KnownKey] | None = None,
 ) -> AuthenticatedKey:
     """Check a Bearer header on a DB-API connection for a use; raise AuthFailure with the
     reason (a well-formed token of a kind the use does not take: wrong_key_kind). With

@@ -18,19 +18,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Generic, Protocol, TypeVar
 
 from ..ratelimit.standing import Standing
 
-if TYPE_CHECKING:
-    from .authentication import KnownKey
+
+class _Named(Protocol):
+    """What is remembered of the key a wrong token names (authentication.KnownKey)."""
+
+    @property
+    def id(self) -> int: ...
+
+
+K = TypeVar("K", bound=_Named)
 
 # How long a wrong token is remembered since it was last found wrong by a look-up (the
 # answer would stay right for longer; this only bounds what a process keeps).
 REMEMBER_FOR_S = 60.0
 
 
-class WrongSecrets:
+class WrongSecrets(Generic[K]):
     """The wrong tokens of one process, and when their refusal only needs counting."""
 
     def __init__(
@@ -43,9 +50,9 @@ class WrongSecrets:
         self.quiet = quiet
         self.remember_for = remember_for
         self._clock = clock
-        self._known: Standing[KnownKey] = Standing()
+        self._known: Standing[K] = Standing()
 
-    def refused_quietly(self, key_id: str, digest: str, kind: str) -> KnownKey | None:
+    def refused_quietly(self, key_id: str, digest: str, kind: str) -> K | None:
         """The key a remembered wrong token names, when its refusal needs no look-up; None
         when the token must be looked up (not remembered, or its refusal will be recorded)."""
         known = self._known.get((key_id, digest, kind), self._clock())
@@ -53,7 +60,7 @@ class WrongSecrets:
             return None
         return known
 
-    def remember(self, key_id: str, digest: str, kind: str, key: KnownKey) -> None:
+    def remember(self, key_id: str, digest: str, kind: str, key: K) -> None:
         """A look-up found this token's secret wrong for `key`."""
         now = self._clock()
         self._known.remember((key_id, digest, kind), key, now + self.remember_for, now)

@@ -125,7 +125,18 @@ def seconds_until(reset_time: float) -> int:
 
 def policy_headers(item: RateLimitItem, remaining: int, reset_time: float) -> list[tuple[str, str]]:
     """Build the X-RateLimit-* and IETF RateLimit-Policy / RateLimit headers."""
-    wait = max(0, math.ceil(reset_time - time.time()))
+    return _policy_headers(item, remaining, reset_time, _header_wait(reset_time, time.time()))
+
+
+def _header_wait(reset_time: float, now: float) -> int:
+    """The RateLimit header's t: whole seconds until `reset_time`, rounded up, at least 0."""
+    return max(0, math.ceil(reset_time - now))
+
+
+def _policy_headers(
+    item: RateLimitItem, remaining: int, reset_time: float, wait: int
+) -> list[tuple[str, str]]:
+    """policy_headers, with the RateLimit header's wait given."""
     remaining = max(0, remaining)
     return [
         ("X-RateLimit-Limit", str(item.amount)),
@@ -209,8 +220,24 @@ def key_limit_exceeded(state: LimitState) -> PlainAnswer:
 
 
 def plain_too_many(state: LimitState, what: str) -> PlainAnswer:
-    """too_many's answer (the same status line, headers and body) as a PlainAnswer."""
-    wait = seconds_until(state.reset_time)
+    """too_many's answer (the same status line, headers and body) as a PlainAnswer.
+
+    A flood gets the same answer over and over: the same state (a standing refusal) and the
+    same whole seconds to wait. So it is built once for those (_built_too_many), and each
+    caller gets its own copy of the header list."""
+    now = time.time()
+    built = _built_too_many(
+        state,
+        what,
+        retry_after_seconds(state.reset_time, now),
+        _header_wait(state.reset_time, now),
+    )
+    return PlainAnswer(built.status, list(built.headers), built.body)
+
+
+@functools.lru_cache(maxsize=1024)
+def _built_too_many(state: LimitState, what: str, wait: int, header_wait: int) -> PlainAnswer:
+    """plain_too_many's answer for a state, waits as given (never handed out: copied)."""
     limit = describe(state.item)
     answer = plain_error(
         429,
@@ -218,6 +245,6 @@ def plain_too_many(state: LimitState, what: str) -> PlainAnswer:
         f"{what}; retry in {wait} s.",
         extra={"limit": limit, "retry_after": wait},
     )
-    answer.headers += policy_headers(state.item, state.remaining, state.reset_time)
+    answer.headers += _policy_headers(state.item, state.remaining, state.reset_time, header_wait)
     answer.headers.append(("Retry-After", str(wait)))
     return answer
