@@ -21,7 +21,6 @@ from flask import Flask
 from datalook.sql import filelock
 from datalook.sql.wal_checkpoints import (
     AUTOCHECKPOINT_PAGES,
-    RESET_FRAMES,
     Checkpointer,
     checkpoint,
     sqlite_file,
@@ -75,33 +74,24 @@ def _hold_lock(path: str, held, release) -> None:
         release.wait(10)
 
 
-def _checkpoint_in_thread(connection, path: str, last, reset_frames: int) -> threading.Event:
+def _checkpoint_in_thread(connection, path: str, last) -> threading.Event:
     """Run checkpoint() on a thread; the returned event is set when it has returned."""
     done = threading.Event()
 
     def run() -> None:
-        checkpoint(connection, filelock.for_database(path), last, reset_frames)
+        checkpoint(connection, filelock.for_database(path), last)
         done.set()
 
     threading.Thread(target=run, daemon=True).start()
     return done
 
 
-@pytest.mark.parametrize(
-    ("reset_frames", "holds_writers"),
-    [
-        (1, True),  # a WAL as long as the threshold: the tail pass waits for the writers
-        (RESET_FRAMES, False),  # a short WAL: copied alongside the writers, never held back
-    ],
-)
-def test_the_tail_pass_holds_writers_back_only_for_a_long_wal_with_something_new(
-    tmp_path, reset_frames, holds_writers
-):
+def test_the_tail_pass_holds_writers_back_only_when_there_is_something_new(tmp_path):
     path = str(tmp_path / "db.sqlite")
     writer = _wal_database(Path(path))
     _write(writer, 20)
     own = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    last = checkpoint(own, filelock.for_database(path), None, reset_frames)
+    last = checkpoint(own, filelock.for_database(path), None)
     context = multiprocessing.get_context("fork")
     held, release = context.Event(), context.Event()
     holder = context.Process(target=_hold_lock, args=(path, held, release))
@@ -109,18 +99,13 @@ def test_the_tail_pass_holds_writers_back_only_for_a_long_wal_with_something_new
     try:
         assert held.wait(10)
         # Nothing committed since the last call: it returns while a writer holds the lock.
-        assert _checkpoint_in_thread(own, path, last, reset_frames).wait(2)
-        # A new commit: the tail pass waits for the writers' lock, if the WAL is long.
+        assert _checkpoint_in_thread(own, path, last).wait(2)
+        # A new commit: the tail pass waits for the writers' lock.
         writer.execute("INSERT INTO t (body) VALUES ('new')")
-        waiting = _checkpoint_in_thread(own, path, last, reset_frames)
-        if holds_writers:
-            assert not waiting.wait(0.5)
-            release.set()
-        assert waiting.wait(5)
-        # Either way the commit was copied: the next writer starts the WAL over.
+        waiting = _checkpoint_in_thread(own, path, last)
+        assert not waiting.wait(0.5)
         release.set()
-        _write(writer, 1)
-        assert 0 < _wal_frames(own) < 5
+        assert waiting.wait(5)
     finally:
         release.set()
         holder.join(10)

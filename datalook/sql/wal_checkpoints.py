@@ -7,11 +7,10 @@ POST /event in the benchmark. Instead, one thread per database, in whichever ser
 leads the host (sql.leader), checkpoints every INTERVAL_S (see ``checkpoint``). Writers
 keep a far higher automatic threshold (AUTOCHECKPOINT_PAGES, set on every connection by
 sql/connections.py) as a safety net: should the thread stop, the WAL is still bounded. The
-net must stay well above what the WAL holds between two of the thread's resets
-(RESET_FRAMES plus an interval's writes): an event adds about 5 pages to the WAL, so at
-4,000 events a second a net of 10,000 pages fired inside a request's commit at nearly every
-interval, and every writer waited for a full checkpoint (the p99 of 15 to 29 ms that
-bench/README.md describes).
+net must stay well above what the WAL holds between two of the thread's restarts: an event
+adds about 5 pages to the WAL, so at 4,000 events a second a net of 10,000 pages fired
+inside a request's commit at nearly every interval, and every writer waited for a whole
+checkpoint (the p99 of 15 to 29 ms that bench/README.md describes).
 """
 
 from __future__ import annotations
@@ -31,13 +30,6 @@ AUTOCHECKPOINT_PAGES = 100_000  # about 400 MiB of WAL: reached only if the thre
 # figures behind 0.5 s are in bench/README.md); the WAL then holds about half a second of
 # writes.
 INTERVAL_S = 0.5
-# The WAL's length (frames) from which a tick holds the writers back for its last pass, so
-# that the WAL starts over. That pass costs two fsyncs with every writer waiting (3 to 10 ms
-# on the benchmark's disk); a shorter WAL is left to start over by itself, which it does at
-# the first tick whose pass sees no writer come meanwhile (any pause in the traffic). About
-# 128 MiB of WAL at 4 KiB pages: under a steady flood that is a held pass every second or
-# two instead of two a second.
-RESET_FRAMES = 32_768
 # Passes without the writers until a pass saw at most this many new frames (or the passes
 # run out): the pass that holds the writers back then has little to copy.
 TAIL_FRAMES = 64
@@ -46,25 +38,20 @@ _PASSIVE = "PRAGMA wal_checkpoint(PASSIVE)"
 
 
 def checkpoint(
-    connection: sqlite3.Connection,
-    writers: filelock.WriteLock,
-    last: tuple[int, int] | None,
-    reset_frames: int = RESET_FRAMES,
+    connection: sqlite3.Connection, writers: filelock.WriteLock, last: tuple[int, int] | None
 ) -> tuple[int, int]:
     """Copy the WAL into the database: the bulk while writers go on, the tail without them.
 
     A PASSIVE pass never waits and copies what was committed before it began; writers
-    append meanwhile. A pass that copied everything lets the next writer start the WAL over
-    from its beginning; under steady writes some always came meanwhile, and the WAL would
-    only ever grow, up to the safety net. So once it holds `reset_frames`, further passes copy
-    what came during the one before, each shorter, until few frames came (TAIL_FRAMES), and
-    a last pass with the writers held back copies that short tail, so that the next writer
-    finds nothing uncopied and starts over. ``last`` is what the previous call returned:
-    when nothing was committed since, the writers are left alone. Returns (frames in the
-    WAL, frames copied); (-1, -1) when not in WAL mode.
+    append meanwhile. Further passes copy what came during the one before, each shorter,
+    until few frames came (TAIL_FRAMES). A last pass with the writers held back then copies
+    that short tail, so that the next writer finds nothing uncopied and starts the WAL over
+    from its beginning (otherwise it would only ever grow, up to the safety net). ``last``
+    is what the previous call returned: when nothing was committed since, the writers are
+    left alone. Returns (frames in the WAL, frames copied); (-1, -1) when not in WAL mode.
     """
     _busy, frames, copied = connection.execute(_PASSIVE).fetchone()
-    if frames <= 0 or frames < reset_frames or (frames, copied) == last:
+    if frames <= 0 or (frames, copied) == last:
         return frames, copied
     for _ in range(MAX_CATCH_UP_PASSES):
         before = frames
@@ -82,13 +69,10 @@ class Checkpointer(Leader):
 
     thread_name = "datalook-wal-checkpoints"
 
-    def __init__(
-        self, database_path: str, interval: float = INTERVAL_S, reset_frames: int = RESET_FRAMES
-    ) -> None:
+    def __init__(self, database_path: str, interval: float = INTERVAL_S) -> None:
         super().__init__(database_path + ".checkpointer")
         self.database_path = database_path
         self.interval = interval
-        self.reset_frames = reset_frames
 
     def lead(self) -> None:
         """Checkpoint every interval on a connection of the thread's own."""
@@ -98,7 +82,7 @@ class Checkpointer(Leader):
         try:
             while not self.wait(self.interval):
                 try:
-                    last = checkpoint(connection, writers, last, self.reset_frames)
+                    last = checkpoint(connection, writers, last)
                 except sqlite3.Error as exc:  # e.g. a disk error: log it, try again later
                     log.warning("WAL checkpoint failed: %s", exc)
                     last = None
