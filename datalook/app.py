@@ -26,6 +26,7 @@ from .ingest.pipeline import Context
 from .ingest.refusals import recorder_for
 from .ingest.usage import counter_for
 from .keys import tokens
+from .keys.wrong_secrets import WrongSecrets
 from .ratelimit import limiter as rate_limiter
 from .ratelimit.rules import parsed as parsed_limit
 from .sql import connections
@@ -132,6 +133,7 @@ def _ingestion_context(app: Flask) -> Context:
             if app.config["TRUSTED_PROXIES"] and engine.dialect.name == "sqlite"
             else None
         ),
+        wrong_secrets=WrongSecrets(quiet=refusals.would_skip),
     )
 
 

@@ -331,6 +331,83 @@ def test_the_log_stays_bounded_under_a_flood(app, client, owner, monkeypatch):
     assert len(_refusals(app, owner)) == 30
 
 
+def _log_clock(app, monkeypatch, per_second: int = 2) -> list[float]:
+    """Put the app's refused-request log on a settable clock (its per-second budgets), at
+    `per_second` records per key and second."""
+    app.wsgi_app.ingestion.context  # noqa: B018 - resolved now: it sets the log's budget
+    recorder = recorder_for(app.extensions)
+    now = [1000.0]
+    monkeypatch.setattr(recorder, "_clock", lambda: now[0])
+    monkeypatch.setattr(recorder, "per_key_per_second", per_second)
+    return now
+
+
+def test_a_flood_of_one_wrong_secret_is_recorded_and_counted_exactly(
+    app, client, owner, monkeypatch
+):
+    # Past a key's records for the second, a remembered wrong token is refused without its
+    # look-up; the log must read as if every one had been looked up.
+    made = _key(app, owner)
+    forged = bearer(_wrong_secret(made))
+    now = _log_clock(app, monkeypatch)
+    assert [client.post("/event", json=GOOD, headers=forged).status_code for _ in range(7)] == [
+        401
+    ] * 7
+    now[0] += 1
+    assert client.post("/event", json=GOOD, headers=forged).status_code == 401
+    records = _refusals(app, owner)
+    assert [(r.status, r.code, r.api_key_id, r.suppressed) for r in records] == [
+        (401, "invalid_token", made.key_pk, 0),
+        (401, "invalid_token", made.key_pk, 0),
+        (401, "invalid_token", made.key_pk, 5),
+    ]
+    assert records[2].message.startswith("The key id is this key's, but the secret")
+
+
+def test_a_wrong_secret_of_a_key_deleted_meanwhile_is_never_recorded(
+    app, client, owner, monkeypatch
+):
+    made = _key(app, owner)
+    forged = bearer(_wrong_secret(made))
+    now = _log_clock(app, monkeypatch)
+    for _ in range(3):  # two records, then remembered and only counted
+        assert client.post("/event", json=GOOD, headers=forged).status_code == 401
+    with app.app_context():
+        erasure.delete_site(db.session.get(Site, owner), None)  # its key goes with it
+    assert client.post("/event", json=GOOD, headers=forged).status_code == 401  # counted
+    now[0] += 1  # a record would be written now: the look-up finds no key, names none
+    answer = client.post("/event", json=GOOD, headers=forged)
+    assert answer.status_code == 401
+    assert answer.get_json()["error"]["code"] == "invalid_token"
+    assert recorder_for(app.extensions).pending() == 0
+    _flush(app)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(RefusedRequest)) == 0
+
+
+def test_a_rotation_makes_a_new_key_id_and_a_wrong_token_stays_wrong(app, client, owner):
+    made = _key(app, owner)
+    forged = bearer(_wrong_secret(made))
+    assert client.post("/event", json=GOOD, headers=forged).status_code == 401  # remembered
+    with app.app_context():
+        rotated = apikeys.rotate_key(db.session.get(ApiKey, made.key_pk), "now", None)
+        new_id, new_token = rotated.key.key_id, rotated.token
+        old = db.session.get(ApiKey, made.key_pk)
+        assert old.key_id == made.key_id and new_id != made.key_id
+    answers = {
+        "the wrong token": client.post("/event", json=GOOD, headers=forged),
+        "the old token": client.post("/event", json=GOOD, headers=bearer(made.token)),
+        "the new token": client.post("/event", json=GOOD, headers=bearer(new_token)),
+    }
+    assert {name: a.status_code for name, a in answers.items()} == {
+        "the wrong token": 401,
+        "the old token": 401,
+        "the new token": 204,
+    }
+    assert answers["the wrong token"].get_json()["error"]["code"] == "invalid_token"
+    assert answers["the old token"].get_json()["error"]["code"] == "revoked_token"
+
+
 def test_skipped_refusals_are_counted_on_the_next_record():
     now = [100.0]
     recorder = refusals.RefusalRecorder(per_key_per_second=2, clock=lambda: now[0])

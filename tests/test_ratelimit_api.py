@@ -18,12 +18,15 @@ import pytest
 from limits import parse as parse_limit
 from sqlalchemy import select
 
+from datalook import erasure
 from datalook.extensions import db, limiter
+from datalook.ingest.app import Dispatcher
 from datalook.ingest.usage import counter_for
 from datalook.keys import apikeys, tokens
 from datalook.models import ApiKey, Event, Site
 from datalook.ratelimit import rules
 from datalook.ratelimit.mapped import MappedWindowStorage
+from datalook.ratelimit.standing import Standing
 from tests.conftest import _make_app, add_site, csrf_from, sign_up
 
 T0 = 1_800_000_000.0  # a whole second, so boundary arithmetic is exact
@@ -371,6 +374,118 @@ def test_failed_auth_is_limited_per_address(app, client, clock):
 
     clock.advance(30)  # a minute after the first failures: this address may try again
     assert post_event(client, forged).status_code == 401
+
+
+# -- refusals that stand: remembered by the process until their reset time ------------------
+
+
+def _standing_limits(app) -> rules.ApiLimits:
+    """The ingestion app's limits, whose memory of standing refusals the tests look at."""
+    dispatcher = app.wsgi_app
+    assert isinstance(dispatcher, Dispatcher)
+    return dispatcher.ingestion.context.limits
+
+
+def _set_limit(app, key_id: str, limit: str) -> None:
+    result = app.test_cli_runner().invoke(args=["keys", "set-limit", key_id, limit])
+    assert result.exit_code == 0, result.output
+
+
+def _revoke(app, key_id: str) -> None:
+    with app.app_context():
+        apikeys.revoke_key(db.session.scalar(select(ApiKey).where(ApiKey.key_id == key_id)))
+
+
+def _delete_site(app, key_id: str) -> None:
+    with app.app_context():
+        key = db.session.scalar(select(ApiKey).where(ApiKey.key_id == key_id))
+        erasure.delete_site(key.site, None)
+
+
+# What happens after a key's refusal is remembered, and what its next request must get: the
+# same answer as a fresh look at the window and the key's row, whatever changed meanwhile.
+STANDING_CHANGES = [
+    ("a second later", lambda app, key_id, clock: clock.advance(1), 429, None),
+    ("its oldest entry leaves the window", lambda app, key_id, clock: clock.advance(10), 204, None),
+    (
+        "its limit is raised",
+        lambda app, key_id, clock: _set_limit(app, key_id, "5 per 10 seconds"),
+        204,
+        None,
+    ),
+    ("it is revoked", lambda app, key_id, clock: _revoke(app, key_id), 401, "revoked_token"),
+    (
+        "its site is deleted",
+        lambda app, key_id, clock: _delete_site(app, key_id),
+        401,
+        "invalid_token",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "code"),
+    [case[1:] for case in STANDING_CHANGES],
+    ids=[case[0] for case in STANDING_CHANGES],
+)
+def test_a_remembered_refusal_answers_as_a_fresh_one_would(
+    app, client, clock, change, status, code
+):
+    token, key_id = new_key(app)
+    _set_limit(app, key_id, "3 per 10 seconds")
+    spend(client, token, 3)
+    assert post_event(client, token).status_code == 429
+    assert len(_standing_limits(app).keys_refused) == 1  # remembered until T0 + 10
+    change(app, key_id, clock)
+    answer = post_event(client, token)
+    assert answer.status_code == status, answer.get_json()
+    if code is not None:
+        assert answer.get_json()["error"]["code"] == code
+    if status == 429:  # the wait counts down; every header as the window says
+        assert_rate_limited(answer, retry_after=9, limit="3 per 10 seconds")
+        assert_headers(answer, limit=3, left=0, reset=T0 + WINDOW, now=T0 + 1, window=WINDOW)
+
+
+def test_a_remembered_refusal_is_byte_for_byte_a_fresh_one(app, client, clock):
+    token, _ = new_key(app)
+    spend(client, token, DEFAULT)
+    assert post_event(client, token).status_code == 429
+    clock.advance(2.5)
+    remembered = post_event(client, token)
+    _standing_limits(app).keys_refused.forget(
+        (rules.parsed(f"{DEFAULT} per {WINDOW} seconds"), tokens.parse(token).key_id)
+    )
+    fresh = post_event(client, token)  # from the window itself
+    assert remembered.status_code == fresh.status_code == 429
+    assert list(remembered.headers) == list(fresh.headers)
+    assert remembered.get_data() == fresh.get_data()
+
+
+def test_a_remembered_failing_address_refuses_only_failed_attempts(app, client, clock):
+    token, _ = new_key(app)
+    forged = wrong_secret(token)
+    assert [post_event(client, forged).status_code for _ in range(61)] == [401] * 60 + [429]
+    assert len(_standing_limits(app).addresses_refused) == 1
+    clock.advance(59)
+    refused = post_event(client, forged)
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
+    # A valid token from that address never fails its authentication: it goes through.
+    assert post_event(client, token).status_code == 204
+    clock.advance(1)  # the first failures leave the window: this address may try again
+    assert post_event(client, forged).status_code == 401
+
+
+def test_the_memory_of_standing_refusals_forgets_at_the_deadline_and_stays_bounded():
+    standing: Standing[str] = Standing(max_entries=3)
+    for n in range(3):
+        standing.remember(n, f"v{n}", until=10.0 + n, now=0.0)
+    assert [standing.get(n, 11.0) for n in range(3)] == [None, None, "v2"]
+    standing.remember("past", "x", until=5.0, now=5.0)  # already over: nothing to keep
+    assert standing.get("past", 4.0) is None
+    for n in range(3, 10):  # more senders than it holds: it never grows past its bound
+        standing.remember(n, f"v{n}", until=100.0, now=11.0)
+        assert len(standing) <= 3
+    assert standing.get(9, 11.0) == "v9"
 
 
 # -- per-key limits and the configurable default -----------------------------------------------

@@ -21,7 +21,8 @@ from werkzeug.wrappers import Request, Response
 
 from ..browser.bot_counts import BotCounter
 from ..envelope import ApiError, PlainAnswer, error_response, json_response, plain_error
-from ..keys.authentication import AuthenticatedKey, AuthFailure, authenticate
+from ..keys.authentication import AuthenticatedKey, AuthFailure, KnownKey, authenticate
+from ..keys.wrong_secrets import WrongSecrets
 from ..models import utcnow
 from ..ratelimit.limit_text import describe
 from ..ratelimit.rules import ApiLimits, key_limit_exceeded, with_limit_headers
@@ -63,6 +64,8 @@ class Context:
     # Whether a worker's concurrent writes share a commit (storage.store): only when it
     # serves requests on several threads (WEB_THREADS); one thread has nothing to group.
     group_writes: bool = False
+    # Tokens found wrong, refused without a look-up while their refusal is only counted.
+    wrong_secrets: WrongSecrets[KnownKey] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,12 +105,16 @@ def handle(context: Context, request: ApiRequest, step: Step) -> Answer:
         connection = held.get()  # inside: a database that is down is a 503
         try:
             header = request.environ.get("HTTP_AUTHORIZATION")
-            key = authenticate(connection, context.engine.dialect, header, now)
+            key = authenticate(
+                connection, context.engine.dialect, header, now, wrong=context.wrong_secrets
+            )
         except AuthFailure as failure:
             # A failed attempt spends the client address's budget, never a real key's.
             address = client_address(request.environ, context.trusted_hops)
             limited = context.limits.refuse_failed_auth_plainly(address)
-            if failure.key is not None:  # a real key id: its owner sees the refusal live
+            if failure.remembered and failure.key is not None:
+                context.refusals.skipped(failure.key.id)  # counted only, as the log would
+            elif failure.key is not None:  # a real key id: its owner sees the refusal live
                 status, code = (429, "rate_limited") if limited else (401, failure.code)
                 # The owner may learn what the sender may not: the key id was right.
                 told = _OWNER_NOTES.get(failure.code, failure.message)

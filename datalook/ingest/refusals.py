@@ -177,6 +177,29 @@ class RefusalRecorder:
             skipped, budget.skipped = budget.skipped, 0
             return skipped
 
+    def would_skip(self, key_pk: int) -> bool:
+        """Whether a refusal of this key would only be counted now (its records for this
+        second are spent, or the memory bound is reached), without spending anything."""
+        second = int(self._clock())
+        budget = self._budgets.get(key_pk)
+        if budget is not None and budget.second == second:
+            return budget.used >= self.per_key_per_second or len(self._pending) >= self.max_pending
+        return len(self._pending) >= self.max_pending
+
+    def skipped(self, key_pk: int) -> None:
+        """Count one refusal of this key that is not recorded (would_skip said so): the next
+        record of the key says how many were skipped. Never writes a record itself, so a
+        caller that skipped looking the key up cannot name a key that is gone."""
+        second = int(self._clock())
+        with self._lock:
+            budget = self._budgets.get(key_pk)
+            if budget is None or budget.second != second:
+                if len(self._budgets) > 10_000:
+                    self._budgets.clear()
+                skipped = budget.skipped if budget is not None else 0
+                budget = self._budgets[key_pk] = _Budget(second, 0, skipped)
+            budget.skipped += 1
+
     def refused(
         self,
         key: IdentifiedKey,
@@ -265,7 +288,12 @@ class RefusalRecorder:
         if not rows or engine is None:
             return
         try:
-            with write_lock(engine.dialect, engine.url.database), engine.begin() as connection:
+            # Checked out before the writers' lock, which every other writer waits for.
+            with (
+                engine.connect() as connection,
+                write_lock(engine.dialect, engine.url.database),
+                connection.begin(),
+            ):
                 connection.execute(insert(_table), rows)
                 oldest = max(row["received_at"] for row in rows) - KEEP_FOR
                 for site_id in {row["site_id"] for row in rows}:

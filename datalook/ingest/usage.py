@@ -94,7 +94,13 @@ class UsageCounter:
         if not counts:
             return
         try:
-            with write_lock(engine.dialect, engine.url.database), engine.begin() as connection:
+            # The connection is checked out (and, if new, set up) before the writers' lock:
+            # every other writer waits for what is done while it is held.
+            with (
+                engine.connect() as connection,
+                write_lock(engine.dialect, engine.url.database),
+                connection.begin(),
+            ):
                 self._write(connection, counts, last_used)
         except Exception:
             self._restore(counts, last_used)

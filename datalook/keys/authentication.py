@@ -11,7 +11,7 @@ import functools
 import hmac
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from sqlalchemy import DateTime, String, bindparam, case, select
 from sqlalchemy.engine import Dialect
@@ -19,6 +19,9 @@ from sqlalchemy.engine import Dialect
 from ..models import KEY_KIND_LIVE, KEY_KIND_READ, KEY_KIND_TEST, ApiKey
 from ..sql.compiled import CompiledStatement, StatementCache
 from . import tokens
+
+if TYPE_CHECKING:
+    from .wrong_secrets import WrongSecrets
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,14 +48,19 @@ class AuthFailure(Exception):
     """Authentication failed; `code` is the machine-readable reason.
 
     `key` is the key whose id the token named, when that key exists (a wrong secret, a
-    revoked key): its owner sees the refusal in the live view.
+    revoked key): its owner sees the refusal in the live view. `remembered`: the token was
+    refused from wrong_secrets' memory, without a look-up, because the refusal log would
+    only count it (the caller counts it, and never records it: the key may be gone).
     """
 
-    def __init__(self, code: str, message: str, key: KnownKey | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, key: KnownKey | None = None, remembered: bool = False
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.key = key
+        self.remembered = remembered
 
 
 _keys = ApiKey.__table__
@@ -131,10 +139,17 @@ def _presented(credentials: str) -> tuple[str, str, str]:
 
 
 def authenticate(
-    connection, dialect: Dialect, header: str | None, now: datetime, use: KeyUse = SEND_EVENTS
+    connection,
+    dialect: Dialect,
+    header: str | None,
+    now: datetime,
+    use: KeyUse = SEND_EVENTS,
+    wrong: WrongSecrets[KnownKey] | None = None,
 ) -> AuthenticatedKey:
     """Check a Bearer header on a DB-API connection for a use; raise AuthFailure with the
-    reason (a well-formed token of a kind the use does not take: wrong_key_kind)."""
+    reason (a well-formed token of a kind the use does not take: wrong_key_kind). With
+    `wrong`, a token already found wrong skips its look-up while its refusal is only counted
+    (wrong_secrets.py)."""
     credentials = bearer_token(header)
     try:
         key_id, secret_hash, kind = _presented(credentials)
@@ -147,6 +162,10 @@ def authenticate(
     if kind not in use.kinds:
         # Told before any look-up: the prefix says the kind, whether or not the key exists.
         raise AuthFailure("wrong_key_kind", use.wrong_kind)
+    if wrong is not None:
+        known = wrong.refused_quietly(key_id, secret_hash, kind)
+        if known is not None:
+            raise AuthFailure("invalid_token", "The token is not valid.", known, remembered=True)
     found = _lookup(connection, dialect, key_id, now)
     if found is None:
         raise AuthFailure("invalid_token", "The token is not valid.")
@@ -155,9 +174,10 @@ def authenticate(
     # An unknown key and a wrong secret look the same from outside. (A token of the other
     # kind cannot match: its checksum covers the prefix, so its secret differs.)
     if not hmac.compare_digest(secret_hash, row.secret_hash) or kind != row.kind:
-        raise AuthFailure(
-            "invalid_token", "The token is not valid.", KnownKey(row.id, row.site_id, is_test)
-        )
+        named = KnownKey(row.id, row.site_id, is_test)
+        if wrong is not None:
+            wrong.remember(key_id, secret_hash, kind, named)
+        raise AuthFailure("invalid_token", "The token is not valid.", named)
     if not row.active:
         raise AuthFailure(
             "revoked_token",

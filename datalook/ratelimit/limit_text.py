@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from limits import RateLimitItem, parse_many
@@ -11,8 +12,10 @@ MAX_AMOUNT = 1_000_000_000
 MAX_WINDOW_SECONDS = 86_400
 
 
+@functools.lru_cache(maxsize=1024)
 def describe(item: RateLimitItem) -> str:
-    """Say a limit the way people write it: "500 per 10 seconds"."""
+    """Say a limit the way people write it: "500 per 10 seconds" (limits are few: each is
+    said once per process, as the refusals of a flood repeat it)."""
     seconds = item.get_expiry()
     return f"{item.amount} per {seconds} second{'s' if seconds != 1 else ''}"
 

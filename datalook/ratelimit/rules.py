@@ -13,7 +13,7 @@ import functools
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from time import monotonic
 from typing import Any
 
@@ -23,6 +23,7 @@ from werkzeug.wrappers import Response
 
 from ..envelope import PlainAnswer, error_response, plain_error
 from .limit_text import describe
+from .standing import Standing
 from .window import retry_after_seconds
 
 # Against token guessing: requests that fail authentication, per client address.
@@ -124,7 +125,18 @@ def seconds_until(reset_time: float) -> int:
 
 def policy_headers(item: RateLimitItem, remaining: int, reset_time: float) -> list[tuple[str, str]]:
     """Build the X-RateLimit-* and IETF RateLimit-Policy / RateLimit headers."""
-    wait = max(0, math.ceil(reset_time - time.time()))
+    return _policy_headers(item, remaining, reset_time, _header_wait(reset_time, time.time()))
+
+
+def _header_wait(reset_time: float, now: float) -> int:
+    """The RateLimit header's t: whole seconds until `reset_time`, rounded up, at least 0."""
+    return max(0, math.ceil(reset_time - now))
+
+
+def _policy_headers(
+    item: RateLimitItem, remaining: int, reset_time: float, wait: int
+) -> list[tuple[str, str]]:
+    """policy_headers, with the RateLimit header's wait given."""
     remaining = max(0, remaining)
     return [
         ("X-RateLimit-Limit", str(item.amount)),
@@ -142,10 +154,18 @@ class ApiLimits:
     key_storage: MovingWindowSupport  # the keys' windows
     address_storage: MovingWindowSupport  # per-address windows (anyone can multiply these)
     default_limit: str  # RATELIMIT_EVENT_DEFAULT
+    # Refusals that stand until their reset time, by (key id, limit) and by address: a
+    # refused spend records nothing and no process can take entries out of a window, so an
+    # identity refused now stays refused until its oldest entry leaves the window, with the
+    # same state (standing.py). A flood of refused requests then skips the storage.
+    keys_refused: Standing[LimitState] = field(default_factory=Standing, compare=False)
+    addresses_refused: Standing[LimitState] = field(default_factory=Standing, compare=False)
 
     def spend_key(self, key_id: str, own_limit: str | None) -> LimitState | None:
-        """Spend one request of an authenticated key on the shared /event + /events bucket."""
-        return spend(self.key_storage, parsed(own_limit or self.default_limit), EVENT_SCOPE, key_id)
+        """Spend one request of an authenticated key on the shared /event + /events bucket
+        (a key refused until a later reset time is refused again without the storage)."""
+        item = parsed(own_limit or self.default_limit)
+        return _spend_standing(self.key_storage, item, EVENT_SCOPE, key_id, self.keys_refused)
 
     def refuse_failed_auth(self, address: str | None) -> Response | None:
         """Spend one failed-authentication attempt of an address; a 429 when none are left."""
@@ -160,10 +180,34 @@ class ApiLimits:
 
     def _spend_failed_auth(self, address: str | None) -> LimitState | None:
         """Spend one attempt of the address; its state when it is refused, else None."""
-        state = spend(self.address_storage, FAILED_AUTH_LIMIT, "failed-auth", address or "unknown")
+        state = _spend_standing(
+            self.address_storage,
+            FAILED_AUTH_LIMIT,
+            "failed-auth",
+            address or "unknown",
+            self.addresses_refused,
+        )
         if state is None or state.allowed:  # a failed storage still answers these with 401
             return None
         return state
+
+
+def _spend_standing(
+    storage: MovingWindowSupport,
+    item: RateLimitItem,
+    scope: str,
+    identity: str,
+    refused: Standing[LimitState],
+) -> LimitState | None:
+    """spend, unless this identity's refusal under `item` still stands (then that state)."""
+    now = time.time()
+    standing = refused.get((item, identity), now)
+    if standing is not None:
+        return standing
+    state = spend(storage, item, scope, identity)
+    if state is not None and not state.allowed:
+        refused.remember((item, identity), state, state.reset_time, now)
+    return state
 
 
 _FAILED_AUTH_REFUSAL = "Too many requests with invalid credentials from your address"
@@ -176,8 +220,24 @@ def key_limit_exceeded(state: LimitState) -> PlainAnswer:
 
 
 def plain_too_many(state: LimitState, what: str) -> PlainAnswer:
-    """too_many's answer (the same status line, headers and body) as a PlainAnswer."""
-    wait = seconds_until(state.reset_time)
+    """too_many's answer (the same status line, headers and body) as a PlainAnswer.
+
+    A flood gets the same answer over and over: the same state (a standing refusal) and the
+    same whole seconds to wait. So it is built once for those (_built_too_many), and each
+    caller gets its own copy of the header list."""
+    now = time.time()
+    built = _built_too_many(
+        state,
+        what,
+        retry_after_seconds(state.reset_time, now),
+        _header_wait(state.reset_time, now),
+    )
+    return PlainAnswer(built.status, list(built.headers), built.body)
+
+
+@functools.lru_cache(maxsize=1024)
+def _built_too_many(state: LimitState, what: str, wait: int, header_wait: int) -> PlainAnswer:
+    """plain_too_many's answer for a state, waits as given (never handed out: copied)."""
     limit = describe(state.item)
     answer = plain_error(
         429,
@@ -185,6 +245,6 @@ def plain_too_many(state: LimitState, what: str) -> PlainAnswer:
         f"{what}; retry in {wait} s.",
         extra={"limit": limit, "retry_after": wait},
     )
-    answer.headers += policy_headers(state.item, state.remaining, state.reset_time)
+    answer.headers += _policy_headers(state.item, state.remaining, state.reset_time, header_wait)
     answer.headers.append(("Retry-After", str(wait)))
     return answer

@@ -6,7 +6,11 @@ it: about 4 ms of copying and fsync every few hundred events, which set the p99 
 POST /event in the benchmark. Instead, one thread per database, in whichever server worker
 leads the host (sql.leader), checkpoints every INTERVAL_S (see ``checkpoint``). Writers
 keep a far higher automatic threshold (AUTOCHECKPOINT_PAGES, set on every connection by
-sql/connections.py) as a safety net: should the thread stop, the WAL is still bounded.
+sql/connections.py) as a safety net: should the thread stop, the WAL is still bounded. The
+net must stay well above what the WAL holds between two of the thread's restarts: an event
+adds about 5 pages to the WAL, so at 4,000 events a second a net of 10,000 pages fired
+inside a request's commit at nearly every interval, and every writer waited for a whole
+checkpoint (the p99 of 15 to 29 ms that bench/README.md describes).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from .leader import Leader
 
 log = logging.getLogger(__name__)
 
-AUTOCHECKPOINT_PAGES = 10_000  # about 40 MiB of WAL: reached only if the thread is stopped
+AUTOCHECKPOINT_PAGES = 100_000  # about 400 MiB of WAL: reached only if the thread is stopped
 # Each tick's tail pass holds writers back briefly, so ticks are not too frequent (the A/B
 # figures behind 0.5 s are in bench/README.md); the WAL then holds about half a second of
 # writes.
