@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,12 +25,21 @@ GRACE = timedelta(minutes=10)
 def collect(session: Session, directory: Path, grace: timedelta = GRACE) -> int:
     """Remove the files of this store that no segment row names (and temporary files
     left by a build that died), once older than `grace`; how many were removed."""
-    if not directory.is_dir():
+    return collect_unnamed(session, directory, directory, StoreSegment, grace)
+
+
+def collect_unnamed(
+    session: Session, directory: Path, folder: Path, rows: Any, grace: timedelta = GRACE
+) -> int:
+    """Remove the files in `folder`'s site folders that no row of `rows` (a model with
+    `store` and `token` columns) of the store in `directory` names, and temporary files,
+    once older than `grace`; how many were removed."""
+    if not folder.is_dir():
         return 0
     store = files.store_id(directory)
     # Listed before the rows are read: a file made after this listing is not looked at.
-    found = [path for path in directory.glob("*/*") if path.is_file()]
-    valid = set(session.scalars(select(StoreSegment.token).where(StoreSegment.store == store)))
+    found = [path for path in folder.glob("*/*") if path.is_file()]
+    valid = set(session.scalars(select(rows.token).where(rows.store == store)))
     session.rollback()
     return remove_unnamed(found, valid, grace)
 

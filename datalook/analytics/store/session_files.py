@@ -230,12 +230,4 @@ def _build_day(
 def collect(session: Session, directory: Path, grace: timedelta = gc.GRACE) -> int:
     """Remove the day files of this store that no row names (and temporary files left by
     a build that died), once older than `grace`; how many were removed."""
-    folder = directory / FOLDER
-    if not folder.is_dir():
-        return 0
-    store = files.store_id(directory)
-    # Listed before the rows are read: a file made after this listing is not looked at.
-    found = [path for path in folder.glob("*/*") if path.is_file()]
-    valid = set(session.scalars(select(SessionDayFile.token).where(SessionDayFile.store == store)))
-    session.rollback()
-    return gc.remove_unnamed(found, valid, grace)
+    return gc.collect_unnamed(session, directory, directory / FOLDER, SessionDayFile, grace)
