@@ -38,6 +38,7 @@ from .edges import Edge, Seen, changes, edges_of
 from .invalidate import CURSOR
 from .models import StoreEdge, StoreSegment
 from .rows import rows_for
+from .session_days import day_of
 
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
@@ -90,11 +91,6 @@ class _Work:
     start: datetime
     end: datetime
     compact: tuple[Segment, ...] = ()
-
-
-def floor_day(moment: datetime) -> datetime:
-    """The UTC midnight that begins the day of `moment`."""
-    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def build(
@@ -178,8 +174,8 @@ def _site_plan(
     )
     valid = {(row.span_start, row.span_end): Segment(*row) for row in rows}
     work: list[_Work] = []
-    day = floor_day(now)
-    while day >= floor_day(first):
+    day = day_of(now)
+    while day >= day_of(first):
         end = day + DAY
         if (day, end) not in valid:
             work += _day_plan(session, site_id, day, valid, now, at_once)
