@@ -102,13 +102,19 @@ def _span(days: int) -> tuple[datetime, datetime]:
     return cut - timedelta(days=days), cut
 
 
-def _covered(app, site_id: int, span: tuple[datetime, datetime]) -> bool:
-    """Whether the day files cover the span (the copy is read)."""
+def _sources(app, site_id: int, span: tuple[datetime, datetime]) -> journey_days.DaySources | None:
+    """Where the span's sessions are read (None: the table as a whole)."""
     with app.app_context():
         try:
-            return journey_days.day_paths(db.session, site_id, *span) is not None
+            return journey_days.day_sources(db.session, site_id, *span)
         finally:
             db.session.remove()
+
+
+def _covered(app, site_id: int, span: tuple[datetime, datetime]) -> bool:
+    """Whether the day files alone cover the span (the copy is read, no day of the table)."""
+    sources = _sources(app, site_id, span)
+    return sources is not None and not sources.stale_days
 
 
 def _by_key(rows) -> dict:
@@ -125,9 +131,9 @@ def _same_as_table(app, site_id: int, span: tuple[datetime, datetime]) -> None:
                 int(args.get("steps", 5)), args.get("start"), args.get("end"), args.get("rule")
             )
             filters = (query.start, query.end, query.rule)
-            paths = journey_days.day_paths(db.session, site_id, *span)
-            assert paths is not None, args
-            copied = journey_days.counted(paths, span, query.steps, filters)
+            sources = journey_days.day_sources(db.session, site_id, *span)
+            assert sources is not None, args
+            copied = journey_days.counted(sources, span, query.steps, filters)
             where = [
                 t.site_id == site_id,
                 t.started_at >= span[0],
@@ -145,7 +151,7 @@ def _same_as_table(app, site_id: int, span: tuple[datetime, datetime]) -> None:
             visitors.append("u:nobody")
             known: dict[str, set] = {}
             journeys._look_up_earlier(db.session, site_id, query, visitors, span, known)
-            found = journey_days.journeys_of(paths, span, query.steps, filters, visitors)
+            found = journey_days.journeys_of(sources, span, query.steps, filters, visitors)
             assert found == known, args
         db.session.remove()
 
@@ -258,6 +264,15 @@ def test_a_changed_day_is_not_read_from_its_file_until_built_again(any_app, chan
     assert not _covered(app, site_id, span), change
     if change in ("late event", "retention"):  # the later days' files stay current
         assert _covered(app, site_id, (day + timedelta(days=1), span[1]))
+    sources = _sources(app, site_id, span)
+    if change == "late event":  # that day alone is read from the table, beside the files
+        assert sources is not None and sources.stale_days == (day,)
+        assert len(sources.paths) >= DAYS - 2
+        _same_as_table(app, site_id, span)
+    elif change == "rebuild":  # every day changed: the table as a whole
+        assert sources is None
+    else:  # that day is never read from its file
+        assert sources is None or day in sources.stale_days, change
     _check_oracle(app, client, site_id, events, "UTC")
     assert _build(app).days >= 1
     assert _covered(app, site_id, span)

@@ -1,16 +1,19 @@
 """The journeys' figures of a settled span counted by DuckDB from the sessions' day files.
 
-When every UTC day of the span from the site's first session on has a current day file
-in this host's store (store.session_files; day_paths, else None: the caller reads the
-table), the figures per journey (sessions, converted, the smallest session id, distinct
-visitors) are counted by one DuckDB query over those files, and the journeys of the fresh
-part's visitors in the span are found by one more, with the same filters and keys as
-journeys' SQL: the same rows as the table's, so the same figures. Reads only: the files
-are built by the fold process.
+When the UTC days of the span from the site's first session on have current day files in
+this host's store (store.session_files), but for at most STALE_DAYS_READ days whose
+sessions changed since their file was built (a late event, an erasure: their rows are read
+from the table, as their file would hold them), day_sources says where to read them (else
+None: the caller reads the table). The figures per journey (sessions, converted, the
+smallest session id, distinct visitors) are then counted by one DuckDB query over those
+sources, and the journeys of the fresh part's visitors in the span are found by one more,
+with the same filters and keys as journeys' SQL: the same rows as the table's, so the same
+figures. Reads only: the files are built by the fold process.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import pyarrow as pa
@@ -24,6 +27,43 @@ from .store.read import connect, store_directory
 from .store.session_days import DAY, day_of
 
 Row = tuple  # (key, sessions, converted, smallest id, visitors)
+# Days of a span read from the table beside the files, at most: a changed day waits for the
+# fold's next tick to be built again, and one day's sessions are quick to read meanwhile;
+# a span with more reads the table as a whole.
+STALE_DAYS_READ = 3
+_STALE = "stale_sessions"  # the stale days' rows, as DuckDB sees them
+
+
+@dataclass(frozen=True)
+class DaySources:
+    """Where a settled span's sessions are read from: the current day files, and the rows
+    of the days without one (read from the table in the files' columns)."""
+
+    paths: list[str]
+    stale: pa.Table | None = None
+    stale_days: tuple[datetime, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        """Whether no session is there to read."""
+        return not self.paths and (self.stale is None or not self.stale.num_rows)
+
+    def relation(self) -> str:
+        """DuckDB: the sessions of every source, as one relation."""
+        parts = []
+        if self.paths:
+            listed = ", ".join(_quoted(path) for path in self.paths)
+            parts.append(f"SELECT * FROM read_parquet([{listed}])")  # noqa: S608 - quoted
+        if self.stale is not None:
+            parts.append(f"SELECT * FROM {_STALE}")  # noqa: S608 - our own name
+        return "(" + " UNION ALL ".join(parts) + ")"
+
+    def connect(self):
+        """A DuckDB connection that sees the stale days' rows."""
+        con = connect()
+        if self.stale is not None:
+            con.register(_STALE, self.stale)
+        return con
 
 
 def _quoted(text: str) -> str:
@@ -31,33 +71,42 @@ def _quoted(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def day_paths(session: Session, site_id: int, start: datetime, cut: datetime) -> list[str] | None:
-    """The files holding the site's sessions that started in [start, cut) (UTC days, cut a
-    midnight), or None when a day from the site's first session on has no current file."""
+def day_sources(
+    session: Session, site_id: int, start: datetime, cut: datetime
+) -> DaySources | None:
+    """The sources of the site's sessions that started in [start, cut) (UTC days, cut a
+    midnight), or None when the store is missing or more than STALE_DAYS_READ days from the
+    site's first session on have no current file."""
     directory = store_directory()
     if not (directory / files.STORE_ID_FILE).exists():
         return None
     store = files.store_id(directory)
     # The files first, then the first session: a session made meanwhile on an earlier day
-    # shows as a day without a file (the table is read), never as a day left out.
+    # shows as a day without a file (read from the table), never as a day left out.
     current = session_files.current_files(session, store, site_id, day_of(start), cut)
     first = session.scalar(
         select(func.min(VisitorSession.started_at)).where(VisitorSession.site_id == site_id)
     )
     if first is None:
-        return []
-    paths, day = [], max(day_of(start), day_of(first))
+        return DaySources([])
+    paths, stale_days, day = [], [], max(day_of(start), day_of(first))
     while day < cut:
         found = current.get(day)
         if found is None:
-            return None
-        if found.sessions:
+            stale_days.append(day)
+        elif found.sessions:
             path = session_files.day_path(directory, site_id, day, found.token)
-            if not path.exists():
-                return None
-            paths.append(str(path))
+            if path.exists():
+                paths.append(str(path))
+            else:
+                stale_days.append(day)
         day += DAY
-    return paths
+    if len(stale_days) > STALE_DAYS_READ:
+        return None
+    if not stale_days:
+        return DaySources(paths)
+    stale = pa.concat_tables([session_files.day_rows(session, site_id, d) for d in stale_days])
+    return DaySources(paths, stale, tuple(stale_days))
 
 
 def _ending_key(steps: int) -> str:
@@ -72,9 +121,9 @@ def _ending_key(steps: int) -> str:
 Filters = tuple[str | None, str | None, str | None]  # start path, end path, rule
 
 
-def _scan(paths: list[str], span: tuple[datetime, datetime], filters: Filters) -> str:
-    """DuckDB: FROM and WHERE of the sessions of the files that started in `span` and pass
-    `filters` (journeys' _filters)."""
+def _scan(sources: DaySources, span: tuple[datetime, datetime], filters: Filters) -> str:
+    """DuckDB: FROM and WHERE of the sessions of the sources that started in `span` and
+    pass `filters` (journeys' _filters)."""
     start, cut = span
     first, end, rule = filters
     where = [
@@ -87,8 +136,7 @@ def _scan(paths: list[str], span: tuple[datetime, datetime], filters: Filters) -
         where.append(f"last_path = {_quoted(end)}")
     if rule:
         where.append(f"contains(rules, {_quoted(f'|{rule}|')})")
-    listed = ", ".join(_quoted(path) for path in paths)
-    return f" FROM read_parquet([{listed}]) WHERE {' AND '.join(where)}"
+    return f" FROM {sources.relation()} WHERE {' AND '.join(where)}"
 
 
 def _key(steps: int, filters: Filters) -> str:
@@ -97,19 +145,19 @@ def _key(steps: int, filters: Filters) -> str:
 
 
 def counted(
-    paths: list[str], span: tuple[datetime, datetime], steps: int, filters: Filters
+    sources: DaySources, span: tuple[datetime, datetime], steps: int, filters: Filters
 ) -> list[Row]:
-    """Per journey of the sessions of the files (day_paths of the span) that started in
-    `span` ([start, cut)) and pass `filters`: (key, sessions, converted, smallest id,
+    """Per journey of the sessions of the sources (day_sources of the span) that started
+    in `span` ([start, cut)) and pass `filters`: (key, sessions, converted, smallest id,
     visitors), keyed as journeys keys them."""
-    if not paths:
+    if sources.empty:
         return []
     converted = "count(*)" if filters[2] else "coalesce(sum(converted), 0)"
     sql = (
         f"SELECT {_key(steps, filters)} AS journey, count(*), {converted}, min(id),"
-        f" count(DISTINCT visitor_id){_scan(paths, span, filters)} GROUP BY journey"
+        f" count(DISTINCT visitor_id){_scan(sources, span, filters)} GROUP BY journey"
     )
-    con = connect()
+    con = sources.connect()
     try:
         return [tuple(row) for row in con.execute(sql).fetchall()]
     finally:
@@ -117,22 +165,22 @@ def counted(
 
 
 def journeys_of(
-    paths: list[str],
+    sources: DaySources,
     span: tuple[datetime, datetime],
     steps: int,
     filters: Filters,
     visitors: list[str],
 ) -> dict[str, set]:
-    """Per visitor of `visitors`, the journeys of their sessions of the files that started
-    in `span` and pass `filters` (journeys' _look_up_earlier, in one scan)."""
+    """Per visitor of `visitors`, the journeys of their sessions of the sources that
+    started in `span` and pass `filters` (journeys' _look_up_earlier, in one scan)."""
     found: dict[str, set] = {visitor: set() for visitor in visitors}
-    if not paths or not visitors:
+    if sources.empty or not visitors:
         return found
     sql = (
-        f"SELECT DISTINCT visitor_id, {_key(steps, filters)}{_scan(paths, span, filters)}"  # noqa: S608 - our names, quoted values
+        f"SELECT DISTINCT visitor_id, {_key(steps, filters)}{_scan(sources, span, filters)}"  # noqa: S608 - our names, quoted values
         " AND visitor_id IN (SELECT visitor_id FROM asked_visitors)"
     )
-    con = connect()
+    con = sources.connect()
     try:
         con.register("asked_visitors", pa.table({"visitor_id": pa.array(visitors, pa.string())}))
         for visitor, journey in con.execute(sql).fetchall():

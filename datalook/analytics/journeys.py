@@ -177,12 +177,12 @@ def _settled_counts(
     span: tuple[datetime, datetime],
 ) -> tuple[JourneyCounts, list[str] | None]:
     """The figures per journey of the settled part (`span`: [start, cut)), and the
-    sessions' day files that cover it (journey_days; None: counted from the table)."""
-    paths = journey_days.day_paths(session, site_id, *span)
-    if paths is None:
+    sources that cover it (journey_days; None: counted from the table)."""
+    sources = journey_days.day_sources(session, site_id, *span)
+    if sources is None:
         return _counted(session, query, _span_filters(site_id, span, query)), None
-    rows = journey_days.counted(paths, span, query.steps, _day_filters(query))
-    return JourneyCounts.of_rows(rows), paths
+    rows = journey_days.counted(sources, span, query.steps, _day_filters(query))
+    return JourneyCounts.of_rows(rows), sources
 
 
 def _day_filters(query: JourneyQuery) -> journey_days.Filters:
@@ -253,10 +253,10 @@ def top_journeys(
     generation, so their figures are kept per process under that generation; the fresh
     part (a day at most) is counted each time and added, its visitors counted only where
     they have no earlier session of the journey in the range. A process's first view of
-    the settled part counts it with DuckDB from the sessions' day files when they cover it
-    (journey_days; the same figures), and the journeys of the fresh part's visitors from
-    the same files. With `kept` ((visitor, start) of the sessions to count), only those,
-    from the table.
+    the settled part counts it with DuckDB from the sessions' day files when they cover it,
+    but for a few changed days read from the table (journey_days; the same figures), and
+    the journeys of the fresh part's visitors from the same sources. With `kept`
+    ((visitor, start) of the sessions to count), only those, from the table.
     """
     if kept is not None:
         return _kept_journeys(session, site_id, rng, query, kept)
@@ -266,11 +266,11 @@ def top_journeys(
     generation = settled.generation(session, GENERATION)
     cache_key = ("journeys", site_id, generation, query, rng.start_utc, cut)
     found = _cache.get(cache_key)
-    paths = None
+    sources = None
     if found is None:
         # With, per visitor looked up, the journeys of their kept sessions: the fresh
         # part's visitors change little from one view to the next.
-        settled_counts, paths = _settled_counts(session, site_id, query, (rng.start_utc, cut))
+        settled_counts, sources = _settled_counts(session, site_id, query, (rng.start_utc, cut))
         found = (settled_counts, {})
         _cache.put(cache_key, found)
     old, known = found
@@ -278,10 +278,10 @@ def top_journeys(
     if cut < rng.end_utc:
         fresh, pairs = _fresh(session, query, _span_filters(site_id, (cut, rng.end_utc), query))
         visitors = sorted({visitor for _, visitor in pairs})
-        if paths is not None:  # a first view: every visitor at once, from the same files
+        if sources is not None:  # a first view: every visitor at once, from the same sources
             span = (rng.start_utc, cut)
             known.update(
-                journey_days.journeys_of(paths, span, query.steps, _day_filters(query), visitors)
+                journey_days.journeys_of(sources, span, query.steps, _day_filters(query), visitors)
             )
         _look_up_earlier(session, site_id, query, visitors, (rng.start_utc, cut), known)
         for key, n in fresh.sessions.items():

@@ -162,8 +162,8 @@ def _version(session: Session, site_id: int, day: datetime) -> int:
     return int(found or 0)
 
 
-def _rows(session: Session, site_id: int, day: datetime) -> pa.Table:
-    """The day's sessions as the file's rows (read as the driver's own tuples: no Row
+def day_rows(session: Session, site_id: int, day: datetime) -> pa.Table:
+    """The day's sessions as its file's rows, read now (as the driver's own tuples: no Row
     object per session, SQLite's time text cast by Arrow)."""
     t = VisitorSession.__table__.c
     statement = select(*[t[name] for name in COLUMNS.names]).where(
@@ -185,7 +185,7 @@ def _build_day(
 ) -> None:
     """Build one day's file and store its row if the day did not change meanwhile."""
     version = _version(session, site_id, day)  # first: rows read after it are as new
-    table = _rows(session, site_id, day)
+    table = day_rows(session, site_id, day)
     session.rollback()
     token = files.new_token()
     path = day_path(directory, site_id, day, token)
