@@ -6,7 +6,8 @@ slow ingestion. One server, started as `make run` starts it, takes scenario 2 of
 `bench.run` (POST /event, one key, limit raised) in interleaved rounds:
 
 - "fold on": the fold process runs as in production (every ANALYTICS_FOLD_INTERVAL_S);
-- "fold off": the same process is paused (SIGSTOP) for the round.
+- "fold off": the same process is paused (SIGSTOP, between two of its writes: pause) for
+  the round.
 
 Before every round the fold is let run until it has caught up, so each round starts with
 no backlog; that catch-up happens between rounds and is not measured. So a "fold on"
@@ -64,16 +65,43 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def fold_process(master: int) -> int:
-    """The pid of the fold process started beside the server's master."""
-    for pid in children(master):
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"analytics" in command and b"fold" in command:
-            return pid
+def fold_process(master: int, timeout: float = 60.0) -> int:
+    """The pid of the fold process (`flask analytics fold`) started beside the server's
+    master: a child of its supervisor (`flask analytics supervise -- ... fold`), whose own
+    command line names the fold too, so it is told apart by its subcommand. (Until this
+    looked at the master's children only, it found the supervisor: the rounds "off" paused
+    the supervisor, and the fold went on.)"""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        waiting = children(master)
+        while waiting:
+            pid = waiting.pop()
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if _subcommand(command) == (b"analytics", b"fold"):
+                return pid
+            waiting.extend(children(pid))
+        time.sleep(0.2)
     raise RuntimeError("no fold process found beside the server")
+
+
+def pause(fold: int, database: Path) -> None:
+    """SIGSTOP the fold between two of its writes: with the writers' lock held here (the
+    fold writes only under it), so that no writer waits for a stopped process's lock."""
+    from datalook.sql import filelock
+
+    with filelock.for_database(str(database)).hold():
+        os.kill(fold, signal.SIGSTOP)
+
+
+def _subcommand(command: list[bytes]) -> tuple[bytes, ...]:
+    """The flask subcommand of a command line (the group and command after `--app X`)."""
+    for index, word in enumerate(command):
+        if word == b"--app":
+            return tuple(command[index + 2 : index + 4])
+    return ()
 
 
 def _read(database: Path, sql: str) -> int:
@@ -159,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                 for side in order:
                     caught_up(database)
                     if side == "off":
-                        os.kill(fold, signal.SIGSTOP)
+                        pause(fold, database)
                     first = top_id(database)
                     before = cpu_seconds([fold])[fold]
                     try:

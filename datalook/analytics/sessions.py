@@ -14,6 +14,7 @@ sessions of a span of time again from the events left.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable
@@ -25,9 +26,9 @@ from sqlalchemy import ColumnElement, Table, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from ..models import Event, utcnow
-from ..sql.compiled import driver_rows
+from ..sql.compiled import CompiledStatement, StatementCache, driver_rows
 from . import cursors, settled
-from .funnels.models import DerivedCursor, VisitorSession
+from .funnels.models import JOURNEY_KEYS, DerivedCursor, VisitorSession
 from .store import session_days
 
 GAP = timedelta(minutes=30)
@@ -152,14 +153,41 @@ def head_keys(head: list[str]) -> dict[str, int]:
     return {f"j{n}": key for n, key in enumerate(keys, start=1)}
 
 
+# Step sequences encoded and keyed, per process: visitors follow the same few paths, so most
+# sessions repeat a sequence seen before (bounded, least recently used out).
+_SEQUENCES_CACHED = 65_536
+
+
+@functools.lru_cache(maxsize=_SEQUENCES_CACHED)
+def _encoded(steps: tuple[str, ...]) -> tuple[str, str]:
+    """encode_steps of a sequence, remembered."""
+    return encode_steps(list(steps))
+
+
+@functools.lru_cache(maxsize=_SEQUENCES_CACHED)
+def _keyed(head: tuple[str, ...]) -> dict[str, int]:
+    """head_keys of a sequence, remembered (callers copy it, never change it)."""
+    return head_keys(list(head))
+
+
+def encode_steps_cached(steps: list[str]) -> tuple[str, str]:
+    """encode_steps, from the process's cache of sequences."""
+    return _encoded(tuple(steps))
+
+
+def head_keys_cached(head: list[str]) -> dict[str, int]:
+    """head_keys, from the process's cache of sequences."""
+    return _keyed(tuple(head))
+
+
 def to_row(
     site_id: int,
     state: SessionState,
-    encode: Callable[[list[str]], tuple[str, str]] = encode_steps,
-    keys: Callable[[list[str]], dict[str, int]] = head_keys,
+    encode: Callable[[list[str]], tuple[str, str]] = encode_steps_cached,
+    keys: Callable[[list[str]], dict[str, int]] = head_keys_cached,
 ) -> dict:
-    """The visitor_sessions row of a session (`encode` and `keys` may be cached versions
-    of encode_steps and head_keys: the seed's walks repeat)."""
+    """The visitor_sessions row of a session (ROW_COLUMNS; `encode` and `keys` compute
+    encode_steps and head_keys, by default from the process's cache of sequences)."""
     head, cuts = encode(state.head)
     tail, tail_cuts = encode(state.tail)
     return {
@@ -181,6 +209,44 @@ def to_row(
         "converted": int(state.converted),
         **keys(state.head),
     }
+
+
+# What to_row fills, in the order of its row (the table's other columns: its id).
+ROW_COLUMNS = [
+    "site_id",
+    "visitor_id",
+    "started_at",
+    "ended_at",
+    "events",
+    "browser_pageviews",
+    "duration_us",
+    "path_count",
+    "paths",
+    "cuts",
+    "tail",
+    "tail_cuts",
+    "last_path",
+    "rules",
+    "converted",
+    *JOURNEY_KEYS,
+]
+_STATEMENTS = StatementCache(
+    {"insert": lambda d: CompiledStatement(insert(VisitorSession.__table__), d, ROW_COLUMNS)}
+)
+
+
+def insert_rows(tx: Session, rows: list[dict]) -> None:
+    """INSERT rows of to_row in one driver call, in the caller's transaction (without
+    SQLAlchemy's work per row: a batch of new visitors makes a session per event)."""
+    if not rows:
+        return
+    connection = tx.connection()
+    statement = _STATEMENTS.get("insert", connection.dialect)
+    cursor = connection.connection.cursor()
+    try:
+        statement.execute_bound(cursor, statement.bind(rows))
+    finally:
+        cursor.close()
 
 
 def from_row(row) -> SessionState:
@@ -287,8 +353,7 @@ def store_changes(tx: Session, changes: SessionChanges) -> None:
     gone = changes.gone
     for offset in range(0, len(gone), VISITORS_PER_QUERY):
         tx.execute(delete(table).where(table.c.id.in_(gone[offset : offset + VISITORS_PER_QUERY])))
-    if changes.made:
-        tx.execute(insert(table), changes.made)
+    insert_rows(tx, changes.made)
 
 
 def _sessions_near(
@@ -410,8 +475,7 @@ def rederive(
     if starts:
         session_days.bump_span(tx.connection(), site_id, min(starts), max(starts))
     tx.execute(delete(table).where(*where))
-    if found:
-        tx.execute(insert(table), [to_row(site_id, state) for state in found])
+    insert_rows(tx, [to_row(site_id, state) for state in found])
     return len(found)
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from ..analytics import rebuild, supervisor, worker
 from ..analytics.rollups import fold as summaries
 from ..extensions import db
+from ..lifecycle import freeze_loaded_objects
 from ..models import Site
 from . import store as store_commands
 from .common import CommandGroup, fail, site_by_domain
@@ -56,6 +57,9 @@ def analytics_fold(interval: float) -> None:
     if folder is None:
         raise click.ClickException("this app has no database")
     folder.interval = interval
+    # A process that runs for days: its collections should walk what a fold makes, not
+    # the app (lifecycle does the same in each server worker).
+    freeze_loaded_objects()
     folder.run()
 
 
