@@ -267,37 +267,6 @@ def test_batches_stop_between_two_once_the_deadline_passes(app, client, monkeypa
         assert sessions.position(session) == 20 == backlog.newest_id(session) - 20
 
 
-@pytest.mark.parametrize(("bounded", "sizes"), [(True, [3, 3, 3, 3, 3, 3, 2]), (False, [10, 10])])
-def test_the_fold_tick_writes_small_batches_and_a_full_catch_up_large_ones(
-    app, client, monkeypatch, bounded, sizes
-):
-    # Each batch is stored under the writers' lock that ingestion waits for: the fold
-    # process's ticks (`seconds`) keep them at TICK_BATCH; an unbounded call uses BATCH.
-    sign_up(client)
-    site_id = add_site(client)
-    bulk_store(app, site_id, 20, visitors=5)
-    monkeypatch.setattr(cursors, "BATCH", 10)
-    monkeypatch.setattr(cursors, "TICK_BATCH", 3)
-    derived = []
-
-    def noted(tx, after_id, up_to_id):
-        """derive_changes, noting each batch's events."""
-        derived.append(up_to_id - after_id)
-        return sessions.derive_changes(tx, after_id, up_to_id)
-
-    with app.app_context():
-        session = db.session()
-        passed = cursors.derive_in_two_phases(
-            session,
-            sessions.CURSOR,
-            noted,
-            sessions.store_changes,
-            seconds=60.0 if bounded else None,
-        )
-        assert passed == 20 and sessions.position(session) == backlog.newest_id(session)
-    assert derived == sizes
-
-
 def test_a_read_waits_for_the_host_lock_no_longer_than_its_budget(app, client):
     sign_up(client)
     site_id = add_site(client)

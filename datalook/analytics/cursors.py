@@ -53,12 +53,6 @@ BATCH = 20_000
 # sessions 4.5 s on a busy machine, far past a budget of half a second.
 FIRST_TIMED_BATCH = 500
 SMALLEST_TIMED_BATCH = 100
-# A bounded call (`seconds`: the fold process's tick, beside the server) writes batches of
-# at most this many events. Each batch is stored under the writers' lock, which every
-# ingestion request waits for, and the fold runs at low priority, so a busy machine
-# stretches a long hold further: batches of 10,000-20,000 events held it for tens of ms and
-# tripled /event's p99 (bench.fold_cost, bench/README.md).
-TICK_BATCH = 2_000
 Derived = TypeVar("Derived")
 
 
@@ -272,9 +266,9 @@ def derive_in_two_phases(
     ``derive(session, after_id, up_to_id)`` only reads and returns what to write;
     ``store(session, result)`` writes it, inside a short transaction under the writers'
     lock that also moves the cursor, if nobody moved it meanwhile (else the batch is
-    derived again). Batches of `batch` events (BATCH by default). With `seconds`, batches
-    of at most TICK_BATCH, and stops after the first stored batch that ends past that many
-    seconds (the rest is for the next call); with `deadline` (a time.monotonic() value: a report's budget), begins no batch
+    derived again). Batches of `batch` events (BATCH by default). With `seconds`, stops
+    after the first stored batch that ends past that many seconds (the rest is for the next
+    call); with `deadline` (a time.monotonic() value: a report's budget), begins no batch
     once it has passed, not even the first, and sizes each batch to the time left (at most
     `batch`); without either, goes on to the newest safe event. `create=False`: a cursor
     that does not exist (any more) is not made; nothing is derived. Returns how many events
@@ -285,8 +279,6 @@ def derive_in_two_phases(
     engine = session.get_bind().engine  # the bind is an Engine here; .engine says so to mypy
     stop_after = None if seconds is None else time.monotonic() + seconds
     largest = batch or BATCH
-    if seconds is not None:
-        largest = min(largest, TICK_BATCH)
     size = largest if deadline is None else min(largest, FIRST_TIMED_BATCH)
     passed = 0
     while True:
