@@ -175,7 +175,7 @@ def _settled_counts(
     site_id: int,
     query: JourneyQuery,
     span: tuple[datetime, datetime],
-) -> tuple[JourneyCounts, list[str] | None]:
+) -> tuple[JourneyCounts, journey_days.DaySources | None]:
     """The figures per journey of the settled part (`span`: [start, cut)), and the
     sources that cover it (journey_days; None: counted from the table)."""
     sources = journey_days.day_sources(session, site_id, *span)

@@ -231,7 +231,11 @@ ROW_COLUMNS = [
     *JOURNEY_KEYS,
 ]
 _STATEMENTS = StatementCache(
-    {"insert": lambda d: CompiledStatement(insert(VisitorSession.__table__), d, ROW_COLUMNS)}
+    {
+        "insert": lambda d: CompiledStatement(
+            insert(cast(Table, VisitorSession.__table__)), d, ROW_COLUMNS
+        )
+    }
 )
 
 
