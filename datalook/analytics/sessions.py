@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from ..models import Event, utcnow
 from ..sql.compiled import CompiledStatement, StatementCache, driver_rows
 from . import cursors, settled
-from .funnels.models import JOURNEY_KEYS, DerivedCursor, VisitorSession
+from .funnels.models import DerivedCursor, VisitorSession
 from .store import session_days
 
 GAP = timedelta(minutes=30)
@@ -211,25 +211,8 @@ def to_row(
     }
 
 
-# What to_row fills, in the order of its row (the table's other columns: its id).
-ROW_COLUMNS = [
-    "site_id",
-    "visitor_id",
-    "started_at",
-    "ended_at",
-    "events",
-    "browser_pageviews",
-    "duration_us",
-    "path_count",
-    "paths",
-    "cuts",
-    "tail",
-    "tail_cuts",
-    "last_path",
-    "rules",
-    "converted",
-    *JOURNEY_KEYS,
-]
+# What to_row fills: every column of visitor_sessions but its id.
+ROW_COLUMNS = [c.name for c in VisitorSession.__table__.columns if c.name != "id"]
 _STATEMENTS = StatementCache(
     {
         "insert": lambda d: CompiledStatement(
@@ -248,7 +231,7 @@ def insert_rows(tx: Session, rows: list[dict]) -> None:
     statement = _STATEMENTS.get("insert", connection.dialect)
     cursor = connection.connection.cursor()
     try:
-        statement.execute_bound(cursor, statement.bind(rows))
+        statement.executemany(cursor, rows)
     finally:
         cursor.close()
 

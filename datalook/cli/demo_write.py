@@ -145,27 +145,10 @@ class SessionTracker:
         return rows
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _steps(steps: tuple[str, ...]) -> tuple[str, str]:
-    """sessions.encode_steps, once per distinct walk (a seed's walks repeat)."""
-    return sessions.encode_steps(list(steps))
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _head_keys(head: tuple[str, ...]) -> dict[str, int]:
-    """sessions.head_keys, once per distinct head (shared: callers copy it into a row)."""
-    return sessions.head_keys(list(head))
-
-
 def session_row(site_id: int, state: sessions.SessionState) -> dict:
-    """sessions.to_row, the same row, with the steps' encodings computed once per distinct
-    walk (to_row's hashing was most of the sessions' cost)."""
-    return sessions.to_row(
-        site_id,
-        state,
-        encode=lambda steps: _steps(tuple(steps)),
-        keys=lambda head: _head_keys(tuple(head)),
-    )
+    """sessions.to_row: its steps' encodings come from the process's cache of sequences (a
+    seed's walks repeat, and to_row's hashing was most of the sessions' cost)."""
+    return sessions.to_row(site_id, state)
 
 
 # Ids taken from the events' sequence in one statement (consecutive unless another writer
