@@ -160,16 +160,22 @@ class RefusalRecorder:
         self._engine: Engine | None = None
         self._thread_pid: int | None = None
 
+    def _budget_now(self, key_pk: int) -> _Budget:
+        """The key's budget for this second (a new one carries the skipped count over); the
+        caller holds the lock."""
+        second = int(self._clock())
+        budget = self._budgets.get(key_pk)
+        if budget is None or budget.second != second:
+            if len(self._budgets) > 10_000:  # keys are real rows, but stay bounded anyway
+                self._budgets.clear()
+            skipped = budget.skipped if budget is not None else 0
+            budget = self._budgets[key_pk] = _Budget(second, 0, skipped)
+        return budget
+
     def _admit(self, key_pk: int) -> int | None:
         """Spend one record of a key's budget: the number skipped before it, or None."""
-        second = int(self._clock())
         with self._lock:
-            budget = self._budgets.get(key_pk)
-            if budget is None or budget.second != second:
-                if len(self._budgets) > 10_000:  # keys are real rows, but stay bounded anyway
-                    self._budgets.clear()
-                skipped = budget.skipped if budget is not None else 0
-                budget = self._budgets[key_pk] = _Budget(second, 0, skipped)
+            budget = self._budget_now(key_pk)
             if budget.used >= self.per_key_per_second or len(self._pending) >= self.max_pending:
                 budget.skipped += 1
                 return None
@@ -190,15 +196,8 @@ class RefusalRecorder:
         """Count one refusal of this key that is not recorded (would_skip said so): the next
         record of the key says how many were skipped. Never writes a record itself, so a
         caller that skipped looking the key up cannot name a key that is gone."""
-        second = int(self._clock())
         with self._lock:
-            budget = self._budgets.get(key_pk)
-            if budget is None or budget.second != second:
-                if len(self._budgets) > 10_000:
-                    self._budgets.clear()
-                skipped = budget.skipped if budget is not None else 0
-                budget = self._budgets[key_pk] = _Budget(second, 0, skipped)
-            budget.skipped += 1
+            self._budget_now(key_pk).skipped += 1
 
     def refused(
         self,
